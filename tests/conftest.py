@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny generated drum-like one-shots and a tiny config that trains in seconds on CPU."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+TINY = [
+    "data.sample_rate=16000",
+    "data.clip_length=2048",
+    "data.mode=oneshot",
+    "data.val_fraction=0.25",
+    "model.bands=4",
+    "model.capacity=4",
+    "model.ratios=[2, 2]",
+    "model.latent_size=8",
+    "model.flow_hidden=16",
+    "model.discriminator.capacity=2",
+    "model.discriminator.scales=1",
+    "model.discriminator.periods=[2, 3]",
+    "train.batch_size=4",
+    "train.stft_sizes=[256, 128, 64]",
+    "train.band_stft_sizes=[64, 32, 16]",
+    "train.val_batches=1",
+    "train.beta_warmup_steps=2",
+]
+
+
+def tiny_overrides(root: Path, run_dir: Path, mode: str = "single", flows: int = 2, **extra: object) -> list[str]:
+    out = TINY + [
+        f"data.root={root}",
+        f"train.run_dir={run_dir}",
+        f"model.latent_mode={mode}",
+        f"model.posterior_flow_layers={flows}",
+        f"model.prior_flow_layers={flows}",
+    ]
+    out += [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
+    return out
+
+
+def drum(sr: int, seconds: float, seed: int) -> np.ndarray:
+    """A synthetic drum hit: a pitch-swept decaying sine plus a noise burst."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    f0 = rng.uniform(60, 400)
+    decay = rng.uniform(8, 30)
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 2 * np.exp(-t * 40))) / sr
+    tone = np.sin(phase) * np.exp(-t * decay)
+    noise = rng.standard_normal(len(t)) * np.exp(-t * decay * 3) * rng.uniform(0.1, 0.6)
+    return (0.6 * (tone + noise) / 1.6).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def drum_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("drums")
+    for i in range(12):
+        sf.write(root / f"hit_{i:02d}.wav", drum(16000, 0.15, i), 16000, subtype="PCM_16")
+    return root
+
+
+@pytest.fixture
+def tiny_config(drum_folder, tmp_path):
+    from vaedemo.config import load_config
+
+    def make(mode: str = "single", flows: int = 2, **extra: object):
+        return load_config(None, tiny_overrides(drum_folder, tmp_path / "run", mode, flows, **extra))
+
+    return make

@@ -1,0 +1,108 @@
+import subprocess
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vaedemo.audio import check_audio, load_audio, resample, save_audio, to_channels
+from vaedemo.errors import AudioError
+
+SR = 16000
+
+
+def _sine(n=SR, ch=1):
+    t = np.arange(n) / SR
+    x = 0.5 * np.sin(2 * np.pi * 440 * t)
+    return np.stack([x] * ch, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_wav_subtypes_decode_to_float(tmp_path, subtype):
+    p = tmp_path / "a.wav"
+    sf.write(p, _sine(), SR, subtype=subtype)
+    x, sr = load_audio(p)
+    assert sr == SR and x.dtype == np.float32 and x.shape == (SR, 1)
+    assert abs(np.abs(x).max() - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("fmt,subtype", [("flac", "PCM_16"), ("ogg", "VORBIS"), ("ogg", "OPUS"), ("mp3", "MPEG_LAYER_III")])
+def test_compressed_formats(tmp_path, fmt, subtype):
+    sr = 48000 if subtype == "OPUS" else SR
+    p = tmp_path / f"a.{fmt}"
+    x = _sine(sr, 2)
+    sf.write(p, x, sr, format=fmt.upper() if fmt != "mp3" else "MP3", subtype=subtype)
+    y, sr2 = load_audio(p)
+    assert sr2 == sr and y.shape[1] == 2 and abs(y.shape[0] - sr) < sr * 0.1
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+def test_ffmpeg_fallback_for_m4a(tmp_path):
+    wav = tmp_path / "a.wav"
+    sf.write(wav, _sine(), SR)
+    m4a = tmp_path / "a.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+    x, sr = load_audio(m4a)
+    assert sr == SR and abs(x.shape[0] - SR) < 2048 and np.abs(x).max() > 0.3
+
+
+def test_resample_and_channels(tmp_path):
+    p = tmp_path / "a.wav"
+    sf.write(p, _sine(SR, 2), SR)
+    x, sr = load_audio(p, sample_rate=44100, channels=1)
+    assert sr == 44100 and x.shape == (44100, 1)
+    assert resample(_sine(), SR, 8000).shape == (8000, 1)
+    six = np.random.default_rng(0).standard_normal((100, 6)).astype(np.float32)
+    assert to_channels(six, 2).shape == (100, 2)
+    assert to_channels(six, 1).shape == (100, 1)
+    assert np.array_equal(to_channels(_sine(10), 2)[:, 0], to_channels(_sine(10), 2)[:, 1])
+
+
+def test_save_round_trip(tmp_path):
+    x = _sine(1000, 2)
+    p = save_audio(tmp_path / "o.wav", x, SR, subtype="FLOAT")
+    y, _ = load_audio(p)
+    assert np.allclose(x, y)
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"this is not audio at all" * 10), "could not be decoded"),
+        (lambda p: sf.write(p, np.zeros((0, 1)), SR), "empty"),
+        (lambda p: sf.write(p, np.full((100, 1), np.nan), SR, subtype="FLOAT"), "NaN or infinite"),
+    ],
+)
+def test_bad_files_raise_audio_error(tmp_path, make, message):
+    p = tmp_path / "bad.wav"
+    make(p)
+    with pytest.raises(AudioError, match=message):
+        load_audio(p)
+
+
+def test_truncated_wav(tmp_path):
+    p = tmp_path / "t.wav"
+    sf.write(p, _sine(), SR)
+    data = p.read_bytes()
+    p.write_bytes(data[:30])
+    with pytest.raises(AudioError):
+        load_audio(p)
+
+
+def test_missing_and_too_long(tmp_path):
+    with pytest.raises(AudioError, match="does not exist"):
+        load_audio(tmp_path / "nope.wav")
+    p = tmp_path / "long.wav"
+    sf.write(p, np.zeros((SR * 3, 1), np.float32), SR)
+    with pytest.raises(AudioError, match=r"3 s long; the limit is 2 s"):
+        load_audio(p, max_seconds=2)
+
+
+def test_check_audio_arrays():
+    assert check_audio(np.zeros(10, np.int16), SR).dtype == np.float32
+    assert check_audio(np.zeros((2, 500)), SR).shape == (500, 2)  # (channels, samples) by mistake is transposed
+    with pytest.raises(AudioError, match="inf"):
+        check_audio(np.array([0.0, np.inf]), SR)
+    with pytest.raises(AudioError, match="channels"):
+        check_audio(np.zeros((100, 40)), SR)

@@ -1,0 +1,74 @@
+import pytest
+
+from vaedemo.config import Config, config_from_dict, load_config
+from vaedemo.errors import ConfigError
+from vaedemo.nn.vae import AudioVAE
+
+CONFIGS = ["configs/temporal_mono.yaml", "configs/single_flow_mono.yaml", "configs/single_flow_stereo.yaml"]
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_shipped_configs_load_and_build(path):
+    cfg = load_config(path)
+    model = AudioVAE(cfg)
+    assert cfg.data.clip_length % cfg.hop == 0
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_defaults_and_dotted_overrides():
+    cfg = load_config(None, ["model.latent_size=256", "model.ratios=[2, 2]", "train.lr=0.0005", "data.clip_length=4096"])
+    assert cfg.model.latent_size == 256 and cfg.model.ratios == [2, 2] and cfg.train.lr == 0.0005
+    assert cfg.hop == 16 * 4
+    assert isinstance(load_config(None, ["train.beta=1"]).train.beta, float)  # ints are fine for floats
+
+
+def test_round_trip_through_dict_and_yaml(tmp_path):
+    cfg = load_config("configs/single_flow_mono.yaml", ["model.latent_size=64"])
+    assert config_from_dict(cfg.to_dict()) == cfg
+    cfg.dump_yaml(tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_unknown_key_names_key_file_and_suggestion(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model:\n  latnet_size: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'model.latnet_size' in .*bad.yaml; did you mean 'model.latent_size'"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="unknown key 'modle'"):
+        load_config(None, ["modle.latent_size=3"])
+
+
+def test_wrong_type_names_key_and_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model:\n  latent_size: lots\n")
+    with pytest.raises(ConfigError, match=r"model.latent_size in .*bad.yaml must be an integer, got 'lots'"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="model.causal .* must be true or false"):
+        load_config(None, ["model.causal=3"])
+    with pytest.raises(ConfigError, match="model.ratios .* must be a list"):
+        load_config(None, ["model.ratios=4"])
+
+
+def test_clip_length_must_be_multiple_of_hop(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  clip_length: 44100\n")
+    with pytest.raises(ConfigError, match=r"data.clip_length \(44100\) must be a positive multiple of .* hop 512.*nearest is 44032.*c.yaml"):
+        load_config(p)
+
+
+def test_bands_power_of_two():
+    with pytest.raises(ConfigError, match="model.bands must be a power of two, got 12"):
+        load_config(None, ["model.bands=12"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "broken.yaml"
+    p.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+
+
+def test_default_config_is_valid():
+    assert isinstance(config_from_dict({}), Config)

@@ -1,0 +1,300 @@
+"""Typed configuration: dataclasses with defaults, YAML load/dump, dotted overrides and validation.
+
+A config is data: the full resolved config is stored with every checkpoint and a model is rebuilt from it alone.
+Validation errors are :class:`ConfigError` with one sentence naming the key and the file.
+
+>>> cfg = load_config(None, overrides=["model.latent_size=32"])
+>>> cfg.model.latent_size
+32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+LATENT_MODES = ("temporal", "single")
+DATA_MODES = ("oneshot", "crops")
+
+
+@dataclass
+class DataConfig:
+    """Where the audio comes from and how it is cut into training examples."""
+
+    root: str = "data/drums"  # folder of audio files (searched recursively)
+    sample_rate: int = 44100
+    channels: int = 1  # 1 = mono, 2 = stereo
+    clip_length: int = 44032  # samples per example; a multiple of the model's total hop
+    mode: str = "oneshot"  # oneshot: each file gives one clip from its start; crops: random crops of long files
+    val_fraction: float = 0.1
+    split_seed: int = 0  # the train/val split is a hash of (seed, relative path): stable across runs and machines
+    cache_dir: str | None = None  # decoded cache; default <root>/.vaedemo_cache
+    max_files: int | None = None
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Multi-scale waveform + multi-period (+ optional multi-resolution STFT) discriminator."""
+
+    capacity: int = 16
+    scales: int = 3  # number of waveform scales (0 = none)
+    periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    stft_sizes: list[int] = field(default_factory=list)  # e.g. [2048, 1024, 512]; empty = no STFT discriminator
+
+
+@dataclass
+class ModelConfig:
+    """The AudioVAE: PQMF bands, conv encoder/decoder, latent mode and flows."""
+
+    bands: int = 16  # PQMF bands, a power of two (1 = no PQMF)
+    capacity: int = 32  # channels of the first conv; doubled at each stride
+    ratios: list[int] = field(default_factory=lambda: [4, 4, 2])
+    dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
+    kernel_size: int = 3
+    causal: bool = False
+    latent_size: int = 16
+    latent_mode: str = "temporal"  # temporal: latent frames at sr / hop; single: one vector per fixed-length clip
+    single_channels: int = 8  # single mode: conv channels flattened into the fully connected head
+    posterior_flow_layers: int = 0  # RealNVP couplings after the Gaussian posterior (0 = plain Gaussian)
+    prior_flow_layers: int = 0  # RealNVP couplings of the learned prior (0 = standard normal)
+    flow_hidden: int = 256
+    flow_scale_bound: float = 2.0  # |log-scale| of each coupling stays below this
+    pqmf_attenuation: float = 100.0  # dB, prototype filter stop-band attenuation
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to ``lightning.Trainer``: hardware and distribution."""
+
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # "ddp" for several devices or nodes
+    precision: str = "32-true"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, the three phases, losses and logging."""
+
+    run_dir: str = "runs/default"
+    seed: int = 0
+    batch_size: int = 8
+    num_workers: int = 0
+    max_steps: int = 1000
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    disc_lr: float = 1e-4
+    # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
+    warmup_steps: int = 1000
+    discriminator_warmup_len: int = 0
+    freeze_encoder: bool = False  # freeze encoder and posterior in the adversarial phase (as RAVE does)
+    # KL weight, ramped (log-linear) from beta_start to beta over beta_warmup_steps
+    beta: float = 0.01
+    beta_start: float = 1e-6
+    beta_warmup_steps: int = 1000
+    stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128])
+    multiband_loss: bool = True
+    band_stft_sizes: list[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])
+    adversarial_weight: float = 1.0
+    feature_matching_weight: float = 10.0
+    grad_clip: float | None = 10.0
+    val_every_n_steps: int = 500
+    val_batches: int = 4
+    checkpoint_every_n_steps: int = 100
+    log_audio_every_n_val: int = 1
+
+
+@dataclass
+class Config:
+    """The whole experiment."""
+
+    name: str = "vaedemo"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    @property
+    def hop(self) -> int:
+        """Samples per latent frame: PQMF bands times the product of the strides."""
+        return self.model.bands * math.prod(self.model.ratios)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def dump_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+# ----------------------------------------------------------------------------------------------------------- building
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return f"a list of {_type_name(inner).split(' ', 1)[1]}s"
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0]) + " or null"
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin is not None and type(None) in typing.get_args(tp):
+        if value is None:
+            return None
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        origin = typing.get_origin(tp)
+    ok = True
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            ok = False
+        else:
+            return [_coerce(v, inner, key, source) for v in value]
+    elif tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{key} in {source} must be {_type_name(tp)}, got {value!r}.")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} in {source} must be a mapping, got {values!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(names)}."
+            raise ConfigError(f"unknown key '{prefix}{key}' in {source}" + hint)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, tp, f"{prefix}{key}", source)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _apply_override(tree: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.subkey=value.")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{item}' goes below '{p}', which is not a section.")
+    node[parts[-1]] = value
+
+
+def config_from_dict(values: dict[str, Any], source: str = "the config") -> Config:
+    """Build and validate a :class:`Config` from a (possibly partial) nested dict."""
+    cfg = _build(Config, _merge(dataclasses.asdict(Config()), values or {}), "", source)
+    validate(cfg, source)
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load YAML (or start from defaults when ``path`` is None), apply ``key=value`` overrides, validate."""
+    values: dict[str, Any] = {}
+    source = "the defaults"
+    if path is not None:
+        source = str(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {source} does not exist.")
+        try:
+            values = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source} is not valid YAML ({str(e).splitlines()[0]}).") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
+    for item in overrides or []:
+        _apply_override(values, item)
+    if overrides:
+        source = f"{source} with overrides {' '.join(overrides)}"
+    return config_from_dict(values, source)
+
+
+def _power_of_two(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+def validate(cfg: Config, source: str = "the config") -> None:
+    """Check relations between keys; raise :class:`ConfigError` naming the key and the file."""
+    m, d, t = cfg.model, cfg.data, cfg.train
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"{msg} (in {source}).")
+
+    need(_power_of_two(m.bands), f"model.bands must be a power of two, got {m.bands}")
+    need(m.latent_mode in LATENT_MODES, f"model.latent_mode must be one of {LATENT_MODES}, got '{m.latent_mode}'")
+    need(d.mode in DATA_MODES, f"data.mode must be one of {DATA_MODES}, got '{d.mode}'")
+    need(len(m.ratios) > 0 and all(r >= 1 for r in m.ratios), f"model.ratios must be positive, got {m.ratios}")
+    need(m.capacity >= 1 and m.latent_size >= 1, "model.capacity and model.latent_size must be positive")
+    need(m.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {m.kernel_size}")
+    need(d.channels in (1, 2), f"data.channels must be 1 (mono) or 2 (stereo), got {d.channels}")
+    need(d.sample_rate >= 8000, f"data.sample_rate must be at least 8000, got {d.sample_rate}")
+    need(0.0 <= d.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    need(
+        d.clip_length > 0 and d.clip_length % cfg.hop == 0,
+        f"data.clip_length ({d.clip_length}) must be a positive multiple of the model's total hop "
+        f"{cfg.hop} (bands {m.bands} x ratios {m.ratios}); the nearest is {max(1, round(d.clip_length / cfg.hop)) * cfg.hop}",
+    )
+    flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
+    need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
+    need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
+    need(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps must be positive")
+    need(t.warmup_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
+    need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")
+    need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
+    need(
+        all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes),
+        "train.stft_sizes and train.band_stft_sizes must be powers of two",
+    )
+    need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")

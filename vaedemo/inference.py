@@ -1,0 +1,201 @@
+"""Engine: inference on plain numpy arrays — reconstruct, encode, decode, sample, interpolate.
+
+Audio in and out is float32 (samples, channels) (1-D input is taken as mono). ``reconstruct`` accepts any length,
+sample rate and channel count and returns the same shape at the same rate: mono models treat each channel on its own,
+stereo models take channel pairs (a mono input comes back as stereo). Temporal models process long audio in
+overlapping chunks whose margins cover the receptive field, so the result equals whole-signal processing (no seams);
+single-latent models go clip by clip. Everything is deterministic: reconstruction uses the posterior mean, sampling
+uses a seeded generator.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import check_audio, resample, to_channels
+from .checkpoint import Bundle, load
+from .errors import VaedemoError
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation along the last axis (lerp where the vectors are nearly parallel)."""
+    na = np.linalg.norm(a, axis=-1, keepdims=True)
+    nb = np.linalg.norm(b, axis=-1, keepdims=True)
+    cos = np.sum(a * b, axis=-1, keepdims=True) / np.maximum(na * nb, 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    so = np.sin(omega)
+    safe = so > 1e-6
+    wa = np.where(safe, np.sin((1 - t) * omega) / np.where(safe, so, 1.0), 1 - t)
+    wb = np.where(safe, np.sin(t * omega) / np.where(safe, so, 1.0), t)
+    return (wa * a + wb * b).astype(np.float32)
+
+
+def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
+    """``steps`` latents from a to b inclusive; temporal latents (frames, D) are interpolated frame by frame and
+    cut to the shorter of the two."""
+    if method not in ("slerp", "lerp"):
+        raise VaedemoError(f"interpolation method must be 'slerp' or 'lerp', got '{method}'.")
+    if steps < 2:
+        raise VaedemoError(f"an interpolation needs at least 2 steps, got {steps}.")
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.shape[-1] != b.shape[-1]:
+        raise VaedemoError(f"latents of different sizes cannot be interpolated ({a.shape[-1]} vs {b.shape[-1]}).")
+    if a.ndim == 2:
+        n = min(a.shape[0], b.shape[0])
+        a, b = a[:n], b[:n]
+    out = []
+    for t in np.linspace(0.0, 1.0, steps):
+        out.append(slerp(a, b, float(t)) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32))
+    return np.stack(out)
+
+
+class Engine:
+    """Inference over one bundle. ``Engine("checkpoints/NAME")`` or ``Engine(vaedemo.load(...))``."""
+
+    def __init__(self, bundle: Bundle | str | Path, device: str = "cpu", chunk_seconds: float = 8.0, batch: int = 16):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load(bundle, device=device)
+        self.model = self.bundle.model.to(device).eval()
+        self.device = torch.device(device)
+        cfg = self.bundle.config
+        self.config = cfg
+        self.sample_rate = cfg.data.sample_rate
+        self.channels = cfg.data.channels
+        self.single = cfg.model.latent_mode == "single"
+        self.latent_size = cfg.model.latent_size
+        self.hop = self.model.hop
+        self.clip_length = cfg.data.clip_length
+        self.has_prior_flow = cfg.model.prior_flow_layers > 0
+        self.batch = batch
+        self.margin = math.ceil(self.model.receptive_field / self.hop) * self.hop
+        self.chunk = max(self.hop, int(chunk_seconds * self.sample_rate) // self.hop * self.hop)
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+    def _groups(self, x: np.ndarray) -> np.ndarray:
+        """(samples, C_in) -> (G, C_model, samples): the channel groups the model processes."""
+        c_in = x.shape[1]
+        if self.channels == 1:
+            return x.T[:, None, :]
+        if c_in == 1:
+            return np.repeat(x.T[None], 2, axis=1)
+        if c_in % 2:
+            x = np.concatenate([x, x[:, -1:]], axis=1)
+        return x.T.reshape(-1, 2, x.shape[0])
+
+    def _ungroup(self, y: np.ndarray, c_in: int) -> np.ndarray:
+        """(G, C_model, samples) -> (samples, C_out)."""
+        if self.channels == 1:
+            return y[:, 0, :].T
+        if c_in == 1:
+            return y[0].T
+        flat = y.reshape(-1, y.shape[-1]).T
+        if c_in % 2:
+            flat = np.concatenate([flat[:, : c_in - 1], flat[:, c_in - 1 : c_in + 1].mean(1, keepdims=True)], axis=1)
+        return flat
+
+    @torch.inference_mode()
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction of (G, C, T) at the model rate, any T."""
+        if self.single:
+            return torch.cat([self._run_clips(x[i : i + 1]) for i in range(x.shape[0])])
+        t = x.shape[-1]
+        total = -(-t // self.hop) * self.hop
+        x = torch.nn.functional.pad(x, (0, total - t))
+        if total <= self.chunk + 2 * self.margin:
+            return self.model(x, sample=False).audio[..., :t]
+        out = torch.empty_like(x)
+        for s in range(0, total, self.chunk):
+            e = min(s + self.chunk, total)
+            a, b = max(0, s - self.margin), min(total, e + self.margin)
+            y = self.model(x[..., a:b], sample=False).audio
+            out[..., s:e] = y[..., s - a : e - a]
+        return out[..., :t]
+
+    def _run_clips(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[-1]
+        n = -(-t // self.clip_length)
+        x = torch.nn.functional.pad(x, (0, n * self.clip_length - t))
+        clips = x.reshape(x.shape[1], n, self.clip_length).permute(1, 0, 2)  # (n, C, L)
+        outs = [self.model(clips[i : i + self.batch], sample=False).audio for i in range(0, n, self.batch)]
+        y = torch.cat(outs).permute(1, 0, 2).reshape(1, x.shape[1], n * self.clip_length)
+        return y[..., :t]
+
+    def prepare(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """Validate and resample to the model rate, keeping the channels: (samples, C_in)."""
+        x = check_audio(audio, sr)
+        return resample(x, sr, self.sample_rate)
+
+    # ------------------------------------------------------------------------------------------------ public API
+    def reconstruct(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """Encode and decode; returns float32 (samples, channels) at ``sr`` with exactly the input's length."""
+        x = check_audio(audio, sr)
+        n, c_in = x.shape
+        xm = resample(x, sr, self.sample_rate)
+        y = self._run(self._tensor(self._groups(xm))).cpu().numpy()
+        y = self._ungroup(y, c_in)
+        y = resample(y, self.sample_rate, sr)
+        if y.shape[0] < n:
+            y = np.pad(y, ((0, n - y.shape[0]), (0, 0)))
+        return np.ascontiguousarray(y[:n], dtype=np.float32)
+
+    @torch.inference_mode()
+    def encode(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """Posterior-mean latents of audio converted to the model's channels: (clips, D) single-latent models (one
+        vector per clip_length samples), (frames, D) temporal models."""
+        x = to_channels(self.prepare(audio, sr), self.channels)
+        z = self.model.embed(self._tensor(x.T[None]))
+        z = z if self.single else z[0].T
+        return z.cpu().numpy().astype(np.float32)
+
+    @torch.inference_mode()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Latents (D,), (clips, D) or (frames, D) -> float32 (samples, channels) at the model rate."""
+        z = np.asarray(z, np.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.shape[-1] != self.latent_size:
+            raise VaedemoError(f"latents must have {self.latent_size} dimensions, got {z.shape[-1]}.")
+        t = self._tensor(z)
+        if self.single:
+            y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+            y = y.permute(1, 0, 2).reshape(self.channels, -1)  # clips one after another
+        else:
+            y = self.model.decode(t.T[None])[0]
+        return y.T.cpu().numpy().astype(np.float32)
+
+    def sample_latents(
+        self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
+    ) -> np.ndarray:
+        """Prior latents: (n, D) single-latent, (n, frames, D) temporal (``seconds`` long, default one clip)."""
+        if n < 1:
+            raise VaedemoError(f"the number of samples must be at least 1, got {n}.")
+        g = torch.Generator().manual_seed(int(seed))
+        frames = None
+        if not self.single:
+            frames = max(1, round((seconds or self.clip_length / self.sample_rate) * self.sample_rate / self.hop))
+        with torch.inference_mode():
+            z = self.model.latent.sample_prior(n, frames, float(temperature), g, use_flow and self.has_prior_flow)
+        z = z.cpu().numpy().astype(np.float32)
+        return z if self.single else z.transpose(0, 2, 1)
+
+    def sample(
+        self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
+    ) -> np.ndarray:
+        """n sounds from the prior: float32 (n, samples, channels) at the model rate; same seed, same audio."""
+        z = self.sample_latents(n, temperature, seed, use_flow, seconds)
+        return np.stack([self.decode(zi) for zi in z])
+
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 5, method: str = "slerp") -> np.ndarray:
+        """Decode the path between latents a and b (as returned by ``encode`` / ``sample_latents``):
+        float32 (steps, samples, channels). Single-latent inputs of several clips use their first clip."""
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        if self.single:
+            a, b = a.reshape(-1, self.latent_size)[0], b.reshape(-1, self.latent_size)[0]
+        path = interpolate_latents(a, b, steps, method)
+        return np.stack([self.decode(z) for z in path])

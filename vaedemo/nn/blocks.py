@@ -1,0 +1,63 @@
+"""Building blocks: padded 1-D convs (causal or centred), residual dilated units, strided down/up-sampling.
+
+Every block maps a length L to exactly L (or L / r, L * r for the resampling blocks): padding is explicit, so the
+exact-length contract of :class:`~vaedemo.nn.vae.AudioVAE` only needs the input padded to a multiple of the hop.
+Each block also reports its receptive field in its own input samples (``span``), which sizes seamless chunking.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _split(total: int, causal: bool) -> tuple[int, int]:
+    return (total, 0) if causal else (total // 2, total - total // 2)
+
+
+class Conv(nn.Module):
+    """Conv1d with 'same' padding (stride 1) or length / stride output (stride > 1), causal or centred."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, dilation: int = 1, stride: int = 1, causal: bool = False):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, dilation=dilation)
+        self.pad = _split(dilation * (kernel - 1) + 1 - stride, causal)
+        self.span = dilation * (kernel - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, self.pad))
+
+
+class ConvUp(nn.Module):
+    """Transposed conv (kernel 2r, stride r) cropped to exactly length * r."""
+
+    def __init__(self, cin: int, cout: int, ratio: int, causal: bool = False):
+        super().__init__()
+        self.ratio = ratio
+        self.conv = nn.ConvTranspose1d(cin, cout, 2 * ratio, stride=ratio)
+        self.crop = _split(ratio, causal)
+        self.span = 2  # input frames that touch one output sample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y[..., self.crop[0] : y.shape[-1] - self.crop[1]]
+
+
+class ResidualUnit(nn.Module):
+    """x + conv1x1(act(conv_k,d(act(x)))): the dilated unit of RAVE v2 / DAC."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int, causal: bool):
+        super().__init__()
+        self.conv1 = Conv(channels, channels, kernel, dilation=dilation, causal=causal)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+        self.span = self.conv1.span
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2))
+        return x + h
+
+
+class Act(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, 0.2)

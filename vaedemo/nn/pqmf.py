@@ -1,0 +1,93 @@
+"""Pseudo-QMF multiband analysis/synthesis (cosine-modulated filter bank with a Kaiser prototype).
+
+The prototype low-pass is a Kaiser-windowed sinc whose cutoff is chosen so that its autocorrelation vanishes at the
+non-zero multiples of 2M (the Kaiser design of Lin & Vaidyanathan): analysis followed by synthesis is then close to
+the identity (>= 40 dB SNR on white noise away from the edges). Filters are centred, so the pair adds no delay.
+
+Shapes: analysis (B, C, T) -> (B, C * M, T / M), T a multiple of M; synthesis is the inverse.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
+from scipy.signal import firwin, kaiser_beta
+from torch import nn
+
+
+def _prototype(bands: int, attenuation: float) -> np.ndarray:
+    beta = kaiser_beta(attenuation)
+    # length from Kaiser's formula at a transition width of about pi / (2M), rounded to 2M * k + 1 (odd, centred)
+    n = int(math.ceil((attenuation - 8) / (2.285 * (math.pi / (2 * bands)))))
+    taps = 2 * bands * max(1, math.ceil(n / (2 * bands))) + 1
+
+    def objective(cutoff: float) -> float:
+        h = firwin(taps, cutoff, window=("kaiser", beta), scale=False)
+        r = np.correlate(h, h, mode="full")
+        center = len(r) // 2
+        lags = np.arange(2 * bands, center + 1, 2 * bands)
+        return float(np.sum(r[center + lags] ** 2) + np.sum(r[center - lags] ** 2))
+
+    res = minimize_scalar(objective, bounds=(0.5 / bands * 0.5, 0.5 / bands * 1.5), method="bounded")
+    return firwin(taps, res.x, window=("kaiser", beta), scale=False)
+
+
+def _filter_bank(bands: int, attenuation: float) -> tuple[np.ndarray, np.ndarray]:
+    h = _prototype(bands, attenuation)
+    n = np.arange(len(h)) - (len(h) - 1) / 2
+    k = np.arange(bands)[:, None]
+    phase = (-1.0) ** k * math.pi / 4
+    arg = (2 * k + 1) * math.pi / (2 * bands) * n[None]
+    analysis = 2 * h[None] * np.cos(arg + phase)
+    synthesis = 2 * h[None] * np.cos(arg - phase)
+    return analysis, synthesis
+
+
+class PQMF(nn.Module):
+    """M-band PQMF; ``bands == 1`` is the identity."""
+
+    def __init__(self, bands: int, attenuation: float = 100.0):
+        super().__init__()
+        if bands < 1 or bands & (bands - 1):
+            raise ValueError(f"PQMF bands must be a power of two, got {bands}")
+        self.bands = bands
+        if bands == 1:
+            self.register_buffer("h_analysis", torch.ones(1, 1, 1), persistent=False)
+            self.register_buffer("h_synthesis", torch.ones(1, 1, 1), persistent=False)
+            return
+        a, s = _filter_bank(bands, attenuation)
+        # analysis: conv1d with M output channels; synthesis: conv1d over M channels after zero-stuffing
+        self.register_buffer("h_analysis", torch.tensor(a[:, None, ::-1].copy(), dtype=torch.float32), persistent=False)
+        self.register_buffer("h_synthesis", torch.tensor(s[None, :, ::-1].copy(), dtype=torch.float32), persistent=False)
+
+    @property
+    def taps(self) -> int:
+        return self.h_analysis.shape[-1]
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) -> (B, C * M, T / M); channel c's bands are rows c*M .. c*M + M - 1."""
+        if self.bands == 1:
+            return x
+        b, c, t = x.shape
+        if t % self.bands:
+            raise ValueError(f"PQMF analysis needs a length divisible by {self.bands}, got {t}")
+        pad = self.taps // 2
+        y = F.conv1d(F.pad(x.reshape(b * c, 1, t), (pad, pad)), self.h_analysis, stride=self.bands)
+        return y.reshape(b, c * self.bands, t // self.bands)
+
+    def synthesis(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, C * M, T / M) -> (B, C, T)."""
+        if self.bands == 1:
+            return y
+        b, cm, n = y.shape
+        c = cm // self.bands
+        y = y.reshape(b * c, self.bands, n)
+        up = torch.zeros(b * c, self.bands, n * self.bands, dtype=y.dtype, device=y.device)
+        up[..., :: self.bands] = y * self.bands
+        pad = self.taps // 2
+        x = F.conv1d(F.pad(up, (pad, pad)), self.h_synthesis)
+        return x.reshape(b, c, n * self.bands)

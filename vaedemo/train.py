@@ -1,0 +1,124 @@
+"""``python -m vaedemo.train --config configs/X.yaml [--set key=value ...] [--resume]``
+
+Trains an AudioVAE with Lightning. The run folder (``train.run_dir``) gets the resolved ``config.yaml``,
+``checkpoints/last.ckpt`` (for ``--resume``), TensorBoard logs in ``tb/`` and a bundle in ``bundle/`` after each
+validation. ``--resume`` continues from ``last.ckpt`` with the run's stored config (plus any ``--set``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .errors import VaedemoError
+
+
+def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_callbacks=()):
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from .training.callbacks import AudioLogger, BundleExport, LastCheckpoint
+
+    t, tr = cfg.train, cfg.trainer
+    strategy = tr.strategy
+    if strategy == "ddp":
+        # the discriminator is unused during the VAE phase
+        strategy = DDPStrategy(find_unused_parameters=True)
+    callbacks = [
+        ModelSummary(max_depth=2),
+        TQDMProgressBar(),
+        LastCheckpoint(run_dir, t.checkpoint_every_n_steps),
+        BundleExport(run_dir, command=command, data_summary=data_summary),
+        AudioLogger(t.log_audio_every_n_val),
+        *extra_callbacks,
+    ]
+    return pl.Trainer(
+        accelerator=tr.accelerator,
+        devices=tr.devices,
+        num_nodes=tr.num_nodes,
+        strategy=strategy,
+        precision=tr.precision,
+        max_epochs=-1,
+        max_steps=-1,  # the module stops at train.max_steps training batches (phases count batches, not optimizer steps)
+        val_check_interval=t.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.val_batches,
+        num_sanity_val_steps=0,
+        logger=TensorBoardLogger(str(run_dir), name="tb", version=""),
+        enable_checkpointing=False,
+        callbacks=callbacks,
+        log_every_n_steps=1,
+        use_distributed_sampler=True,
+    )
+
+
+def make_loaders(cfg):
+    import torch
+
+    from .data.dataset import build_datasets
+
+    train_ds, val_ds = build_datasets(cfg.data)
+    common = dict(batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, pin_memory=torch.cuda.is_available())
+    if cfg.train.num_workers:
+        common["persistent_workers"] = True
+    train = torch.utils.data.DataLoader(train_ds, shuffle=True, drop_last=len(train_ds) > cfg.train.batch_size, **common)
+    val = torch.utils.data.DataLoader(val_ds if len(val_ds) else train_ds, shuffle=False, **common)
+    summary = f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}"
+    return train, val, summary
+
+
+def run(config_path: str | None, overrides: list[str], resume: bool, command: str = "") -> Path:
+    """Train (or resume) and return the run folder."""
+    from .config import load_config
+
+    cfg = load_config(config_path, overrides)
+    run_dir = Path(cfg.train.run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    stored = run_dir / "config.yaml"
+    if resume:
+        if not last.is_file():
+            raise VaedemoError(f"nothing to resume: {last} does not exist (start the run without --resume).")
+        cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
+    elif last.is_file():
+        raise VaedemoError(
+            f"{run_dir} already holds a training run; pass --resume to continue it or set another train.run_dir."
+        )
+    import lightning.pytorch as pl
+
+    from .training.module import VAEModule
+
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    train_loader, val_loader, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    trainer = build_trainer(cfg, run_dir, command, summary)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dump_yaml(stored)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    if trainer.is_global_zero:
+        print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaedemo.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="YAML config (defaults for every key not given)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="dotted override, e.g. --set model.latent_size=256 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in train.run_dir from last.ckpt")
+    args = parser.parse_args(argv)
+    command = "python -m vaedemo.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        run(args.config, args.overrides, args.resume, command)
+    except VaedemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

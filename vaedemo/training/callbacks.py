@@ -1,0 +1,130 @@
+"""Callbacks: resumable ``last.ckpt``, bundle export at each validation, audio + spectrogram logging.
+
+``last.ckpt`` is written atomically every ``checkpoint_every_n_steps`` training batches, at the end, and when
+training is interrupted, so a killed run resumes at the step it last saved.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from ..checkpoint import hardware_description, save_bundle
+from .module import PHASES, VAEModule, phase_at
+
+
+class LastCheckpoint(pl.Callback):
+    def __init__(self, run_dir: Path, every_n_steps: int):
+        self.path = Path(run_dir) / "checkpoints" / "last.ckpt"
+        self.every = max(1, every_n_steps)
+
+    def save(self, trainer: pl.Trainer) -> None:
+        tmp = self.path.with_suffix(".ckpt.tmp")
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+    def on_train_batch_end(self, trainer, pl_module: VAEModule, outputs, batch, batch_idx) -> None:
+        if int(pl_module.step) % self.every == 0:
+            self.save(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.save(trainer)
+
+
+class BundleExport(pl.Callback):
+    """After each validation: ``run_dir/bundle`` (latest) and ``run_dir/bundles/step-N`` (the last ``keep``)."""
+
+    def __init__(self, run_dir: Path, keep: int = 3, command: str = "", data_summary: str = ""):
+        self.run_dir = Path(run_dir)
+        self.keep = keep
+        self.command = command
+        self.data_summary = data_summary
+        self.started = time.monotonic()
+        self.previous_time = 0.0
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.started = time.monotonic()
+
+    def state_dict(self) -> dict:
+        return {"training_time_s": self.previous_time + time.monotonic() - self.started}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.previous_time = float(state.get("training_time_s", 0.0))
+
+    def on_validation_end(self, trainer, pl_module: VAEModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        step = int(pl_module.step)
+        seconds = self.previous_time + time.monotonic() - self.started
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        meta = {
+            "name": pl_module.cfg.name,
+            "step": step,
+            "phase": phase_at(pl_module.cfg, max(step - 1, 0)),
+            "training_time": f"{seconds / 60:.1f} min",
+            "training_time_s": round(seconds, 1),
+            "hardware": hardware_description() + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""),
+            "command": self.command,
+            "data": self.data_summary,
+            "metrics": metrics,
+        }
+        save_bundle(pl_module.vae, self.run_dir / "bundle", meta)
+        folder = self.run_dir / "bundles"
+        save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta)
+        for old in sorted(folder.glob("step-*"))[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def spectrogram_image(x: torch.Tensor, n_fft: int = 1024) -> np.ndarray:
+    """(T,) audio -> (freq, frames) log-magnitude image in [0, 1], low frequencies at the bottom."""
+    spec = torch.stft(x.float(), n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True).abs()
+    img = torch.log10(spec + 1e-5)
+    img = ((img - img.max() + 5.0) / 5.0).clamp(0, 1)
+    return img.flip(0).numpy()
+
+
+class AudioLogger(pl.Callback):
+    """Every ``every_n`` validations: input/reconstruction audio, spectrograms and prior samples to TensorBoard."""
+
+    def __init__(self, every_n: int = 1, examples: int = 2):
+        self.every_n = max(1, every_n)
+        self.examples = examples
+        self.count = 0
+
+    def on_validation_end(self, trainer, pl_module: VAEModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_examples:
+            return
+        self.count += 1
+        if (self.count - 1) % self.every_n:
+            return
+        writer = getattr(trainer.logger, "experiment", None)
+        if writer is None or not hasattr(writer, "add_audio"):
+            return
+        sr = pl_module.cfg.data.sample_rate
+        step = int(pl_module.step)
+        real, recon = pl_module.val_examples
+        vae = pl_module.vae
+        with torch.no_grad():
+            frames = None if vae.single else pl_module.cfg.data.clip_length // vae.hop
+            g = torch.Generator().manual_seed(step)
+            samples = vae.sample(self.examples, frames=frames, generator=g).cpu()
+        groups = {"input": real, "reconstruction": recon, "prior_sample": samples}
+        for name, audio in groups.items():
+            for i in range(min(self.examples, audio.shape[0])):
+                mono = audio[i].mean(0)
+                writer.add_audio(f"{name}/{i}", mono.clamp(-1, 1).unsqueeze(0), step, sample_rate=sr)
+                writer.add_image(f"{name}_spectrogram/{i}", spectrogram_image(mono), step, dataformats="HW")
+        writer.add_scalar("phase_index", PHASES.index(phase_at(pl_module.cfg, max(step - 1, 0))), step)

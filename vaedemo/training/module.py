@@ -1,0 +1,150 @@
+"""LightningModule wrapping AudioVAE: the three training phases with manual optimisation, epoch-level metrics.
+
+Phases, counted in training batches (``self.step``, saved with every Lightning checkpoint):
+1. ``vae``: reconstruction (multi-scale STFT, full band + PQMF bands) + beta * KL, generator only;
+2. ``discriminator_warmup`` (``discriminator_warmup_len`` steps): the discriminator learns real vs reconstructed
+   audio, the generator keeps its VAE loss and gets no adversarial gradient;
+3. ``adversarial``: hinge loss + feature matching reach the generator; optionally the encoder is frozen.
+Every metric is logged per epoch only (per-step values are noise).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from ..config import Config
+from ..nn.discriminator import Discriminator
+from ..nn.losses import MultiScaleSTFT, feature_matching, hinge_discriminator, hinge_generator
+from ..nn.vae import AudioVAE
+
+PHASES = ("vae", "discriminator_warmup", "adversarial")
+
+
+def phase_at(cfg: Config, step: int) -> str:
+    t = cfg.train
+    if step < t.warmup_steps:
+        return "vae"
+    if step < t.warmup_steps + t.discriminator_warmup_len:
+        return "discriminator_warmup"
+    return "adversarial"
+
+
+def beta_at(cfg: Config, step: int) -> float:
+    """KL weight: log-linear ramp from beta_start to beta over beta_warmup_steps."""
+    t = cfg.train
+    if t.beta_warmup_steps <= 0 or step >= t.beta_warmup_steps or t.beta_start <= 0 or t.beta <= 0:
+        return t.beta
+    frac = step / t.beta_warmup_steps
+    return math.exp(math.log(t.beta_start) + frac * (math.log(t.beta) - math.log(t.beta_start)))
+
+
+class VAEModule(pl.LightningModule):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.automatic_optimization = False
+        self.cfg = cfg
+        self.vae = AudioVAE(cfg)
+        self.discriminator = Discriminator(cfg.model.discriminator, cfg.data.channels)
+        self.stft = MultiScaleSTFT(cfg.train.stft_sizes)
+        self.band_stft = MultiScaleSTFT(cfg.train.band_stft_sizes) if cfg.train.multiband_loss else None
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self._phase: str | None = None
+        self.skipped_steps = 0
+        self.val_examples: list[torch.Tensor] = []
+
+    # ------------------------------------------------------------------------------------------------ optimisers
+    def configure_optimizers(self):
+        t = self.cfg.train
+        gen = torch.optim.Adam(self.vae.parameters(), lr=t.lr, betas=tuple(t.betas))
+        dis = torch.optim.Adam(self.discriminator.parameters(), lr=t.disc_lr, betas=tuple(t.betas))
+        return [gen, dis]
+
+    def _step_optimizer(self, opt, loss: torch.Tensor, params) -> bool:
+        """Backward + clip + step; a step whose gradients are not finite is skipped (NaN guard)."""
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        grads = [p.grad for p in params if p.grad is not None]
+        finite = all(torch.isfinite(g).all() for g in grads)
+        if not finite:
+            self.skipped_steps += 1
+            opt.zero_grad(set_to_none=True)
+            return False
+        if self.cfg.train.grad_clip:
+            self.clip_gradients(opt, gradient_clip_val=self.cfg.train.grad_clip, gradient_clip_algorithm="norm")
+        opt.step()
+        return True
+
+    # ------------------------------------------------------------------------------------------------ losses
+    def reconstruction_loss(self, out) -> torch.Tensor:
+        loss = self.stft(out.target_padded, out.audio_padded)
+        if self.band_stft is not None and self.cfg.model.bands > 1:
+            loss = loss + self.band_stft(out.bands_in, out.bands_out)
+        return loss
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        step = int(self.step)
+        phase = phase_at(self.cfg, step)
+        if phase != self._phase:
+            rank_zero_info(f"[vaedemo] step {step}: phase '{phase}'")
+            self._phase = phase
+        t = self.cfg.train
+        opt_g, opt_d = self.optimizers()
+        x = batch
+        freeze = phase == "adversarial" and t.freeze_encoder
+        out = self.vae(x, sample=True, freeze_encoder=freeze)
+        recon = self.reconstruction_loss(out)
+        beta = beta_at(self.cfg, step)
+        kl = out.kl.mean()
+        logs = {"train/recon": recon.detach(), "train/kl": kl.detach(), "train/beta": torch.tensor(beta)}
+
+        if phase != "vae":
+            with self.toggled_optimizer(opt_d):
+                real = self.discriminator(out.target_padded)
+                fake = self.discriminator(out.audio_padded.detach())
+                loss_d = hinge_discriminator(real, fake)
+                self._step_optimizer(opt_d, loss_d, self.discriminator.parameters())
+            logs["train/loss_d"] = loss_d.detach()
+
+        with self.toggled_optimizer(opt_g):
+            loss_g = recon + beta * kl
+            if phase == "adversarial":
+                real = self.discriminator(out.target_padded)
+                fake = self.discriminator(out.audio_padded)
+                adv = hinge_generator(fake)
+                fm = feature_matching(real, fake)
+                loss_g = loss_g + t.adversarial_weight * adv + t.feature_matching_weight * fm
+                logs["train/adv"] = adv.detach()
+                logs["train/fm"] = fm.detach()
+            self._step_optimizer(opt_g, loss_g, self.vae.parameters())
+        logs["train/loss_g"] = loss_g.detach()
+
+        bs = x.shape[0]
+        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+        self.log("phase", float(PHASES.index(phase)), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
+        self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
+        self.log("recon", recon.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.step += 1
+        if int(self.step) >= t.max_steps:
+            self.trainer.should_stop = True
+
+    # ------------------------------------------------------------------------------------------------ validation
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        out = self.vae(batch, sample=False)
+        recon = self.stft(out.target_padded, out.audio_padded)
+        _, kl = self.vae.latent.kl(self.vae.encode(out.target_padded))
+        bs = batch.shape[0]
+        self.log("val/stft_distance", recon, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log("val/kl", kl.mean(), on_epoch=True, batch_size=bs, sync_dist=True)
+        if batch_idx == 0:
+            self.val_examples = [batch[:4].detach().cpu(), out.audio[:4].detach().cpu()]
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_examples = []
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # lets `python -m vaedemo.export` rebuild the model from the Lightning checkpoint alone
+        checkpoint["vaedemo_config"] = self.cfg.to_dict()
