@@ -36,8 +36,11 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     weights = {k[len("vae.") :]: v for k, v in state["state_dict"].items() if k.startswith("vae.")}
     model.load_state_dict(weights, strict=True)
     step = int(state["state_dict"].get("step", 0))
+    seconds = float((state.get("callbacks") or {}).get("BundleExport", {}).get("training_time_s", 0.0))
     meta = {"name": name or cfg.name, "step": step, "phase": phase_at(cfg, max(step - 1, 0)),
             "hardware": hardware_description(), "data": cfg.data.root}
+    if seconds:
+        meta.update(training_time=f"{seconds / 60:.1f} min", training_time_s=round(seconds, 1))
     return save_bundle(model, out_dir, meta)
 
 

@@ -7,6 +7,8 @@ discriminator is never part of an exported bundle.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,16 +24,15 @@ class ScaleDiscriminator(nn.Module):
         super().__init__()
         self.downsample = downsample
         c = capacity
-        cmax = 16 * capacity
         self.layers = nn.ModuleList(
             [
                 weight_norm(nn.Conv1d(channels, c, 15, padding=7)),
-                weight_norm(nn.Conv1d(c, min(4 * c, cmax), 41, stride=4, padding=20, groups=4)),
-                weight_norm(nn.Conv1d(min(4 * c, cmax), min(16 * c, cmax), 41, stride=4, padding=20, groups=16)),
-                weight_norm(nn.Conv1d(min(16 * c, cmax), min(16 * c, cmax), 5, padding=2)),
+                weight_norm(nn.Conv1d(c, 4 * c, 41, stride=4, padding=20, groups=math.gcd(c, 4))),
+                weight_norm(nn.Conv1d(4 * c, 16 * c, 41, stride=4, padding=20, groups=math.gcd(4 * c, 16))),
+                weight_norm(nn.Conv1d(16 * c, 16 * c, 5, padding=2)),
             ]
         )
-        self.out = weight_norm(nn.Conv1d(min(16 * c, cmax), 1, 3, padding=1))
+        self.out = weight_norm(nn.Conv1d(16 * c, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> Features:
         for _ in range(self.downsample):

@@ -28,7 +28,7 @@ class LastCheckpoint(pl.Callback):
         tmp = self.path.with_suffix(".ckpt.tmp")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 

@@ -52,7 +52,7 @@ class VAEModule(pl.LightningModule):
         self.stft = MultiScaleSTFT(cfg.train.stft_sizes)
         self.band_stft = MultiScaleSTFT(cfg.train.band_stft_sizes) if cfg.train.multiband_loss else None
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        self._phase: str | None = None
+        self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0
         self.val_examples: list[torch.Tensor] = []
 
@@ -88,9 +88,9 @@ class VAEModule(pl.LightningModule):
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         step = int(self.step)
         phase = phase_at(self.cfg, step)
-        if phase != self._phase:
+        if not self.phase_changes or self.phase_changes[-1][1] != phase:
             rank_zero_info(f"[vaedemo] step {step}: phase '{phase}'")
-            self._phase = phase
+            self.phase_changes.append((step, phase))
         t = self.cfg.train
         opt_g, opt_d = self.optimizers()
         x = batch

@@ -1,0 +1,127 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+import vaedemo
+from vaedemo.checkpoint import BUNDLE_FILES, parameter_table, save_bundle
+from vaedemo.errors import CheckpointError
+from vaedemo.nn.vae import AudioVAE
+
+
+@pytest.fixture
+def bundle_dir(tiny_config, tmp_path):
+    cfg = tiny_config("single", flows=2)
+    torch.manual_seed(0)
+    model = AudioVAE(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # no zero-initialised layer left: round trips must carry real values
+    return save_bundle(model, tmp_path / "bundle", {"name": "tiny", "metrics": {"val/stft_distance": 1.5}}), model
+
+
+def _assert_same(model_a, model_b):
+    sa, sb = model_a.state_dict(), model_b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    x = torch.randn(1, 1, 3000)
+    with torch.no_grad():
+        assert torch.equal(model_a.eval()(x, sample=False).audio, model_b.eval()(x, sample=False).audio)
+
+
+def test_bundle_round_trips_bit_exactly(bundle_dir):
+    path, model = bundle_dir
+    assert sorted(p.name for p in path.iterdir()) == sorted(BUNDLE_FILES)
+    bundle = vaedemo.load(path)
+    _assert_same(model, bundle.model)
+    assert bundle.config == model.cfg and bundle.meta["name"] == "tiny"
+    assert "| total | AudioVAE |" in bundle.card and "val/stft_distance" in bundle.card
+    assert not bundle.model.training
+
+
+def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatch):
+    """Builds the cache layout huggingface_hub writes (blobs, snapshots/<commit>, refs/main) and loads offline."""
+    path, model = bundle_dir
+    cache = tmp_path / "hf_cache"
+    repo = cache / "models--someone--tiny-vae"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snap = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    for i, name in enumerate(BUNDLE_FILES):
+        blob = repo / "blobs" / f"{i:040x}"
+        shutil.copy(path / name, blob)
+        (snap / name).symlink_to(f"../../blobs/{blob.name}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as C
+
+    monkeypatch.setattr(C, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(C, "HF_HUB_CACHE", str(cache))
+    bundle = vaedemo.load("hf://someone/tiny-vae")
+    _assert_same(model, bundle.model)
+    assert bundle.path == snap
+    assert vaedemo.load(f"hf://someone/tiny-vae@{commit}").path == snap
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        vaedemo.load("hf://someone/other-vae")
+    with pytest.raises(CheckpointError, match="not a Hub id"):
+        vaedemo.load("hf://no-slash")
+
+
+def test_other_format_version_is_refused(bundle_dir):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["format_version"] = 99
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="format version 99, but this vaedemo reads version 1"):
+        vaedemo.load(path)
+
+
+def test_weights_that_do_not_fit_the_config(bundle_dir):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["config"]["model"]["latent_size"] = 16
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"do not fit its config \(\d+ tensors differ; first: .* wrong shape"):
+        vaedemo.load(path)
+
+
+def test_bad_config_and_missing_files(bundle_dir, tmp_path):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["config"]["model"]["bands"] = 3
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="config this vaedemo cannot use: model.bands must be a power of two"):
+        vaedemo.load(path)
+    with pytest.raises(CheckpointError, match="not a bundle folder"):
+        vaedemo.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        vaedemo.load(tmp_path / "empty")
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        vaedemo.load(path)
+
+
+def test_loading_never_unpickles(bundle_dir, monkeypatch):
+    path, _ = bundle_dir
+    import pickle
+
+    def boom(*a, **k):
+        raise AssertionError("unpickling during bundle load")
+
+    monkeypatch.setattr(pickle, "load", boom)
+    monkeypatch.setattr(pickle, "loads", boom)
+    monkeypatch.setattr(torch, "load", boom)
+    vaedemo.load(path)
+
+
+def test_parameter_table_sums(tiny_config):
+    model = AudioVAE(tiny_config("temporal", flows=0))
+    rows = parameter_table(model, depth=1)
+    assert rows[-1][0] == "total"
+    assert sum(n for _, _, n in rows[:-1]) == rows[-1][2]

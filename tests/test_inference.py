@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from vaedemo.checkpoint import save_bundle
+from vaedemo.errors import AudioError, VaedemoError
+from vaedemo.inference import Engine, interpolate_latents, slerp
+from vaedemo.nn.vae import AudioVAE
+
+
+def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, **kw):
+    cfg = tiny_config(mode, flows=flows, data__channels=channels)
+    torch.manual_seed(0)
+    model = AudioVAE(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return Engine(save_bundle(model, tmp_path / f"b-{mode}-{channels}"), **kw)
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_reconstruct_keeps_shape_rate_and_channels(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    rng = np.random.default_rng(0)
+    for shape, sr in [((1000,), 16000), ((5000, 2), 16000), ((777, 6), 16000), ((3000, 1), 44100), ((1, 1), 16000)]:
+        y = eng.reconstruct(rng.standard_normal(shape).astype(np.float32) * 0.1, sr)
+        expect = shape if len(shape) == 2 else (shape[0], 1)
+        assert y.shape == expect and y.dtype == np.float32 and np.isfinite(y).all()
+
+
+def test_stereo_model_keeps_stereo(tiny_config, tmp_path):
+    eng = _engine(tiny_config, tmp_path, "single", channels=2)
+    x = np.random.default_rng(0).standard_normal((3000, 2)).astype(np.float32) * 0.1
+    assert eng.reconstruct(x, 16000).shape == (3000, 2)
+    assert eng.reconstruct(x[:, 0], 16000).shape == (3000, 2)  # mono in, stereo model: stereo out
+    assert eng.reconstruct(np.tile(x, (1, 3))[:, :5], 16000).shape == (3000, 5)
+    assert eng.sample(2, seed=1).shape == (2, 2048, 2)
+
+
+def test_temporal_chunks_have_no_seams(tiny_config, tmp_path):
+    eng = _engine(tiny_config, tmp_path, "temporal", flows=0, chunk_seconds=0.1)
+    assert eng.chunk < 20000  # several chunks below
+    x = np.random.default_rng(1).standard_normal((20000, 1)).astype(np.float32) * 0.1
+    chunked = eng.reconstruct(x, 16000)
+    with torch.no_grad():
+        whole = eng.model(torch.from_numpy(x.T[None].copy()), sample=False).audio[0].numpy().T
+    assert np.allclose(chunked, whole, atol=1e-5)
+
+
+def test_sample_is_deterministic_per_seed(tiny_config, tmp_path):
+    eng = _engine(tiny_config, tmp_path, "single")
+    a, b, c = eng.sample(3, temperature=0.8, seed=7), eng.sample(3, temperature=0.8, seed=7), eng.sample(3, seed=8)
+    assert a.shape == (3, 2048, 1)
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    gauss = eng.sample(3, temperature=0.8, seed=7, use_flow=False)
+    assert not np.allclose(a, gauss)  # the flow prior is used (and can be switched off)
+    temporal = _engine(tiny_config, tmp_path, "temporal")
+    assert temporal.sample(2, seed=3, seconds=0.5).shape == (2, 8000, 1)
+    assert np.array_equal(temporal.sample(1, seed=3), temporal.sample(1, seed=3))
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_encode_decode_interpolate(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    rng = np.random.default_rng(2)
+    za = eng.encode(rng.standard_normal(3000).astype(np.float32) * 0.1, 16000)
+    zb = eng.encode(rng.standard_normal(2500).astype(np.float32) * 0.1, 16000)
+    if mode == "single":
+        assert za.shape == (2, 8)  # two clips of 2048
+    else:
+        assert za.shape == (-(-3000 // eng.hop), 8)
+    assert eng.decode(za).shape[1] == 1
+    path = eng.interpolate(za, zb, steps=4, method="slerp")
+    assert path.shape[0] == 4 and np.isfinite(path).all()
+    assert np.allclose(path[0], eng.decode(za[:1] if mode == "single" else za[: len(zb)]), atol=1e-5)
+    with pytest.raises(VaedemoError, match="dimensions"):
+        eng.decode(np.zeros((3, 5)))
+
+
+def test_slerp_properties():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+    assert np.allclose(slerp(a, b, 0.0), a) and np.allclose(slerp(a, b, 1.0), b)
+    mid = slerp(a, b / 2, 0.5)  # unit vectors: the midpoint bisects the angle and stays on the circle
+    assert np.isclose(np.arctan2(mid[1], mid[0]), np.pi / 4) and np.isclose(np.linalg.norm(mid), 1.0)
+    assert np.allclose(slerp(a, a, 0.3), a)  # parallel vectors fall back to lerp
+    path = interpolate_latents(np.zeros((5, 3)), np.ones((4, 3)), 3, "lerp")
+    assert path.shape == (3, 4, 3) and np.allclose(path[1], 0.5)
+    with pytest.raises(VaedemoError, match="slerp' or 'lerp"):
+        interpolate_latents(a, b, 3, "cubic")
+
+
+def test_bad_audio_is_an_audio_error(tiny_config, tmp_path):
+    eng = _engine(tiny_config, tmp_path, "single")
+    with pytest.raises(AudioError, match="NaN"):
+        eng.reconstruct(np.array([0.0, np.nan], np.float32), 16000)
+    with pytest.raises(AudioError, match="empty"):
+        eng.reconstruct(np.zeros(0, np.float32), 16000)

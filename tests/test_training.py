@@ -1,0 +1,136 @@
+"""Training: the three phases switch at the configured steps, a killed run resumes, 2-process DDP on CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+import vaedemo
+from vaedemo.config import load_config
+from vaedemo.train import build_trainer, make_loaders
+from vaedemo.training.module import VAEModule, beta_at, phase_at
+
+from conftest import ROOT, tiny_overrides
+
+
+class Recorder(pl.Callback):
+    """Parameter checksums after every training batch."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        def total(m):
+            return sum(float(p.detach().double().sum()) for p in m.parameters())
+
+        self.rows.append((int(module.step), total(module.discriminator), total(module.vae.encoder), total(module.vae.decoder)))
+
+
+def test_phase_and_beta_schedules(tiny_config):
+    cfg = tiny_config(train__warmup_steps=10, train__discriminator_warmup_len=5, train__beta_warmup_steps=100,
+                      train__beta=0.1, train__beta_start=0.001)
+    assert [phase_at(cfg, s) for s in (0, 9, 10, 14, 15, 1000)] == [
+        "vae", "vae", "discriminator_warmup", "discriminator_warmup", "adversarial", "adversarial"]
+    assert beta_at(cfg, 0) == pytest.approx(0.001) and beta_at(cfg, 50) == pytest.approx(0.01)
+    assert beta_at(cfg, 100) == beta_at(cfg, 5000) == pytest.approx(0.1)
+
+
+def test_phases_switch_at_configured_steps(tiny_config, tmp_path):
+    cfg = tiny_config(train__max_steps=9, train__warmup_steps=3, train__discriminator_warmup_len=3,
+                      train__freeze_encoder=True, train__val_every_n_steps=9)
+    pl.seed_everything(0)
+    train, val, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    rec = Recorder()
+    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[rec])
+    trainer.fit(module, train, val)
+    assert module.phase_changes == [(0, "vae"), (3, "discriminator_warmup"), (6, "adversarial")]
+    steps, disc, enc, dec = zip(*rec.rows)
+    assert steps == tuple(range(1, 10))
+    assert len(set(disc[:3])) == 1, "the discriminator must not train in the VAE phase"
+    assert len(set(disc[2:])) == 7, "the discriminator trains from the discriminator warm-up on"
+    assert len(set(dec)) == 9, "the decoder trains in every phase"
+    assert len(set(enc[5:])) == 1 and len(set(enc[:6])) == 6, "the encoder is frozen in the adversarial phase"
+    assert "train/adv" in trainer.callback_metrics  # adversarial losses were logged in the last epoch
+    bundle = vaedemo.load(Path(cfg.train.run_dir) / "bundle")
+    assert bundle.meta["step"] == 9 and bundle.meta["phase"] == "adversarial"
+    # the discriminator never ships in a bundle
+    assert not any(k.startswith("discriminator") for k in bundle.model.state_dict())
+
+
+def _train_cmd(drum_folder, run_dir, *extra):
+    sets = tiny_overrides(drum_folder, run_dir, "temporal", 0) + list(extra)
+    return [sys.executable, "-m", "vaedemo.train"] + [a for s in sets for a in ("--set", s)]
+
+
+def _ckpt_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["state_dict"]["step"])
+
+
+def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    common = ["train.checkpoint_every_n_steps=1", "train.val_every_n_steps=1000", "train.warmup_steps=2",
+              "train.discriminator_warmup_len=2"]
+    proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if last.is_file() and _ckpt_step(last) >= 5:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("training never wrote a checkpoint at step 5")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    saved = _ckpt_step(last)
+    # without --resume the run folder is protected
+    again = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=10", *common), cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "pass --resume to continue it" in again.stderr
+    target = saved + 3
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, f"train.max_steps={target}") + ["--resume"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"[vaedemo] step {saved}: phase" in res.stdout + res.stderr  # continued at the saved step, not 0
+    assert _ckpt_step(last) == target
+    meta = json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]
+    assert meta["step"] == target
+
+
+def test_resume_without_checkpoint_is_a_clear_error(drum_folder, tmp_path):
+    res = subprocess.run(_train_cmd(drum_folder, tmp_path / "fresh", "train.max_steps=2") + ["--resume"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "nothing to resume" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_config_key_from_the_cli(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "vaedemo.train", "--config", "configs/temporal_mono.yaml", "--set",
+                          "model.latnet_size=3"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "unknown key 'model.latnet_size'" in res.stderr and "did you mean 'model.latent_size'" in res.stderr
+
+
+def test_two_process_ddp_on_cpu(drum_folder, tmp_path):
+    run_dir = tmp_path / "ddp"
+    cmd = _train_cmd(drum_folder, run_dir, "train.max_steps=3", "train.val_every_n_steps=3", "train.warmup_steps=1",
+                     "train.discriminator_warmup_len=1", "trainer.accelerator=cpu", "trainer.devices=2",
+                     "trainer.strategy=ddp", "train.batch_size=2")
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert "distributed_backend=gloo" in out and "All distributed processes registered" in out
+    assert sorted(p.name for p in (run_dir / "bundles").iterdir()) == ["step-0000003"]
+    bundle = vaedemo.load(run_dir / "bundle")
+    assert bundle.meta["step"] == 3 and "2 processes" in bundle.meta["hardware"]
