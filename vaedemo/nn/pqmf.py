@@ -60,9 +60,10 @@ class PQMF(nn.Module):
             self.register_buffer("h_synthesis", torch.ones(1, 1, 1), persistent=False)
             return
         a, s = _filter_bank(bands, attenuation)
-        # analysis: conv1d with M output channels; synthesis: conv1d over M channels after zero-stuffing
+        # analysis: strided conv1d with M output channels; synthesis: polyphase transposed conv with stride M (the
+        # same as zero-stuffing then filtering, without multiplying the zeros), gain M folded into the filters
         self.register_buffer("h_analysis", torch.tensor(a[:, None, ::-1].copy(), dtype=torch.float32), persistent=False)
-        self.register_buffer("h_synthesis", torch.tensor(s[None, :, ::-1].copy(), dtype=torch.float32), persistent=False)
+        self.register_buffer("h_synthesis", torch.tensor(bands * s[:, None, :], dtype=torch.float32), persistent=False)
 
     @property
     def taps(self) -> int:
@@ -86,8 +87,6 @@ class PQMF(nn.Module):
         b, cm, n = y.shape
         c = cm // self.bands
         y = y.reshape(b * c, self.bands, n)
-        up = torch.zeros(b * c, self.bands, n * self.bands, dtype=y.dtype, device=y.device)
-        up[..., :: self.bands] = y * self.bands
         pad = self.taps // 2
-        x = F.conv1d(F.pad(up, (pad, pad)), self.h_synthesis)
+        x = F.conv_transpose1d(y, self.h_synthesis, stride=self.bands)[..., pad : pad + n * self.bands]
         return x.reshape(b, c, n * self.bands)

@@ -85,50 +85,56 @@ class VAEModule(pl.LightningModule):
             loss = loss + self.band_stft(out.bands_in, out.bands_out)
         return loss
 
+    def discriminator_loss(self, out) -> torch.Tensor:
+        """Hinge loss of the discriminator on real vs (detached) reconstructed audio."""
+        return hinge_discriminator(self.discriminator(out.target_padded), self.discriminator(out.audio_padded.detach()))
+
+    def generator_loss(self, out, phase: str, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstruction + beta * KL, plus hinge + feature matching in the adversarial phase."""
+        t = self.cfg.train
+        recon = self.reconstruction_loss(out)
+        beta = beta_at(self.cfg, step)
+        kl = out.kl.mean()
+        loss = recon + beta * kl
+        logs = {"train/recon": recon.detach(), "train/kl": kl.detach(), "train/beta": torch.tensor(beta)}
+        if phase == "adversarial":
+            real = self.discriminator(out.target_padded)
+            fake = self.discriminator(out.audio_padded)
+            adv = hinge_generator(fake)
+            fm = feature_matching(real, fake)
+            loss = loss + t.adversarial_weight * adv + t.feature_matching_weight * fm
+            logs["train/adv"] = adv.detach()
+            logs["train/fm"] = fm.detach()
+        logs["train/loss_g"] = loss.detach()
+        return loss, logs
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         step = int(self.step)
         phase = phase_at(self.cfg, step)
         if not self.phase_changes or self.phase_changes[-1][1] != phase:
             rank_zero_info(f"[vaedemo] step {step}: phase '{phase}'")
             self.phase_changes.append((step, phase))
-        t = self.cfg.train
         opt_g, opt_d = self.optimizers()
         x = batch
-        freeze = phase == "adversarial" and t.freeze_encoder
-        out = self.vae(x, sample=True, freeze_encoder=freeze)
-        recon = self.reconstruction_loss(out)
-        beta = beta_at(self.cfg, step)
-        kl = out.kl.mean()
-        logs = {"train/recon": recon.detach(), "train/kl": kl.detach(), "train/beta": torch.tensor(beta)}
-
+        out = self.vae(x, sample=True, freeze_encoder=phase == "adversarial" and self.cfg.train.freeze_encoder)
+        logs = {}
         if phase != "vae":
             with self.toggled_optimizer(opt_d):
-                real = self.discriminator(out.target_padded)
-                fake = self.discriminator(out.audio_padded.detach())
-                loss_d = hinge_discriminator(real, fake)
+                loss_d = self.discriminator_loss(out)
                 self._step_optimizer(opt_d, loss_d, self.discriminator.parameters())
             logs["train/loss_d"] = loss_d.detach()
-
         with self.toggled_optimizer(opt_g):
-            loss_g = recon + beta * kl
-            if phase == "adversarial":
-                real = self.discriminator(out.target_padded)
-                fake = self.discriminator(out.audio_padded)
-                adv = hinge_generator(fake)
-                fm = feature_matching(real, fake)
-                loss_g = loss_g + t.adversarial_weight * adv + t.feature_matching_weight * fm
-                logs["train/adv"] = adv.detach()
-                logs["train/fm"] = fm.detach()
+            loss_g, g_logs = self.generator_loss(out, phase, step)
             self._step_optimizer(opt_g, loss_g, self.vae.parameters())
-        logs["train/loss_g"] = loss_g.detach()
-
+        logs.update(g_logs)
+        recon = g_logs["train/recon"]
         bs = x.shape[0]
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log("phase", float(PHASES.index(phase)), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.log("recon", recon.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         self.step += 1
-        if int(self.step) >= t.max_steps:
+        if int(self.step) >= self.cfg.train.max_steps:
             self.trainer.should_stop = True
 
     # ------------------------------------------------------------------------------------------------ validation

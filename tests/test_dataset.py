@@ -1,0 +1,263 @@
+"""Dataset pipeline: scanning, decoded cache, deterministic split, clip shapes per mode, channel handling, errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from vaedemo.config import DataConfig
+from vaedemo.data import dataset as ds
+from vaedemo.data.dataset import ClipDataset, build_datasets, scan_audio, split_files
+from vaedemo.errors import DataError
+
+SR = 8000
+L = 800  # clip length in samples
+
+
+def write(path: Path, x: np.ndarray, sr: int = SR, subtype: str = "FLOAT") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sr, subtype=subtype if path.suffix.lower() == ".wav" else None)
+    return path
+
+
+def ramp(n: int, channels: int = 1) -> np.ndarray:
+    """Distinct, exactly representable values: a crop reveals where it came from."""
+    x = (np.arange(n, dtype=np.float32) / 2**15).reshape(-1, 1)
+    return np.repeat(x, channels, axis=1) if channels > 1 else x
+
+
+def cfg(root: Path, **kw) -> DataConfig:
+    return DataConfig(**({"root": str(root), "sample_rate": SR, "channels": 1, "clip_length": L} | kw))
+
+
+def drums(root: Path, n: int = 8) -> list[str]:
+    rng = np.random.default_rng(0)
+    names = []
+    for i in range(n):
+        rel = f"{'kicks' if i % 2 else 'snares'}/hit{i}.{'flac' if i % 3 == 0 else 'wav'}"
+        write(root / rel, (0.3 * rng.standard_normal((400 + 100 * i, 1))).astype(np.float32))
+        names.append(rel)
+    return sorted(names)
+
+
+# ------------------------------------------------------------------------------------------------------------- scan
+
+
+def test_scan_is_recursive_case_insensitive_sorted_and_skips_hidden(tmp_path):
+    for rel in ["b/z.WAV", "a.Flac", "b/a.ogg", ".vaedemo_cache/c.wav", ".git/d.wav", "b/._e.wav", "notes.txt"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found = [p.relative_to(tmp_path).as_posix() for p in scan_audio(tmp_path)]
+    assert found == ["a.Flac", "b/a.ogg", "b/z.WAV"]
+
+
+# ------------------------------------------------------------------------------------------------------------ split
+
+
+def test_split_is_deterministic_disjoint_and_stable_when_files_are_added():
+    rels = [f"kit/{i:03d}.wav" for i in range(200)]
+    train, val = split_files(rels, 0.2, seed=3)
+    assert (train, val) == split_files(rels, 0.2, seed=3)
+    assert not set(train) & set(val) and sorted(train + val) == rels
+    assert 20 <= len(val) <= 60
+    train2, val2 = split_files(rels + ["kit/new.wav"], 0.2, seed=3)
+    assert set(val) <= set(val2) and set(train) <= set(train2)  # no file changes side
+    assert split_files(rels, 0.2, seed=4) != (train, val)
+
+
+def test_split_guarantees_both_sides_and_never_an_empty_train():
+    assert [len(s) for s in split_files(["a.wav", "b.wav"], 0.001)] == [1, 1]
+    assert [len(s) for s in split_files(["a.wav", "b.wav", "c.wav"], 0.999)] == [1, 2]
+    assert split_files(["a.wav"], 0.9) == (["a.wav"], [])
+    assert split_files(["a.wav", "b.wav"], 0.0) == (["a.wav", "b.wav"], [])
+
+
+def test_build_datasets_split_reports_files_and_is_repeatable(tmp_path):
+    names = drums(tmp_path / "d")
+    train, val = build_datasets(cfg(tmp_path / "d", val_fraction=0.25))
+    assert train.files and val.files and not set(train.files) & set(val.files)
+    assert sorted(train.files + val.files) == names
+    again = build_datasets(cfg(tmp_path / "d", val_fraction=0.25))
+    assert (again[0].files, again[1].files) == (train.files, val.files)
+
+
+def test_max_files_keeps_a_deterministic_subset(tmp_path):
+    drums(tmp_path, 8)
+    a = build_datasets(cfg(tmp_path, max_files=3, val_fraction=0.0))[0].files
+    assert len(a) == 3 and a == build_datasets(cfg(tmp_path, max_files=3, val_fraction=0.0))[0].files
+
+
+# ------------------------------------------------------------------------------------------------------------ modes
+
+
+def test_oneshot_items_are_one_padded_or_cropped_clip_per_file(tmp_path):
+    write(tmp_path / "short.wav", ramp(300))
+    write(tmp_path / "long.wav", ramp(3 * L + 5))
+    train, val = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    assert len(train) == 2 and len(val) == 0
+    items = {f: train[i] for i, f in enumerate(train.files)}
+    for x in items.values():
+        assert x.dtype == torch.float32 and x.shape == (1, L)
+    np.testing.assert_array_equal(items["long.wav"][0].numpy(), ramp(L)[:, 0])
+    np.testing.assert_array_equal(items["short.wav"][0, :300].numpy(), ramp(300)[:, 0])
+    assert not items["short.wav"][0, 300:].any()
+    batch = next(iter(torch.utils.data.DataLoader(train, batch_size=2)))
+    assert batch.shape == (2, 1, L)
+
+
+def test_crops_train_items_are_random_crops_one_per_whole_clip(tmp_path):
+    n = 3 * L + L // 2
+    write(tmp_path / "long.wav", ramp(n))
+    write(tmp_path / "short.wav", ramp(L // 2))
+    train, _ = build_datasets(cfg(tmp_path, mode="crops", val_fraction=0.0))
+    assert train.files == ["long.wav", "short.wav"] and len(train) == 3 + 1
+
+    def starts() -> list[int]:
+        out = []
+        for k in range(3):  # items 0..2 come from long.wav
+            x = train[k][0].numpy()
+            start = int(round(float(x[0]) * 2**15))
+            np.testing.assert_array_equal(x, ramp(n)[start : start + L, 0])
+            out.append(start)
+        return out
+
+    torch.manual_seed(0)
+    first = starts()
+    torch.manual_seed(0)
+    assert starts() == first  # torch's RNG: seeding (and DataLoader worker seeds) make crops reproducible
+    assert len({tuple(starts()) for _ in range(5)}) > 1
+    short = train[3]
+    assert short.shape == (1, L) and not short[0, L // 2 :].any()
+
+
+def test_crops_val_items_are_consecutive_and_deterministic(tmp_path):
+    write(tmp_path / "a.wav", ramp(3 * L + 7))
+    write(tmp_path / "b.wav", ramp(2 * L))
+    train, val = build_datasets(cfg(tmp_path, mode="crops", val_fraction=0.5))
+    assert len(train.files) == 1 and len(val.files) == 1
+    n = 3 * L + 7 if val.files == ["a.wav"] else 2 * L
+    assert len(val) == n // L
+    for k in range(len(val)):
+        np.testing.assert_array_equal(val[k][0].numpy(), ramp(n)[k * L : (k + 1) * L, 0])
+        assert torch.equal(val[k], val[k])
+    with pytest.raises(IndexError):
+        val[len(val)]
+
+
+# --------------------------------------------------------------------------------------------- channels, resampling
+
+
+def test_stereo_is_downmixed_and_mono_upmixed(tmp_path):
+    stereo = np.stack([np.full(L, 0.5), np.full(L, -0.1)], axis=1).astype(np.float32)
+    write(tmp_path / "stereo.wav", stereo)
+    write(tmp_path / "mono.flac", np.full((L, 1), 0.25, np.float32), subtype=None)
+    mono_ds, _ = build_datasets(cfg(tmp_path, channels=1, val_fraction=0.0))
+    stereo_ds, _ = build_datasets(cfg(tmp_path, channels=2, val_fraction=0.0))
+    m = dict(zip(mono_ds.files, (mono_ds[i] for i in range(len(mono_ds)))))
+    s = dict(zip(stereo_ds.files, (stereo_ds[i] for i in range(len(stereo_ds)))))
+    assert m["stereo.wav"].shape == (1, L) and s["mono.flac"].shape == (2, L)
+    assert torch.allclose(m["stereo.wav"], torch.tensor(0.2))
+    assert torch.allclose(s["stereo.wav"][0], torch.tensor(0.5))
+    assert torch.allclose(s["stereo.wav"][1], torch.tensor(-0.1))
+    assert torch.allclose(s["mono.flac"], torch.tensor(0.25), atol=1e-4)
+
+
+def test_files_are_resampled_to_the_configured_rate(tmp_path):
+    write(tmp_path / "hi.wav", np.zeros((2 * SR, 1), np.float32) + 0.1, sr=2 * SR)
+    train, _ = build_datasets(cfg(tmp_path, mode="crops", val_fraction=0.0))
+    assert train.sources[0].frames == SR and len(train) == SR // L
+
+
+# ------------------------------------------------------------------------------------------------------------ cache
+
+
+def test_cache_is_written_and_reused_without_decoding(tmp_path, monkeypatch):
+    names = drums(tmp_path, 4)
+    first, _ = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    cached = sorted((tmp_path / ".vaedemo_cache").glob("*.npy"))
+    assert len(cached) == len(names)
+    assert all(np.load(p, mmap_mode="r").dtype == np.float32 for p in cached)
+
+    def no_decode(*a, **k):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(ds, "load_audio", no_decode)
+    second, _ = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    assert second.files == first.files
+    for i in range(len(first)):
+        assert torch.equal(first[i], second[i])
+    assert isinstance(second.sources[0].read(), np.memmap)
+
+
+def test_cache_key_changes_with_file_and_settings(tmp_path, monkeypatch):
+    write(tmp_path / "a.wav", ramp(L))
+    build_datasets(cfg(tmp_path, val_fraction=0.0))
+    calls = []
+    real = ds.load_audio
+    monkeypatch.setattr(ds, "load_audio", lambda *a, **k: calls.append(a) or real(*a, **k))
+    write(tmp_path / "a.wav", ramp(2 * L))
+    os.utime(tmp_path / "a.wav", ns=(1, 10**18))  # new mtime even on coarse file systems
+    train, _ = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    assert len(calls) == 1 and train.sources[0].frames == 2 * L
+    build_datasets(cfg(tmp_path, val_fraction=0.0, channels=2))
+    assert len(calls) == 2
+
+
+def test_cache_dir_setting_and_unwritable_cache_fallback(tmp_path, caplog):
+    write(tmp_path / "d" / "a.wav", ramp(L))
+    build_datasets(cfg(tmp_path / "d", val_fraction=0.0, cache_dir=str(tmp_path / "c")))
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 1 and not (tmp_path / "d" / ".vaedemo_cache").exists()
+    (tmp_path / "file").write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="vaedemo.data.dataset"):
+        train, _ = build_datasets(cfg(tmp_path / "d", val_fraction=0.0, cache_dir=str(tmp_path / "file" / "c")))
+    assert "cannot write the decoded cache" in caplog.text
+    np.testing.assert_array_equal(train[0][0].numpy(), ramp(L)[:, 0])
+
+
+# ----------------------------------------------------------------------------------------------------------- errors
+
+
+def test_missing_folder_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="data folder .*nope does not exist"):
+        build_datasets(cfg(tmp_path / "nope"))
+
+
+def test_empty_folder_error_names_the_folder(tmp_path):
+    (tmp_path / ".vaedemo_cache").mkdir()
+    with pytest.raises(DataError) as e:
+        build_datasets(cfg(tmp_path))
+    assert str(tmp_path) in str(e.value) and "no files found" in str(e.value)
+
+
+def test_folder_without_usable_audio_lists_skipped_files(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "b.wav").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.wav").write_bytes(b"RIFF garbage, not audio")
+    with pytest.raises(DataError) as e:
+        build_datasets(cfg(tmp_path))
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path} holds no usable audio: 3 files skipped (")
+    assert "a.txt: not an audio file" in msg and "b.wav: empty file" in msg and "sub/c.wav: " in msg
+    assert msg.endswith(").") and "\n" not in msg
+
+
+def test_undecodable_files_are_skipped_with_a_warning(tmp_path, caplog):
+    write(tmp_path / "good.wav", ramp(L))
+    (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
+    with caplog.at_level(logging.WARNING, logger="vaedemo.data.dataset"):
+        train, val = build_datasets(cfg(tmp_path, val_fraction=0.5))
+    assert train.files == ["good.wav"] and val.files == []
+    assert "bad.wav" in caplog.text
+    assert "ClipDataset(1 files" in repr(train) and train.seconds == pytest.approx(L / SR)
+
+
+def test_clip_dataset_rejects_unknown_mode():
+    with pytest.raises(ValueError):
+        ClipDataset([], L, mode="loops")

@@ -1,0 +1,169 @@
+"""``python -m vaedemo.bench --config X [--config Y] [--checkpoint C] [--seconds 10] [--runs 5]``
+
+For each model: parameters, GFLOPs per second of audio, encode / decode / reconstruct speed as a real-time factor
+(audio seconds per wall-clock second, median of ``--runs`` runs after a warm-up), training steps per second (VAE
+phase and adversarial phase, batch and clip length of the config) and peak memory. Each model is measured in a fresh
+subprocess so that peak memory (max RSS) is its own. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _median_time(fn, runs: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int) -> dict:
+    """Measurements of one model, in this process."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .checkpoint import load
+    from .config import load_config
+    from .inference import Engine
+    from .nn.vae import AudioVAE
+    from .training.module import VAEModule
+
+    if kind == "checkpoint":
+        bundle = load(target)
+        cfg = bundle.config
+        engine = Engine(bundle)
+    else:
+        from .checkpoint import Bundle
+
+        cfg = load_config(target)
+        torch.manual_seed(0)
+        engine = Engine(Bundle(cfg, AudioVAE(cfg).eval(), {}, None, target))
+    model = engine.model
+    sr, ch = cfg.data.sample_rate, cfg.data.channels
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((int(seconds * sr), ch))).astype(np.float32)
+    z = engine.encode(audio, sr)
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        one = torch.from_numpy(audio[: sr if not engine.single else cfg.data.clip_length].T.copy())[None]
+        model(one, sample=False)
+    per_second = one.shape[-1] / sr
+    gflops = counter.get_total_flops() / 1e9 / per_second
+
+    t_enc = _median_time(lambda: engine.encode(audio, sr), runs)
+    t_dec = _median_time(lambda: engine.decode(z), runs)
+    t_rec = _median_time(lambda: engine.reconstruct(audio, sr), runs)
+    t_sample = _median_time(lambda: engine.sample(1, seed=0), runs)
+    sample_seconds = (cfg.data.clip_length) / sr
+
+    # training throughput: one real training step of each phase, outside Lightning
+    module = VAEModule(cfg).train()
+    opt_g = torch.optim.Adam(module.vae.parameters(), lr=cfg.train.lr)
+    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=cfg.train.disc_lr)
+    batch = 0.1 * torch.randn(cfg.train.batch_size, ch, cfg.data.clip_length)
+
+    def step(phase: str) -> None:
+        out = module.vae(batch, sample=True, freeze_encoder=phase == "adversarial" and cfg.train.freeze_encoder)
+        if phase != "vae":
+            opt_d.zero_grad()
+            module.discriminator_loss(out).backward()
+            opt_d.step()
+        opt_g.zero_grad()
+        module.generator_loss(out, phase, 10**9)[0].backward()
+        opt_g.step()
+
+    t_vae = _median_time(lambda: step("vae"), train_steps)
+    t_adv = _median_time(lambda: step("adversarial"), train_steps)
+    params = sum(p.numel() for p in model.parameters())
+    return {
+        "model": Path(target).stem if kind == "config" else Path(target).name,
+        "mode": cfg.model.latent_mode,
+        "params_M": params / 1e6,
+        "disc_params_M": sum(p.numel() for p in module.discriminator.parameters()) / 1e6,
+        "gflops_per_s": gflops,
+        "encode_rtf": seconds / t_enc,
+        "decode_rtf": seconds / t_dec if not engine.single else len(z) * cfg.data.clip_length / sr / t_dec,
+        "reconstruct_rtf": seconds / t_rec,
+        "sample_ms": 1000 * t_sample,
+        "sample_rtf": sample_seconds / t_sample,
+        "train_vae_steps_s": 1 / t_vae,
+        "train_adv_steps_s": 1 / t_adv,
+        "batch": f"{cfg.train.batch_size}x{cfg.data.clip_length}",
+        "peak_mem_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
+
+
+COLUMNS = [
+    ("model", "model", "{}"),
+    ("mode", "latent", "{}"),
+    ("params_M", "params (M)", "{:.2f}"),
+    ("gflops_per_s", "GFLOPs / s audio", "{:.2f}"),
+    ("encode_rtf", "encode x RT", "{:.0f}"),
+    ("decode_rtf", "decode x RT", "{:.0f}"),
+    ("reconstruct_rtf", "reconstruct x RT", "{:.0f}"),
+    ("sample_ms", "1 prior sample (ms)", "{:.1f}"),
+    ("train_vae_steps_s", "train steps/s VAE", "{:.2f}"),
+    ("train_adv_steps_s", "train steps/s adv.", "{:.2f}"),
+    ("batch", "batch", "{}"),
+    ("peak_mem_MB", "peak RSS (MB)", "{:.0f}"),
+]
+
+
+def table(rows: list[dict]) -> str:
+    head = "| " + " | ".join(c[1] for c in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaedemo.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action="append", default=[], help="YAML config (untrained weights)")
+    parser.add_argument("--checkpoint", action="append", default=[], help="bundle folder or hf:// id")
+    parser.add_argument("--seconds", type=float, default=10.0, help="audio length for encode/decode/reconstruct")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=3)
+    parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument("--_worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._worker:
+        kind, target = args._worker
+        print(json.dumps(measure(target, kind, args.seconds, args.runs, args.train_steps)))
+        return 0
+    targets = [("config", c) for c in args.config] + [("checkpoint", c) for c in args.checkpoint]
+    if not targets:
+        targets = [("config", str(p)) for p in sorted(Path("configs").glob("*.yaml"))]
+    rows = []
+    for kind, target in targets:
+        cmd = [sys.executable, "-m", "vaedemo.bench", "--_worker", kind, target, "--seconds", str(args.seconds),
+               "--runs", str(args.runs), "--train-steps", str(args.train_steps)]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"error: benchmarking {target} failed: {res.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+            return 1
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        print(f"measured {target}", file=sys.stderr)
+    print(table(rows))
+    print(f"\n{rows[0]['threads']} torch threads; x RT = seconds of audio per second of compute (median of "
+          f"{args.runs} runs of {args.seconds:g} s after a warm-up); training steps: median of {args.train_steps}.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

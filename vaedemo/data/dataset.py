@@ -1,0 +1,325 @@
+"""Folder of audio -> fixed-length training clips: scan, decoded cache, deterministic train/val split, datasets.
+
+This module owns the way from a folder on disk to the tensors a DataLoader batches:
+
+* :func:`scan_audio` finds wav/flac/ogg/mp3/opus files recursively (suffixes case-insensitive, hidden folders such
+  as the cache skipped), sorted by relative path so every machine sees the same order;
+* every file is decoded once with :func:`vaedemo.audio.load_audio` at the configured rate and channel count and kept
+  as a float32 ``.npy`` file of shape (channels, samples) under ``cfg.cache_dir`` (default ``<root>/.vaedemo_cache``),
+  keyed by a hash of (relative path, size, mtime_ns, sample rate, channels); items are read from it with
+  ``np.load(mmap_mode="r")``, so epochs never decode again (stale entries of changed files are left in place);
+* the train/val split is a hash of (split_seed, relative path) compared to ``val_fraction``: stable across runs,
+  machines and additions of other files;
+* :class:`ClipDataset` yields torch.float32 tensors of shape (channels, clip_length): one clip from the start of each
+  file (mode ``oneshot``), or crops (mode ``crops``: random for training, consecutive for validation).
+
+A folder that is missing or holds no usable audio raises :class:`DataError` naming the folder and the skipped files.
+
+>>> train, val = build_datasets(DataConfig(root="data/drums"))  # doctest: +SKIP
+>>> train[0].shape  # doctest: +SKIP
+torch.Size([1, 44032])
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..audio import load_audio
+from ..config import DataConfig
+from ..errors import AudioError, DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
+CACHE_DIRNAME = ".vaedemo_cache"
+CACHE_VERSION = 1  # bump when the cached array layout changes
+_MAX_LISTED = 5  # skipped files named in an error message
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------------- scanning
+
+
+def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """All non-hidden files under ``root`` as (audio, other), each sorted by relative posix path."""
+    audio, other = [], []
+    excluded = exclude.resolve() if exclude is not None else None
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = [
+            d for d in dirnames if not d.startswith(".") and (excluded is None or (here / d).resolve() != excluded)
+        ]
+        for name in filenames:
+            if name.startswith("."):  # .DS_Store, ._kick.wav (macOS resource forks), temp files
+                continue
+            (audio if Path(name).suffix.lower() in AUDIO_SUFFIXES else other).append(here / name)
+
+    def key(p: Path) -> str:
+        return p.relative_to(root).as_posix()
+
+    return sorted(audio, key=key), sorted(other, key=key)
+
+
+def _check_root(root: Path) -> None:
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist.")
+    if not root.is_dir():
+        raise DataError(f"data folder {root} is not a folder (set data.root to a folder of audio files).")
+
+
+def scan_audio(root: str | Path) -> list[Path]:
+    """Audio files (wav, flac, ogg, mp3, opus; any case) under ``root``, recursively, sorted by relative path.
+
+    Hidden folders and files (names starting with '.') are skipped. Raises :class:`DataError` when ``root`` is not
+    a folder.
+    """
+    root = Path(root)
+    _check_root(root)
+    return _walk(root)[0]
+
+
+# ---------------------------------------------------------------------------------------------------------- caching
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One decoded file: read from the cache file when there is one, else from the array kept in memory."""
+
+    rel: str  # relative posix path, what ``ClipDataset.files`` reports
+    frames: int
+    cache: Path | None
+    array: np.ndarray | None = None
+
+    def read(self) -> np.ndarray:
+        """(channels, frames) float32, memory-mapped when cached."""
+        if self.cache is not None:
+            return np.load(self.cache, mmap_mode="r")
+        return self.array
+
+
+def cache_key(rel: str, size: int, mtime_ns: int, sample_rate: int, channels: int) -> str:
+    """Hex sha1 naming the cached decode of one file; changes when the file or the decode settings change."""
+    text = f"v{CACHE_VERSION}\0{rel}\0{size}\0{mtime_ns}\0{sample_rate}\0{channels}"
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _load_cached(path: Path, channels: int) -> np.ndarray | None:
+    try:
+        x = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if x.dtype != np.float32 or x.ndim != 2 or x.shape[0] != channels or x.shape[1] == 0:
+        return None
+    return x
+
+
+class _Decoder:
+    """Decodes files through the cache; falls back to memory (with one warning) when the cache is not writable."""
+
+    def __init__(self, root: Path, cache_dir: Path, sample_rate: int, channels: int):
+        self.root, self.cache_dir, self.sample_rate, self.channels = root, cache_dir, sample_rate, channels
+        self.writable = True
+        self.decoded = 0
+        self.cached = 0
+
+    def __call__(self, path: Path) -> _Source:
+        rel = path.relative_to(self.root).as_posix()
+        st = path.stat()
+        target = self.cache_dir / f"{cache_key(rel, st.st_size, st.st_mtime_ns, self.sample_rate, self.channels)}.npy"
+        hit = _load_cached(target, self.channels) if target.is_file() else None
+        if hit is not None:
+            self.cached += 1
+            return _Source(rel, hit.shape[1], target)
+        x, _ = load_audio(path, self.sample_rate, self.channels)  # raises AudioError
+        if x.shape[0] == 0:
+            raise AudioError(f"{path.name} is too short to keep a sample at {self.sample_rate} Hz.")
+        x = np.ascontiguousarray(x.T, dtype=np.float32)  # (channels, samples) inside the package
+        self.decoded += 1
+        if self.writable:
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = self.cache_dir / f".{target.stem}.{os.getpid()}.tmp.npy"
+                np.save(tmp, x)
+                os.replace(tmp, target)  # atomic: concurrent runs (DDP ranks) never read half a file
+                return _Source(rel, x.shape[1], target)
+            except OSError as e:
+                self.writable = False
+                log.warning("cannot write the decoded cache in %s (%s); keeping audio in memory.", self.cache_dir, e)
+        return _Source(rel, x.shape[1], None, x)
+
+
+# ------------------------------------------------------------------------------------------------------------ split
+
+
+def _unit_hash(seed: int, rel: str) -> float:
+    digest = hashlib.sha1(f"{seed}\0{rel}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_files(rels: list[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Deterministic (train, val) split of relative paths by a hash of (seed, path), order preserved.
+
+    A file's side depends only on its own path, the seed and ``val_fraction``. When ``val_fraction > 0`` and there
+    are at least two files, both sides get at least one; a single file always goes to train.
+    """
+    u = {rel: _unit_hash(seed, rel) for rel in rels}
+    val = {rel for rel in rels if u[rel] < val_fraction}
+    if val_fraction > 0 and len(rels) >= 2 and not val:
+        val.add(min(rels, key=lambda r: u[r]))
+    if rels and len(val) == len(rels):
+        val.discard(max(rels, key=lambda r: u[r]))
+    return [r for r in rels if r not in val], [r for r in rels if r in val]
+
+
+# ---------------------------------------------------------------------------------------------------------- dataset
+
+
+class ClipDataset(Dataset):
+    """Fixed-length clips of decoded files, as torch.float32 (channels, clip_length).
+
+    ``mode="oneshot"``: one clip per file, from its start, zero-padded or cropped. ``mode="crops"``: one item per
+    whole ``clip_length`` in each file (at least one; shorter files are zero-padded); with ``random_crops`` each item
+    is a crop at a random offset drawn with torch's RNG (seeded per DataLoader worker), otherwise item k of a file is
+    the k-th consecutive crop.
+    """
+
+    def __init__(
+        self,
+        sources: list[_Source],
+        clip_length: int,
+        mode: str = "oneshot",
+        random_crops: bool = False,
+        sample_rate: int = 44100,
+        channels: int = 1,
+    ):
+        if mode not in ("oneshot", "crops"):
+            raise ValueError(f"mode must be 'oneshot' or 'crops', got {mode!r}")
+        self.sources = list(sources)
+        self.clip_length = int(clip_length)
+        self.mode = mode
+        self.random_crops = random_crops and mode == "crops"
+        self.sample_rate = sample_rate
+        self.channels = channels
+        counts = [1 if mode == "oneshot" else max(1, s.frames // self.clip_length) for s in self.sources]
+        self._starts = np.cumsum([0] + counts).tolist()  # item index where each file begins
+
+    @property
+    def files(self) -> list[str]:
+        """Relative paths (posix) of the files in this dataset, sorted."""
+        return [s.rel for s in self.sources]
+
+    @property
+    def seconds(self) -> float:
+        """Total duration of the decoded files."""
+        return sum(s.frames for s in self.sources) / self.sample_rate
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} clips")
+        f = bisect.bisect_right(self._starts, index) - 1
+        src, k = self.sources[f], index - self._starts[f]
+        L = self.clip_length
+        if self.mode == "oneshot":
+            start = 0
+        elif self.random_crops:
+            start = int(torch.randint(0, src.frames - L + 1, ()).item()) if src.frames > L else 0
+        else:
+            start = k * L
+        seg = src.read()[:, start : start + L]
+        out = np.zeros((seg.shape[0], L), dtype=np.float32)
+        out[:, : seg.shape[1]] = seg
+        return torch.from_numpy(out)
+
+    def __repr__(self) -> str:
+        return (
+            f"ClipDataset({len(self.sources)} files, {len(self)} clips of {self.clip_length} samples, "
+            f"mode={self.mode!r}, random_crops={self.random_crops})"
+        )
+
+
+# ------------------------------------------------------------------------------------------------------ entry point
+
+
+def _reason(err: AudioError, path: Path) -> str:
+    """'b.wav is an empty file.' -> 'empty file'."""
+    msg = str(err).strip().rstrip(".")
+    for prefix in (str(path), path.name):
+        if msg.startswith(prefix + " "):
+            msg = msg[len(prefix) + 1 :]
+            break
+    for lead in ("is an ", "is a ", "is "):
+        if msg.startswith(lead):
+            return msg[len(lead) :]
+    return msg
+
+
+def _no_audio_message(root: Path, skipped: list[tuple[str, str]]) -> str:
+    if not skipped:
+        return (
+            f"{root} holds no usable audio: no files found (searched recursively for "
+            f"{', '.join(AUDIO_SUFFIXES)}; hidden folders are skipped)."
+        )
+    listed = "; ".join(f"{rel}: {why}" for rel, why in skipped[:_MAX_LISTED])
+    more = f"; and {len(skipped) - _MAX_LISTED} more" if len(skipped) > _MAX_LISTED else ""
+    n = len(skipped)
+    return f"{root} holds no usable audio: {n} file{'s' if n != 1 else ''} skipped ({listed}{more})."
+
+
+def build_datasets(cfg: DataConfig) -> tuple[ClipDataset, ClipDataset]:
+    """Scan ``cfg.root``, decode through the cache, split, and return ``(train, val)`` datasets.
+
+    Undecodable files are skipped with a warning. ``cfg.max_files`` keeps that many usable files, chosen by a hash of
+    (split_seed, path) so the subset is spread over the folder rather than its first subfolder. Raises
+    :class:`DataError` when the folder is missing or nothing usable remains.
+    """
+    root = Path(cfg.root)
+    _check_root(root)
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else root / CACHE_DIRNAME
+    audio, other = _walk(root, exclude=cache_dir)
+    skipped = [(p.relative_to(root).as_posix(), "not an audio file") for p in other]
+    if cfg.max_files is not None:
+        audio.sort(key=lambda p: _unit_hash(cfg.split_seed, "max_files\0" + p.relative_to(root).as_posix()))
+    decode = _Decoder(root, cache_dir, cfg.sample_rate, cfg.channels)
+    sources: list[_Source] = []
+    for path in audio:
+        if cfg.max_files is not None and len(sources) >= cfg.max_files:
+            break
+        try:
+            sources.append(decode(path))
+        except AudioError as e:
+            rel = path.relative_to(root).as_posix()
+            skipped.append((rel, _reason(e, path)))
+            log.warning("skipping %s: %s", rel, e)
+        except OSError as e:  # unreadable (permissions), vanished while scanning
+            rel = path.relative_to(root).as_posix()
+            skipped.append((rel, f"unreadable ({e.strerror or e})"))
+            log.warning("skipping %s: %s", rel, e)
+    if not sources:
+        raise DataError(_no_audio_message(root, sorted(skipped)))
+    sources.sort(key=lambda s: s.rel)
+    log.info(
+        "%s: %d audio files (%d decoded, %d from cache in %s), %d undecodable, %d other files ignored",
+        root, len(sources), decode.decoded, decode.cached, cache_dir, len(skipped) - len(other), len(other),
+    )  # fmt: skip
+    train_rels, val_rels = split_files([s.rel for s in sources], cfg.val_fraction, cfg.split_seed)
+    if cfg.val_fraction > 0 and not val_rels:
+        log.warning("%s holds a single usable file; the validation set is empty.", root)
+    by_rel = {s.rel: s for s in sources}
+    common = dict(clip_length=cfg.clip_length, mode=cfg.mode, sample_rate=cfg.sample_rate, channels=cfg.channels)
+    train = ClipDataset([by_rel[r] for r in train_rels], random_crops=True, **common)
+    val = ClipDataset([by_rel[r] for r in val_rels], random_crops=False, **common)
+    return train, val
