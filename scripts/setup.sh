@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what vaedemo needs on a fresh Debian machine: system packages (when run as root with apt), a virtual
+# environment in .venv and the Python requirements. `--dev` adds the test requirements.
+#   bash scripts/setup.sh          # to run the app and the CLIs
+#   bash scripts/setup.sh --dev    # to run the tests too
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+# fluidsynth + soundfonts render training/evaluation data, ffmpeg decodes m4a/webm, chromium runs the browser tests
+packages="fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont ffmpeg opus-tools"
+[ $dev = 1 ] && packages="$packages chromium"
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  missing=""
+  for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    echo "[setup] apt-get install$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+else
+  echo "[setup] not root or no apt-get: install these system packages yourself if missing: $packages"
+fi
+
+python3 -m venv .venv
+if [ $dev = 1 ]; then
+  .venv/bin/python -m pip install -q -r requirements-dev.txt
+else
+  .venv/bin/python -m pip install -q -r requirements.txt
+fi
+echo "[setup] done: $(.venv/bin/python -c 'import torch, lightning, gradio; print("torch", torch.__version__, "lightning", lightning.__version__, "gradio", gradio.__version__)')"
