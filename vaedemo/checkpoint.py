@@ -91,6 +91,12 @@ def model_card(cfg: Config, model: AudioVAE, meta: dict[str, Any]) -> str:
     if metrics:
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" if isinstance(v, (int, float)) else f"| {k} | {v} |" for k, v in metrics.items()]
+    if meta.get("evaluation"):
+        from .evaluate import report_markdown
+
+        body = report_markdown(meta.get("name") or cfg.name, meta["evaluation"]).split("\n", 2)[2]
+        lines += ["", "## Evaluation", "", f"Reproduce: `{meta.get('evaluation_command', 'python -m vaedemo.evaluate')}`", ""]
+        lines += [ln.replace("## ", "### ", 1) if ln.startswith("## ") else ln for ln in body.splitlines()]
     lines += ["", "## Parameters", "", "| module | type | parameters |", "|---|---|---|"]
     lines += [f"| {n} | {t} | {_fmt_params(c)} |" for n, t, c in parameter_table(model)]
     lines += ["", "## Config", "", "```json", cfg.to_json(), "```", ""]

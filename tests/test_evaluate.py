@@ -1,0 +1,44 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+import vaedemo
+from vaedemo.checkpoint import save_bundle
+from vaedemo.evaluate import main as evaluate_main
+from vaedemo.nn.vae import AudioVAE
+
+
+@pytest.mark.skipif(shutil.which("opusenc") is None, reason="opus-tools (opusenc/opusdec) not installed")
+def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config, drum_folder, tmp_path, capsys):
+    cfg = tiny_config("single", flows=2)
+    torch.manual_seed(0)
+    path = save_bundle(AudioVAE(cfg), tmp_path / "b", {"name": "tiny"})
+    out = tmp_path / "report.md"
+    js = tmp_path / "r.json"
+    code = evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--out", str(out),
+                          "--json", str(js), "--update-card"])
+    assert code == 0
+    res = json.loads(js.read_text())[0]
+    assert "validation split" in res["data"]  # the training folder: only held-out files
+    rec = res["reconstruction"]
+    assert set(rec) == {"model", "opus 6 kbps", "opus 12 kbps", "opus 24 kbps"}
+    # a higher bitrate is a better codec: the baselines come out in the right order
+    assert rec["opus 24 kbps"]["log_mel_l1"] < rec["opus 6 kbps"]["log_mel_l1"]
+    assert rec["opus 24 kbps"]["si_sdr"] > rec["opus 6 kbps"]["si_sdr"]
+    assert set(res["generation"]) == {"real vs real (floor)", "flow prior", "gaussian prior"}
+    report = out.read_text()
+    assert "| opus 12 kbps |" in report and "| flow prior |" in report
+    card = vaedemo.load(path).card
+    assert "## Evaluation" in card and "python -m vaedemo.evaluate --checkpoint" in card
+
+
+def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):
+    cfg = tiny_config("temporal", flows=0)
+    path = save_bundle(AudioVAE(cfg), tmp_path / "b")
+    (tmp_path / "empty").mkdir()
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(tmp_path / "empty")]) == 2
+    assert "holds no audio files" in capsys.readouterr().err
+    assert evaluate_main(["--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path)]) == 2
+    assert "not a bundle folder" in capsys.readouterr().err

@@ -1,0 +1,181 @@
+"""``python -m vaedemo.evaluate --checkpoint C --data DIR [--data DIR2 ...] [--out report.md] [--update-card]``
+
+Evaluates a bundle on folders of audio clips (each file cut or padded to ``--seconds``):
+
+- reconstruction on held-out clips — log-mel L1, multi-resolution STFT distance, spectral convergence, SI-SDR —
+  with Opus at 6/12/24 kbps (opusenc/opusdec, when installed) on the same clips as baselines;
+- generation: KID and Frechet distance over handcrafted clip features between prior samples and the held-out clips,
+  for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor.
+
+When DIR is the bundle's training folder only its validation split is used (the same hash split as training);
+any other folder (another soundfont, say) is used whole. ``--update-card`` stores the results in the bundle
+(``config.json`` meta and the README model card), so the card's numbers are the command's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError, VaedemoError
+
+RECON_KEYS = ("log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr")
+OPUS_BITRATES = (6, 12, 24)
+
+
+def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
+    """(evaluation files, other files of the folder, description): the val split for the training folder."""
+    from .data.dataset import scan_audio, split_files
+
+    files = scan_audio(data)
+    if not files:
+        raise VaedemoError(f"{data} holds no audio files to evaluate on.")
+    d = engine.config.data
+    if Path(d.root).resolve() == data.resolve():
+        rels = [f.relative_to(data).as_posix() for f in files]
+        train, val = split_files(rels, d.val_fraction, d.split_seed)
+        return [data / r for r in val], [data / r for r in train], f"{data} (validation split: {len(val)} files)"
+    return files, [], f"{data} (all {len(files)} files, not seen in training)"
+
+
+def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: int) -> list[np.ndarray]:
+    from .audio import load_audio
+
+    clips = []
+    for f in files[:limit]:
+        try:
+            x, _ = load_audio(f, sr, channels)
+        except AudioError as e:
+            print(f"skipping {f}: {e}", file=sys.stderr)
+            continue
+        x = x[:length]
+        clips.append(np.pad(x, ((0, length - len(x)), (0, 0))))
+    return clips
+
+
+def opus_round_trip(x: np.ndarray, sr: int, kbps: int, tmp: Path) -> np.ndarray:
+    from .audio import load_audio, save_audio
+
+    wav, opus, out = tmp / "in.wav", tmp / "x.opus", tmp / "out.wav"
+    save_audio(wav, x, sr, subtype="FLOAT")
+    subprocess.run(["opusenc", "--quiet", "--bitrate", str(kbps), str(wav), str(opus)], check=True)
+    subprocess.run(["opusdec", "--quiet", "--rate", str(sr), "--float", str(opus), str(out)], check=True)
+    y, _ = load_audio(out, sr, x.shape[1])
+    y = y[: len(x)]
+    return np.pad(y, ((0, len(x) - len(y)), (0, 0)))
+
+
+def _mean_metrics(pairs) -> dict[str, float]:
+    from .metrics import reconstruction_metrics
+
+    rows = [reconstruction_metrics(ref, est, sr) for ref, est, sr in pairs]
+    return {k: float(np.mean([r[k] for r in rows])) for k in RECON_KEYS}
+
+
+def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples: int, opus: bool, seed: int = 0) -> dict:
+    from .metrics import clip_features, frechet_distance, kid
+
+    sr, ch = engine.sample_rate, engine.channels
+    length = int(round(seconds * sr))
+    files, others, described = held_out_files(data, engine)
+    clips = load_clips(files, sr, length, ch, max_clips)
+    if len(clips) < 2:
+        raise VaedemoError(f"{data} gave {len(clips)} usable clips; the evaluation needs at least 2.")
+    t0 = time.perf_counter()
+    recon = [engine.reconstruct(x, sr) for x in clips]
+    seconds_recon = time.perf_counter() - t0
+    result: dict = {"data": described, "clips": len(clips), "seconds": seconds,
+                    "reconstruction": {"model": _mean_metrics((x, y, sr) for x, y in zip(clips, recon))},
+                    "reconstruct_x_realtime": len(clips) * seconds / seconds_recon}
+    if opus and shutil.which("opusenc") and shutil.which("opusdec"):
+        with tempfile.TemporaryDirectory() as tmp:
+            for kbps in OPUS_BITRATES:
+                pairs = ((x, opus_round_trip(x, sr, kbps, Path(tmp)), sr) for x in clips)
+                result["reconstruction"][f"opus {kbps} kbps"] = _mean_metrics(pairs)
+
+    # generation: prior samples vs held-out clips; floor: other real clips vs the same held-out clips
+    n = min(samples, len(clips)) if samples else len(clips)
+    real = clip_features(clips, sr)
+    gen: dict = {}
+    if others:
+        floor_clips = load_clips(others, sr, length, ch, n)
+        floor = clip_features(floor_clips, sr)
+        gen["real vs real (floor)"] = _generation_scores(real, floor, kid, frechet_distance)
+    priors = [("flow prior", True), ("gaussian prior", False)] if engine.has_prior_flow else [("gaussian prior", False)]
+    for name, use_flow in priors:
+        audio = engine.sample(n, temperature=1.0, seed=seed, use_flow=use_flow, seconds=seconds)[:, :length]
+        gen[name] = _generation_scores(real, clip_features(list(audio), sr), kid, frechet_distance)
+    result["generation"] = gen
+    return result
+
+
+def _generation_scores(real, fake, kid, frechet_distance) -> dict[str, float]:
+    k, k_std = kid(real, fake, subsets=100, subset_size=min(len(real), len(fake), 1000))
+    return {"kid": float(k), "kid_std": float(k_std), "fd": float(frechet_distance(real, fake))}
+
+
+def report_markdown(name: str, results: list[dict]) -> str:
+    lines = [f"# Evaluation of {name}", ""]
+    for r in results:
+        lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:g} s; reconstruction "
+                  f"{r['reconstruct_x_realtime']:.0f}x real time.", "",
+                  "| reconstruction | log-mel L1 | MR-STFT | spectral conv. | SI-SDR (dB) |", "|---|---|---|---|---|"]
+        for sys_name, m in r["reconstruction"].items():
+            lines.append(f"| {sys_name} | {m['log_mel_l1']:.3f} | {m['multi_resolution_stft']:.3f} | "
+                         f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} |")
+        lines += ["", "| generation | KID | FD |", "|---|---|---|"]
+        for g_name, m in r["generation"].items():
+            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {m['fd']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaedemo.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="bundle folder or hf://org/repo")
+    parser.add_argument("--data", action="append", required=True, help="folder of audio clips (repeatable)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="clip length for every metric")
+    parser.add_argument("--max-clips", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=0, help="prior samples (default: as many as clips)")
+    parser.add_argument("--no-opus", action="store_true", help="skip the Opus baselines")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="write the markdown report here")
+    parser.add_argument("--json", help="write the results as JSON here")
+    parser.add_argument("--update-card", action="store_true", help="store the results in the bundle's card")
+    args = parser.parse_args(argv)
+    try:
+        from .inference import Engine
+
+        engine = Engine(args.checkpoint)
+        results = [evaluate_folder(engine, Path(d), args.seconds, args.max_clips, args.samples, not args.no_opus,
+                                   args.seed) for d in args.data]
+    except VaedemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = report_markdown(engine.bundle.name, results)
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if args.update_card:
+        from .checkpoint import save_bundle
+
+        meta = dict(engine.bundle.meta)
+        meta["evaluation"] = results
+        meta["evaluation_command"] = "python -m vaedemo.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
+        save_bundle(engine.model, engine.bundle.path, meta)
+        print(f"updated the card of {engine.bundle.path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
