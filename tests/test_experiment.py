@@ -1,0 +1,55 @@
+import csv
+
+import pytest
+import yaml
+
+from conftest import TINY
+from vaedemo.errors import ConfigError
+from vaedemo.experiment import main as experiment_main
+from vaedemo.experiment import read_ablation
+
+
+def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
+    base = tmp_path / "base.yaml"
+    values: dict = {}
+    for item in TINY + [f"data.root={drum_folder}", "model.latent_mode=single", "model.posterior_flow_layers=2",
+                        "model.prior_flow_layers=2"]:
+        key, raw = item.split("=", 1)
+        node = values
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = yaml.safe_load(raw)
+    base.write_text(yaml.safe_dump(values))
+    abl = tmp_path / "abl.yaml"
+    abl.write_text(yaml.safe_dump({
+        "base": str(base),
+        "run_root": str(tmp_path / "runs"),
+        "shared": ["train.max_steps=2", "train.warmup_steps=2", "train.val_every_n_steps=2"],
+        "evaluate": {"data": [str(drum_folder)], "seconds": 0.1, "max_clips": 4},
+        "variants": {"no_flows": ["model.posterior_flow_layers=0", "model.prior_flow_layers=0"], "both_flows": []},
+    }, sort_keys=False))
+    out = tmp_path / "docs" / "abl.md"
+    assert experiment_main([str(abl), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "results.csv")))
+    assert [r["variant"] for r in rows] == ["no_flows", "both_flows"]
+    assert rows[0]["prior flow"] == "0" and rows[1]["prior flow"] == "2"
+    assert float(rows[1]["params (M)"]) > float(rows[0]["params (M)"])
+    assert all(r["steps"] == "2" for r in rows)
+    assert f"{drum_folder.name} log-mel L1" in rows[0]
+    assert "| both_flows |" in out.read_text()
+    # a second call reuses the finished runs instead of training again
+    capsys.readouterr()
+    assert experiment_main([str(abl), "--only", "both_flows"]) == 0
+    assert "both_flows: reusing" in capsys.readouterr().err
+
+
+def test_ablation_file_errors(tmp_path):
+    p = tmp_path / "a.yaml"
+    p.write_text("base: x.yaml\nvariantz: {}\n")
+    with pytest.raises(ConfigError, match="unknown key 'variantz'"):
+        read_ablation(p)
+    p.write_text("base: x.yaml\n")
+    with pytest.raises(ConfigError, match="needs a 'variants' entry"):
+        read_ablation(p)
+    assert experiment_main([str(tmp_path / "missing.yaml")]) == 2

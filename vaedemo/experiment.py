@@ -1,0 +1,163 @@
+"""``python -m vaedemo.experiment configs/ablations/NAME.yaml [--out docs/NAME.md]``: train and compare variants.
+
+An ablation file names a base config, the overrides every variant shares (the equal budget), the variants (each a
+list of overrides) and the folders to evaluate on::
+
+    base: configs/drums_single_flow.yaml
+    run_root: runs/ablations/flows
+    shared: [train.max_steps=3000, train.warmup_steps=3000]
+    evaluate: {data: [data/drums_fluidr3], seconds: 1.0, max_clips: 100}
+    variants:
+      no_flows: [model.posterior_flow_layers=0, model.prior_flow_layers=0]
+      both_flows: []
+
+Each variant trains in ``run_root/NAME`` with ``python -m vaedemo.train`` (a finished run is reused, an interrupted
+one resumes), is evaluated with :mod:`vaedemo.evaluate`, and lands in one table: ``run_root/results.md`` and
+``results.csv`` (and ``--out``), with the metrics, parameter counts and training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError, VaedemoError
+
+KEYS = {"base", "run_root", "shared", "evaluate", "variants", "description"}
+
+
+def read_ablation(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"ablation file {path} does not exist.")
+    doc = yaml.safe_load(path.read_text()) or {}
+    unknown = set(doc) - KEYS
+    if unknown:
+        raise ConfigError(f"unknown key '{sorted(unknown)[0]}' in {path}; known keys: {', '.join(sorted(KEYS))}.")
+    for key in ("base", "variants"):
+        if key not in doc:
+            raise ConfigError(f"{path} needs a '{key}' entry.")
+    if not isinstance(doc["variants"], dict) or not doc["variants"]:
+        raise ConfigError(f"'variants' in {path} must map names to lists of overrides.")
+    doc.setdefault("run_root", f"runs/ablations/{path.stem}")
+    doc.setdefault("shared", [])
+    doc.setdefault("evaluate", {})
+    return doc
+
+
+def variant_overrides(doc: dict, name: str) -> list[str]:
+    return list(doc["shared"]) + list(doc["variants"][name] or []) + [f"train.run_dir={doc['run_root']}/{name}",
+                                                                       f"name={name}"]
+
+
+def train_variant(doc: dict, name: str) -> Path:
+    """Train (or resume, or reuse) one variant; returns its bundle folder."""
+    from .checkpoint import read_bundle_config
+    from .config import load_config
+
+    overrides = variant_overrides(doc, name)
+    cfg = load_config(doc["base"], overrides)  # validates before anything runs
+    run_dir = Path(cfg.train.run_dir)
+    bundle = run_dir / "bundle"
+    if bundle.is_dir() and read_bundle_config(bundle)[1].get("step", 0) >= cfg.train.max_steps:
+        print(f"[experiment] {name}: reusing {bundle}", file=sys.stderr)
+        return bundle
+    cmd = [sys.executable, "-m", "vaedemo.train", "--config", doc["base"]]
+    cmd += [a for o in overrides for a in ("--set", o)]
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        cmd.append("--resume")
+    print(f"[experiment] {name}: {' '.join(cmd[1:])}", file=sys.stderr)
+    res = subprocess.run(cmd)
+    if res.returncode != 0:
+        raise VaedemoError(f"training variant '{name}' failed (exit {res.returncode}); see its output above.")
+    return bundle
+
+
+def evaluate_variant(bundle: Path, opts: dict) -> list[dict]:
+    from .evaluate import evaluate_folder
+    from .inference import Engine
+
+    engine = Engine(bundle)
+    return [evaluate_folder(engine, Path(d), float(opts.get("seconds", 1.0)), int(opts.get("max_clips", 100)),
+                            int(opts.get("samples", 0)), bool(opts.get("opus", False))) for d in opts.get("data", [])]
+
+
+def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
+    from .checkpoint import load
+
+    b = load(bundle)
+    m = b.config.model
+    row = {
+        "variant": name,
+        "latent": f"{m.latent_mode} {m.latent_size}",
+        "posterior flow": m.posterior_flow_layers,
+        "prior flow": m.prior_flow_layers,
+        "params (M)": round(sum(p.numel() for p in b.model.parameters()) / 1e6, 3),
+        "steps": b.meta.get("step"),
+        "train time (min)": round(float(b.meta.get("training_time_s", 0)) / 60, 1),
+    }
+    for r in results:
+        tag = Path(r["data"].split(" (")[0]).name
+        rec = r["reconstruction"]["model"]
+        row[f"{tag} log-mel L1"] = round(rec["log_mel_l1"], 4)
+        row[f"{tag} MR-STFT"] = round(rec["multi_resolution_stft"], 4)
+        row[f"{tag} SI-SDR"] = round(rec["si_sdr"], 2)
+        gen = r["generation"]
+        prior = "flow prior" if "flow prior" in gen else "gaussian prior"
+        row[f"{tag} KID (model prior)"] = round(gen[prior]["kid"], 4)
+        row[f"{tag} KID (gaussian)"] = round(gen["gaussian prior"]["kid"], 4)
+        if "real vs real (floor)" in gen:
+            row[f"{tag} KID floor"] = round(gen["real vs real (floor)"]["kid"], 4)
+    return row
+
+
+def write_table(rows: list[dict], run_root: Path, title: str, out: Path | None) -> str:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    md = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    text = "\n".join(md) + "\n"
+    run_root.mkdir(parents=True, exist_ok=True)
+    (run_root / "results.md").write_text(text)
+    with open(run_root / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaedemo.experiment", description=__doc__.split("\n\n")[0])
+    parser.add_argument("ablation", help="configs/ablations/NAME.yaml")
+    parser.add_argument("--out", help="also write the markdown table here (e.g. docs/ablations.md)")
+    parser.add_argument("--only", action="append", help="run only these variants (repeatable)")
+    args = parser.parse_args(argv)
+    path = Path(args.ablation)
+    try:
+        doc = read_ablation(path)
+        names = args.only or list(doc["variants"])
+        rows = []
+        for name in names:
+            if name not in doc["variants"]:
+                raise ConfigError(f"no variant '{name}' in {path}; it has {', '.join(doc['variants'])}.")
+            bundle = train_variant(doc, name)
+            results = evaluate_variant(bundle, doc["evaluate"])
+            (Path(doc["run_root"]) / name / "evaluation.json").write_text(json.dumps(results, indent=2))
+            rows.append(row_for(name, bundle, results))
+    except VaedemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    title = doc.get("description") or f"Ablation {path.stem}"
+    print(write_table(rows, Path(doc["run_root"]), title, Path(args.out) if args.out else None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
