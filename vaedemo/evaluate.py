@@ -49,8 +49,10 @@ def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
 def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: int) -> list[np.ndarray]:
     from .audio import load_audio
 
+    if len(files) > limit:  # evenly spread over the sorted list: every kit / instrument folder is represented
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     clips = []
-    for f in files[:limit]:
+    for f in files:
         try:
             x, _ = load_audio(f, sr, channels)
         except AudioError as e:
