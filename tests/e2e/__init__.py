@@ -1,0 +1,1 @@
+"""End-to-end tests of the demo: gradio_client against a live server, and a real browser."""

@@ -1,0 +1,44 @@
+"""A demo server for the end-to-end tests: tiny bundles, launched in this process on a free port."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from .bundles import tiny_bundles
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """As app.py runs on 2 cores (one thread per request): a multi-threaded op stalls when another process holds a
+    core. Restored after each module, so that the rest of the test session is unaffected."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def e2e_bundles(tmp_path_factory):
+    return tiny_bundles(tmp_path_factory.mktemp("e2e-bundles"), ("tiny_single_flow", "tiny_temporal"))
+
+
+@pytest.fixture(scope="session")
+def server(e2e_bundles, tmp_path_factory):
+    """URL of a running demo: default model tiny_single_flow, tiny_temporal selectable."""
+    import app
+
+    empty = tmp_path_factory.mktemp("no-checkpoints")  # the test does not depend on what checkpoints/ holds
+    demo = app.create([str(p) for p in e2e_bundles.values()], max_seconds=10.0, checkpoint_dir=empty)
+    port = free_port()
+    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

@@ -1,0 +1,123 @@
+"""Screenshots of every tab for the README: ``.venv/bin/python tests/e2e/screenshots.py [--checkpoint B ...]``.
+
+Starts the app in this process (default model: the bundles in checkpoints/, or the ``--checkpoint`` ones), drives
+the system chromium with Playwright (never a downloaded browser) through each tab, and writes small PNGs to
+``docs/screenshots/`` (1440 px wide, palette-quantised with Pillow when it is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_idle(page, timeout: float = 60.0) -> None:
+    """Wait until no Gradio progress indicator is shown."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('.progress-text, .eta-bar, .wrap.pending')",
+                           timeout=timeout * 1000)  # fmt: skip
+    page.wait_for_timeout(500)
+
+
+def release_slider(page, label: str, value: float) -> None:
+    """Set a gr.Slider by (the start of) its label and fire its release event (pointerup on the range input)."""
+    box = page.locator(f"input[type=range][aria-label^='range slider for {label}']").first
+    box.fill(str(value))
+    box.dispatch_event("pointerup")
+
+
+def shrink(path: Path) -> None:
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    img = Image.open(path).convert("RGB")
+    img.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
+def take(url: str, out: Path, width: int = 1440) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    shots = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
+        page.goto(url)
+        page.get_by_role("tab", name="Reconstruct").wait_for()
+        wait_idle(page)
+
+        def shot(name: str) -> None:
+            path = out / f"{name}.png"
+            page.screenshot(path=str(path), full_page=True)
+            shrink(path)
+            shots.append(path)
+
+        page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples" / "drum_loop.flac"))
+        page.locator("#spec-output .js-plotly-plot").wait_for(timeout=60000)
+        wait_idle(page)
+        shot("reconstruct")
+
+        page.get_by_role("tab", name="Sample").click()
+        page.get_by_role("button", name="Sample", exact=True).click()
+        wait_idle(page)
+        release_slider(page, "Direction 1", 1.5)
+        wait_idle(page)
+        shot("sample")
+
+        page.get_by_role("tab", name="Interpolate").click()
+        page.get_by_role("button", name="Render the path").click()
+        wait_idle(page)
+        release_slider(page, "Position A", 0.3)
+        wait_idle(page)
+        shot("interpolate")
+
+        page.get_by_role("tab", name="Latent map").click()
+        page.get_by_role("button", name="Draw the map").click()
+        page.locator("#latent-map path.point").first.wait_for(timeout=120000)
+        wait_idle(page)
+        page.locator("#latent-map path.point").nth(2).click(force=True)
+        wait_idle(page)
+        shot("latent_map")
+        browser.close()
+    return shots
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", action="append", default=[])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    a = ap.parse_args(argv)
+    import app
+
+    demo = app.create(a.checkpoint)
+    port = free_port()
+    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        t0 = time.perf_counter()
+        for path in take(f"http://127.0.0.1:{port}/", Path(a.out)):
+            print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
+        print(f"took {time.perf_counter() - t0:.1f} s")
+    finally:
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

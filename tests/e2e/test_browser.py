@@ -1,0 +1,50 @@
+"""A real browser (the system chromium, driven by Playwright): upload, reconstruct, see the audio and both plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from .screenshots import CHROMIUM, CHROMIUM_ARGS, wait_idle
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no browser at {CHROMIUM} (apt-get install chromium)")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # never a downloaded browser
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(server)
+        page.get_by_role("tab", name="Reconstruct").wait_for()
+        yield page
+        browser.close()
+
+
+def test_upload_and_reconstruct_shows_audio_and_both_spectrograms(page, tmp_path):
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples" / "timgm6mb-tr-808_snare.flac"))
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    for plot in ("#spec-input", "#spec-output"):
+        page.locator(f"{plot} .js-plotly-plot").wait_for(timeout=60000)
+    wait_idle(page)
+    assert page.locator("#spec-output .heatmaplayer").count() == 1
+    assert "Reconstruction" in page.locator("#spec-output").inner_text()
+    assert page.get_by_text("SI-SDR (dB)").is_visible()
+    # the reconstruction player holds a file (its download link points at the served wav)
+    assert page.locator("#rec-output a[download][href*='reconstruction-']").count() == 1
+    page.screenshot(path=str(tmp_path / "reconstruct.png"), full_page=True)
+    assert (tmp_path / "reconstruct.png").stat().st_size > 10_000
+
+
+def test_clicking_a_point_of_the_latent_map_plays_it(page):
+    page.get_by_role("tab", name="Latent map").click()
+    page.get_by_role("button", name="Draw the map").click()
+    page.locator("#latent-map path.point").first.wait_for(timeout=60000)
+    wait_idle(page)
+    page.locator("#latent-map path.point").nth(1).click(force=True)  # plotly_click -> hidden textbox -> handler
+    page.locator("#point-audio a[download][href$='.flac']").wait_for(timeout=30000)
+    assert page.locator("#latent-map .scatterlayer .trace").count() >= 2  # categories + the ring of the selection

@@ -1,0 +1,316 @@
+"""The demo's handlers called directly (no server): every tab, the model picker, and the files users get wrong."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import soundfile as sf
+from e2e.bundles import tiny_bundles
+
+from vaedemo import plots
+from vaedemo.app_logic import Demo, Models, TempFiles, discover
+from vaedemo.errors import CheckpointError, VaedemoError
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 44100
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """As app.py runs on 2 cores (one thread per request); restored after the module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    return tiny_bundles(tmp_path_factory.mktemp("app-bundles"))
+
+
+@pytest.fixture(scope="module")
+def demo(bundles, tmp_path_factory):
+    plain = tmp_path_factory.mktemp("plain")  # a folder without manifest.csv
+    for i in range(4):
+        sf.write(plain / f"hit{i}.wav", np.sin(np.arange(8000) * (0.02 + 0.01 * i)) * 0.3, 22050)
+    specs, default = discover(tmp_path_factory.mktemp("none"), [str(p) for p in bundles.values()])
+    folders = {"examples": ROOT / "examples", "plain": plain, "tiny": ROOT / "examples" / "missing"}
+    return Demo(Models(specs, default), max_seconds=3.0, folders=folders)
+
+
+def noise(n: int, channels: int = 1, seed: int = 0, amp: float = 0.2) -> np.ndarray:
+    return (amp * np.random.default_rng(seed).standard_normal((n, channels))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("uploads")
+    x = noise(22050)
+    sf.write(d / "good.wav", x, SR, subtype="PCM_16")
+    data = (d / "good.wav").read_bytes()
+    out = {
+        "empty": d / "empty.wav",
+        "text": d / "text.wav",
+        "truncated_header": d / "truncated_header.wav",
+        "truncated": d / "truncated.wav",
+        "nan": d / "nan.wav",
+        "six_channels": d / "six.wav",
+        "8k": d / "8k.wav",
+        "96k": d / "96k.wav",
+        "24bit": d / "24bit.wav",
+        "one_sample": d / "one.wav",
+        "silence": d / "silence.wav",
+        "stereo": d / "stereo.flac",
+        "long": d / "long.wav",
+    }
+    out["empty"].write_bytes(b"")
+    out["text"].write_text("this is a text file, not a sound\n" * 20)
+    out["truncated_header"].write_bytes(data[:30])
+    out["truncated"].write_bytes(data[: len(data) // 2])
+    y = x.copy()
+    y[100] = np.nan
+    sf.write(out["nan"], y, SR, subtype="FLOAT")
+    sf.write(out["six_channels"], noise(5000, 6), SR)
+    sf.write(out["8k"], noise(8000), 8000)
+    sf.write(out["96k"], noise(48000), 96000)
+    sf.write(out["24bit"], x, SR, subtype="PCM_24")
+    sf.write(out["one_sample"], x[:1], SR)
+    sf.write(out["silence"], np.zeros((SR, 1)), SR)
+    sf.write(out["stereo"], noise(30000, 2), SR)
+    sf.write(out["long"], noise(5 * SR), SR)
+    if shutil.which("ffmpeg"):
+        out["mp3"] = d / "a.mp3"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(d / "good.wav"), str(out["mp3"])], check=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def test_discover_prefers_a_single_latent_flow_model_and_explains_an_empty_folder(bundles, tmp_path):
+    with pytest.raises(CheckpointError, match="no model to serve.*--checkpoint"):
+        discover(tmp_path, [])
+    for name in ("tiny_temporal", "tiny_single_flow"):
+        shutil.copytree(bundles[name], tmp_path / f"{'a' if name == 'tiny_temporal' else 'b'}_{name}")
+    (tmp_path / "not_a_bundle").mkdir()
+    specs, default = discover(tmp_path, [])
+    assert [s.label for s in specs] == ["a_tiny_temporal", "b_tiny_single_flow"] and default == "b_tiny_single_flow"
+    specs, default = discover(tmp_path, [str(bundles["tiny_stereo"])])
+    assert default == "tiny_stereo" and len(specs) == 3  # the command line comes first
+    with pytest.raises(CheckpointError, match="not a bundle folder"):
+        discover(tmp_path, [str(tmp_path / "missing")])
+
+
+def test_models_are_cached_in_a_small_lru(bundles, tmp_path):
+    specs, default = discover(tmp_path, [str(p) for p in bundles.values()])
+    models = Models(specs, default, cache_size=2)
+    a = models.get("tiny_single_flow")
+    assert models.get("tiny_single_flow") is a and models.get(None) is a
+    models.get("tiny_temporal")
+    models.get("tiny_stereo")  # evicts the least recently used one
+    assert list(models._engines) == ["tiny_temporal", "tiny_stereo"]
+    assert models.get("tiny_single_flow") is not a
+    with pytest.raises(VaedemoError, match="no model called 'nope'"):
+        models.get("nope")
+
+
+def test_create_without_any_model_is_one_sentence(tmp_path):
+    import app
+
+    with pytest.raises(VaedemoError, match="pass one with --checkpoint"):
+        app.create([], checkpoint_dir=tmp_path)
+    assert app.main(["--checkpoint", str(tmp_path / "nowhere")]) == 1
+
+
+def test_command_line_honours_gradio_environment(monkeypatch):
+    import app
+
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    a = app.parse_args(["--checkpoint", "x", "--checkpoint", "hf://org/repo"])
+    assert (a.host, a.port, a.checkpoint, a.share) == ("0.0.0.0", 7999, ["x", "hf://org/repo"], False)
+    assert app.parse_args(["--port", "8001", "--host", "localhost", "--share"]).port == 8001
+
+
+def test_model_info(demo):
+    summary, card, flow = demo.model_info("tiny_single_flow")
+    assert "16-d latent" in summary and "flow prior" in summary and flow is True
+    assert "## Parameters" in card and "## Config" in card
+    assert demo.model_info("tiny_temporal")[2] is False
+
+
+# ---------------------------------------------------------------------------------------------------- reconstruct
+@pytest.mark.parametrize(
+    "name, rate, frames, channels",
+    [("8k", 8000, 8000, 1), ("96k", 96000, 48000, 1), ("24bit", SR, 22050, 1), ("six_channels", SR, 5000, 6),
+     ("one_sample", SR, 1, 1), ("silence", SR, SR, 1), ("stereo", SR, 30000, 2), ("truncated", SR, 11014, 1),
+     ("mp3", SR, None, 1)],
+)  # fmt: skip
+@pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
+def test_reconstruct_keeps_rate_length_and_channels(demo, files, name, rate, frames, channels, model):
+    if name not in files:
+        pytest.skip("ffmpeg is not installed")
+    out, fig_in, fig_out, table, metrics = demo.reconstruct(str(files[name]), model)
+    info = sf.info(out)
+    expected = frames if frames is not None else sf.info(files[name]).frames
+    assert (info.samplerate, info.frames, info.channels) == (rate, expected, channels)
+    assert np.isfinite(list(metrics.values())).all() and "SI-SDR" in table
+    z_in, z_out = fig_in.data[0].z, fig_out.data[0].z
+    assert z_in.shape[0] <= plots.MAX_MELS and z_in.shape[1] <= plots.MAX_FRAMES and z_in.dtype == np.int8
+    assert (fig_in.data[0].zmin, fig_in.data[0].zmax) == (fig_out.data[0].zmin, fig_out.data[0].zmax)  # one scale
+    assert z_out.shape == z_in.shape
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("empty", "empty.wav is an empty file."), ("text", "text.wav could not be decoded as audio"),
+     ("truncated_header", "truncated_header.wav could not be decoded as audio"),
+     ("nan", "nan.wav contains NaN or infinite samples.")],
+)  # fmt: skip
+def test_reconstruct_refuses_bad_files_with_one_sentence(demo, files, name, message):
+    with pytest.raises(gr.Error) as e:
+        demo.reconstruct(str(files[name]), "tiny_single_flow")
+    assert e.value.message.startswith(message) and e.value.message.count(". ") == 0
+
+
+def test_reconstruct_without_input_or_with_an_unknown_model(demo, files):
+    with pytest.raises(gr.Error, match="Upload or record a sound first."):
+        demo.reconstruct(None, "tiny_single_flow")
+    with pytest.raises(gr.Error, match="There is no model called 'gone'"):
+        demo.reconstruct(str(files["stereo"]), "gone")
+
+
+def test_long_input_is_trimmed_with_a_warning(demo, files):
+    with pytest.warns(UserWarning, match=r"long.wav is 5.0 s long; only the first 3 s are used."):
+        out, *_ = demo.reconstruct(str(files["long"]), "tiny_temporal")
+    assert sf.info(out).frames == 3 * SR
+
+
+def test_reconstruction_keeps_the_original_loudness(demo, tmp_path):
+    quiet = noise(9000, amp=0.01)
+    sf.write(tmp_path / "quiet.wav", quiet, SR, subtype="FLOAT")
+    out, *_ = demo.reconstruct(str(tmp_path / "quiet.wav"), "tiny_temporal")
+    expected = demo.models.get("tiny_temporal").reconstruct(quiet, SR)
+    got, _ = sf.read(out, dtype="float32", always_2d=True)
+    assert sf.info(out).subtype == "PCM_16" and np.abs(got - expected).max() <= 1 / 32768 + 1e-6  # no normalisation
+    loud = TempFiles().wav(np.full((100, 1), 1.5, np.float32), SR, "loud")
+    assert sf.info(loud).subtype == "FLOAT" and sf.read(loud)[0].max() == 1.5  # beyond full scale: float, unclipped
+
+
+def test_stereo_model_keeps_stereo(demo, files):
+    out, *_ = demo.reconstruct(str(files["stereo"]), "tiny_stereo")
+    assert sf.info(out).channels == 2
+    out, *_ = demo.reconstruct(str(files["24bit"]), "tiny_stereo")  # mono in, stereo model: stereo out
+    assert sf.info(out).channels == 2
+
+
+def test_output_files_are_unique_and_cleaned_up():
+    tmp = TempFiles(max_age=0)
+    a, b = (tmp.wav(np.zeros((10, 1), np.float32), SR, "same") for _ in range(2))
+    assert a != b and Path(a).parent == tmp.dir
+    assert tmp.sweep(force=True) == 2 and not Path(a).exists()
+
+
+# ---------------------------------------------------------------------------------------------------- sample
+def test_sample_gallery_is_deterministic_and_switches_prior(demo):
+    paths, figs = demo.sample(3, 0.8, 5, True, "tiny_single_flow")
+    assert len(paths) == len(figs) == 3
+    assert all((sf.info(p).samplerate, sf.info(p).frames) == (SR, 16384) for p in paths)
+    again, _ = demo.sample(3, 0.8, 5, True, "tiny_single_flow")
+    gauss, _ = demo.sample(3, 0.8, 5, False, "tiny_single_flow")
+    first = sf.read(paths[0])[0]
+    assert np.array_equal(first, sf.read(again[0])[0]) and not np.array_equal(first, sf.read(gauss[0])[0])
+    temporal, _ = demo.sample(2, 1.0, 0, True, "tiny_temporal")  # no flow prior: the switch is ignored
+    assert len(temporal) == 2
+
+
+@pytest.mark.parametrize("n, temperature, seed, message", [(0, 1, 0, "between 1 and 8"), (9, 1, 0, "between 1 and 8"),
+                                                          (2, 5.0, 0, "temperature must be between 0 and 3"),
+                                                          (2, 1.0, "abc", "seed must be a number")])  # fmt: skip
+def test_sample_refuses_bad_settings(demo, n, temperature, seed, message):
+    with pytest.raises(gr.Error, match=message):
+        demo.sample(n, temperature, seed, True, "tiny_single_flow")
+
+
+@pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
+def test_latent_directions(demo, model):
+    labels = demo.direction_labels(model)
+    assert len(labels) == 4 and labels[0].startswith("Direction 1 (")
+    assert demo.models.directions(model) is demo.models.directions(model)  # PCA computed once per model
+    still, _ = demo.move(2, 1.0, 3, True, model, 0, 0, 0, 0)
+    moved, fig = demo.move(2, 1.0, 3, True, model, 2.0, 0, -1.0, 0)
+    first = demo.sample(2, 1.0, 3, True, model)[0][0]
+    assert np.allclose(sf.read(still)[0], sf.read(first)[0], atol=1e-4)  # zero offsets: sample 1 itself
+    assert not np.allclose(sf.read(moved)[0], sf.read(still)[0]) and "+2.0" in fig.layout.title.text
+
+
+# ---------------------------------------------------------------------------------------------------- interpolate
+@pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
+def test_interpolate_path_and_position(demo, files, model):
+    kick = str(ROOT / "examples" / "timgm6mb-standard_kick.flac")
+    args = ("sound file", str(files["stereo"]), 0, "sound file", kick, 0)
+    paths, fig = demo.interpolate(*args, 4, "slerp", model)
+    assert len(paths) == 4 and len(fig.data) == 4  # a row of 4 spectrograms in one figure
+    start, _ = demo.interpolate_at(*args, 0.0, "slerp", model)
+    assert np.allclose(sf.read(start)[0], sf.read(paths[0])[0], atol=1e-4)
+    end, _ = demo.interpolate_at(*args, 1.0, "lerp", model)
+    assert np.allclose(sf.read(end)[0], sf.read(paths[-1])[0], atol=1e-4)
+    mixed, _ = demo.interpolate("prior sample", None, 3, "sound file", kick, 0, 3, "lerp", model)
+    assert len(mixed) == 3
+
+
+def test_interpolate_needs_both_sources(demo):
+    with pytest.raises(gr.Error, match="Choose a sound for source B"):
+        demo.interpolate("prior sample", None, 1, "sound file", None, 0, 5, "slerp", "tiny_single_flow")
+    with pytest.raises(gr.Error, match="The number of steps must be between 2 and 8"):
+        demo.interpolate("prior sample", None, 1, "prior sample", None, 2, 20, "slerp", "tiny_single_flow")
+    with pytest.raises(gr.Error, match="The position must be between 0 and 1"):
+        demo.interpolate_at("prior sample", None, 1, "prior sample", None, 2, 1.5, "slerp", "tiny_single_flow")
+
+
+# ---------------------------------------------------------------------------------------------------- latent map
+def test_latent_map_of_the_examples_is_coloured_by_the_manifest(demo):
+    fig, choices = demo.latent_map("examples", "kit", "tiny_single_flow")
+    assert len(choices) == len(list((ROOT / "examples").glob("*.flac")))
+    assert {t.name for t in fig.data} == {"Standard (timgm6mb)", "TR 808 (timgm6mb)", "Standard (musescore)"}
+    audio, spec, ringed = demo.map_point("examples", "2:1700000000", "kit", "tiny_single_flow")
+    assert Path(audio).is_file() and Path(audio).parent == ROOT / "examples"
+    assert choices[2][0].startswith(Path(audio).name) and ringed.data[-1].name == "selected"
+    numeric, _ = demo.latent_map("examples", "key", "tiny_temporal")
+    assert numeric.data[0].marker.showscale  # numbers get a colour bar
+
+
+def test_latent_map_without_manifest_and_errors(demo):
+    fig, choices = demo.latent_map("plain", "kit", "tiny_single_flow")
+    assert len(choices) == 4 and len(fig.data) == 1
+    with pytest.raises(gr.Error, match="holds 0 readable audio files"):
+        demo.latent_map("tiny", "kit", "tiny_single_flow")
+    with pytest.raises(gr.Error, match="no folder called 'x'"):
+        demo.latent_map("x", "kit", "tiny_single_flow")
+    with pytest.raises(gr.Error, match="The point must be between 0 and 3"):
+        demo.map_point("plain", "7", "kit", "tiny_single_flow")
+
+
+# ---------------------------------------------------------------------------------------------------- page
+def test_the_page_builds_with_named_api_endpoints(demo):
+    import app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. a handler wired with the wrong number of inputs
+        blocks = app.build_demo(demo)
+    names = {fn.api_name for fn in blocks.fns.values() if fn.api_visibility == "public"}
+    assert names == {"reconstruct", "sample", "interpolate"}
+
+
+def test_spectrogram_display_is_small_for_long_audio():
+    s = plots.display_spectrogram(noise(60 * SR, 2), SR)
+    assert s.db.shape[0] == 64 and 300 < s.db.shape[1] <= 400 and s.db.dtype == np.int8
+    assert plots.display_spectrogram(noise(1000), 1000).db.shape[0] < 64  # low rates: fewer mel bins, no error
+    assert len(plots.spectrogram_figure(s, "x").to_json()) < 60_000
