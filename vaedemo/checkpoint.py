@@ -70,7 +70,7 @@ def model_card(cfg: Config, model: AudioVAE, meta: dict[str, Any]) -> str:
     lines = [
         f"# {meta.get('name') or cfg.name}",
         "",
-        "An audio VAE bundle of [vaedemo](https://github.com/) (RAVE-style PQMF VAE with RealNVP flows).",
+        "An audio VAE bundle of vaedemo (RAVE-style PQMF VAE with RealNVP flows).",
         "Load it with `vaedemo.load(PATH)` or open it in the demo with `python app.py --checkpoint PATH`.",
         "",
         "## Model",
@@ -87,6 +87,8 @@ def model_card(cfg: Config, model: AudioVAE, meta: dict[str, Any]) -> str:
     ]
     if meta.get("command"):
         lines.append(f"- command: `{meta['command']}`")
+    if meta.get("notes"):
+        lines.append(f"- notes: {meta['notes']}")
     metrics = meta.get("metrics") or {}
     if metrics:
         lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
