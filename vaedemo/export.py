@@ -19,7 +19,7 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     from .checkpoint import hardware_description, save_bundle
     from .config import config_from_dict
     from .nn.vae import AudioVAE
-    from .training.module import phase_at
+    from .training.module import phase_reached
 
     path = Path(run)
     ckpt = path if path.is_file() else path / "checkpoints" / "last.ckpt"
@@ -37,7 +37,7 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     model.load_state_dict(weights, strict=True)
     step = int(state["state_dict"].get("step", 0))
     seconds = float((state.get("callbacks") or {}).get("BundleExport", {}).get("training_time_s", 0.0))
-    meta = {"name": name or cfg.name, "step": step, "phase": phase_at(cfg, max(step - 1, 0)),
+    meta = {"name": name or cfg.name, "step": step, "phase": phase_reached(cfg, step),
             "hardware": hardware_description(), "data": cfg.data.root}
     if seconds:
         meta.update(training_time=f"{seconds / 60:.1f} min", training_time_s=round(seconds, 1))

@@ -29,6 +29,7 @@ class VAEOutput:
     bands_out: torch.Tensor  # decoded PQMF bands (before synthesis)
     audio_padded: torch.Tensor  # (B', C, T_padded): the decoder output before cropping
     target_padded: torch.Tensor  # (B', C, T_padded): the padded input it is compared with
+    stats: torch.Tensor  # posterior statistics from the encoder: (B', 2D) or (B', 2D, frames)
 
 
 class AudioVAE(nn.Module):
@@ -120,7 +121,7 @@ class AudioVAE(nn.Module):
         bands_out = self.decoder(z)
         y_padded = self.pqmf.synthesis(bands_out)
         y = self._unfold_clips(y_padded, b)[..., :t]
-        return VAEOutput(y, z, kl, bands_in, bands_out, y_padded, padded)
+        return VAEOutput(y, z, kl, bands_in, bands_out, y_padded, padded, stats)
 
     @torch.no_grad()
     def sample(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import hardware_description, save_bundle
-from .module import PHASES, VAEModule, phase_at
+from .module import PHASES, VAEModule, phase_reached
 
 
 class LastCheckpoint(pl.Callback):
@@ -73,7 +73,7 @@ class BundleExport(pl.Callback):
         meta = {
             "name": pl_module.cfg.name,
             "step": step,
-            "phase": phase_at(pl_module.cfg, max(step - 1, 0)),
+            "phase": phase_reached(pl_module.cfg, step),
             "training_time": f"{seconds / 60:.1f} min",
             "training_time_s": round(seconds, 1),
             "hardware": hardware_description() + (f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""),
@@ -127,4 +127,4 @@ class AudioLogger(pl.Callback):
                 mono = audio[i].mean(0)
                 writer.add_audio(f"{name}/{i}", mono.clamp(-1, 1).unsqueeze(0), step, sample_rate=sr)
                 writer.add_image(f"{name}_spectrogram/{i}", spectrogram_image(mono), step, dataformats="HW")
-        writer.add_scalar("phase_index", PHASES.index(phase_at(pl_module.cfg, max(step - 1, 0))), step)
+        writer.add_scalar("phase_index", PHASES.index(phase_reached(pl_module.cfg, step)), step)

@@ -33,6 +33,11 @@ def phase_at(cfg: Config, step: int) -> str:
     return "adversarial"
 
 
+def phase_reached(cfg: Config, steps_done: int) -> str:
+    """The phase of the last step a run that has completed ``steps_done`` steps trained in."""
+    return phase_at(cfg, max(steps_done - 1, 0))
+
+
 def beta_at(cfg: Config, step: int) -> float:
     """KL weight: log-linear ramp from beta_start to beta over beta_warmup_steps."""
     t = cfg.train
@@ -141,7 +146,7 @@ class VAEModule(pl.LightningModule):
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         out = self.vae(batch, sample=False)
         recon = self.stft(out.target_padded, out.audio_padded)
-        _, kl = self.vae.latent.kl(self.vae.encode(out.target_padded))
+        _, kl = self.vae.latent.kl(out.stats)
         bs = batch.shape[0]
         self.log("val/stft_distance", recon, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         self.log("val/kl", kl.mean(), on_epoch=True, batch_size=bs, sync_dist=True)
