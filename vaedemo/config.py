@@ -107,6 +107,9 @@ class TrainConfig:
     stft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128])
     multiband_loss: bool = True
     band_stft_sizes: list[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])
+    mel_sizes: list[int] = field(default_factory=list)  # multi-scale log-mel L1 (e.g. [2048, 1024, 512]); empty = off
+    mel_bands: int = 80  # mel filters per size (halved for small sizes until every filter holds a bin)
+    mel_weight: float = 1.0
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0
     grad_clip: float | None = 10.0
@@ -293,8 +296,9 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.warmup_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
     need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")
     need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
+    need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(
-        all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes),
-        "train.stft_sizes and train.band_stft_sizes must be powers of two",
+        all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),
+        "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two",
     )
     need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")

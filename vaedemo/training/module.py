@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..config import Config
 from ..nn.discriminator import Discriminator
-from ..nn.losses import MultiScaleSTFT, feature_matching, hinge_discriminator, hinge_generator
+from ..nn.losses import MultiScaleMel, MultiScaleSTFT, feature_matching, hinge_discriminator, hinge_generator
 from ..nn.vae import AudioVAE
 
 PHASES = ("vae", "discriminator_warmup", "adversarial")
@@ -56,6 +56,8 @@ class VAEModule(pl.LightningModule):
         self.discriminator = Discriminator(cfg.model.discriminator, cfg.data.channels)
         self.stft = MultiScaleSTFT(cfg.train.stft_sizes)
         self.band_stft = MultiScaleSTFT(cfg.train.band_stft_sizes) if cfg.train.multiband_loss else None
+        t = cfg.train
+        self.mel = MultiScaleMel(t.mel_sizes, cfg.data.sample_rate, t.mel_bands) if t.mel_sizes else None
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0
@@ -88,6 +90,8 @@ class VAEModule(pl.LightningModule):
         loss = self.stft(out.target_padded, out.audio_padded)
         if self.band_stft is not None and self.cfg.model.bands > 1:
             loss = loss + self.band_stft(out.bands_in, out.bands_out)
+        if self.mel is not None:
+            loss = loss + self.cfg.train.mel_weight * self.mel(out.target_padded, out.audio_padded)
         return loss
 
     def discriminator_loss(self, out) -> torch.Tensor:

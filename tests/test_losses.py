@@ -1,0 +1,70 @@
+"""Reconstruction losses: known values, the low-frequency weighting of the log-mel loss, wiring into training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vaedemo.errors import ConfigError
+from vaedemo.nn.losses import MultiScaleMel, MultiScaleSTFT
+from vaedemo.training.module import VAEModule
+
+SR = 44100
+
+
+def noise(seed: int = 0, n: int = 8192) -> torch.Tensor:
+    return torch.randn(2, 1, n, generator=torch.Generator().manual_seed(seed))
+
+
+def band_stop(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """x with the FFT bins in [lo, hi) Hz removed."""
+    spec = torch.fft.rfft(x)
+    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / SR)
+    spec[..., (freqs >= lo) & (freqs < hi)] = 0
+    return torch.fft.irfft(spec, n=x.shape[-1])
+
+
+def test_identical_signals_give_zero_and_a_gain_of_two_gives_ln2():
+    mel = MultiScaleMel([2048, 512], SR)
+    x = noise()
+    assert mel(x, x).item() == 0.0
+    # loud white noise: every mel band is far above the 1e-5 floor, so |ln(2 mel) - ln(mel)| = ln 2 everywhere
+    assert mel(x, 2 * x).item() == pytest.approx(math.log(2), rel=1e-3)
+
+
+def test_low_frequencies_weigh_more_than_in_the_linear_stft_loss():
+    x = noise(1)
+    low, high = band_stop(x, 0, 700), band_stop(x, 15000, 15700)  # the same 700 Hz width removed
+    mel, stft = MultiScaleMel([2048, 1024], SR), MultiScaleSTFT([2048, 1024])
+    # in the linear-frequency loss both cuts cost about the same; in mel bands the low cut costs several times more
+    assert stft(x, low).item() == pytest.approx(stft(x, high).item(), rel=0.3)
+    assert mel(x, low).item() > 4 * mel(x, high).item()
+
+
+def test_small_fft_sizes_use_fewer_mel_bands_and_gradients_flow():
+    mel = MultiScaleMel([64], 16000, n_mels=80)  # 80 filters would leave some without an FFT bin at n=64
+    assert mel.mel_64.shape[1] == 33 and mel.mel_64.shape[0] < 80
+    assert mel.mel_64.max(dim=1).values.min() > 0
+    y = noise(2, 4096).requires_grad_()
+    mel(noise(3, 4096), y).backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
+    assert not any(k.startswith("mel_") for k in mel.state_dict()), "filters are rebuilt, not stored in checkpoints"
+
+
+def test_training_adds_the_weighted_mel_term(tiny_config):
+    torch.manual_seed(0)
+    base = VAEModule(tiny_config(mode="temporal", flows=0))
+    with_mel = VAEModule(tiny_config(mode="temporal", flows=0, train__mel_sizes="[256, 128]", train__mel_weight=2.0))
+    with_mel.load_state_dict(base.state_dict())
+    x = torch.randn(2, 1, 2048) * 0.1
+    out = base.vae(x, sample=False)
+    extra = with_mel.reconstruction_loss(out) - base.reconstruction_loss(out)
+    assert extra.item() == pytest.approx(2.0 * with_mel.mel(out.target_padded, out.audio_padded).item(), rel=1e-5)
+    assert extra.item() > 0
+
+
+def test_mel_sizes_must_be_powers_of_two(tiny_config):
+    with pytest.raises(ConfigError, match="mel_sizes must be powers of two"):
+        tiny_config(train__mel_sizes="[300]")
