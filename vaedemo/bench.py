@@ -152,14 +152,20 @@ def _app_bundle(checkpoints: list[str], tmp: Path) -> str:
         return str(save_bundle(AudioVAE(cfg), tmp / cfg.name, {"name": cfg.name, "data": "untrained (benchmark)"}))
 
 
-def _cold_start(bundle: str) -> float:
-    """Seconds from starting ``python app.py`` to the first served page."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for the app started by the benchmark and the e2e tests)."""
     import socket
-    import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _cold_start(bundle: str) -> float:
+    """Seconds from starting ``python app.py`` to the first served page."""
+    import urllib.request
+
+    port = free_port()
     app = Path(__file__).resolve().parents[1] / "app.py"
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(app), "--checkpoint", bundle, "--host", "127.0.0.1", "--port",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+
+from vaedemo.bench import free_port
+
 from .bundles import tiny_bundles
 
 
@@ -18,12 +19,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
