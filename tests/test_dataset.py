@@ -261,3 +261,77 @@ def test_undecodable_files_are_skipped_with_a_warning(tmp_path, caplog):
 def test_clip_dataset_rejects_unknown_mode():
     with pytest.raises(ValueError):
         ClipDataset([], L, mode="loops")
+
+
+# ------------------------------------------------------------------------------------------------------ augmentation
+
+
+def sine(freq: float, n: int = 4 * L, amp: float = 0.5) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * freq * np.arange(n) / SR)).astype(np.float32).reshape(-1, 1)
+
+
+def peak_hz(x: torch.Tensor) -> float:
+    spec = np.abs(np.fft.rfft(x[0].numpy() * np.hanning(x.shape[-1])))
+    return float(np.fft.rfftfreq(x.shape[-1], 1 / SR)[spec.argmax()])
+
+
+def test_augmentation_changes_training_clips_only_and_is_seeded(tmp_path):
+    for i in range(6):
+        write(tmp_path / f"tone{i}.wav", sine(400 + 100 * i))
+    aug = DataConfig(root=str(tmp_path), sample_rate=SR, channels=1, clip_length=L, val_fraction=0.3)
+    aug.augment.gain_db, aug.augment.rate, aug.augment.mix = 6.0, 0.2, 0.5
+    train, val = build_datasets(aug)
+    plain_train, plain_val = build_datasets(cfg(tmp_path, val_fraction=0.3))
+    assert len(val) > 0 and val.augment is None
+    for i in range(len(val)):
+        assert torch.equal(val[i], plain_val[i])
+    torch.manual_seed(0)
+    first = [train[i] for i in range(len(train))]
+    torch.manual_seed(0)
+    again = [train[i] for i in range(len(train))]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert all(x.shape == (1, L) and x.dtype == torch.float32 and x.abs().max() <= 1.0 for x in first)
+    assert any(not torch.equal(a, b) for a, b in zip(first, (plain_train[i] for i in range(len(train)))))
+
+
+def test_gain_stays_in_its_range_and_rate_retunes_the_pitch(tmp_path):
+    write(tmp_path / "tone.wav", sine(500.0))
+    data = cfg(tmp_path, val_fraction=0.0)
+    data.augment.gain_db = 6.0
+    train, _ = build_datasets(data)
+    torch.manual_seed(1)
+    ratios = [float(train[0].abs().max()) / 0.5 for _ in range(40)]
+    assert 10 ** (-6 / 20) - 1e-3 <= min(ratios) < 0.8 and 1.3 < max(ratios) <= 10 ** (6 / 20) + 1e-3
+    data.augment.gain_db, data.augment.rate = 0.0, 0.25
+    train, _ = build_datasets(data)
+    torch.manual_seed(2)
+    peaks = [peak_hz(train[0]) for _ in range(40)]
+    # playback rate in [1/1.25, 1.25]: 500 Hz lands in [400, 625] Hz (10 Hz bins at L=800), and both ways occur
+    assert 390 <= min(peaks) < 480 and 520 < max(peaks) <= 635
+
+
+def test_mix_layers_a_second_clip_and_rescales_clipping(tmp_path):
+    write(tmp_path / "a.wav", sine(300.0, amp=0.9))
+    write(tmp_path / "b.wav", sine(1100.0, amp=0.9))
+    data = cfg(tmp_path, val_fraction=0.0)
+    data.augment.mix = 1.0
+    train, _ = build_datasets(data)
+    torch.manual_seed(3)
+    for _ in range(10):
+        x = train[0][0].numpy()  # "a" plus a layer of "a" or "b" at -12..0 dB
+        assert np.abs(x).max() <= 0.999 + 1e-6
+        spec = np.abs(np.fft.rfft(x))
+        assert spec[30] > 50  # 300 Hz of "a" is always there (a full-scale 10 Hz bin holds ~360)
+    torch.manual_seed(3)
+    layered_b = [np.abs(np.fft.rfft(train[0][0].numpy()))[110] > 10 for _ in range(30)]
+    assert any(layered_b) and not all(layered_b)  # "b" (1100 Hz) is layered in about half of the draws
+
+
+def test_augment_values_are_checked(tmp_path):
+    from vaedemo.config import load_config
+    from vaedemo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.augment.mix must be a probability"):
+        load_config(None, ["data.augment.mix=1.5"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(None, ["data.augment.pitch=0.1"])

@@ -28,6 +28,15 @@ DATA_MODES = ("oneshot", "crops")
 
 
 @dataclass
+class AugmentConfig:
+    """Random changes to each training clip (never to validation clips); all off by default."""
+
+    gain_db: float = 0.0  # gain drawn uniformly in [-gain_db, +gain_db] dB
+    rate: float = 0.0  # playback-rate factor drawn log-uniformly in [1 / (1 + rate), 1 + rate]: pitch and length
+    mix: float = 0.0  # probability of layering a second random training clip at a random offset (-12..0 dB)
+
+
+@dataclass
 class DataConfig:
     """Where the audio comes from and how it is cut into training examples."""
 
@@ -40,6 +49,7 @@ class DataConfig:
     split_seed: int = 0  # the train/val split is a hash of (seed, relative path): stable across runs and machines
     cache_dir: str | None = None  # decoded cache; default <root>/.vaedemo_cache
     max_files: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -284,6 +294,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(d.channels in (1, 2), f"data.channels must be 1 (mono) or 2 (stereo), got {d.channels}")
     need(d.sample_rate >= 8000, f"data.sample_rate must be at least 8000, got {d.sample_rate}")
     need(0.0 <= d.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
+    a = d.augment
+    need(0.0 <= a.gain_db <= 40.0, f"data.augment.gain_db must be in [0, 40], got {a.gain_db}")
+    need(0.0 <= a.rate <= 1.0, f"data.augment.rate must be in [0, 1], got {a.rate}")
+    need(0.0 <= a.mix <= 1.0, f"data.augment.mix must be a probability in [0, 1], got {a.mix}")
     need(
         d.clip_length > 0 and d.clip_length % cfg.hop == 0,
         f"data.clip_length ({d.clip_length}) must be a positive multiple of the model's total hop "

@@ -11,7 +11,10 @@ This module owns the way from a folder on disk to the tensors a DataLoader batch
 * the train/val split is a hash of (split_seed, relative path) compared to ``val_fraction``: stable across runs,
   machines and additions of other files;
 * :class:`ClipDataset` yields torch.float32 tensors of shape (channels, clip_length): one clip from the start of each
-  file (mode ``oneshot``), or crops (mode ``crops``: random for training, consecutive for validation).
+  file (mode ``oneshot``), or crops (mode ``crops``: random for training, consecutive for validation);
+* training clips can be augmented (``data.augment``): random gain, playback rate (soxr resampling: pitch and length
+  change together, as a retuned drum) and layering of a second clip, so that a model of one soundfont's 500 samples
+  meets more than those 500 waveforms.
 
 A folder that is missing or holds no usable audio raises :class:`DataError` naming the folder and the skipped files.
 
@@ -34,7 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..audio import load_audio
-from ..config import DataConfig
+from ..config import AugmentConfig, DataConfig
 from ..errors import AudioError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
@@ -199,6 +202,7 @@ class ClipDataset(Dataset):
         random_crops: bool = False,
         sample_rate: int = 44100,
         channels: int = 1,
+        augment: AugmentConfig | None = None,
     ):
         if mode not in ("oneshot", "crops"):
             raise ValueError(f"mode must be 'oneshot' or 'crops', got {mode!r}")
@@ -208,6 +212,8 @@ class ClipDataset(Dataset):
         self.random_crops = random_crops and mode == "crops"
         self.sample_rate = sample_rate
         self.channels = channels
+        a = augment or AugmentConfig()
+        self.augment = a if (a.gain_db or a.rate or a.mix) else None
         counts = [1 if mode == "oneshot" else max(1, s.frames // self.clip_length) for s in self.sources]
         self._starts = np.cumsum([0] + counts).tolist()  # item index where each file begins
 
@@ -230,6 +236,12 @@ class ClipDataset(Dataset):
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} clips")
+        if self.augment is None:
+            return torch.from_numpy(self._clip(index, self.clip_length))
+        return torch.from_numpy(self._augmented(index))
+
+    def _clip(self, index: int, length: int) -> np.ndarray:
+        """(channels, length) float32 of item ``index`` (zero-padded at the end)."""
         f = bisect.bisect_right(self._starts, index) - 1
         src, k = self.sources[f], index - self._starts[f]
         L = self.clip_length
@@ -239,10 +251,41 @@ class ClipDataset(Dataset):
             start = int(torch.randint(0, src.frames - L + 1, ()).item()) if src.frames > L else 0
         else:
             start = k * L
-        seg = src.read()[:, start : start + L]
-        out = np.zeros((seg.shape[0], L), dtype=np.float32)
+        seg = src.read()[:, start : start + length]
+        out = np.zeros((seg.shape[0], length), dtype=np.float32)
         out[:, : seg.shape[1]] = seg
-        return torch.from_numpy(out)
+        return out
+
+    def _augmented(self, index: int) -> np.ndarray:
+        """Item ``index`` changed by ``self.augment``, with torch's RNG (seeded per DataLoader worker)."""
+        a, L = self.augment, self.clip_length
+
+        def uniform(lo: float, hi: float) -> float:
+            return lo + (hi - lo) * float(torch.rand(()))
+
+        def retuned(i: int) -> np.ndarray:
+            if not a.rate:
+                return self._clip(i, L)
+            import soxr
+
+            factor = float(np.exp(uniform(-1.0, 1.0) * np.log1p(a.rate)))  # > 1: higher and shorter
+            x = self._clip(i, int(np.ceil(L * factor)) + 64)
+            y = soxr.resample(x.T, self.sample_rate * factor, self.sample_rate, quality="MQ").T
+            out = np.zeros((x.shape[0], L), dtype=np.float32)
+            out[:, : min(L, y.shape[1])] = y[:, :L]
+            return out
+
+        x = retuned(index)
+        if a.mix and float(torch.rand(())) < a.mix:
+            other = retuned(int(torch.randint(0, len(self), ())))
+            offset = int(torch.randint(0, L // 2 + 1, ()))
+            x[:, offset:] += other[:, : L - offset] * np.float32(10 ** (uniform(-12.0, 0.0) / 20))
+        if a.gain_db:
+            x *= np.float32(10 ** (uniform(-a.gain_db, a.gain_db) / 20))
+        peak = float(np.abs(x).max()) if x.size else 0.0
+        if peak > 0.999:  # layering or gain may clip: scale back into [-1, 1]
+            x *= np.float32(0.999 / peak)
+        return x
 
     def __repr__(self) -> str:
         return (
@@ -320,6 +363,6 @@ def build_datasets(cfg: DataConfig) -> tuple[ClipDataset, ClipDataset]:
         log.warning("%s holds a single usable file; the validation set is empty.", root)
     by_rel = {s.rel: s for s in sources}
     common = dict(clip_length=cfg.clip_length, mode=cfg.mode, sample_rate=cfg.sample_rate, channels=cfg.channels)
-    train = ClipDataset([by_rel[r] for r in train_rels], random_crops=True, **common)
+    train = ClipDataset([by_rel[r] for r in train_rels], random_crops=True, augment=cfg.augment, **common)
     val = ClipDataset([by_rel[r] for r in val_rels], random_crops=False, **common)
     return train, val
