@@ -15,7 +15,7 @@ import torch
 import vaedemo
 from vaedemo.config import load_config
 from vaedemo.train import build_trainer, make_loaders
-from vaedemo.training.module import VAEModule, beta_at, phase_at
+from vaedemo.training.module import VAEModule, beta_at, lr_factor_at, phase_at
 
 from conftest import ROOT, tiny_overrides
 
@@ -40,6 +40,22 @@ def test_phase_and_beta_schedules(tiny_config):
         "vae", "vae", "discriminator_warmup", "discriminator_warmup", "adversarial", "adversarial"]
     assert beta_at(cfg, 0) == pytest.approx(0.001) and beta_at(cfg, 50) == pytest.approx(0.01)
     assert beta_at(cfg, 100) == beta_at(cfg, 5000) == pytest.approx(0.1)
+
+
+def test_learning_rate_decays_log_linearly_after_its_start(tiny_config, tmp_path):
+    cfg = tiny_config(train__max_steps=6, train__lr_decay_start=2, train__lr_final_factor=0.01,
+                      train__val_every_n_steps=6)
+    assert [round(lr_factor_at(cfg, s), 6) for s in (0, 2, 4, 6, 9)] == [1.0, 1.0, 0.1, 0.01, 0.01]
+    assert lr_factor_at(tiny_config(train__max_steps=6), 5) == 1.0  # no decay unless asked for
+    pl.seed_everything(0)
+    train, val, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary)
+    trainer.fit(module, train, val)
+    gen, dis = (o.optimizer if hasattr(o, "optimizer") else o for o in module.optimizers())
+    # the last step (step 5) ran at factor 0.01 ** (3 / 4)
+    assert gen.param_groups[0]["lr"] == pytest.approx(cfg.train.lr * 0.01 ** 0.75)
+    assert dis.param_groups[0]["lr"] == pytest.approx(cfg.train.disc_lr * 0.01 ** 0.75)
 
 
 def test_phases_switch_at_configured_steps(tiny_config, tmp_path):

@@ -106,6 +106,9 @@ class TrainConfig:
     lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     disc_lr: float = 1e-4
+    # learning rates stay constant until lr_decay_start, then fall log-linearly to lr_final_factor x at max_steps
+    lr_decay_start: int | None = None
+    lr_final_factor: float = 0.1
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
     warmup_steps: int = 1000
     discriminator_warmup_len: int = 0
@@ -308,6 +311,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
     need(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps must be positive")
     need(t.warmup_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
+    need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")
+    need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
     need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")
     need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")

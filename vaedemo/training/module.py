@@ -47,6 +47,16 @@ def beta_at(cfg: Config, step: int) -> float:
     return math.exp(math.log(t.beta_start) + frac * (math.log(t.beta) - math.log(t.beta_start)))
 
 
+def lr_factor_at(cfg: Config, step: int) -> float:
+    """Multiplier of both learning rates: 1 until lr_decay_start, then log-linear to lr_final_factor at max_steps."""
+    t = cfg.train
+    start = t.lr_decay_start
+    if start is None or step <= start or t.lr_final_factor >= 1.0:
+        return 1.0
+    frac = min(1.0, (step - start) / max(1, t.max_steps - start))
+    return math.exp(frac * math.log(t.lr_final_factor))
+
+
 class VAEModule(pl.LightningModule):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -124,6 +134,10 @@ class VAEModule(pl.LightningModule):
             rank_zero_info(f"[vaedemo] step {step}: phase '{phase}'")
             self.phase_changes.append((step, phase))
         opt_g, opt_d = self.optimizers()
+        factor = lr_factor_at(self.cfg, step)
+        for opt, base in ((opt_g, self.cfg.train.lr), (opt_d, self.cfg.train.disc_lr)):
+            for group in opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups:
+                group["lr"] = base * factor
         x = batch
         out = self.vae(x, sample=True, freeze_encoder=phase == "adversarial" and self.cfg.train.freeze_encoder)
         logs = {}
@@ -136,6 +150,7 @@ class VAEModule(pl.LightningModule):
             loss_g, g_logs = self.generator_loss(out, phase, step)
             self._step_optimizer(opt_g, loss_g, self.vae.parameters())
         logs.update(g_logs)
+        logs["train/lr"] = torch.tensor(self.cfg.train.lr * factor)
         recon = g_logs["train/recon"]
         bs = x.shape[0]
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
