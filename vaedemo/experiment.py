@@ -110,6 +110,7 @@ def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
         gen = r["generation"]
         prior = "flow prior" if "flow prior" in gen else "gaussian prior"
         row[f"{tag} KID (model prior)"] = round(gen[prior]["kid"], 4)
+        row[f"{tag} KID std (model prior)"] = round(gen[prior]["kid_std"], 4)  # spread over the KID subsets
         row[f"{tag} KID (gaussian)"] = round(gen["gaussian prior"]["kid"], 4)
         if "real vs real (floor)" in gen:
             row[f"{tag} KID floor"] = round(gen["real vs real (floor)"]["kid"], 4)
