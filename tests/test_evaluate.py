@@ -27,7 +27,9 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
     # a higher bitrate is a better codec: the baselines come out in the right order
     assert rec["opus 24 kbps"]["log_mel_l1"] < rec["opus 6 kbps"]["log_mel_l1"]
     assert rec["opus 24 kbps"]["si_sdr"] > rec["opus 6 kbps"]["si_sdr"]
-    assert set(res["generation"]) == {"real vs real (floor)", "flow prior", "gaussian prior"}
+    assert set(res["generation"]) == {"real vs real (floor)", "reconstructions (decoder bound)", "flow prior",
+                                      "gaussian prior"}
+    assert all(set(v) == {"kid", "kid_std", "fd"} for v in res["generation"].values())
     report = out.read_text()
     assert "| opus 12 kbps |" in report and "| flow prior |" in report
     card = vaedemo.load(path).card

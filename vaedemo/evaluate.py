@@ -5,7 +5,9 @@ Evaluates a bundle on folders of audio clips (each file cut or padded to ``--sec
 - reconstruction on held-out clips — log-mel L1, multi-resolution STFT distance, spectral convergence, SI-SDR —
   with Opus at 6/12/24 kbps (opusenc/opusdec, when installed) on the same clips as baselines;
 - generation: KID and Frechet distance over handcrafted clip features between prior samples and the held-out clips,
-  for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor.
+  for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor and
+  the model's reconstructions of the same clips as the decoder's bound (a prior at that bound is limited by the
+  decoder, not by the prior).
 
 When DIR is the bundle's training folder only its validation split is used (the same hash split as training);
 any other folder (another soundfont, say) is used whole. ``--update-card`` stores the results in the bundle
@@ -111,6 +113,8 @@ def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples:
         floor_clips = load_clips(others, sr, length, ch, n)
         floor = clip_features(floor_clips, sr)
         gen["real vs real (floor)"] = _generation_scores(real, floor, kid, frechet_distance)
+    # the decoder's bound: its reconstructions of the very clips; prior samples seldom beat it
+    gen["reconstructions (decoder bound)"] = _generation_scores(real, clip_features(recon, sr), kid, frechet_distance)
     priors = [("flow prior", True), ("gaussian prior", False)] if engine.has_prior_flow else [("gaussian prior", False)]
     for name, use_flow in priors:
         audio = engine.sample(n, temperature=1.0, seed=seed, use_flow=use_flow, seconds=seconds)[:, :length]
