@@ -59,6 +59,18 @@ def drum(sr: int, seconds: float, seed: int) -> np.ndarray:
     return (0.6 * (tone + noise) / 1.6).astype(np.float32)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module, as app.py runs on 2 cores (one thread per request): a multi-threaded op stalls
+    when another process holds a core. Restored after the module, so the rest of the session is unaffected."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def drum_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("drums")

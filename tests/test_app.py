@@ -20,16 +20,7 @@ from vaedemo.errors import CheckpointError, VaedemoError
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """As app.py runs on 2 cores (one thread per request); restored after the module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as app.py runs (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,8 @@ from .bundles import tiny_bundles
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """As app.py runs on 2 cores (one thread per request): a multi-threaded op stalls when another process holds a
-    core. Restored after each module, so that the rest of the test session is unaffected."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _every_module_on_one_torch_thread(one_torch_thread):
+    """Every end-to-end module runs as app.py does (the fixture is in tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
