@@ -1,0 +1,110 @@
+"""The shipped bundles give the same reconstructions, latents and samples as when their outputs were recorded.
+
+A refactor of the model code must not change what a trained bundle computes. ``tests/data/golden.json`` holds the
+SHA-256 of the float32 bytes of each output for fixed inputs, recorded with the code of the commit that introduced
+this test. On a CPU with the same torch kernel capability the outputs must be bit-identical; on another CPU (CI may
+land on a machine with different vector units, where oneDNN picks other kernels) only the summary statistics are
+compared, to float tolerance.
+
+Regenerate (only when a change is meant to alter the outputs): ``python tests/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).with_name("data") / "golden.json"
+BUNDLES = ("drums_single_flow", "drums_temporal")
+
+
+def _drum(sr: int, seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(sr * seconds)) / sr
+    tone = np.sin(2 * np.pi * np.cumsum(rng.uniform(60, 300) * (1 + 2 * np.exp(-t * 40))) / sr) * np.exp(-t * 9)
+    noise = rng.standard_normal(len(t)) * np.exp(-t * 30) * 0.4
+    return (0.5 * (tone + noise)).astype(np.float32)
+
+
+def outputs(engine) -> dict[str, np.ndarray]:
+    """Every public Engine output for fixed inputs."""
+    sr = 44100
+    a = _drum(sr, 1.0, 1)[:, None]
+    b = _drum(sr, 1.0, 2)[:, None]
+    stereo = np.concatenate([_drum(sr, 2.5, 3)[:, None], _drum(sr, 2.5, 4)[:, None]], axis=1)
+    za, zb = engine.encode(a, sr), engine.encode(b, sr)
+    return {
+        "reconstruct_mono": engine.reconstruct(a, sr),
+        "reconstruct_stereo_2.5s": engine.reconstruct(stereo, sr),
+        "reconstruct_22050": engine.reconstruct(_drum(22050, 0.7, 5), 22050),
+        "encode": za,
+        "decode": engine.decode(za),
+        "sample_flow": engine.sample(n=2, temperature=0.8, seed=1, use_flow=True),
+        "sample_gaussian": engine.sample(n=2, temperature=0.8, seed=1, use_flow=False),
+        "interpolate": engine.interpolate(za, zb, steps=3, method="slerp"),
+    }
+
+
+def fingerprint(x: np.ndarray) -> dict:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return {
+        "shape": list(x.shape),
+        "sha256": hashlib.sha256(x.tobytes()).hexdigest(),
+        "sum": float(x.astype(np.float64).sum()),
+        "abs_sum": float(np.abs(x.astype(np.float64)).sum()),
+        "head": [float(v) for v in x.reshape(-1)[:4]],
+    }
+
+
+def _engine(name: str):
+    from vaedemo.inference import Engine
+
+    return Engine(ROOT / "checkpoints" / name)
+
+
+def record() -> dict:
+    torch.set_num_threads(1)
+    doc = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__, "bundles": {}}
+    for name in BUNDLES:
+        doc["bundles"][name] = {k: fingerprint(v) for k, v in outputs(_engine(name)).items()}
+    return doc
+
+
+def check_against(engine, expected: dict, exact: bool) -> None:
+    got = {k: fingerprint(v) for k, v in outputs(engine).items()}
+    assert set(got) == set(expected)
+    for key, want in expected.items():
+        g = got[key]
+        assert g["shape"] == want["shape"], key
+        if exact:
+            assert g["sha256"] == want["sha256"], f"{key} is not bit-identical to the recorded output"
+        else:
+            scale = max(1.0, abs(want["abs_sum"]))
+            assert abs(g["sum"] - want["sum"]) <= 1e-4 * scale, key
+            assert abs(g["abs_sum"] - want["abs_sum"]) <= 1e-4 * scale, key
+            assert np.allclose(g["head"], want["head"], atol=1e-5), key
+
+
+@pytest.fixture(scope="module")
+def golden():
+    doc = json.loads(GOLDEN.read_text())
+    exact = doc["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and doc["torch"] == torch.__version__
+    return doc, exact
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_shipped_bundle_outputs_unchanged(name, golden, one_torch_thread):
+    doc, exact = golden
+    check_against(_engine(name), doc["bundles"][name], exact)
+
+
+if __name__ == "__main__":
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(record(), indent=1) + "\n")
+    print(f"wrote {GOLDEN}")
