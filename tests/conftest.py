@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,11 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 TINY = [
-    "data.sample_rate=16000",
-    "data.clip_length=2048",
+    "model.sample_rate=16000",
+    "model.clip_length=2048",
     "data.mode=oneshot",
     "data.val_fraction=0.25",
     "model.bands=4",
@@ -24,9 +22,9 @@ TINY = [
     "model.ratios=[2, 2]",
     "model.latent_size=8",
     "model.flow_hidden=16",
-    "model.discriminator.capacity=2",
-    "model.discriminator.scales=1",
-    "model.discriminator.periods=[2, 3]",
+    "train.discriminator.capacity=2",
+    "train.discriminator.scales=1",
+    "train.discriminator.periods=[2, 3]",
     "train.batch_size=4",
     "train.stft_sizes=[256, 128, 64]",
     "train.band_stft_sizes=[64, 32, 16]",

@@ -133,7 +133,7 @@ def test_command_line_honours_gradio_environment(monkeypatch):
 def test_model_info(demo):
     summary, card, flow = demo.model_info("tiny_single_flow")
     assert "16-d latent" in summary and "flow prior" in summary and flow is True
-    assert "## Parameters" in card and "## Config" in card
+    assert "## Parameters" in card and "## Model config" in card
     assert demo.model_info("tiny_temporal")[2] is False
 
 

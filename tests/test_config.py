@@ -10,15 +10,15 @@ CONFIGS = ["configs/temporal_mono.yaml", "configs/single_flow_mono.yaml", "confi
 @pytest.mark.parametrize("path", CONFIGS)
 def test_shipped_configs_load_and_build(path):
     cfg = load_config(path)
-    model = AudioVAE(cfg)
-    assert cfg.data.clip_length % cfg.hop == 0
+    model = AudioVAE(cfg.model)
+    assert cfg.model.clip_length % cfg.model.hop == 0
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
 def test_defaults_and_dotted_overrides():
-    cfg = load_config(None, ["model.latent_size=256", "model.ratios=[2, 2]", "train.lr=0.0005", "data.clip_length=4096"])
+    cfg = load_config(None, ["model.latent_size=256", "model.ratios=[2, 2]", "train.lr=0.0005", "model.clip_length=4096"])
     assert cfg.model.latent_size == 256 and cfg.model.ratios == [2, 2] and cfg.train.lr == 0.0005
-    assert cfg.hop == 16 * 4
+    assert cfg.model.hop == 16 * 4
     assert isinstance(load_config(None, ["train.beta=1"]).train.beta, float)  # ints are fine for floats
 
 
@@ -51,8 +51,8 @@ def test_wrong_type_names_key_and_file(tmp_path):
 
 def test_clip_length_must_be_multiple_of_hop(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("data:\n  clip_length: 44100\n")
-    with pytest.raises(ConfigError, match=r"data.clip_length \(44100\) must be a positive multiple of .* hop 512.*nearest is 44032.*c.yaml"):
+    p.write_text("model:\n  clip_length: 44100\n")
+    with pytest.raises(ConfigError, match=r"model.clip_length \(44100\) must be a positive multiple of .* hop 512.*nearest is 44032.*c.yaml"):
         load_config(p)
 
 

@@ -32,8 +32,14 @@ def ramp(n: int, channels: int = 1) -> np.ndarray:
     return np.repeat(x, channels, axis=1) if channels > 1 else x
 
 
-def cfg(root: Path, **kw) -> DataConfig:
-    return DataConfig(**({"root": str(root), "sample_rate": SR, "channels": 1, "clip_length": L} | kw))
+def cfg(root: Path, channels: int = 1, **kw) -> tuple[DataConfig, int]:
+    """A data config and the model's channel count (the model owns rate, channels and clip length)."""
+    return DataConfig(**({"root": str(root)} | kw)), channels
+
+
+def build(spec: tuple[DataConfig, int]):
+    data, channels = spec
+    return build_datasets(data, SR, channels, L)
 
 
 def drums(root: Path, n: int = 8) -> list[str]:
@@ -80,17 +86,17 @@ def test_split_guarantees_both_sides_and_never_an_empty_train():
 
 def test_build_datasets_split_reports_files_and_is_repeatable(tmp_path):
     names = drums(tmp_path / "d")
-    train, val = build_datasets(cfg(tmp_path / "d", val_fraction=0.25))
+    train, val = build(cfg(tmp_path / "d", val_fraction=0.25))
     assert train.files and val.files and not set(train.files) & set(val.files)
     assert sorted(train.files + val.files) == names
-    again = build_datasets(cfg(tmp_path / "d", val_fraction=0.25))
+    again = build(cfg(tmp_path / "d", val_fraction=0.25))
     assert (again[0].files, again[1].files) == (train.files, val.files)
 
 
 def test_max_files_keeps_a_deterministic_subset(tmp_path):
     drums(tmp_path, 8)
-    a = build_datasets(cfg(tmp_path, max_files=3, val_fraction=0.0))[0].files
-    assert len(a) == 3 and a == build_datasets(cfg(tmp_path, max_files=3, val_fraction=0.0))[0].files
+    a = build(cfg(tmp_path, max_files=3, val_fraction=0.0))[0].files
+    assert len(a) == 3 and a == build(cfg(tmp_path, max_files=3, val_fraction=0.0))[0].files
 
 
 # ------------------------------------------------------------------------------------------------------------ modes
@@ -99,7 +105,7 @@ def test_max_files_keeps_a_deterministic_subset(tmp_path):
 def test_oneshot_items_are_one_padded_or_cropped_clip_per_file(tmp_path):
     write(tmp_path / "short.wav", ramp(300))
     write(tmp_path / "long.wav", ramp(3 * L + 5))
-    train, val = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    train, val = build(cfg(tmp_path, val_fraction=0.0))
     assert len(train) == 2 and len(val) == 0
     items = {f: train[i] for i, f in enumerate(train.files)}
     for x in items.values():
@@ -115,7 +121,7 @@ def test_crops_train_items_are_random_crops_one_per_whole_clip(tmp_path):
     n = 3 * L + L // 2
     write(tmp_path / "long.wav", ramp(n))
     write(tmp_path / "short.wav", ramp(L // 2))
-    train, _ = build_datasets(cfg(tmp_path, mode="crops", val_fraction=0.0))
+    train, _ = build(cfg(tmp_path, mode="crops", val_fraction=0.0))
     assert train.files == ["long.wav", "short.wav"] and len(train) == 3 + 1
 
     def starts() -> list[int]:
@@ -139,7 +145,7 @@ def test_crops_train_items_are_random_crops_one_per_whole_clip(tmp_path):
 def test_crops_val_items_are_consecutive_and_deterministic(tmp_path):
     write(tmp_path / "a.wav", ramp(3 * L + 7))
     write(tmp_path / "b.wav", ramp(2 * L))
-    train, val = build_datasets(cfg(tmp_path, mode="crops", val_fraction=0.5))
+    train, val = build(cfg(tmp_path, mode="crops", val_fraction=0.5))
     assert len(train.files) == 1 and len(val.files) == 1
     n = 3 * L + 7 if val.files == ["a.wav"] else 2 * L
     assert len(val) == n // L
@@ -157,8 +163,8 @@ def test_stereo_is_downmixed_and_mono_upmixed(tmp_path):
     stereo = np.stack([np.full(L, 0.5), np.full(L, -0.1)], axis=1).astype(np.float32)
     write(tmp_path / "stereo.wav", stereo)
     write(tmp_path / "mono.flac", np.full((L, 1), 0.25, np.float32), subtype=None)
-    mono_ds, _ = build_datasets(cfg(tmp_path, channels=1, val_fraction=0.0))
-    stereo_ds, _ = build_datasets(cfg(tmp_path, channels=2, val_fraction=0.0))
+    mono_ds, _ = build(cfg(tmp_path, channels=1, val_fraction=0.0))
+    stereo_ds, _ = build(cfg(tmp_path, channels=2, val_fraction=0.0))
     m = dict(zip(mono_ds.files, (mono_ds[i] for i in range(len(mono_ds)))))
     s = dict(zip(stereo_ds.files, (stereo_ds[i] for i in range(len(stereo_ds)))))
     assert m["stereo.wav"].shape == (1, L) and s["mono.flac"].shape == (2, L)
@@ -170,7 +176,7 @@ def test_stereo_is_downmixed_and_mono_upmixed(tmp_path):
 
 def test_files_are_resampled_to_the_configured_rate(tmp_path):
     write(tmp_path / "hi.wav", np.zeros((2 * SR, 1), np.float32) + 0.1, sr=2 * SR)
-    train, _ = build_datasets(cfg(tmp_path, mode="crops", val_fraction=0.0))
+    train, _ = build(cfg(tmp_path, mode="crops", val_fraction=0.0))
     assert train.sources[0].frames == SR and len(train) == SR // L
 
 
@@ -179,7 +185,7 @@ def test_files_are_resampled_to_the_configured_rate(tmp_path):
 
 def test_cache_is_written_and_reused_without_decoding(tmp_path, monkeypatch):
     names = drums(tmp_path, 4)
-    first, _ = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    first, _ = build(cfg(tmp_path, val_fraction=0.0))
     cached = sorted((tmp_path / ".vaedemo_cache").glob("*.npy"))
     assert len(cached) == len(names)
     assert all(np.load(p, mmap_mode="r").dtype == np.float32 for p in cached)
@@ -188,7 +194,7 @@ def test_cache_is_written_and_reused_without_decoding(tmp_path, monkeypatch):
         raise AssertionError("decoded although cached")
 
     monkeypatch.setattr(ds, "load_audio", no_decode)
-    second, _ = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    second, _ = build(cfg(tmp_path, val_fraction=0.0))
     assert second.files == first.files
     for i in range(len(first)):
         assert torch.equal(first[i], second[i])
@@ -197,25 +203,25 @@ def test_cache_is_written_and_reused_without_decoding(tmp_path, monkeypatch):
 
 def test_cache_key_changes_with_file_and_settings(tmp_path, monkeypatch):
     write(tmp_path / "a.wav", ramp(L))
-    build_datasets(cfg(tmp_path, val_fraction=0.0))
+    build(cfg(tmp_path, val_fraction=0.0))
     calls = []
     real = ds.load_audio
     monkeypatch.setattr(ds, "load_audio", lambda *a, **k: calls.append(a) or real(*a, **k))
     write(tmp_path / "a.wav", ramp(2 * L))
     os.utime(tmp_path / "a.wav", ns=(1, 10**18))  # new mtime even on coarse file systems
-    train, _ = build_datasets(cfg(tmp_path, val_fraction=0.0))
+    train, _ = build(cfg(tmp_path, val_fraction=0.0))
     assert len(calls) == 1 and train.sources[0].frames == 2 * L
-    build_datasets(cfg(tmp_path, val_fraction=0.0, channels=2))
+    build(cfg(tmp_path, val_fraction=0.0, channels=2))
     assert len(calls) == 2
 
 
 def test_cache_dir_setting_and_unwritable_cache_fallback(tmp_path, caplog):
     write(tmp_path / "d" / "a.wav", ramp(L))
-    build_datasets(cfg(tmp_path / "d", val_fraction=0.0, cache_dir=str(tmp_path / "c")))
+    build(cfg(tmp_path / "d", val_fraction=0.0, cache_dir=str(tmp_path / "c")))
     assert len(list((tmp_path / "c").glob("*.npy"))) == 1 and not (tmp_path / "d" / ".vaedemo_cache").exists()
     (tmp_path / "file").write_text("not a folder")
     with caplog.at_level(logging.WARNING, logger="vaedemo.data.dataset"):
-        train, _ = build_datasets(cfg(tmp_path / "d", val_fraction=0.0, cache_dir=str(tmp_path / "file" / "c")))
+        train, _ = build(cfg(tmp_path / "d", val_fraction=0.0, cache_dir=str(tmp_path / "file" / "c")))
     assert "cannot write the decoded cache" in caplog.text
     np.testing.assert_array_equal(train[0][0].numpy(), ramp(L)[:, 0])
 
@@ -225,13 +231,13 @@ def test_cache_dir_setting_and_unwritable_cache_fallback(tmp_path, caplog):
 
 def test_missing_folder_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="data folder .*nope does not exist"):
-        build_datasets(cfg(tmp_path / "nope"))
+        build(cfg(tmp_path / "nope"))
 
 
 def test_empty_folder_error_names_the_folder(tmp_path):
     (tmp_path / ".vaedemo_cache").mkdir()
     with pytest.raises(DataError) as e:
-        build_datasets(cfg(tmp_path))
+        build(cfg(tmp_path))
     assert str(tmp_path) in str(e.value) and "no files found" in str(e.value)
 
 
@@ -241,7 +247,7 @@ def test_folder_without_usable_audio_lists_skipped_files(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.wav").write_bytes(b"RIFF garbage, not audio")
     with pytest.raises(DataError) as e:
-        build_datasets(cfg(tmp_path))
+        build(cfg(tmp_path))
     msg = str(e.value)
     assert msg.startswith(f"{tmp_path} holds no usable audio: 3 files skipped (")
     assert "a.txt: not an audio file" in msg and "b.wav: empty file" in msg and "sub/c.wav: " in msg
@@ -252,7 +258,7 @@ def test_undecodable_files_are_skipped_with_a_warning(tmp_path, caplog):
     write(tmp_path / "good.wav", ramp(L))
     (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
     with caplog.at_level(logging.WARNING, logger="vaedemo.data.dataset"):
-        train, val = build_datasets(cfg(tmp_path, val_fraction=0.5))
+        train, val = build(cfg(tmp_path, val_fraction=0.5))
     assert train.files == ["good.wav"] and val.files == []
     assert "bad.wav" in caplog.text
     assert "ClipDataset(1 files" in repr(train) and train.seconds == pytest.approx(L / SR)
@@ -278,10 +284,10 @@ def peak_hz(x: torch.Tensor) -> float:
 def test_augmentation_changes_training_clips_only_and_is_seeded(tmp_path):
     for i in range(6):
         write(tmp_path / f"tone{i}.wav", sine(400 + 100 * i))
-    aug = DataConfig(root=str(tmp_path), sample_rate=SR, channels=1, clip_length=L, val_fraction=0.3)
-    aug.augment.gain_db, aug.augment.rate, aug.augment.mix = 6.0, 0.2, 0.5
-    train, val = build_datasets(aug)
-    plain_train, plain_val = build_datasets(cfg(tmp_path, val_fraction=0.3))
+    aug = cfg(tmp_path, val_fraction=0.3)
+    aug[0].augment.gain_db, aug[0].augment.rate, aug[0].augment.mix = 6.0, 0.2, 0.5
+    train, val = build(aug)
+    plain_train, plain_val = build(cfg(tmp_path, val_fraction=0.3))
     assert len(val) > 0 and val.augment is None
     for i in range(len(val)):
         assert torch.equal(val[i], plain_val[i])
@@ -296,14 +302,15 @@ def test_augmentation_changes_training_clips_only_and_is_seeded(tmp_path):
 
 def test_gain_stays_in_its_range_and_rate_retunes_the_pitch(tmp_path):
     write(tmp_path / "tone.wav", sine(500.0))
-    data = cfg(tmp_path, val_fraction=0.0)
+    spec = cfg(tmp_path, val_fraction=0.0)
+    data = spec[0]
     data.augment.gain_db = 6.0
-    train, _ = build_datasets(data)
+    train, _ = build(spec)
     torch.manual_seed(1)
     ratios = [float(train[0].abs().max()) / 0.5 for _ in range(40)]
     assert 10 ** (-6 / 20) - 1e-3 <= min(ratios) < 0.8 and 1.3 < max(ratios) <= 10 ** (6 / 20) + 1e-3
     data.augment.gain_db, data.augment.rate = 0.0, 0.25
-    train, _ = build_datasets(data)
+    train, _ = build(spec)
     torch.manual_seed(2)
     peaks = [peak_hz(train[0]) for _ in range(40)]
     # playback rate in [1/1.25, 1.25]: 500 Hz lands in [400, 625] Hz (10 Hz bins at L=800), and both ways occur
@@ -313,9 +320,10 @@ def test_gain_stays_in_its_range_and_rate_retunes_the_pitch(tmp_path):
 def test_mix_layers_a_second_clip_and_rescales_clipping(tmp_path):
     write(tmp_path / "a.wav", sine(300.0, amp=0.9))
     write(tmp_path / "b.wav", sine(1100.0, amp=0.9))
-    data = cfg(tmp_path, val_fraction=0.0)
+    spec = cfg(tmp_path, val_fraction=0.0)
+    data = spec[0]
     data.augment.mix = 1.0
-    train, _ = build_datasets(data)
+    train, _ = build(spec)
     torch.manual_seed(3)
     for _ in range(10):
         x = train[0][0].numpy()  # "a" plus a layer of "a" or "b" at -12..0 dB

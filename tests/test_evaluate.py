@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import vaedemo
-from vaedemo.checkpoint import save_bundle
+from vaedemo.bundle import save_bundle
 from vaedemo.evaluate import main as evaluate_main
 from vaedemo.nn.vae import AudioVAE
 
@@ -14,7 +14,7 @@ from vaedemo.nn.vae import AudioVAE
 def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config, drum_folder, tmp_path, capsys):
     cfg = tiny_config("single", flows=2)
     torch.manual_seed(0)
-    path = save_bundle(AudioVAE(cfg), tmp_path / "b", {"name": "tiny"})
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
     out = tmp_path / "report.md"
     js = tmp_path / "r.json"
     code = evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--out", str(out),
@@ -38,7 +38,7 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
 
 def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):
     cfg = tiny_config("temporal", flows=0)
-    path = save_bundle(AudioVAE(cfg), tmp_path / "b")
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b")
     (tmp_path / "empty").mkdir()
     assert evaluate_main(["--checkpoint", str(path), "--data", str(tmp_path / "empty")]) == 2
     assert "holds no audio files" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
     abl.write_text(yaml.safe_dump({
         "base": str(base),
         "run_root": str(tmp_path / "runs"),
-        "shared": ["train.max_steps=2", "train.warmup_steps=2", "train.val_every_n_steps=2"],
+        "shared": ["train.max_steps=2", "train.vae_steps=2", "train.val_every_n_steps=2"],
         "evaluate": {"data": [str(drum_folder)], "seconds": 0.1, "max_clips": 4},
         "variants": {"no_flows": ["model.posterior_flow_layers=0", "model.prior_flow_layers=0"], "both_flows": []},
     }, sort_keys=False))

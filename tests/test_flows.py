@@ -65,7 +65,7 @@ def test_shapes_at_latent_2048_stay_batch_shaped():
     stats_t = torch.randn(2, 4096, 5)
     z_t, kl_t = latent.kl(stats_t)
     assert z_t.shape == (2, 2048, 5) and kl_t.shape == (2,)
-    samples = latent.sample_prior(4, frames=3)
+    samples = latent.sample_prior((4, latent.size, 3))
     assert samples.shape == (4, 2048, 3)
 
 

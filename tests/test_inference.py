@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaedemo.checkpoint import save_bundle
+from vaedemo.bundle import save_bundle
 from vaedemo.errors import AudioError, VaedemoError
 from vaedemo.inference import Engine, interpolate_latents, slerp
 from vaedemo.nn.vae import AudioVAE
@@ -11,7 +11,7 @@ from vaedemo.nn.vae import AudioVAE
 def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, **kw):
     cfg = tiny_config(mode, flows=flows, data__channels=channels)
     torch.manual_seed(0)
-    model = AudioVAE(cfg)
+    model = AudioVAE(cfg.model)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))

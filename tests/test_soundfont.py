@@ -162,7 +162,7 @@ def test_only_silent_notes_is_an_error(tmp_path):
 def test_cli_prints_the_error_sentence_and_exits_non_zero(tmp_path, capsys):
     code = main(["--soundfont", str(tmp_path / "none.sf2"), "--kind", "drums", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert code == 1 and err.strip() == f"error: soundfont {tmp_path / 'none.sf2'} does not exist."
+    assert code == 2 and err.strip() == f"error: soundfont {tmp_path / 'none.sf2'} does not exist."
 
 
 @needs_fluidsynth

@@ -34,7 +34,7 @@ class Recorder(pl.Callback):
 
 
 def test_phase_and_beta_schedules(tiny_config):
-    cfg = tiny_config(train__warmup_steps=10, train__discriminator_warmup_len=5, train__beta_warmup_steps=100,
+    cfg = tiny_config(train__vae_steps=10, train__discriminator_warmup_len=5, train__beta_warmup_steps=100,
                       train__beta=0.1, train__beta_start=0.001)
     assert [phase_at(cfg, s) for s in (0, 9, 10, 14, 15, 1000)] == [
         "vae", "vae", "discriminator_warmup", "discriminator_warmup", "adversarial", "adversarial"]
@@ -59,7 +59,7 @@ def test_learning_rate_decays_log_linearly_after_its_start(tiny_config, tmp_path
 
 
 def test_phases_switch_at_configured_steps(tiny_config, tmp_path):
-    cfg = tiny_config(train__max_steps=9, train__warmup_steps=3, train__discriminator_warmup_len=3,
+    cfg = tiny_config(train__max_steps=9, train__vae_steps=3, train__discriminator_warmup_len=3,
                       train__freeze_encoder=True, train__val_every_n_steps=9)
     pl.seed_everything(0)
     train, val, summary = make_loaders(cfg)
@@ -93,7 +93,7 @@ def _ckpt_step(path: Path) -> int:
 def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    common = ["train.checkpoint_every_n_steps=1", "train.val_every_n_steps=1000", "train.warmup_steps=2",
+    common = ["train.checkpoint_every_n_steps=1", "train.val_every_n_steps=1000", "train.vae_steps=2",
               "train.discriminator_warmup_len=2"]
     proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -139,7 +139,7 @@ def test_bad_config_key_from_the_cli(tmp_path):
 
 def test_two_process_ddp_on_cpu(drum_folder, tmp_path):
     run_dir = tmp_path / "ddp"
-    cmd = _train_cmd(drum_folder, run_dir, "train.max_steps=3", "train.val_every_n_steps=3", "train.warmup_steps=1",
+    cmd = _train_cmd(drum_folder, run_dir, "train.max_steps=3", "train.val_every_n_steps=3", "train.vae_steps=1",
                      "train.discriminator_warmup_len=1", "trainer.accelerator=cpu", "trainer.devices=2",
                      "trainer.strategy=ddp", "train.batch_size=2")
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,

@@ -6,15 +6,15 @@ import torch
 from vaedemo.config import load_config
 from vaedemo.nn.vae import AudioVAE
 
-BASE = ["data.sample_rate=16000", "data.clip_length=2048", "model.bands=4", "model.capacity=4", "model.ratios=[2, 4]",
+BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.bands=4", "model.capacity=4", "model.ratios=[2, 4]",
         "model.latent_size=6", "model.flow_hidden=16"]
 
 
 def _model(mode, causal, channels=1, flows=0):
-    cfg = load_config(None, BASE + [f"model.latent_mode={mode}", f"model.causal={causal}", f"data.channels={channels}",
+    cfg = load_config(None, BASE + [f"model.latent_mode={mode}", f"model.causal={causal}", f"model.channels={channels}",
                                     f"model.posterior_flow_layers={flows}", f"model.prior_flow_layers={flows}"])
     torch.manual_seed(0)
-    return AudioVAE(cfg).eval()
+    return AudioVAE(cfg.model).eval()
 
 
 @pytest.mark.parametrize("mode", ["temporal", "single"])
@@ -34,13 +34,13 @@ def test_latent_shapes_per_mode():
     with torch.no_grad():
         t = _model("temporal", False)
         out = t(torch.randn(3, 1, 1000))
-        assert out.z.shape == (3, 6, t.frames_for(1000)) and out.kl.shape == (3,)
+        assert out.z.shape == (3, 6, -(-1000 // t.hop)) and out.kl.shape == (3,)
         s = _model("single", False, flows=2)
         out = s(torch.randn(3, 1, 5000))  # 3 clips of 2048 per example
         assert out.z.shape == (9, 6) and out.kl.shape == (9,)
-        assert s.embed(torch.randn(2, 1, 100)).shape == (2, 6)
+        assert s.encode(torch.randn(2, 1, 100)).shape == (2, 6)
         assert s.sample(4).shape == (4, 1, 2048)
-        assert t.sample(2, frames=5).shape == (2, 1, 5 * t.hop)
+        assert t.sample(2, samples=5 * t.hop).shape == (2, 1, 5 * t.hop)
 
 
 def test_stereo_keeps_two_channels():

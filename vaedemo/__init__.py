@@ -15,8 +15,8 @@ __all__ = ["load", "Engine", "VaedemoError", "AudioError", "ConfigError", "Check
 
 
 def load(source, device="cpu"):
-    """Load a checkpoint bundle from a folder or ``hf://org/repo[@revision]`` (see :mod:`vaedemo.checkpoint`)."""
-    from .checkpoint import load as _load
+    """Load a checkpoint bundle from a folder or ``hf://org/repo[@revision]`` (see :mod:`vaedemo.bundle`)."""
+    from .bundle import load as _load
 
     return _load(source, device=device)
 

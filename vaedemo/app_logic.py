@@ -28,7 +28,9 @@ import soundfile as sf
 
 from . import plots
 from .audio import load_audio, to_channels
-from .checkpoint import parameter_table, read_bundle_config, resolve
+from .bundle import read_bundle_config
+from .card import parameter_table
+from .hub import resolve
 from .errors import CheckpointError, VaedemoError
 from .inference import Engine, slerp
 from .metrics import reconstruction_metrics
@@ -81,8 +83,8 @@ def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> 
             label = source
         spec = ModelSpec(label, source)
         if not source.startswith("hf://"):
-            cfg, _ = read_bundle_config(resolve(source))  # refuses a folder that is not a bundle, with a sentence
-            spec.single, spec.prior_flow = cfg.model.latent_mode == "single", cfg.model.prior_flow_layers > 0
+            cfg, _, _ = read_bundle_config(resolve(source))  # refuses a folder that is not a bundle, with a sentence
+            spec.single, spec.prior_flow = cfg.latent_mode == "single", cfg.prior_flow_layers > 0
         specs.append(spec)
         return spec
 
@@ -152,7 +154,7 @@ class Models:
                     return self._engines[label]
             engine = Engine(self.specs[label].source, device=self.device)
             spec = self.specs[label]
-            spec.single, spec.prior_flow = engine.single, engine.has_prior_flow
+            spec.single, spec.prior_flow = engine.mode.per_clip, engine.has_prior_flow
             with self._lock:
                 self._engines[label] = engine
                 while len(self._engines) > self.cache_size:
@@ -164,7 +166,7 @@ class Models:
         label = label or self.default
         if label not in self._directions:
             eng = self.get(label)
-            z = eng.sample_latents(512, 1.0, 1234) if eng.single else eng.sample_latents(16, 1.0, 1234)
+            z = eng.sample_latents(512, 1.0, 1234) if eng.mode.per_clip else eng.sample_latents(16, 1.0, 1234)
             components, var, ratio = pca(z.reshape(-1, eng.latent_size), N_DIRECTIONS)
             self._directions[label] = Directions(components, np.sqrt(var), ratio)
         return self._directions[label]
@@ -265,15 +267,12 @@ class Demo:
         eng = self.models.get(model)
         cfg, b = eng.config, eng.bundle
         params = parameter_table(eng.model)[-1][2]
-        if eng.single:
-            mode = f"one {eng.latent_size}-d latent per {eng.clip_length / eng.sample_rate:.2f} s clip"
-        else:
-            mode = f"{eng.latent_size}-d latent every {eng.hop} samples ({eng.sample_rate / eng.hop:.0f} frames/s)"
+        mode = eng.mode.describe(eng.sample_rate)
         summary = (f"**{model}** — {mode}; {'flow' if eng.has_prior_flow else 'Gaussian'} prior; "
                    f"{eng.sample_rate / 1000:g} kHz {'stereo' if eng.channels == 2 else 'mono'}; "
                    f"{params / 1e6:.2f} M parameters; "
                    + (f"trained {b.meta['step']} steps on " if b.meta.get("step") else "data: ")
-                   + f"{b.meta.get('data', cfg.data.root)}.")  # fmt: skip
+                   + f"{b.meta.get('data') or (b.training.get('data') or {}).get('root', 'unknown')}.")  # fmt: skip
         return summary, b.card or "This bundle has no model card (README.md).", eng.has_prior_flow
 
     # ------------------------------------------------------------------ reconstruct
@@ -336,7 +335,7 @@ class Demo:
         if not path:
             raise VaedemoError(f"choose a sound for {name} (upload one or pick an example), or use a prior sample.")
         z = self._encoded(eng, model, path)
-        return z[0] if eng.single else z
+        return eng.mode.sound_latent(z)
 
     def _pair(self, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b):
         a = self._source(eng, model, kind_a, file_a, seed_a, "source A")
@@ -396,7 +395,7 @@ class Demo:
                 log.warning("latent map: skipping %s: %s", p, e)
                 continue
             z = eng.encode(x[: int(self.max_seconds * eng.sample_rate)], eng.sample_rate)
-            vecs.append(z[0] if eng.single else z.mean(0))  # the first clip / the mean over frames
+            vecs.append(eng.mode.summary_vector(z))  # the first clip / the mean over frames
             keep.append(i)
         if len(vecs) < 3:
             raise VaedemoError(f"the folder '{folder_name}' holds {len(vecs)} readable audio files; a map needs 3.")

@@ -37,30 +37,29 @@ def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int)
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .checkpoint import load
-    from .config import load_config
+    from .bundle import Bundle, load
+    from .config import config_from_dict, load_config
     from .inference import Engine
     from .nn.vae import AudioVAE
     from .training.module import VAEModule
 
     if kind == "checkpoint":
         bundle = load(target)
-        cfg = bundle.config
         engine = Engine(bundle)
+        train_cfg = config_from_dict({"model": bundle.config.to_dict()}, target)
     else:
-        from .checkpoint import Bundle
-
-        cfg = load_config(target)
+        train_cfg = load_config(target)
         torch.manual_seed(0)
-        engine = Engine(Bundle(cfg, AudioVAE(cfg).eval(), {}, None, target))
+        engine = Engine(Bundle(train_cfg.model, AudioVAE(train_cfg.model).eval(), {}, None, target))
+    cfg = train_cfg.model
     model = engine.model
-    sr, ch = cfg.data.sample_rate, cfg.data.channels
+    sr, ch, clip = cfg.sample_rate, cfg.channels, cfg.clip_length
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal((int(seconds * sr), ch))).astype(np.float32)
     z = engine.encode(audio, sr)
 
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        one = torch.from_numpy(audio[: sr if not engine.single else cfg.data.clip_length].T.copy())[None]
+        one = torch.from_numpy(audio[: clip if engine.mode.per_clip else sr].T.copy())[None]
         model(one, sample=False)
     per_second = one.shape[-1] / sr
     gflops = counter.get_total_flops() / 1e9 / per_second
@@ -69,16 +68,17 @@ def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int)
     t_dec = _median_time(lambda: engine.decode(z), runs)
     t_rec = _median_time(lambda: engine.reconstruct(audio, sr), runs)
     t_sample = _median_time(lambda: engine.sample(1, seed=0), runs)
-    sample_seconds = (cfg.data.clip_length) / sr
+    sample_seconds = clip / sr
 
     # training throughput: one real training step of each phase, outside Lightning
-    module = VAEModule(cfg).train()
-    opt_g = torch.optim.Adam(module.vae.parameters(), lr=cfg.train.lr)
-    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=cfg.train.disc_lr)
-    batch = 0.1 * torch.randn(cfg.train.batch_size, ch, cfg.data.clip_length)
+    module = VAEModule(train_cfg).train()
+    t = train_cfg.train
+    opt_g = torch.optim.Adam(module.vae.parameters(), lr=t.lr)
+    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=t.disc_lr)
+    batch = 0.1 * torch.randn(t.batch_size, ch, clip)
 
     def step(phase: str) -> None:
-        out = module.vae(batch, sample=True, freeze_encoder=phase == "adversarial" and cfg.train.freeze_encoder)
+        out = module.vae(batch, sample=True, freeze_encoder=phase == "adversarial" and t.freeze_encoder)
         if phase != "vae":
             opt_d.zero_grad()
             module.discriminator_loss(out).backward()
@@ -92,18 +92,18 @@ def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int)
     params = sum(p.numel() for p in model.parameters())
     return {
         "model": Path(target).stem if kind == "config" else Path(target).name,
-        "mode": cfg.model.latent_mode,
+        "mode": cfg.latent_mode,
         "params_M": params / 1e6,
         "disc_params_M": sum(p.numel() for p in module.discriminator.parameters()) / 1e6,
         "gflops_per_s": gflops,
         "encode_rtf": seconds / t_enc,
-        "decode_rtf": seconds / t_dec if not engine.single else len(z) * cfg.data.clip_length / sr / t_dec,
+        "decode_rtf": (len(z) * clip / sr if engine.mode.per_clip else seconds) / t_dec,
         "reconstruct_rtf": seconds / t_rec,
         "sample_ms": 1000 * t_sample,
         "sample_rtf": sample_seconds / t_sample,
         "train_vae_steps_s": 1 / t_vae,
         "train_adv_steps_s": 1 / t_adv,
-        "batch": f"{cfg.train.batch_size}x{cfg.data.clip_length}",
+        "batch": f"{t.batch_size}x{clip}",
         "peak_mem_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
     }
@@ -143,13 +143,14 @@ def _app_bundle(checkpoints: list[str], tmp: Path) -> str:
     except VaedemoError:
         import torch
 
-        from .checkpoint import save_bundle
+        from .bundle import save_bundle
         from .config import load_config
         from .nn.vae import AudioVAE
 
         torch.manual_seed(0)
         cfg = load_config("configs/single_flow_mono.yaml")
-        return str(save_bundle(AudioVAE(cfg), tmp / cfg.name, {"name": cfg.name, "data": "untrained (benchmark)"}))
+        meta = {"name": cfg.name, "data": "untrained (benchmark)"}
+        return str(save_bundle(AudioVAE(cfg.model), tmp / cfg.name, meta, cfg.to_dict()))
 
 
 def free_port() -> int:
@@ -214,7 +215,7 @@ def measure_app(checkpoints: list[str], runs: int, cold_runs: int) -> list[tuple
 
         kick, snare = str(examples / "timgm6mb-standard_kick.flac"), str(examples / "timgm6mb-standard_snare.flac")
         rows = [
-            ("model", f"{label} ({'single' if eng.single else 'temporal'}, {eng.sample_rate} Hz)", ""),
+            ("model", f"{label} ({eng.mode.name}, {eng.sample_rate} Hz)", ""),
             ("reconstruct a 5 s upload: decode, model, wav, 2 figures + JSON, metrics", ms(reconstruct), "<= 300 ms"),
             ("- of which Engine.reconstruct", ms(lambda: eng.reconstruct(x, sr)), ""),
             ("- of which reconstruction_metrics", ms(lambda: reconstruction_metrics(x, x, sr)), ""),

@@ -1,7 +1,10 @@
 """Typed configuration: dataclasses with defaults, YAML load/dump, dotted overrides and validation.
 
-A config is data: the full resolved config is stored with every checkpoint and a model is rebuilt from it alone.
-Validation errors are :class:`ConfigError` with one sentence naming the key and the file.
+A config is data. :class:`ModelConfig` holds everything a model needs (audio format, architecture, latent mode) and
+nothing else: a bundle stores it alone, so a model is rebuilt from it and no training key can break loading.
+:class:`Config` wraps it with the data, training and trainer sections of an experiment. Renamed keys are still read,
+with a warning naming the new key (:data:`RENAMED_KEYS`). Validation errors are :class:`ConfigError` with one
+sentence naming the key and the file.
 
 >>> cfg = load_config(None, overrides=["model.latent_size=32"])
 >>> cfg.model.latent_size
@@ -10,11 +13,14 @@ Validation errors are :class:`ConfigError` with one sentence naming the key and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
 import math
+import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +46,8 @@ class AugmentConfig:
 class DataConfig:
     """Where the audio comes from and how it is cut into training examples."""
 
-    root: str = "data/drums"  # folder of audio files (searched recursively)
-    sample_rate: int = 44100
-    channels: int = 1  # 1 = mono, 2 = stereo
-    clip_length: int = 44032  # samples per example; a multiple of the model's total hop
-    mode: str = "oneshot"  # oneshot: each file gives one clip from its start; crops: random crops of long files
+    root: str = "data/drums"  # folder of audio files (searched recursively), decoded at the model's rate and channels
+    mode: str = "oneshot"  # oneshot: each file gives one clip (model.clip_length) from its start; crops: random crops
     val_fraction: float = 0.1
     split_seed: int = 0  # the train/val split is a hash of (seed, relative path): stable across runs and machines
     cache_dir: str | None = None  # decoded cache; default <root>/.vaedemo_cache
@@ -64,8 +67,12 @@ class DiscriminatorConfig:
 
 @dataclass
 class ModelConfig:
-    """The AudioVAE: PQMF bands, conv encoder/decoder, latent mode and flows."""
+    """Everything an AudioVAE needs: audio format, PQMF bands, conv encoder/decoder, latent mode and flows."""
 
+    sample_rate: int = 44100
+    channels: int = 1  # 1 = mono, 2 = stereo
+    clip_length: int = 44032  # samples per clip (a multiple of the hop): one latent vector's span in single mode,
+    # the training example length and the default length of a prior sample in temporal mode
     bands: int = 16  # PQMF bands, a power of two (1 = no PQMF)
     capacity: int = 32  # channels of the first conv; doubled at each stride
     ratios: list[int] = field(default_factory=lambda: [4, 4, 2])
@@ -80,7 +87,14 @@ class ModelConfig:
     flow_hidden: int = 256
     flow_scale_bound: float = 2.0  # |log-scale| of each coupling stays below this
     pqmf_attenuation: float = 100.0  # dB, prototype filter stop-band attenuation
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    @property
+    def hop(self) -> int:
+        """Samples per latent frame: PQMF bands times the product of the strides."""
+        return self.bands * math.prod(self.ratios)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -96,7 +110,7 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation, the three phases, losses and logging."""
+    """Optimisation, the three phases, the discriminator, losses and logging."""
 
     run_dir: str = "runs/default"
     seed: int = 0
@@ -110,7 +124,7 @@ class TrainConfig:
     lr_decay_start: int | None = None
     lr_final_factor: float = 0.1
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
-    warmup_steps: int = 1000
+    vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
     freeze_encoder: bool = False  # freeze encoder and posterior in the adversarial phase (as RAVE does)
     # KL weight, ramped (log-linear) from beta_start to beta over beta_warmup_steps
@@ -130,6 +144,7 @@ class TrainConfig:
     val_batches: int = 4
     checkpoint_every_n_steps: int = 100
     log_audio_every_n_val: int = 1
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
 
 @dataclass
@@ -141,11 +156,6 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-    @property
-    def hop(self) -> int:
-        """Samples per latent frame: PQMF bands times the product of the strides."""
-        return self.model.bands * math.prod(self.model.ratios)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -166,7 +176,7 @@ def _type_name(tp: Any) -> str:
     if origin is list:
         (inner,) = typing.get_args(tp)
         return f"a list of {_type_name(inner).split(' ', 1)[1]}s"
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _type_name(args[0]) + " or null"
     return names.get(tp, getattr(tp, "__name__", str(tp)))
@@ -247,9 +257,62 @@ def _apply_override(tree: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
+# old dotted key -> the key it was renamed to (or the section it moved to); old configs and runs keep loading
+RENAMED_KEYS = {
+    "train.warmup_steps": "train.vae_steps",
+    "data.sample_rate": "model.sample_rate",
+    "data.channels": "model.channels",
+    "data.clip_length": "model.clip_length",
+    "model.discriminator": "train.discriminator",
+}
+_MISSING = object()
+
+
+def _pop(tree: dict, dotted: str) -> Any:
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        tree = tree.get(p) if isinstance(tree, dict) else None
+    return tree.pop(leaf, _MISSING) if isinstance(tree, dict) else _MISSING
+
+
+def _put(tree: dict, dotted: str, value: Any) -> bool:
+    """Set ``dotted`` to ``value`` unless it is already set; returns whether it was set."""
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    if leaf in tree:
+        return False
+    tree[leaf] = value
+    return True
+
+
+def rename_old_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Move keys of :data:`RENAMED_KEYS` to their new names, warning once per key; both given is an error."""
+    values = copy.deepcopy(values)
+    for old, new in RENAMED_KEYS.items():
+        value = _pop(values, old)
+        if value is _MISSING:
+            continue
+        if not _put(values, new, value):
+            raise ConfigError(f"{source} sets both {old} and {new}; {old} is the old name of {new}, keep only {new}.")
+        warnings.warn(f"{old} in {source} is now called {new}; it was read as {new} (rename it).", FutureWarning,
+                      stacklevel=3)  # fmt: skip
+    return values
+
+
+def model_config_from_dict(values: dict[str, Any], source: str = "the model config") -> ModelConfig:
+    """Build and validate a :class:`ModelConfig` alone (what a bundle stores)."""
+    m = _build(ModelConfig, _merge(dataclasses.asdict(ModelConfig()), values or {}), "model.", source)
+    validate_model(m, source)
+    return m
+
+
 def config_from_dict(values: dict[str, Any], source: str = "the config") -> Config:
     """Build and validate a :class:`Config` from a (possibly partial) nested dict."""
-    cfg = _build(Config, _merge(dataclasses.asdict(Config()), values or {}), "", source)
+    if not isinstance(values or {}, dict):
+        raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
+    values = rename_old_keys(values or {}, source)
+    cfg = _build(Config, _merge(dataclasses.asdict(Config()), values), "", source)
     validate(cfg, source)
     return cfg
 
@@ -280,37 +343,50 @@ def _power_of_two(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
 
 
-def validate(cfg: Config, source: str = "the config") -> None:
-    """Check relations between keys; raise :class:`ConfigError` naming the key and the file."""
-    m, d, t = cfg.model, cfg.data, cfg.train
+def _need(cond: bool, msg: str, source: str) -> None:
+    if not cond:
+        raise ConfigError(f"{msg} (in {source}).")
+
+
+def validate_model(m: ModelConfig, source: str = "the config") -> None:
+    """Check the model's keys and their relations; raise :class:`ConfigError` naming the key and the file."""
 
     def need(cond: bool, msg: str) -> None:
-        if not cond:
-            raise ConfigError(f"{msg} (in {source}).")
+        _need(cond, msg, source)
 
     need(_power_of_two(m.bands), f"model.bands must be a power of two, got {m.bands}")
     need(m.latent_mode in LATENT_MODES, f"model.latent_mode must be one of {LATENT_MODES}, got '{m.latent_mode}'")
-    need(d.mode in DATA_MODES, f"data.mode must be one of {DATA_MODES}, got '{d.mode}'")
     need(len(m.ratios) > 0 and all(r >= 1 for r in m.ratios), f"model.ratios must be positive, got {m.ratios}")
     need(m.capacity >= 1 and m.latent_size >= 1, "model.capacity and model.latent_size must be positive")
     need(m.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {m.kernel_size}")
-    need(d.channels in (1, 2), f"data.channels must be 1 (mono) or 2 (stereo), got {d.channels}")
-    need(d.sample_rate >= 8000, f"data.sample_rate must be at least 8000, got {d.sample_rate}")
+    need(m.channels in (1, 2), f"model.channels must be 1 (mono) or 2 (stereo), got {m.channels}")
+    need(m.sample_rate >= 8000, f"model.sample_rate must be at least 8000, got {m.sample_rate}")
+    need(
+        m.clip_length > 0 and m.clip_length % m.hop == 0,
+        f"model.clip_length ({m.clip_length}) must be a positive multiple of the model's total hop "
+        f"{m.hop} (bands {m.bands} x ratios {m.ratios}); the nearest is {max(1, round(m.clip_length / m.hop)) * m.hop}",
+    )
+    flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
+    need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
+    need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
+
+
+def validate(cfg: Config, source: str = "the config") -> None:
+    """Check the whole experiment: the model, then data, training and trainer keys."""
+    d, t = cfg.data, cfg.train
+
+    def need(cond: bool, msg: str) -> None:
+        _need(cond, msg, source)
+
+    validate_model(cfg.model, source)
+    need(d.mode in DATA_MODES, f"data.mode must be one of {DATA_MODES}, got '{d.mode}'")
     need(0.0 <= d.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     a = d.augment
     need(0.0 <= a.gain_db <= 40.0, f"data.augment.gain_db must be in [0, 40], got {a.gain_db}")
     need(0.0 <= a.rate <= 1.0, f"data.augment.rate must be in [0, 1], got {a.rate}")
     need(0.0 <= a.mix <= 1.0, f"data.augment.mix must be a probability in [0, 1], got {a.mix}")
-    need(
-        d.clip_length > 0 and d.clip_length % cfg.hop == 0,
-        f"data.clip_length ({d.clip_length}) must be a positive multiple of the model's total hop "
-        f"{cfg.hop} (bands {m.bands} x ratios {m.ratios}); the nearest is {max(1, round(d.clip_length / cfg.hop)) * cfg.hop}",
-    )
-    flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
-    need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
-    need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
     need(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps must be positive")
-    need(t.warmup_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
+    need(t.vae_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
     need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")
     need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
     need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")

@@ -17,6 +17,7 @@ any other folder (another soundfont, say) is used whole. ``--update-card`` store
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -27,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .card import report_markdown
+from .cli import user_errors
+from .config import DataConfig
 from .errors import AudioError, VaedemoError
 
 RECON_KEYS = ("log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr")
@@ -40,10 +44,10 @@ def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
     files = scan_audio(data)
     if not files:
         raise VaedemoError(f"{data} holds no audio files to evaluate on.")
-    d = engine.config.data
-    if Path(d.root).resolve() == data.resolve():
+    d = {**dataclasses.asdict(DataConfig()), **(engine.bundle.training.get("data") or {})}  # how it was trained
+    if Path(d["root"]).resolve() == data.resolve():
         rels = [f.relative_to(data).as_posix() for f in files]
-        train, val = split_files(rels, d.val_fraction, d.split_seed)
+        train, val = split_files(rels, d["val_fraction"], d["split_seed"])
         return [data / r for r in val], [data / r for r in train], f"{data} (validation split: {len(val)} files)"
     return files, [], f"{data} (all {len(files)} files, not seen in training)"
 
@@ -129,22 +133,7 @@ def _generation_scores(real, fake, kid, frechet_distance) -> dict[str, float]:
     return {"kid": float(k), "kid_std": float(k_std), "fd": float(frechet_distance(real, fake))}
 
 
-def report_markdown(name: str, results: list[dict]) -> str:
-    lines = [f"# Evaluation of {name}", ""]
-    for r in results:
-        lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:g} s; reconstruction "
-                  f"{r['reconstruct_x_realtime']:.0f}x real time.", "",
-                  "| reconstruction | log-mel L1 | MR-STFT | spectral conv. | SI-SDR (dB) |", "|---|---|---|---|---|"]
-        for sys_name, m in r["reconstruction"].items():
-            lines.append(f"| {sys_name} | {m['log_mel_l1']:.3f} | {m['multi_resolution_stft']:.3f} | "
-                         f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} |")
-        lines += ["", "| generation | KID | FD |", "|---|---|---|"]
-        for g_name, m in r["generation"].items():
-            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {m['fd']:.2f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="bundle folder or hf://org/repo")
@@ -158,15 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--update-card", action="store_true", help="store the results in the bundle's card")
     args = parser.parse_args(argv)
-    try:
-        from .inference import Engine
+    from .inference import Engine
 
-        engine = Engine(args.checkpoint)
-        results = [evaluate_folder(engine, Path(d), args.seconds, args.max_clips, args.samples, not args.no_opus,
-                                   args.seed) for d in args.data]
-    except VaedemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    engine = Engine(args.checkpoint)
+    results = [evaluate_folder(engine, Path(d), args.seconds, args.max_clips, args.samples, not args.no_opus, args.seed)
+               for d in args.data]  # fmt: skip
     report = report_markdown(engine.bundle.name, results)
     print(report)
     if args.out:
@@ -174,12 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.update_card:
-        from .checkpoint import save_bundle
+        from .bundle import save_bundle
 
         meta = dict(engine.bundle.meta)
         meta["evaluation"] = results
         meta["evaluation_command"] = "python -m vaedemo.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
-        save_bundle(engine.model, engine.bundle.path, meta)
+        save_bundle(engine.model, engine.bundle.path, meta, engine.bundle.training)
         print(f"updated the card of {engine.bundle.path}", file=sys.stderr)
     return 0
 

@@ -5,7 +5,7 @@ list of overrides) and the folders to evaluate on::
 
     base: configs/drums_single_flow.yaml
     run_root: runs/ablations/flows
-    shared: [train.max_steps=3000, train.warmup_steps=3000]
+    shared: [train.max_steps=3000, train.vae_steps=3000]
     evaluate: {data: [data/drums_fluidr3], seconds: 1.0, max_clips: 100}
     variants:
       no_flows: [model.posterior_flow_layers=0, model.prior_flow_layers=0]
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from .cli import user_errors
 from .errors import ConfigError, VaedemoError
 
 KEYS = {"base", "run_root", "shared", "evaluate", "variants", "description"}
@@ -57,7 +58,7 @@ def variant_overrides(doc: dict, name: str) -> list[str]:
 
 def train_variant(doc: dict, name: str) -> Path:
     """Train (or resume, or reuse) one variant; returns its bundle folder."""
-    from .checkpoint import read_bundle_config
+    from .bundle import read_bundle_config
     from .config import load_config
 
     overrides = variant_overrides(doc, name)
@@ -88,10 +89,10 @@ def evaluate_variant(bundle: Path, opts: dict) -> list[dict]:
 
 
 def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
-    from .checkpoint import load
+    from .bundle import load
 
     b = load(bundle)
-    m = b.config.model
+    m = b.config
     row = {
         "variant": name,
         "latent": f"{m.latent_mode} {m.latent_size}",
@@ -134,6 +135,7 @@ def write_table(rows: list[dict], run_root: Path, title: str, out: Path | None) 
     return text
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.experiment", description=__doc__.split("\n\n")[0])
     parser.add_argument("ablation", help="configs/ablations/NAME.yaml")
@@ -141,20 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="run only these variants (repeatable)")
     args = parser.parse_args(argv)
     path = Path(args.ablation)
-    try:
-        doc = read_ablation(path)
-        names = args.only or list(doc["variants"])
-        rows = []
-        for name in names:
-            if name not in doc["variants"]:
-                raise ConfigError(f"no variant '{name}' in {path}; it has {', '.join(doc['variants'])}.")
-            bundle = train_variant(doc, name)
-            results = evaluate_variant(bundle, doc["evaluate"])
-            (Path(doc["run_root"]) / name / "evaluation.json").write_text(json.dumps(results, indent=2))
-            rows.append(row_for(name, bundle, results))
-    except VaedemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    doc = read_ablation(path)
+    rows = []
+    for name in args.only or list(doc["variants"]):
+        if name not in doc["variants"]:
+            raise ConfigError(f"no variant '{name}' in {path}; it has {', '.join(doc['variants'])}.")
+        bundle = train_variant(doc, name)
+        results = evaluate_variant(bundle, doc["evaluate"])
+        (Path(doc["run_root"]) / name / "evaluation.json").write_text(json.dumps(results, indent=2))
+        rows.append(row_for(name, bundle, results))
     title = doc.get("description") or f"Ablation {path.stem}"
     print(write_table(rows, Path(doc["run_root"]), title, Path(args.out) if args.out else None))
     return 0

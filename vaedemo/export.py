@@ -10,13 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import CheckpointError, VaedemoError
+from .cli import user_errors
+from .errors import CheckpointError
 
 
 def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
     import torch
 
-    from .checkpoint import hardware_description, save_bundle
+    from .bundle import save_bundle
+    from .card import hardware_description
     from .config import config_from_dict
     from .nn.vae import AudioVAE
     from .training.module import phase_reached
@@ -32,7 +34,7 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     if "vaedemo_config" not in state:
         raise CheckpointError(f"{ckpt} was not written by vaedemo's training (it stores no vaedemo_config).")
     cfg = config_from_dict(state["vaedemo_config"], str(ckpt))
-    model = AudioVAE(cfg)
+    model = AudioVAE(cfg.model)
     weights = {k[len("vae.") :]: v for k, v in state["state_dict"].items() if k.startswith("vae.")}
     model.load_state_dict(weights, strict=True)
     step = int(state["state_dict"].get("step", 0))
@@ -41,20 +43,17 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
             "hardware": hardware_description(), "data": cfg.data.root}
     if seconds:
         meta.update(training_time=f"{seconds / 60:.1f} min", training_time_s=round(seconds, 1))
-    return save_bundle(model, out_dir, meta)
+    return save_bundle(model, out_dir, meta, cfg.to_dict())
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="training run folder or .ckpt file")
     parser.add_argument("out", help="bundle folder to write")
     parser.add_argument("--name", help="model name for the card")
     args = parser.parse_args(argv)
-    try:
-        out = export(args.run, args.out, args.name)
-    except VaedemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    out = export(args.run, args.out, args.name)
     print(f"wrote {out}")
     return 0
 

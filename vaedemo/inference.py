@@ -10,14 +10,13 @@ uses a seeded generator.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .audio import check_audio, resample, to_channels
-from .checkpoint import Bundle, load
+from .bundle import Bundle, load
 from .errors import VaedemoError
 
 
@@ -62,16 +61,20 @@ class Engine:
         self.device = torch.device(device)
         cfg = self.bundle.config
         self.config = cfg
-        self.sample_rate = cfg.data.sample_rate
-        self.channels = cfg.data.channels
-        self.single = cfg.model.latent_mode == "single"
-        self.latent_size = cfg.model.latent_size
-        self.hop = self.model.hop
-        self.clip_length = cfg.data.clip_length
-        self.has_prior_flow = cfg.model.prior_flow_layers > 0
+        self.mode = self.model.mode
+        self.sample_rate = cfg.sample_rate
+        self.channels = cfg.channels
+        self.latent_size = cfg.latent_size
+        self.hop = cfg.hop
+        self.clip_length = cfg.clip_length
+        self.has_prior_flow = cfg.prior_flow_layers > 0
         self.batch = batch
-        self.margin = math.ceil(self.model.receptive_field / self.hop) * self.hop
-        self.chunk = max(self.hop, int(chunk_seconds * self.sample_rate) // self.hop * self.hop)
+        self.margin = self.mode.chunk_margin(self.model.receptive_field)
+        unit = self.mode.unit
+        self.chunk = max(unit, int(chunk_seconds * self.sample_rate) // unit * unit)
+        self.groups_at_once = 0  # channel groups per forward (0: all)
+        if self.mode.per_clip:  # clips are independent: a chunk is one batch of `batch` clips of one channel group
+            self.chunk, self.groups_at_once = batch * unit, 1
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -101,12 +104,11 @@ class Engine:
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic reconstruction of (G, C, T) at the model rate, any T."""
-        if self.single:
-            return torch.cat([self._run_clips(x[i : i + 1]) for i in range(x.shape[0])])
+        """Deterministic reconstruction of channel groups (G, C, T) at the model rate, any T, in chunks whose
+        margins (from the latent mode) make the result equal whole-signal processing."""
         t = x.shape[-1]
-        total = -(-t // self.hop) * self.hop
-        x = torch.nn.functional.pad(x, (0, total - t))
+        x = self.mode.pad(x)
+        total = x.shape[-1]
         if total <= self.chunk + 2 * self.margin:
             return self.model(x, sample=False).audio[..., :t]
         out = torch.empty_like(x)
@@ -116,15 +118,6 @@ class Engine:
             y = self.model(x[..., a:b], sample=False).audio
             out[..., s:e] = y[..., s - a : e - a]
         return out[..., :t]
-
-    def _run_clips(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.shape[-1]
-        n = -(-t // self.clip_length)
-        x = torch.nn.functional.pad(x, (0, n * self.clip_length - t))
-        clips = x.reshape(x.shape[1], n, self.clip_length).permute(1, 0, 2)  # (n, C, L)
-        outs = [self.model(clips[i : i + self.batch], sample=False).audio for i in range(0, n, self.batch)]
-        y = torch.cat(outs).permute(1, 0, 2).reshape(1, x.shape[1], n * self.clip_length)
-        return y[..., :t]
 
     def prepare(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """Validate and resample to the model rate, keeping the channels: (samples, C_in)."""
@@ -136,53 +129,43 @@ class Engine:
         """Encode and decode; returns float32 (samples, channels) at ``sr`` with exactly the input's length."""
         x = check_audio(audio, sr)
         n, c_in = x.shape
-        xm = resample(x, sr, self.sample_rate)
-        y = self._run(self._tensor(self._groups(xm))).cpu().numpy()
-        y = self._ungroup(y, c_in)
-        y = resample(y, self.sample_rate, sr)
+        groups = self._tensor(self._groups(resample(x, sr, self.sample_rate)))
+        step = self.groups_at_once or len(groups)
+        y = torch.cat([self._run(groups[i : i + step]) for i in range(0, len(groups), step)]).cpu().numpy()
+        y = resample(self._ungroup(y, c_in), self.sample_rate, sr)
         if y.shape[0] < n:
             y = np.pad(y, ((0, n - y.shape[0]), (0, 0)))
         return np.ascontiguousarray(y[:n], dtype=np.float32)
 
     @torch.inference_mode()
     def encode(self, audio: np.ndarray, sr: int) -> np.ndarray:
-        """Posterior-mean latents of audio converted to the model's channels: (clips, D) single-latent models (one
-        vector per clip_length samples), (frames, D) temporal models."""
+        """Posterior-mean latents of audio converted to the model's channels, in the mode's numpy layout:
+        (clips, D) for one vector per clip_length samples, (frames, D) for a latent time series."""
         x = to_channels(self.prepare(audio, sr), self.channels)
-        z = self.model.embed(self._tensor(x.T[None]))
-        z = z if self.single else z[0].T
-        return z.cpu().numpy().astype(np.float32)
+        return self.mode.to_numpy(self.model.encode(self._tensor(x.T[None])))
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Latents (D,), (clips, D) or (frames, D) -> float32 (samples, channels) at the model rate."""
         z = np.asarray(z, np.float32)
-        if z.ndim == 1:
-            z = z[None]
         if z.shape[-1] != self.latent_size:
             raise VaedemoError(f"latents must have {self.latent_size} dimensions, got {z.shape[-1]}.")
-        t = self._tensor(z)
-        if self.single:
-            y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
-            y = y.permute(1, 0, 2).reshape(self.channels, -1)  # clips one after another
-        else:
-            y = self.model.decode(t.T[None])[0]
-        return y.T.cpu().numpy().astype(np.float32)
+        t = self._tensor(self.mode.from_numpy(z))
+        y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        return self.mode.unfold(y, 1)[0].T.cpu().numpy().astype(np.float32)
 
     def sample_latents(
         self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
     ) -> np.ndarray:
-        """Prior latents: (n, D) single-latent, (n, frames, D) temporal (``seconds`` long, default one clip)."""
+        """Prior latents, one sound each: (n, D) one vector per clip, (n, frames, D) a time series (``seconds``
+        long, default one clip)."""
         if n < 1:
             raise VaedemoError(f"the number of samples must be at least 1, got {n}.")
         g = torch.Generator().manual_seed(int(seed))
-        frames = None
-        if not self.single:
-            frames = max(1, round((seconds or self.clip_length / self.sample_rate) * self.sample_rate / self.hop))
+        shape = self.mode.prior_shape(n, round(seconds * self.sample_rate) if seconds else None)
         with torch.inference_mode():
-            z = self.model.latent.sample_prior(n, frames, float(temperature), g, use_flow and self.has_prior_flow)
-        z = z.cpu().numpy().astype(np.float32)
-        return z if self.single else z.transpose(0, 2, 1)
+            z = self.model.latent.sample_prior(shape, float(temperature), g, use_flow and self.has_prior_flow)
+        return self.mode.batch_to_numpy(z)
 
     def sample(
         self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
@@ -193,9 +176,6 @@ class Engine:
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 5, method: str = "slerp") -> np.ndarray:
         """Decode the path between latents a and b (as returned by ``encode`` / ``sample_latents``):
-        float32 (steps, samples, channels). Single-latent inputs of several clips use their first clip."""
-        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-        if self.single:
-            a, b = a.reshape(-1, self.latent_size)[0], b.reshape(-1, self.latent_size)[0]
-        path = interpolate_latents(a, b, steps, method)
+        float32 (steps, samples, channels). Inputs of several clips use their first clip."""
+        path = interpolate_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), steps, method)
         return np.stack([self.decode(z) for z in path])

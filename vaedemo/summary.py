@@ -9,33 +9,29 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import VaedemoError
+from .cli import user_errors
+from .config import load_config
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--depth", type=int, default=2)
     args = parser.parse_args(argv)
-    try:
-        from .config import load_config
-
-        cfg = load_config(args.config, args.overrides)
-    except VaedemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)
     from lightning.pytorch.utilities.model_summary import summarize
 
     from .training.module import VAEModule
 
     module = VAEModule(cfg)
     print(summarize(module, max_depth=args.depth))
-    sr, hop = cfg.data.sample_rate, cfg.hop
+    sr, hop = cfg.model.sample_rate, cfg.model.hop
     print(
         f"\nlatent: {cfg.model.latent_mode}, size {cfg.model.latent_size}; hop {hop} samples "
         f"({sr / hop:.2f} frames/s); receptive field {module.vae.receptive_field} samples "
-        f"({1000 * module.vae.receptive_field / sr:.0f} ms); clip {cfg.data.clip_length} samples"
+        f"({1000 * module.vae.receptive_field / sr:.0f} ms); clip {cfg.model.clip_length} samples"
     )
     return 0
 

@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from .cli import user_errors
 from .errors import VaedemoError
 
 
@@ -61,7 +62,7 @@ def make_loaders(cfg):
 
     from .data.dataset import build_datasets
 
-    train_ds, val_ds = build_datasets(cfg.data)
+    train_ds, val_ds = build_datasets(cfg.data, cfg.model.sample_rate, cfg.model.channels, cfg.model.clip_length)
     common = dict(batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, pin_memory=torch.cuda.is_available())
     if cfg.train.num_workers:
         common["persistent_workers"] = True
@@ -104,6 +105,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     return run_dir
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="YAML config (defaults for every key not given)")
@@ -112,11 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in train.run_dir from last.ckpt")
     args = parser.parse_args(argv)
     command = "python -m vaedemo.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    try:
-        run(args.config, args.overrides, args.resume, command)
-    except VaedemoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    run(args.config, args.overrides, args.resume, command)
     return 0
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 APP_TINY = [
-    "data.sample_rate=44100",
-    "data.clip_length=16384",  # 32 latent frames of hop 512 (0.37 s)
+    "model.sample_rate=44100",
+    "model.clip_length=16384",  # 32 latent frames of hop 512 (0.37 s)
     "model.bands=8",
     "model.capacity=4",
     "model.ratios=[4, 4, 2]",
@@ -25,7 +25,7 @@ def tiny_bundles(out: Path, names=tuple(KINDS)) -> dict[str, Path]:
     """Write the bundles named in ``names`` under ``out``; returns name -> folder."""
     import torch
 
-    from vaedemo.checkpoint import save_bundle
+    from vaedemo.bundle import save_bundle
     from vaedemo.config import load_config
     from vaedemo.nn.vae import AudioVAE
 
@@ -33,11 +33,11 @@ def tiny_bundles(out: Path, names=tuple(KINDS)) -> dict[str, Path]:
     for name in names:
         mode, flows, channels = KINDS[name]
         cfg = load_config(None, APP_TINY + [
-            f"name={name}", f"model.latent_mode={mode}", f"data.channels={channels}",
+            f"name={name}", f"model.latent_mode={mode}", f"model.channels={channels}",
             f"model.posterior_flow_layers={flows}", f"model.prior_flow_layers={flows}",
         ])  # fmt: skip
         torch.manual_seed(0)
-        model = AudioVAE(cfg)
+        model = AudioVAE(cfg.model)
         with torch.no_grad():  # move away from the init so that outputs are not all near zero
             for p in model.parameters():
                 p.add_(0.05 * torch.randn_like(p))

@@ -322,8 +322,11 @@ def _no_audio_message(root: Path, skipped: list[tuple[str, str]]) -> str:
     return f"{root} holds no usable audio: {n} file{'s' if n != 1 else ''} skipped ({listed}{more})."
 
 
-def build_datasets(cfg: DataConfig) -> tuple[ClipDataset, ClipDataset]:
-    """Scan ``cfg.root``, decode through the cache, split, and return ``(train, val)`` datasets.
+def build_datasets(
+    cfg: DataConfig, sample_rate: int, channels: int, clip_length: int
+) -> tuple[ClipDataset, ClipDataset]:
+    """Scan ``cfg.root``, decode through the cache at the model's rate and channels, split, and return
+    ``(train, val)`` datasets of ``clip_length``-sample clips.
 
     Undecodable files are skipped with a warning. ``cfg.max_files`` keeps that many usable files, chosen by a hash of
     (split_seed, path) so the subset is spread over the folder rather than its first subfolder. Raises
@@ -336,7 +339,7 @@ def build_datasets(cfg: DataConfig) -> tuple[ClipDataset, ClipDataset]:
     skipped = [(p.relative_to(root).as_posix(), "not an audio file") for p in other]
     if cfg.max_files is not None:
         audio.sort(key=lambda p: _unit_hash(cfg.split_seed, "max_files\0" + p.relative_to(root).as_posix()))
-    decode = _Decoder(root, cache_dir, cfg.sample_rate, cfg.channels)
+    decode = _Decoder(root, cache_dir, sample_rate, channels)
     sources: list[_Source] = []
     for path in audio:
         if cfg.max_files is not None and len(sources) >= cfg.max_files:
@@ -362,7 +365,7 @@ def build_datasets(cfg: DataConfig) -> tuple[ClipDataset, ClipDataset]:
     if cfg.val_fraction > 0 and not val_rels:
         log.warning("%s holds a single usable file; the validation set is empty.", root)
     by_rel = {s.rel: s for s in sources}
-    common = dict(clip_length=cfg.clip_length, mode=cfg.mode, sample_rate=cfg.sample_rate, channels=cfg.channels)
+    common = dict(clip_length=clip_length, mode=cfg.mode, sample_rate=sample_rate, channels=channels)
     train = ClipDataset([by_rel[r] for r in train_rels], random_crops=True, augment=cfg.augment, **common)
     val = ClipDataset([by_rel[r] for r in val_rels], random_crops=False, **common)
     return train, val

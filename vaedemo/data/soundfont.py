@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..cli import user_errors
 from ..errors import DataError
 
 DRUM_BANK = 128
@@ -369,6 +370,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vaedemo.data.soundfont", description=__doc__.split("\n\n")[0])
     ap.add_argument("--soundfont", required=True, help="SF2/SF3 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -386,14 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subtype", choices=("PCM_16", "PCM_24", "FLOAT"), default="PCM_16", help="wav sample format")
     ap.add_argument("--keep-duplicates", action="store_true", help="keep one-shots identical to an earlier one")
     a = ap.parse_args(argv)
-    try:
-        summary = render_soundfont(
-            a.soundfont, a.out, a.kind, a.sample_rate, a.duration, a.velocities, a.programs, a.pitches,
-            a.max_kits, a.gain, a.channels, a.jobs, a.subtype, a.keep_duplicates,
-        )  # fmt: skip
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    summary = render_soundfont(
+        a.soundfont, a.out, a.kind, a.sample_rate, a.duration, a.velocities, a.programs, a.pitches,
+        a.max_kits, a.gain, a.channels, a.jobs, a.subtype, a.keep_duplicates,
+    )  # fmt: skip
     print(summary)
     return 0
 

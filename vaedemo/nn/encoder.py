@@ -1,7 +1,7 @@
-"""Encoder: PQMF bands -> residual dilated convs with strided downsampling -> posterior statistics.
+"""Encoder: PQMF bands -> residual dilated convs with strided downsampling -> a conv map -> the latent mode's head.
 
-Temporal mode gives (B, 2D, frames); single mode flattens the last conv map of a fixed-length clip into one vector
-through a fully connected head and gives (B, 2D).
+The conv stack gives ``out_channels`` at sr / hop; the head (from the latent mode) turns that map into posterior
+statistics: the identity for a latent time series (B, 2D, frames), a fully connected layer for one vector (B, 2D).
 """
 
 from __future__ import annotations
@@ -9,36 +9,38 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import Config
 from .blocks import Act, Conv, ResidualUnit
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: Config):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        capacity: int,
+        ratios: list[int],
+        dilations: list[int],
+        kernel_size: int = 3,
+        causal: bool = False,
+        head: nn.Module | None = None,
+    ):
         super().__init__()
-        m = cfg.model
-        cin = cfg.data.channels * m.bands
-        layers: list[nn.Module] = [Conv(cin, m.capacity, 7, causal=m.causal)]
-        ch = m.capacity
+        layers: list[nn.Module] = [Conv(in_channels, capacity, 7, causal=causal)]
+        ch = capacity
         self.spans = [(6, 1)]  # (span in frames at this layer's input rate, stride so far) for receptive field
         stride = 1
-        for r in m.ratios:
-            for d in m.dilations:
-                layers.append(ResidualUnit(ch, m.kernel_size, d, m.causal))
+        for r in ratios:
+            for d in dilations:
+                layers.append(ResidualUnit(ch, kernel_size, d, causal))
                 self.spans.append((layers[-1].span, stride))
-            layers += [Act(), Conv(ch, 2 * ch, 2 * r, stride=r, causal=m.causal)]
+            layers += [Act(), Conv(ch, 2 * ch, 2 * r, stride=r, causal=causal)]
             self.spans.append((2 * r - 1, stride))
             stride *= r
             ch *= 2
-        layers.append(Act())
-        self.single = m.latent_mode == "single"
-        out = m.single_channels if self.single else 2 * m.latent_size
-        layers.append(Conv(ch, out, 3, causal=m.causal))
+        layers += [Act(), Conv(ch, out_channels, 3, causal=causal)]
         self.spans.append((2, stride))
         self.net = nn.Sequential(*layers)
-        if self.single:
-            frames = cfg.data.clip_length // cfg.hop
-            self.head = nn.Sequential(nn.Flatten(), Act(), nn.Linear(m.single_channels * frames, 2 * m.latent_size))
+        self.head = head if head is not None else nn.Identity()
 
     @property
     def span(self) -> int:
@@ -46,5 +48,4 @@ class Encoder(nn.Module):
         return sum(s * st for s, st in self.spans) + 1
 
     def forward(self, bands: torch.Tensor) -> torch.Tensor:
-        h = self.net(bands)
-        return self.head(h) if self.single else h
+        return self.head(self.net(bands))

@@ -22,9 +22,8 @@ class AffineCoupling(nn.Module):
 
     def __init__(self, dim: int, hidden: int, parity: int, bound: float):
         super().__init__()
-        idx = torch.arange(dim)
-        self.register_buffer("idx_a", idx[idx % 2 == parity], persistent=False)
-        self.register_buffer("idx_b", idx[idx % 2 != parity], persistent=False)
+        self.register_buffer("idx_a", torch.arange(parity, dim, 2), persistent=False)
+        self.register_buffer("idx_b", torch.arange(1 - parity, dim, 2), persistent=False)
         da, db = len(self.idx_a), len(self.idx_b)
         self.bound = bound
         self.net = nn.Sequential(

@@ -127,15 +127,14 @@ class Latent(nn.Module):
 
     def sample_prior(
         self,
-        n: int,
-        frames: int | None = None,
+        shape: tuple[int, ...],
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         use_flow: bool = True,
     ) -> torch.Tensor:
-        """n latents from the prior: (n, D) or (n, D, frames). ``use_flow=False`` samples the plain Gaussian."""
+        """Prior latents of ``shape`` ((n, D) or (n, D, frames), from the latent mode). ``use_flow=False`` samples
+        the plain Gaussian."""
         device = next(self.parameters()).device if any(True for _ in self.parameters()) else torch.device("cpu")
-        shape = (n, self.size) if frames is None else (n, self.size, frames)
         u = torch.randn(shape, generator=generator, device="cpu").to(device) * temperature
         if self.prior_flow is None or not use_flow:
             return u

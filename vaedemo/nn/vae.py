@@ -1,8 +1,9 @@
 """AudioVAE: PQMF -> encoder -> latent -> decoder -> inverse PQMF, with the exact-length contract.
 
-Exact length: ``forward`` returns exactly as many samples as it is given, for every length. Temporal models pad the
-input on the right to a multiple of the hop and crop back; single-latent models pad to a whole number of clips,
-fold the clips into the batch and crop back. The model is built from a :class:`~vaedemo.config.Config` alone.
+Exact length: ``forward`` returns exactly as many samples as it is given, for every length. The latent mode pads the
+input on the right to its unit (the hop for a latent time series, the clip length for one vector per clip), folds
+clips into the batch and back; the output is cropped to the input's length. The model is built from a
+:class:`~vaedemo.config.ModelConfig` alone.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import ModelConfig
 from .decoder import Decoder
 from .encoder import Encoder
 from .latent import Latent
+from .modes import latent_mode
 from .pqmf import PQMF
 
 
@@ -33,50 +34,26 @@ class VAEOutput:
 
 
 class AudioVAE(nn.Module):
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        m = cfg.model
-        self.channels = cfg.data.channels
-        self.sample_rate = cfg.data.sample_rate
+        self.channels = cfg.channels
+        self.sample_rate = cfg.sample_rate
         self.hop = cfg.hop
-        self.single = m.latent_mode == "single"
-        self.clip_length = cfg.data.clip_length
-        self.pqmf = PQMF(m.bands, m.pqmf_attenuation)
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
-        self.latent = Latent(m)
+        self.clip_length = cfg.clip_length
+        self.mode = latent_mode(cfg)
+        bands = cfg.channels * cfg.bands
+        arch = dict(capacity=cfg.capacity, ratios=cfg.ratios, dilations=cfg.dilations, kernel_size=cfg.kernel_size,
+                    causal=cfg.causal)  # fmt: skip
+        self.pqmf = PQMF(cfg.bands, cfg.pqmf_attenuation)
+        self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), **arch)
+        self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(), **arch)
+        self.latent = Latent(cfg)
 
-    # ------------------------------------------------------------------------------------------------ geometry
     @property
     def receptive_field(self) -> int:
         """Samples of context on either side that can influence one output sample (an upper bound)."""
-        bands = self.cfg.model.bands
-        return bands * (self.encoder.span + self.decoder.span) + 2 * self.pqmf.taps
-
-    def frames_for(self, length: int) -> int:
-        """Latent frames of a temporal model for ``length`` samples."""
-        return -(-length // self.hop)
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad on the right to a multiple of the hop (temporal) or of the clip length (single)."""
-        unit = self.clip_length if self.single else self.hop
-        t = x.shape[-1]
-        return F.pad(x, (0, (-t) % unit)) if t % unit else x
-
-    def _fold_clips(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.single:
-            return x
-        b, c, t = x.shape
-        n = t // self.clip_length
-        return x.reshape(b, c, n, self.clip_length).permute(0, 2, 1, 3).reshape(b * n, c, self.clip_length)
-
-    def _unfold_clips(self, y: torch.Tensor, batch: int) -> torch.Tensor:
-        if not self.single:
-            return y
-        bn, c, t = y.shape
-        n = bn // batch
-        return y.reshape(batch, n, c, t).permute(0, 2, 1, 3).reshape(batch, c, n * t)
+        return self.cfg.bands * (self.encoder.span + self.decoder.span) + 2 * self.pqmf.taps
 
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.channels:
@@ -85,21 +62,19 @@ class AudioVAE(nn.Module):
             raise ValueError("AudioVAE got zero samples")
 
     # ------------------------------------------------------------------------------------------------ pieces
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Posterior statistics of padded, clip-folded audio (B', C, T): (B', 2D) or (B', 2D, frames)."""
-        return self.encoder(self.pqmf.analysis(x))
+    def posterior_stats(self, clips: torch.Tensor) -> torch.Tensor:
+        """Posterior statistics of padded, folded audio (B', C, T): (B', 2D) or (B', 2D, frames)."""
+        return self.encoder(self.pqmf.analysis(clips))
 
-    def decode_bands(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic latents (the posterior mean) of any-length audio (B, C, T): (B * clips, D) for one vector
+        per clip, (B, D, frames) for a time series."""
+        self._check(x)
+        return self.latent.posterior_mean(self.posterior_stats(self.mode.fold(self.mode.pad(x))))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents -> audio (B', C, frames * hop) or (B', C, clip_length)."""
         return self.pqmf.synthesis(self.decoder(z))
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic latents of any-length audio (B, C, T): (B * clips, D) single, (B, D, frames) temporal."""
-        self._check(x)
-        return self.latent.posterior_mean(self.encode(self._fold_clips(self._pad(x))))
 
     # ------------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, sample: bool = True, freeze_encoder: bool = False) -> VAEOutput:
@@ -109,7 +84,7 @@ class AudioVAE(nn.Module):
         """
         self._check(x)
         b, _, t = x.shape
-        padded = self._fold_clips(self._pad(x))
+        padded = self.mode.fold(self.mode.pad(x))
         bands_in = self.pqmf.analysis(padded)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
             stats = self.encoder(bands_in)
@@ -120,20 +95,18 @@ class AudioVAE(nn.Module):
             kl = torch.zeros(z.shape[0], device=z.device)
         bands_out = self.decoder(z)
         y_padded = self.pqmf.synthesis(bands_out)
-        y = self._unfold_clips(y_padded, b)[..., :t]
+        y = self.mode.unfold(y_padded, b)[..., :t]
         return VAEOutput(y, z, kl, bands_in, bands_out, y_padded, padded, stats)
 
     @torch.no_grad()
     def sample(
         self,
         n: int,
-        frames: int | None = None,
+        samples: int | None = None,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         use_flow: bool = True,
     ) -> torch.Tensor:
-        """Decode n prior samples: (n, C, clip_length) single, (n, C, frames * hop) temporal."""
-        if not self.single and frames is None:
-            raise ValueError("temporal models need the number of latent frames to sample")
-        z = self.latent.sample_prior(n, None if self.single else frames, temperature, generator, use_flow)
+        """Decode n prior samples of about ``samples`` samples (default one clip; single mode: always one clip)."""
+        z = self.latent.sample_prior(self.mode.prior_shape(n, samples), temperature, generator, use_flow)
         return self.decode(z)

@@ -15,7 +15,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from ..checkpoint import hardware_description, save_bundle
+from ..bundle import save_bundle
+from ..card import hardware_description
 from .module import PHASES, VAEModule, phase_reached
 
 
@@ -81,9 +82,10 @@ class BundleExport(pl.Callback):
             "data": self.data_summary,
             "metrics": metrics,
         }
-        save_bundle(pl_module.vae, self.run_dir / "bundle", meta)
+        training = pl_module.cfg.to_dict()
+        save_bundle(pl_module.vae, self.run_dir / "bundle", meta, training)
         folder = self.run_dir / "bundles"
-        save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta)
+        save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta, training)
         for old in sorted(folder.glob("step-*"))[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -113,14 +115,13 @@ class AudioLogger(pl.Callback):
         writer = getattr(trainer.logger, "experiment", None)
         if writer is None or not hasattr(writer, "add_audio"):
             return
-        sr = pl_module.cfg.data.sample_rate
+        sr = pl_module.cfg.model.sample_rate
         step = int(pl_module.step)
         real, recon = pl_module.val_examples
         vae = pl_module.vae
         with torch.no_grad():
-            frames = None if vae.single else pl_module.cfg.data.clip_length // vae.hop
             g = torch.Generator().manual_seed(step)
-            samples = vae.sample(self.examples, frames=frames, generator=g).cpu()
+            samples = vae.sample(self.examples, generator=g).cpu()
         groups = {"input": real, "reconstruction": recon, "prior_sample": samples}
         for name, audio in groups.items():
             for i in range(min(self.examples, audio.shape[0])):

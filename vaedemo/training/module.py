@@ -26,9 +26,9 @@ PHASES = ("vae", "discriminator_warmup", "adversarial")
 
 def phase_at(cfg: Config, step: int) -> str:
     t = cfg.train
-    if step < t.warmup_steps:
+    if step < t.vae_steps:
         return "vae"
-    if step < t.warmup_steps + t.discriminator_warmup_len:
+    if step < t.vae_steps + t.discriminator_warmup_len:
         return "discriminator_warmup"
     return "adversarial"
 
@@ -62,12 +62,12 @@ class VAEModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.cfg = cfg
-        self.vae = AudioVAE(cfg)
-        self.discriminator = Discriminator(cfg.model.discriminator, cfg.data.channels)
+        self.vae = AudioVAE(cfg.model)
+        self.discriminator = Discriminator(cfg.train.discriminator, cfg.model.channels)
         self.stft = MultiScaleSTFT(cfg.train.stft_sizes)
         self.band_stft = MultiScaleSTFT(cfg.train.band_stft_sizes) if cfg.train.multiband_loss else None
         t = cfg.train
-        self.mel = MultiScaleMel(t.mel_sizes, cfg.data.sample_rate, t.mel_bands) if t.mel_sizes else None
+        self.mel = MultiScaleMel(t.mel_sizes, cfg.model.sample_rate, t.mel_bands) if t.mel_sizes else None
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0

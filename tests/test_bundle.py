@@ -5,7 +5,9 @@ import pytest
 import torch
 
 import vaedemo
-from vaedemo.checkpoint import BUNDLE_FILES, parameter_table, save_bundle
+from vaedemo.bundle import save_bundle
+from vaedemo.card import parameter_table
+from vaedemo.hub import BUNDLE_FILES
 from vaedemo.errors import CheckpointError
 from vaedemo.nn.vae import AudioVAE
 
@@ -14,7 +16,7 @@ from vaedemo.nn.vae import AudioVAE
 def bundle_dir(tiny_config, tmp_path):
     cfg = tiny_config("single", flows=2)
     torch.manual_seed(0)
-    model = AudioVAE(cfg)
+    model = AudioVAE(cfg.model)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))  # no zero-initialised layer left: round trips must carry real values
@@ -77,14 +79,14 @@ def test_other_format_version_is_refused(bundle_dir):
     doc = json.loads((path / "config.json").read_text())
     doc["format_version"] = 99
     (path / "config.json").write_text(json.dumps(doc))
-    with pytest.raises(CheckpointError, match="format version 99, but this vaedemo reads version 1"):
+    with pytest.raises(CheckpointError, match="format version 99, but this vaedemo reads versions 1 to 2"):
         vaedemo.load(path)
 
 
 def test_weights_that_do_not_fit_the_config(bundle_dir):
     path, _ = bundle_dir
     doc = json.loads((path / "config.json").read_text())
-    doc["config"]["model"]["latent_size"] = 16
+    doc["model"]["latent_size"] = 16
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match=r"do not fit its config \(\d+ tensors differ; first: .* wrong shape"):
         vaedemo.load(path)
@@ -93,9 +95,9 @@ def test_weights_that_do_not_fit_the_config(bundle_dir):
 def test_bad_config_and_missing_files(bundle_dir, tmp_path):
     path, _ = bundle_dir
     doc = json.loads((path / "config.json").read_text())
-    doc["config"]["model"]["bands"] = 3
+    doc["model"]["bands"] = 3
     (path / "config.json").write_text(json.dumps(doc))
-    with pytest.raises(CheckpointError, match="config this vaedemo cannot use: model.bands must be a power of two"):
+    with pytest.raises(CheckpointError, match="model config this vaedemo cannot use: model.bands must be a power of two"):
         vaedemo.load(path)
     with pytest.raises(CheckpointError, match="not a bundle folder"):
         vaedemo.load(tmp_path / "missing")
@@ -121,7 +123,7 @@ def test_loading_never_unpickles(bundle_dir, monkeypatch):
 
 
 def test_parameter_table_sums(tiny_config):
-    model = AudioVAE(tiny_config("temporal", flows=0))
+    model = AudioVAE(tiny_config("temporal", flows=0).model)
     rows = parameter_table(model, depth=1)
     assert rows[-1][0] == "total"
     assert sum(n for _, _, n in rows[:-1]) == rows[-1][2]

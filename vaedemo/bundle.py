@@ -1,0 +1,201 @@
+"""Checkpoint bundles: a folder with ``config.json``, ``model.safetensors`` (inference weights only) and ``README.md``.
+
+``config.json`` (format 2) keeps the model apart from how it was made::
+
+    {"format": "vaedemo-bundle", "format_version": 2,
+     "model": {...ModelConfig...},          # all that loading reads: the model is rebuilt from it alone
+     "training": {...data/train/trainer...}, # the experiment's resolved config, for the card and reproduction
+     "meta": {...}}                          # name, steps, time, hardware, metrics, evaluation
+
+so renaming or removing a training key never breaks loading. Format-1 bundles (one ``config`` holding everything)
+are migrated on load. Loading never unpickles anything (JSON and safetensors only); shapes and sizes are checked
+from the safetensors header against a model built on the ``meta`` device before any weight is allocated. Problems
+raise :class:`CheckpointError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .card import model_card
+from .config import ModelConfig, model_config_from_dict
+from .errors import CheckpointError, ConfigError
+from .hub import resolve
+from .nn.vae import AudioVAE
+
+FORMAT = "vaedemo-bundle"
+FORMAT_VERSION = 2
+MAX_CONFIG_BYTES = 1_000_000
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32: far above any model this project trains, far below a crash
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the model config, the model (eval mode), what the card reports and the training config."""
+
+    config: ModelConfig
+    model: AudioVAE
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    source: str = ""
+    card: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name") or self.training.get("name") or (self.path.name if self.path else "model")
+
+
+# ---------------------------------------------------------------------------------------------------------- save
+def save_bundle(
+    model: AudioVAE, out_dir: str | Path, meta: dict[str, Any] | None = None, training: dict[str, Any] | None = None
+) -> Path:
+    """Write a bundle folder atomically (a half-written bundle never replaces a good one). ``training`` is the
+    experiment's config dict (its ``model`` section is dropped: the model config is stored on its own)."""
+    out = Path(out_dir)
+    meta = dict(meta or {})
+    training = {k: v for k, v in (training or {}).items() if k != "model"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "vaedemo": str(FORMAT_VERSION)})
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
+               "training": training, "meta": meta}  # fmt: skip
+        (tmp / "config.json").write_text(json.dumps(doc, indent=2))
+        (tmp / "README.md").write_text(model_card(model.cfg, model, meta, training))
+        _replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+# ---------------------------------------------------------------------------------------------------------- read
+def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 (``config`` = the whole experiment, audio format under ``data``, discriminator under ``model``) ->
+    format 2. Only the model section is interpreted; the rest is carried over as the training config."""
+    training = copy.deepcopy(doc.get("config") or {})
+    if not isinstance(training, dict):
+        raise CheckpointError("config.json of this format-1 bundle holds no config mapping.")
+    model = training.pop("model", None) or {}
+    data = training.get("data") or {}
+    discriminator = model.pop("discriminator", None)
+    if discriminator is not None:
+        training.setdefault("train", {})["discriminator"] = discriminator
+    for key in ("sample_rate", "channels", "clip_length"):
+        if key in data:
+            model[key] = data.pop(key)
+    train = training.get("train") or {}
+    if "warmup_steps" in train:
+        train["vae_steps"] = train.pop("warmup_steps")
+    return {"format": FORMAT, "format_version": 2, "model": model, "training": training, "meta": doc.get("meta") or {}}
+
+
+MIGRATIONS = {1: migrate_v1}  # format version -> function to the next version
+
+
+def _read_doc(path: Path) -> dict[str, Any]:
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{path} holds no config.json, so it is not a vaedemo bundle.")
+    if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{cfg_file} is larger than {MAX_CONFIG_BYTES // 1000} kB, so it is not a bundle config.")
+    try:
+        doc = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{cfg_file} is not valid JSON.") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a vaedemo bundle (config.json has no '\"format\": \"{FORMAT}\"').")
+    version = doc.get("format_version")
+    while version in MIGRATIONS:
+        doc = MIGRATIONS[version](doc)
+        version = doc["format_version"]
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} is a bundle of format version {str(version)[:20]}, but this vaedemo reads versions 1 to "
+            f"{FORMAT_VERSION}."
+        )
+    return doc
+
+
+def read_bundle_config(path: Path) -> tuple[ModelConfig, dict[str, Any], dict[str, Any]]:
+    """(model config, meta, training config) of a bundle folder, any supported format version."""
+    doc = _read_doc(path)
+    try:
+        cfg = model_config_from_dict(doc.get("model") or {}, str(path / "config.json"))
+    except ConfigError as e:
+        raise CheckpointError(f"{path} has a model config this vaedemo cannot use: {e}") from None
+    meta, training = doc.get("meta") or {}, doc.get("training") or {}
+    return cfg, meta if isinstance(meta, dict) else {}, training if isinstance(training, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------------------- load
+def _expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of the model the config describes, built on the meta device (no memory, no time)."""
+    with torch.device("meta"):
+        model = AudioVAE(cfg)
+    n = sum(p.numel() for p in model.parameters())
+    if n > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{where} describes a model of {n / 1e6:.0f} M parameters, above the limit of {MAX_PARAMETERS / 1e6:.0f} M "
+            "(check model.capacity, model.latent_size, model.flow_hidden)."
+        )
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _check_weights(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError):
+        raise CheckpointError(f"{weights} is not a readable safetensors file.") from None
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong = [k for k in expected if k in stored and stored[k] != expected[k]]
+    if missing or unexpected or wrong:
+        k = (missing or unexpected or wrong)[0]
+        what = "missing" if missing else "unexpected" if unexpected else "of the wrong shape"
+        n = len(missing) + len(unexpected) + len(wrong)
+        raise CheckpointError(
+            f"the weights in {weights} do not fit its config ({n} tensors differ; first: '{k[:80]}' is {what})."
+        )
+
+
+def load(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
+    """Load a bundle from a folder or ``hf://org/repo[@revision]``; the model is returned in eval mode."""
+    path = resolve(source)
+    cfg, meta, training = read_bundle_config(path)
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        raise CheckpointError(f"{path} holds no model.safetensors.")
+    _check_weights(weights, _expected_shapes(cfg, path))
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError):
+        raise CheckpointError(f"{weights} is not a readable safetensors file.") from None
+    model = AudioVAE(cfg)
+    model.load_state_dict(state, strict=True)
+    model.eval().to(device)
+    card = (path / "README.md").read_text() if (path / "README.md").is_file() else ""
+    return Bundle(cfg, model, meta, path, str(source), card, training)

@@ -1,0 +1,130 @@
+"""Model cards: the markdown README.md of a bundle (model, training, evaluation, parameters, config).
+
+Also the evaluation report (:func:`report_markdown`), which both the card and ``python -m vaedemo.evaluate`` print.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+
+
+def parameter_table(model: torch.nn.Module, depth: int = 2) -> list[tuple[str, str, int]]:
+    """(module path, type, parameter count) for every submodule down to ``depth`` levels, in definition order."""
+    rows = []
+    for name, mod in model.named_modules():
+        level = name.count(".") + 1 if name else 0
+        if 0 < level <= depth:
+            n = sum(p.numel() for p in mod.parameters())
+            if n:
+                rows.append((name, type(mod).__name__, n))
+    rows.append(("total", type(model).__name__, sum(p.numel() for p in model.parameters())))
+    return rows
+
+
+def _fmt_params(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} k"
+
+
+def hardware_description() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU ({os.cpu_count()} cores, {cpu})"
+
+
+def report_markdown(name: str, results: list[dict]) -> str:
+    """The evaluation report of :func:`vaedemo.evaluate.evaluate_folder` results."""
+    lines = [f"# Evaluation of {name}", ""]
+    for r in results:
+        lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:g} s; reconstruction "
+                  f"{r['reconstruct_x_realtime']:.0f}x real time.", "",
+                  "| reconstruction | log-mel L1 | MR-STFT | spectral conv. | SI-SDR (dB) |", "|---|---|---|---|---|"]
+        for sys_name, m in r["reconstruction"].items():
+            lines.append(f"| {sys_name} | {m['log_mel_l1']:.3f} | {m['multi_resolution_stft']:.3f} | "
+                         f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} |")
+        lines += ["", "| generation | KID | FD |", "|---|---|---|"]
+        for g_name, m in r["generation"].items():
+            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {m['fd']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _model_lines(m: ModelConfig) -> list[str]:
+    flows = f"posterior flow {m.posterior_flow_layers} couplings, prior flow {m.prior_flow_layers} couplings"
+    return [
+        "## Model",
+        f"- latent mode: **{m.latent_mode}**, latent size {m.latent_size}, {flows}",
+        f"- {m.sample_rate} Hz, {'stereo' if m.channels == 2 else 'mono'}, PQMF {m.bands} bands, ratios {m.ratios}, "
+        f"hop {m.hop} samples ({m.sample_rate / m.hop:.1f} latent frames/s), causal: {m.causal}",
+        f"- clip length {m.clip_length} samples ({m.clip_length / m.sample_rate:.3f} s)"
+        + (" — one latent vector per clip" if m.latent_mode == "single" else " during training"),
+    ]
+
+
+def _training_lines(meta: dict[str, Any], training: dict[str, Any]) -> list[str]:
+    data = meta.get("data") or (training.get("data") or {}).get("root", "unknown")
+    lines = [
+        "## Training",
+        f"- data: {data}",
+        f"- steps: {meta.get('step', 'unknown')}, phase reached: {meta.get('phase', 'unknown')}",
+        f"- training time: {meta.get('training_time', 'unknown')}, hardware: {meta.get('hardware', 'unknown')}",
+    ]
+    if meta.get("command"):
+        lines.append(f"- command: `{meta['command']}`")
+    if meta.get("notes"):
+        lines.append(f"- notes: {meta['notes']}")
+    return lines
+
+
+def _metric_lines(meta: dict[str, Any], name: str) -> list[str]:
+    lines = []
+    metrics = meta.get("metrics") or {}
+    if metrics:
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, (int, float)) else f"| {k} | {v} |" for k, v in metrics.items()]
+    if meta.get("evaluation"):
+        body = report_markdown(name, meta["evaluation"]).split("\n", 2)[2]
+        lines += ["", "## Evaluation", "", f"Reproduce: `{meta.get('evaluation_command', 'python -m vaedemo.evaluate')}`", ""]
+        lines += [ln.replace("## ", "### ", 1) if ln.startswith("## ") else ln for ln in body.splitlines()]
+    return lines
+
+
+def model_card(cfg: ModelConfig, model: torch.nn.Module, meta: dict[str, Any], training: dict[str, Any]) -> str:
+    """A markdown model card: model, data, training, metrics, parameter table, model and training config."""
+    name = meta.get("name") or training.get("name") or "vaedemo model"
+    lines = [
+        f"# {name}",
+        "",
+        "An audio VAE bundle of vaedemo (RAVE-style PQMF VAE with RealNVP flows).",
+        "Load it with `vaedemo.load(PATH)` or open it in the demo with `python app.py --checkpoint PATH`.",
+        "",
+        *_model_lines(cfg),
+        "",
+        *_training_lines(meta, training),
+        *_metric_lines(meta, name),
+        "",
+        "## Parameters",
+        "",
+        "| module | type | parameters |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {n} | {t} | {_fmt_params(c)} |" for n, t, c in parameter_table(model)]
+    lines += ["", "## Model config", "", "```json", json.dumps(cfg.to_dict(), indent=2), "```"]
+    if training:
+        lines += ["", "## Training config", "", "```json", json.dumps(training, indent=2), "```"]
+    return "\n".join(lines + [""])

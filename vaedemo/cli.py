@@ -1,0 +1,25 @@
+"""What every command line of vaedemo shares: a user's mistake is printed as one line, without a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+from .errors import VaedemoError
+
+USER_ERROR = 2  # exit status for everything a user can get wrong (bad config, audio, bundle, data)
+
+
+def user_errors(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a ``main(argv) -> int``: a :class:`VaedemoError` prints ``error: <sentence>`` and exits non-zero."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except VaedemoError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return USER_ERROR
+
+    return wrapper

@@ -1,0 +1,193 @@
+"""Latent modes: what a latent is and how audio is cut to produce it, one class per mode.
+
+A mode owns everything that differs between latent layouts: the padding unit of the input, how clips are folded
+into the batch and back, the heads between the conv stacks and the latent, the shape of a prior sample, and the
+numpy layout at the package's edge. :class:`~vaedemo.nn.vae.AudioVAE`, the Engine, the demo and the benchmarks
+ask the mode instead of branching on its name; a new mode is one subclass here plus its tests.
+
+* :class:`TemporalMode`: a latent time series, one D-vector every ``hop`` samples. Tensors (B, D, frames); numpy
+  (frames, D). Any length; long audio is processed in chunks whose margins cover the receptive field.
+* :class:`SingleMode`: one D-vector per fixed-length clip of ``clip_length`` samples. Longer audio is cut into
+  clips that are folded into the batch. Tensors (B * clips, D); numpy (clips, D).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .blocks import Act
+
+
+class LatentMode:
+    """Base class: the temporal layout, which every mode shares at the level of the conv stacks."""
+
+    name = ""
+    per_clip = False  # True: one latent vector per fixed-length clip (sampling, interpolation by clip)
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+        self.latent_size = cfg.latent_size
+        self.hop = cfg.hop
+        self.clip_length = cfg.clip_length
+        self.frames_per_clip = cfg.clip_length // cfg.hop
+
+    # ---------------------------------------------------------------------------------------------- geometry
+    @property
+    def unit(self) -> int:
+        """The input is padded on the right to a multiple of this many samples."""
+        return self.hop
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[-1]
+        return F.pad(x, (0, (-t) % self.unit)) if t % self.unit else x
+
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        """Padded audio (B, C, T) -> what the encoder sees."""
+        return x
+
+    def unfold(self, y: torch.Tensor, batch: int) -> torch.Tensor:
+        """Decoder output -> (batch, C, T); the inverse of :meth:`fold`."""
+        return y
+
+    def chunk_margin(self, receptive_field: int) -> int:
+        """Samples of context on each side of a chunk for chunked processing to equal whole-signal processing."""
+        return math.ceil(receptive_field / self.hop) * self.hop
+
+    # ---------------------------------------------------------------------------------------------- heads
+    @property
+    def encoder_channels(self) -> int:
+        """Channels of the conv encoder's last layer."""
+        return 2 * self.latent_size
+
+    @property
+    def decoder_channels(self) -> int:
+        """Channels the conv decoder's first layer takes."""
+        return self.latent_size
+
+    def encoder_head(self) -> nn.Module:
+        """Conv map -> posterior statistics."""
+        return nn.Identity()
+
+    def decoder_head(self) -> nn.Module:
+        """Latent -> the conv decoder's input map."""
+        return nn.Identity()
+
+    # ---------------------------------------------------------------------------------------------- prior
+    def prior_shape(self, n: int, samples: int | None = None) -> tuple[int, ...]:
+        """Shape of n prior latents decoding to ``samples`` samples (default: one clip)."""
+        frames = max(1, round((samples or self.clip_length) / self.hop))
+        return (n, self.latent_size, frames)
+
+    # ---------------------------------------------------------------------------------------------- numpy edge
+    def to_numpy(self, z: torch.Tensor) -> np.ndarray:
+        """Latents of one sound, (1, D, frames) -> float32 (frames, D)."""
+        return z[0].T.cpu().numpy().astype(np.float32)
+
+    def batch_to_numpy(self, z: torch.Tensor) -> np.ndarray:
+        """Latents of n sounds, (n, D, frames) -> float32 (n, frames, D)."""
+        return z.permute(0, 2, 1).cpu().numpy().astype(np.float32)
+
+    def from_numpy(self, z: np.ndarray) -> np.ndarray:
+        """(frames, D) -> the decoder's layout (1, D, frames)."""
+        return np.ascontiguousarray(np.asarray(z, np.float32).reshape(-1, self.latent_size).T[None])
+
+    def sound_latent(self, z: np.ndarray) -> np.ndarray:
+        """What interpolation moves between: the whole trajectory (frames, D)."""
+        return np.asarray(z, np.float32)
+
+    def summary_vector(self, z: np.ndarray) -> np.ndarray:
+        """One D-vector per sound (for maps): the mean over frames."""
+        return np.asarray(z, np.float32).reshape(-1, self.latent_size).mean(0)
+
+    def describe(self, sample_rate: int) -> str:
+        return f"{self.latent_size}-d latent every {self.hop} samples ({sample_rate / self.hop:.0f} frames/s)"
+
+
+class TemporalMode(LatentMode):
+    name = "temporal"
+
+
+class ClipToFrames(nn.Linear):
+    """Linear layer from one vector to a (channels, frames) map (a Linear, so its weights keep their names)."""
+
+    def __init__(self, latent_size: int, channels: int, frames: int):
+        super().__init__(latent_size, channels * frames)
+        self.frames = frames
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z).reshape(z.shape[0], -1, self.frames)
+
+
+class SingleMode(LatentMode):
+    name = "single"
+    per_clip = True
+
+    @property
+    def unit(self) -> int:
+        return self.clip_length
+
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        n = t // self.clip_length
+        return x.reshape(b, c, n, self.clip_length).permute(0, 2, 1, 3).reshape(b * n, c, self.clip_length)
+
+    def unfold(self, y: torch.Tensor, batch: int) -> torch.Tensor:
+        bn, c, t = y.shape
+        n = bn // batch
+        return y.reshape(batch, n, c, t).permute(0, 2, 1, 3).reshape(batch, c, n * t)
+
+    def chunk_margin(self, receptive_field: int) -> int:
+        return 0  # clips are encoded and decoded independently
+
+    @property
+    def encoder_channels(self) -> int:
+        return self.cfg.single_channels
+
+    @property
+    def decoder_channels(self) -> int:
+        return self.cfg.single_channels
+
+    def encoder_head(self) -> nn.Module:
+        features = self.cfg.single_channels * self.frames_per_clip
+        return nn.Sequential(nn.Flatten(), Act(), nn.Linear(features, 2 * self.latent_size))
+
+    def decoder_head(self) -> nn.Module:
+        return ClipToFrames(self.latent_size, self.cfg.single_channels, self.frames_per_clip)
+
+    def prior_shape(self, n: int, samples: int | None = None) -> tuple[int, ...]:
+        return (n, self.latent_size)
+
+    def to_numpy(self, z: torch.Tensor) -> np.ndarray:
+        """(clips, D) -> float32 (clips, D)."""
+        return z.cpu().numpy().astype(np.float32)
+
+    def batch_to_numpy(self, z: torch.Tensor) -> np.ndarray:
+        return z.cpu().numpy().astype(np.float32)
+
+    def from_numpy(self, z: np.ndarray) -> np.ndarray:
+        """(D,) or (clips, D) -> (clips, D)."""
+        return np.ascontiguousarray(np.asarray(z, np.float32).reshape(-1, self.latent_size))
+
+    def sound_latent(self, z: np.ndarray) -> np.ndarray:
+        """The first clip's vector (D,)."""
+        return np.asarray(z, np.float32).reshape(-1, self.latent_size)[0]
+
+    def summary_vector(self, z: np.ndarray) -> np.ndarray:
+        return self.sound_latent(z)
+
+    def describe(self, sample_rate: int) -> str:
+        return f"one {self.latent_size}-d latent per {self.clip_length / sample_rate:.2f} s clip"
+
+
+MODES: dict[str, type[LatentMode]] = {m.name: m for m in (TemporalMode, SingleMode)}
+
+
+def latent_mode(cfg: ModelConfig) -> LatentMode:
+    """The mode object of a model config."""
+    return MODES[cfg.latent_mode](cfg)
