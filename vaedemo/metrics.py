@@ -1,6 +1,6 @@
 """Offline audio metrics, with no downloaded weights: spectra, reconstruction distances, generation distances.
 
-Owns the mel filterbank and log-mel spectrogram that the rest of the package (plots, training logs) reuses, the
+Owns the log-mel spectrogram of numpy audio that plots reuse (filters and windows come from :mod:`vaedemo.dsp`), the
 reconstruction metrics of a (reference, estimate) pair and the distribution metrics of two sets of clips.
 
 Conventions, fixed so that numbers stay comparable between runs and with ``research.md``:
@@ -29,6 +29,7 @@ import scipy.fft
 import scipy.linalg
 import torch
 
+from .dsp import hann_window, mel_filterbank, mel_filterbank_tensor
 from .errors import AudioError
 
 LOG_EPS = 1e-5  # floor inside the log of mel and STFT magnitudes
@@ -37,66 +38,6 @@ SILENCE_POWER = 1e-20  # mean square below which a (zero-mean) signal counts as 
 MR_STFT_SIZES = (2048, 1024, 512, 256, 128)
 
 # --------------------------------------------------------------------------------------------------- spectra
-
-
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    logstep = np.log(6.4) / 27.0
-    return np.where(f < 1000.0, f * 3.0 / 200.0, 15.0 + np.log(np.maximum(f, 1e-12) / 1000.0) / logstep)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    logstep = np.log(6.4) / 27.0
-    return np.where(m < 15.0, m * 200.0 / 3.0, 1000.0 * np.exp(logstep * (m - 15.0)))
-
-
-@functools.lru_cache(maxsize=32)
-def _filterbank_cached(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    lower = (freqs[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
-    upper = (edges[2:, None] - freqs[None, :]) / np.diff(edges)[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    empty = np.flatnonzero(weights.max(axis=1) <= 0)
-    if empty.size:
-        raise ValueError(
-            f"{empty.size} of {n_mels} mel filters contain no FFT bin (n_fft={n_fft} at {sample_rate} Hz); "
-            "use fewer mels or a larger n_fft."
-        )
-    weights = weights.astype(np.float32)
-    weights.flags.writeable = False
-    return weights
-
-
-def mel_filterbank(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
-) -> np.ndarray:
-    """Slaney-scale, Slaney-normalised triangular filters as float32 ``(n_mels, n_fft // 2 + 1)``.
-
-    Built like ``librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)`` (defaults).
-    Raises ``ValueError`` for a band outside ``[0, sample_rate / 2]`` or when a filter would hold no FFT bin.
-
-    >>> mel_filterbank(16000, 512, 40).shape
-    (40, 257)
-    """
-    fmax = sample_rate / 2.0 if fmax is None else float(fmax)
-    if not 0.0 <= fmin < fmax <= sample_rate / 2.0 + 1e-9:
-        raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2, got fmin={fmin}, fmax={fmax}, sr={sample_rate}.")
-    if n_mels < 1 or n_fft < 2:
-        raise ValueError(f"need n_mels >= 1 and n_fft >= 2, got n_mels={n_mels}, n_fft={n_fft}.")
-    return _filterbank_cached(int(sample_rate), int(n_fft), int(n_mels), float(fmin), fmax).copy()
-
-
-@functools.lru_cache(maxsize=32)
-def _filterbank_tensor(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    return torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels))
-
-
-@functools.lru_cache(maxsize=16)
-def _window(n_fft: int) -> torch.Tensor:
-    return torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
 
 
 def _as_audio(x, name: str = "the audio") -> np.ndarray:
@@ -129,14 +70,14 @@ def _magnitude(signals: torch.Tensor, n_fft: int, hop: int) -> np.ndarray:
     mode = "reflect" if signals.shape[-1] > n_fft // 2 else "constant"
     with torch.no_grad():
         spec = torch.stft(
-            signals, n_fft, hop_length=hop, window=_window(n_fft), center=True, pad_mode=mode, return_complex=True
+            signals, n_fft, hop_length=hop, window=hann_window(n_fft), center=True, pad_mode=mode, return_complex=True
         )
     return np.abs(spec.numpy())
 
 
 def _log_mel(mag: np.ndarray, sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """ln(mel + LOG_EPS) of (batch, bins, frames) magnitudes (matmul in torch: numpy's BLAS may stall on threads)."""
-    mel = torch.matmul(_filterbank_tensor(int(sample_rate), n_fft, n_mels), torch.from_numpy(mag)).numpy()
+    mel = torch.matmul(mel_filterbank_tensor(int(sample_rate), n_fft, n_mels), torch.from_numpy(mag)).numpy()
     return np.log(mel + np.float32(LOG_EPS))
 
 

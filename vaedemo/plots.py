@@ -16,7 +16,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .metrics import _hz_to_mel, _mel_to_hz, log_mel_spectrogram
+from .dsp import hz_to_mel, mel_to_hz
+from .metrics import log_mel_spectrogram
 
 MAX_MELS = 64
 MAX_FRAMES = 400
@@ -54,7 +55,7 @@ def display_spectrogram(audio: np.ndarray, sample_rate: int) -> Spectrogram:
             continue
     db = np.clip(np.round(logmel * DB_PER_NEPER), -128, 127).astype(np.int8)  # 1 dB steps: 1 byte per value
     times = np.round(np.arange(db.shape[1]) * hop / sample_rate, 4)
-    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2.0), n_mels + 2))
+    edges = mel_to_hz(np.linspace(0.0, hz_to_mel(sample_rate / 2.0), n_mels + 2))
     return Spectrogram(db, times, edges[1:-1])
 
 

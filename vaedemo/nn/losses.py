@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..dsp import fitting_mel_filterbank, stft_magnitude
 from .discriminator import Features
 
 
@@ -24,11 +25,7 @@ class MultiScaleSTFT(nn.Module):
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
 
     def magnitude(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        spec = torch.stft(
-            flat, n, n // 4, window=getattr(self, f"window_{n}"), center=True, pad_mode="constant", return_complex=True
-        )
-        return spec.abs()
+        return stft_magnitude(x, n, getattr(self, f"window_{n}"))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Distance between target ``x`` and estimate ``y`` of shape (B, C, T): a scalar."""
@@ -46,29 +43,16 @@ class MultiScaleMel(nn.Module):
 
     def __init__(self, sizes: list[int], sample_rate: int, n_mels: int = 80, eps: float = 1e-5):
         super().__init__()
-        from ..metrics import mel_filterbank
-
         self.sizes = list(sizes)
         self.eps = eps
         for n in self.sizes:
-            bands = n_mels
-            while True:  # the largest of n_mels, n_mels / 2, ... whose every filter holds an FFT bin at this size
-                try:
-                    fb = mel_filterbank(sample_rate, n, bands)
-                    break
-                except ValueError:
-                    if bands <= 1:
-                        raise
-                    bands //= 2
+            fb = fitting_mel_filterbank(sample_rate, n, n_mels)
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
             self.register_buffer(f"mel_{n}", torch.from_numpy(fb), persistent=False)
 
     def log_mel(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        spec = torch.stft(
-            flat, n, n // 4, window=getattr(self, f"window_{n}"), center=True, pad_mode="constant", return_complex=True
-        )
-        return torch.log(torch.matmul(getattr(self, f"mel_{n}"), spec.abs()) + self.eps)
+        spec = stft_magnitude(x, n, getattr(self, f"window_{n}"))
+        return torch.log(torch.matmul(getattr(self, f"mel_{n}"), spec) + self.eps)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Distance between target ``x`` and estimate ``y`` of shape (B, C, T): a scalar."""

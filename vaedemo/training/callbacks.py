@@ -17,6 +17,7 @@ import torch
 
 from ..bundle import save_bundle
 from ..card import hardware_description
+from ..dsp import hann_window, stft_magnitude
 from .module import PHASES, VAEModule, phase_reached
 
 
@@ -92,7 +93,7 @@ class BundleExport(pl.Callback):
 
 def spectrogram_image(x: torch.Tensor, n_fft: int = 1024) -> np.ndarray:
     """(T,) audio -> (freq, frames) log-magnitude image in [0, 1], low frequencies at the bottom."""
-    spec = torch.stft(x.float(), n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True).abs()
+    spec = stft_magnitude(x.float()[None], n_fft, hann_window(n_fft), pad_mode="reflect")[0]
     img = torch.log10(spec + 1e-5)
     img = ((img - img.max() + 5.0) / 5.0).clamp(0, 1)
     return img.flip(0).numpy()
