@@ -3,45 +3,105 @@
 Arrays here are numpy float32 of shape (samples, channels). Everything a user can get wrong raises
 :class:`AudioError` with one sentence. Decoding uses soundfile (wav/flac/ogg/opus/mp3 through libsndfile) and falls
 back to ffmpeg for other containers (m4a, webm, ...) when ffmpeg is on PATH; resampling uses soxr.
+
+This module is where untrusted files from the public demo first meet the server, so it owns the **decode budget**:
+
+* A file's size says nothing about the size of its decoded audio (57 KB of FLAC can declare 30 s of 8 channels at
+  384 kHz; 4 MB of Opus can hold hours). So the header is read first (``soundfile.info``, or ``ffprobe`` for the
+  fallback) and a file is refused *before* decoding when its rate exceeds :data:`MAX_SAMPLE_RATE`, its channel count
+  :data:`MAX_CHANNELS`, its duration ``max_seconds`` (unless ``trim``), or when what would be decoded
+  (frames x channels) exceeds ``max_values`` (:data:`MAX_DECODED_VALUES` by default, 128 MiB of float32).
+* Headers can lie, so decoding itself never reads more than the plan allows: ``sf.read(frames=...)``, and ffmpeg's
+  output is read from a pipe in chunks and the process killed once the byte budget is reached or after
+  :data:`~vaedemo.decoders.FFMPEG_TIMEOUT_SECONDS`.
+* ffmpeg can be made to read *other* files (HLS playlists, ffconcat lists, ...), which would let an upload read the
+  server's disk. Text playlists are refused before ffmpeg sees them, and ffmpeg runs inside whitelists of
+  protocols and single-file audio containers (:mod:`vaedemo.decoders`).
+* Messages never echo more than a short, escaped excerpt of a file name (:func:`shown_name`).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from .decoders import Header, ffprobe_header, read_ffmpeg, read_soundfile, soundfile_header
 from .errors import AudioError
 
 MAX_SECONDS_DEFAULT = 30 * 60  # anything longer is refused as absurd
 MAX_CHANNELS = 16
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 192_000  # the metrics fail at >= 352.8 kHz, and nothing here needs more than 192 kHz
+MAX_DECODED_VALUES = 32 * 1024 * 1024  # frames x channels one decode may hold: 128 MiB as float32
+# Text files that tell ffmpeg to read other files: refused up front with a clear sentence.
+_PLAYLIST_MAGIC = (b"#extm3u", b"ffconcat")
+_NAME_CHARS = 60  # longest file name excerpt a message echoes
 
 
-def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise AudioError(
-            f"{path.name} is not in a format libsndfile can read (wav, flac, ogg, opus, mp3), and ffmpeg, "
-            "which would read it, is not installed."
-        )
-    probe = subprocess.run(
-        [ffmpeg, "-v", "error", "-i", str(path), "-f", "wav", "-acodec", "pcm_f32le", "-"],
-        capture_output=True,
-        timeout=120,
+@dataclass(frozen=True)
+class Decoded:
+    """What :func:`decode` returns: the audio, and whether it is all of the file."""
+
+    audio: np.ndarray  # float32 (samples, channels), finite, non-empty
+    sample_rate: int
+    trimmed: bool  # True when the file was longer than max_seconds and only its start was decoded (trim=True)
+    seconds_in_file: float | None  # the file's duration: exact, the container's estimate, or None when unknown
+
+
+# ---------------------------------------------------------------------------------------------------- messages
+
+
+def shown_name(name: str) -> str:
+    """A file name as messages may show it: as is when short and printable, else a ``repr`` of a short excerpt."""
+    if name.isprintable() and len(name) <= _NAME_CHARS:
+        return name
+    shown = repr(name)
+    k = min(len(name), _NAME_CHARS)
+    while len(shown) > _NAME_CHARS:
+        k -= 1
+        shown = repr(name[:k] + "...")
+    return shown
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.1f}".removesuffix(".0")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _too_long(name: str, seconds: float | None, limit: float) -> AudioError:
+    if seconds is None:
+        return AudioError(f"{name} is longer than the limit of {_secs(limit)} s.")
+    return AudioError(f"{name} is {_secs(seconds)} s long; the limit is {_secs(limit)} s.")
+
+
+def _over_budget(name: str, frames: int | None, h: Header, max_values: int) -> AudioError:
+    budget = f"the {max_values / 1e6:.1f} million samples one file may decode to"
+    if frames is None:  # found while decoding: the header did not say, or understated, how long the file is
+        return AudioError(f"{name} holds more audio than {budget}.")
+    return AudioError(
+        f"{name} would decode to {frames * h.channels / 1e6:.1f} million samples ({_secs(frames / h.sample_rate)} s of "
+        f"{_plural(h.channels, 'channel')} at {h.sample_rate} Hz), more than {budget}."
     )
-    if probe.returncode != 0 or len(probe.stdout) < 44:
-        raise AudioError(f"{path.name} could not be decoded as audio (ffmpeg could not read it either).")
-    import io
 
-    try:
-        data, sr = sf.read(io.BytesIO(probe.stdout), dtype="float32", always_2d=True)
-    except Exception:
-        raise AudioError(f"{path.name} could not be decoded as audio.") from None
-    return data, sr
+
+def _check_rate_and_channels(name: str, sr: float | None, channels: int) -> None:
+    if channels < 1 or channels > MAX_CHANNELS:
+        raise AudioError(f"{name} has {channels} channels; vaedemo reads 1 to {MAX_CHANNELS}.")
+    if not sr or sr < MIN_SAMPLE_RATE or sr > MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{name} has an unusable sample rate of {sr} Hz; vaedemo reads {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz."
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- arrays
 
 
 def check_audio(x: np.ndarray, sr: int, name: str = "the audio", max_seconds: float | None = None) -> np.ndarray:
@@ -59,16 +119,44 @@ def check_audio(x: np.ndarray, sr: int, name: str = "the audio", max_seconds: fl
         x = x.T  # (channels, samples) given by mistake
     if x.shape[0] == 0:
         raise AudioError(f"{name} is empty (zero samples).")
-    if x.shape[1] == 0 or x.shape[1] > MAX_CHANNELS:
-        raise AudioError(f"{name} has {x.shape[1]} channels; vaedemo reads 1 to {MAX_CHANNELS}.")
-    if not sr or sr < 1000 or sr > 768000:
-        raise AudioError(f"{name} has an unusable sample rate of {sr} Hz.")
+    _check_rate_and_channels(name, sr, x.shape[1])
     limit = MAX_SECONDS_DEFAULT if max_seconds is None else max_seconds
     if x.shape[0] / sr > limit:
-        raise AudioError(f"{name} is {x.shape[0] / sr:.0f} s long; the limit is {limit:.0f} s.")
+        raise _too_long(name, x.shape[0] / sr, limit)
     if not np.isfinite(x).all():
         raise AudioError(f"{name} contains NaN or infinite samples.")
     return x
+
+
+# ---------------------------------------------------------------------------------------------------- decoding
+
+
+def decode(
+    path: str | Path, max_seconds: float | None = None, trim: bool = False, *, max_values: int = MAX_DECODED_VALUES
+) -> Decoded:
+    """Decode ``path`` within the decode budget to float32 (samples, channels) at the file's own rate.
+
+    ``max_seconds`` (default :data:`MAX_SECONDS_DEFAULT`) is the duration that will be used: a longer file is refused,
+    or with ``trim=True`` decoded only up to ``max_seconds`` and returned with ``trimmed=True``. Files whose rate,
+    channel count or decoded size (frames x channels > ``max_values``) is over the limits are refused before
+    decoding. Raises :class:`AudioError` with one sentence for anything wrong with the file.
+    """
+    limit = MAX_SECONDS_DEFAULT if max_seconds is None else float(max_seconds)
+    if not 0 < limit < math.inf or max_values < 1:  # the caller's mistake, not the user's
+        raise ValueError(f"max_seconds must be positive and finite, max_values at least 1: {max_seconds}, {max_values}")
+    p = Path(path)
+    name = shown_name(p.name)
+    _check_file(p, name)
+    data = None
+    header = soundfile_header(p)
+    if header is not None:
+        cap = _frames_to_decode(name, header, limit, trim, max_values)
+        data = read_soundfile(p, cap + 1)
+    if data is None:  # not a libsndfile format, or libsndfile failed on it: the ffmpeg fallback
+        header = ffprobe_header(p, name)
+        cap = _frames_to_decode(name, header, limit, trim, max_values)
+        data = read_ffmpeg(p, name, header, cap + 1)
+    return _finish(name, data, header, cap, limit, trim, max_values)
 
 
 def load_audio(
@@ -76,34 +164,79 @@ def load_audio(
     sample_rate: int | None = None,
     channels: int | None = None,
     max_seconds: float | None = None,
+    trim: bool = False,
+    *,
+    max_values: int = MAX_DECODED_VALUES,
 ) -> tuple[np.ndarray, int]:
     """Decode ``path`` to float32 (samples, channels); optionally resample and convert channels.
 
-    Returns ``(audio, sample_rate)``. Raises :class:`AudioError` for missing, empty, undecodable, non-finite or
-    absurdly long files.
+    Returns ``(audio, sample_rate)``; see :func:`decode` for ``max_seconds``, ``trim`` and ``max_values`` (use
+    :func:`decode` to learn whether the audio was trimmed). Raises :class:`AudioError` for missing, empty,
+    undecodable, non-finite, too long or too large files.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise AudioError(f"{p} does not exist or is not a file.")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p.name} is an empty file.")
-    try:
-        info = sf.info(str(p))
-        limit = MAX_SECONDS_DEFAULT if max_seconds is None else max_seconds
-        if info.samplerate and info.frames / info.samplerate > limit * 1.01 + 1:
-            raise AudioError(f"{p.name} is {info.frames / info.samplerate:.0f} s long; the limit is {limit:.0f} s.")
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except AudioError:
-        raise
-    except Exception:
-        data, sr = _decode_ffmpeg(p)
-    x = check_audio(data, sr, p.name, max_seconds)
+    d = decode(path, max_seconds, trim, max_values=max_values)
+    x, sr = d.audio, d.sample_rate
     if sample_rate is not None:
         x = resample(x, sr, sample_rate)
         sr = sample_rate
     if channels is not None:
         x = to_channels(x, channels)
     return x, sr
+
+
+def _check_file(p: Path, name: str) -> None:
+    try:
+        if not p.is_file():
+            raise AudioError(f"{name} does not exist or is not a file.")
+        if p.stat().st_size == 0:
+            raise AudioError(f"{name} is an empty file.")
+        with p.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        raise AudioError(f"{name} could not be read.") from None
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith(_PLAYLIST_MAGIC):
+        raise AudioError(f"{name} is a playlist that points at other files, not audio.")
+
+
+def _limit_frames(limit: float, sample_rate: int) -> int:
+    return math.floor(limit * sample_rate + 1e-9)  # never over max_seconds, which check_audio enforces again
+
+
+def _frames_to_decode(name: str, h: Header, limit: float, trim: bool, max_values: int) -> int:
+    """Refuse what the header already shows to be over the limits; return the most frames decoding may keep."""
+    _check_rate_and_channels(name, h.sample_rate, h.channels)
+    limit_frames = _limit_frames(limit, h.sample_rate)
+    if h.frames is not None:
+        # ffprobe's duration is an estimate (mp3 by bitrate, ...): refuse early only when clearly over the limit;
+        # decoding finds the exact length (one frame past the cap tells).
+        slack = 0 if h.exact else int(0.01 * limit_frames) + h.sample_rate
+        if not trim and h.frames > limit_frames + slack:
+            raise _too_long(name, h.frames / h.sample_rate, limit)
+        wanted = min(h.frames, limit_frames)
+        if wanted * h.channels > max_values:
+            raise _over_budget(name, wanted, h, max_values)
+    return min(limit_frames, max_values // h.channels)
+
+
+def _finish(
+    name: str, data: np.ndarray, h: Header, cap: int, limit: float, trim: bool, max_values: int
+) -> Decoded:
+    """``data`` holds at most cap + 1 frames; one more than cap means the file goes on beyond what may be kept."""
+    trimmed = len(data) > cap
+    if trimmed:
+        if cap < _limit_frames(limit, h.sample_rate):  # the budget, not the duration, ran out: the header lied
+            raise _over_budget(name, None, h, max_values)
+        if not trim:
+            raise _too_long(name, h.frames / h.sample_rate if h.frames and h.frames > cap else None, limit)
+        data = data[:cap]
+        seconds = h.frames / h.sample_rate if h.frames and h.frames > cap else None
+    else:
+        seconds = len(data) / h.sample_rate  # decoded to the end: exact
+    x = check_audio(data, h.sample_rate, name, limit)
+    return Decoded(x, h.sample_rate, trimmed, seconds)
+
+
+# ---------------------------------------------------------------------------------------------------- conversion
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
