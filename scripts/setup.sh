@@ -24,9 +24,10 @@ else
 fi
 
 python3 -m venv .venv
+# the package itself, editable (pyproject.toml; its dependencies are requirements.txt, dev adds requirements-dev.txt)
 if [ $dev = 1 ]; then
-  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  .venv/bin/python -m pip install -q -e ".[dev]"
 else
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -e .
 fi
 echo "[setup] done: $(.venv/bin/python -c 'import torch, lightning, gradio; print("torch", torch.__version__, "lightning", lightning.__version__, "gradio", gradio.__version__)')"

@@ -7,8 +7,8 @@ import torch
 import vaedemo
 from vaedemo.bundle import save_bundle
 from vaedemo.card import parameter_table
-from vaedemo.hub import BUNDLE_FILES
 from vaedemo.errors import CheckpointError
+from vaedemo.hub import BUNDLE_FILES
 from vaedemo.nn.vae import AudioVAE
 
 

@@ -52,7 +52,8 @@ def test_wrong_type_names_key_and_file(tmp_path):
 def test_clip_length_must_be_multiple_of_hop(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("model:\n  clip_length: 44100\n")
-    with pytest.raises(ConfigError, match=r"model.clip_length \(44100\) must be a positive multiple of .* hop 512.*nearest is 44032.*c.yaml"):
+    pattern = r"model.clip_length \(44100\) must be a positive multiple of .* hop 512.*nearest is 44032.*c.yaml"
+    with pytest.raises(ConfigError, match=pattern):
         load_config(p)
 
 

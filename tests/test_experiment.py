@@ -2,8 +2,8 @@ import csv
 
 import pytest
 import yaml
-
 from conftest import TINY
+
 from vaedemo.errors import ConfigError
 from vaedemo.experiment import main as experiment_main
 from vaedemo.experiment import read_ablation
@@ -31,7 +31,7 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
     }, sort_keys=False))
     out = tmp_path / "docs" / "abl.md"
     assert experiment_main([str(abl), "--out", str(out)]) == 0
-    rows = list(csv.DictReader(open(tmp_path / "runs" / "results.csv")))
+    rows = list(csv.DictReader((tmp_path / "runs" / "results.csv").read_text().splitlines()))
     assert [r["variant"] for r in rows] == ["no_flows", "both_flows"]
     assert rows[0]["prior flow"] == "0" and rows[1]["prior flow"] == "2"
     assert float(rows[1]["params (M)"]) > float(rows[0]["params (M)"])

@@ -1,8 +1,8 @@
 import torch
 
+from vaedemo.config import ModelConfig
 from vaedemo.nn.flows import RealNVP
 from vaedemo.nn.latent import Latent, gaussian_kl
-from vaedemo.config import ModelConfig
 
 
 def _randomised(flow: RealNVP) -> RealNVP:

@@ -4,13 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import vaedemo
 from vaedemo.app_logic import discover
 from vaedemo.audio import load_audio
 from vaedemo.inference import Engine
-
-from conftest import ROOT
 
 SHIPPED = sorted(p for p in (ROOT / "checkpoints").glob("[!.]*") if (p / "config.json").is_file())
 

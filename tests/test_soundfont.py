@@ -114,7 +114,7 @@ def test_render_a_tiny_drum_subset(tmp_path):
         max_kits=1,
     )  # fmt: skip
     assert summary.files == 2 and summary.silent == 1 and summary.presets == ["Standard"]  # key 5 is not in the kit
-    rows = list(csv.DictReader(open(tmp_path / "manifest.csv")))
+    rows = list(csv.DictReader((tmp_path / "manifest.csv").read_text().splitlines()))
     assert list(rows[0]) == ["file", "kit", "program", "key", "velocity"]
     assert [(r["file"], r["kit"], r["program"], r["key"], r["velocity"]) for r in rows] == [
         ("standard/36_100.wav", "Standard", "0", "36", "100"),

@@ -11,13 +11,11 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+from conftest import ROOT, tiny_overrides
 
 import vaedemo
-from vaedemo.config import load_config
 from vaedemo.train import build_trainer, make_loaders
 from vaedemo.training.module import VAEModule, beta_at, lr_factor_at, phase_at
-
-from conftest import ROOT, tiny_overrides
 
 
 class Recorder(pl.Callback):

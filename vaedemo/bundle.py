@@ -167,7 +167,7 @@ def _expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]
 def _check_weights(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
     try:
         with safe_open(str(weights), framework="pt") as f:
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     except (SafetensorError, OSError, ValueError):
         raise CheckpointError(f"{weights} is not a readable safetensors file.") from None
     missing = sorted(set(expected) - set(stored))

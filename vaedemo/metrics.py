@@ -29,7 +29,7 @@ import scipy.fft
 import scipy.linalg
 import torch
 
-from .dsp import hann_window, mel_filterbank, mel_filterbank_tensor
+from .dsp import hann_window, mel_filterbank_tensor
 from .errors import AudioError
 
 LOG_EPS = 1e-5  # floor inside the log of mel and STFT magnitudes

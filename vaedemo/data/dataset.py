@@ -42,6 +42,9 @@ from ..errors import AudioError, DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 CACHE_DIRNAME = ".vaedemo_cache"
+# training data is the user's own: the decode budget of uploads (128 MiB) would skip long recordings; 30 min of
+# 48 kHz stereo (the duration limit, which still applies) is 173 M values
+LOCAL_MAX_VALUES = 1 << 28
 CACHE_VERSION = 1  # bump when the cached array layout changes
 _MAX_LISTED = 5  # skipped files named in an error message
 
@@ -141,7 +144,7 @@ class _Decoder:
         if hit is not None:
             self.cached += 1
             return _Source(rel, hit.shape[1], target)
-        x, _ = load_audio(path, self.sample_rate, self.channels)  # raises AudioError
+        x, _ = load_audio(path, self.sample_rate, self.channels, max_values=LOCAL_MAX_VALUES)  # raises AudioError
         if x.shape[0] == 0:
             raise AudioError(f"{path.name} is too short to keep a sample at {self.sample_rate} Hz.")
         x = np.ascontiguousarray(x.T, dtype=np.float32)  # (channels, samples) inside the package
@@ -163,7 +166,7 @@ class _Decoder:
 
 
 def _unit_hash(seed: int, rel: str) -> float:
-    digest = hashlib.sha1(f"{seed}\0{rel}".encode("utf-8")).digest()
+    digest = hashlib.sha1(f"{seed}\0{rel}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
@@ -244,13 +247,13 @@ class ClipDataset(Dataset):
         """(channels, length) float32 of item ``index`` (zero-padded at the end)."""
         f = bisect.bisect_right(self._starts, index) - 1
         src, k = self.sources[f], index - self._starts[f]
-        L = self.clip_length
+        n = self.clip_length
         if self.mode == "oneshot":
             start = 0
         elif self.random_crops:
-            start = int(torch.randint(0, src.frames - L + 1, ()).item()) if src.frames > L else 0
+            start = int(torch.randint(0, src.frames - n + 1, ()).item()) if src.frames > n else 0
         else:
-            start = k * L
+            start = k * n
         seg = src.read()[:, start : start + length]
         out = np.zeros((seg.shape[0], length), dtype=np.float32)
         out[:, : seg.shape[1]] = seg
@@ -258,28 +261,28 @@ class ClipDataset(Dataset):
 
     def _augmented(self, index: int) -> np.ndarray:
         """Item ``index`` changed by ``self.augment``, with torch's RNG (seeded per DataLoader worker)."""
-        a, L = self.augment, self.clip_length
+        a, n = self.augment, self.clip_length
 
         def uniform(lo: float, hi: float) -> float:
             return lo + (hi - lo) * float(torch.rand(()))
 
         def retuned(i: int) -> np.ndarray:
             if not a.rate:
-                return self._clip(i, L)
+                return self._clip(i, n)
             import soxr
 
             factor = float(np.exp(uniform(-1.0, 1.0) * np.log1p(a.rate)))  # > 1: higher and shorter
-            x = self._clip(i, int(np.ceil(L * factor)) + 64)
+            x = self._clip(i, int(np.ceil(n * factor)) + 64)
             y = soxr.resample(x.T, self.sample_rate * factor, self.sample_rate, quality="MQ").T
-            out = np.zeros((x.shape[0], L), dtype=np.float32)
-            out[:, : min(L, y.shape[1])] = y[:, :L]
+            out = np.zeros((x.shape[0], n), dtype=np.float32)
+            out[:, : min(n, y.shape[1])] = y[:, :n]
             return out
 
         x = retuned(index)
         if a.mix and float(torch.rand(())) < a.mix:
             other = retuned(int(torch.randint(0, len(self), ())))
-            offset = int(torch.randint(0, L // 2 + 1, ()))
-            x[:, offset:] += other[:, : L - offset] * np.float32(10 ** (uniform(-12.0, 0.0) / 20))
+            offset = int(torch.randint(0, n // 2 + 1, ()))
+            x[:, offset:] += other[:, : n - offset] * np.float32(10 ** (uniform(-12.0, 0.0) / 20))
         if a.gain_db:
             x *= np.float32(10 ** (uniform(-a.gain_db, a.gain_db) / 20))
         peak = float(np.abs(x).max()) if x.size else 0.0

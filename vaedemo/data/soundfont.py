@@ -93,7 +93,7 @@ def read_presets(path: str | Path) -> list[Preset]:
         for cid, size, start in _riff_chunks(f, end):
             if cid != b"LIST" or f.read(4) != b"pdta":
                 continue
-            for sub, sub_size, sub_start in _riff_chunks(f, start + size):
+            for sub, sub_size, _ in _riff_chunks(f, start + size):
                 if sub != b"phdr":
                     continue
                 data = f.read(sub_size)
