@@ -127,3 +127,48 @@ def test_parameter_table_sums(tiny_config):
     rows = parameter_table(model, depth=1)
     assert rows[-1][0] == "total"
     assert sum(n for _, _, n in rows[:-1]) == rows[-1][2]
+
+
+def test_format_1_bundle_is_migrated(bundle_dir):
+    """A format-1 config.json (one `config` with the audio format under `data` and the discriminator under `model`,
+    `train.warmup_steps`) loads into the same model."""
+    path, model = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    m = dict(doc["model"])
+    data = {k: m.pop(k) for k in ("sample_rate", "channels", "clip_length")} | {"root": "somewhere"}
+    m["discriminator"] = {"capacity": 2}
+    old = {"format": "vaedemo-bundle", "format_version": 1, "meta": doc["meta"],
+           "config": {"name": "old", "data": data, "model": m, "train": {"warmup_steps": 5}}}  # fmt: skip
+    (path / "config.json").write_text(json.dumps(old))
+    bundle = vaedemo.load(path)
+    _assert_same(model, bundle.model)
+    assert bundle.config == model.cfg
+    assert bundle.training["train"] == {"vae_steps": 5, "discriminator": {"capacity": 2}}
+    assert bundle.training["data"] == {"root": "somewhere"}
+
+
+def test_training_keys_never_break_loading(bundle_dir):
+    path, model = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["training"] = {"train": {"a_key_from_the_future": 1, "vae_steps": "renamed later"}, "data": [1, 2]}
+    (path / "config.json").write_text(json.dumps(doc))
+    _assert_same(model, vaedemo.load(path).model)
+
+
+def test_absurd_model_sizes_are_refused_before_building(bundle_dir):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["model"]["capacity"] = 4000  # within the per-key bound, but 8000-channel convs
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"describes a model of \d+ M parameters, above the limit"):
+        vaedemo.load(path)
+
+
+@pytest.mark.parametrize("key,value", [("latent_size", 10**9), ("capacity", 10**6), ("bands", 2**20)])
+def test_absurd_config_values_are_refused_in_one_sentence(bundle_dir, key, value):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["model"][key] = value
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=rf"model.{key} must be at most \d+, got {value}"):
+        vaedemo.load(path)

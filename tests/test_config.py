@@ -73,3 +73,28 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_default_config_is_valid():
     assert isinstance(config_from_dict({}), Config)
+
+
+@pytest.mark.parametrize(
+    "old,new,value",
+    [("train.warmup_steps", "train.vae_steps", 7), ("data.sample_rate", "model.sample_rate", 22050),
+     ("data.channels", "model.channels", 2), ("data.clip_length", "model.clip_length", 4096)],
+)  # fmt: skip
+def test_renamed_keys_are_read_with_a_warning_naming_the_new_key(old, new, value):
+    with pytest.warns(FutureWarning, match=rf"{old} in .* is now called {new}"):
+        cfg = load_config(None, [f"{old}={value}"])
+    section, key = new.split(".")
+    assert getattr(getattr(cfg, section), key) == value
+
+
+def test_the_discriminator_section_moved_to_train(tmp_path):
+    p = tmp_path / "old.yaml"
+    p.write_text("model:\n  discriminator:\n    capacity: 3\n    scales: 1\n")
+    with pytest.warns(FutureWarning, match="model.discriminator in .*old.yaml is now called train.discriminator"):
+        cfg = load_config(p)
+    assert cfg.train.discriminator.capacity == 3 and cfg.train.discriminator.scales == 1
+
+
+def test_old_and_new_name_together_are_refused():
+    with pytest.raises(ConfigError, match="sets both train.warmup_steps and train.vae_steps"):
+        load_config(None, ["train.warmup_steps=3", "train.vae_steps=4"])

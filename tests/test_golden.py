@@ -108,3 +108,16 @@ if __name__ == "__main__":
     GOLDEN.parent.mkdir(exist_ok=True)
     GOLDEN.write_text(json.dumps(record(), indent=1) + "\n")
     print(f"wrote {GOLDEN}")
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_shipped_bundle_resaved_in_the_current_format_gives_the_same_outputs(name, golden, tmp_path, one_torch_thread):
+    from vaedemo.bundle import FORMAT_VERSION, load, save_bundle
+    from vaedemo.inference import Engine
+
+    old = load(ROOT / "checkpoints" / name)
+    path = save_bundle(old.model, tmp_path / name, old.meta, old.training)
+    doc = json.loads((path / "config.json").read_text())
+    assert doc["format_version"] == FORMAT_VERSION and doc["model"] == old.config.to_dict()
+    doc, exact = golden
+    check_against(Engine(path), doc["bundles"][name], exact)

@@ -354,6 +354,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     def need(cond: bool, msg: str) -> None:
         _need(cond, msg, source)
 
+    _check_model_bounds(m, need)
     need(_power_of_two(m.bands), f"model.bands must be a power of two, got {m.bands}")
     need(m.latent_mode in LATENT_MODES, f"model.latent_mode must be one of {LATENT_MODES}, got '{m.latent_mode}'")
     need(len(m.ratios) > 0 and all(r >= 1 for r in m.ratios), f"model.ratios must be positive, got {m.ratios}")
@@ -369,6 +370,21 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
     need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
+
+
+# Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is
+# refused in one sentence instead of spending minutes and gigabytes; the parameter count is checked on loading too.
+MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single_channels": 4096,
+                "posterior_flow_layers": 64, "prior_flow_layers": 64, "latent_size": 65_536, "flow_hidden": 65_536,
+                "capacity": 4096}  # fmt: skip
+
+
+def _check_model_bounds(m: ModelConfig, need) -> None:
+    for key, bound in MODEL_BOUNDS.items():
+        need(getattr(m, key) <= bound, f"model.{key} must be at most {bound}, got {getattr(m, key)}")
+    need(len(m.ratios) <= 8 and max(m.ratios, default=1) <= 64, f"model.ratios must be at most 8 strides of at most 64, got {m.ratios}")
+    need(len(m.dilations) <= 16 and max(m.dilations, default=1) <= 4096, "model.dilations must be at most 16 values <= 4096")
+    need(m.clip_length <= 600 * m.sample_rate, f"model.clip_length must be at most 10 minutes, got {m.clip_length}")
 
 
 def validate(cfg: Config, source: str = "the config") -> None:
