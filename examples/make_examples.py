@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from vaedemo.data.soundfont import render_soundfont, slug
 
-from vaedemo.data.soundfont import render_soundfont, slug  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 SOUNDFONTS = [
     ("timgm6mb", Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), (0, 25)),

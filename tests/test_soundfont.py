@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from vaedemo.data import soundfont as sfm
-from vaedemo.data.soundfont import Preset, cut_oneshot, main, midi_bytes, read_presets, render_soundfont
+from vaedemo.data.sf2 import Preset, drum_kits, read_presets
+from vaedemo.data.soundfont import cut_oneshot, main, midi_bytes, render_soundfont
 from vaedemo.errors import DataError
 
 FLUID_R3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -43,7 +44,7 @@ def tiny_sf2(path: Path) -> Path:
 
 def test_read_presets_of_a_minimal_riff(tmp_path):
     assert read_presets(tiny_sf2(tmp_path / "t.sf2")) == [Preset("Piano", 0, 0), Preset("Kit", 8, 128)]
-    assert sfm.drum_kits(tmp_path / "t.sf2") == [Preset("Kit", 8, 128)]
+    assert drum_kits(tmp_path / "t.sf2") == [Preset("Kit", 8, 128)]
 
 
 @needs_fluidr3

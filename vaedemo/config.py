@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
 import math
-import types
-import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .typed import build_dataclass, merge_dicts
 
 LATENT_MODES = ("temporal", "single")
 DATA_MODES = ("oneshot", "crops")
@@ -170,76 +168,6 @@ class Config:
 # ----------------------------------------------------------------------------------------------------------- building
 
 
-def _type_name(tp: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        return f"a list of {_type_name(inner).split(' ', 1)[1]}s"
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _type_name(args[0]) + " or null"
-    return names.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
-    origin = typing.get_origin(tp)
-    if origin is not None and type(None) in typing.get_args(tp):
-        if value is None:
-            return None
-        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        origin = typing.get_origin(tp)
-    ok = True
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            ok = False
-        else:
-            return [_coerce(v, inner, key, source) for v in value]
-    elif tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif tp is str:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ConfigError(f"{key} in {source} must be {_type_name(tp)}, got {value!r}.")
-    return value
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} in {source} must be a mapping, got {values!r}.")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys: {', '.join(names)}."
-            raise ConfigError(f"unknown key '{prefix}{key}' in {source}" + hint)
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source)
-        else:
-            kwargs[key] = _coerce(value, tp, f"{prefix}{key}", source)
-    return cls(**kwargs)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def _apply_override(tree: dict, item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"override '{item}' must look like key.subkey=value.")
@@ -302,7 +230,7 @@ def rename_old_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 def model_config_from_dict(values: dict[str, Any], source: str = "the model config") -> ModelConfig:
     """Build and validate a :class:`ModelConfig` alone (what a bundle stores)."""
-    m = _build(ModelConfig, _merge(dataclasses.asdict(ModelConfig()), values or {}), "model.", source)
+    m = build_dataclass(ModelConfig, merge_dicts(dataclasses.asdict(ModelConfig()), values or {}), "model.", source)
     validate_model(m, source)
     return m
 
@@ -312,7 +240,7 @@ def config_from_dict(values: dict[str, Any], source: str = "the config") -> Conf
     if not isinstance(values or {}, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
     values = rename_old_keys(values or {}, source)
-    cfg = _build(Config, _merge(dataclasses.asdict(Config()), values), "", source)
+    cfg = build_dataclass(Config, merge_dicts(dataclasses.asdict(Config()), values), "", source)
     validate(cfg, source)
     return cfg
 
@@ -382,7 +310,8 @@ MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single
 def _check_model_bounds(m: ModelConfig, need) -> None:
     for key, bound in MODEL_BOUNDS.items():
         need(getattr(m, key) <= bound, f"model.{key} must be at most {bound}, got {getattr(m, key)}")
-    need(len(m.ratios) <= 8 and max(m.ratios, default=1) <= 64, f"model.ratios must be at most 8 strides of at most 64, got {m.ratios}")
+    ratios_ok = len(m.ratios) <= 8 and max(m.ratios, default=1) <= 64
+    need(ratios_ok, f"model.ratios must be at most 8 strides of at most 64, got {m.ratios}")
     need(len(m.dilations) <= 16 and max(m.dilations, default=1) <= 4096, "model.dilations must be at most 16 values <= 4096")
     need(m.clip_length <= 600 * m.sample_rate, f"model.clip_length must be at most 10 minutes, got {m.clip_length}")
 

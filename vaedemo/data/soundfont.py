@@ -2,7 +2,7 @@
 
 This module owns turning a soundfont into a folder of real sampled one-shots that :mod:`vaedemo.data.dataset` reads:
 
-* :func:`read_presets` lists a soundfont's presets from the RIFF ``phdr`` chunk (drum kits live in bank 128);
+* :func:`~vaedemo.data.sf2.read_presets` lists a soundfont's presets from the RIFF ``phdr`` chunk (drum kits live in bank 128);
 * per kit (or program) one standard MIDI file is written (:func:`midi_bytes`) with every (key, velocity) note spaced
   ``duration + 0.5`` s apart and an All Sound Off after each window, so tails never bleed into the next note;
 * fluidsynth renders it once (reverb and chorus off); the render is cut at the known onsets, leading silence below
@@ -40,8 +40,8 @@ import soundfile as sf
 
 from ..cli import user_errors
 from ..errors import DataError
+from .sf2 import DRUM_BANK, Preset, read_presets
 
-DRUM_BANK = 128
 DRUM_CHANNEL = 9  # 0-based MIDI channel 10: fluidsynth takes program changes there from bank 128
 GM_DRUM_KEYS = tuple(range(35, 82))  # GM percussion map: 35 acoustic bass drum .. 81 open triangle
 # a spread of GM families: piano, e-piano, mallets, organ, guitars, basses, strings, brass, reed, flute, leads, pad
@@ -53,62 +53,6 @@ GAP_S = 0.5  # between the end of one note's window and the next onset
 WINDOW_SLACK_S = 0.25  # extra audio cut after each onset, so trimming leading silence still leaves `duration`
 SILENCE_DBFS = -60.0
 FADE_S = 0.02
-_PHDR_RECORD = struct.Struct("<20sHHHIII")  # name, preset, bank, bag index, library, genre, morphology (38 bytes)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """One soundfont preset: ``bank`` 128 holds drum kits, bank 0 the GM melodic programs."""
-
-    name: str
-    program: int
-    bank: int
-
-
-# ----------------------------------------------------------------------------------------------------------- parsing
-
-
-def _riff_chunks(f, end: int):
-    """Yield (id, size, data offset) of the chunks between the current position and ``end``."""
-    while f.tell() + 8 <= end:
-        cid, size = struct.unpack("<4sI", f.read(8))
-        start = f.tell()
-        yield cid, size, start
-        f.seek(start + size + (size & 1))
-
-
-def read_presets(path: str | Path) -> list[Preset]:
-    """Presets of an SF2/SF3 file, sorted by (bank, program), read from the ``pdta/phdr`` chunk.
-
-    Only the headers are read (the sample data is skipped), so this is fast for large soundfonts.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"soundfont {p} does not exist.")
-    with open(p, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
-            raise DataError(f"{p} is not a SoundFont (SF2/SF3) file.")
-        end = min(8 + struct.unpack("<I", head[4:8])[0], p.stat().st_size)
-        for cid, size, start in _riff_chunks(f, end):
-            if cid != b"LIST" or f.read(4) != b"pdta":
-                continue
-            for sub, sub_size, _ in _riff_chunks(f, start + size):
-                if sub != b"phdr":
-                    continue
-                data = f.read(sub_size)
-                records = [_PHDR_RECORD.unpack_from(data, o) for o in range(0, len(data) - 37, 38)]
-                presets = {
-                    (bank, prog): Preset(name.split(b"\0", 1)[0].decode("latin-1").strip(), prog, bank)
-                    for name, prog, bank, *_ in records[:-1]  # the last record is the terminal 'EOP'
-                }
-                return sorted(presets.values(), key=lambda q: (q.bank, q.program))
-    raise DataError(f"{p} holds no preset headers (no pdta/phdr chunk); is it a complete SoundFont?")
-
-
-def drum_kits(path: str | Path) -> list[Preset]:
-    """The drum kits (bank 128 presets) of a soundfont."""
-    return [q for q in read_presets(path) if q.bank == DRUM_BANK]
 
 
 # -------------------------------------------------------------------------------------------------------------- midi
@@ -306,14 +250,39 @@ def render_soundfont(
     """
     t0 = time.perf_counter()
     soundfont, out = Path(soundfont), Path(out)
+    _check_settings(kind, velocities, pitches, programs, duration)
+    chosen, keys = _choose_presets(soundfont, kind, programs, pitches, max_kits)
+    notes = [(k, v) for k in keys for v in velocities]
+    out.mkdir(parents=True, exist_ok=True)
+    summary = RenderSummary(out, presets=[q.name for q in chosen])
+    seen: set[str] | None = None if keep_duplicates else set()
+    with tempfile.TemporaryDirectory(prefix="vaedemo-sf-") as tmp:
+        render = _Render(_fluidsynth(), soundfont, kind, Path(tmp), notes, sample_rate, duration, gain)
+        rows: list[dict] = []
+        for q, folder, x in _render_in_order(render, chosen, _folders(chosen), jobs or min(4, os.cpu_count() or 1)):
+            rows += _write_oneshots(x, q, folder, render, channels, subtype, summary, seen)
+    if not rows and not summary.duplicates:
+        raise DataError(f"every note rendered from {soundfont} was silent (keys {min(keys)}..{max(keys)}).")
+    _write_manifest(out, rows)
+    summary.files = len(rows)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _check_settings(kind: str, velocities, pitches, programs, duration: float) -> None:
     if kind not in ("drums", "pitched"):
         raise DataError(f"kind must be 'drums' or 'pitched', got '{kind}'.")
     midi_numbers = (*(pitches or ()), *(programs or ()))
     bad = [v for v in velocities if not 0 < v < 128] + [k for k in midi_numbers if not 0 <= k < 128]
     if bad or not velocities or duration <= 0:
         raise DataError(f"velocities must be 1..127, pitches and programs 0..127, duration > 0; got {bad or duration}.")
+
+
+def _choose_presets(
+    soundfont: Path, kind: str, programs, pitches, max_kits: int | None
+) -> tuple[list[Preset], tuple[int, ...]]:
+    """The presets to render and the keys to play: drum kits (bank 128) or melodic programs of bank 0."""
     presets = read_presets(soundfont)
-    exe = _fluidsynth()
     if kind == "drums":
         chosen = [q for q in presets if q.bank == DRUM_BANK and (programs is None or q.program in programs)]
         keys = tuple(pitches) if pitches else GM_DRUM_KEYS
@@ -325,34 +294,35 @@ def render_soundfont(
     if not chosen:
         what = "drum kits (presets in bank 128)" if kind == "drums" else "melodic presets in bank 0"
         raise DataError(f"{soundfont} has no {what}{' among programs ' + str(list(programs)) if programs else ''}.")
+    return chosen, keys
+
+
+def _folders(chosen: list[Preset]) -> list[str]:
+    """One folder per preset: "Standard" -> standard; a second preset of the same name gets its program number."""
     folders: list[str] = []
-    for q in chosen:  # "Standard" -> standard; a second preset of the same name gets its program number
+    for q in chosen:
         folders.append(slug(q.name) if slug(q.name) not in folders else f"{slug(q.name)}-{q.program}")
-    notes = [(k, v) for k in keys for v in velocities]
-    out.mkdir(parents=True, exist_ok=True)
-    summary = RenderSummary(out, presets=[q.name for q in chosen])
-    rows: list[dict] = []
-    seen: set[str] | None = None if keep_duplicates else set()
-    workers = jobs or min(4, os.cpu_count() or 1)
-    with tempfile.TemporaryDirectory(prefix="vaedemo-sf-") as tmp, ThreadPoolExecutor(workers) as pool:
-        # fluidsynth renders run ahead in the pool; cutting and writing stay in preset order (deterministic dedup)
-        render = _Render(exe, soundfont, kind, Path(tmp), notes, sample_rate, duration, gain)
+    return folders
+
+
+def _render_in_order(render: _Render, chosen: list[Preset], folders: list[str], workers: int):
+    """Yield (preset, folder, render) in preset order while fluidsynth renders run ahead in a thread pool (cutting
+    and writing stay in order, so duplicate removal is deterministic)."""
+    with ThreadPoolExecutor(workers) as pool:
         todo = iter(zip(chosen, folders))
         pending = deque((q, f, pool.submit(render, q, f)) for q, f in itertools.islice(todo, workers + 1))
         while pending:
             q, folder, future = pending.popleft()
             x = future.result()
             pending.extend((nq, nf, pool.submit(render, nq, nf)) for nq, nf in itertools.islice(todo, 1))
-            rows += _write_oneshots(x, q, folder, render, channels, subtype, summary, seen)
-    if not rows and not summary.duplicates:
-        raise DataError(f"every note rendered from {soundfont} was silent (keys {min(keys)}..{max(keys)}).")
+            yield q, folder, x
+
+
+def _write_manifest(out: Path, rows: list[dict]) -> None:
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["file", "kit", "program", "key", "velocity"])
         writer.writeheader()
         writer.writerows(rows)
-    summary.files = len(rows)
-    summary.seconds = time.perf_counter() - t0
-    return summary
 
 
 # --------------------------------------------------------------------------------------------------------------- cli
