@@ -104,8 +104,9 @@ def _check_rate_and_channels(name: str, sr: float | None, channels: int) -> None
 # ---------------------------------------------------------------------------------------------------- arrays
 
 
-def check_audio(x: np.ndarray, sr: int, name: str = "the audio", max_seconds: float | None = None) -> np.ndarray:
-    """Validate an array of samples and return it as float32 (samples, channels)."""
+def as_samples(x, name: str = "the audio") -> np.ndarray:
+    """Any array of samples as float32 (samples, channels): 1-D is mono, integers are scaled to [-1, 1]; refuses
+    other shapes, empty and non-finite arrays with one sentence."""
     x = np.asarray(x)
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
@@ -115,16 +116,23 @@ def check_audio(x: np.ndarray, sr: int, name: str = "the audio", max_seconds: fl
         x = x[:, None]
     if x.ndim != 2:
         raise AudioError(f"{name} must be 1-D (samples) or 2-D (samples, channels), got shape {x.shape}.")
-    if x.shape[1] > MAX_CHANNELS and x.shape[0] <= MAX_CHANNELS:
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise AudioError(f"{name} is empty (shape {x.shape}).")
+    if not np.isfinite(x).all():
+        raise AudioError(f"{name} contains NaN or infinite samples.")
+    return x
+
+
+def check_audio(x: np.ndarray, sr: int, name: str = "the audio", max_seconds: float | None = None) -> np.ndarray:
+    """Validate audio for the model: :func:`as_samples`, then the rate, channel count and duration limits."""
+    x = np.asarray(x)
+    if x.ndim == 2 and x.shape[1] > MAX_CHANNELS and x.shape[0] <= MAX_CHANNELS:
         x = x.T  # (channels, samples) given by mistake
-    if x.shape[0] == 0:
-        raise AudioError(f"{name} is empty (zero samples).")
+    x = as_samples(x, name)
     _check_rate_and_channels(name, sr, x.shape[1])
     limit = MAX_SECONDS_DEFAULT if max_seconds is None else max_seconds
     if x.shape[0] / sr > limit:
         raise _too_long(name, x.shape[0] / sr, limit)
-    if not np.isfinite(x).all():
-        raise AudioError(f"{name} contains NaN or infinite samples.")
     return x
 
 

@@ -29,6 +29,7 @@ import scipy.fft
 import scipy.linalg
 import torch
 
+from .audio import as_samples
 from .dsp import hann_window, mel_filterbank_tensor
 from .errors import AudioError
 
@@ -40,22 +41,8 @@ MR_STFT_SIZES = (2048, 1024, 512, 256, 128)
 # --------------------------------------------------------------------------------------------------- spectra
 
 
-def _as_audio(x, name: str = "the audio") -> np.ndarray:
-    """(samples, channels) float32, finite and non-empty; 1-D is mono. Raises AudioError otherwise."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise AudioError(f"{name} must be 1-D (samples) or 2-D (samples, channels), got shape {x.shape}.")
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise AudioError(f"{name} is empty (shape {x.shape}).")
-    if not np.isfinite(x).all():
-        raise AudioError(f"{name} contains NaN or infinite samples.")
-    return x
-
-
 def _pair(reference, estimate) -> tuple[np.ndarray, np.ndarray]:
-    ref, est = _as_audio(reference, "the reference"), _as_audio(estimate, "the estimate")
+    ref, est = as_samples(reference, "the reference"), as_samples(estimate, "the estimate")
     if ref.shape != est.shape:
         raise AudioError(f"the reference {ref.shape} and the estimate {est.shape} differ in shape.")
     return ref, est
@@ -98,7 +85,7 @@ def log_mel_spectrogram(
     >>> log_mel_spectrogram(np.zeros((4410, 2), np.float32), 44100).shape
     (2, 80, 9)
     """
-    return _log_mel(_magnitude(_channels_first(_as_audio(audio)), n_fft, hop), sample_rate, n_fft, n_mels)
+    return _log_mel(_magnitude(_channels_first(as_samples(audio)), n_fft, hop), sample_rate, n_fft, n_mels)
 
 
 # ------------------------------------------------------------------------------------------- reconstruction
@@ -227,7 +214,7 @@ def clip_features(audio_batch, sample_rate: int, n_fft: int = 2048, hop: int = 5
         clips = list(audio_batch)
     if not clips:
         raise AudioError("clip_features got no clips.")
-    mono = [_as_audio(c, f"clip {i}").mean(axis=1) for i, c in enumerate(clips)]
+    mono = [as_samples(c, f"clip {i}").mean(axis=1) for i, c in enumerate(clips)]
     out = np.empty((len(mono), 2 * (FEATURE_MELS + FEATURE_MFCCS + 4)))
     by_length: dict[int, list[int]] = {}
     for i, m in enumerate(mono):
