@@ -14,7 +14,15 @@ import soundfile as sf
 from e2e.bundles import tiny_bundles
 
 from vaedemo import plots
-from vaedemo.app_logic import Demo, Models, TempFiles, discover
+from vaedemo.demo import build_demo
+from vaedemo.demo.files import TempFiles
+from vaedemo.demo.interpolate import interpolate, interpolate_at
+from vaedemo.demo.latent_map import latent_map, map_point
+from vaedemo.demo.models import Models, discover
+from vaedemo.demo.page import model_info
+from vaedemo.demo.reconstruct import reconstruct
+from vaedemo.demo.sample import direction_labels, move, sample
+from vaedemo.demo.state import DemoState
 from vaedemo.errors import CheckpointError, VaedemoError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,13 +37,13 @@ def bundles(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demo(bundles, tmp_path_factory):
+def state(bundles, tmp_path_factory):
     plain = tmp_path_factory.mktemp("plain")  # a folder without manifest.csv
     for i in range(4):
         sf.write(plain / f"hit{i}.wav", np.sin(np.arange(8000) * (0.02 + 0.01 * i)) * 0.3, 22050)
     specs, default = discover(tmp_path_factory.mktemp("none"), [str(p) for p in bundles.values()])
     folders = {"examples": ROOT / "examples", "plain": plain, "tiny": ROOT / "examples" / "missing"}
-    return Demo(Models(specs, default), max_seconds=3.0, folders=folders)
+    return DemoState(Models(specs, default), max_seconds=3.0, folders=folders)
 
 
 def noise(n: int, channels: int = 1, seed: int = 0, amp: float = 0.2) -> np.ndarray:
@@ -117,7 +125,7 @@ def test_create_without_any_model_is_one_sentence(tmp_path):
 
     with pytest.raises(VaedemoError, match="pass one with --checkpoint"):
         app.create([], checkpoint_dir=tmp_path)
-    assert app.main(["--checkpoint", str(tmp_path / "nowhere")]) == 1
+    assert app.main(["--checkpoint", str(tmp_path / "nowhere")]) == 2
 
 
 def test_command_line_honours_gradio_environment(monkeypatch):
@@ -130,11 +138,11 @@ def test_command_line_honours_gradio_environment(monkeypatch):
     assert app.parse_args(["--port", "8001", "--host", "localhost", "--share"]).port == 8001
 
 
-def test_model_info(demo):
-    summary, card, flow = demo.model_info("tiny_single_flow")
+def test_model_info(state):
+    summary, card, flow = model_info(state, "tiny_single_flow")
     assert "16-d latent" in summary and "flow prior" in summary and flow is True
     assert "## Parameters" in card and "## Model config" in card
-    assert demo.model_info("tiny_temporal")[2] is False
+    assert model_info(state, "tiny_temporal")[2] is False
 
 
 # ---------------------------------------------------------------------------------------------------- reconstruct
@@ -145,10 +153,10 @@ def test_model_info(demo):
      ("mp3", SR, None, 1)],
 )  # fmt: skip
 @pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
-def test_reconstruct_keeps_rate_length_and_channels(demo, files, name, rate, frames, channels, model):
+def test_reconstruct_keeps_rate_length_and_channels(state, files, name, rate, frames, channels, model):
     if name not in files:
         pytest.skip("ffmpeg is not installed")
-    out, fig_in, fig_out, table, metrics = demo.reconstruct(str(files[name]), model)
+    out, fig_in, fig_out, table, metrics = reconstruct(state, str(files[name]), model)
     info = sf.info(out)
     expected = frames if frames is not None else sf.info(files[name]).frames
     assert (info.samplerate, info.frames, info.channels) == (rate, expected, channels)
@@ -165,40 +173,40 @@ def test_reconstruct_keeps_rate_length_and_channels(demo, files, name, rate, fra
      ("truncated_header", "truncated_header.wav could not be decoded as audio"),
      ("nan", "nan.wav contains NaN or infinite samples.")],
 )  # fmt: skip
-def test_reconstruct_refuses_bad_files_with_one_sentence(demo, files, name, message):
+def test_reconstruct_refuses_bad_files_with_one_sentence(state, files, name, message):
     with pytest.raises(gr.Error) as e:
-        demo.reconstruct(str(files[name]), "tiny_single_flow")
+        reconstruct(state, str(files[name]), "tiny_single_flow")
     assert e.value.message.startswith(message) and e.value.message.count(". ") == 0
 
 
-def test_reconstruct_without_input_or_with_an_unknown_model(demo, files):
+def test_reconstruct_without_input_or_with_an_unknown_model(state, files):
     with pytest.raises(gr.Error, match="Upload or record a sound first."):
-        demo.reconstruct(None, "tiny_single_flow")
+        reconstruct(state, None, "tiny_single_flow")
     with pytest.raises(gr.Error, match="There is no model called 'gone'"):
-        demo.reconstruct(str(files["stereo"]), "gone")
+        reconstruct(state, str(files["stereo"]), "gone")
 
 
-def test_long_input_is_trimmed_with_a_warning(demo, files):
+def test_long_input_is_trimmed_with_a_warning(state, files):
     with pytest.warns(UserWarning, match=r"long.wav is 5.0 s long; only the first 3 s are used."):
-        out, *_ = demo.reconstruct(str(files["long"]), "tiny_temporal")
+        out, *_ = reconstruct(state, str(files["long"]), "tiny_temporal")
     assert sf.info(out).frames == 3 * SR
 
 
-def test_reconstruction_keeps_the_original_loudness(demo, tmp_path):
+def test_reconstruction_keeps_the_original_loudness(state, tmp_path):
     quiet = noise(9000, amp=0.01)
     sf.write(tmp_path / "quiet.wav", quiet, SR, subtype="FLOAT")
-    out, *_ = demo.reconstruct(str(tmp_path / "quiet.wav"), "tiny_temporal")
-    expected = demo.models.get("tiny_temporal").reconstruct(quiet, SR)
+    out, *_ = reconstruct(state, str(tmp_path / "quiet.wav"), "tiny_temporal")
+    expected = state.models.get("tiny_temporal").reconstruct(quiet, SR)
     got, _ = sf.read(out, dtype="float32", always_2d=True)
     assert sf.info(out).subtype == "PCM_16" and np.abs(got - expected).max() <= 1 / 32768 + 1e-6  # no normalisation
     loud = TempFiles().wav(np.full((100, 1), 1.5, np.float32), SR, "loud")
     assert sf.info(loud).subtype == "FLOAT" and sf.read(loud)[0].max() == 1.5  # beyond full scale: float, unclipped
 
 
-def test_stereo_model_keeps_stereo(demo, files):
-    out, *_ = demo.reconstruct(str(files["stereo"]), "tiny_stereo")
+def test_stereo_model_keeps_stereo(state, files):
+    out, *_ = reconstruct(state, str(files["stereo"]), "tiny_stereo")
     assert sf.info(out).channels == 2
-    out, *_ = demo.reconstruct(str(files["24bit"]), "tiny_stereo")  # mono in, stereo model: stereo out
+    out, *_ = reconstruct(state, str(files["24bit"]), "tiny_stereo")  # mono in, stereo model: stereo out
     assert sf.info(out).channels == 2
 
 
@@ -210,92 +218,90 @@ def test_output_files_are_unique_and_cleaned_up():
 
 
 # ---------------------------------------------------------------------------------------------------- sample
-def test_sample_gallery_is_deterministic_and_switches_prior(demo):
-    paths, figs = demo.sample(3, 0.8, 5, True, "tiny_single_flow")
+def test_sample_gallery_is_deterministic_and_switches_prior(state):
+    paths, figs = sample(state, 3, 0.8, 5, True, "tiny_single_flow")
     assert len(paths) == len(figs) == 3
     assert all((sf.info(p).samplerate, sf.info(p).frames) == (SR, 16384) for p in paths)
-    again, _ = demo.sample(3, 0.8, 5, True, "tiny_single_flow")
-    gauss, _ = demo.sample(3, 0.8, 5, False, "tiny_single_flow")
+    again, _ = sample(state, 3, 0.8, 5, True, "tiny_single_flow")
+    gauss, _ = sample(state, 3, 0.8, 5, False, "tiny_single_flow")
     first = sf.read(paths[0])[0]
     assert np.array_equal(first, sf.read(again[0])[0]) and not np.array_equal(first, sf.read(gauss[0])[0])
-    temporal, _ = demo.sample(2, 1.0, 0, True, "tiny_temporal")  # no flow prior: the switch is ignored
+    temporal, _ = sample(state, 2, 1.0, 0, True, "tiny_temporal")  # no flow prior: the switch is ignored
     assert len(temporal) == 2
 
 
 @pytest.mark.parametrize("n, temperature, seed, message", [(0, 1, 0, "between 1 and 8"), (9, 1, 0, "between 1 and 8"),
                                                           (2, 5.0, 0, "temperature must be between 0 and 3"),
                                                           (2, 1.0, "abc", "seed must be a number")])  # fmt: skip
-def test_sample_refuses_bad_settings(demo, n, temperature, seed, message):
+def test_sample_refuses_bad_settings(state, n, temperature, seed, message):
     with pytest.raises(gr.Error, match=message):
-        demo.sample(n, temperature, seed, True, "tiny_single_flow")
+        sample(state, n, temperature, seed, True, "tiny_single_flow")
 
 
 @pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
-def test_latent_directions(demo, model):
-    labels = demo.direction_labels(model)
+def test_latent_directions(state, model):
+    labels = direction_labels(state, model)
     assert len(labels) == 4 and labels[0].startswith("Direction 1 (")
-    assert demo.models.directions(model) is demo.models.directions(model)  # PCA computed once per model
-    still, _ = demo.move(2, 1.0, 3, True, model, 0, 0, 0, 0)
-    moved, fig = demo.move(2, 1.0, 3, True, model, 2.0, 0, -1.0, 0)
-    first = demo.sample(2, 1.0, 3, True, model)[0][0]
+    assert state.models.directions(model) is state.models.directions(model)  # PCA computed once per model
+    still, _ = move(state, 2, 1.0, 3, True, model, 0, 0, 0, 0)
+    moved, fig = move(state, 2, 1.0, 3, True, model, 2.0, 0, -1.0, 0)
+    first = sample(state, 2, 1.0, 3, True, model)[0][0]
     assert np.allclose(sf.read(still)[0], sf.read(first)[0], atol=1e-4)  # zero offsets: sample 1 itself
     assert not np.allclose(sf.read(moved)[0], sf.read(still)[0]) and "+2.0" in fig.layout.title.text
 
 
 # ---------------------------------------------------------------------------------------------------- interpolate
 @pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
-def test_interpolate_path_and_position(demo, files, model):
+def test_interpolate_path_and_position(state, files, model):
     kick = str(ROOT / "examples" / "timgm6mb-standard_kick.flac")
     args = ("sound file", str(files["stereo"]), 0, "sound file", kick, 0)
-    paths, fig = demo.interpolate(*args, 4, "slerp", model)
+    paths, fig = interpolate(state, *args, 4, "slerp", model)
     assert len(paths) == 4 and len(fig.data) == 4  # a row of 4 spectrograms in one figure
-    start, _ = demo.interpolate_at(*args, 0.0, "slerp", model)
+    start, _ = interpolate_at(state, *args, 0.0, "slerp", model)
     assert np.allclose(sf.read(start)[0], sf.read(paths[0])[0], atol=1e-4)
-    end, _ = demo.interpolate_at(*args, 1.0, "lerp", model)
+    end, _ = interpolate_at(state, *args, 1.0, "lerp", model)
     assert np.allclose(sf.read(end)[0], sf.read(paths[-1])[0], atol=1e-4)
-    mixed, _ = demo.interpolate("prior sample", None, 3, "sound file", kick, 0, 3, "lerp", model)
+    mixed, _ = interpolate(state, "prior sample", None, 3, "sound file", kick, 0, 3, "lerp", model)
     assert len(mixed) == 3
 
 
-def test_interpolate_needs_both_sources(demo):
+def test_interpolate_needs_both_sources(state):
     with pytest.raises(gr.Error, match="Choose a sound for source B"):
-        demo.interpolate("prior sample", None, 1, "sound file", None, 0, 5, "slerp", "tiny_single_flow")
+        interpolate(state, "prior sample", None, 1, "sound file", None, 0, 5, "slerp", "tiny_single_flow")
     with pytest.raises(gr.Error, match="The number of steps must be between 2 and 8"):
-        demo.interpolate("prior sample", None, 1, "prior sample", None, 2, 20, "slerp", "tiny_single_flow")
+        interpolate(state, "prior sample", None, 1, "prior sample", None, 2, 20, "slerp", "tiny_single_flow")
     with pytest.raises(gr.Error, match="The position must be between 0 and 1"):
-        demo.interpolate_at("prior sample", None, 1, "prior sample", None, 2, 1.5, "slerp", "tiny_single_flow")
+        interpolate_at(state, "prior sample", None, 1, "prior sample", None, 2, 1.5, "slerp", "tiny_single_flow")
 
 
 # ---------------------------------------------------------------------------------------------------- latent map
-def test_latent_map_of_the_examples_is_coloured_by_the_manifest(demo):
-    fig, choices = demo.latent_map("examples", "kit", "tiny_single_flow")
+def test_latent_map_of_the_examples_is_coloured_by_the_manifest(state):
+    fig, choices = latent_map(state, "examples", "kit", "tiny_single_flow")
     assert len(choices) == len(list((ROOT / "examples").glob("*.flac")))
     assert {t.name for t in fig.data} == {"Standard (timgm6mb)", "TR 808 (timgm6mb)", "Standard (musescore)"}
-    audio, spec, ringed = demo.map_point("examples", "2:1700000000", "kit", "tiny_single_flow")
+    audio, spec, ringed = map_point(state, "examples", "2:1700000000", "kit", "tiny_single_flow")
     assert Path(audio).is_file() and Path(audio).parent == ROOT / "examples"
     assert choices[2][0].startswith(Path(audio).name) and ringed.data[-1].name == "selected"
-    numeric, _ = demo.latent_map("examples", "key", "tiny_temporal")
+    numeric, _ = latent_map(state, "examples", "key", "tiny_temporal")
     assert numeric.data[0].marker.showscale  # numbers get a colour bar
 
 
-def test_latent_map_without_manifest_and_errors(demo):
-    fig, choices = demo.latent_map("plain", "kit", "tiny_single_flow")
+def test_latent_map_without_manifest_and_errors(state):
+    fig, choices = latent_map(state, "plain", "kit", "tiny_single_flow")
     assert len(choices) == 4 and len(fig.data) == 1
     with pytest.raises(gr.Error, match="holds 0 readable audio files"):
-        demo.latent_map("tiny", "kit", "tiny_single_flow")
+        latent_map(state, "tiny", "kit", "tiny_single_flow")
     with pytest.raises(gr.Error, match="no folder called 'x'"):
-        demo.latent_map("x", "kit", "tiny_single_flow")
+        latent_map(state, "x", "kit", "tiny_single_flow")
     with pytest.raises(gr.Error, match="The point must be between 0 and 3"):
-        demo.map_point("plain", "7", "kit", "tiny_single_flow")
+        map_point(state, "plain", "7", "kit", "tiny_single_flow")
 
 
 # ---------------------------------------------------------------------------------------------------- page
-def test_the_page_builds_with_named_api_endpoints(demo):
-    import app
-
+def test_the_page_builds_with_named_api_endpoints(state):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # e.g. a handler wired with the wrong number of inputs
-        blocks = app.build_demo(demo)
+        blocks = build_demo(state)
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_visibility == "public"}
     assert names == {"reconstruct", "sample", "interpolate"}
 

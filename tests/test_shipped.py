@@ -7,8 +7,8 @@ import pytest
 from conftest import ROOT
 
 import vaedemo
-from vaedemo.app_logic import discover
 from vaedemo.audio import load_audio
+from vaedemo.demo.models import discover
 from vaedemo.inference import Engine
 
 SHIPPED = sorted(p for p in (ROOT / "checkpoints").glob("[!.]*") if (p / "config.json").is_file())

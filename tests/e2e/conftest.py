@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vaedemo.bench import free_port
+from vaedemo.demo.bench import free_port
 
 from .bundles import tiny_bundles
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from .screenshots import CHROMIUM, CHROMIUM_ARGS, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -63,7 +63,7 @@ def test_interpolate_returns_the_path(client, upload):
 
 def test_eight_concurrent_reconstructions_all_succeed(client, upload):
     with ThreadPoolExecutor(8) as pool:
-        call = lambda: client.predict(handle_file(str(upload)), api_name="/reconstruct")  # noqa: E731
+        call = lambda: client.predict(handle_file(str(upload)), api_name="/reconstruct")
         jobs = [pool.submit(call) for _ in range(8)]
         results = [j.result(timeout=120) for j in jobs]
     assert len({out for out, _ in results}) == 8  # every request got its own file

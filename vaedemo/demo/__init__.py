@@ -1,0 +1,27 @@
+"""The browser demo (Gradio): the page, one module per tab next to its handlers, and the demo's benchmark.
+
+This package is the only part of vaedemo that imports Gradio; it uses the library (``vaedemo.inference``,
+``vaedemo.plots``, ...) and the library never imports it. ``app.py`` parses the command line and calls
+:func:`create` and :func:`launch`.
+
+* ``page``: :func:`build_demo` (header, model picker and card, the stable API endpoints ``/reconstruct``,
+  ``/sample`` and ``/interpolate``, then each tab), :func:`create`, :func:`launch`.
+* ``reconstruct``, ``sample``, ``interpolate``, ``latent_map``: one tab each, its ``build`` function (layout and
+  event wiring) next to its handlers. Handlers take the :class:`~vaedemo.demo.state.DemoState` and plain values
+  (file paths, numbers, the model's label) and return file paths, Plotly figures and text; every problem a user can
+  cause becomes a ``gr.Error`` with one sentence, so the server keeps serving.
+* ``state``: :class:`~vaedemo.demo.state.DemoState`, what the tabs share at run time. ``models``: finding the
+  bundles to offer, an LRU cache of loaded engines, latent directions. ``files``: per-app output files.
+  ``common``: paths, limits, look, the audio component, error handling.
+* ``bench``: ``python -m vaedemo.demo.bench``, the handlers' latency and the cold start of ``app.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no version check, no telemetry
+
+from .page import build_demo, create, launch
+
+__all__ = ["build_demo", "create", "launch"]

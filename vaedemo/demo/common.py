@@ -1,0 +1,90 @@
+"""What every tab shares: paths and limits, the look of the page, the audio component, and how errors reach users."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from gradio.data_classes import FileData
+
+from vaedemo.errors import VaedemoError
+
+log = logging.getLogger("vaedemo.app")  # the demo's log (skipped files, unexpected errors)
+ROOT = Path(__file__).resolve().parents[2]  # the repository: app.py, examples/, checkpoints/
+EXAMPLES = ROOT / "examples"
+N_DIRECTIONS = 4  # latent directions (prior PCA) offered in the Sample tab
+HARD_LIMIT_SECONDS = 600.0  # refused outright; anything above the app's max duration is trimmed with a warning
+
+THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="amber", text_size="lg")
+CSS = """
+.gradio-container {max-width: 1600px !important}
+#title h1 {font-size: 2.3rem; margin-bottom: 0}
+.intro p {font-size: 1.2rem; margin: 0.2rem 0 0.6rem}
+.tab-wrapper button, button[role="tab"] {font-size: 1.2rem !important; font-weight: 600}
+#summary p {font-size: 1.1rem}
+"""
+AUDIO_OUT = {"type": "filepath", "interactive": False, "buttons": ["download"]}
+# UI events are not part of the API; all model work shares one concurrency group (launch(concurrency=...) at a time)
+UI = {"api_visibility": "private", "concurrency_id": "compute"}
+PLAYABLE = {".wav", ".flac", ".mp3", ".ogg"}
+
+
+def Audio(**kwargs) -> gr.Audio:  # noqa: N802 (used like the component class)
+    """gr.Audio that sends wav/flac/mp3/ogg files as they are. (gr.Audio runs ffprobe on every file it sends to
+    check that browsers can play it: 50-100 ms per file on a 2-core CPU, for formats every browser plays. A subclass
+    would make Gradio write a .pyi stub next to its module, so the instance's postprocess is wrapped instead.)"""
+    component = gr.Audio(**kwargs)
+    checked = component.postprocess
+
+    def postprocess(value):
+        if isinstance(value, (str, Path)) and Path(value).suffix.lower() in PLAYABLE and Path(value).is_file():
+            return FileData(path=str(value), orig_name=Path(value).name)
+        return checked(value)
+
+    component.postprocess = postprocess
+    return component
+
+
+def examples(names: list[str]) -> list[list[str]]:
+    """gr.Examples rows for the files of examples/ that exist."""
+    return [[str(EXAMPLES / n)] for n in names if (EXAMPLES / n).is_file()]
+
+
+def intro(text: str) -> gr.Markdown:
+    """The sentence under a tab's name that says what the tab does."""
+    return gr.Markdown(text, elem_classes="intro")
+
+
+def user_errors(fn):
+    """Turn VaedemoError (and anything unexpected) into a gr.Error with one sentence; the server keeps serving."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except VaedemoError as e:
+            msg = str(e)  # "the audio ..." -> "The audio ..."; a leading file name stays as it is
+            msg = msg[:1].upper() + msg[1:] if msg.split(" ", 1)[0].isalpha() else msg
+            raise gr.Error(msg, print_exception=False) from None
+        except Exception as e:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(e).__name__}); please try another sound or setting.") from None
+
+    return wrapper
+
+
+def number(value, name: str, lo: float, hi: float, integer: bool = True) -> float:
+    """A setting from the page or the API, checked: one sentence naming it when it is not a number in [lo, hi]."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise VaedemoError(f"{name} must be a number, got '{value}'.") from None
+    v = int(round(v)) if integer and np.isfinite(v) else v
+    if not lo <= v <= hi:
+        raise VaedemoError(f"{name} must be between {lo:g} and {hi:g}, got {v:g}.")
+    return v

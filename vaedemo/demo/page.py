@@ -1,0 +1,119 @@
+"""The page: header, model picker and card, the stable API endpoints, then one tab per module; create and launch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+import vaedemo.demo.interpolate as interpolate_tab  # not `from . import x`: that names vaedemo.demo, which imports us
+import vaedemo.demo.latent_map as latent_map_tab
+import vaedemo.demo.reconstruct as reconstruct_tab
+import vaedemo.demo.sample as sample_tab
+from vaedemo.card import parameter_table
+
+from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
+from .models import Models, discover
+from .state import DemoState
+
+
+@user_errors
+def model_info(state: DemoState, model: str) -> tuple[str, str, bool]:
+    """(one-line summary, model card markdown, whether the model has a flow prior)."""
+    eng = state.models.get(model)
+    b = eng.bundle
+    params = parameter_table(eng.model)[-1][2]
+    mode = eng.mode.describe(eng.sample_rate)
+    summary = (f"**{model}** — {mode}; {'flow' if eng.has_prior_flow else 'Gaussian'} prior; "
+               f"{eng.sample_rate / 1000:g} kHz {'stereo' if eng.channels == 2 else 'mono'}; "
+               f"{params / 1e6:.2f} M parameters; "
+               + (f"trained {b.meta['step']} steps on " if b.meta.get("step") else "data: ")
+               + f"{b.meta.get('data') or (b.training.get('data') or {}).get('root', 'unknown')}.")  # fmt: skip
+    return summary, b.card or "This bundle has no model card (README.md).", eng.has_prior_flow
+
+
+def build_api(state: DemoState, default: str) -> None:
+    """The stable API (gradio_client): hidden components and the named endpoints /reconstruct, /sample and
+    /interpolate. Registered before the tabs, so that no UI event (private, auto-named after its function) can take
+    these names."""
+    with gr.Column(visible=False):
+        a_audio = Audio(type="filepath", label="audio")
+        a_audio_b = Audio(type="filepath", label="audio_b")
+        a_model = gr.Textbox(value=default, label="model")
+        a_n = gr.Number(value=4, precision=0, label="n")
+        a_temp = gr.Number(value=1.0, label="temperature")
+        a_seed = gr.Number(value=0, precision=0, label="seed")
+        a_flow = gr.Checkbox(value=True, label="use_flow")
+        a_steps = gr.Number(value=5, precision=0, label="steps")
+        a_method = gr.Textbox(value="slerp", label="method")
+        a_out = Audio(type="filepath", label="reconstruction")
+        a_metrics = gr.JSON(label="metrics")
+        a_files = gr.File(file_count="multiple", label="audio files")
+        a_btn = gr.Button()
+
+    def reconstruct(audio: str, model: str) -> tuple[str, dict]:
+        """Reconstruct an audio file: returns (wav at the input's rate, length and channels; metrics)."""
+        out, _, _, _, metrics = reconstruct_tab.reconstruct(state, audio, model)
+        return out, metrics
+
+    def sample(n: int, temperature: float, seed: int, use_flow: bool, model: str) -> list[str]:
+        """n sounds from the prior (wav files at the model's rate); the same seed gives the same sounds."""
+        return sample_tab.sample(state, n, temperature, seed, use_flow, model)[0]
+
+    def interpolate(audio: str, audio_b: str, steps: int, method: str, model: str) -> list[str]:
+        """The path from audio to audio_b in `steps` wav files (method 'slerp' or 'lerp')."""
+        file = interpolate_tab.KINDS[0]
+        return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model)[0]
+
+    api = {"concurrency_id": "compute", "api_visibility": "public"}
+    a_btn.click(reconstruct, [a_audio, a_model], [a_out, a_metrics], api_name="reconstruct", **api)
+    a_btn.click(sample, [a_n, a_temp, a_seed, a_flow, a_model], a_files, api_name="sample", **api)
+    a_btn.click(interpolate, [a_audio, a_audio_b, a_steps, a_method, a_model], a_files, api_name="interpolate",
+                **api)  # fmt: skip
+
+
+def build_demo(state: DemoState) -> gr.Blocks:
+    """The page: model picker + card, then the Reconstruct, Sample, Interpolate and Latent map tabs."""
+    models = state.models
+    summary, card, has_flow = model_info(state, models.default)
+    with gr.Blocks(title="vaedemo — audio VAE latent space", delete_cache=(600, 3600)) as demo:
+        gr.Markdown("# vaedemo: listen to the latent space of an audio VAE", elem_id="title")
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(models.labels, value=models.default, label="Model", scale=1, min_width=260)
+            info = gr.Markdown(summary, elem_id="summary")
+        with gr.Accordion("Model card: config, parameters per module, training data, metrics", open=False):
+            card_md = gr.Markdown(card)
+        build_api(state, models.default)
+        reconstruct_tab.build(state, model)
+        use_flow, dirs = sample_tab.build(state, model, has_flow)
+        interpolate_tab.build(state, model)
+        latent_map_tab.build(state, model)
+
+        def on_model(m):  # loads the model (LRU-cached) and its prior PCA
+            s, c, flow = model_info(state, m)
+            labels = [gr.update(label=lab) for lab in sample_tab.direction_labels(state, m)]
+            return [s, c, gr.update(value=flow, interactive=flow), *labels]
+
+        gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs],
+              concurrency_id="model-load", concurrency_limit=1, api_visibility="private")  # fmt: skip
+    return demo
+
+
+def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = 64, concurrency: int = 2,
+           allowed: list[Path] = (), **kwargs):  # fmt: skip
+    """Queue (bounded, ``concurrency`` jobs at a time) and launch with the demo's theme, CSS and limits."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    paths = [str(p.resolve()) for p in (EXAMPLES, *allowed)]
+    return demo.launch(theme=THEME, css=CSS, js=latent_map_tab.JS, max_file_size=max_file_size, allowed_paths=paths,
+                       ssr_mode=False, footer_links=["api", "settings"], **kwargs)  # fmt: skip
+
+
+def create(checkpoints: list[str] = (), data: list[str] = (), max_seconds: float = 30.0, device: str = "cpu",
+           checkpoint_dir: Path = ROOT / "checkpoints") -> gr.Blocks:  # fmt: skip
+    """Discover and load the default model, then build the page (raises VaedemoError with one sentence)."""
+    specs, default = discover(checkpoint_dir, list(checkpoints))
+    models = Models(specs, default, device=device)
+    models.get(default)
+    folders = {"examples": EXAMPLES} if EXAMPLES.is_dir() else {}
+    folders.update({Path(d).resolve().name: Path(d).resolve() for d in data})
+    return build_demo(DemoState(models, max_seconds, folders))
