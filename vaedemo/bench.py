@@ -32,50 +32,61 @@ def _median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int) -> dict:
-    """Measurements of one model, in this process."""
+def _load(target: str, kind: str):
+    """(Engine, training Config) of a bundle (its model with default training settings) or of a YAML config
+    (untrained weights, seed 0)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     from .bundle import Bundle, load
     from .config import config_from_dict, load_config
     from .inference import Engine
     from .nn.vae import AudioVAE
-    from .training.module import VAEModule
 
     if kind == "checkpoint":
         bundle = load(target)
-        engine = Engine(bundle)
-        train_cfg = config_from_dict({"model": bundle.config.to_dict()}, target)
-    else:
-        train_cfg = load_config(target)
-        torch.manual_seed(0)
-        engine = Engine(Bundle(train_cfg.model, AudioVAE(train_cfg.model).eval(), {}, None, target))
-    cfg = train_cfg.model
-    model = engine.model
-    sr, ch, clip = cfg.sample_rate, cfg.channels, cfg.clip_length
-    rng = np.random.default_rng(0)
-    audio = (0.1 * rng.standard_normal((int(seconds * sr), ch))).astype(np.float32)
-    z = engine.encode(audio, sr)
+        return Engine(bundle), config_from_dict({"model": bundle.config.to_dict()}, target)
+    train_cfg = load_config(target)
+    torch.manual_seed(0)
+    return Engine(Bundle(train_cfg.model, AudioVAE(train_cfg.model).eval(), {}, None, target)), train_cfg
 
+
+def measure_inference(engine, seconds: float, runs: int) -> dict:
+    """GFLOPs per second of audio and the real-time factors of encode / decode / reconstruct / one prior sample."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sr, clip = engine.sample_rate, engine.clip_length
+    audio = (0.1 * np.random.default_rng(0).standard_normal((int(seconds * sr), engine.channels))).astype(np.float32)
+    z = engine.encode(audio, sr)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         one = torch.from_numpy(audio[: clip if engine.mode.per_clip else sr].T.copy())[None]
-        model(one, sample=False)
-    per_second = one.shape[-1] / sr
-    gflops = counter.get_total_flops() / 1e9 / per_second
-
+        engine.model(one, sample=False)
     t_enc = _median_time(lambda: engine.encode(audio, sr), runs)
     t_dec = _median_time(lambda: engine.decode(z), runs)
     t_rec = _median_time(lambda: engine.reconstruct(audio, sr), runs)
     t_sample = _median_time(lambda: engine.sample(1, seed=0), runs)
-    sample_seconds = clip / sr
+    return {
+        "gflops_per_s": counter.get_total_flops() / 1e9 / (one.shape[-1] / sr),
+        "encode_rtf": seconds / t_enc,
+        "decode_rtf": (len(z) * clip / sr if engine.mode.per_clip else seconds) / t_dec,
+        "reconstruct_rtf": seconds / t_rec,
+        "sample_ms": 1000 * t_sample,
+        "sample_rtf": clip / sr / t_sample,
+    }
 
-    # training throughput: one real training step of each phase, outside Lightning
+
+def measure_training_steps(train_cfg, steps: int) -> dict:
+    """Median time of one real optimiser step of the VAE and of the adversarial phase (discriminator + generator
+    step), outside Lightning, on a random batch of the config's size."""
+    import torch
+
+    from .training.module import VAEModule
+
     module = VAEModule(train_cfg).train()
     t = train_cfg.train
     opt_g = torch.optim.Adam(module.vae.parameters(), lr=t.lr)
     opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=t.disc_lr)
-    batch = 0.1 * torch.randn(t.batch_size, ch, clip)
+    batch = 0.1 * torch.randn(t.batch_size, train_cfg.model.channels, train_cfg.model.clip_length)
 
     def step(phase: str) -> None:
         out = module.vae(batch, sample=True, freeze_encoder=phase == "adversarial" and t.freeze_encoder)
@@ -87,23 +98,25 @@ def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int)
         module.generator_loss(out, phase, 10**9)[0].backward()
         opt_g.step()
 
-    t_vae = _median_time(lambda: step("vae"), train_steps)
-    t_adv = _median_time(lambda: step("adversarial"), train_steps)
-    params = sum(p.numel() for p in model.parameters())
+    return {
+        "train_vae_steps_s": 1 / _median_time(lambda: step("vae"), steps),
+        "train_adv_steps_s": 1 / _median_time(lambda: step("adversarial"), steps),
+        "disc_params_M": sum(p.numel() for p in module.discriminator.parameters()) / 1e6,
+        "batch": f"{t.batch_size}x{train_cfg.model.clip_length}",
+    }
+
+
+def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int) -> dict:
+    """Measurements of one model, in this process."""
+    import torch
+
+    engine, train_cfg = _load(target, kind)
     return {
         "model": Path(target).stem if kind == "config" else Path(target).name,
-        "mode": cfg.latent_mode,
-        "params_M": params / 1e6,
-        "disc_params_M": sum(p.numel() for p in module.discriminator.parameters()) / 1e6,
-        "gflops_per_s": gflops,
-        "encode_rtf": seconds / t_enc,
-        "decode_rtf": (len(z) * clip / sr if engine.mode.per_clip else seconds) / t_dec,
-        "reconstruct_rtf": seconds / t_rec,
-        "sample_ms": 1000 * t_sample,
-        "sample_rtf": sample_seconds / t_sample,
-        "train_vae_steps_s": 1 / t_vae,
-        "train_adv_steps_s": 1 / t_adv,
-        "batch": f"{t.batch_size}x{clip}",
+        "mode": engine.mode.name,
+        "params_M": sum(p.numel() for p in engine.model.parameters()) / 1e6,
+        **measure_inference(engine, seconds, runs),
+        **measure_training_steps(train_cfg, train_steps),
         "peak_mem_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
     }
