@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
 from vaedemo.demo.bench import free_port  # noqa: E402
 
@@ -99,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     a = ap.parse_args(argv)
-    import app
+    from vaedemo.demo import create, launch
 
-    demo = app.create(a.checkpoint)
+    demo = create(a.checkpoint)
     port = free_port()
-    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
         t0 = time.perf_counter()
         for path in take(f"http://127.0.0.1:{port}/", Path(a.out)):
