@@ -85,9 +85,43 @@ def fitting_mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndar
             n_mels //= 2
 
 
+class _CentredSTFT(torch.autograd.Function):
+    """torch.stft (centred frames, zero padding, hop n / 4) as a real view (N, bins, frames, 2), with a faster
+    backward: the adjoint of the real FFT, then an overlap-add of four shifted copies instead of the generic
+    index_add that torch.stft's backward uses (1.4-1.6x for the forward and backward of one loss term on CPU)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, window: torch.Tensor, n_fft: int) -> torch.Tensor:
+        spec = torch.stft(x, n_fft, n_fft // 4, window=window, center=True, pad_mode="constant", return_complex=True)
+        ctx.save_for_backward(window)
+        ctx.n_fft, ctx.length = n_fft, x.shape[-1]
+        return torch.view_as_real(spec)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (window,) = ctx.saved_tensors
+        n, hop, length = ctx.n_fft, ctx.n_fft // 4, ctx.length
+        g = torch.view_as_complex(grad.contiguous())  # (N, bins, frames)
+        # adjoint of rfft: n * irfft of the gradient with the bins that irfft counts twice halved
+        twice = torch.full((g.shape[1], 1), 0.5, dtype=grad.dtype, device=grad.device)
+        twice[0] = twice[-1] = 1.0
+        frames = torch.fft.irfft(g * twice, n=n, dim=1) * (n * window[:, None])  # (N, n, frames)
+        batch, _, count = frames.shape
+        quarters = frames.transpose(1, 2).reshape(batch, count, 4, hop)
+        out = frames.new_zeros(batch, (count + 3) * hop)
+        for j in range(4):  # hop = n / 4: each sample lies in exactly four frames
+            out[:, j * hop : (j + count) * hop] += quarters[:, :, j].reshape(batch, count * hop)
+        return out[:, n // 2 : n // 2 + length], None, None
+
+
 def stft_magnitude(x: torch.Tensor, n_fft: int, window: torch.Tensor, pad_mode: str = "constant") -> torch.Tensor:
     """Differentiable magnitude STFT of (..., T) audio, hop n_fft / 4, centred frames: (N, bins, frames) with the
-    leading dims flattened. ``window`` on the input's device (a module buffer, or :func:`hann_window`)."""
-    flat = x.reshape(-1, x.shape[-1])
-    spec = torch.stft(flat, n_fft, n_fft // 4, window=window, center=True, pad_mode=pad_mode, return_complex=True)
-    return spec.abs()
+    leading dims flattened. ``window`` on the input's device (a module buffer, or :func:`hann_window`). The gradient
+    at a zero bin is zero, as for ``abs``."""
+    dtype = torch.promote_types(x.dtype, torch.float32)  # no half-precision FFTs; float64 stays float64
+    flat, window = x.reshape(-1, x.shape[-1]).to(dtype), window.to(dtype)
+    if pad_mode != "constant" or n_fft % 4:
+        spec = torch.stft(flat, n_fft, n_fft // 4, window=window, center=True, pad_mode=pad_mode, return_complex=True)
+        return spec.abs()
+    parts = _CentredSTFT.apply(flat, window, n_fft)
+    return (parts[..., 0].square() + parts[..., 1].square()).clamp_min(1e-30).sqrt()

@@ -164,7 +164,8 @@ class Engine:
         g = torch.Generator().manual_seed(int(seed))
         shape = self.mode.prior_shape(n, round(seconds * self.sample_rate) if seconds else None)
         with torch.inference_mode():
-            z = self.model.latent.sample_prior(shape, float(temperature), g, use_flow and self.has_prior_flow)
+            flow = use_flow and self.has_prior_flow
+            z = self.model.latent.sample_prior(shape, float(temperature), g, flow, self.device)
         return self.mode.batch_to_numpy(z)
 
     def sample(

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..config import DiscriminatorConfig
+from .fastconv import apply_conv1d, column_conv, fold_columns
 
 Features = list[torch.Tensor]
 
@@ -39,7 +40,7 @@ class ScaleDiscriminator(nn.Module):
             x = F.avg_pool1d(x, 4, stride=2, padding=1, count_include_pad=False)
         feats = []
         for layer in self.layers:
-            x = F.leaky_relu(layer(x), 0.2)
+            x = F.leaky_relu(apply_conv1d(layer, x), 0.2)
             feats.append(x)
         feats.append(self.out(x))
         return feats
@@ -57,14 +58,16 @@ class PeriodDiscriminator(nn.Module):
         self.out = weight_norm(nn.Conv2d(chans[-1], 1, (3, 1), padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> Features:
+        """Feature maps of shape (B, period, channels, rows): the (k, 1) convs run as conv1d over each column."""
         b, c, t = x.shape
         x = F.pad(x, (0, (-t) % self.period), mode="reflect" if t > self.period else "constant")
-        x = x.reshape(b, c, -1, self.period)
+        h = fold_columns(x.reshape(b, c, -1, self.period))
         feats = []
         for layer in [*self.layers, self.post]:
-            x = F.leaky_relu(layer(x), 0.2)
-            feats.append(x)
-        feats.append(self.out(x))
+            h = F.leaky_relu(column_conv(layer, h), 0.2)
+            feats.append(h.reshape(b, self.period, *h.shape[1:]))
+        out = column_conv(self.out, h)
+        feats.append(out.reshape(b, self.period, *out.shape[1:]))
         return feats
 
 

@@ -33,7 +33,7 @@ class AffineCoupling(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def _scale_shift(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self.net(xa).chunk(2, dim=-1)
+        s, t = self.net(xa).to(xa.dtype).chunk(2, dim=-1)  # autocast may run the net in half precision
         return self.bound * torch.tanh(s / self.bound), t  # soft clamp: |s| < bound
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

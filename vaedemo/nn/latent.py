@@ -30,6 +30,12 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p=0.0, logvar_p=0
     return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1)
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """float16 / bfloat16 (what CUDA autocast gives out of a conv) -> float32; float32 and float64 stay as they are.
+    Densities, KL terms and flows are computed at this precision: exp and log of half-precision values overflow."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def standard_normal_log_prob(u: torch.Tensor) -> torch.Tensor:
     """Sum over dim 1 of log N(u; 0, I) for (N, D) input -> (N,)."""
     return -0.5 * (u**2 + LOG_2PI).sum(dim=1)
@@ -73,7 +79,7 @@ class Latent(nn.Module):
     @staticmethod
     def split(stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder output (B, 2D[, F]) -> mean and std of the Gaussian."""
-        mu, raw = stats.chunk(2, dim=1)
+        mu, raw = full_precision(stats).chunk(2, dim=1)
         return mu, F.softplus(raw) + 1e-4
 
     def posterior_mean(self, stats: torch.Tensor) -> torch.Tensor:
@@ -86,7 +92,7 @@ class Latent(nn.Module):
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) per example, shape (B,)."""
-        flat, shape = _fold(z)
+        flat, shape = _fold(full_precision(z))
         if self.prior_flow is None:
             return _per_example(standard_normal_log_prob(flat), shape)
         u, ld = self.prior_flow(flat)
@@ -131,11 +137,13 @@ class Latent(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         use_flow: bool = True,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """Prior latents of ``shape`` ((n, D) or (n, D, frames), from the latent mode). ``use_flow=False`` samples
-        the plain Gaussian."""
-        device = next(self.parameters()).device if any(True for _ in self.parameters()) else torch.device("cpu")
-        u = torch.randn(shape, generator=generator, device="cpu").to(device) * temperature
+        """Prior latents of ``shape`` ((n, D) or (n, D, frames), from the latent mode) on ``device``.
+        ``use_flow=False`` samples the plain Gaussian. The noise is drawn on the CPU (a CPU ``generator``), so a seed
+        gives the same latents on every device."""
+        u = torch.randn(shape, generator=generator, dtype=dtype).to(device) * temperature
         if self.prior_flow is None or not use_flow:
             return u
         flat, fshape = _fold(u)

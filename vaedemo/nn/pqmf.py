@@ -77,7 +77,8 @@ class PQMF(nn.Module):
         if t % self.bands:
             raise ValueError(f"PQMF analysis needs a length divisible by {self.bands}, got {t}")
         pad = self.taps // 2
-        y = F.conv1d(F.pad(x.reshape(b * c, 1, t), (pad, pad)), self.h_analysis, stride=self.bands)
+        h = self.h_analysis.to(x.dtype)  # the filters follow the audio (half precision under autocast, float64)
+        y = F.conv1d(F.pad(x.reshape(b * c, 1, t), (pad, pad)), h, stride=self.bands)
         return y.reshape(b, c * self.bands, t // self.bands)
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
@@ -88,5 +89,5 @@ class PQMF(nn.Module):
         c = cm // self.bands
         y = y.reshape(b * c, self.bands, n)
         pad = self.taps // 2
-        x = F.conv_transpose1d(y, self.h_synthesis, stride=self.bands)[..., pad : pad + n * self.bands]
+        x = F.conv_transpose1d(y, self.h_synthesis.to(y.dtype), stride=self.bands)[..., pad : pad + n * self.bands]
         return x.reshape(b, c, n * self.bands)

@@ -92,7 +92,7 @@ class AudioVAE(nn.Module):
             z, kl = self.latent.kl(stats, frozen_posterior=freeze_encoder)
         else:
             z = self.latent.posterior_mean(stats)
-            kl = torch.zeros(z.shape[0], device=z.device)
+            kl = z.new_zeros(z.shape[0])
         bands_out = self.decoder(z)
         y_padded = self.pqmf.synthesis(bands_out)
         y = self.mode.unfold(y_padded, b)[..., :t]
@@ -108,5 +108,7 @@ class AudioVAE(nn.Module):
         use_flow: bool = True,
     ) -> torch.Tensor:
         """Decode n prior samples of about ``samples`` samples (default one clip; single mode: always one clip)."""
-        z = self.latent.sample_prior(self.mode.prior_shape(n, samples), temperature, generator, use_flow)
+        weight = next(self.parameters())
+        shape = self.mode.prior_shape(n, samples)
+        z = self.latent.sample_prior(shape, temperature, generator, use_flow, weight.device, weight.dtype)
         return self.decode(z)

@@ -35,7 +35,7 @@ class LastCheckpoint(pl.Callback):
             os.replace(tmp, self.path)
 
     def on_train_batch_end(self, trainer, pl_module: VAEModule, outputs, batch, batch_idx) -> None:
-        if int(pl_module.step) % self.every == 0:
+        if pl_module.steps_done % self.every == 0:
             self.save(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:

@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ..config import Config
 from ..nn.discriminator import Discriminator
+from ..nn.latent import full_precision
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, feature_matching, hinge_discriminator, hinge_generator
 from ..nn.vae import AudioVAE
 
@@ -71,6 +72,7 @@ class VAEModule(pl.LightningModule):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0
+        self.steps_done = 0
         self.val_examples: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------------------------------------ optimisers
@@ -80,33 +82,52 @@ class VAEModule(pl.LightningModule):
         dis = torch.optim.Adam(self.discriminator.parameters(), lr=t.disc_lr, betas=tuple(t.betas))
         return [gen, dis]
 
-    def _step_optimizer(self, opt, loss: torch.Tensor, params) -> bool:
-        """Backward + clip + step; a step whose gradients are not finite is skipped (NaN guard)."""
+    def _step_optimizer(self, opt, loss: torch.Tensor) -> None:
+        """Backward and step through Lightning's precision plugin: with a GradScaler (16-mixed) the gradients are
+        unscaled before :meth:`on_before_optimizer_step` clips them, and the scaler sees every step."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        grads = [p.grad for p in params if p.grad is not None]
-        finite = all(torch.isfinite(g).all() for g in grads)
-        if not finite:
-            self.skipped_steps += 1
-            opt.zero_grad(set_to_none=True)
-            return False
-        if self.cfg.train.grad_clip:
-            self.clip_gradients(opt, gradient_clip_val=self.cfg.train.grad_clip, gradient_clip_algorithm="norm")
         opt.step()
-        return True
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Clip by the global norm (one fused norm) and skip a step whose gradients are not finite (NaN guard).
+
+        A skipped step drops the gradients, so the optimiser leaves every parameter (and its moments) untouched; a
+        GradScaler has already seen the overflow while unscaling and lowers its scale. One host sync a step.
+        """
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+        if not bool(torch.isfinite(norm)):
+            self.skipped_steps += 1
+            for p in params:
+                p.grad = None
+            return
+        if self.cfg.train.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.train.grad_clip, norm, foreach=True)
 
     # ------------------------------------------------------------------------------------------------ losses
     def reconstruction_loss(self, out) -> torch.Tensor:
-        loss = self.stft(out.target_padded, out.audio_padded)
-        if self.band_stft is not None and self.cfg.model.bands > 1:
-            loss = loss + self.band_stft(out.bands_in, out.bands_out)
-        if self.mel is not None:
-            loss = loss + self.cfg.train.mel_weight * self.mel(out.target_padded, out.audio_padded)
+        """Spectral distances in full precision: under autocast, FFTs, logs and norms of half-precision audio lose
+        the quiet parts that these losses are for."""
+        with torch.autocast(out.audio_padded.device.type, enabled=False):
+            target, audio = full_precision(out.target_padded), full_precision(out.audio_padded)
+            loss = self.stft(target, audio)
+            if self.band_stft is not None and self.cfg.model.bands > 1:
+                loss = loss + self.band_stft(full_precision(out.bands_in), full_precision(out.bands_out))
+            if self.mel is not None:
+                loss = loss + self.cfg.train.mel_weight * self.mel(target, audio)
         return loss
 
     def discriminator_loss(self, out) -> torch.Tensor:
-        """Hinge loss of the discriminator on real vs (detached) reconstructed audio."""
-        return hinge_discriminator(self.discriminator(out.target_padded), self.discriminator(out.audio_padded.detach()))
+        """Hinge loss of the discriminator on real vs (detached) reconstructed audio, from one pass over both."""
+        features = self.discriminator(torch.cat([out.target_padded, out.audio_padded.detach()]))
+        n = out.target_padded.shape[0]
+        real = [[f[:n] for f in sub] for sub in features]
+        fake = [[f[n:] for f in sub] for sub in features]
+        return hinge_discriminator(real, fake)
 
     def generator_loss(self, out, phase: str, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Reconstruction + beta * KL, plus hinge + feature matching in the adversarial phase."""
@@ -117,7 +138,8 @@ class VAEModule(pl.LightningModule):
         loss = recon + beta * kl
         logs = {"train/recon": recon.detach(), "train/kl": kl.detach(), "train/beta": torch.tensor(beta)}
         if phase == "adversarial":
-            real = self.discriminator(out.target_padded)
+            with torch.no_grad():  # the real features are feature matching's targets: no backward through them
+                real = self.discriminator(out.target_padded)
             fake = self.discriminator(out.audio_padded)
             adv = hinge_generator(fake)
             fm = feature_matching(real, fake)
@@ -127,8 +149,11 @@ class VAEModule(pl.LightningModule):
         logs["train/loss_g"] = loss.detach()
         return loss, logs
 
+    def on_train_start(self) -> None:
+        self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        step = int(self.step)
+        step = self.steps_done
         phase = phase_at(self.cfg, step)
         if not self.phase_changes or self.phase_changes[-1][1] != phase:
             rank_zero_info(f"[vaedemo] step {step}: phase '{phase}'")
@@ -144,11 +169,11 @@ class VAEModule(pl.LightningModule):
         if phase != "vae":
             with self.toggled_optimizer(opt_d):
                 loss_d = self.discriminator_loss(out)
-                self._step_optimizer(opt_d, loss_d, self.discriminator.parameters())
+                self._step_optimizer(opt_d, loss_d)
             logs["train/loss_d"] = loss_d.detach()
         with self.toggled_optimizer(opt_g):
             loss_g, g_logs = self.generator_loss(out, phase, step)
-            self._step_optimizer(opt_g, loss_g, self.vae.parameters())
+            self._step_optimizer(opt_g, loss_g)
         logs.update(g_logs)
         logs["train/lr"] = torch.tensor(self.cfg.train.lr * factor)
         recon = g_logs["train/recon"]
@@ -158,7 +183,8 @@ class VAEModule(pl.LightningModule):
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.log("recon", recon.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         self.step += 1
-        if int(self.step) >= self.cfg.train.max_steps:
+        self.steps_done += 1
+        if self.steps_done >= self.cfg.train.max_steps:
             self.trainer.should_stop = True
 
     # ------------------------------------------------------------------------------------------------ validation
