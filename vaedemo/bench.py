@@ -145,20 +145,77 @@ def table(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action="append", default=[], help="YAML config (untrained weights)")
-    parser.add_argument("--checkpoint", action="append", default=[], help="bundle folder or hf:// id")
-    parser.add_argument("--seconds", type=float, default=10.0, help="audio length for encode/decode/reconstruct")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--train-steps", type=int, default=3)
-    parser.add_argument("--json", help="also write the rows as JSON here")
-    parser.add_argument("--_worker", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    add = parser.add_argument
+    add("--config", action="append", default=[], help="YAML config (untrained weights)")
+    add("--checkpoint", action="append", default=[], help="bundle folder or hf:// id")
+    add("--seconds", type=float, default=10.0, help="audio length for encode/decode/reconstruct")
+    add("--runs", type=int, default=5)
+    add("--train-steps", type=int, default=3)
+    add("--json", help="also write the rows as JSON here")
+    add("--train", action="store_true", help="time the real training CLI instead (vaedemo.bench_train)")
+    add("--device", default="cpu", help="--train: cpu or cuda")
+    add("--precision", action="append", default=[], help="--train: 32-true, bf16-mixed, 16-mixed (repeatable)")
+    add("--vae-steps", type=int, default=30, help="--train: VAE-phase steps timed")
+    add("--adv-steps", type=int, default=10, help="--train: adversarial steps timed")
+    add("--batch", type=int, default=None, help="--train: batch size (default: the config's)")
+    add("--workers", type=int, default=None, help="--train: data loader workers (default: the config's)")
+    add("--threads", type=int, default=None, help="--train: OMP_NUM_THREADS of the training process")
+    add("--source", action="append", default=[], help="--train: checkout(s) whose CLI to time (default: this one)")
+    add("--_worker", nargs=2, help=argparse.SUPPRESS)
+    return parser
+
+
+def main_train(args) -> int:
+    """Time the training CLI for every (source, config, precision); a failure is an error (exit 1)."""
+    from .bench_train import measure_cli
+    from .bench_train import table as train_table
+
+    configs = args.config or ["configs/drums_single_flow.yaml", "configs/drums_temporal.yaml"]
+    sources = [Path(s) for s in args.source] or [None]
+    rows = []
+    for source in sources:
+        for config in configs:
+            for precision in args.precision or ["32-true"]:
+                for _ in range(args.runs):
+                    row = measure_cli(config, vae=args.vae_steps, adversarial=args.adv_steps, device=args.device,
+                                      precision=precision, batch=args.batch, workers=args.workers,
+                                      threads=args.threads, source=source)  # fmt: skip
+                    row["config"] = f"{row['config']} ({source})" if source else row["config"]
+                    rows.append(row)
+                    print(f"measured {row['config']} {precision}: {row['vae_steps_s']:.2f} / {row['adv_steps_s']:.2f} "
+                          "steps/s", file=sys.stderr)  # fmt: skip
+    print(train_table(_medians(rows)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _medians(rows: list[dict]) -> list[dict]:
+    """One row per (config, device, precision): the median of every number over the repeated runs."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["config"], r["device"], r["precision"]), []).append(r)
+    out = []
+    for runs in groups.values():
+        row = dict(runs[0])
+        for k, v in row.items():
+            if isinstance(v, float):
+                values = [r[k] for r in runs if r[k] is not None]
+                row[k] = statistics.median(values) if values else None
+        out.append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args._worker:
         kind, target = args._worker
         print(json.dumps(measure(target, kind, args.seconds, args.runs, args.train_steps)))
         return 0
+    if args.train:
+        return main_train(args)
     targets = [("config", c) for c in args.config] + [("checkpoint", c) for c in args.checkpoint]
     if not targets:
         targets = [("config", str(p)) for p in sorted(Path("configs").glob("*.yaml"))]

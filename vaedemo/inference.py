@@ -154,6 +154,17 @@ class Engine:
         y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
         return self.mode.unfold(y, 1)[0].T.cpu().numpy().astype(np.float32)
 
+    @torch.inference_mode()
+    def decode_many(self, z: np.ndarray) -> np.ndarray:
+        """The latents of n sounds, (n, D) or (n, frames, D) as :meth:`sample_latents` gives them -> float32
+        (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time."""
+        z = np.asarray(z, np.float32)
+        if z.shape[-1] != self.latent_size:
+            raise VaedemoError(f"latents must have {self.latent_size} dimensions, got {z.shape[-1]}.")
+        t = self._tensor(self.mode.batch_from_numpy(z))
+        y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        return y.transpose(1, 2).cpu().numpy().astype(np.float32)
+
     def sample_latents(
         self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
     ) -> np.ndarray:
@@ -172,11 +183,10 @@ class Engine:
         self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
     ) -> np.ndarray:
         """n sounds from the prior: float32 (n, samples, channels) at the model rate; same seed, same audio."""
-        z = self.sample_latents(n, temperature, seed, use_flow, seconds)
-        return np.stack([self.decode(zi) for zi in z])
+        return self.decode_many(self.sample_latents(n, temperature, seed, use_flow, seconds))
 
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 5, method: str = "slerp") -> np.ndarray:
         """Decode the path between latents a and b (as returned by ``encode`` / ``sample_latents``):
         float32 (steps, samples, channels). Inputs of several clips use their first clip."""
         path = interpolate_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), steps, method)
-        return np.stack([self.decode(z) for z in path])
+        return self.decode_many(path)

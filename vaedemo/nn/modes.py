@@ -93,6 +93,10 @@ class LatentMode:
         """Latents of n sounds, (n, D, frames) -> float32 (n, frames, D)."""
         return z.permute(0, 2, 1).cpu().numpy().astype(np.float32)
 
+    def batch_from_numpy(self, z: np.ndarray) -> np.ndarray:
+        """Latents of n sounds (n, frames, D) -> the decoder's layout (n, D, frames)."""
+        return np.ascontiguousarray(np.asarray(z, np.float32).transpose(0, 2, 1))
+
     def from_numpy(self, z: np.ndarray) -> np.ndarray:
         """(frames, D) -> the decoder's layout (1, D, frames)."""
         return np.ascontiguousarray(np.asarray(z, np.float32).reshape(-1, self.latent_size).T[None])
@@ -169,6 +173,10 @@ class SingleMode(LatentMode):
 
     def batch_to_numpy(self, z: torch.Tensor) -> np.ndarray:
         return z.cpu().numpy().astype(np.float32)
+
+    def batch_from_numpy(self, z: np.ndarray) -> np.ndarray:
+        """One vector per sound (n, D) -> (n, D)."""
+        return np.ascontiguousarray(np.asarray(z, np.float32).reshape(-1, self.latent_size))
 
     def from_numpy(self, z: np.ndarray) -> np.ndarray:
         """(D,) or (clips, D) -> (clips, D)."""
