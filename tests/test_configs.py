@@ -16,6 +16,7 @@ import torch
 from vaedemo.config import Config, load_config
 from vaedemo.experiment import read_ablation, variant_overrides
 from vaedemo.training.module import PHASES, VAEModule
+from vaedemo.training.twostage import TwoStageModule, build_two_stage, encode_statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -60,9 +61,13 @@ def test_config_trains_one_step_of_each_phase(name, cfg, tmp_path):
     assert phases, f"{name} schedules no training step"
     cfg = one_step_per_phase(cfg, phases)
     torch.manual_seed(0)
-    module = VAEModule(cfg)
     audio = 0.1 * torch.randn(2 * len(phases), cfg.model.channels, cfg.model.clip_length)
-    loader = torch.utils.data.DataLoader(audio, batch_size=2)
+    if cfg.model.latent_mode == "twostage":  # stage two trains on the frozen backbone's trajectories
+        model, cfg.model = build_two_stage(cfg)
+        module, data = TwoStageModule(cfg, model), encode_statistics(model, audio, copies=1)
+    else:
+        module, data = VAEModule(cfg), audio
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(module, loader)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .config import ModelConfig
+from .nn.modes import latent_mode
 
 
 def parameter_table(model: torch.nn.Module, depth: int = 2) -> list[tuple[str, str, int]]:
@@ -72,7 +73,7 @@ def _model_lines(m: ModelConfig) -> list[str]:
         f"- {m.sample_rate} Hz, {'stereo' if m.channels == 2 else 'mono'}, PQMF {m.bands} bands, ratios {m.ratios}, "
         f"hop {m.hop} samples ({m.sample_rate / m.hop:.1f} latent frames/s), causal: {m.causal}",
         f"- clip length {m.clip_length} samples ({m.clip_length / m.sample_rate:.3f} s)"
-        + (" — one latent vector per clip" if m.latent_mode == "single" else " during training"),
+        + (" — one latent vector per clip" if latent_mode(m).per_clip else " during training"),
     ]
 
 

@@ -27,7 +27,7 @@ import yaml
 from .errors import ConfigError
 from .typed import build_dataclass, merge_dicts
 
-LATENT_MODES = ("temporal", "single")
+LATENT_MODES = ("temporal", "single", "twostage")
 DATA_MODES = ("oneshot", "crops")
 
 
@@ -78,8 +78,14 @@ class ModelConfig:
     kernel_size: int = 3
     causal: bool = False
     latent_size: int = 16
-    latent_mode: str = "temporal"  # temporal: latent frames at sr / hop; single: one vector per fixed-length clip
+    # temporal: latent frames at sr / hop; single: one vector per fixed-length clip, learned end to end from audio;
+    # twostage: one vector per clip that encodes the latent trajectory of a frozen temporal autoencoder
+    latent_mode: str = "temporal"
     single_channels: int = 8  # single mode: conv channels flattened into the fully connected head
+    # twostage mode: one vector per clip on top of a frozen temporal autoencoder whose latent trajectory has
+    # trajectory_size dims per frame; MLP heads of head_hidden units map the whole trajectory to the vector and back
+    trajectory_size: int = 16
+    head_hidden: int = 512
     posterior_flow_layers: int = 0  # RealNVP couplings after the Gaussian posterior (0 = plain Gaussian)
     prior_flow_layers: int = 0  # RealNVP couplings of the learned prior (0 = standard normal)
     flow_hidden: int = 256
@@ -143,6 +149,10 @@ class TrainConfig:
     checkpoint_every_n_steps: int = 100
     log_audio_every_n_val: int = 1
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    # twostage models: the temporal bundle (folder or hf:// id) whose conv stacks are frozen, and how many augmented
+    # encodings of each training clip stage two learns from
+    backbone: str | None = None
+    trajectory_copies: int = 8
 
 
 @dataclass
@@ -287,6 +297,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     need(m.latent_mode in LATENT_MODES, f"model.latent_mode must be one of {LATENT_MODES}, got '{m.latent_mode}'")
     need(len(m.ratios) > 0 and all(r >= 1 for r in m.ratios), f"model.ratios must be positive, got {m.ratios}")
     need(m.capacity >= 1 and m.latent_size >= 1, "model.capacity and model.latent_size must be positive")
+    need(m.trajectory_size >= 1 and m.head_hidden >= 1, "model.trajectory_size and model.head_hidden must be positive")
     need(m.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {m.kernel_size}")
     need(m.channels in (1, 2), f"model.channels must be 1 (mono) or 2 (stereo), got {m.channels}")
     need(m.sample_rate >= 8000, f"model.sample_rate must be at least 8000, got {m.sample_rate}")
@@ -303,6 +314,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
 # Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is
 # refused in one sentence instead of spending minutes and gigabytes; the parameter count is checked on loading too.
 MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single_channels": 4096,
+                "trajectory_size": 4096, "head_hidden": 65_536,
                 "posterior_flow_layers": 64, "prior_flow_layers": 64, "latent_size": 65_536, "flow_hidden": 65_536,
                 "capacity": 4096}  # fmt: skip
 

@@ -4,7 +4,8 @@ Audio in and out is float32 (samples, channels) (1-D input is taken as mono). ``
 sample rate and channel count and returns the same shape at the same rate: mono models treat each channel on its own,
 stereo models take channel pairs (a mono input comes back as stereo). Temporal models process long audio in
 overlapping chunks whose margins cover the receptive field, so the result equals whole-signal processing (no seams);
-single-latent models go clip by clip. Everything is deterministic: reconstruction uses the posterior mean, sampling
+one-vector-per-clip models go clip by clip, and inputs longer than a clip hit by hit (cut at their onsets, see
+:mod:`vaedemo.onsets`). Everything is deterministic: reconstruction uses the posterior mean, sampling
 uses a seeded generator.
 """
 
@@ -18,6 +19,7 @@ import torch
 from .audio import check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
+from .onsets import detect_onsets, hit_segments, lay_hits
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -119,6 +121,23 @@ class Engine:
             out[..., s:e] = y[..., s - a : e - a]
         return out[..., :t]
 
+    def _reconstruct_channels(self, x: np.ndarray) -> np.ndarray:
+        """(samples, C_in) at the model rate -> (samples, C_out), every channel group through the model."""
+        groups = self._tensor(self._groups(x))
+        step = self.groups_at_once or len(groups)
+        y = torch.cat([self._run(groups[i : i + step]) for i in range(0, len(groups), step)]).cpu().numpy()
+        return self._ungroup(y, x.shape[1])
+
+    def _reconstruct_hits(self, x: np.ndarray) -> np.ndarray:
+        """A one-shot model's reconstruction of a longer input: cut at its onsets, each hit encoded as a one-shot,
+        the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`)."""
+        onsets = detect_onsets(x.mean(axis=1), self.sample_rate)
+        length = self.clip_length
+        clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
+        decoded = self._reconstruct_channels(np.concatenate(clips))  # clip-aligned: each hit is its own clip
+        hits = decoded.reshape(len(clips), length, decoded.shape[1])
+        return lay_hits(list(hits), onsets, len(x), self.sample_rate)
+
     def prepare(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """Validate and resample to the model rate, keeping the channels: (samples, C_in)."""
         x = check_audio(audio, sr)
@@ -129,10 +148,12 @@ class Engine:
         """Encode and decode; returns float32 (samples, channels) at ``sr`` with exactly the input's length."""
         x = check_audio(audio, sr)
         n, c_in = x.shape
-        groups = self._tensor(self._groups(resample(x, sr, self.sample_rate)))
-        step = self.groups_at_once or len(groups)
-        y = torch.cat([self._run(groups[i : i + step]) for i in range(0, len(groups), step)]).cpu().numpy()
-        y = resample(self._ungroup(y, c_in), self.sample_rate, sr)
+        xm = resample(x, sr, self.sample_rate)
+        if self.mode.per_clip and len(xm) > self.clip_length:  # a performance through a one-shot model: hit by hit
+            y = self._reconstruct_hits(xm)
+        else:
+            y = self._reconstruct_channels(xm)
+        y = resample(y, self.sample_rate, sr)
         if y.shape[0] < n:
             y = np.pad(y, ((0, n - y.shape[0]), (0, 0)))
         return np.ascontiguousarray(y[:n], dtype=np.float32)

@@ -72,6 +72,21 @@ def make_loaders(cfg):
     return train, val, summary
 
 
+def _module_and_data(cfg) -> tuple:
+    """(LightningModule, train loader, val loader, data summary) for the config's kind of model."""
+    if cfg.model.latent_mode == "twostage":  # stage two over a frozen temporal autoencoder: trains on trajectories
+        from .training.twostage import TwoStageModule, build_two_stage, trajectory_loaders
+
+        model, cfg.model = build_two_stage(cfg)  # the run stores the resolved model config (backbone architecture)
+        train, val, summary, train_stats = trajectory_loaders(cfg, model)
+        module = TwoStageModule(cfg, model)
+        module.set_spread(train_stats)
+        return module, train, val, summary
+    from .training.module import VAEModule
+
+    return VAEModule(cfg), *make_loaders(cfg)
+
+
 def run(config_path: str | None, overrides: list[str], resume: bool, command: str = "") -> Path:
     """Train (or resume) and return the run folder."""
     from .config import load_config
@@ -90,11 +105,8 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         )
     import lightning.pytorch as pl
 
-    from .training.module import VAEModule
-
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    train_loader, val_loader, summary = make_loaders(cfg)
-    module = VAEModule(cfg)
+    module, train_loader, val_loader, summary = _module_and_data(cfg)
     trainer = build_trainer(cfg, run_dir, command, summary)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)

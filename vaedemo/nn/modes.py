@@ -9,6 +9,9 @@ ask the mode instead of branching on its name; a new mode is one subclass here p
   (frames, D). Any length; long audio is processed in chunks whose margins cover the receptive field.
 * :class:`SingleMode`: one D-vector per fixed-length clip of ``clip_length`` samples. Longer audio is cut into
   clips that are folded into the batch. Tensors (B * clips, D); numpy (clips, D).
+* :class:`TwoStageMode`: one D-vector per clip too, but the conv stacks are those of a temporal autoencoder (kept
+  frozen while this mode's heads train): the encoder head maps the clip's whole latent trajectory (the posterior
+  mean, ``trajectory_size`` x frames) to the vector's statistics, the decoder head the vector back to a trajectory.
 """
 
 from __future__ import annotations
@@ -193,7 +196,60 @@ class SingleMode(LatentMode):
         return f"one {self.latent_size}-d latent per {self.clip_length / sample_rate:.2f} s clip"
 
 
-MODES: dict[str, type[LatentMode]] = {m.name: m for m in (TemporalMode, SingleMode)}
+class TrajectoryEncoder(nn.Module):
+    """Posterior statistics of a temporal encoder (B, 2d, F) -> statistics of one vector (B, 2D): an MLP over the
+    trajectory's mean (B, d * F)."""
+
+    def __init__(self, trajectory_size: int, frames: int, hidden: int, latent_size: int):
+        super().__init__()
+        self.trajectory_size = trajectory_size
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(trajectory_size * frames, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(hidden, 2 * latent_size),
+        )  # fmt: skip
+
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        return self.net(stats[:, : self.trajectory_size])
+
+
+class TrajectoryDecoder(nn.Module):
+    """One vector (B, D) -> a latent trajectory (B, d, F) for a temporal decoder."""
+
+    def __init__(self, latent_size: int, hidden: int, trajectory_size: int, frames: int):
+        super().__init__()
+        self.shape = (trajectory_size, frames)
+        self.net = nn.Sequential(
+            nn.Linear(latent_size, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(hidden, trajectory_size * frames),
+        )  # fmt: skip
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).reshape(z.shape[0], *self.shape)
+
+
+class TwoStageMode(SingleMode):
+    name = "twostage"
+
+    @property
+    def encoder_channels(self) -> int:
+        return 2 * self.cfg.trajectory_size
+
+    @property
+    def decoder_channels(self) -> int:
+        return self.cfg.trajectory_size
+
+    def encoder_head(self) -> nn.Module:
+        return TrajectoryEncoder(self.cfg.trajectory_size, self.frames_per_clip, self.cfg.head_hidden, self.latent_size)
+
+    def decoder_head(self) -> nn.Module:
+        return TrajectoryDecoder(self.latent_size, self.cfg.head_hidden, self.cfg.trajectory_size, self.frames_per_clip)
+
+    def describe(self, sample_rate: int) -> str:
+        return (f"one {self.latent_size}-d latent per {self.clip_length / sample_rate:.2f} s clip, over a "
+                f"{self.cfg.trajectory_size}-d temporal autoencoder")  # fmt: skip
+
+
+MODES: dict[str, type[LatentMode]] = {m.name: m for m in (TemporalMode, SingleMode, TwoStageMode)}
 
 
 def latent_mode(cfg: ModelConfig) -> LatentMode:

@@ -1,0 +1,144 @@
+"""Stage two of a two-stage model: one latent vector per clip, learned over a frozen temporal autoencoder.
+
+The temporal autoencoder (``train.backbone``, a temporal bundle without a posterior flow) already turns a clip into
+its latent trajectory (d dims x frames) and back into audio well. Stage two learns only the heads of
+:class:`~vaedemo.nn.modes.TwoStageMode` and the latent (RealNVP posterior flow and prior): trajectory -> one vector
+-> trajectory. Its training data are trajectories, computed once (``train.trajectory_copies`` augmented encodings of
+every training clip), so thousands of steps take minutes on a CPU. The loss is the Gaussian negative log-likelihood
+of the trajectory in units of each dimension's spread over the training set, plus beta x KL. The result is an
+ordinary bundle: the backbone's conv stacks and the new heads in one file.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from ..bundle import load
+from ..config import Config, ModelConfig, model_config_from_dict
+from ..errors import ConfigError
+from ..nn.vae import AudioVAE
+from .module import beta_at, lr_factor_at
+
+ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
+                     "pqmf_attenuation")  # fmt: skip
+FROZEN = ("encoder.net.", "decoder.net.")
+
+
+def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
+    """The experiment's model config with the backbone's architecture (those keys come from the backbone)."""
+    if backbone.latent_mode != "temporal" or backbone.posterior_flow_layers:
+        raise ConfigError(f"train.backbone {source} must be a temporal bundle without a posterior flow.")
+    values = cfg.model.to_dict() | {k: getattr(backbone, k) for k in ARCHITECTURE_KEYS}
+    values["trajectory_size"] = backbone.latent_size
+    return model_config_from_dict(values, f"{source} + the two-stage config")
+
+
+def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
+    """The two-stage AudioVAE with the backbone's conv stacks loaded and frozen."""
+    if not cfg.train.backbone:
+        raise ConfigError("model.latent_mode twostage needs train.backbone (a temporal bundle folder or hf:// id).")
+    backbone = load(cfg.train.backbone)
+    model_cfg = two_stage_model_config(cfg, backbone.config, cfg.train.backbone)
+    model = AudioVAE(model_cfg)
+    frozen = {k: v for k, v in backbone.model.state_dict().items() if k.startswith(FROZEN)}
+    missing = [k for k in model.state_dict() if k.startswith(FROZEN) and k not in frozen]
+    if missing:
+        raise ConfigError(f"train.backbone {cfg.train.backbone} lacks {missing[0]} of the two-stage model.")
+    model.load_state_dict(frozen, strict=False)
+    for name, p in model.named_parameters():
+        p.requires_grad_(not name.startswith(FROZEN))
+    return model, model_cfg
+
+
+@torch.no_grad()
+def encode_statistics(model: AudioVAE, dataset, copies: int, batch: int = 16) -> torch.Tensor:
+    """The frozen encoder's posterior statistics (N, 2d, frames) of every clip of ``dataset``, ``copies`` times
+    (a training set draws new augmentations each time)."""
+    out = []
+    for _ in range(copies):
+        for i in range(0, len(dataset), batch):
+            clips = torch.stack([dataset[j] for j in range(i, min(i + batch, len(dataset)))])
+            bands = model.pqmf.analysis(model.mode.fold(model.mode.pad(clips)))
+            out.append(model.encoder.net(bands))  # the temporal encoder's statistics, before the two-stage head
+    return torch.cat(out)
+
+
+class TwoStageModule(pl.LightningModule):
+    """Trains the two-stage heads and latent on precomputed trajectory statistics (one phase: ``vae``)."""
+
+    def __init__(self, cfg: Config, model: AudioVAE):
+        super().__init__()
+        self.cfg, self.vae = cfg, model
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.register_buffer("spread", torch.ones(model.cfg.trajectory_size, 1))
+        self.steps_done, self.skipped_steps, self.val_examples = 0, 0, []
+        self.phase_changes: list[tuple[int, str]] = []
+
+    def set_spread(self, stats: torch.Tensor) -> None:
+        """Each trajectory dimension's standard deviation over the training set: the loss's unit."""
+        mu = stats[:, : self.vae.cfg.trajectory_size]
+        self.spread.copy_(mu.transpose(0, 1).reshape(mu.shape[1], -1).std(dim=1, keepdim=True).clamp_min(1e-3))
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        return torch.optim.Adam([p for p in self.vae.parameters() if p.requires_grad], lr=t.lr, betas=tuple(t.betas))
+
+    def losses(self, stats: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(trajectory negative log-likelihood, KL), each per example, shape (B,)."""
+        target = stats[:, : self.vae.cfg.trajectory_size]
+        head = self.vae.encoder.head(stats)
+        if sample:
+            z, kl = self.vae.latent.kl(head)
+        else:
+            z, kl = self.vae.latent.posterior_mean(head), head.new_zeros(head.shape[0])
+        error = (self.vae.decoder.head(z) - target) / self.spread
+        return 0.5 * error.square().flatten(1).sum(1), kl
+
+    def on_train_start(self) -> None:
+        self.steps_done = int(self.step)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        step = self.steps_done
+        if not self.phase_changes:
+            rank_zero_info(f"[vaedemo] step {step}: phase 'vae'")
+            self.phase_changes.append((step, "vae"))
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.cfg.train.lr * lr_factor_at(self.cfg, step)
+        nll, kl = self.losses(batch)
+        loss = (nll + beta_at(self.cfg, step) * kl).mean()
+        bs = batch.shape[0]
+        self.log_dict({"train/trajectory_nll": nll.mean(), "train/kl": kl.mean()}, on_step=False, on_epoch=True,
+                      batch_size=bs)  # fmt: skip
+        self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
+        self.step += 1
+        self.steps_done += 1
+        if self.steps_done >= self.cfg.train.max_steps:
+            self.trainer.should_stop = True
+        return loss
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        nll, _ = self.losses(batch, sample=False)
+        _, kl = self.losses(batch)
+        # per trajectory value, in units of its spread: comparable between configs of different sizes
+        per_value = nll.mean() / (self.vae.cfg.trajectory_size * batch.shape[-1])
+        self.log("val/trajectory_nll_per_value", per_value, prog_bar=True, batch_size=batch.shape[0])
+        self.log("val/kl", kl.mean(), batch_size=batch.shape[0])
+
+
+def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
+    """(train loader, val loader, summary, training statistics): augmented statistics of the training clips, plain
+    ones of the validation clips."""
+    from ..data.dataset import build_datasets
+
+    m = model.cfg
+    torch.manual_seed(cfg.train.seed)
+    train_ds, val_ds = build_datasets(cfg.data, m.sample_rate, m.channels, m.clip_length)
+    train = encode_statistics(model, train_ds, cfg.train.trajectory_copies)
+    val = encode_statistics(model, val_ds if len(val_ds) else train_ds, 1)
+    loader = torch.utils.data.DataLoader
+    summary = (f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}, as trajectories of the frozen "
+               f"{cfg.train.backbone} ({cfg.train.trajectory_copies} augmented encodings per training clip)")  # fmt: skip
+    return (loader(train, batch_size=cfg.train.batch_size, shuffle=True, drop_last=len(train) > cfg.train.batch_size),
+            loader(val, batch_size=cfg.train.batch_size), summary, train)  # fmt: skip
