@@ -58,9 +58,11 @@ def report_markdown(name: str, results: list[dict]) -> str:
         for sys_name, m in r["reconstruction"].items():
             lines.append(f"| {sys_name} | {m['log_mel_l1']:.3f} | {m['multi_resolution_stft']:.3f} | "
                          f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} |")
-        lines += ["", "| generation | KID | FD |", "|---|---|---|"]
+        lines += ["", "| generation | KID | FD | median / lowest peak (dBFS) |", "|---|---|---|---|"]
         for g_name, m in r["generation"].items():
-            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {m['fd']:.2f} |")
+            level = (f"{m['median_peak_dbfs']:.1f} / {m['min_peak_dbfs']:.1f}" if "median_peak_dbfs" in m else
+                     f"held-out clips: {m['real_peak_dbfs']:.1f}" if "real_peak_dbfs" in m else "")  # fmt: skip
+            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {m['fd']:.2f} | {level} |")
         lines.append("")
     return "\n".join(lines)
 

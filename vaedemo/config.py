@@ -86,6 +86,7 @@ class ModelConfig:
     # trajectory_size dims per frame; MLP heads of head_hidden units map the whole trajectory to the vector and back
     trajectory_size: int = 16
     head_hidden: int = 512
+    head_dropout: float = 0.0  # dropout between the heads' layers while training (stage two overfits 456 clips)
     posterior_flow_layers: int = 0  # RealNVP couplings after the Gaussian posterior (0 = plain Gaussian)
     prior_flow_layers: int = 0  # RealNVP couplings of the learned prior (0 = standard normal)
     flow_hidden: int = 256
@@ -298,6 +299,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     need(len(m.ratios) > 0 and all(r >= 1 for r in m.ratios), f"model.ratios must be positive, got {m.ratios}")
     need(m.capacity >= 1 and m.latent_size >= 1, "model.capacity and model.latent_size must be positive")
     need(m.trajectory_size >= 1 and m.head_hidden >= 1, "model.trajectory_size and model.head_hidden must be positive")
+    need(0.0 <= m.head_dropout < 1.0, f"model.head_dropout must be in [0, 1), got {m.head_dropout}")
     need(m.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {m.kernel_size}")
     need(m.channels in (1, 2), f"model.channels must be 1 (mono) or 2 (stereo), got {m.channels}")
     need(m.sample_rate >= 8000, f"model.sample_rate must be at least 8000, got {m.sample_rate}")

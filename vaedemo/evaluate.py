@@ -119,12 +119,22 @@ def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples:
         gen["real vs real (floor)"] = _generation_scores(real, floor, kid, frechet_distance)
     # the decoder's bound: its reconstructions of the very clips; prior samples seldom beat it
     gen["reconstructions (decoder bound)"] = _generation_scores(real, clip_features(recon, sr), kid, frechet_distance)
+    gen["reconstructions (decoder bound)"].update(peak_levels(recon))
+    gen["real vs real (floor)" if others else "reconstructions (decoder bound)"]["real_peak_dbfs"] = peak_levels(clips)[
+        "median_peak_dbfs"]  # the held-out clips' own level, for the samples' loudness to be read against
     priors = [("flow prior", True), ("gaussian prior", False)] if engine.has_prior_flow else [("gaussian prior", False)]
     for name, use_flow in priors:
         audio = engine.sample(n, temperature=1.0, seed=seed, use_flow=use_flow, seconds=seconds)[:, :length]
         gen[name] = _generation_scores(real, clip_features(list(audio), sr), kid, frechet_distance)
+        gen[name].update(peak_levels(list(audio)))
     result["generation"] = gen
     return result
+
+
+def peak_levels(clips) -> dict[str, float]:
+    """Median and lowest peak level (dBFS) of a set of clips: prior samples should sound as loud as real hits."""
+    peaks = [20 * np.log10(max(float(np.abs(c).max()), 1e-10)) for c in clips]
+    return {"median_peak_dbfs": float(np.median(peaks)), "min_peak_dbfs": float(np.min(peaks))}
 
 
 def _generation_scores(real, fake, kid, frechet_distance) -> dict[str, float]:

@@ -200,12 +200,12 @@ class TrajectoryEncoder(nn.Module):
     """Posterior statistics of a temporal encoder (B, 2d, F) -> statistics of one vector (B, 2D): an MLP over the
     trajectory's mean (B, d * F)."""
 
-    def __init__(self, trajectory_size: int, frames: int, hidden: int, latent_size: int):
+    def __init__(self, trajectory_size: int, frames: int, hidden: int, latent_size: int, dropout: float = 0.0):
         super().__init__()
         self.trajectory_size = trajectory_size
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(trajectory_size * frames, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, 2 * latent_size),
+            nn.Flatten(), nn.Linear(trajectory_size * frames, hidden), nn.SiLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(hidden, 2 * latent_size),
         )  # fmt: skip
 
     def forward(self, stats: torch.Tensor) -> torch.Tensor:
@@ -215,12 +215,12 @@ class TrajectoryEncoder(nn.Module):
 class TrajectoryDecoder(nn.Module):
     """One vector (B, D) -> a latent trajectory (B, d, F) for a temporal decoder."""
 
-    def __init__(self, latent_size: int, hidden: int, trajectory_size: int, frames: int):
+    def __init__(self, latent_size: int, hidden: int, trajectory_size: int, frames: int, dropout: float = 0.0):
         super().__init__()
         self.shape = (trajectory_size, frames)
         self.net = nn.Sequential(
-            nn.Linear(latent_size, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-            nn.Linear(hidden, trajectory_size * frames),
+            nn.Linear(latent_size, hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Dropout(dropout), nn.Linear(hidden, trajectory_size * frames),
         )  # fmt: skip
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -239,10 +239,12 @@ class TwoStageMode(SingleMode):
         return self.cfg.trajectory_size
 
     def encoder_head(self) -> nn.Module:
-        return TrajectoryEncoder(self.cfg.trajectory_size, self.frames_per_clip, self.cfg.head_hidden, self.latent_size)
+        c = self.cfg
+        return TrajectoryEncoder(c.trajectory_size, self.frames_per_clip, c.head_hidden, self.latent_size, c.head_dropout)
 
     def decoder_head(self) -> nn.Module:
-        return TrajectoryDecoder(self.latent_size, self.cfg.head_hidden, self.cfg.trajectory_size, self.frames_per_clip)
+        c = self.cfg
+        return TrajectoryDecoder(self.latent_size, c.head_hidden, c.trajectory_size, self.frames_per_clip, c.head_dropout)
 
     def describe(self, sample_rate: int) -> str:
         return (f"one {self.latent_size}-d latent per {self.clip_length / sample_rate:.2f} s clip, over a "
