@@ -23,7 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("data") / "golden.json"
-BUNDLES = ("drums_single_flow", "drums_temporal")
+BUNDLES = ("drums_single_flow", "drums_temporal", "drums_twostage")
 
 
 def _drum(sr: int, seconds: float, seed: int) -> np.ndarray:
