@@ -4,6 +4,10 @@
 #   docker build -t vaedemo .
 #   docker run --rm -p 7860:7860 vaedemo                      # then open http://localhost:7860
 #   docker run --rm -p 7860:7860 vaedemo python app.py --checkpoint hf://org/repo   # another model (needs network)
+#   docker run --rm -p 7860:7860 -e VAEDEMO_AUTH=ann:secret vaedemo   # ask for a login (see "Running it for others")
+#
+# app.py runs as PID 1 and handles SIGTERM itself: `docker stop` removes its temporary files and stops it in a second
+# or two (a Python PID 1 without a handler ignores SIGTERM until Docker kills it 10 s later, leaving files behind).
 #
 # CUDA variant: the same image with torch's CUDA wheels (they bundle the CUDA libraries; the host needs the NVIDIA
 # driver and the NVIDIA container toolkit):
@@ -46,4 +50,5 @@ USER vaedemo
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:7860/', timeout=4)" || exit 1
+STOPSIGNAL SIGTERM
 CMD ["python", "app.py"]

@@ -1,4 +1,5 @@
-"""The vaedemo browser demo: ``python app.py [--checkpoint PATH|hf://org/repo ...] [--host H] [--port P] [--share]``.
+"""The vaedemo browser demo: ``python app.py [--checkpoint PATH|hf://org/repo ...] [--host H] [--port P] [--share]
+[--auth USER:PASSWORD ...]``.
 
 The entry point only: parse the command line, build the page with :mod:`vaedemo.demo` (one module per tab, next to
 its handlers; the stable API endpoints ``/reconstruct``, ``/sample`` and ``/interpolate``, see the README) and
@@ -16,6 +17,9 @@ import torch
 
 from vaedemo.cli import user_errors
 from vaedemo.demo import create, launch
+from vaedemo.demo.files import MAX_TEMP_MB, private_temp_files
+from vaedemo.demo.guard import PER_CLIENT, parse_auth
+from vaedemo.errors import VaedemoError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,11 +32,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT") or 7860,
         help="default $GRADIO_SERVER_PORT or 7860")
     add("--share", action="store_true", help="also serve through a public gradio.live link")
+    add("--auth", action="append", default=[], metavar="USER:PASSWORD",
+        help="ask for a login; repeatable; $VAEDEMO_AUTH adds more (pairs separated by commas or spaces)")
     add("--data", action="append", default=[], help="folder of audio for the latent map; repeatable")
     add("--max-seconds", type=float, default=30.0, help="longer inputs are trimmed, with a warning (default 30)")
     add("--max-file-size", default="50mb", help="largest upload (default 50mb)")
     add("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
-    add("--concurrency", type=int, default=2, help="requests computed at the same time, others queue (default 2)")
+    add("--concurrency", type=int, default=2, help="requests computed at the same time, others wait (default 2)")
+    add("--per-client", type=int, default=PER_CLIENT,
+        help=f"requests one client (IP address) may have running or waiting (default {PER_CLIENT})")
+    add("--max-temp-mb", type=float, default=MAX_TEMP_MB,
+        help=f"temporary files (uploads, outputs) kept at most, oldest deleted first (default {MAX_TEMP_MB})")
     add("--threads", type=int, default=None, help="torch threads per request (default: cores / concurrency)")
     return ap.parse_args(argv)  # argparse applies type= to string defaults: a bad $GRADIO_SERVER_PORT is reported
 
@@ -40,13 +50,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    auth = parse_auth(a.auth, os.environ.get("VAEDEMO_AUTH"))
+    if a.max_seconds <= 0 or a.max_temp_mb <= 0 or a.concurrency < 1 or a.per_client < 1:
+        raise VaedemoError("--max-seconds, --max-temp-mb, --concurrency and --per-client must be positive.")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
-    demo = create(a.checkpoint, a.data, a.max_seconds, device)
-    # one request per group of cores: a multi-threaded op stalls badly when another request (or process) holds a core
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch.set_num_threads(a.threads or max(1, cores // a.concurrency))
-    launch(demo, a.max_file_size, concurrency=a.concurrency, allowed=[Path(d) for d in a.data], server_name=a.host,
-           server_port=a.port, share=a.share)  # fmt: skip
+    try:
+        with private_temp_files():  # entered before the page is built (Gradio reads its cache folder then)
+            demo = create(a.checkpoint, a.data, a.max_seconds, device)
+            # one request per group of cores: a multi-threaded op stalls badly when another request holds a core
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            torch.set_num_threads(a.threads or max(1, cores // a.concurrency))
+            launch(demo, a.max_file_size, concurrency=a.concurrency, allowed=[Path(d) for d in a.data],
+                   server_name=a.host, server_port=a.port, share=a.share, per_client=a.per_client,
+                   max_temp_mb=a.max_temp_mb, auth=auth)  # returns when the server stops (Ctrl-C, SIGTERM)  # fmt: skip
+    except KeyboardInterrupt:  # stopped while starting
+        return 130
     return 0
 
 

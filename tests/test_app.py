@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -12,15 +15,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 from e2e.bundles import tiny_bundles
+from gradio.utils import get_upload_folder
 
 from vaedemo import plots
 from vaedemo.demo import build_demo
-from vaedemo.demo.files import TempFiles
+from vaedemo.demo.files import GRACE_SECONDS, TempFiles
 from vaedemo.demo.interpolate import interpolate, interpolate_at
 from vaedemo.demo.latent_map import latent_map, map_point
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.page import model_info
-from vaedemo.demo.reconstruct import reconstruct
+from vaedemo.demo.reconstruct import METRIC_LABELS, reconstruct
 from vaedemo.demo.sample import direction_labels, move, sample
 from vaedemo.demo.state import DemoState
 from vaedemo.errors import CheckpointError, VaedemoError
@@ -160,7 +164,8 @@ def test_reconstruct_keeps_rate_length_and_channels(state, files, name, rate, fr
     info = sf.info(out)
     expected = frames if frames is not None else sf.info(files[name]).frames
     assert (info.samplerate, info.frames, info.channels) == (rate, expected, channels)
-    assert np.isfinite(list(metrics.values())).all() and "SI-SDR" in table
+    assert np.isfinite([metrics[k] for k in METRIC_LABELS]).all() and "SI-SDR" in table
+    assert metrics["trimmed"] is False and metrics["seconds_used"] == pytest.approx(expected / rate, abs=1e-3)
     z_in, z_out = fig_in.data[0].z, fig_out.data[0].z
     assert z_in.shape[0] <= plots.MAX_MELS and z_in.shape[1] <= plots.MAX_FRAMES and z_in.dtype == np.int8
     assert (fig_in.data[0].zmin, fig_in.data[0].zmax) == (fig_out.data[0].zmin, fig_out.data[0].zmax)  # one scale
@@ -188,8 +193,23 @@ def test_reconstruct_without_input_or_with_an_unknown_model(state, files):
 
 def test_long_input_is_trimmed_with_a_warning(state, files):
     with pytest.warns(UserWarning, match=r"long.wav is 5.0 s long; only the first 3 s are used."):
-        out, *_ = reconstruct(state, str(files["long"]), "tiny_temporal")
+        out, _, _, table, result = reconstruct(state, str(files["long"]), "tiny_temporal")
     assert sf.info(out).frames == 3 * SR
+    assert "only the first 3 s are used" in table  # the page says so below the metrics, the API in its result
+    assert (result["trimmed"], result["seconds_used"], result["seconds_in_file"]) == (True, 3.0, 5.0)
+
+
+@pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_stereo"])
+def test_many_channels_at_a_high_rate_are_reconstructed_two_at_a_time(state, tmp_path, model):
+    x = noise(4800, 5)
+    sf.write(tmp_path / "wide.wav", x, 96000, subtype="FLOAT")
+    out, fig_in, _, _, result = reconstruct(state, str(tmp_path / "wide.wav"), model)
+    info = sf.info(out)
+    assert (info.samplerate, info.frames, info.channels) == (96000, 4800, 5)
+    eng = state.models.get(model)
+    whole = eng.reconstruct(x, 96000)  # the engine's own channel grouping: the same result
+    assert np.allclose(sf.read(out, dtype="float32")[0], whole, atol=2 / 32768)
+    assert "96000 Hz, 5 channels" in fig_in.layout.title.text and not result["trimmed"]
 
 
 def test_reconstruction_keeps_the_original_loudness(state, tmp_path):
@@ -210,11 +230,41 @@ def test_stereo_model_keeps_stereo(state, files):
     assert sf.info(out).channels == 2
 
 
+def age(path, seconds: float) -> None:
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
 def test_output_files_are_unique_and_cleaned_up():
     tmp = TempFiles(max_age=0)
     a, b = (tmp.wav(np.zeros((10, 1), np.float32), SR, "same") for _ in range(2))
     assert a != b and Path(a).parent == tmp.dir
+    assert Path(get_upload_folder()).resolve() in Path(a).resolve().parents  # Gradio serves it without a copy
+    assert tmp.sweep(force=True) == 0  # younger than the grace period: its request may not have fetched it yet
+    for p in (a, b):
+        age(p, GRACE_SECONDS + 1)
     assert tmp.sweep(force=True) == 2 and not Path(a).exists()
+    tmp.close()
+    assert not tmp.dir.exists()
+
+
+def test_temporary_files_are_bounded_oldest_first(tmp_path):
+    tmp = TempFiles(max_bytes=5000 + 3 * 2044)  # the page's file and three of the wavs below (2000 bytes + header)
+    page = tmp.dir / "example.flac"  # there when the server starts: kept whatever the bound, and counted
+    page.write_bytes(b"x" * 5000)
+    tmp.start(every=3600)
+    paths = []
+    for i in range(6):
+        paths.append(Path(tmp.wav(np.zeros((1000, 1), np.float32), SR, f"out{i}")))
+        age(paths[-1], 100 - i)  # out0 is the oldest
+    tmp.sweep(force=True)
+    assert [p.exists() for p in paths] == [False, False, False, True, True, True] and page.exists()
+    assert tmp.total_bytes() <= tmp.max_bytes
+    tmp.max_bytes = 10**9
+    fresh = Path(tmp.wav(np.zeros((10, 1), np.float32), SR, "fresh"))
+    age(fresh, 2 * 3600)
+    assert tmp.sweep(force=True) == 1 and not fresh.exists()  # older than max_age
+    tmp.close()
 
 
 # ---------------------------------------------------------------------------------------------------- sample
@@ -311,3 +361,63 @@ def test_spectrogram_display_is_small_for_long_audio():
     assert s.db.shape[0] == 64 and 300 < s.db.shape[1] <= 400 and s.db.dtype == np.int8
     assert plots.display_spectrogram(noise(1000), 1000).db.shape[0] < 64  # low rates: fewer mel bins, no error
     assert len(plots.spectrogram_figure(s, "x").to_json()) < 60_000
+
+
+# ---------------------------------------------------------------------------------------------------- guards
+@pytest.mark.parametrize(
+    "value, message",
+    [("abc", "The seed must be a number, got 'abc'."), ("1e400", "The seed must be between 0 and 2147483647, got '1e400'."),
+     (float("nan"), "The seed must be a number, got nan."), ([3], "The seed must be a number, got [3]."),
+     (None, "The seed must be a number, got None."), (-1, "The seed must be between 0 and 2147483647, got -1.")],
+)  # fmt: skip
+def test_settings_of_any_type_get_one_sentence(state, value, message):
+    with pytest.raises(gr.Error) as e:
+        sample(state, 1, 1.0, value, True, "tiny_single_flow")
+    assert e.value.message == message
+    assert sample(state, "2", " 0.5 ", "7", "true", "tiny_single_flow")[0]  # strings of numbers are numbers
+
+
+def test_user_input_is_echoed_as_a_short_escaped_excerpt(state):
+    for call in (lambda v: sample(state, 1, 1.0, 0, True, v), lambda v: sample(state, v, 1.0, 0, True, None),
+                 lambda v: interpolate(state, "prior sample", None, 1, "prior sample", None, 2, 3, v, None),
+                 lambda v: latent_map(state, v, "kit", None)):  # fmt: skip
+        with pytest.raises(gr.Error) as e:
+            call("\x1b[2J" + "x" * 100_000)
+        assert len(e.value.message) < 200 and "x" * 56 not in e.value.message and "\x1b" not in e.value.message
+    with pytest.raises(gr.Error, match="use_flow.* must be true or false"):
+        sample(state, 1, 1.0, 0, {"a": 1}, None)
+
+
+def test_gate_limits_each_client_and_the_server():
+    from types import SimpleNamespace
+
+    from vaedemo.demo.guard import Gate
+
+    def client(host):
+        return SimpleNamespace(client=SimpleNamespace(host=host), session_hash="s")
+
+    gate = Gate(concurrency=2, per_client=2, max_waiting=1)  # nothing below waits for a slot
+    a, b = client("10.0.0.1"), client("10.0.0.2")
+    with contextlib.ExitStack() as held:
+        held.enter_context(gate(a))
+        with pytest.raises(gr.Error, match="You already have 2 requests running or waiting; wait for one") as e:
+            held.enter_context(gate(a, "model-load"))
+            held.enter_context(gate(a))
+        assert e.value.print_exception is False and gate.in_flight("ip:10.0.0.1") == 2
+    with contextlib.ExitStack() as held:
+        for c, pool in ((a, "compute"), (b, "compute"), (client("10.0.0.3"), "model-load")):
+            held.enter_context(gate(c, pool))
+        with pytest.raises(gr.Error, match="The server is busy"):  # 3 = concurrency + max_waiting
+            held.enter_context(gate(client("10.0.0.4")))
+    assert gate.in_flight() == 0
+
+
+def test_logins_from_the_command_line_and_the_environment():
+    from vaedemo.demo.guard import parse_auth
+
+    assert parse_auth(["ann:pa:ss"], "bob:x, cy:y\nd:z") == [("ann", "pa:ss"), ("bob", "x"), ("cy", "y"), ("d", "z")]
+    assert parse_auth([], None) == []
+    for bad in ("ann", "ann:", ":secret"):
+        with pytest.raises(VaedemoError, match="user:password") as e:
+            parse_auth([bad])
+        assert "secret" not in str(e.value)

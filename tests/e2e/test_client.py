@@ -36,7 +36,9 @@ def test_reconstruct_keeps_rate_length_and_channels(client, upload, model):
     out, metrics = client.predict(handle_file(str(upload)), model, api_name="/reconstruct")
     info = sf.info(out)
     assert (info.samplerate, info.frames, info.channels) == (22050, 28665, 2)
-    assert set(metrics) == {"log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr"}
+    assert set(metrics) == {"log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "trimmed",
+                            "seconds_used", "seconds_in_file"}  # fmt: skip
+    assert (metrics["trimmed"], metrics["seconds_used"], metrics["seconds_in_file"]) == (False, 1.3, 1.3)
 
 
 def test_sample_returns_n_clips_at_the_model_rate(client):
@@ -61,10 +63,11 @@ def test_interpolate_returns_the_path(client, upload):
     assert len(temporal) == 3 and sf.info(temporal[0]).frames == -(-int(0.8 * 44100) // 512) * 512
 
 
-def test_eight_concurrent_reconstructions_all_succeed(client, upload):
+def test_eight_concurrent_reconstructions_all_succeed(server, upload):
+    # four users (addresses as a trusted proxy forwards them) with two requests each: within the per-client limit
+    users = [Client(server, verbose=False, headers={"X-Forwarded-For": f"198.51.100.{i + 1}"}) for i in range(4)]
     with ThreadPoolExecutor(8) as pool:
-        call = lambda: client.predict(handle_file(str(upload)), api_name="/reconstruct")
-        jobs = [pool.submit(call) for _ in range(8)]
+        jobs = [pool.submit(u.predict, handle_file(str(upload)), api_name="/reconstruct") for u in users * 2]
         results = [j.result(timeout=120) for j in jobs]
     assert len({out for out, _ in results}) == 8  # every request got its own file
     assert all(sf.info(out).frames == 28665 for out, _ in results)

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from gradio.data_classes import FileData
 
+from vaedemo.audio import shown_name
 from vaedemo.errors import VaedemoError
 
 log = logging.getLogger("vaedemo.app")  # the demo's log (skipped files, unexpected errors)
 ROOT = Path(__file__).resolve().parents[2]  # the repository: app.py, examples/, checkpoints/
 EXAMPLES = ROOT / "examples"
 N_DIRECTIONS = 4  # latent directions (prior PCA) offered in the Sample tab
-HARD_LIMIT_SECONDS = 600.0  # refused outright; anything above the app's max duration is trimmed with a warning
 
 THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="amber", text_size="lg")
 CSS = """
@@ -27,8 +28,9 @@ CSS = """
 #summary p {font-size: 1.1rem}
 """
 AUDIO_OUT = {"type": "filepath", "interactive": False, "buttons": ["download"]}
-# UI events are not part of the API; all model work shares one concurrency group (launch(concurrency=...) at a time)
-UI = {"api_visibility": "private", "concurrency_id": "compute"}
+# UI events are not part of the API. Gradio hands them to their handlers at once (no concurrency limit of its own):
+# the handlers wait in the demo's gate (guard.Gate), which limits each client and runs `concurrency` at a time.
+UI = {"api_visibility": "private", "concurrency_limit": None}
 PLAYABLE = {".wav", ".flac", ".mp3", ".ogg"}
 
 
@@ -78,13 +80,48 @@ def user_errors(fn):
     return wrapper
 
 
+def shown(value) -> str:
+    """A value from a user as messages may show it: a short (<= 60 characters), escaped excerpt."""
+    text = value[:200] if isinstance(value, str) else repr(value)[:200]  # repr() of all of a 1 MB string: not needed
+    out = shown_name(text)
+    return f"'{out}'" if isinstance(value, str) and out == text else out  # quoted, as the excerpts are
+
+
 def number(value, name: str, lo: float, hi: float, integer: bool = True) -> float:
-    """A setting from the page or the API, checked: one sentence naming it when it is not a number in [lo, hi]."""
+    """A setting from the page or the API, checked: one sentence naming it when it is not a number in [lo, hi].
+
+    Anything may arrive here (the API's number inputs pass their values through unchanged, so that a bad one gets
+    this sentence rather than Gradio's generic error): numbers, strings such as ``'abc'`` or ``'1e400'``, lists."""
+    if isinstance(value, str) and len(value) <= 100:
+        value = value.strip()
     try:
+        if isinstance(value, (list, tuple, dict, set, bytes)) or (isinstance(value, str) and len(value) > 100):
+            raise ValueError
         v = float(value)
-    except (TypeError, ValueError):
-        raise VaedemoError(f"{name} must be a number, got '{value}'.") from None
-    v = int(round(v)) if integer and np.isfinite(v) else v
-    if not lo <= v <= hi:
-        raise VaedemoError(f"{name} must be between {lo:g} and {hi:g}, got {v:g}.")
-    return v
+    except (TypeError, ValueError, OverflowError):
+        raise VaedemoError(f"{name} must be a number, got {shown(value)}.") from None
+    if math.isnan(v):
+        raise VaedemoError(f"{name} must be a number, got {shown(value)}.")
+    if not (math.isfinite(v) and lo <= (int(round(v)) if integer else v) <= hi):
+        raise VaedemoError(f"{name} must be between {_bound(lo)} and {_bound(hi)}, got {shown(value)}.")
+    return int(round(v)) if integer else v
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def flag(value, name: str) -> bool:
+    """A switch from the page or the API: true/false (1/0 and the strings 'true'/'false' too), else one sentence."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise VaedemoError(f"{name} must be true or false, got {shown(value)}.")
+
+
+def choice(value, name: str, options) -> str:
+    """One of a fixed set of strings (an interpolation method, a folder, ...), else one sentence listing them."""
+    if isinstance(value, str) and value in options:
+        return value
+    raise VaedemoError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {shown(value)}.")

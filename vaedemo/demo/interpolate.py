@@ -8,25 +8,29 @@ import gradio as gr
 import numpy as np
 
 from vaedemo import plots
+from vaedemo.audio import to_channels
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, slerp
 
-from .common import AUDIO_OUT, EXAMPLES, UI, Audio, examples, intro, number, user_errors
+from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, intro, number, user_errors
+from .guard import gated
 from .state import DemoState
 
 KINDS = ["sound file", "prior sample"]
+METHODS = ["slerp", "lerp"]
 MAX_STEPS = 8
 SOURCE_EXAMPLES = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", "musescore-standard_crash.flac",
                    "timgm6mb-tr-808_closed-hat.flac"]  # fmt: skip
 
 
-def _encoded(state: DemoState, eng: Engine, label: str, path: str) -> np.ndarray:
+def _encoded(state: DemoState, eng: Engine, label: str, path: str, name: str) -> np.ndarray:
     """The latents of a source file, cached by (model, path, modification time)."""
     p = Path(path)
     key = (label, str(p), p.stat().st_mtime if p.exists() else 0)
     z = state.latents.get(key)
     if z is None:
-        z = eng.encode(*state.load(path))
+        d = state.load(path, f"a sound for {name}")
+        z = eng.encode(to_channels(d.audio, eng.channels), d.sample_rate)  # the model's channels before resampling
         with state.lock:
             state.latents[key] = z
             while len(state.latents) > 32:
@@ -35,11 +39,13 @@ def _encoded(state: DemoState, eng: Engine, label: str, path: str) -> np.ndarray
 
 
 def _source(state: DemoState, eng: Engine, model: str, kind: str, path: str | None, seed, name: str) -> np.ndarray:
-    if kind == "prior sample":
+    if choice(kind, f"the kind of {name}", KINDS) == "prior sample":
         return eng.sample_latents(1, 1.0, number(seed, f"the seed of {name}", 0, 2**31 - 1))[0]
     if not path:
         raise VaedemoError(f"choose a sound for {name} (upload one or pick an example), or use a prior sample.")
-    return eng.mode.sound_latent(_encoded(state, eng, model, path))
+    if not isinstance(path, str):  # a raw API request can send anything
+        raise VaedemoError(f"the sound for {name} must be an uploaded file.")
+    return eng.mode.sound_latent(_encoded(state, eng, model, path, name))
 
 
 def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b):
@@ -54,6 +60,7 @@ def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b
     """The N-step path A -> B -> (wav paths, one figure with a row of spectrograms)."""
     eng = state.models.get(model)
     steps = number(steps, "the number of steps", 2, MAX_STEPS)
+    method = choice(method, "the interpolation method", METHODS)
     a, b = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b)
     path = eng.interpolate(a, b, steps, method)
     paths = [state.files.wav(y, eng.sample_rate, f"step{i + 1}") for i, y in enumerate(path)]
@@ -66,8 +73,7 @@ def interpolate_at(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, see
     """One point of the path at ``position`` in [0, 1] -> (wav, figure)."""
     eng = state.models.get(model)
     t = number(position, "the position", 0.0, 1.0, integer=False)
-    if method not in ("slerp", "lerp"):
-        raise VaedemoError(f"interpolation method must be 'slerp' or 'lerp', got '{method}'.")
+    method = choice(method, "the interpolation method", METHODS)
     a, b = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b)
     z = slerp(a, b, t) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32)
     y = eng.decode(z)
@@ -107,7 +113,7 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
             sources = _source_column("A", "timgm6mb-standard_kick.flac")
             sources += _source_column("B", "timgm6mb-standard_open-hat.flac")
         with gr.Row():
-            method = gr.Radio(["slerp", "lerp"], value="slerp", label="Interpolation")
+            method = gr.Radio(METHODS, value="slerp", label="Interpolation")
             position = gr.Slider(0, 1, value=0.5, step=0.05, label="Position A → B (decoded on release)")
             steps = gr.Slider(2, MAX_STEPS, value=5, step=1, label="Steps in the path")
         with gr.Row():
@@ -118,11 +124,13 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
         path_fig = gr.Plot(label="Path A → B", elem_id="path-fig")
         path_slots, path_audio = _path_slots()
 
+    @gated(state.gate)
     def ui_path(*args):
         paths, fig = interpolate(state, *args)
         pad = [None] * (MAX_STEPS - len(paths))
         return [gr.update(visible=i < len(paths)) for i in range(MAX_STEPS)] + paths + pad + [fig]
 
+    @gated(state.gate)
     def ui_position(*args):
         return interpolate_at(state, *args)
 

@@ -13,7 +13,8 @@ from vaedemo import plots
 from vaedemo.audio import load_audio
 from vaedemo.errors import VaedemoError
 
-from .common import AUDIO_OUT, HARD_LIMIT_SECONDS, UI, Audio, intro, log, number, user_errors
+from .common import AUDIO_OUT, UI, Audio, intro, log, number, shown, user_errors
+from .guard import gated
 from .models import pca
 from .state import DemoState
 
@@ -64,20 +65,20 @@ def folder_files(folder: Path) -> tuple[list[Path], list[dict]]:
 def _map(state: DemoState, folder_name: str, model: str) -> MapData:
     """The map of a folder for a model, computed once: one summary latent vector per readable file, projected."""
     key = (model or state.models.default, folder_name)
-    if key in state.maps:
+    if all(isinstance(k, str) for k in key) and key in state.maps:  # a raw request may send lists, ...
         return state.maps[key]
-    if folder_name not in state.folders:
-        raise VaedemoError(f"there is no folder called '{folder_name}' for the latent map.")
+    if not isinstance(folder_name, str) or folder_name not in state.folders:
+        raise VaedemoError(f"there is no folder called {shown(folder_name)} for the latent map.")
     eng = state.models.get(model)
     files, meta = folder_files(state.folders[folder_name])
     vecs, keep = [], []
     for i, p in enumerate(files):
         try:
-            x, _ = load_audio(p, eng.sample_rate, eng.channels, max_seconds=HARD_LIMIT_SECONDS)
+            x, _ = load_audio(p, eng.sample_rate, eng.channels, max_seconds=state.max_seconds, trim=True)
         except VaedemoError as e:
             log.warning("latent map: skipping %s: %s", p, e)
             continue
-        z = eng.encode(x[: int(state.max_seconds * eng.sample_rate)], eng.sample_rate)
+        z = eng.encode(x, eng.sample_rate)
         vecs.append(eng.mode.summary_vector(z))  # the first clip / the mean over frames
         keep.append(i)
     if len(vecs) < 3:
@@ -107,7 +108,7 @@ def map_point(state: DemoState, folder_name: str, index, colour_by: str, model: 
     """A selected point -> (its audio file, its spectrogram, the map with the point ringed)."""
     m = _map(state, folder_name, model)
     i = number(str(index).split(":")[0], "the point", 0, len(m.files) - 1)  # "index:time" from a map click
-    x, sr = load_audio(m.files[i], max_seconds=HARD_LIMIT_SECONDS)
+    x, sr = load_audio(m.files[i], max_seconds=state.max_seconds, trim=True)
     fig = plots.spectrogram_figure(plots.display_spectrogram(x, sr), m.names[i])
     return str(m.files[i]), fig, latent_map(state, folder_name, colour_by, model, i)[0]
 
@@ -133,10 +134,12 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
         point_fig = gr.Plot(show_label=False)
         click = gr.Textbox(visible="hidden", elem_id="map-click")  # set by JS when a point is clicked
 
+    @gated(state.gate)
     def ui_map(f, c, m):
         fig, choices = latent_map(state, f, c, m)
         return fig, gr.update(choices=choices, value=None)
 
+    @gated(state.gate)
     def ui_point(f, i, c, m):
         return *map_point(state, f, i, c, m), gr.update(value=str(i).split(":")[0])
 

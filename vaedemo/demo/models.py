@@ -17,7 +17,7 @@ from vaedemo.hub import resolve
 from vaedemo.inference import Engine
 from vaedemo.nn.modes import latent_mode
 
-from .common import N_DIRECTIONS, log
+from .common import N_DIRECTIONS, log, shown
 
 
 @dataclass
@@ -96,8 +96,8 @@ class Models:
 
     def get(self, label: str | None) -> Engine:
         label = label or self.default
-        if label not in self.specs:
-            raise VaedemoError(f"there is no model called '{label}'; choose one of: {', '.join(self.specs)}.")
+        if not isinstance(label, str) or label not in self.specs:  # picker labels only, never a path or an hf:// id
+            raise VaedemoError(f"there is no model called {shown(label)}; choose one of: {', '.join(self.specs)}.")
         with self._lock:
             if label in self._engines:
                 self._engines.move_to_end(label)
@@ -119,8 +119,8 @@ class Models:
     def directions(self, label: str | None) -> Directions:
         """PCA of prior samples (flow prior where there is one; frames of temporal models count as vectors)."""
         label = label or self.default
-        if label not in self._directions:
-            eng = self.get(label)
+        if not isinstance(label, str) or label not in self._directions:
+            eng = self.get(label)  # refuses what is not a label
             z = eng.sample_latents(512, 1.0, 1234) if eng.mode.per_clip else eng.sample_latents(16, 1.0, 1234)
             components, var, ratio = pca(z.reshape(-1, eng.latent_size), N_DIRECTIONS)
             self._directions[label] = Directions(components, np.sqrt(var), ratio)

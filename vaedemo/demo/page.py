@@ -13,8 +13,12 @@ import vaedemo.demo.sample as sample_tab
 from vaedemo.card import parameter_table
 
 from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
+from .files import MAX_TEMP_MB, MB, served
+from .guard import MAX_WAITING, PER_CLIENT, gated, guard_inputs, pass_through
 from .models import Models, discover
 from .state import DemoState
+
+AUTH_MESSAGE = "This vaedemo server asks for a user name and password."
 
 
 @user_errors
@@ -35,37 +39,42 @@ def model_info(state: DemoState, model: str) -> tuple[str, str, bool]:
 def build_api(state: DemoState, default: str) -> None:
     """The stable API (gradio_client): hidden components and the named endpoints /reconstruct, /sample and
     /interpolate. Registered before the tabs, so that no UI event (private, auto-named after its function) can take
-    these names."""
+    these names. The number inputs hand their values over as they came (``guard.pass_through``): the handlers check
+    them, so that ``n='abc'`` gets a sentence that names ``n``."""
     with gr.Column(visible=False):
         a_audio = Audio(type="filepath", label="audio")
         a_audio_b = Audio(type="filepath", label="audio_b")
         a_model = gr.Textbox(value=default, label="model")
-        a_n = gr.Number(value=4, precision=0, label="n")
-        a_temp = gr.Number(value=1.0, label="temperature")
-        a_seed = gr.Number(value=0, precision=0, label="seed")
+        a_n = pass_through(gr.Number(value=4, precision=0, label="n"))
+        a_temp = pass_through(gr.Number(value=1.0, label="temperature"))
+        a_seed = pass_through(gr.Number(value=0, precision=0, label="seed"))
         a_flow = gr.Checkbox(value=True, label="use_flow")
-        a_steps = gr.Number(value=5, precision=0, label="steps")
+        a_steps = pass_through(gr.Number(value=5, precision=0, label="steps"))
         a_method = gr.Textbox(value="slerp", label="method")
         a_out = Audio(type="filepath", label="reconstruction")
         a_metrics = gr.JSON(label="metrics")
         a_files = gr.File(file_count="multiple", label="audio files")
         a_btn = gr.Button()
 
-    def reconstruct(audio: str, model: str) -> tuple[str, dict]:
-        """Reconstruct an audio file: returns (wav at the input's rate, length and channels; metrics)."""
-        out, _, _, _, metrics = reconstruct_tab.reconstruct(state, audio, model)
+    def reconstruct(audio: str, model: str, request: gr.Request) -> tuple[str, dict]:
+        """Reconstruct an audio file: returns (wav at the input's rate, length and channels; metrics and what was used
+        of the input: trimmed, seconds_used, seconds_in_file)."""
+        with state.gate(request):
+            out, _, _, _, metrics = reconstruct_tab.reconstruct(state, audio, model)
         return out, metrics
 
-    def sample(n: int, temperature: float, seed: int, use_flow: bool, model: str) -> list[str]:
+    def sample(n: int, temperature: float, seed: int, use_flow: bool, model: str, request: gr.Request) -> list[str]:
         """n sounds from the prior (wav files at the model's rate); the same seed gives the same sounds."""
-        return sample_tab.sample(state, n, temperature, seed, use_flow, model)[0]
+        with state.gate(request):
+            return sample_tab.sample(state, n, temperature, seed, use_flow, model)[0]
 
-    def interpolate(audio: str, audio_b: str, steps: int, method: str, model: str) -> list[str]:
+    def interpolate(audio: str, audio_b: str, steps: int, method: str, model: str, request: gr.Request) -> list[str]:
         """The path from audio to audio_b in `steps` wav files (method 'slerp' or 'lerp')."""
         file = interpolate_tab.KINDS[0]
-        return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model)[0]
+        with state.gate(request):
+            return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model)[0]
 
-    api = {"concurrency_id": "compute", "api_visibility": "public"}
+    api = {"api_visibility": "public", "concurrency_limit": None}  # they wait in state.gate, see guard.py
     a_btn.click(reconstruct, [a_audio, a_model], [a_out, a_metrics], api_name="reconstruct", **api)
     a_btn.click(sample, [a_n, a_temp, a_seed, a_flow, a_model], a_files, api_name="sample", **api)
     a_btn.click(interpolate, [a_audio, a_audio_b, a_steps, a_method, a_model], a_files, api_name="interpolate",
@@ -89,23 +98,38 @@ def build_demo(state: DemoState) -> gr.Blocks:
         interpolate_tab.build(state, model)
         latent_map_tab.build(state, model)
 
+        @gated(state.gate, "model-load")
         def on_model(m):  # loads the model (LRU-cached) and its prior PCA
             s, c, flow = model_info(state, m)
             labels = [gr.update(label=lab) for lab in sample_tab.direction_labels(state, m)]
             return [s, c, gr.update(value=flow, interactive=flow), *labels]
 
-        gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs],
-              concurrency_id="model-load", concurrency_limit=1, api_visibility="private")  # fmt: skip
+        gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs], concurrency_limit=None,
+              api_visibility="private")  # one model load at a time: the gate's "model-load" pool  # fmt: skip
+    guard_inputs(demo)
+    demo.vaedemo_state = state  # for launch(): the limits and the temporary files
     return demo
 
 
-def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = 64, concurrency: int = 2,
-           allowed: list[Path] = (), **kwargs):  # fmt: skip
-    """Queue (bounded, ``concurrency`` jobs at a time) and launch with the demo's theme, CSS and limits."""
-    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_WAITING, concurrency: int = 2,
+           allowed: list[Path] = (), per_client: int = PER_CLIENT, max_temp_mb: float = MAX_TEMP_MB,
+           auth: list[tuple[str, str]] | None = None, **kwargs):  # fmt: skip
+    """Launch with the demo's theme, CSS and limits: ``concurrency`` requests compute at a time, each client
+    (IP address) may have ``per_client`` running or waiting, ``queue_size`` wait in all; uploads up to
+    ``max_file_size``; temporary files up to ``max_temp_mb`` (see files.TempFiles); ``auth``: (user, password) pairs
+    that may log in (None: no login)."""
+    state: DemoState = demo.vaedemo_state
+    state.gate.configure(concurrency, per_client, queue_size)
+    state.files.max_bytes = int(max_temp_mb * MB)
+    state.files.start()
+    served(demo)
+    # Gradio's queue only passes compute events on (they have no Gradio concurrency limit, and wait in the gate): its
+    # workers outnumber what the gate may hold, and its queue is roomy, so that the gate decides who waits.
+    demo.queue(default_concurrency_limit=concurrency, max_size=4 * max(queue_size, 16))
     paths = [str(p.resolve()) for p in (EXAMPLES, *allowed)]
     return demo.launch(theme=THEME, css=CSS, js=latent_map_tab.JS, max_file_size=max_file_size, allowed_paths=paths,
-                       ssr_mode=False, footer_links=["api", "settings"], **kwargs)  # fmt: skip
+                       ssr_mode=False, footer_links=["api", "settings"], max_threads=state.gate.capacity + 16,
+                       auth=auth or None, auth_message=AUTH_MESSAGE if auth else None, **kwargs)  # fmt: skip
 
 
 def create(checkpoints: list[str] = (), data: list[str] = (), max_seconds: float = 30.0, device: str = "cpu",

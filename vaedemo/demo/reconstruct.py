@@ -2,36 +2,73 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
+import numpy as np
 
 from vaedemo import plots
-from vaedemo.audio import to_channels
+from vaedemo.audio import resample, to_channels
+from vaedemo.inference import Engine
 from vaedemo.metrics import reconstruction_metrics
 
 from .common import AUDIO_OUT, UI, Audio, examples, intro, user_errors
-from .state import DemoState
+from .guard import gated
+from .state import DemoState, trim_notice
 
 METRIC_LABELS = {"log_mel_l1": ("log-mel L1", "lower"), "multi_resolution_stft": ("multi-resolution STFT", "lower"),
                  "spectral_convergence": ("spectral convergence", "lower"),
                  "si_sdr": ("SI-SDR (dB)", "higher")}  # fmt: skip
 NO_METRICS = "Metrics appear here."
+FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
+
+
+def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int) -> np.ndarray:
+    """Engine.reconstruct of any channel count, two channels at a time: memory grows with the length and the channel
+    count of the input, but the model never sees more than a stereo input's worth at once."""
+    if x.shape[1] <= 2:
+        return eng.reconstruct(x, sr)
+    y = np.empty_like(x)
+    for i in range(0, x.shape[1], 2):
+        part = eng.reconstruct(x[:, i : i + 2], sr)
+        y[:, i : i + 2] = part if part.shape[1] == min(2, x.shape[1] - i) else part.mean(1, keepdims=True)
+    return y
+
+
+def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray:
+    return resample(to_channels(a, channels), sr, rate)
 
 
 @user_errors
 def reconstruct(state: DemoState, path: str | None, model: str):
-    """Upload -> (reconstruction wav, input figure, reconstruction figure, metrics markdown, metrics dict)."""
+    """Upload -> (reconstruction wav, input figure, reconstruction figure, metrics markdown, result dict).
+
+    The reconstruction keeps the input's rate, length and channels; the metrics and both figures are computed on a mix
+    of at most two channels at the model's rate, so that a 192 kHz, 16-channel upload costs about what the same
+    duration of stereo at the model's rate does. The result dict holds the metrics and what was used of the input
+    (``trimmed``, ``seconds_used``, ``seconds_in_file``: the /reconstruct API returns it)."""
     eng = state.models.get(model)
-    x, sr = state.load(path)
-    y = eng.reconstruct(x, sr)
+    d = state.load(path)
+    x, sr = d.audio, d.sample_rate
+    n, c_in = x.shape
+    y = reconstruct_channels(eng, x, sr)
     out = state.files.wav(y, sr, "reconstruction")
-    ch = f", {x.shape[1]} channels (mono mix shown)" if x.shape[1] > 1 else ""
+    k = min(FIGURE_CHANNELS, y.shape[1])  # a stereo model makes mono stereo
+    rate = eng.sample_rate if n * eng.sample_rate >= sr else sr  # a few samples at a high rate: not resampled to none
+    ref, est = _for_metrics(x, sr, rate, k), _for_metrics(y, sr, rate, k)
+    notice = trim_notice(Path(path).name, d, state.max_seconds) if d.trimmed else ""
+    result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3),
+              "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3)}  # fmt: skip
+    del d, x, y  # the input at its own rate and channel count is not needed any more
+    ch = f", {c_in} channels (mono mix shown)" if c_in > 1 else ""
     fig_in, fig_out = plots.spectrogram_figures(
-        [x, y], sr, [f"Input — {len(x) / sr:.2f} s, {sr} Hz{ch}", "Reconstruction"]
+        [ref, est], rate, [f"Input — {n / sr:.2f} s, {sr} Hz{ch}", "Reconstruction"]
     )
-    metrics = reconstruction_metrics(to_channels(x, y.shape[1]), y, sr)  # a stereo model makes mono stereo
-    rows = [f"| {METRIC_LABELS[k][0]} | {v:.3f} | {METRIC_LABELS[k][1]} is better |" for k, v in metrics.items()]
+    metrics = reconstruction_metrics(ref, est, rate)
+    rows = [f"| {METRIC_LABELS[m][0]} | {v:.3f} | {METRIC_LABELS[m][1]} is better |" for m, v in metrics.items()]
     table = "| metric | value | |\n|---|---|---|\n" + "\n".join(rows)
-    return out, fig_in, fig_out, table, metrics
+    table += f"\n\n{notice}" if notice else ""
+    return out, fig_in, fig_out, table, {**metrics, **result}
 
 
 def build(state: DemoState, model: gr.Dropdown) -> None:
@@ -54,11 +91,12 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
             rec_fig_out = gr.Plot(label="Reconstruction spectrogram", elem_id="spec-output")
         rec_state = gr.State()
 
+        @gated(state.gate)
         def ui_reconstruct(path, m):
             return reconstruct(state, path, m)
 
-        def ui_auto(path, m):  # a new input (upload, recording, example) runs at once; clearing it clears all
-            return reconstruct(state, path, m) if path else (None, None, None, NO_METRICS, None)
+        def ui_auto(request: gr.Request, path, m):  # a new input runs at once; clearing it clears all
+            return ui_reconstruct(request, path, m) if path else (None, None, None, NO_METRICS, None)
 
         io = {"inputs": [rec_in, model], "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state]}
         rec_btn.click(ui_reconstruct, **io, **UI)

@@ -8,7 +8,8 @@ import numpy as np
 from vaedemo import plots
 from vaedemo.inference import Engine
 
-from .common import AUDIO_OUT, N_DIRECTIONS, UI, Audio, intro, number, user_errors
+from .common import AUDIO_OUT, N_DIRECTIONS, UI, Audio, flag, intro, number, user_errors
+from .guard import gated
 from .state import DemoState
 
 MAX_SAMPLES = 8
@@ -17,7 +18,8 @@ MAX_SAMPLES = 8
 def _prior(eng: Engine, n, temperature, seed, use_flow) -> np.ndarray:
     n = number(n, "the number of samples", 1, MAX_SAMPLES)
     t = number(temperature, "the temperature", 0.0, 3.0, integer=False)
-    return eng.sample_latents(n, t, number(seed, "the seed", 0, 2**31 - 1), bool(use_flow) and eng.has_prior_flow)
+    seed = number(seed, "the seed", 0, 2**31 - 1)
+    return eng.sample_latents(n, t, seed, flag(use_flow, "the flow prior switch (use_flow)") and eng.has_prior_flow)
 
 
 @user_errors
@@ -27,7 +29,7 @@ def sample(state: DemoState, n, temperature, seed, use_flow, model: str) -> tupl
     z = _prior(eng, n, temperature, seed, use_flow)
     audio = [eng.decode(zi) for zi in z]
     paths = [state.files.wav(a, eng.sample_rate, f"sample{i + 1}") for i, a in enumerate(audio)]
-    titles = [f"Sample {i + 1} (seed {int(seed)})" for i in range(len(audio))]
+    titles = [f"Sample {i + 1} (seed {number(seed, 'the seed', 0, 2**31 - 1)})" for i in range(len(audio))]
     return paths, plots.spectrogram_figures(audio, eng.sample_rate, titles, height=240)
 
 
@@ -44,7 +46,8 @@ def move(state: DemoState, n, temperature, seed, use_flow, model: str, *amounts:
     d = state.models.directions(model)
     z = _prior(eng, n, temperature, seed, use_flow)[0]
     a = np.zeros(len(d.scales))
-    a[: len(amounts)] = np.asarray(amounts[: len(a)], np.float64)
+    for i, v in enumerate(amounts[: len(a)]):
+        a[i] = number(v, f"direction {i + 1}", -3.0, 3.0, integer=False)
     z = (z + (a * d.scales) @ d.components).astype(np.float32)  # broadcasts over the frames of temporal latents
     y = eng.decode(z)
     moved = ", ".join(f"{v:+.1f}" for v in a)
@@ -79,6 +82,7 @@ def _directions(state: DemoState, prior: list) -> list[gr.Slider]:
                 dir_audio = Audio(label="Moved sample", **AUDIO_OUT)
                 dir_reset = gr.Button("Reset directions")
 
+    @gated(state.gate)
     def ui_move(*args):
         return move(state, *args)
 
@@ -104,6 +108,7 @@ def build(state: DemoState, model: gr.Dropdown, has_flow: bool) -> tuple[gr.Chec
         prior = [n, temperature, seed, use_flow, model]
         dirs = _directions(state, prior)
 
+    @gated(state.gate)
     def ui_sample(k, t, s, f, m):
         paths, figs = sample(state, k, t, s, f, m)
         pad = [None] * (MAX_SAMPLES - len(paths))

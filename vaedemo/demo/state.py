@@ -10,34 +10,41 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from vaedemo.audio import load_audio
+from vaedemo.audio import Decoded, decode, shown_name
 from vaedemo.errors import VaedemoError
 
-from .common import HARD_LIMIT_SECONDS
 from .files import TempFiles
+from .guard import Gate
 from .models import Models
 
 
 class DemoState:
     """The models, the output files, the longest input used (``max_seconds``), the folders of the latent map
-    (name -> folder of audio, ``manifest.csv`` optional) and the tabs' caches."""
+    (name -> folder of audio, ``manifest.csv`` optional), the per-client limits (``gate``) and the tabs' caches."""
 
     def __init__(self, models: Models, max_seconds: float = 30.0, folders: dict[str, Path] | None = None):
         self.models, self.max_seconds = models, float(max_seconds)
         self.folders = {k: Path(v) for k, v in (folders or {}).items()}
         self.files = TempFiles()
+        self.gate = Gate()
         self.latents: OrderedDict[tuple, np.ndarray] = OrderedDict()  # Interpolate: encodings of its sources
         self.maps: dict[tuple, Any] = {}  # Latent map: a MapData per (model, folder)
         self.lock = threading.Lock()
 
-    def load(self, path: str | None, what: str = "a sound") -> tuple[np.ndarray, int]:
-        """Decode an upload (any format, rate, channel count); longer than max_seconds: trimmed with a warning."""
+    def load(self, path: str | None, what: str = "a sound") -> Decoded:
+        """Decode an upload (any format, rate, channel count) within the decode budget; longer than max_seconds:
+        only its start is decoded, with a warning (``Decoded.trimmed`` says so)."""
         if not path:
             raise VaedemoError(f"upload or record {what} first.")
-        x, sr = load_audio(path, max_seconds=HARD_LIMIT_SECONDS)
-        limit = int(self.max_seconds * sr)
-        if len(x) > limit:
-            name, seconds = Path(path).name, len(x) / sr
-            gr.Warning(f"{name} is {seconds:.1f} s long; only the first {self.max_seconds:g} s are used.")
-            x = x[:limit]
-        return x, sr
+        if not isinstance(path, str):  # a raw API request can send anything
+            raise VaedemoError(f"{what} must be an uploaded file.")
+        d = decode(path, max_seconds=self.max_seconds, trim=True)
+        if d.trimmed:
+            gr.Warning(trim_notice(Path(path).name, d, self.max_seconds))
+        return d
+
+
+def trim_notice(name: str, d: Decoded, max_seconds: float) -> str:
+    """The one sentence that says an input was trimmed to max_seconds."""
+    length = f"is {d.seconds_in_file:.1f} s long" if d.seconds_in_file else f"is longer than {max_seconds:g} s"
+    return f"{shown_name(name)} {length}; only the first {max_seconds:g} s are used."
