@@ -105,6 +105,8 @@ def test_discover_prefers_a_single_latent_flow_model_and_explains_an_empty_folde
     (tmp_path / "not_a_bundle").mkdir()
     specs, default = discover(tmp_path, [])
     assert [s.label for s in specs] == ["a_tiny_temporal", "b_tiny_single_flow"] and default == "b_tiny_single_flow"
+    (tmp_path / "DEFAULT").write_text("a_tiny_temporal\n")  # a deliberate choice wins
+    assert discover(tmp_path, [])[1] == "a_tiny_temporal"
     specs, default = discover(tmp_path, [str(bundles["tiny_stereo"])])
     assert default == "tiny_stereo" and len(specs) == 3  # the command line comes first
     with pytest.raises(CheckpointError, match="not a bundle folder"):

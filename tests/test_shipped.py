@@ -38,7 +38,8 @@ def test_shipped_bundle_loads_runs_and_documents_itself(path: Path):
     assert np.array_equal(s, engine.sample(2, seed=3)) and np.isfinite(s).all()
 
 
-def test_the_app_defaults_to_the_single_latent_flow_model():
+def test_the_app_defaults_to_the_two_stage_flow_model():
     specs, default = discover(ROOT / "checkpoints")
     spec = next(s for s in specs if s.label == default)
+    assert default == (ROOT / "checkpoints" / "DEFAULT").read_text().strip() == "drums_twostage"
     assert spec.single and spec.prior_flow

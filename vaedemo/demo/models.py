@@ -30,7 +30,8 @@ class ModelSpec:
 
 def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> tuple[list[ModelSpec], str]:
     """The models to offer and the default label: ``extra`` (command line; the first one is the default) then the
-    bundles in ``checkpoints`` (sorted; default a single-latent model with a prior flow)."""
+    bundles in ``checkpoints`` (sorted; default the one named in ``checkpoints/DEFAULT``, else the first
+    one-vector-per-clip model with a prior flow)."""
     specs: list[ModelSpec] = []
 
     def add(source: str, label: str) -> ModelSpec:
@@ -58,7 +59,10 @@ def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> 
         )
     if extra:
         return specs, specs[0].label
-    best = next((s for s in shipped if s.single and s.prior_flow), shipped[0])
+    named = Path(checkpoints) / "DEFAULT"
+    chosen = named.read_text().strip() if named.is_file() else ""
+    best = next((s for s in shipped if s.label == chosen), None)
+    best = best or next((s for s in shipped if s.single and s.prior_flow), shipped[0])
     return specs, best.label
 
 
