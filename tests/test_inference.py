@@ -9,7 +9,7 @@ from vaedemo.nn.vae import AudioVAE
 
 
 def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, **kw):
-    cfg = tiny_config(mode, flows=flows, data__channels=channels)
+    cfg = tiny_config(mode, flows=flows, model__channels=channels)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():
