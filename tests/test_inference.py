@@ -8,8 +8,8 @@ from vaedemo.inference import Engine, interpolate_latents, slerp
 from vaedemo.nn.vae import AudioVAE
 
 
-def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, **kw):
-    cfg = tiny_config(mode, flows=flows, model__channels=channels)
+def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, causal=False, **kw):
+    cfg = tiny_config(mode, flows=flows, model__channels=channels, model__causal=causal)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():
@@ -37,14 +37,19 @@ def test_stereo_model_keeps_stereo(tiny_config, tmp_path):
     assert eng.sample(2, seed=1).shape == (2, 2048, 2)
 
 
-def test_temporal_chunks_have_no_seams(tiny_config, tmp_path):
-    eng = _engine(tiny_config, tmp_path, "temporal", flows=0, chunk_seconds=0.1)
+@pytest.mark.parametrize("causal", [False, True])
+def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal):
+    """Chunked reconstruction equals the whole signal through the model; a causal model's lag is shifted back."""
+    eng = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=causal, chunk_seconds=0.1)
     assert eng.chunk < 20000  # several chunks below
+    lag = eng.model.delay
+    assert (lag > 0) == causal
     x = np.random.default_rng(1).standard_normal((20000, 1)).astype(np.float32) * 0.1
     chunked = eng.reconstruct(x, 16000)
     with torch.no_grad():
-        whole = eng.model(torch.from_numpy(x.T[None].copy()), sample=False).audio[0].numpy().T
-    assert np.allclose(chunked, whole, atol=1e-5)
+        padded = torch.from_numpy(np.pad(x, ((0, lag), (0, 0))).T[None].copy())
+        whole = eng.model(padded, sample=False).audio[0].numpy().T[lag : lag + len(x)]
+    assert chunked.shape == x.shape and np.allclose(chunked, whole, atol=1e-5)
 
 
 def test_sample_is_deterministic_per_seed(tiny_config, tmp_path):

@@ -10,9 +10,10 @@ BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.bands=4", "m
         "model.latent_size=6", "model.flow_hidden=16"]
 
 
-def _model(mode, causal, channels=1, flows=0):
+def _model(mode, causal, channels=1, flows=0, bands=4):
     cfg = load_config(None, BASE + [f"model.latent_mode={mode}", f"model.causal={causal}", f"model.channels={channels}",
-                                    f"model.posterior_flow_layers={flows}", f"model.prior_flow_layers={flows}"])
+                                    f"model.posterior_flow_layers={flows}", f"model.prior_flow_layers={flows}",
+                                    f"model.bands={bands}"])
     torch.manual_seed(0)
     return AudioVAE(cfg.model).eval()
 
@@ -51,17 +52,46 @@ def test_stereo_keeps_two_channels():
         model(torch.randn(1, 1, 3000))
 
 
-def test_causal_model_does_not_look_ahead():
-    model = _model("temporal", True)
-    x = torch.randn(1, 1, 4096)
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("flows,bands", [(0, 1), (2, 1), (0, 4)])
+def test_causal_model_never_looks_ahead(channels, flows, bands):
+    """Inputs equal up to sample t and different after give outputs equal up to t, for several t (look-ahead 0).
+    bands=1 (no PQMF lag to hide behind) checks the conv stack and the one-frame delay on their own."""
+    model = _model("temporal", True, channels=channels, flows=flows, bands=bands)
+    with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.randn(1, channels, 6000)
+    for t in (1, 700, 2048, 3001, 5555):
+        x2 = x.clone()
+        x2[..., t:] = torch.randn(1, channels, 6000 - t)
+        with torch.no_grad():
+            y, y2 = model(x, sample=False).audio, model(x2, sample=False).audio
+        assert torch.allclose(y[..., :t], y2[..., :t], atol=1e-6), t
+        assert not torch.allclose(y[..., t + model.delay :], y2[..., t + model.delay :], atol=1e-6), t
+
+
+def test_a_non_causal_model_does_look_ahead_and_has_no_delay():
+    model = _model("temporal", False)
+    assert model.delay == 0
+    x = torch.randn(1, 1, 6000)
     x2 = x.clone()
-    x2[..., 3000:] = torch.randn(1, 1, 1096)
+    x2[..., 3000:] = 0
     with torch.no_grad():
-        y, y2 = model(x, sample=False).audio, model(x2, sample=False).audio
-    # PQMF filters are centred (non-causal by taps // 2), the conv stack is causal: outputs agree well before 3000
-    safe = 3000 - model.pqmf.taps - model.hop
-    assert torch.allclose(y[..., :safe], y2[..., :safe], atol=1e-5)
-    assert not torch.allclose(y[..., 3000:], y2[..., 3000:])
+        assert not torch.allclose(model(x).audio[..., :3000], model(x2).audio[..., :3000], atol=1e-6)
+
+
+def test_causal_delay_is_the_pqmf_lag_plus_one_frame():
+    model = _model("temporal", True)
+    assert model.delay == model.pqmf.taps - 1 + model.hop and _model("temporal", True, bands=1).delay == 8
+    from vaedemo.nn.pqmf import PQMF
+
+    pqmf = PQMF(4, causal=True)
+    x = torch.randn(1, 1, 4096)
+    y = pqmf.synthesis(pqmf.analysis(x))
+    lag = pqmf.delay
+    err = y[..., lag + 500 : -500] - x[..., 500 : 4096 - lag - 500]
+    assert 10 * torch.log10(x.pow(2).mean() / err.pow(2).mean()) > 40  # the same filter bank, lagging by taps - 1
 
 
 def test_receptive_field_bounds_influence():

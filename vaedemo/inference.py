@@ -108,18 +108,18 @@ class Engine:
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstruction of channel groups (G, C, T) at the model rate, any T, in chunks whose
         margins (from the latent mode) make the result equal whole-signal processing."""
-        t = x.shape[-1]
-        x = self.mode.pad(x)
+        t, lag = x.shape[-1], self.model.delay  # a causal model's output lags: run past the end, shift it back
+        x = self.mode.pad(torch.nn.functional.pad(x, (0, lag)) if lag else x)
         total = x.shape[-1]
         if total <= self.chunk + 2 * self.margin:
-            return self.model(x, sample=False).audio[..., :t]
+            return self.model(x, sample=False).audio[..., lag : lag + t]
         out = torch.empty_like(x)
         for s in range(0, total, self.chunk):
             e = min(s + self.chunk, total)
             a, b = max(0, s - self.margin), min(total, e + self.margin)
             y = self.model(x[..., a:b], sample=False).audio
             out[..., s:e] = y[..., s - a : e - a]
-        return out[..., :t]
+        return out[..., lag : lag + t]
 
     def _reconstruct_channels(self, x: np.ndarray) -> np.ndarray:
         """(samples, C_in) at the model rate -> (samples, C_out), every channel group through the model."""

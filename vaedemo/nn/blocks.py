@@ -2,7 +2,8 @@
 
 Every block maps a length L to exactly L (or L / r, L * r for the resampling blocks): padding is explicit, so the
 exact-length contract of :class:`~vaedemo.nn.vae.AudioVAE` only needs the input padded to a multiple of the hop.
-Each block also reports its receptive field in its own input samples (``span``), which sizes seamless chunking.
+Each block also reports its receptive field in its own input samples (``span``) and how it resamples (``stride`` /
+``ratio``); :func:`stack_span` sums them over a stack, which sizes seamless chunking.
 """
 
 from __future__ import annotations
@@ -24,19 +25,23 @@ class Conv(nn.Module):
         self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, dilation=dilation)
         self.pad = _split(dilation * (kernel - 1) + 1 - stride, causal)
         self.span = dilation * (kernel - 1)
+        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, self.pad))
 
 
 class ConvUp(nn.Module):
-    """Transposed conv (kernel 2r, stride r) cropped to exactly length * r."""
+    """Transposed conv (kernel 2r, stride r) cropped to exactly length * r.
+
+    Output sample m lies in input frame i = m // r and mixes frames i - 1 and i when causal (the surplus r samples
+    are cropped on the right, as EnCodec does), frames i and i + 1 around the centre otherwise."""
 
     def __init__(self, cin: int, cout: int, ratio: int, causal: bool = False):
         super().__init__()
         self.ratio = ratio
         self.conv = nn.ConvTranspose1d(cin, cout, 2 * ratio, stride=ratio)
-        self.crop = _split(ratio, causal)
+        self.crop = (0, ratio) if causal else _split(ratio, False)
         self.span = 2  # input frames that touch one output sample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,6 +61,16 @@ class ResidualUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2))
         return x + h
+
+
+def stack_span(layers: nn.Sequential, rate: int = 1) -> int:
+    """Receptive field of a stack in samples at the rate of ``rate`` x its input's, from each block's span and
+    resampling (for a decoder, ``rate`` is the total upsampling, so that the result is in output samples)."""
+    total = 0
+    for layer in layers:
+        total += getattr(layer, "span", 0) * rate
+        rate = rate * getattr(layer, "stride", 1) // getattr(layer, "ratio", 1)
+    return total + 1
 
 
 class Act(nn.Module):

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .blocks import Act, Conv, ConvUp, ResidualUnit
+from .blocks import Act, Conv, ConvUp, ResidualUnit, stack_span
 
 
 def mod_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -35,24 +35,18 @@ class Decoder(nn.Module):
         self.head = head if head is not None else nn.Identity()
         ch = capacity * 2 ** len(ratios)
         layers: list[nn.Module] = [Conv(in_channels, ch, 3, causal=causal)]
-        stride = math.prod(ratios)
-        self.spans = [(2, stride)]
+        self.upsampling = math.prod(ratios)
         for r in reversed(ratios):
             layers += [Act(), ConvUp(ch, ch // 2, r, causal=causal)]
-            self.spans.append((2, stride))
-            stride //= r
             ch //= 2
-            for d in dilations:
-                layers.append(ResidualUnit(ch, kernel_size, d, causal))
-                self.spans.append((layers[-1].span, stride))
+            layers += [ResidualUnit(ch, kernel_size, d, causal) for d in dilations]
         layers += [Act(), Conv(ch, 2 * out_channels, 7, causal=causal)]
-        self.spans.append((6, 1))
         self.net = nn.Sequential(*layers)
 
     @property
     def span(self) -> int:
-        """Receptive field in PQMF-rate samples."""
-        return sum(s * st for s, st in self.spans) + 1
+        """Receptive field in PQMF-rate samples (summed from the blocks)."""
+        return stack_span(self.net, self.upsampling)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         wave, amp = self.net(self.head(z)).chunk(2, dim=1)

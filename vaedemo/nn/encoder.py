@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Act, Conv, ResidualUnit
+from .blocks import Act, Conv, ResidualUnit, stack_span
 
 
 class Encoder(nn.Module):
@@ -27,25 +27,18 @@ class Encoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [Conv(in_channels, capacity, 7, causal=causal)]
         ch = capacity
-        self.spans = [(6, 1)]  # (span in frames at this layer's input rate, stride so far) for receptive field
-        stride = 1
         for r in ratios:
-            for d in dilations:
-                layers.append(ResidualUnit(ch, kernel_size, d, causal))
-                self.spans.append((layers[-1].span, stride))
+            layers += [ResidualUnit(ch, kernel_size, d, causal) for d in dilations]
             layers += [Act(), Conv(ch, 2 * ch, 2 * r, stride=r, causal=causal)]
-            self.spans.append((2 * r - 1, stride))
-            stride *= r
             ch *= 2
         layers += [Act(), Conv(ch, out_channels, 3, causal=causal)]
-        self.spans.append((2, stride))
         self.net = nn.Sequential(*layers)
         self.head = head if head is not None else nn.Identity()
 
     @property
     def span(self) -> int:
-        """Receptive field in PQMF-rate samples."""
-        return sum(s * st for s, st in self.spans) + 1
+        """Receptive field in PQMF-rate samples (summed from the blocks)."""
+        return stack_span(self.net)
 
     def forward(self, bands: torch.Tensor) -> torch.Tensor:
         return self.head(self.net(bands))

@@ -2,7 +2,8 @@
 
 The prototype low-pass is a Kaiser-windowed sinc whose cutoff is chosen so that its autocorrelation vanishes at the
 non-zero multiples of 2M (the Kaiser design of Lin & Vaidyanathan): analysis followed by synthesis is then close to
-the identity (>= 40 dB SNR on white noise away from the edges). Filters are centred, so the pair adds no delay.
+the identity (>= 40 dB SNR on white noise away from the edges).
+Filters are centred, so the pair adds no delay, or causal (for causal models), so it lags by taps - 1.
 
 Shapes: analysis (B, C, T) -> (B, C * M, T / M), T a multiple of M; synthesis is the inverse.
 """
@@ -50,11 +51,11 @@ def _filter_bank(bands: int, attenuation: float) -> tuple[np.ndarray, np.ndarray
 class PQMF(nn.Module):
     """M-band PQMF; ``bands == 1`` is the identity."""
 
-    def __init__(self, bands: int, attenuation: float = 100.0):
+    def __init__(self, bands: int, attenuation: float = 100.0, causal: bool = False):
         super().__init__()
         if bands < 1 or bands & (bands - 1):
             raise ValueError(f"PQMF bands must be a power of two, got {bands}")
-        self.bands = bands
+        self.bands, self.causal = bands, causal
         if bands == 1:
             self.register_buffer("h_analysis", torch.ones(1, 1, 1), persistent=False)
             self.register_buffer("h_synthesis", torch.ones(1, 1, 1), persistent=False)
@@ -69,6 +70,11 @@ class PQMF(nn.Module):
     def taps(self) -> int:
         return self.h_analysis.shape[-1]
 
+    @property
+    def delay(self) -> int:
+        """Samples by which synthesis(analysis(x)) lags x: 0 centred, taps - 1 causal (two linear-phase filters)."""
+        return self.taps - 1 if self.causal and self.bands > 1 else 0
+
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> (B, C * M, T / M); channel c's bands are rows c*M .. c*M + M - 1."""
         if self.bands == 1:
@@ -76,9 +82,9 @@ class PQMF(nn.Module):
         b, c, t = x.shape
         if t % self.bands:
             raise ValueError(f"PQMF analysis needs a length divisible by {self.bands}, got {t}")
-        pad = self.taps // 2
+        pad = (self.taps - 1, 0) if self.causal else (self.taps // 2, self.taps // 2)
         h = self.h_analysis.to(x.dtype)  # the filters follow the audio (half precision under autocast, float64)
-        y = F.conv1d(F.pad(x.reshape(b * c, 1, t), (pad, pad)), h, stride=self.bands)
+        y = F.conv1d(F.pad(x.reshape(b * c, 1, t), pad), h, stride=self.bands)
         return y.reshape(b, c * self.bands, t // self.bands)
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
@@ -88,6 +94,6 @@ class PQMF(nn.Module):
         b, cm, n = y.shape
         c = cm // self.bands
         y = y.reshape(b * c, self.bands, n)
-        pad = self.taps // 2
-        x = F.conv_transpose1d(y, self.h_synthesis.to(y.dtype), stride=self.bands)[..., pad : pad + n * self.bands]
+        start = 0 if self.causal else self.taps // 2  # causal: keep the filter's lag instead of trimming it
+        x = F.conv_transpose1d(y, self.h_synthesis.to(y.dtype), stride=self.bands)[..., start : start + n * self.bands]
         return x.reshape(b, c, n * self.bands)

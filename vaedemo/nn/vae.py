@@ -4,6 +4,12 @@ Exact length: ``forward`` returns exactly as many samples as it is given, for ev
 input on the right to its unit (the hop for a latent time series, the clip length for one vector per clip), folds
 clips into the batch and back; the output is cropped to the input's length. The model is built from a
 :class:`~vaedemo.config.ModelConfig` alone.
+
+Causal models (``causal: true``, latent time series) never look ahead: output sample t depends on input samples
+<= t only. A latent frame summarises a whole block of ``hop`` samples, so the decoder reads the frame *before* the
+one it is in (a one-frame delay), and the PQMF filters are causal (a lag of taps - 1). The output is the input
+delayed by :attr:`AudioVAE.delay` samples; training compares it with the input delayed as much, and the Engine
+shifts it back offline.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
@@ -26,10 +33,10 @@ class VAEOutput:
     audio: torch.Tensor  # (B, C, T) exactly the input length
     z: torch.Tensor  # (B', D) single (B' = B * clips) or (B, D, frames) temporal
     kl: torch.Tensor  # (B',) per example
-    bands_in: torch.Tensor  # PQMF bands of the padded input
+    bands_in: torch.Tensor  # PQMF bands of the padded input (what bands_out should match: delayed when causal)
     bands_out: torch.Tensor  # decoded PQMF bands (before synthesis)
     audio_padded: torch.Tensor  # (B', C, T_padded): the decoder output before cropping
-    target_padded: torch.Tensor  # (B', C, T_padded): the padded input it is compared with
+    target_padded: torch.Tensor  # (B', C, T_padded): the padded input it is compared with (delayed when causal)
     stats: torch.Tensor  # posterior statistics from the encoder: (B', 2D) or (B', 2D, frames)
 
 
@@ -45,10 +52,19 @@ class AudioVAE(nn.Module):
         bands = cfg.channels * cfg.bands
         arch = dict(capacity=cfg.capacity, ratios=cfg.ratios, dilations=cfg.dilations, kernel_size=cfg.kernel_size,
                     causal=cfg.causal)  # fmt: skip
-        self.pqmf = PQMF(cfg.bands, cfg.pqmf_attenuation)
+        self.pqmf = PQMF(cfg.bands, cfg.pqmf_attenuation, causal=cfg.causal)
+        self.frame_delay = 1 if cfg.causal and not self.mode.per_clip else 0
         self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), **arch)
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(), **arch)
         self.latent = Latent(cfg)
+
+    @property
+    def delay(self) -> int:
+        """Samples by which the output lags the input: the PQMF's lag plus the decoder's one-frame delay."""
+        return self.pqmf.delay + self.frame_delay * self.hop
+
+    def _delayed(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        return F.pad(x, (samples, 0))[..., : x.shape[-1]] if samples else x
 
     @property
     def receptive_field(self) -> int:
@@ -74,7 +90,7 @@ class AudioVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents -> audio (B', C, frames * hop) or (B', C, clip_length)."""
-        return self.pqmf.synthesis(self.decoder(z))
+        return self.pqmf.synthesis(self.decoder(self._delayed(z, self.frame_delay)))
 
     # ------------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, sample: bool = True, freeze_encoder: bool = False) -> VAEOutput:
@@ -93,10 +109,13 @@ class AudioVAE(nn.Module):
         else:
             z = self.latent.posterior_mean(stats)
             kl = z.new_zeros(z.shape[0])
-        bands_out = self.decoder(z)
+        bands_out = self.decoder(self._delayed(z, self.frame_delay))
         y_padded = self.pqmf.synthesis(bands_out)
         y = self.mode.unfold(y_padded, b)[..., :t]
-        return VAEOutput(y, z, kl, bands_in, bands_out, y_padded, padded, stats)
+        # what a causal model's output should match: the input (and its bands) delayed as much as the model lags
+        target = self._delayed(padded, self.delay)
+        bands_target = self._delayed(bands_in, self.frame_delay * self.hop // self.cfg.bands)
+        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats)
 
     @torch.no_grad()
     def sample(
