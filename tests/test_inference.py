@@ -111,3 +111,32 @@ def test_batched_decoding_equals_one_at_a_time(tiny_config, tmp_path, mode):
     many = eng.decode_many(z)
     assert many.shape[0] == 7 and np.allclose(many, np.stack([eng.decode(zi) for zi in z]), atol=1e-6)
     assert np.array_equal(eng.sample(7, 1.0, seed=5), many)  # the same seed, the same audio
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, channels):
+    eng = _engine(tiny_config, tmp_path, "temporal", channels=channels, flows=2, causal=True)
+    stream = eng.stream()
+    assert stream.latency == eng.model.delay > 0
+    x = np.random.default_rng(2).standard_normal((eng.hop * 40, channels)).astype(np.float32) * 0.1
+    sizes = [eng.hop, 3 * eng.hop, 5 * eng.hop, eng.hop]  # uneven chunks
+    out, pos, k = [], 0, 0
+    while pos < len(x):
+        n = min(sizes[k % len(sizes)], len(x) - pos)
+        out.append(stream.process(x[pos : pos + n]))
+        pos, k = pos + n, k + 1
+    streamed = np.concatenate(out)
+    offline = eng.reconstruct(x, 16000)  # aligned with the input: the stream lags it by exactly `latency`
+    lag = stream.latency
+    assert streamed.shape == x.shape
+    assert np.allclose(streamed[lag:], offline[: len(x) - lag], atol=1e-5)
+    stream.reset()
+    assert np.allclose(stream.process(x[: 4 * eng.hop]), streamed[: 4 * eng.hop], atol=1e-6)  # reset starts afresh
+
+
+def test_only_causal_temporal_models_stream(tiny_config, tmp_path):
+    with pytest.raises(VaedemoError, match="cannot stream: streaming needs a causal model"):
+        _engine(tiny_config, tmp_path, "temporal", flows=0).stream()
+    stream = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=True).stream()
+    with pytest.raises(VaedemoError, match="multiple of"):
+        stream.process(np.zeros((100, 1), np.float32))

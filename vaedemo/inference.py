@@ -19,6 +19,7 @@ import torch
 from .audio import check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
+from .nn.streaming import StreamingVAE
 from .onsets import detect_onsets, hit_segments, lay_hits
 
 
@@ -52,6 +53,30 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = 
     for t in np.linspace(0.0, 1.0, steps):
         out.append(slerp(a, b, float(t)) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32))
     return np.stack(out)
+
+
+class Stream:
+    """Chunks in, chunks out, through :class:`~vaedemo.nn.streaming.StreamingVAE` (see :meth:`Engine.stream`)."""
+
+    def __init__(self, engine: Engine):
+        self.engine, self.latency = engine, engine.model.delay
+        self.hop, self._vae = engine.hop, StreamingVAE(engine.model)
+        self._channels: int | None = None
+
+    def reset(self) -> None:
+        self._vae.reset()
+        self._channels = None
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        x = np.asarray(chunk, np.float32)
+        x = x[:, None] if x.ndim == 1 else x
+        if x.shape[0] % self.hop:
+            raise VaedemoError(f"a stream chunk must hold a multiple of {self.hop} samples, got {x.shape[0]}.")
+        if self._channels not in (None, x.shape[1]):
+            raise VaedemoError(f"a stream keeps its channel count ({self._channels}); reset() it to change.")
+        self._channels = x.shape[1]
+        y = self._vae.process(self.engine._tensor(self.engine._groups(x))).cpu().numpy()
+        return np.ascontiguousarray(self.engine._ungroup(y, x.shape[1]), dtype=np.float32)
 
 
 class Engine:
@@ -137,6 +162,16 @@ class Engine:
         decoded = self._reconstruct_channels(np.concatenate(clips))  # clip-aligned: each hit is its own clip
         hits = decoded.reshape(len(clips), length, decoded.shape[1])
         return lay_hits(list(hits), onsets, len(x), self.sample_rate)
+
+    def stream(self) -> Stream:
+        """A live stream through a causal temporal model: ``process(chunk)`` with float32 (samples, channels) chunks
+        at the model rate, samples a multiple of the hop; the output lags the input by ``latency`` samples."""
+        if not self.config.causal or self.mode.per_clip:
+            raise VaedemoError(
+                f"{self.bundle.name} cannot stream: streaming needs a causal model with a latent time series "
+                "(model.causal: true, latent_mode temporal)."
+            )
+        return Stream(self)
 
     def prepare(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """Validate and resample to the model rate, keeping the channels: (samples, C_in)."""
