@@ -2,7 +2,8 @@
 
 Starts the app in this process (default model: the bundles in checkpoints/, or the ``--checkpoint`` ones), drives
 the system chromium with Playwright (never a downloaded browser) through each tab, and writes small PNGs to
-``docs/screenshots/`` (1440 px wide, palette-quantised with Pillow when it is installed).
+``docs/screenshots/``: the first screen of each tab at 1920x1080 (``--size 1280x720`` for a small projector),
+palette-quantised with Pillow when it is installed. ``--dark`` uses the dark theme.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def wait_idle(page, timeout: float = 60.0) -> None:
 
 
 def release_slider(page, label: str, value: float) -> None:
-    """Set a gr.Slider by (the start of) its label and fire its release event (pointerup on the range input)."""
+    """Set a gr.Slider by (the start of) its label: its input event (the demo's sliders decode on it), then its
+    release event (pointerup on the range input)."""
     box = page.locator(f"input[type=range][aria-label^='range slider for {label}']").first
     box.fill(str(value))
     box.dispatch_event("pointerup")
@@ -45,25 +47,25 @@ def shrink(path: Path) -> None:
     img.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
 
 
-def take(url: str, out: Path, width: int = 1440) -> list[Path]:
+def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: bool = False) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     shots = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
+        page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
         page.goto(url)
         page.get_by_role("tab", name="Reconstruct").wait_for()
         wait_idle(page)
 
         def shot(name: str) -> None:
             path = out / f"{name}.png"
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path), full_page=full_page)
             shrink(path)
             shots.append(path)
 
-        page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples" / "drum_loop.flac"))
+        page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples" / "timgm6mb-standard_snare.flac"))
         page.locator("#spec-output .js-plotly-plot").wait_for(timeout=60000)
         wait_idle(page)
         shot("reconstruct")
@@ -97,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--size", default="1920x1080", help="the browser's viewport, WIDTHxHEIGHT (default 1920x1080)")
+    ap.add_argument("--full-page", action="store_true", help="the whole page, not only its first screen")
+    ap.add_argument("--dark", action="store_true", help="the dark theme")
     a = ap.parse_args(argv)
+    width, height = (int(v) for v in a.size.lower().split("x"))
     from vaedemo.demo import create, launch
 
     demo = create(a.checkpoint)
@@ -105,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
         t0 = time.perf_counter()
-        for path in take(f"http://127.0.0.1:{port}/", Path(a.out)):
+        url = f"http://127.0.0.1:{port}/" + ("?__theme=dark" if a.dark else "")
+        for path in take(url, Path(a.out), width, height, a.full_page):
             print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
         print(f"took {time.perf_counter() - t0:.1f} s")
     finally:

@@ -10,11 +10,13 @@ This package is the only part of vaedemo that imports Gradio; it uses the librar
   event wiring) next to its handlers. Handlers take the :class:`~vaedemo.demo.state.DemoState` and plain values
   (file paths, numbers, the model's label) and return file paths, Plotly figures and text; every problem a user can
   cause becomes a ``gr.Error`` with one sentence, so the server keeps serving.
+* ``typicality``: the percentile of a latent's exact log-density under a flow prior among the prior's own samples
+  (Reconstruct and Interpolate show it).
 * ``state``: :class:`~vaedemo.demo.state.DemoState`, what the tabs share at run time. ``models``: finding the
   bundles to offer, an LRU cache of loaded engines, latent directions. ``files``: output files (one stored copy
   each), the bound on temporary files, their removal at exit and on SIGTERM/SIGINT. ``guard``: per-client limits on
-  requests, one sentence for inputs Gradio cannot read, logins. ``common``: paths, look, the audio component, error
-  handling, checked settings.
+  requests, one sentence for inputs Gradio cannot read, logins. ``common``: paths, look (theme, CSS, figures that
+  follow the light/dark theme, loudness for listening), the audio component, error handling, checked settings.
 * ``bench``: ``python -m vaedemo.demo.bench``, the handlers' latency and the cold start of ``app.py``.
 """
 

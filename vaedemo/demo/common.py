@@ -19,13 +19,32 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository: app.py, examples/,
 EXAMPLES = ROOT / "examples"
 N_DIRECTIONS = 4  # latent directions (prior PCA) offered in the Sample tab
 
-THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="amber", text_size="lg")
+FONT = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial", "Noto Sans", "sans-serif"]
+MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "DejaVu Sans Mono", "monospace"]
+# System fonts only: Gradio's bundled Source Sans Pro semibold lacks glyphs, and the page loads nothing from outside.
+THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="amber", text_size="lg", font=FONT,
+                          font_mono=MONO).set(block_label_text_size="*text_md", block_title_text_size="*text_md",
+                                              block_info_text_size="*text_md")  # fmt: skip
+# Projector first: the whole width, a one-line header, and the first screen of every tab (1280x720) holds its
+# primary button and main figure. Plotly figures have transparent backgrounds (see `themed`); in the dark theme
+# their text and grid lines are lightened here.
 CSS = """
-.gradio-container {max-width: 1600px !important}
-#title h1 {font-size: 2.3rem; margin-bottom: 0}
-.intro p {font-size: 1.2rem; margin: 0.2rem 0 0.6rem}
-.tab-wrapper button, button[role="tab"] {font-size: 1.2rem !important; font-weight: 600}
-#summary p {font-size: 1.1rem}
+.gradio-container {max-width: 100% !important; padding: 0 12px !important}
+main.contain {padding-top: 4px !important}
+#header {align-items: center; gap: 12px; flex-wrap: nowrap}
+#header > * {min-width: 0}
+#title {flex: 0 0 auto !important; width: auto !important}
+#title h1 {font-size: 1.5rem; margin: 0; white-space: nowrap}
+#summary p {font-size: 0.95rem; line-height: 1.3; margin: 0; overflow: hidden; display: -webkit-box;
+            -webkit-line-clamp: 2; -webkit-box-orient: vertical}
+.intro p {font-size: 1.05rem; margin: 0 0 0.2rem}
+.tab-wrapper button, button[role="tab"] {font-size: 1.15rem !important; font-weight: 600}
+#typicality p {font-size: 1.05rem; margin: 0 0 0.3rem}
+#rec-metrics table {font-size: 0.95rem; margin: 0}
+#rec-metrics td, #rec-metrics th {padding: 4px 8px !important}
+#rec-metrics td:last-child {white-space: nowrap}
+.dark .js-plotly-plot .main-svg text {fill: #e5e7eb !important}
+.dark .js-plotly-plot .gridlayer path, .dark .js-plotly-plot .zerolinelayer path {stroke: #4b5563 !important}
 """
 AUDIO_OUT = {"type": "filepath", "interactive": False, "buttons": ["download"]}
 # UI events are not part of the API. Gradio hands them to their handlers at once (no concurrency limit of its own):
@@ -48,6 +67,44 @@ def Audio(**kwargs) -> gr.Audio:  # noqa: N802 (used like the component class)
 
     component.postprocess = postprocess
     return component
+
+
+def themed(fig, height: int | None = None):
+    """A Plotly figure that follows the page's light/dark theme: transparent backgrounds, a mid-grey text colour
+    that reads on both (the page's CSS lightens it further in the dark theme); ``height`` in px if given. Returns the
+    figure; None passes."""
+    if fig is not None:
+        if height:
+            fig.update_layout(height=height)
+        fig.update_layout(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", font={"color": "#6b7280"},
+                          title_font_color="#6b7280", margin={"t": 40, "b": 40, "r": 10})  # fmt: skip
+        fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.35)")
+        fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.35)")
+    return fig
+
+
+PEAK_DBFS = -1.0  # what "normalised for listening" means: the peak at -1 dBFS
+
+
+def peak_dbfs(audio: np.ndarray) -> float:
+    """The peak level of audio in dBFS (-inf for silence)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def normalise_peak(audio: np.ndarray, target_dbfs: float = PEAK_DBFS) -> np.ndarray:
+    """audio scaled so that its peak is at ``target_dbfs`` (silence, or a peak below -120 dBFS, is left as it is)."""
+    level = peak_dbfs(audio)
+    if not math.isfinite(level) or level < -120:
+        return audio
+    return (audio * 10 ** ((target_dbfs - level) / 20)).astype(np.float32)
+
+
+def level_text(db: float, short: bool = False) -> str:
+    """A raw peak level as a title shows it: 'peak −23 dBFS' (short: '−23 dBFS'), 'silent'."""
+    if not math.isfinite(db):
+        return "silent"
+    return ("" if short else "peak ") + f"{db:.0f} dBFS".replace("-", "−")
 
 
 def examples(names: list[str]) -> list[list[str]]:

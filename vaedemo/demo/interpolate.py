@@ -7,13 +7,15 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+import vaedemo.demo.typicality as typicality  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
 from vaedemo.audio import to_channels
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, slerp
 
-from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, intro, number, user_errors
+from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, intro, level_text, number, themed, user_errors
 from .guard import gated
+from .sample import NORMALISE_LABEL, for_listening, new_seed
 from .state import DemoState
 
 KINDS = ["sound file", "prior sample"]
@@ -55,42 +57,76 @@ def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, 
     return (a[:n], b[:n]) if a.ndim == 2 else (a, b)
 
 
+def _typicality_of_path(eng: Engine, a: np.ndarray, b: np.ndarray, steps: int, method: str) -> str:
+    """One line: the typicality percentile of each step's latent (per-clip flow models only)."""
+    if not typicality.available(eng):
+        return "Typicality: not available for this model (it needs one latent vector per clip and a flow prior)."
+    ts = np.linspace(0, 1, steps)
+    zs = [slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b for t in ts]
+    pcts = [typicality.percentile(eng, z)[1] for z in zs]
+    line = "Typicality of each step (percentile of log p(z) among the prior's own samples; about 50 is typical): "
+    line += " → ".join(f"{p:.0f}" for p in pcts)
+    if min(pcts) < typicality.FAR_OUT:
+        line += "\n\n⚠️ Part of this path is far outside what the model learned (below the 1st percentile)."
+    return line
+
+
 @user_errors
-def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b, steps, method, model: str):
-    """The N-step path A -> B -> (wav paths, one figure with a row of spectrograms)."""
+def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b, steps, method, model: str,
+                normalise=False, with_typicality: bool = False):  # fmt: skip
+    """The N-step path A -> B -> (wav paths, one figure with a row of spectrograms[, typicality line]);
+    ``normalise``: each step peak-normalised to -1 dBFS (its raw peak level in its title)."""
     eng = state.models.get(model)
     steps = number(steps, "the number of steps", 2, MAX_STEPS)
     method = choice(method, "the interpolation method", METHODS)
     a, b = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b)
-    path = eng.interpolate(a, b, steps, method)
+    path, levels = zip(*(for_listening(y, normalise) for y in eng.interpolate(a, b, steps, method)))
     paths = [state.files.wav(y, eng.sample_rate, f"step{i + 1}") for i, y in enumerate(path)]
-    titles = [f"{i / (steps - 1):.2f}" for i in range(steps)]
-    return paths, plots.spectrogram_row(list(path), eng.sample_rate, titles)
+    titles = [f"{i / (steps - 1):.2f}<br>{level_text(lv, short=True)}" for i, lv in enumerate(levels)]
+    fig = themed(plots.spectrogram_row(list(path), eng.sample_rate, titles, height=280)).update_layout(margin={"t": 60})
+    fig.update_annotations(font_size=13)
+    if with_typicality:
+        return paths, fig, _typicality_of_path(eng, a, b, steps, method)
+    return paths, fig
 
 
 @user_errors
-def interpolate_at(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b, position, method, model: str):
+def interpolate_at(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b, position, method, model: str,
+                   normalise=False):  # fmt: skip
     """One point of the path at ``position`` in [0, 1] -> (wav, figure)."""
     eng = state.models.get(model)
     t = number(position, "the position", 0.0, 1.0, integer=False)
     method = choice(method, "the interpolation method", METHODS)
     a, b = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b)
     z = slerp(a, b, t) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32)
-    y = eng.decode(z)
-    fig = plots.spectrogram_figure(plots.display_spectrogram(y, eng.sample_rate), f"Position {t:.2f} ({method})")
-    return state.files.wav(y, eng.sample_rate, "position"), fig
+    y, level = for_listening(eng.decode(z), normalise)
+    title = f"Position {t:.2f} ({method}) · {level_text(level)}"
+    fig = plots.spectrogram_figure(plots.display_spectrogram(y, eng.sample_rate), title, height=240)
+    return state.files.wav(y, eng.sample_rate, "position"), themed(fig)
 
 
-def _source_column(name: str, example: str) -> list[gr.components.Component]:
-    """Source A or B: a sound file (upload, microphone, examples) or a prior sample; returns [kind, file, seed]."""
-    with gr.Column():
+def check_sources(kind_a, file_a, seed_a, kind_b, file_b, seed_b) -> None:
+    """The first step of the page's events: one error (and no output marked as failed) when a source has no sound."""
+    for name, kind, path in (("A", kind_a, file_a), ("B", kind_b, file_b)):
+        if kind == KINDS[0] and not path:
+            raise gr.Error(f"Choose a sound for source {name} (upload one or pick an example), or use a prior sample.",
+                           print_exception=False)  # fmt: skip
+
+
+def _source_column(name: str, example: str) -> tuple[list[gr.components.Component], gr.Button]:
+    """Source A or B: a sound file (upload, microphone, examples) or a prior sample; returns [kind, file, seed] and
+    the seed's dice button."""
+    with gr.Column(min_width=260):
         kind = gr.Radio(KINDS, value=KINDS[0], label=f"Source {name}")
         first = EXAMPLES / example
         src = Audio(sources=["upload", "microphone"], type="filepath", label=f"Sound {name}", buttons=["download"],
-                    value=str(first) if first.is_file() else None)  # fmt: skip
-        src_seed = gr.Number(value=1 if name == "A" else 2, precision=0, label=f"Prior seed for {name}")
+                    elem_id=f"sound-{name.lower()}", value=str(first) if first.is_file() else None)  # fmt: skip
+        with gr.Row(equal_height=True):
+            src_seed = gr.Number(value=1 if name == "A" else 2, precision=0, label=f"Prior seed for {name}",
+                                 min_width=120)  # fmt: skip
+            dice = gr.Button("⚄", scale=0, min_width=60, elem_id=f"dice-{name.lower()}")
         gr.Examples(examples(SOURCE_EXAMPLES), src, label=f"Examples for {name}")
-    return [kind, src, src_seed]
+    return [kind, src, src_seed], dice
 
 
 def _path_slots() -> tuple[list[gr.Column], list[gr.Audio]]:
@@ -104,35 +140,49 @@ def _path_slots() -> tuple[list[gr.Column], list[gr.Audio]]:
     return path_slots, path_audio
 
 
-def build(state: DemoState, model: gr.Dropdown) -> None:
-    """The tab: sources A and B, the method, a position (decoded on release) and the whole path in steps."""
+def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
+    """The tab: sources A and B on the left; the method, steps, the path (its figure first) and a position
+    (decoded as the slider moves) on the right. Returns the result components and their cleared values."""
     with gr.Tab("Interpolate"):
         intro("Walk from sound A to sound B through the latent space (temporal models: frame by frame). "
-              "Slide the position, or render the whole path.")  # fmt: skip
+              "Render the whole path, or slide the position.")  # fmt: skip
         with gr.Row():
-            sources = _source_column("A", "timgm6mb-standard_kick.flac")
-            sources += _source_column("B", "timgm6mb-standard_open-hat.flac")
-        with gr.Row():
-            method = gr.Radio(METHODS, value="slerp", label="Interpolation")
-            position = gr.Slider(0, 1, value=0.5, step=0.05, label="Position A → B (decoded on release)")
-            steps = gr.Slider(2, MAX_STEPS, value=5, step=1, label="Steps in the path")
-        with gr.Row():
-            pos_fig = gr.Plot(show_label=False)
-            with gr.Column():
-                pos_audio = Audio(label="Sound at this position", **AUDIO_OUT)
-                path_btn = gr.Button("Render the path", variant="primary", size="lg")
-        path_fig = gr.Plot(label="Path A → B", elem_id="path-fig")
-        path_slots, path_audio = _path_slots()
+            sources, dice_a = _source_column("A", "timgm6mb-standard_kick.flac")
+            more, dice_b = _source_column("B", "timgm6mb-standard_open-hat.flac")
+            sources += more
+            with gr.Column(scale=3):
+                with gr.Row(equal_height=True):
+                    method = gr.Radio(METHODS, value="slerp", label="Interpolation", min_width=140)
+                    steps = gr.Slider(2, MAX_STEPS, value=5, step=1, label="Steps in the path", min_width=150)
+                    normalise = gr.Checkbox(value=True, label=NORMALISE_LABEL, min_width=150)
+                    path_btn = gr.Button("Render the path", variant="primary", size="lg", scale=0, min_width=150,
+                                         elem_id="path-btn")  # fmt: skip
+                path_fig = gr.Plot(label="Path A → B", elem_id="path-fig")
+                path_slots, path_audio = _path_slots()
+                path_typical = gr.Markdown("", elem_id="path-typicality")
+                position = gr.Slider(0, 1, value=0.5, step=0.05, label="Position A → B (drag or use the arrow keys)")
+                with gr.Row():
+                    pos_fig = gr.Plot(show_label=False, scale=2)
+                    pos_audio = Audio(label="Sound at this position", scale=1, **AUDIO_OUT)
 
     @gated(state.gate)
     def ui_path(*args):
-        paths, fig = interpolate(state, *args)
+        *values, norm = args
+        paths, fig, typical = interpolate(state, *values, normalise=norm, with_typicality=True)
         pad = [None] * (MAX_STEPS - len(paths))
-        return [gr.update(visible=i < len(paths)) for i in range(MAX_STEPS)] + paths + pad + [fig]
+        return [gr.update(visible=i < len(paths)) for i in range(MAX_STEPS)] + paths + pad + [fig, typical]
 
     @gated(state.gate)
     def ui_position(*args):
-        return interpolate_at(state, *args)
+        *values, norm = args
+        return interpolate_at(state, *values, normalise=norm)
 
-    path_btn.click(ui_path, sources + [steps, method, model], path_slots + path_audio + [path_fig], **UI)
-    position.release(ui_position, sources + [position, method, model], [pos_audio, pos_fig], **UI)
+    path_out = path_slots + path_audio + [path_fig, path_typical]
+    path_btn.click(check_sources, sources, None, **UI).success(
+        ui_path, sources + [steps, method, model, normalise], path_out, **UI)  # fmt: skip
+    position.input(check_sources, sources, None, trigger_mode="always_last", **UI).success(
+        ui_position, sources + [position, method, model, normalise], [pos_audio, pos_fig], **UI)  # fmt: skip
+    for dice, seed_box, kind in ((dice_a, sources[2], sources[0]), (dice_b, sources[5], sources[3])):
+        dice.click(lambda: (new_seed(), KINDS[1]), None, [seed_box, kind], **UI)
+    cleared = [gr.update(visible=False)] * MAX_STEPS + [None] * MAX_STEPS + [None, "", None, None]
+    return path_out + [pos_audio, pos_fig], cleared

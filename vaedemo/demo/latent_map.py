@@ -13,7 +13,7 @@ from vaedemo import plots
 from vaedemo.audio import load_audio
 from vaedemo.errors import VaedemoError
 
-from .common import AUDIO_OUT, UI, Audio, intro, log, number, shown, user_errors
+from .common import AUDIO_OUT, UI, Audio, intro, log, number, shown, themed, user_errors
 from .guard import gated
 from .models import pca
 from .state import DemoState
@@ -99,7 +99,7 @@ def latent_map(state: DemoState, folder_name: str, colour_by: str, model: str, s
     """-> (scatter figure, point choices [(name, index)])."""
     m = _map(state, folder_name, model)
     colour = [r.get(colour_by, "") for r in m.meta] if colour_by and any(m.meta) else None
-    fig = plots.latent_map_figure(m.xy, m.names, colour, colour_by, selected, m.explained)
+    fig = themed(plots.latent_map_figure(m.xy, m.names, colour, colour_by, selected, m.explained, height=480))
     return fig, [(n, str(i)) for i, n in enumerate(m.names)]
 
 
@@ -109,12 +109,12 @@ def map_point(state: DemoState, folder_name: str, index, colour_by: str, model: 
     m = _map(state, folder_name, model)
     i = number(str(index).split(":")[0], "the point", 0, len(m.files) - 1)  # "index:time" from a map click
     x, sr = load_audio(m.files[i], max_seconds=state.max_seconds, trim=True)
-    fig = plots.spectrogram_figure(plots.display_spectrogram(x, sr), m.names[i])
+    fig = themed(plots.spectrogram_figure(plots.display_spectrogram(x, sr), m.names[i], height=260))
     return str(m.files[i]), fig, latent_map(state, folder_name, colour_by, model, i)[0]
 
 
 def _no_map():
-    return plots.empty_figure("Press 'Draw the map'", 560)
+    return themed(plots.empty_figure("Press 'Draw the map'", 480))
 
 
 def build(state: DemoState, model: gr.Dropdown) -> None:
@@ -123,15 +123,16 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
         intro("Every sound of a folder as one point: a 2-D PCA projection of its latent vector. Similar "
               "sounds should land close together. Click a point (or pick it below) to hear it.")  # fmt: skip
         folder_names = list(state.folders)
-        with gr.Row():
+        with gr.Row(equal_height=True):
             folder = gr.Dropdown(folder_names, value=folder_names[0] if folder_names else None, label="Folder")
             colour = gr.Dropdown(COLOUR_BY, value="kit", label="Colour by (manifest.csv)")
-            map_btn = gr.Button("Draw the map", variant="primary", size="lg")
-        map_fig = gr.Plot(_no_map(), show_label=False, elem_id="latent-map")
+            map_btn = gr.Button("Draw the map", variant="primary", size="lg", elem_id="map-btn")
         with gr.Row():
-            point = gr.Dropdown([], label="Point", scale=2)
-            point_audio = Audio(label="Selected sound", scale=2, elem_id="point-audio", **AUDIO_OUT)
-        point_fig = gr.Plot(show_label=False)
+            map_fig = gr.Plot(_no_map(), show_label=False, elem_id="latent-map", scale=3)
+            with gr.Column(scale=2):
+                point = gr.Dropdown([], label="Point")
+                point_audio = Audio(label="Selected sound", elem_id="point-audio", **AUDIO_OUT)
+                point_fig = gr.Plot(show_label=False)
         click = gr.Textbox(visible="hidden", elem_id="map-click")  # set by JS when a point is clicked
 
     @gated(state.gate)
@@ -149,5 +150,5 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
     point_out = [point_audio, point_fig, map_fig, point]
     point.input(ui_point, [folder, point, colour, model], point_out, **UI)
     click.change(ui_point, [folder, click, colour, model], point_out, **UI)
-    model.change(lambda: (_no_map(), gr.update(choices=[], value=None)), None, [map_fig, point],
-                 api_visibility="private")  # the map of another model is cleared  # fmt: skip
+    model.change(lambda: (_no_map(), gr.update(choices=[], value=None), None, None), None,
+                 [map_fig, point, point_audio, point_fig], api_visibility="private")  # another model's map cleared  # fmt: skip

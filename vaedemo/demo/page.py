@@ -85,27 +85,34 @@ def build_demo(state: DemoState) -> gr.Blocks:
     """The page: model picker + card, then the Reconstruct, Sample, Interpolate and Latent map tabs."""
     models = state.models
     summary, card, has_flow = model_info(state, models.default)
-    with gr.Blocks(title="vaedemo — audio VAE latent space", delete_cache=(600, 3600)) as demo:
-        gr.Markdown("# vaedemo: listen to the latent space of an audio VAE", elem_id="title")
-        with gr.Row(equal_height=True):
-            model = gr.Dropdown(models.labels, value=models.default, label="Model", scale=1, min_width=260)
+    with gr.Blocks(title="vaedemo — audio VAE latent space", delete_cache=(600, 3600), fill_width=True) as demo:
+        with gr.Row(equal_height=True, elem_id="header"):
+            gr.Markdown("# vaedemo · audio VAE latent space", elem_id="title")
+            model = gr.Dropdown(models.labels, value=models.default, label="Model", scale=0, min_width=240,
+                                elem_id="model-picker")  # fmt: skip
             info = gr.Markdown(summary, elem_id="summary")
-        with gr.Accordion("Model card: config, parameters per module, training data, metrics", open=False):
-            card_md = gr.Markdown(card)
         build_api(state, models.default)
-        reconstruct_tab.build(state, model)
-        use_flow, dirs = sample_tab.build(state, model, has_flow)
-        interpolate_tab.build(state, model)
+        rec_out, rec_examples = reconstruct_tab.build(state, model)
+        use_flow, dirs, sample_out, sample_cleared = sample_tab.build(state, model, has_flow)
+        interp_out, interp_cleared = interpolate_tab.build(state, model)
         latent_map_tab.build(state, model)
+        with gr.Accordion("Model card: config, parameters per module, training data, metrics", open=False,
+                          elem_id="model-card"):  # fmt: skip
+            card_md = gr.Markdown(card)
 
         @gated(state.gate, "model-load")
         def on_model(m):  # loads the model (LRU-cached) and its prior PCA
             s, c, flow = model_info(state, m)
             labels = [gr.update(label=lab) for lab in sample_tab.direction_labels(state, m)]
-            return [s, c, gr.update(value=flow, interactive=flow), *labels]
+            return [s, c, gr.update(value=flow, interactive=flow), *labels,
+                    *reconstruct_tab.example_visibility(state, m)]  # fmt: skip
 
-        gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs], concurrency_limit=None,
-              api_visibility="private")  # one model load at a time: the gate's "model-load" pool  # fmt: skip
+        gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs, *rec_examples],
+              concurrency_limit=None, api_visibility="private")  # one model load at a time: the "model-load" pool  # fmt: skip
+        # another model's results are cleared (their sounds and figures came from the model that was chosen before)
+        results = rec_out + sample_out + interp_out
+        model.change(lambda: [*reconstruct_tab.cleared(), *sample_cleared, *interp_cleared], None, results,
+                     api_visibility="private", queue=False)  # fmt: skip
     guard_inputs(demo)
     demo.vaedemo_state = state  # for launch(): the limits and the temporary files
     return demo

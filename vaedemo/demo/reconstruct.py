@@ -7,12 +7,13 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+import vaedemo.demo.typicality as typicality  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
 from vaedemo.audio import resample, to_channels
 from vaedemo.inference import Engine
 from vaedemo.metrics import reconstruction_metrics
 
-from .common import AUDIO_OUT, UI, Audio, examples, intro, user_errors
+from .common import AUDIO_OUT, UI, Audio, examples, intro, themed, user_errors
 from .guard import gated
 from .state import DemoState, trim_notice
 
@@ -20,6 +21,10 @@ METRIC_LABELS = {"log_mel_l1": ("log-mel L1", "lower"), "multi_resolution_stft":
                  "spectral_convergence": ("spectral convergence", "lower"),
                  "si_sdr": ("SI-SDR (dB)", "higher")}  # fmt: skip
 NO_METRICS = "Metrics appear here."
+NO_TYPICALITY = "Typicality (how likely the sound is under the learned prior) appears here."
+ONE_SHOTS = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", "musescore-standard_crash.flac",
+             "timgm6mb-tr-808_closed-hat.flac", "musescore-standard_tom.flac"]  # fmt: skip
+LOOPS = ["drum_loop.flac", "timgm6mb-standard_snare.flac"]
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
 
 
@@ -40,8 +45,9 @@ def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray
 
 
 @user_errors
-def reconstruct(state: DemoState, path: str | None, model: str):
-    """Upload -> (reconstruction wav, input figure, reconstruction figure, metrics markdown, result dict).
+def reconstruct(state: DemoState, path: str | None, model: str, with_typicality: bool = False):
+    """Upload -> (reconstruction wav, input figure, reconstruction figure, metrics markdown, result dict), and with
+    ``with_typicality`` a sixth item: the typicality Markdown (see typicality.py; the page shows it).
 
     The reconstruction keeps the input's rate, length and channels; the metrics and both figures are computed on a mix
     of at most two channels at the model's rate, so that a 192 kHz, 16-channel upload costs about what the same
@@ -52,6 +58,7 @@ def reconstruct(state: DemoState, path: str | None, model: str):
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
     y = reconstruct_channels(eng, x, sr)
+    typical = typicality.describe(typicality.score_audio(eng, x, sr)) if with_typicality else None
     out = state.files.wav(y, sr, "reconstruction")
     k = min(FIGURE_CHANNELS, y.shape[1])  # a stereo model makes mono stereo
     rate = eng.sample_rate if n * eng.sample_rate >= sr else sr  # a few samples at a high rate: not resampled to none
@@ -65,39 +72,71 @@ def reconstruct(state: DemoState, path: str | None, model: str):
         [ref, est], rate, [f"Input — {n / sr:.2f} s, {sr} Hz{ch}", "Reconstruction"]
     )
     metrics = reconstruction_metrics(ref, est, rate)
-    rows = [f"| {METRIC_LABELS[m][0]} | {v:.3f} | {METRIC_LABELS[m][1]} is better |" for m, v in metrics.items()]
-    table = "| metric | value | |\n|---|---|---|\n" + "\n".join(rows)
+    rows = [f"| {METRIC_LABELS[m][0]} ({METRIC_LABELS[m][1]} is better) | {v:.3f} |" for m, v in metrics.items()]
+    table = "| metric | value |\n|---|---|\n" + "\n".join(rows)
     table += f"\n\n{notice}" if notice else ""
-    return out, fig_in, fig_out, table, {**metrics, **result}
+    res = (out, themed(fig_in), themed(fig_out), table, {**metrics, **result})
+    return (*res, typical) if with_typicality else res
 
 
-def build(state: DemoState, model: gr.Dropdown) -> None:
-    """The tab: an input (upload, microphone, examples), the reconstruction, both spectrograms, the metrics."""
+def check_input(path) -> None:
+    """The first step of a reconstruction: one error (and no output marked as failed) when there is no input."""
+    if not path:
+        raise gr.Error("Upload or record a sound first (or click one of the examples).", print_exception=False)
+
+
+def per_clip(state: DemoState, model: str | None) -> bool:
+    """Whether the model has one latent vector per clip (its examples are one-shots; otherwise the loop comes first)."""
+    spec = state.models.specs.get(model or state.models.default)
+    return spec is None or spec.single is not False
+
+
+def example_visibility(state: DemoState, model: str | None) -> list:
+    """gr.update()s for the two example sets: one-shots for per-clip models, the loop for temporal ones."""
+    shots = per_clip(state, model)
+    return [gr.update(visible=shots), gr.update(visible=not shots)]
+
+
+def build(state: DemoState, model: gr.Dropdown) -> list:
+    """The tab: an input (upload, microphone, examples), both spectrograms, the reconstruction, the metrics and the
+    typicality. Returns its result components (a change of model clears them) and its two columns of examples."""
     with gr.Tab("Reconstruct"):
         intro("Encode a sound into the latent space and decode it again: what survives the bottleneck?")
         with gr.Row():
-            with gr.Column():
+            with gr.Column(scale=2, min_width=300):
                 rec_in = Audio(sources=["upload", "microphone"], type="filepath", buttons=["download"],
-                               label="Input (drop a file or record)")  # fmt: skip
-                rec_btn = gr.Button("Reconstruct", variant="primary", size="lg")
-                gr.Examples(examples(["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac",
-                                      "musescore-standard_crash.flac", "drum_loop.flac"]), rec_in,
-                            label="Examples (click one to reconstruct it)")  # fmt: skip
-            with gr.Column():
-                rec_out = Audio(label="Reconstruction (original loudness)", elem_id="rec-output", **AUDIO_OUT)
-                rec_metrics = gr.Markdown(NO_METRICS)
-        with gr.Row():
-            rec_fig_in = gr.Plot(label="Input spectrogram", elem_id="spec-input")
-            rec_fig_out = gr.Plot(label="Reconstruction spectrogram", elem_id="spec-output")
+                               label="Input (drop a file or record)", elem_id="rec-input")  # fmt: skip
+                rec_btn = gr.Button("Reconstruct", variant="primary", size="lg", elem_id="rec-btn")
+                shots = per_clip(state, None)
+                with gr.Column(visible=shots) as shot_col:
+                    gr.Examples(examples(ONE_SHOTS), rec_in, label="Drum one-shots (click one to reconstruct it)")
+                with gr.Column(visible=not shots) as loop_col:
+                    gr.Examples(examples(LOOPS), rec_in, label="Examples (click one to reconstruct it)")
+            with gr.Column(scale=5):
+                with gr.Row():
+                    rec_fig_in = gr.Plot(show_label=False, elem_id="spec-input", min_width=300)
+                    rec_fig_out = gr.Plot(show_label=False, elem_id="spec-output", min_width=300)
+                with gr.Row():
+                    rec_out = Audio(label="Reconstruction (original loudness)", elem_id="rec-output", **AUDIO_OUT)
+                    with gr.Column():
+                        rec_typical = gr.Markdown(NO_TYPICALITY, elem_id="typicality")
+                        rec_metrics = gr.Markdown(NO_METRICS, elem_id="rec-metrics")
         rec_state = gr.State()
 
-        @gated(state.gate)
-        def ui_reconstruct(path, m):
-            return reconstruct(state, path, m)
+    @gated(state.gate)
+    def ui_reconstruct(path, m):
+        out, f_in, f_out, table, result, typical = reconstruct(state, path, m, with_typicality=True)
+        return out, themed(f_in, 270), themed(f_out, 270), table, result, typical
 
-        def ui_auto(request: gr.Request, path, m):  # a new input runs at once; clearing it clears all
-            return ui_reconstruct(request, path, m) if path else (None, None, None, NO_METRICS, None)
+    def ui_auto(request: gr.Request, path, m):  # a new input runs at once; clearing it clears all
+        return ui_reconstruct(request, path, m) if path else cleared()
 
-        io = {"inputs": [rec_in, model], "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state]}
-        rec_btn.click(ui_reconstruct, **io, **UI)
-        rec_in.change(ui_auto, **io, **UI)
+    io = {"inputs": [rec_in, model], "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state, rec_typical]}
+    rec_btn.click(check_input, rec_in, None, **UI).success(ui_reconstruct, **io, **UI)
+    rec_in.change(ui_auto, **io, **UI)
+    return [*io["outputs"]], [shot_col, loop_col]
+
+
+def cleared() -> tuple:
+    """What the result components show before (or after a change of model) anything is reconstructed."""
+    return None, None, None, NO_METRICS, None, NO_TYPICALITY

@@ -1,0 +1,126 @@
+"""The page on a projector (a real browser at 1280x720): what must be on the first screen of each tab, one error for
+a missing input, results cleared when the model changes, Plotly figures that follow the dark theme, sliders that
+decode on keyboard changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .screenshots import CHROMIUM, CHROMIUM_ARGS, wait_idle
+
+ROOT = Path(__file__).resolve().parents[2]
+W, H = 1280, 720
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no browser at {CHROMIUM} (apt-get install chromium)")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # never a downloaded browser
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": W, "height": H})
+    page.goto(url)
+    page.get_by_role("tab", name="Reconstruct").wait_for()
+    wait_idle(page)
+    return page
+
+
+def in_first_screen(page, selector: str) -> bool:
+    """The element is shown and lies wholly within the first 1280x720 screen (the page is not scrolled)."""
+    box = page.locator(selector).first.bounding_box()
+    return box is not None and box["width"] > 50 and box["y"] >= 0 and box["y"] + box["height"] <= H and \
+        box["x"] + box["width"] <= W  # fmt: skip
+
+
+def choose_model(page, label: str) -> None:
+    page.locator("#model-picker input").click()
+    page.get_by_role("option", name=label).click()
+    wait_idle(page)
+
+
+def test_each_tab_shows_its_button_and_main_figure_on_the_first_screen(browser, server):
+    page = open_page(browser, server)
+    assert page.evaluate("window.scrollY") == 0
+    assert in_first_screen(page, "#rec-btn") and in_first_screen(page, "#spec-input") and \
+        in_first_screen(page, "#spec-output")  # fmt: skip
+    assert not page.locator("#model-card").first.evaluate("e => e.querySelector('.open') !== null")  # collapsed
+    card = page.locator("#model-card").first.bounding_box()
+    assert card["y"] > page.locator("#spec-input").first.bounding_box()["y"]  # below the tabs' content
+    page.get_by_role("tab", name="Sample").click()
+    page.get_by_role("button", name="Sample", exact=True).click()
+    page.locator(".sample-fig .js-plotly-plot").first.wait_for(timeout=60000)
+    assert in_first_screen(page, "#sample-btn") and in_first_screen(page, ".sample-fig")
+    titles = page.locator(".sample-fig .gtitle").all_text_contents()
+    assert titles[0].startswith("Sample 1 · seed 0 · peak") and titles[1].startswith("Sample 2 · seed 1 ·")
+    page.get_by_role("tab", name="Interpolate").click()
+    assert in_first_screen(page, "#path-btn") and in_first_screen(page, "#path-fig")
+    page.get_by_role("tab", name="Latent map").click()
+    assert in_first_screen(page, "#map-btn")
+    box = page.locator("#latent-map").bounding_box()
+    assert box["y"] < H / 2 and box["y"] + 0.75 * box["height"] <= H  # most of the map
+    page.close()
+
+
+def test_a_missing_input_gives_one_error_and_no_error_on_the_outputs(browser, server):
+    page = open_page(browser, server)
+    page.get_by_role("button", name="Reconstruct", exact=True).click()
+    page.get_by_text("Upload or record a sound first").wait_for(timeout=30000)
+    wait_idle(page)
+    assert page.get_by_text("Upload or record a sound first").count() == 1
+    assert page.get_by_text("Error", exact=True).count() == 1  # the message's title, no "Error" on every output
+    page.locator(".toast-close").first.click()
+    page.get_by_role("tab", name="Interpolate").click()
+    page.locator("#sound-b button[aria-label='Clear']").first.click()
+    page.get_by_role("button", name="Render the path").click()
+    page.get_by_text("Choose a sound for source B").wait_for(timeout=30000)
+    wait_idle(page)
+    assert page.get_by_text("Error", exact=True).count() == 1
+    page.close()
+
+
+def test_results_are_cleared_when_the_model_changes(browser, server):
+    page = open_page(browser, server)
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples" / "timgm6mb-tr-808_kick.flac"))
+    page.locator("#spec-output .js-plotly-plot").wait_for(timeout=60000)
+    wait_idle(page)
+    assert page.locator("#typicality").inner_text().startswith("Typicality:")
+    choose_model(page, "tiny_temporal")
+    page.locator("#spec-output .js-plotly-plot").wait_for(state="detached", timeout=30000)
+    assert page.locator("#rec-metrics").inner_text().strip() == "Metrics appear here."
+    assert page.locator("#rec-output a[download]").count() == 0
+    assert page.get_by_text("drum_loop.flac").first.is_visible()  # a temporal model's examples: the loop
+    assert not page.get_by_text("musescore-standard_tom.flac").first.is_visible()  # the one-shots are for per-clip models
+    page.close()
+
+
+def test_figures_follow_the_dark_theme_and_sliders_decode_on_arrow_keys(browser, server):
+    page = open_page(browser, server + "?__theme=dark")
+    page.get_by_role("tab", name="Sample").click()
+    page.get_by_role("button", name="Sample", exact=True).click()
+    page.locator(".sample-fig .js-plotly-plot").first.wait_for(timeout=60000)
+    wait_idle(page)
+    paper = page.locator(".sample-fig .main-svg").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert paper in ("rgba(0, 0, 0, 0)", "transparent")  # the figure shows the page's background
+    behind = page.evaluate("""() => { let e = document.querySelector('.sample-fig');
+        while (e && ['rgba(0, 0, 0, 0)', 'transparent'].includes(getComputedStyle(e).backgroundColor)) e = e.parentElement;
+        const [r, g, b] = getComputedStyle(e || document.body).backgroundColor.match(/\\d+/g).map(Number);
+        return r + g + b; }""")  # fmt: skip
+    assert behind < 3 * 80  # a dark background
+    text = page.locator(".sample-fig .main-svg text").first.evaluate("e => getComputedStyle(e).fill")
+    assert sum(map(int, text[text.index("(") + 1 : -1].split(",")[:3])) > 3 * 150  # light text
+    slider = page.locator("input[type=range][aria-label^='range slider for Direction 1']").first
+    slider.focus()
+    slider.press("ArrowRight")  # the keyboard, no mouse release
+    page.locator("#direction-fig .js-plotly-plot").wait_for(timeout=60000)
+    wait_idle(page)
+    assert "+0.1" in page.locator("#direction-fig .gtitle").text_content()
+    page.close()
