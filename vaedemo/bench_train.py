@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import yaml
 
 PHASE_LINE = re.compile(r"\[vaedemo\] step (\d+): phase '(\w+)'")
 STOP_LINE = re.compile(r"\[vaedemo\] stopped at step (\d+)")
@@ -82,7 +83,7 @@ def _run_timed(cmd: list[str], cwd: Path, env: dict) -> list[tuple[float, str]]:
     return lines
 
 
-def _phase_rates(lines: list[tuple[float, str]], vae: int, adversarial: int) -> tuple[float, float]:
+def _phase_rates(lines: list[tuple[float, str]]) -> tuple[float, float]:
     """Steps/s of each phase from the timestamps of the phase lines (the first step of the run is left out)."""
     marks = {}
     for t, text in lines:
@@ -94,7 +95,7 @@ def _phase_rates(lines: list[tuple[float, str]], vae: int, adversarial: int) -> 
     if missing:
         raise RuntimeError(f"the training printed no '{missing[0]}' line; is this vaedemo's train CLI?")
     (t_vae, _), (t_adv, s_adv), (t_end, s_end) = marks["vae"], marks["adversarial"], marks["stop"]
-    return (s_adv - 0) / (t_adv - t_vae), (s_end - s_adv) / (t_end - t_adv)
+    return s_adv / (t_adv - t_vae), (s_end - s_adv) / (t_end - t_adv)
 
 
 def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: str = "cpu", precision: str = "32-true",
@@ -102,10 +103,14 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
                 source: Path | None = None) -> dict:  # fmt: skip
     """Steps/s of the VAE and the adversarial phase of ``python -m vaedemo.train`` on ``config``."""
     root = (source or Path(__file__).resolve().parents[1]).resolve()
+    doc = yaml.safe_load((root / config).read_text()) or {}
+    train = doc.get("train") or {}
+    # the VAE phase's length was train.warmup_steps before it was renamed: use the key this checkout knows
+    vae_key = "train.vae_steps" if "vae_steps" in train else "train.warmup_steps"
     with tempfile.TemporaryDirectory(prefix="vaedemo-trainbench-") as tmp:
-        data_root = _data_root(root / config, Path(tmp))
+        data_root = _data_root(doc, Path(tmp))
         sets = [f"train.run_dir={tmp}/run", f"data.root={data_root}", f"train.max_steps={vae + adversarial}",
-                f"{_vae_steps_key(root / config)}={vae}", "train.discriminator_warmup_len=0", "train.val_every_n_steps=100000",
+                f"{vae_key}={vae}", "train.discriminator_warmup_len=0", "train.val_every_n_steps=100000",
                 "train.checkpoint_every_n_steps=100000", f"trainer.accelerator={device}", f"trainer.precision={precision}"]
         sets += [f"train.batch_size={batch}"] * (batch is not None) + [f"train.num_workers={workers}"] * (workers is not None)
         cmd = [sys.executable, "-m", "vaedemo.train", "--config", str(root / config)]
@@ -115,28 +120,16 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
             env["OMP_NUM_THREADS"] = str(threads)
         with GPUSampler() as gpu:
             lines = _run_timed(cmd, root, env)
-    vae_rate, adv_rate = _phase_rates(lines, vae, adversarial)
-    size = batch or _config_batch(root / config)
+    vae_rate, adv_rate = _phase_rates(lines)
+    size = batch or int(train.get("batch_size", 8))
     return {"config": Path(config).stem, "device": device, "precision": precision, "batch": size,
             "vae_steps_s": vae_rate, "adv_steps_s": adv_rate, "vae_clips_s": vae_rate * size,
             "adv_clips_s": adv_rate * size, "gpu_busy": gpu.busy()}  # fmt: skip
 
 
-def _vae_steps_key(config: Path) -> str:
-    """The key of the VAE phase's length in this checkout's config (renamed from train.warmup_steps)."""
-    return "train.vae_steps" if "vae_steps:" in config.read_text() else "train.warmup_steps"
-
-
-def _config_batch(path: Path) -> int:
-    import yaml
-
-    return int(((yaml.safe_load(path.read_text()) or {}).get("train") or {}).get("batch_size", 8))
-
-
-def _data_root(config: Path, tmp: Path) -> Path:
-    import yaml
-
-    root = Path(((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("root", "data/drums"))
+def _data_root(doc: dict, tmp: Path) -> Path:
+    """The config's data folder, or generated clips where it does not exist."""
+    root = Path((doc.get("data") or {}).get("root", "data/drums"))
     root = root if root.is_absolute() else Path.cwd() / root
     return root if root.is_dir() else synthetic_clips(tmp / "clips")
 

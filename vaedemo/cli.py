@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from .errors import VaedemoError
 
@@ -23,3 +25,12 @@ def user_errors(main: Callable[..., int]) -> Callable[..., int]:
             return USER_ERROR
 
     return wrapper
+
+
+def emit_report(text: str, data, out: str | None, json_path: str | None) -> None:
+    """Print a markdown report; also write it to ``out`` and the numbers behind it to ``json_path`` when given."""
+    print(text)
+    if out:
+        Path(out).write_text(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(data, indent=2))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import report_markdown
-from .cli import user_errors
+from .cli import emit_report, user_errors
 from .config import DataConfig
 from .errors import AudioError, VaedemoError
 
@@ -162,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(args.checkpoint)
     results = [evaluate_folder(engine, Path(d), args.seconds, args.max_clips, args.samples, not args.no_opus, args.seed)
                for d in args.data]  # fmt: skip
-    report = report_markdown(engine.bundle.name, results)
-    print(report)
-    if args.out:
-        Path(args.out).write_text(report)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    emit_report(report_markdown(engine.bundle.name, results), results, args.out, args.json)
     if args.update_card:
         from .bundle import save_bundle
 

@@ -166,12 +166,13 @@ class Engine:
     def stream(self) -> Stream:
         """A live stream through a causal temporal model: ``process(chunk)`` with float32 (samples, channels) chunks
         at the model rate, samples a multiple of the hop; the output lags the input by ``latency`` samples."""
-        if not self.config.causal or self.mode.per_clip:
+        try:
+            return Stream(self)
+        except ValueError:  # StreamingVAE decides which models stream; the sentence names this one
             raise VaedemoError(
                 f"{self.bundle.name} cannot stream: streaming needs a causal model with a latent time series "
                 "(model.causal: true, latent_mode temporal)."
-            )
-        return Stream(self)
+            ) from None
 
     def prepare(self, audio: np.ndarray, sr: int) -> np.ndarray:
         """Validate and resample to the model rate, keeping the channels: (samples, C_in)."""
@@ -201,24 +202,24 @@ class Engine:
         return self.mode.to_numpy(self.model.encode(self._tensor(x.T[None])))
 
     @torch.inference_mode()
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """Latents (D,), (clips, D) or (frames, D) -> float32 (samples, channels) at the model rate."""
+    def _decode_batches(self, z: np.ndarray, layout) -> torch.Tensor:
+        """Latents at the numpy edge -> ``layout`` (the mode's decoder layout) -> audio (B', C, T), ``batch`` rows
+        per forward."""
         z = np.asarray(z, np.float32)
         if z.shape[-1] != self.latent_size:
             raise VaedemoError(f"latents must have {self.latent_size} dimensions, got {z.shape[-1]}.")
-        t = self._tensor(self.mode.from_numpy(z))
-        y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        t = self._tensor(layout(z))
+        return torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Latents (D,), (clips, D) or (frames, D) -> float32 (samples, channels) at the model rate."""
+        y = self._decode_batches(z, self.mode.from_numpy)
         return self.mode.unfold(y, 1)[0].T.cpu().numpy().astype(np.float32)
 
-    @torch.inference_mode()
     def decode_many(self, z: np.ndarray) -> np.ndarray:
         """The latents of n sounds, (n, D) or (n, frames, D) as :meth:`sample_latents` gives them -> float32
         (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time."""
-        z = np.asarray(z, np.float32)
-        if z.shape[-1] != self.latent_size:
-            raise VaedemoError(f"latents must have {self.latent_size} dimensions, got {z.shape[-1]}.")
-        t = self._tensor(self.mode.batch_from_numpy(z))
-        y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        y = self._decode_batches(z, self.mode.batch_from_numpy)
         return y.transpose(1, 2).cpu().numpy().astype(np.float32)
 
     def sample_latents(

@@ -12,7 +12,6 @@ are) and the time to draw and decode one sample.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cli import user_errors
+from .cli import emit_report, user_errors
 from .errors import VaedemoError
 from .evaluate import held_out_files, load_clips, peak_levels
 from .metrics import clip_features, frechet_distance, kid, standardise
@@ -142,12 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if not engine.mode.per_clip:
         raise VaedemoError(f"{a.checkpoint} is a temporal model; the prior comparison is for one-vector-per-clip models.")
     result = compare(engine, Path(a.train_data), [Path(d) for d in a.data], a.samples, a.fm_steps, a.ode_steps, a.seed)
-    text = report(engine.bundle.name, result)
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=2))
+    emit_report(report(engine.bundle.name, result), result, a.out, a.json)
     return 0
 
 

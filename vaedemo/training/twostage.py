@@ -85,16 +85,10 @@ class TwoStageModule(pl.LightningModule):
         t = self.cfg.train
         return torch.optim.Adam([p for p in self.vae.parameters() if p.requires_grad], lr=t.lr, betas=tuple(t.betas))
 
-    def losses(self, stats: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(trajectory negative log-likelihood, KL), each per example, shape (B,)."""
-        target = stats[:, : self.vae.cfg.trajectory_size]
-        head = self.vae.encoder.head(stats)
-        if sample:
-            z, kl = self.vae.latent.kl(head)
-        else:
-            z, kl = self.vae.latent.posterior_mean(head), head.new_zeros(head.shape[0])
-        error = (self.vae.decoder.head(z) - target) / self.spread
-        return 0.5 * error.square().flatten(1).sum(1), kl
+    def trajectory_nll(self, z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per example (B,) of the trajectory in ``stats`` given the vector ``z``."""
+        error = (self.vae.decoder.head(z) - stats[:, : self.vae.cfg.trajectory_size]) / self.spread
+        return 0.5 * error.square().flatten(1).sum(1)
 
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
@@ -106,7 +100,8 @@ class TwoStageModule(pl.LightningModule):
             self.phase_changes.append((step, "vae"))
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = self.cfg.train.lr * lr_factor_at(self.cfg, step)
-        nll, kl = self.losses(batch)
+        z, kl = self.vae.latent.kl(self.vae.encoder.head(batch))
+        nll = self.trajectory_nll(z, batch)
         loss = (nll + beta_at(self.cfg, step) * kl).mean()
         bs = batch.shape[0]
         self.log_dict({"train/trajectory_nll": nll.mean(), "train/kl": kl.mean()}, on_step=False, on_epoch=True,
@@ -119,8 +114,9 @@ class TwoStageModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        nll, _ = self.losses(batch, sample=False)
-        _, kl = self.losses(batch)
+        head = self.vae.encoder.head(batch)
+        nll = self.trajectory_nll(self.vae.latent.posterior_mean(head), batch)
+        _, kl = self.vae.latent.kl(head)
         # per trajectory value, in units of its spread: comparable between configs of different sizes
         per_value = nll.mean() / (self.vae.cfg.trajectory_size * batch.shape[-1])
         self.log("val/trajectory_nll_per_value", per_value, prog_bar=True, batch_size=batch.shape[0])
