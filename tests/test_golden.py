@@ -8,7 +8,7 @@ compared, to float tolerance.
 
 Regenerate (only when a change is meant to alter the outputs): ``python tests/test_golden.py``. Re-recorded once on
 purpose: batched decoding of several sounds (samples, interpolation paths) changed their last bits (<= 7e-8), and
-one-shot models now reconstruct inputs longer than a clip hit by hit (drums_single_flow's 1 s and 2.5 s inputs).
+one-shot models now reconstruct inputs of two clips or more hit by hit (drums_single_flow's 2.5 s input).
 """
 
 from __future__ import annotations

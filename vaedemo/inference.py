@@ -4,7 +4,7 @@ Audio in and out is float32 (samples, channels) (1-D input is taken as mono). ``
 sample rate and channel count and returns the same shape at the same rate: mono models treat each channel on its own,
 stereo models take channel pairs (a mono input comes back as stereo). Temporal models process long audio in
 overlapping chunks whose margins cover the receptive field, so the result equals whole-signal processing (no seams);
-one-vector-per-clip models go clip by clip, and inputs longer than a clip hit by hit (cut at their onsets, see
+one-vector-per-clip models go clip by clip, and inputs of two clips or more hit by hit (cut at their onsets, see
 :mod:`vaedemo.onsets`). Everything is deterministic: reconstruction uses the posterior mean, sampling
 uses a seeded generator.
 """
@@ -185,8 +185,9 @@ class Engine:
         x = check_audio(audio, sr)
         n, c_in = x.shape
         xm = resample(x, sr, self.sample_rate)
-        if self.mode.per_clip and len(xm) > self.clip_length:  # a performance through a one-shot model: hit by hit
-            y = self._reconstruct_hits(xm)
+        if self.mode.per_clip and len(xm) >= 2 * self.clip_length:  # a performance through a one-shot model
+            y = self._reconstruct_hits(xm)  # (a one-shot with a short tail past one clip stays whole: cutting it at
+            # the inner transients of a snare or a flam splits one hit into several)
         else:
             y = self._reconstruct_channels(xm)
         y = resample(y, self.sample_rate, sr)
