@@ -113,12 +113,15 @@ def test_batched_decoding_equals_one_at_a_time(tiny_config, tmp_path, mode):
     assert np.array_equal(eng.sample(7, 1.0, seed=5), many)  # the same seed, the same audio
 
 
+@pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, channels):
-    eng = _engine(tiny_config, tmp_path, "temporal", channels=channels, flows=2, causal=True)
+def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, channels, causal):
+    """Causal: the model's own lag (PQMF, one latent frame). Centred: its look-ahead, nothing else."""
+    eng = _engine(tiny_config, tmp_path, "temporal", channels=channels, flows=2, causal=causal)
     stream = eng.stream()
-    assert stream.latency == eng.model.delay > 0
-    x = np.random.default_rng(2).standard_normal((eng.hop * 40, channels)).astype(np.float32) * 0.1
+    assert stream.latency > 0 and (stream.latency == eng.model.delay) == causal and (eng.model.delay > 0) == causal
+    frames = 40 + -(-stream.latency // eng.hop)  # chunks are whole hops; 40 frames are compared
+    x = np.random.default_rng(2).standard_normal((frames * eng.hop, channels)).astype(np.float32) * 0.1
     sizes = [eng.hop, 3 * eng.hop, 5 * eng.hop, eng.hop]  # uneven chunks
     out, pos, k = [], 0, 0
     while pos < len(x):
@@ -130,13 +133,14 @@ def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, cha
     lag = stream.latency
     assert streamed.shape == x.shape
     assert np.allclose(streamed[lag:], offline[: len(x) - lag], atol=1e-5)
+    assert not np.allclose(streamed[lag - 1 : -1], offline[: len(x) - lag], atol=1e-5)  # one sample off is wrong
     stream.reset()
     assert np.allclose(stream.process(x[: 4 * eng.hop]), streamed[: 4 * eng.hop], atol=1e-6)  # reset starts afresh
 
 
-def test_only_causal_temporal_models_stream(tiny_config, tmp_path):
-    with pytest.raises(VaedemoError, match="cannot stream: streaming needs a causal model"):
-        _engine(tiny_config, tmp_path, "temporal", flows=0).stream()
-    stream = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=True).stream()
+def test_single_latent_models_do_not_stream(tiny_config, tmp_path):
+    with pytest.raises(VaedemoError, match="cannot stream: it encodes one latent vector per clip"):
+        _engine(tiny_config, tmp_path, "single", flows=0).stream()
+    stream = _engine(tiny_config, tmp_path, "temporal", flows=0).stream()
     with pytest.raises(VaedemoError, match="multiple of"):
         stream.process(np.zeros((100, 1), np.float32))

@@ -1,4 +1,5 @@
 """``python -m vaedemo.bench --config X [--config Y] [--checkpoint C] [--seconds 10] [--runs 5]``
+``python -m vaedemo.bench --stream [--causal] --config X [--checkpoint C] [--chunk 512] [--chunks 300]``
 
 The demo's latency (its handlers, the cold start of ``app.py``) is measured by ``python -m vaedemo.demo.bench``.
 
@@ -6,6 +7,10 @@ For each model: parameters, GFLOPs per second of audio, encode / decode / recons
 (audio seconds per wall-clock second, median of ``--runs`` runs after a warm-up), training steps per second (VAE
 phase and adversarial phase, batch and clip length of the config) and peak memory. Each model is measured in a fresh
 subprocess so that peak memory (max RSS) is its own. Prints a markdown table.
+
+``--stream``: live streaming on ONE torch thread: milliseconds per chunk (median over ``--chunks`` chunks after a
+warm-up of 50) and the real-time factor, for :meth:`Engine.stream` and for the streaming TorchScript export (saved and
+loaded back as a host would), and each stream's latency. ``--causal`` sets ``model.causal: true`` on configs.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def _median_time(fn, runs: int) -> float:
     return statistics.median(times)
 
 
-def _load(target: str, kind: str):
+def _load(target: str, kind: str, overrides: list[str] | None = None):
     """(Engine, training Config) of a bundle (its model with default training settings) or of a YAML config
     (untrained weights, seed 0)."""
     import torch
@@ -45,7 +50,7 @@ def _load(target: str, kind: str):
     if kind == "checkpoint":
         bundle = load(target)
         return Engine(bundle), config_from_dict({"model": bundle.config.to_dict()}, target)
-    train_cfg = load_config(target)
+    train_cfg = load_config(target, overrides)
     torch.manual_seed(0)
     return Engine(Bundle(train_cfg.model, AudioVAE(train_cfg.model).eval(), {}, None, target)), train_cfg
 
@@ -73,6 +78,76 @@ def measure_inference(engine, seconds: float, runs: int) -> dict:
         "sample_ms": 1000 * t_sample,
         "sample_rtf": clip / sr / t_sample,
     }
+
+
+def _median_chunk_ms(process, chunk, chunks: int, warmup: int = 50) -> float:
+    for _ in range(warmup):
+        process(chunk)
+    times = []
+    for _ in range(chunks):
+        t0 = time.perf_counter()
+        process(chunk)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def measure_stream(engine, chunk: int, chunks: int) -> dict:
+    """Median ms per ``chunk``-sample chunk (one torch thread) of Engine.stream and of the streaming TorchScript
+    export, as real-time factors too (a chunk's duration over its compute time)."""
+    import io
+
+    import torch
+
+    from .export import HostModule
+    from .nn.streaming import script
+
+    torch.set_num_threads(1)
+    audio = (0.1 * np.random.default_rng(0).standard_normal((chunk, engine.channels))).astype(np.float32)
+    stream = engine.stream()
+    engine_ms = _median_chunk_ms(stream.process, audio, chunks)
+    buffer = io.BytesIO()
+    torch.jit.save(script(HostModule(engine.model, streaming=True)), buffer)
+    buffer.seek(0)
+    host = torch.jit.load(buffer)
+    with torch.inference_mode():
+        host_ms = _median_chunk_ms(host, torch.from_numpy(audio.T.copy())[None], chunks)
+    seconds = chunk / engine.sample_rate
+    return {"chunk": chunk, "latency_ms": 1000 * stream.latency / engine.sample_rate,
+            "stream_ms": engine_ms, "stream_rtf": seconds / (engine_ms / 1000),
+            "script_ms": host_ms, "script_rtf": seconds / (host_ms / 1000)}  # fmt: skip
+
+
+STREAM_COLUMNS = [
+    ("model", "model", "{}"),
+    ("causal", "causal", "{}"),
+    ("chunk", "chunk (samples)", "{}"),
+    ("latency_ms", "latency (ms)", "{:.1f}"),
+    ("stream_ms", "Engine.stream ms / chunk", "{:.3f}"),
+    ("stream_rtf", "Engine.stream x RT", "{:.1f}"),
+    ("script_ms", "TorchScript ms / chunk", "{:.3f}"),
+    ("script_rtf", "TorchScript x RT", "{:.1f}"),
+]
+
+
+def main_stream(args) -> int:
+    """One row per model: streaming speed on one thread (see the module doc)."""
+    targets = [("config", c) for c in args.config] + [("checkpoint", c) for c in args.checkpoint]
+    rows = []
+    for kind, target in targets or [("config", "configs/drums_temporal.yaml")]:
+        engine, _ = _load(target, kind, ["model.causal=true"] if args.causal and kind == "config" else None)
+        row = {"model": Path(target).stem if kind == "config" else Path(target).name, "causal": engine.config.causal,
+               **measure_stream(engine, args.chunk, args.chunks)}  # fmt: skip
+        rows.append(row)
+        print(f"measured {target}", file=sys.stderr)
+    head = "| " + " | ".join(c[1] for c in STREAM_COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in STREAM_COLUMNS) + "|"
+    body = ["| " + " | ".join(fmt.format(r[k]) for k, _, fmt in STREAM_COLUMNS) + " |" for r in rows]
+    print("\n".join([head, sep, *body]))
+    print(f"\n1 torch thread; median of {args.chunks} chunks after 50 of warm-up; x RT = a chunk's duration over its "
+          "compute time; latency: how far the output lags the input.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
 
 
 def measure_training_steps(train_cfg, steps: int) -> dict:
@@ -163,6 +238,10 @@ def _parser() -> argparse.ArgumentParser:
     add("--workers", type=int, default=None, help="--train: data loader workers (default: the config's)")
     add("--threads", type=int, default=None, help="--train: OMP_NUM_THREADS of the training process")
     add("--source", action="append", default=[], help="--train: checkout(s) whose CLI to time (default: this one)")
+    add("--stream", action="store_true", help="time live streaming instead (one thread, ms per chunk)")
+    add("--causal", action="store_true", help="--stream: set model.causal=true on --config models")
+    add("--chunk", type=int, default=512, help="--stream: samples per chunk (a multiple of the hop)")
+    add("--chunks", type=int, default=300, help="--stream: chunks timed (after 50 of warm-up)")
     add("--_worker", nargs=2, help=argparse.SUPPRESS)
     return parser
 
@@ -216,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.train:
         return main_train(args)
+    if args.stream:
+        return main_stream(args)
     targets = [("config", c) for c in args.config] + [("checkpoint", c) for c in args.checkpoint]
     if not targets:
         targets = [("config", str(p)) for p in sorted(Path("configs").glob("*.yaml"))]

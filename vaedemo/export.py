@@ -1,7 +1,19 @@
 """``python -m vaedemo.export RUN_DIR OUT_DIR``: a checkpoint bundle from a Lightning run's ``last.ckpt``.
+``python -m vaedemo.export --torchscript BUNDLE OUT.ts [--streaming]``: a TorchScript file for real-time hosts.
 
 ``RUN_DIR`` is a training run folder (or a ``.ckpt`` file). The Lightning checkpoint is read with
 ``torch.load(weights_only=True)``; the bundle keeps the generator weights only (no discriminator, no optimiser).
+
+The TorchScript file follows nn~'s conventions (those of the ``nn_tilde`` Python package, v1.6, whose ``Module`` is
+not used: it pins another torch): methods ``encode``, ``decode`` and ``forward`` on float (batch, channels, samples)
+tensors; for each, a buffer ``<method>_params`` = [in channels, in ratio, out channels, out ratio] and the string
+lists ``<method>_input_labels`` / ``<method>_output_labels``; ``get_methods()``, ``get_attributes()`` (none),
+``get_buffer_attributes()`` (none) and ``get_sample_rate()``. Buffers hold a multiple of the hop samples (latent
+frames for ``decode``). Without ``--streaming`` every call is processed on its own (the offline model, zero-padded at
+both ends); with it, every call continues the previous one through cached convolutions
+(:mod:`vaedemo.nn.streaming`), and ``reset()`` starts afresh; a streaming ``decode`` expects what a streaming
+``encode`` gives (a centred model's first latent frames stand for the padding before time 0 and are zeroed). Only
+models with a latent time series export.
 """
 
 from __future__ import annotations
@@ -10,17 +22,21 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 from .cli import user_errors
-from .errors import CheckpointError
+from .errors import CheckpointError, VaedemoError
+from .nn.decoder import mod_sigmoid
+from .nn.streaming import PosteriorMean, StreamingVAE, script
+from .nn.vae import AudioVAE
 
 
 def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
-    import torch
-
     from .bundle import save_bundle
     from .card import hardware_description
     from .config import config_from_dict
-    from .nn.vae import AudioVAE
     from .training.module import phase_reached
 
     path = Path(run)
@@ -46,13 +62,123 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     return save_bundle(model, out_dir, meta, cfg.to_dict())
 
 
+class OfflineVAE(nn.Module):
+    """The offline model in TorchScript: every call on its own (what ``AudioVAE.encode`` / ``decode`` / ``forward``
+    with the posterior mean compute), the input zero-padded to a multiple of the hop."""
+
+    def __init__(self, model: AudioVAE):
+        super().__init__()
+        self.pqmf, self.encoder, self.decoder = model.pqmf, model.encoder.net, model.decoder.net
+        self.posterior_mean = PosteriorMean(model)
+        self.hop, self.frame_delay = model.hop, model.frame_delay
+
+    @torch.jit.export
+    def reset(self) -> None:
+        pass  # nothing carries over between calls
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, [0, (self.hop - x.shape[-1] % self.hop) % self.hop])
+        return self.posterior_mean(self.encoder(self.pqmf.analysis(x)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if self.frame_delay > 0:  # a causal decoder reads the previous frame
+            z = F.pad(z, [self.frame_delay, 0])[..., : z.shape[-1]]
+        wave, amp = self.decoder(z).chunk(2, dim=1)
+        return self.pqmf.synthesis(wave * mod_sigmoid(amp))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))[..., : x.shape[-1]]
+
+
+class HostModule(nn.Module):
+    """What a real-time host loads: ``encode``, ``decode``, ``forward`` (and ``reset``) with nn~'s metadata."""
+
+    def __init__(self, model: AudioVAE, streaming: bool):
+        super().__init__()
+        self.core = StreamingVAE(model) if streaming else OfflineVAE(model)
+        self.sample_rate, self.streaming = model.sample_rate, streaming
+        # samples by which the output lags the input: a causal model's own lag, plus a centred one's look-ahead
+        self.latency: int = self.core.latency if isinstance(self.core, StreamingVAE) else model.delay
+        c, d, hop = model.channels, model.latent.size, model.hop
+        audio = [f"(signal) audio channel {i}" for i in range(c)]
+        latent = [f"(signal) latent dimension {i}" for i in range(d)]
+        for method, params, labels in [("encode", [c, 1, d, hop], (audio, latent)),
+                                       ("decode", [d, hop, c, 1], (latent, audio)),
+                                       ("forward", [c, 1, c, 1], (audio, audio))]:  # fmt: skip
+            self.register_buffer(f"{method}_params", torch.tensor(params))
+            setattr(self, f"{method}_input_labels", labels[0])
+            setattr(self, f"{method}_output_labels", labels[1])
+        self.methods = ["encode", "decode", "forward"]
+
+    @torch.jit.export
+    def get_methods(self) -> list[str]:
+        return self.methods
+
+    @torch.jit.export
+    def get_attributes(self) -> list[str]:
+        return []
+
+    @torch.jit.export
+    def get_buffer_attributes(self) -> list[str]:
+        return []
+
+    @torch.jit.export
+    def get_sample_rate(self) -> int:
+        return self.sample_rate
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.core.reset()  # (no isinstance here: TorchScript may compile it against another StreamingVAE type)
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core.encode(x)
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.core.decode(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.core(x)
+
+
+def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = False) -> Path:
+    """Write ``bundle``'s model as a TorchScript file for nn~ and other hosts (see the module doc)."""
+    from .bundle import load
+
+    b = load(bundle)
+    if b.model.mode.per_clip:
+        raise VaedemoError(
+            f"{b.name} cannot be exported for real-time hosts: it encodes one latent vector per clip, which needs the "
+            "whole clip; only models with a latent time series export."
+        )
+    path = Path(out)
+    if not path.parent.is_dir():
+        raise VaedemoError(f"{path.parent} is not a folder; create it first or choose another path for {path.name}.")
+    module = HostModule(b.model.float().eval(), streaming)
+    scripted = script(module)
+    scripted.save(str(path))
+    return path
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaedemo.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="training run folder or .ckpt file")
-    parser.add_argument("out", help="bundle folder to write")
+    parser.add_argument("run", nargs="?", help="training run folder or .ckpt file")
+    parser.add_argument("out", nargs="?", help="bundle folder to write")
     parser.add_argument("--name", help="model name for the card")
+    parser.add_argument("--torchscript", nargs=2, metavar=("BUNDLE", "OUT_TS"),
+                        help="write BUNDLE (a folder or hf:// id) as a TorchScript file for nn~ and other hosts")  # fmt: skip
+    parser.add_argument("--streaming", action="store_true", help="--torchscript: each call continues the previous one")
     args = parser.parse_args(argv)
+    if args.torchscript:
+        if args.run or args.out:
+            parser.error("--torchscript takes BUNDLE and OUT_TS; give no run folder next to it")
+        out = export_torchscript(*args.torchscript, streaming=args.streaming)
+        print(f"wrote {out} ({'streaming' if args.streaming else 'one call at a time'})")
+        return 0
+    if not (args.run and args.out) or args.streaming:
+        parser.error("give RUN OUT (a bundle from a run) or --torchscript BUNDLE OUT_TS [--streaming]")
     out = export(args.run, args.out, args.name)
     print(f"wrote {out}")
     return 0

@@ -19,7 +19,7 @@ import torch
 from .audio import check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
-from .nn.streaming import StreamingVAE
+from .nn.streaming import StreamingVAE, script
 from .onsets import detect_onsets, hit_segments, lay_hits
 
 
@@ -56,11 +56,17 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = 
 
 
 class Stream:
-    """Chunks in, chunks out, through :class:`~vaedemo.nn.streaming.StreamingVAE` (see :meth:`Engine.stream`)."""
+    """Chunks in, chunks out, through :class:`~vaedemo.nn.streaming.StreamingVAE` (see :meth:`Engine.stream`).
+
+    ``latency``: samples by which the output lags the input (a causal model's own lag, plus a centred model's
+    look-ahead)."""
 
     def __init__(self, engine: Engine):
-        self.engine, self.latency = engine, engine.model.delay
-        self.hop, self._vae = engine.hop, StreamingVAE(engine.model)
+        self.engine, self.hop = engine, engine.hop
+        vae = StreamingVAE(engine.model).to(engine.device)
+        self.latency: int = vae.latency
+        # TorchScript runs the ~100 small ops of a chunk at about half the Python interpreter's overhead
+        self._vae = script(vae)
         self._channels: int | None = None
 
     def reset(self) -> None:
@@ -68,6 +74,7 @@ class Stream:
         self._channels = None
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
+        """float32 (samples, channels) at the model rate, samples a multiple of the hop -> the same shape."""
         x = np.asarray(chunk, np.float32)
         x = x[:, None] if x.ndim == 1 else x
         if x.shape[0] % self.hop:
@@ -75,7 +82,8 @@ class Stream:
         if self._channels not in (None, x.shape[1]):
             raise VaedemoError(f"a stream keeps its channel count ({self._channels}); reset() it to change.")
         self._channels = x.shape[1]
-        y = self._vae.process(self.engine._tensor(self.engine._groups(x))).cpu().numpy()
+        with torch.inference_mode():
+            y = self._vae(self.engine._tensor(self.engine._groups(x))).cpu().numpy()
         return np.ascontiguousarray(self.engine._ungroup(y, x.shape[1]), dtype=np.float32)
 
 
@@ -164,14 +172,18 @@ class Engine:
         return lay_hits(list(hits), onsets, len(x), self.sample_rate)
 
     def stream(self) -> Stream:
-        """A live stream through a causal temporal model: ``process(chunk)`` with float32 (samples, channels) chunks
-        at the model rate, samples a multiple of the hop; the output lags the input by ``latency`` samples."""
+        """A live stream through a temporal model: ``process(chunk)`` with float32 (samples, channels) chunks at the
+        model rate, samples a multiple of the hop; the output lags the input by ``latency`` samples (a causal
+        model's PQMF lag and latent frame; a centred model's look-ahead, its right receptive field).
+
+        One-vector-per-clip models do not stream: their one latent summarises the whole clip, so nothing can be
+        decoded before the clip has ended."""
         try:
             return Stream(self)
-        except ValueError:  # StreamingVAE decides which models stream; the sentence names this one
+        except ValueError:  # StreamingVAE decides which models stream (those with a latent time series)
             raise VaedemoError(
-                f"{self.bundle.name} cannot stream: streaming needs a causal model with a latent time series "
-                "(model.causal: true, latent_mode temporal)."
+                f"{self.bundle.name} cannot stream: it encodes one latent vector per clip, which needs the whole clip "
+                "before anything can be decoded (streaming needs a model with a latent time series)."
             ) from None
 
     def prepare(self, audio: np.ndarray, sr: int) -> np.ndarray:

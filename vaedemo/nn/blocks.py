@@ -3,7 +3,8 @@
 Every block maps a length L to exactly L (or L / r, L * r for the resampling blocks): padding is explicit, so the
 exact-length contract of :class:`~vaedemo.nn.vae.AudioVAE` only needs the input padded to a multiple of the hop.
 Each block also reports its receptive field in its own input samples (``span``) and how it resamples (``stride`` /
-``ratio``); :func:`stack_span` sums them over a stack, which sizes seamless chunking.
+``ratio``); :func:`stack_span` sums them over a stack, which sizes seamless chunking. ``lookahead`` says how far a
+centred block reads ahead (0 when causal); :mod:`~vaedemo.nn.streaming` adds these up into a stream's latency.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Conv(nn.Module):
         self.pad = _split(dilation * (kernel - 1) + 1 - stride, causal)
         self.span = dilation * (kernel - 1)
         self.stride = stride
+        self.lookahead = self.pad[1]  # input samples read past an output's own position (its right padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, self.pad))
@@ -43,6 +45,7 @@ class ConvUp(nn.Module):
         self.conv = nn.ConvTranspose1d(cin, cout, 2 * ratio, stride=ratio)
         self.crop = (0, ratio) if causal else _split(ratio, False)
         self.span = 2  # input frames that touch one output sample
+        self.lookahead = self.crop[0]  # output samples cropped on the left: a stream that keeps them runs that late
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
@@ -57,6 +60,7 @@ class ResidualUnit(nn.Module):
         self.conv1 = Conv(channels, channels, kernel, dilation=dilation, causal=causal)
         self.conv2 = nn.Conv1d(channels, channels, 1)
         self.span = self.conv1.span
+        self.lookahead = self.conv1.lookahead
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2))

@@ -75,6 +75,12 @@ class PQMF(nn.Module):
         """Samples by which synthesis(analysis(x)) lags x: 0 centred, taps - 1 causal (two linear-phase filters)."""
         return self.taps - 1 if self.causal and self.bands > 1 else 0
 
+    @property
+    def lookahead(self) -> int:
+        """Samples a centred filter reads ahead (half its taps; 0 causal): the analysis pads that much on the right,
+        the synthesis crops that much on the left."""
+        return self.taps // 2 if not self.causal and self.bands > 1 else 0
+
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> (B, C * M, T / M); channel c's bands are rows c*M .. c*M + M - 1."""
         if self.bands == 1:

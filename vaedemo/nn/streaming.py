@@ -1,16 +1,33 @@
-"""Streaming a causal temporal AudioVAE chunk by chunk, with cached convolutions.
+"""Streaming a temporal AudioVAE chunk by chunk, with cached convolutions (causal and centred models alike).
 
-Every convolution keeps what it needs from the previous chunk: a causal conv keeps its last ``pad`` input samples
-(its left context), a transposed conv and the PQMF synthesis keep the part of their output that overlaps the next
-chunk (overlap-add), and the decoder keeps the last latent frame (its one-frame delay). Nothing is recomputed, so a
-chunk costs what its own samples cost. The concatenated output equals the offline forward pass of the whole signal
-(:meth:`AudioVAE.forward` with ``sample=False``): the input delayed by :attr:`AudioVAE.delay` samples.
+Every convolution keeps what it needs from the previous chunk: its left context (a causal conv keeps its last
+``pad`` input samples), and a transposed conv, run as a causal conv over input frames followed by a depth-to-space
+reshape, keeps its last input frames. Nothing is recomputed, so a chunk costs what its own samples cost.
 
-Only causal models with a latent time series stream: a centred convolution would need samples from the future, and
-a one-vector-per-clip model needs the whole clip before it can encode anything.
+A centred conv with padding (l, r) is the causal conv with padding l + r whose output is r samples late
+(cached_conv / RAVE's trick); a centred transposed conv is late by the samples it crops on the left, the centred PQMF
+by half its taps. Each cached block reports its ``delay``: how many of its own output samples it runs behind the
+offline model, summed through the stack at each stage's rate (a strided conv whose delay is not a whole number of
+output frames waits for the next one). A residual unit delays its skip path by its conv's lateness so that the two
+branches line up. The stream's output is therefore the offline forward pass (:meth:`AudioVAE.forward` with
+``sample=False``) delayed by :attr:`StreamingVAE.lookahead` samples: 0 for a causal model, the model's look-ahead
+(its right receptive field, rounded up to whole frames where a strided conv needs it) for a centred one.
+
+Offline, every conv pads its input with zeros on the left. A late block's first outputs stand for offline times
+before 0, so every cached block zeroes the first ``input_delay`` samples it is fed: the stream then equals the
+offline pass from its first sample on, not only once its caches have filled.
+
+Convolutions run as one matrix product over a strided view of the input (kernel taps x channels): at the sizes of a
+512-sample chunk this is as fast as ``conv1d`` for plain convs and 5-7x faster for dilated ones, whose CPU path in
+``conv1d`` is slow for short inputs (measured: 8 vs 38 us at 32 channels, 32 samples, dilation 9).
+
+The module is TorchScript-able (see :mod:`vaedemo.export`). Only models with a latent time series stream: a
+one-vector-per-clip model needs the whole clip before it can encode anything.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -21,119 +38,287 @@ from .decoder import mod_sigmoid
 from .vae import AudioVAE
 
 
-class _CachedConv:
-    """A causal :class:`Conv` fed chunk by chunk: its left padding comes from the previous chunk."""
+class CachedConv(nn.Module):
+    """A Conv1d (any stride, dilation, causal or centred padding) fed chunk by chunk.
 
-    def __init__(self, conv: Conv):
-        self.conv, self.context = conv, conv.pad[0]
-        self.cache: torch.Tensor | None = None
+    ``weight`` is (out, in, kernel) as in ``conv1d``; ``pad`` the offline (left, right) padding; ``input_delay`` how
+    many input samples the stream runs behind the offline input (its first ones are zeroed, see the module doc).
+    ``delay``: output samples behind the offline output."""
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cache is None:
-            self.cache = x.new_zeros(*x.shape[:-1], self.context)
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int,
+                 pad: tuple[int, int], input_delay: int):  # fmt: skip
+        super().__init__()
+        out_ch, in_ch, kernel = weight.shape
+        self.in_ch, self.kernel, self.stride, self.dilation = in_ch, kernel, stride, dilation
+        # the right padding makes the causal output late; round up to whole output frames for a strided conv
+        align = (-(input_delay + pad[1])) % stride
+        self.context = pad[0] + pad[1] + align
+        self.input_delay, self.delay = input_delay, (input_delay + pad[1] + align) // stride
+        # (out, kernel * in), kernel-major: one matrix product against the strided (kernel, in, frames) view
+        self.register_buffer("matrix", weight.detach().permute(0, 2, 1).reshape(out_ch, kernel * in_ch).clone())
+        self.register_buffer("bias", (bias.detach().clone() if bias is not None else weight.new_zeros(out_ch))[:, None])
+        self.cache = torch.zeros(0)
+        self.seen = 0
+
+    @classmethod
+    def of(cls, conv: Conv, input_delay: int) -> CachedConv:
+        c = conv.conv
+        return cls(c.weight, c.bias, c.stride[0], c.dilation[0], (conv.pad[0], conv.lookahead), input_delay)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache, self.seen = torch.zeros(0), 0
+
+    def _zero_start(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero the samples that stand for offline times before 0 (the offline conv's zero padding)."""
+        if self.seen < self.input_delay:
+            n = min(self.input_delay - self.seen, x.shape[-1])
+            self.seen += n
+            x = torch.cat([torch.zeros_like(x[..., :n]), x[..., n:]], dim=-1)
+        return x
+
+    def extend(self, x: torch.Tensor) -> torch.Tensor:
+        """The chunk with its left context in front (zeroed where it stands for offline times before 0)."""
+        x = self._zero_start(x)
+        if self.context == 0:
+            return x
+        if self.cache.dim() != 3 or self.cache.shape[0] != x.shape[0]:
+            self.cache = torch.zeros(x.shape[0], self.in_ch, self.context, dtype=x.dtype, device=x.device)
+        x = torch.cat([self.cache, x], dim=-1)
+        self.cache = x[..., x.shape[-1] - self.context :]
+        return x
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv of an extended chunk (no padding)."""
+        x = x.contiguous()
+        b = x.shape[0]
+        frames = (x.shape[-1] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
+        step = x.stride(2)  # a view (batch, tap, channel, frame) of the input, then one copy into a matrix
+        strides = [x.stride(0), self.dilation * step, x.stride(1), self.stride * step]
+        taps = x.as_strided([b, self.kernel, self.in_ch, frames], strides, x.storage_offset())
+        taps = taps.reshape(b, self.kernel * self.in_ch, frames)
+        if b == 1:
+            return torch.addmm(self.bias, self.matrix, taps[0]).unsqueeze(0)
+        return torch.matmul(self.matrix, taps) + self.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convolve(self.extend(x))
+
+
+class CachedConvTranspose(nn.Module):
+    """A transposed conv (stride s, kernel K; ``weight`` (in, out, K) as in ``conv_transpose1d``) fed chunk by chunk,
+    the first ``crop_left`` samples of its full output cropped offline.
+
+    Output block t (s samples) is sum_q W_q^T x[t - q] over the kernel's ceil(K / s) phases W_q: a causal conv over
+    input frames with out * s channels, then a reshape of those channels into time. ``delay`` in output samples."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, crop_left: int, input_delay: int):
+        super().__init__()
+        in_ch, out_ch, kernel = weight.shape
+        phases = -(-kernel // stride)
+        w = F.pad(weight.detach(), (0, phases * stride - kernel)).reshape(in_ch, out_ch, phases, stride)
+        # conv tap i reads frame t - (phases - 1) + i, i.e. phase q = phases - 1 - i: flip the phases
+        w = w.permute(1, 3, 0, 2).reshape(out_ch * stride, in_ch, phases).flip(-1)
+        b = bias.detach().repeat_interleave(stride) if bias is not None else None
+        self.frames = CachedConv(w, b, 1, 1, (phases - 1, 0), input_delay)
+        self.out_ch, self.stride = out_ch, stride
+        self.delay = input_delay * stride + crop_left
+
+    @classmethod
+    def of(cls, up: ConvUp, input_delay: int) -> CachedConvTranspose:
+        return cls(up.conv.weight, up.conv.bias, up.ratio, up.lookahead, input_delay)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.frames.reset()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.frames(x)  # (B, out * s, n): channel o * s + j is sample j of output block t
+        b, n = y.shape[0], y.shape[-1]
+        return y.reshape(b, self.out_ch, self.stride, n).transpose(2, 3).reshape(b, self.out_ch, n * self.stride)
+
+
+class Delay(nn.Module):
+    """Delays a signal by ``samples`` (the first ones are zeros), across chunks."""
+
+    def __init__(self, samples: int):
+        super().__init__()
+        self.samples = samples
+        self.cache = torch.zeros(0)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache = torch.zeros(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.samples == 0:
+            return x
+        if self.cache.dim() != 3 or self.cache.shape[0] != x.shape[0]:
+            self.cache = torch.zeros(x.shape[0], x.shape[1], self.samples, dtype=x.dtype, device=x.device)
         both = torch.cat([self.cache, x], dim=-1)
-        self.cache = both[..., both.shape[-1] - self.context :]
-        return self.conv.conv(both)
+        self.cache = both[..., x.shape[-1] :]
+        return both[..., : x.shape[-1]]
 
 
-class _CachedConvUp:
-    """A causal :class:`ConvUp`: the r samples past the chunk's end (minus the bias, counted once) go to the next."""
+class CachedResidual(nn.Module):
+    """A :class:`ResidualUnit`: the skip path waits for the (late) dilated conv, so both branches line up.
 
-    def __init__(self, up: ConvUp):
-        self.up, self.ratio = up, up.ratio
-        self.overlap: torch.Tensor | None = None
+    The dilated conv's cache holds the unit's input itself (the activation is applied after the cache), so the
+    skip path is a slice of the same extended chunk: the input ``lookahead`` samples ago, without a cache of its
+    own."""
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.up.conv(x)
-        keep = x.shape[-1] * self.ratio
-        if self.overlap is not None:
-            y = torch.cat([y[..., : self.ratio] + self.overlap, y[..., self.ratio :]], dim=-1)
-        bias = self.up.conv.bias[:, None] if self.up.conv.bias is not None else 0.0
-        self.overlap = y[..., keep:] - bias
-        return y[..., :keep]
+    def __init__(self, unit: ResidualUnit, input_delay: int):
+        super().__init__()
+        self.conv1 = CachedConv.of(unit.conv1, input_delay)
+        self.skip_start = self.conv1.context - unit.lookahead  # = the left padding: the input lookahead samples ago
+        self.register_buffer("pointwise", unit.conv2.weight.detach()[..., 0].clone())
+        self.register_buffer("pointwise_bias", unit.conv2.bias.detach()[:, None].clone())
+        self.delay = self.conv1.delay
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.conv1.reset()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        extended = self.conv1.extend(x)  # leaky_relu(0) = 0, so zeroed context stays zero after the activation
+        h = F.leaky_relu_(self.conv1.convolve(F.leaky_relu(extended, 0.2)), 0.2)  # in place: the conv's output is fresh
+        if h.shape[0] == 1:
+            h = torch.addmm(self.pointwise_bias, self.pointwise, h[0]).unsqueeze(0)
+        else:
+            h = torch.matmul(self.pointwise, h) + self.pointwise_bias
+        return extended[..., self.skip_start : self.skip_start + x.shape[-1]] + h
 
 
-class _CachedResidual:
-    def __init__(self, unit: ResidualUnit):
-        self.unit, self.conv1 = unit, _CachedConv(unit.conv1)
+class LeakyReLU(nn.Module):
+    """:class:`~vaedemo.nn.blocks.Act` in a stream (stateless; ``delay`` passes through)."""
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.unit.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2))
+    def __init__(self, input_delay: int):
+        super().__init__()
+        self.delay = input_delay
+
+    @torch.jit.export
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, 0.2)
 
 
-def _cached(layer: nn.Module):
+def _cached(layer: nn.Module, input_delay: int) -> nn.Module:
     if isinstance(layer, Conv):
-        return _CachedConv(layer)
+        return CachedConv.of(layer, input_delay)
     if isinstance(layer, ConvUp):
-        return _CachedConvUp(layer)
+        return CachedConvTranspose.of(layer, input_delay)
     if isinstance(layer, ResidualUnit):
-        return _CachedResidual(layer)
-    if isinstance(layer, (Act, nn.Identity)):
-        return layer
+        return CachedResidual(layer, input_delay)
+    if isinstance(layer, Act):
+        return LeakyReLU(input_delay)
     raise TypeError(f"{type(layer).__name__} cannot stream")
 
 
-class StreamingVAE:
-    """``process(chunk)``: (B, C, n) audio in, (B, C, n) out, n a multiple of the hop; ``reset()`` starts afresh."""
+def cached_stack(layers: nn.Sequential, input_delay: int) -> tuple[nn.ModuleList, int]:
+    """The cached version of a conv stack and its output delay (each block's, summed at each stage's rate)."""
+    out = []
+    for layer in layers:
+        out.append(_cached(layer, input_delay))
+        input_delay = out[-1].delay
+    return nn.ModuleList(out), input_delay
+
+
+class _NoFlow(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, x.new_zeros(x.shape[0])
+
+
+class PosteriorMean(nn.Module):
+    """:meth:`Latent.posterior_mean` for a latent time series, frame by frame (it has no memory)."""
 
     def __init__(self, model: AudioVAE):
-        if not model.cfg.causal or model.mode.per_clip:
-            raise ValueError("only causal models with a latent time series stream")
-        self.model = model
-        self.reset()
+        super().__init__()
+        self.size = model.latent.size
+        flow = model.latent.posterior_flow
+        self.flow = flow if flow is not None else _NoFlow()
 
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        mu = stats[:, : self.size]
+        b, d, f = mu.shape
+        z = self.flow(mu.permute(0, 2, 1).reshape(b * f, d))[0]
+        return z.reshape(b, f, d).permute(0, 2, 1)
+
+
+class StreamingVAE(nn.Module):
+    """``process(chunk)``: (B, C, n) audio in, (B, C, n) out, n a multiple of the hop; ``reset()`` starts afresh.
+
+    The output is :meth:`AudioVAE.forward` (posterior mean) of everything fed so far, delayed by ``lookahead``
+    samples; relative to the input it lags by ``latency`` = ``model.delay`` (a causal model's own lag) +
+    ``lookahead``."""
+
+    def __init__(self, model: AudioVAE):
+        super().__init__()
+        if model.mode.per_clip:
+            raise ValueError("only models with a latent time series stream")
+        pqmf = model.pqmf
+        self.bands, self.channels, self.hop = pqmf.bands, model.channels, model.hop
+        ahead = pqmf.lookahead
+        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
+        self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
+        delay = self.analysis.delay if pqmf.bands > 1 else 0
+        self.encoder, delay = cached_stack(model.encoder.net, delay)
+        self.encoder_lookahead: int = delay  # latent frames
+        self.posterior_mean = PosteriorMean(model)
+        self.frame_delay = Delay(model.frame_delay)  # a causal decoder reads the previous frame (offline too)
+        self.decoder, delay = cached_stack(model.decoder.net, delay)
+        self.synthesis = CachedConvTranspose(pqmf.h_synthesis, None, pqmf.bands, ahead, delay)
+        self.lookahead: int = self.synthesis.delay if pqmf.bands > 1 else delay
+        self.latency: int = model.delay + self.lookahead
+
+    @torch.jit.export
     def reset(self) -> None:
-        m = self.model
-        self.encoder = [_cached(layer) for layer in m.encoder.net]
-        self.decoder = [_cached(layer) for layer in m.decoder.net]
-        self.analysis_cache: torch.Tensor | None = None
-        self.synthesis_overlap: torch.Tensor | None = None
-        self.last_frame: torch.Tensor | None = None
+        self.analysis.reset()
+        for layer in self.encoder:
+            layer.reset()
+        self.frame_delay.reset()
+        for layer in self.decoder:
+            layer.reset()
+        self.synthesis.reset()
 
-    def _analysis(self, x: torch.Tensor) -> torch.Tensor:
-        pqmf = self.model.pqmf
-        if pqmf.bands == 1:
-            return x
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, n) audio -> (B, D, n / hop) posterior means, ``encoder_lookahead`` frames behind the offline ones."""
         b, c, n = x.shape
-        flat = x.reshape(b * c, 1, n)
-        if self.analysis_cache is None:
-            self.analysis_cache = flat.new_zeros(b * c, 1, pqmf.taps - 1)
-        both = torch.cat([self.analysis_cache, flat], dim=-1)
-        self.analysis_cache = both[..., n:]
-        y = F.conv1d(both, pqmf.h_analysis.to(x.dtype), stride=pqmf.bands)
-        return y.reshape(b, c * pqmf.bands, n // pqmf.bands)
-
-    def _synthesis(self, y: torch.Tensor) -> torch.Tensor:
-        pqmf = self.model.pqmf
-        if pqmf.bands == 1:
-            return y
-        b, cm, n = y.shape
-        c = cm // pqmf.bands
-        full = F.conv_transpose1d(y.reshape(b * c, pqmf.bands, n), pqmf.h_synthesis.to(y.dtype), stride=pqmf.bands)
-        keep = n * pqmf.bands
-        if self.synthesis_overlap is not None:
-            tail = self.synthesis_overlap.shape[-1]
-            full = torch.cat([full[..., :tail] + self.synthesis_overlap, full[..., tail:]], dim=-1)
-        self.synthesis_overlap = full[..., keep:]
-        return full[..., :keep].reshape(b, c, keep)
-
-    def _delay_frame(self, z: torch.Tensor) -> torch.Tensor:
-        if self.last_frame is None:
-            self.last_frame = torch.zeros_like(z[..., :1])
-        delayed = torch.cat([self.last_frame, z[..., :-1]], dim=-1)
-        self.last_frame = z[..., -1:]
-        return delayed
-
-    @torch.inference_mode()
-    def process(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % self.model.hop:
-            raise ValueError(f"a chunk must hold a multiple of {self.model.hop} samples, got {x.shape[-1]}")
-        h = self._analysis(x)
+        if n % self.hop != 0:
+            raise ValueError(f"a chunk must hold a multiple of {self.hop} samples, got {n}")
+        h = x
+        if self.bands > 1:
+            h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
         for layer in self.encoder:
             h = layer(h)
-        z = self._delay_frame(self.model.latent.posterior_mean(self.model.encoder.head(h)))
-        h = self.model.decoder.head(z)
+        return self.posterior_mean(h)
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D, frames) latents -> (B, C, frames * hop) audio (a causal model reads each frame one frame late)."""
+        h = self.frame_delay(z)
         for layer in self.decoder:
             h = layer(h)
         wave, amp = h.chunk(2, dim=1)
-        return self._synthesis(wave * mod_sigmoid(amp))
+        h = wave * mod_sigmoid(amp)
+        b, n = h.shape[0], h.shape[-1]  # n samples of each band
+        if self.bands > 1:
+            h = self.synthesis(h.reshape(b * self.channels, self.bands, n)).reshape(b, self.channels, n * self.bands)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.inference_mode()
+    def process(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
+
+
+def script(module: nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` without its deprecation warning: TorchScript is what nn~ and other real-time hosts load,
+    and what runs a stream's many small ops at about half the Python interpreter's overhead."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning)
+        return torch.jit.script(module)

@@ -1,0 +1,97 @@
+"""TorchScript export for real-time hosts (nn~): what torch.jit.load gives back streams like Engine.stream, carries
+nn~'s metadata, and the command line refuses what it cannot export with one sentence."""
+
+import numpy as np
+import pytest
+import torch
+
+from vaedemo.bundle import save_bundle
+from vaedemo.cli import USER_ERROR
+from vaedemo.export import export_torchscript, main
+from vaedemo.inference import Engine
+from vaedemo.nn.vae import AudioVAE
+
+
+def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = "temporal"):
+    cfg = tiny_config(mode, flows=2, model__causal=causal, model__channels=channels)
+    torch.manual_seed(0)
+    model = AudioVAE(cfg.model)
+    with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}")
+
+
+@pytest.mark.parametrize("causal,channels", [(True, 1), (False, 2)])
+def test_streaming_export_streams_like_the_engine(tiny_config, tmp_path, causal, channels):
+    bundle = _bundle(tiny_config, tmp_path, causal, channels)
+    path = export_torchscript(bundle, tmp_path / "model.ts", streaming=True)
+    host = torch.jit.load(str(path))
+    stream = Engine(bundle).stream()
+    assert host.latency == stream.latency
+    hop = stream.hop
+    x = np.random.default_rng(3).standard_normal((hop * 24, channels)).astype(np.float32) * 0.1
+    ours, theirs, pos = [], [], 0
+    for k in range(24):
+        n = min((1, 3, 2)[k % 3] * hop, len(x) - pos)  # uneven buffers, as a host may change its buffer size
+        if n == 0:
+            break
+        with torch.no_grad():
+            ours.append(host(torch.from_numpy(x[pos : pos + n].T.copy())[None])[0].numpy().T)
+        theirs.append(stream.process(x[pos : pos + n]))
+        pos += n
+    assert pos == len(x)
+    assert np.allclose(np.concatenate(ours), np.concatenate(theirs), atol=1e-5)
+    host.reset()
+    with torch.no_grad():
+        again = host(torch.from_numpy(x[: 2 * hop].T.copy())[None])[0].numpy().T
+    assert np.allclose(again, np.concatenate(ours)[: 2 * hop], atol=1e-6)  # reset starts afresh
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_methods_shapes_and_nn_tilde_metadata(tiny_config, tmp_path, streaming):
+    bundle = _bundle(tiny_config, tmp_path, causal=False)
+    host = torch.jit.load(str(export_torchscript(bundle, tmp_path / "m.ts", streaming=streaming)))
+    model = Engine(bundle).model
+    hop, d = model.hop, model.latent.size
+    assert host.get_methods() == ["encode", "decode", "forward"] and host.get_sample_rate() == model.sample_rate
+    assert host.encode_params.tolist() == [1, 1, d, hop] and host.decode_params.tolist() == [d, hop, 1, 1]
+    assert host.forward_params.tolist() == [1, 1, 1, 1] and len(host.encode_output_labels) == d
+    x = 0.1 * torch.randn(2, 1, 6 * hop)
+    with torch.no_grad():
+        z = host.encode(x)
+        assert z.shape == (2, d, 6) and host.decode(z).shape == (2, 1, 6 * hop) and host(x).shape == x.shape
+        if not streaming:  # one call at a time: the offline model itself
+            assert torch.allclose(host(x), model(x, sample=False).audio, atol=1e-6)
+            assert torch.allclose(host.encode(x), model.encode(x), atol=1e-6)
+
+
+def test_command_line_writes_a_loadable_file(tiny_config, tmp_path, capsys):
+    bundle = _bundle(tiny_config, tmp_path, causal=True)
+    assert main(["--torchscript", str(bundle), str(tmp_path / "live.ts"), "--streaming"]) == 0
+    assert "wrote" in capsys.readouterr().out and torch.jit.load(str(tmp_path / "live.ts")).get_methods()
+
+
+def test_command_line_refusals_are_one_sentence(tiny_config, tmp_path, capsys):
+    single = _bundle(tiny_config, tmp_path, causal=False, mode="single")
+    temporal = _bundle(tiny_config, tmp_path, causal=True)
+    cases = [
+        ([str(tmp_path / "missing"), str(tmp_path / "a.ts")], "is not a bundle folder"),
+        ([str(single), str(tmp_path / "b.ts"), "--streaming"], "encodes one latent vector per clip"),
+        ([str(temporal), str(tmp_path / "no" / "c.ts")], "is not a folder"),
+    ]
+    for args, sentence in cases:
+        assert main(["--torchscript", *args]) == USER_ERROR
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and sentence in err and "\n" not in err
+    assert not list(tmp_path.glob("*.ts"))
+
+
+def test_the_run_to_bundle_form_is_unchanged(tmp_path, capsys):
+    """``RUN OUT`` still makes a bundle from a run (here: refused with its own sentence); mixing forms is an error."""
+    assert main([str(tmp_path / "no_run"), str(tmp_path / "bundle")]) == USER_ERROR
+    assert "checkpoints/last.ckpt" in capsys.readouterr().err
+    for argv in ([], ["--torchscript", "a", "b.ts", "run"], [str(tmp_path), "out", "--streaming"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
