@@ -12,14 +12,15 @@ from vaedemo.inference import Engine
 from vaedemo.nn.vae import AudioVAE
 
 
-def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = "temporal"):
-    cfg = tiny_config(mode, flows=2, model__causal=causal, model__channels=channels)
+def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = "temporal", noise: int = 0):
+    cfg = tiny_config(mode, flows=2, model__causal=causal, model__channels=channels, model__noise_bands=noise,
+                     model__noise_hop=2)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}")
+    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}-{noise}")
 
 
 @pytest.mark.parametrize("causal,channels", [(True, 1), (False, 2)])
@@ -75,7 +76,9 @@ def test_command_line_writes_a_loadable_file(tiny_config, tmp_path, capsys):
 def test_command_line_refusals_are_one_sentence(tiny_config, tmp_path, capsys):
     single = _bundle(tiny_config, tmp_path, causal=False, mode="single")
     temporal = _bundle(tiny_config, tmp_path, causal=True)
+    noisy = _bundle(tiny_config, tmp_path, causal=True, noise=4)
     cases = [
+        ([str(noisy), str(tmp_path / "n.ts")], "only the streaming export carries"),
         ([str(tmp_path / "missing"), str(tmp_path / "a.ts")], "is not a bundle folder"),
         ([str(single), str(tmp_path / "b.ts"), "--streaming"], "encodes one latent vector per clip"),
         ([str(temporal), str(tmp_path / "no" / "c.ts")], "is not a folder"),

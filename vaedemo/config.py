@@ -92,6 +92,10 @@ class ModelConfig:
     flow_hidden: int = 256
     flow_scale_bound: float = 2.0  # |log-scale| of each coupling stays below this
     pqmf_attenuation: float = 100.0  # dB, prototype filter stop-band attenuation
+    # RAVE's noise branch (hi-hats, snares, cymbals): uniform noise filtered by an FIR of noise_bands magnitudes per
+    # band, predicted every noise_hop band-rate samples (a divisor of prod(ratios)), added to the output bands; 0 = off
+    noise_bands: int = 0
+    noise_hop: int = 8
 
     @property
     def hop(self) -> int:
@@ -154,6 +158,9 @@ class TrainConfig:
     # encodings of each training clip stage two learns from
     backbone: str | None = None
     trajectory_copies: int = 8
+    # start from a bundle's weights (folder or hf:// id; same tensor shapes, e.g. a causal fine-tune of a centred
+    # model); ignored on --resume, where last.ckpt holds the weights
+    init_from: str | None = None
 
 
 @dataclass
@@ -311,6 +318,12 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
     need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
+    need(m.noise_bands == 0 or m.noise_bands >= 2, f"model.noise_bands must be 0 (off) or at least 2, got {m.noise_bands}")
+    need(
+        m.noise_bands == 0 or (m.noise_hop >= 1 and math.prod(m.ratios) % m.noise_hop == 0),
+        f"model.noise_hop ({m.noise_hop}) must divide the product of model.ratios ({math.prod(m.ratios)}): a noise "
+        "block lies inside one latent frame",
+    )
 
 
 # Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is
@@ -318,7 +331,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
 MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single_channels": 4096,
                 "trajectory_size": 4096, "head_hidden": 65_536,
                 "posterior_flow_layers": 64, "prior_flow_layers": 64, "latent_size": 65_536, "flow_hidden": 65_536,
-                "capacity": 4096}  # fmt: skip
+                "capacity": 4096, "noise_bands": 256}  # fmt: skip
 
 
 def _check_model_bounds(m: ModelConfig, need) -> None:

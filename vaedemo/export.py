@@ -152,6 +152,8 @@ def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = Fa
             f"{b.name} cannot be exported for real-time hosts: it encodes one latent vector per clip, which needs the "
             "whole clip; only models with a latent time series export."
         )
+    if b.config.noise_bands and not streaming:  # the offline form rebuilds the decoder without the noise branch
+        raise VaedemoError(f"{b.name} has a noise branch, which only the streaming export carries; add --streaming.")
     path = Path(out)
     if not path.parent.is_dir():
         raise VaedemoError(f"{path.parent} is not a folder; create it first or choose another path for {path.name}.")

@@ -72,8 +72,9 @@ def make_loaders(cfg):
     return train, val, summary
 
 
-def _module_and_data(cfg) -> tuple:
-    """(LightningModule, train loader, val loader, data summary) for the config's kind of model."""
+def _module_and_data(cfg, resume: bool = False) -> tuple:
+    """(LightningModule, train loader, val loader, data summary) for the config's kind of model (``resume``: the
+    weights come from last.ckpt, not from train.init_from)."""
     if cfg.model.latent_mode == "twostage":  # stage two over a frozen temporal autoencoder: trains on trajectories
         from .training.twostage import TwoStageModule, build_two_stage, trajectory_loaders
 
@@ -84,7 +85,34 @@ def _module_and_data(cfg) -> tuple:
         return module, train, val, summary
     from .training.module import VAEModule
 
-    return VAEModule(cfg), *make_loaders(cfg)
+    module = VAEModule(cfg)
+    if cfg.train.init_from and not resume:
+        init_weights(module.vae, cfg.train.init_from)
+    return module, *make_loaders(cfg)
+
+
+# modules a model may add on top of a bundle's architecture: absent from the bundle, they keep their fresh init
+NEW_BRANCHES = ("decoder.noise.",)
+
+
+def init_weights(vae, source: str) -> None:
+    """Copy a bundle's weights into ``vae``: every tensor must exist in both with the same shape, except that the
+    tensors of a branch the bundle lacks (:data:`NEW_BRANCHES`, e.g. the noise branch) keep their fresh init."""
+    from .bundle import load
+
+    state = load(source).model.state_dict()
+    own = vae.state_dict()
+    fresh = sorted(k for k in own if k not in state and k.startswith(NEW_BRANCHES))
+    differ = sorted((set(own) - set(fresh)) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
+    if differ:
+        raise VaedemoError(
+            f"train.init_from {source} does not fit this model ({len(differ)} tensors differ; first: '{differ[0][:80]}'); "
+            "it must have the same architecture (bands, capacity, ratios, latent size and mode)."
+        )
+    vae.load_state_dict(state, strict=not fresh)
+    if fresh:
+        print(f"train.init_from {source}: {len(fresh)} tensors of a new branch keep their fresh init "
+              f"({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})")  # fmt: skip
 
 
 def run(config_path: str | None, overrides: list[str], resume: bool, command: str = "") -> Path:
@@ -106,7 +134,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     import lightning.pytorch as pl
 
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    module, train_loader, val_loader, summary = _module_and_data(cfg)
+    module, train_loader, val_loader, summary = _module_and_data(cfg, resume)
     trainer = build_trainer(cfg, run_dir, command, summary)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)

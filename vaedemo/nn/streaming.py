@@ -21,6 +21,11 @@ Convolutions run as one matrix product over a strided view of the input (kernel 
 512-sample chunk this is as fast as ``conv1d`` for plain convs and 5-7x faster for dilated ones, whose CPU path in
 ``conv1d`` is slow for short inputs (measured: 8 vs 38 us at 32 channels, 32 samples, dilation 9).
 
+A decoder's noise branch (:mod:`~vaedemo.nn.noise`) streams too: its conv stack is cached like the others, each
+block's FIR filtering is local, and its noise is addressed by block index, so the stream reproduces the offline noise
+exactly. The wave and the noise reach the bands at different lateness; the earlier one waits (:class:`Delay`) for
+the other, which can add a few band samples to a centred model's look-ahead (none to a causal one).
+
 The module is TorchScript-able (see :mod:`vaedemo.export`). Only models with a latent time series stream: a
 one-vector-per-clip model needs the whole clip before it can encode anything.
 """
@@ -35,6 +40,7 @@ from torch import nn
 
 from .blocks import Act, Conv, ConvUp, ResidualUnit
 from .decoder import mod_sigmoid
+from .noise import block_magnitudes, filter_noise
 from .vae import AudioVAE
 
 
@@ -246,6 +252,49 @@ class PosteriorMean(nn.Module):
         return z.reshape(b, f, d).permute(0, 2, 1)
 
 
+class StreamingNoise(nn.Module):
+    """The decoder's noise branch in a stream: its conv stack cached, each block's FIR filtering local to the block.
+
+    The noise of block k is a hash of its absolute index (see :mod:`~vaedemo.nn.noise`), so counting the blocks
+    emitted (offline index = stream index - the stack's delay in blocks) reproduces the offline noise exactly.
+    ``delay`` in band-rate samples."""
+
+    def __init__(self, model: AudioVAE, input_delay: int):
+        super().__init__()
+        noise = model.decoder.noise
+        assert noise is not None
+        self.net, frames = cached_stack(noise.net, input_delay)
+        self.frames_late: int = frames
+        self.bands, self.noise_bands, self.hop, self.seed = noise.bands, noise.noise_bands, noise.hop, noise.seed
+        self.register_buffer("basis", noise.basis.detach().clone())
+        self.emitted = 0
+        self.delay: int = frames * noise.hop
+
+    @torch.jit.export
+    def reset(self) -> None:
+        for layer in self.net:
+            layer.reset()
+        self.emitted = 0
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.net:
+            h = layer(h)
+        first = self.emitted - self.frames_late  # negative for blocks before offline time 0 (zeroed at synthesis)
+        self.emitted += h.shape[-1]
+        return filter_noise(block_magnitudes(h, self.bands, self.noise_bands), self.basis, self.hop, self.seed, first)
+
+
+class _Silent(nn.Module):
+    """Stands in for the noise branch of a model without one (TorchScript needs a module with the same methods)."""
+
+    @torch.jit.export
+    def reset(self) -> None:
+        pass
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+
 class StreamingVAE(nn.Module):
     """``process(chunk)``: (B, C, n) audio in, (B, C, n) out, n a multiple of the hop; ``reset()`` starts afresh.
 
@@ -267,7 +316,15 @@ class StreamingVAE(nn.Module):
         self.encoder_lookahead: int = delay  # latent frames
         self.posterior_mean = PosteriorMean(model)
         self.frame_delay = Delay(model.frame_delay)  # a causal decoder reads the previous frame (offline too)
-        self.decoder, delay = cached_stack(model.decoder.net, delay)
+        self.decoder, delay = cached_stack(model.decoder.net[:-1], delay)  # up to the hidden map the noise branch reads
+        self.decoder_out = CachedConv.of(model.decoder.net[-1], delay)
+        self.has_noise: bool = model.decoder.noise is not None
+        # the wave and the noise reach the bands at different delays: the earlier of the two waits for the later
+        self.noise: nn.Module = StreamingNoise(model, delay) if model.decoder.noise is not None else _Silent()
+        wave_delay = self.decoder_out.delay
+        delay = max(wave_delay, self.noise.delay) if self.has_noise else wave_delay
+        self.wave_wait = Delay(delay - wave_delay)
+        self.noise_wait = Delay(delay - self.noise.delay if self.has_noise else 0)
         self.synthesis = CachedConvTranspose(pqmf.h_synthesis, None, pqmf.bands, ahead, delay)
         self.lookahead: int = self.synthesis.delay if pqmf.bands > 1 else delay
         self.latency: int = model.delay + self.lookahead
@@ -280,6 +337,10 @@ class StreamingVAE(nn.Module):
         self.frame_delay.reset()
         for layer in self.decoder:
             layer.reset()
+        self.decoder_out.reset()
+        self.noise.reset()
+        self.wave_wait.reset()
+        self.noise_wait.reset()
         self.synthesis.reset()
 
     @torch.jit.export
@@ -301,8 +362,11 @@ class StreamingVAE(nn.Module):
         h = self.frame_delay(z)
         for layer in self.decoder:
             h = layer(h)
-        wave, amp = h.chunk(2, dim=1)
-        h = wave * mod_sigmoid(amp)
+        wave, amp = self.decoder_out(h).chunk(2, dim=1)
+        bands = self.wave_wait(wave * mod_sigmoid(amp))
+        if self.has_noise:
+            bands = bands + self.noise_wait(self.noise(h))
+        h = bands
         b, n = h.shape[0], h.shape[-1]  # n samples of each band
         if self.bands > 1:
             h = self.synthesis(h.reshape(b * self.channels, self.bands, n)).reshape(b, self.channels, n * self.bands)

@@ -22,8 +22,8 @@ from ..nn.vae import AudioVAE
 from .module import beta_at, lr_factor_at
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
-                     "pqmf_attenuation")  # fmt: skip
-FROZEN = ("encoder.net.", "decoder.net.")
+                     "pqmf_attenuation", "noise_bands", "noise_hop")  # fmt: skip
+FROZEN = ("encoder.net.", "decoder.net.", "decoder.noise.")
 
 
 def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:

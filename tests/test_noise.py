@@ -1,0 +1,254 @@
+"""The decoder's noise branch (RAVE's filtered noise): shapes, silence at init, the FIR, gradients, causality,
+streaming, bundles, training and partial weight loading (``train.init_from``)."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from vaedemo.bundle import load, save_bundle
+from vaedemo.config import load_config
+from vaedemo.errors import ConfigError, VaedemoError
+from vaedemo.nn.noise import fir_basis, hashed_uniform
+from vaedemo.nn.streaming import StreamingVAE, script
+from vaedemo.nn.vae import AudioVAE
+from vaedemo.train import init_weights
+from vaedemo.training.module import VAEModule
+
+BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.bands=4", "model.capacity=4", "model.ratios=[2, 4]",
+        "model.latent_size=6", "model.flow_hidden=16"]  # fmt: skip
+NOISE = ["model.noise_bands=5", "model.noise_hop=4"]
+
+
+def _config(*extra: str, noise: bool = True):
+    return load_config(None, BASE + (NOISE if noise else []) + list(extra))
+
+
+def _model(*extra: str, noise: bool = True, loud: bool = False) -> AudioVAE:
+    torch.manual_seed(0)
+    model = AudioVAE(_config(*extra, noise=noise).model).eval()
+    if loud:  # weights away from their initialisation and the noise well above silence, so that every path counts
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+            if noise:
+                model.decoder.noise.net[-1].conv.bias.add_(5.0)
+    return model
+
+
+def _noise_only(model: AudioVAE, x: torch.Tensor) -> torch.Tensor:
+    """The branch's share of the bands: the model's bands minus those of the same weights without the branch."""
+    with torch.no_grad():
+        with_noise = model(x, sample=False).bands_out
+        branch, model.decoder.noise = model.decoder.noise, None
+        try:
+            without = model(x, sample=False).bands_out
+        finally:
+            model.decoder.noise = branch
+    return with_noise - without
+
+
+# ------------------------------------------------------------------------------------------------------ config
+def test_noise_is_off_by_default_and_its_keys_are_validated():
+    assert load_config(None, BASE).model.noise_bands == 0
+    assert AudioVAE(load_config(None, BASE).model).decoder.noise is None
+    with pytest.raises(ConfigError, match="model.noise_bands"):
+        _config("model.noise_bands=1")
+    with pytest.raises(ConfigError, match="model.noise_hop"):
+        _config("model.noise_hop=3")  # prod(ratios) = 8
+    load_config(None, BASE + ["model.ratios=[3, 3]", "model.clip_length=2052"])  # noise off: noise_hop is not checked
+
+
+# ------------------------------------------------------------------------------------------------------ shapes
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("causal", [False, True])
+def test_exact_length_with_the_noise_branch(mode, channels, causal):
+    model = _model(f"model.latent_mode={mode}", f"model.channels={channels}", f"model.causal={causal}")
+    with torch.no_grad():
+        for n in (1, 31, 2048, 2049, 5000):
+            for sample in (True, False):
+                out = model(torch.randn(2, channels, n), sample=sample)
+                assert out.audio.shape == (2, channels, n)
+                assert out.bands_out.shape == out.bands_in.shape
+
+
+def test_the_branch_starts_near_silent_and_is_not_silent_once_trained():
+    model = _model()
+    x = 0.3 * torch.randn(2, 1, 4096)
+    fresh = _noise_only(model, x)
+    assert fresh.abs().max() > 0 and fresh.pow(2).mean().sqrt() < 1e-4
+    loud = _noise_only(_model(loud=True), x)
+    assert loud.pow(2).mean().sqrt() > 1e-2
+
+
+def test_the_noise_is_seeded_in_eval_and_fresh_in_training():
+    model = _model(loud=True)
+    x = 0.3 * torch.randn(1, 1, 4096)
+    assert torch.equal(_noise_only(model, x), _noise_only(model, x))  # eval: the fixed seed
+    other = _noise_only(model, x)
+    model.decoder.noise.seed = 1
+    assert not torch.allclose(_noise_only(model, x), other)
+    model.train()
+    with torch.no_grad():
+        a, b = model(x, sample=False).bands_out, model(x, sample=False).bands_out
+    assert not torch.allclose(a, b)
+
+
+def test_hashed_noise_is_uniform_and_addressed_by_block():
+    u = hashed_uniform(2, 3, 400, 25, seed=7, first_block=0, dtype=torch.float64, device=torch.device("cpu"))
+    assert u.min() >= -1 and u.max() < 1 and abs(float(u.mean())) < 0.01 and abs(float(u.var()) - 1 / 3) < 0.01
+    assert not torch.allclose(u[0], u[1]) and not torch.allclose(u[:, 0], u[:, 1])  # rows and batch rows differ
+    later = hashed_uniform(2, 3, 10, 25, seed=7, first_block=100, dtype=torch.float64, device=torch.device("cpu"))
+    assert torch.equal(later, u[:, :, 100:110])  # a block's noise depends on its index only: streams can count
+
+
+# --------------------------------------------------------------------------------------------------------- FIR
+@pytest.mark.parametrize("k", [2, 5, 16])
+def test_the_fir_is_the_windowed_shifted_inverse_dft_and_linear_phase(k):
+    magnitudes = torch.rand(7, k, dtype=torch.float64)
+    fir = magnitudes @ fir_basis(k, torch.float64)
+    taps = 2 * (k - 1)
+    reference = torch.fft.irfft(magnitudes, n=taps).roll(k - 1, -1) * torch.hann_window(taps, dtype=torch.float64)
+    assert torch.allclose(fir, reference, atol=1e-12)
+    assert torch.all(fir[:, 0] == 0)
+    assert torch.allclose(fir[:, 1:], fir[:, 1:].flip(-1), atol=1e-12)  # symmetric about tap k - 1
+    # linear phase: the spectrum times exp(+i w (k - 1)) is real (a real, zero-phase response delayed by k - 1)
+    spectrum = torch.fft.rfft(fir, n=256)
+    w = 2 * torch.pi * torch.arange(spectrum.shape[-1], dtype=torch.float64) / 256
+    assert torch.allclose((spectrum * torch.exp(1j * w * (k - 1))).imag, torch.zeros(1, dtype=torch.float64), atol=1e-12)
+
+
+def test_louder_magnitudes_give_louder_noise_where_they_are():
+    """The FIR shapes the noise's spectrum: magnitudes only in the upper half of the band put the energy there."""
+    model = _model()
+    noise = model.decoder.noise
+    from vaedemo.nn.noise import filter_noise
+
+    high = torch.zeros(1, 4, 200, 5, dtype=torch.float64)
+    high[..., 3:] = 1.0
+    y = filter_noise(high, noise.basis.double(), noise.hop, 3, 0)
+    power = torch.fft.rfft(y, dim=-1).abs().pow(2).mean(dim=(0, 1))
+    half = power.shape[-1] // 2
+    assert power[half:].sum() > 5 * power[: half // 2].sum()
+
+
+# ------------------------------------------------------------------------------------------------------ training
+def test_gradients_reach_the_branch():
+    model = _model().train()
+    out = model(0.3 * torch.randn(2, 1, 2048))
+    out.bands_out.pow(2).mean().backward()
+    grads = [p.grad for p in model.decoder.noise.parameters()]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_one_training_step_with_the_branch(tmp_path):
+    cfg = _config("train.batch_size=2", "train.max_steps=1", "train.vae_steps=1", "train.beta_warmup_steps=1",
+                  "train.stft_sizes=[256, 128]", "train.band_stft_sizes=[32, 16]", "train.mel_sizes=[256]")  # fmt: skip
+    torch.manual_seed(0)
+    module = VAEModule(cfg)
+    before = {k: v.clone() for k, v in module.vae.decoder.noise.state_dict().items()}
+    loader = torch.utils.data.DataLoader(0.1 * torch.randn(2, 1, cfg.model.clip_length), batch_size=2)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(module, loader)
+    assert int(module.step) == 1 and module.skipped_steps == 0
+    after = module.vae.decoder.noise.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+# ----------------------------------------------------------------------------------------------- causal, stream
+@pytest.mark.parametrize("bands", [1, 4])
+def test_a_causal_model_with_noise_never_looks_ahead(bands):
+    """bands=1: no PQMF lag to hide a look-ahead behind (a centred noise stack fails here; with 4 bands it hides)."""
+    model = _model("model.causal=true", f"model.bands={bands}", loud=True)
+    x = torch.randn(1, 1, 6000)
+    for t in (1, 700, 2048, 3001, 5555):
+        x2 = x.clone()
+        x2[..., t:] = torch.randn(1, 1, 6000 - t)
+        with torch.no_grad():  # eval: both passes use the same noise seed
+            y, y2 = model(x, sample=False).audio, model(x2, sample=False).audio
+        assert torch.allclose(y[..., :t], y2[..., :t], atol=1e-6), t
+        assert not torch.allclose(y[..., t + model.delay :], y2[..., t + model.delay :], atol=1e-6), t
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("bands,channels", [(1, 1), (4, 1), (4, 2)])
+def test_a_stream_with_noise_is_the_offline_pass_delayed(causal, bands, channels):
+    model = _model(f"model.causal={causal}", f"model.bands={bands}", f"model.channels={channels}", loud=True).double()
+    stream = script(StreamingVAE(model))
+    assert (stream.lookahead == 0) == causal  # the branch adds no latency to a causal model
+    frames = 30 + -(-stream.lookahead // model.hop)
+    x = 0.1 * torch.randn(2, channels, frames * model.hop, dtype=torch.float64)
+    with torch.no_grad():
+        offline = model(x, sample=False).audio
+    out, pos, k, sizes = [], 0, 0, (1, 3, 5, 1, 2)
+    while pos < x.shape[-1]:
+        n = min(sizes[k % len(sizes)] * model.hop, x.shape[-1] - pos)
+        out.append(stream(x[..., pos : pos + n]))
+        pos, k = pos + n, k + 1
+    streamed, lag = torch.cat(out, dim=-1), stream.lookahead
+    assert torch.allclose(streamed[..., lag:], offline[..., : x.shape[-1] - lag], atol=1e-12, rtol=0)
+    assert _noise_only(model, x).abs().max() > 1e-2  # the branch is loud enough to be checked at all
+
+
+def test_the_receptive_field_covers_the_noise_branch():
+    """The noise stack reads further than the final conv; the receptive field (which sizes the Engine's chunk
+    margins) grows with it. Both passes share the noise (eval seed): only the magnitudes can differ."""
+    model = _model(loud=True)
+    assert model.decoder.span > _model(noise=False).decoder.span
+    x = torch.zeros(1, 1, 8192)
+    x2 = x.clone()
+    x2[..., 4096] = 1.0
+    with torch.no_grad():
+        diff = (model(x, sample=False).audio - model(x2, sample=False).audio).abs()[0, 0]
+    touched = torch.nonzero(diff > 1e-7).flatten()
+    assert len(touched) and (touched - 4096).abs().max() <= model.receptive_field
+
+
+# ------------------------------------------------------------------------------------------------------ bundles
+def test_bundle_round_trip_with_the_branch(tmp_path):
+    model = _model(loud=True)
+    path = save_bundle(model, tmp_path / "noisy")
+    bundle = load(path)
+    assert bundle.config.noise_bands == 5 and bundle.config.noise_hop == 4
+    assert any(k.startswith("decoder.noise.") for k in bundle.model.state_dict())
+    x = 0.1 * torch.randn(1, 1, 3000)
+    with torch.no_grad():
+        assert torch.equal(bundle.model(x, sample=False).audio, model(x, sample=False).audio)
+
+
+def test_init_from_a_bundle_without_the_branch_keeps_the_branch_fresh(tmp_path, capsys):
+    source = _model(noise=False, loud=True)
+    path = save_bundle(source, tmp_path / "plain")
+    torch.manual_seed(1)
+    target = AudioVAE(_config().model)
+    fresh = {k: v.clone() for k, v in target.decoder.noise.state_dict().items()}
+    init_weights(target, str(path))
+    assert "keep their fresh init" in capsys.readouterr().out
+    for k, v in source.state_dict().items():
+        assert torch.equal(target.state_dict()[k], v), k
+    assert all(torch.equal(v, fresh[k]) for k, v in target.decoder.noise.state_dict().items())
+
+
+def test_init_from_still_refuses_any_other_difference(tmp_path):
+    path = save_bundle(_model(noise=False), tmp_path / "plain")
+    with pytest.raises(VaedemoError, match="does not fit this model"):
+        init_weights(AudioVAE(_config("model.capacity=8").model), str(path))  # other shapes, noise or not
+    with pytest.raises(VaedemoError, match="does not fit this model"):
+        init_weights(AudioVAE(_config("model.posterior_flow_layers=2").model), str(path))  # a missing flow
+    noisy = save_bundle(_model(), tmp_path / "noisy")
+    with pytest.raises(VaedemoError, match="does not fit this model"):
+        init_weights(AudioVAE(_config(noise=False).model), str(noisy))  # the bundle has tensors the model lacks
+
+
+def test_the_engine_reconstructs_a_noise_model_deterministically_at_exact_length(tmp_path):
+    from vaedemo.inference import Engine
+
+    engine = Engine(save_bundle(_model(loud=True), tmp_path / "noisy"))
+    x = (0.1 * torch.randn(5000, 1)).numpy()
+    a, b = engine.reconstruct(x, 16000), engine.reconstruct(x, 16000)
+    assert a.shape == x.shape and (a == b).all()  # the eval seed: the noise is part of the sound, and repeatable
+    stream = engine.stream()
+    assert stream.process(x[: 4 * engine.hop]).shape == (4 * engine.hop, 1)

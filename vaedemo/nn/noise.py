@@ -1,0 +1,115 @@
+"""RAVE's noise branch: filtered noise added to the decoder's PQMF bands (hi-hats, snares, cymbals).
+
+A conv stack reads the decoder's last hidden map (at the band rate) and predicts, for each output band and each block
+of ``hop`` band-rate samples, ``noise_bands`` non-negative filter magnitudes spread from 0 to the band's Nyquist.
+Each block's magnitudes become a short linear-phase FIR (the inverse real DFT, shifted to the middle and windowed:
+one precomputed matrix, :func:`fir_basis`), which filters uniform noise in [-1, 1] for that block. Blocks are
+independent (each filters a noise segment of its own, ``hop + taps - 1`` samples long, in 'valid' mode), so the
+branch is local in time: a stream computes block k from block k's features alone.
+
+Randomness: the noise is a hash of (seed, batch row, band, sample index) (:func:`hashed_uniform`), not a draw from
+torch's generator. A block's noise therefore depends on its absolute index only, so a stream that counts its blocks
+reproduces the offline pass exactly, and two calls with the same seed give the same sound. In training mode each
+forward draws a fresh seed from torch's global generator (``torch.manual_seed`` makes a run reproducible); in eval
+mode the seed is :attr:`NoiseGenerator.seed` (0 by default), so inference is deterministic while the noise is still
+part of the sound.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .blocks import Act, Conv
+
+
+def positive_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """The decoder's amplitude map (2 sigmoid^2.3), shifted by -5 so that a fresh branch starts nearly silent
+    (magnitudes near 2e-5, as RAVE's)."""
+    return 2 * torch.sigmoid(x - 5.0) ** 2.3
+
+
+def fir_basis(noise_bands: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(noise_bands, taps) matrix M, taps = 2 (noise_bands - 1): ``magnitudes @ M`` is the inverse real DFT of the
+    magnitudes (zero phase), rolled by noise_bands - 1 samples and times a periodic Hann window: a symmetric
+    linear-phase FIR centred on tap noise_bands - 1 whose first tap is 0 (the window's zero)."""
+    k = noise_bands
+    taps = 2 * (k - 1)
+    n = torch.arange(taps, dtype=torch.float64) - (k - 1)  # time relative to the centre (the roll)
+    freqs = torch.arange(k, dtype=torch.float64)
+    weight = torch.full((k,), 2.0, dtype=torch.float64)
+    weight[0] = weight[-1] = 1.0  # DC and Nyquist appear once in the spectrum, the others twice (conjugate pair)
+    cosines = weight[:, None] * torch.cos(2 * math.pi * freqs[:, None] * n[None] / taps) / taps
+    window = torch.hann_window(taps, periodic=True, dtype=torch.float64)  # zero at tap 0, peak on the centre tap
+    return (cosines * window[None]).to(dtype)
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (lowbias32 with multipliers below 2^31, so that int64 products never overflow)."""
+    mask = 0xFFFFFFFF  # a local: TorchScript cannot read module-level ints
+    x = x ^ (x >> 16)
+    x = (x * 0x21F0AAAD) & mask
+    x = x ^ (x >> 15)
+    x = (x * 0x735A2D97) & mask
+    return x ^ (x >> 15)
+
+
+def hashed_uniform(batch: int, rows: int, blocks: int, length: int, seed: int, first_block: int,
+                   dtype: torch.dtype, device: torch.device) -> torch.Tensor:  # fmt: skip
+    """(batch, rows, blocks, length) noise in [-1, 1): segment ``length`` of block ``first_block + j`` of each row,
+    a function of (seed, batch row, row, absolute sample index) only."""
+    mask = 0xFFFFFFFF
+    key = _mix32(torch.tensor(seed, dtype=torch.int64, device=device) & mask)
+    key = _mix32((key + torch.arange(batch, device=device).view(batch, 1, 1, 1)) & mask)
+    key = _mix32((key + torch.arange(rows, device=device).view(1, rows, 1, 1)) & mask)
+    index = torch.arange(first_block * length, (first_block + blocks) * length, device=device).view(1, 1, blocks, length)
+    bits = _mix32((key + index) & mask) >> 8  # the top 24 bits: exact in float32 (half precision would round them)
+    exact = torch.float64 if dtype == torch.float64 else torch.float32
+    return (bits.to(exact) * (2.0 / 2**24) - 1.0).to(dtype)
+
+
+def block_magnitudes(x: torch.Tensor, bands: int, noise_bands: int) -> torch.Tensor:
+    """The net's output (B, bands * noise_bands, blocks) -> magnitudes (B, bands, blocks, noise_bands)."""
+    m = positive_magnitude(x)
+    return m.reshape(m.shape[0], bands, noise_bands, m.shape[-1]).transpose(2, 3)
+
+
+def filter_noise(magnitudes: torch.Tensor, basis: torch.Tensor, hop: int, seed: int, first_block: int) -> torch.Tensor:
+    """Magnitudes (B, bands, blocks, noise_bands) -> filtered noise (B, bands, blocks * hop), the blocks numbered
+    from ``first_block`` (0 offline; a stream's running count)."""
+    b, rows, blocks, _ = magnitudes.shape
+    taps = basis.shape[-1]
+    fir = magnitudes @ basis.to(magnitudes.dtype)  # (B, bands, blocks, taps)
+    noise = hashed_uniform(b, rows, blocks, hop + taps - 1, seed, first_block, magnitudes.dtype, magnitudes.device)
+    windows = noise.unfold(-1, taps, 1)  # (B, bands, blocks, hop, taps): a 'valid' convolution inside each segment
+    y = windows @ fir.flip(-1).unsqueeze(-1)  # flipped: a convolution, not a correlation
+    return y.reshape(b, rows, blocks * hop)
+
+
+class NoiseGenerator(nn.Module):
+    """Hidden map (B, channels, T) at the band rate -> filtered noise (B, bands, T), T a multiple of ``hop``.
+
+    ``net`` (a strided conv to the block rate, then two convs; causal when ``causal``) predicts the magnitudes;
+    ``seed`` is the noise seed in eval mode (training draws a fresh one per forward)."""
+
+    def __init__(self, channels: int, bands: int, noise_bands: int, hop: int, causal: bool = False):
+        super().__init__()
+        self.bands, self.noise_bands, self.hop = bands, noise_bands, hop
+        # a causal strided conv reads its whole block: harmless, a block lies inside one latent frame (see config)
+        first = Conv(channels, channels, 2 * hop if hop > 1 else 3, stride=hop, causal=causal)
+        self.net = nn.Sequential(first, Act(), Conv(channels, channels, 3, causal=causal), Act(),
+                                 Conv(channels, bands * noise_bands, 3, causal=causal))  # fmt: skip
+        self.register_buffer("basis", fir_basis(noise_bands), persistent=False)
+        self.seed = 0
+
+    def next_seed(self) -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,)).item()) if self.training else self.seed
+
+    def magnitudes(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, channels, T) -> (B, bands, T / hop, noise_bands) filter magnitudes, one set per block."""
+        return block_magnitudes(self.net(h), self.bands, self.noise_bands)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return filter_noise(self.magnitudes(h), self.basis, self.hop, self.next_seed(), 0)
