@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import soundfile as sf
 from e2e.bundles import tiny_bundles
@@ -21,7 +22,7 @@ from vaedemo import plots
 from vaedemo.demo import build_demo
 from vaedemo.demo.files import GRACE_SECONDS, TempFiles
 from vaedemo.demo.interpolate import interpolate, interpolate_at
-from vaedemo.demo.latent_map import latent_map, map_point
+from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.page import model_info
 from vaedemo.demo.reconstruct import METRIC_LABELS, reconstruct
@@ -329,24 +330,31 @@ def test_interpolate_needs_both_sources(state):
 # ---------------------------------------------------------------------------------------------------- latent map
 def test_latent_map_of_the_examples_is_coloured_by_the_manifest(state):
     fig, choices = latent_map(state, "examples", "kit", "tiny_single_flow")
-    assert len(choices) == len(list((ROOT / "examples").glob("*.flac")))
-    assert {t.name for t in fig.data} == {"Standard (timgm6mb)", "TR 808 (timgm6mb)", "Standard (musescore)"}
+    n_files = len(list((ROOT / "examples").glob("*.flac")))
+    assert len(choices) == n_files + N_PRIOR  # the sounds, then the prior samples
+    sounds = {t.name for t in fig.data if isinstance(t, go.Scatter)} - {"prior sample"}
+    assert sounds == {"Standard (timgm6mb)", "TR 808 (timgm6mb)", "Standard (musescore)"}
     audio, spec, ringed = map_point(state, "examples", "2:1700000000", "kit", "tiny_single_flow")
     assert Path(audio).is_file() and Path(audio).parent == ROOT / "examples"
     assert choices[2][0].startswith(Path(audio).name) and ringed.data[-1].name == "selected"
-    numeric, _ = latent_map(state, "examples", "key", "tiny_temporal")
-    assert numeric.data[0].marker.showscale  # numbers get a colour bar
+    keys, _ = latent_map(state, "examples", "key", "tiny_temporal")
+    names = [t.name for t in keys.data]
+    assert "36 Bass Drum 1" in names and "42 Closed Hi-Hat" in names  # keys are categories with their GM names
+    assert not any(getattr(t.marker, "showscale", None) for t in keys.data if isinstance(t, go.Scatter))
+    families, _ = latent_map(state, "examples", "family", "tiny_single_flow")
+    assert [t.name for t in families.data if isinstance(t, go.Scatter)] == [
+        "kick", "snare", "hi-hat", "tom", "cymbal", "(none)", "prior sample"]  # fmt: skip  (none): the loop
 
 
 def test_latent_map_without_manifest_and_errors(state):
-    fig, choices = latent_map(state, "plain", "kit", "tiny_single_flow")
-    assert len(choices) == 4 and len(fig.data) == 1
+    fig, choices = latent_map(state, "plain", "kit", "tiny_temporal")
+    assert len(choices) == 4 and len(fig.data) == 1  # a temporal model: no prior samples, no shading
     with pytest.raises(gr.Error, match="holds 0 readable audio files"):
         latent_map(state, "tiny", "kit", "tiny_single_flow")
     with pytest.raises(gr.Error, match="no folder called 'x'"):
         latent_map(state, "x", "kit", "tiny_single_flow")
     with pytest.raises(gr.Error, match="The point must be between 0 and 3"):
-        map_point(state, "plain", "7", "kit", "tiny_single_flow")
+        map_point(state, "plain", "7", "kit", "tiny_temporal")
 
 
 # ---------------------------------------------------------------------------------------------------- page

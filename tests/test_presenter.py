@@ -41,21 +41,37 @@ def drums():
 
 
 # ---------------------------------------------------------------------------------------------------- typicality
-def test_typicality_of_a_drum_hit_a_prior_sample_and_white_noise(drums):
+def test_typicality_ranks_against_the_training_clips_a_drum_hit_as_typical_and_white_noise_as_not(drums):
     eng = drums.models.get(None)
     assert typicality.available(eng)
     ref = typicality.reference(eng)
-    assert len(ref) == typicality.N_REFERENCE and typicality.reference(eng) is ref  # once per model
+    assert ref.training and ref.against == f"the {len(ref)} training clips" and typicality.reference(eng) is ref
+    assert 300 < len(ref) < 502 and np.all(np.diff(ref.log_probs) >= 0)  # the train split of the FluidR3 clips
     snare, sr = sf.read(ROOT / "examples" / "timgm6mb-standard_snare.flac", dtype="float32", always_2d=True)
-    lp, pct = typicality.score_audio(eng, snare, sr)
-    assert np.isfinite(lp) and pct > 5  # a drum hit like those it learned (measured: ~33rd percentile)
-    z = eng.sample_latents(1, 1.0, 99)[0]
-    assert 1 < typicality.percentile(eng, z)[1] < 99.9  # the prior's own sample
+    score = typicality.score_audio(eng, snare, sr)
+    assert np.isfinite(score.log_p) and score.percentile > 5  # an unseen drum hit like those it learned
     noise = np.clip(0.9 * np.random.default_rng(0).standard_normal((SR, 1)), -1, 1).astype(np.float32)
-    score = typicality.score_audio(eng, noise, SR)
-    assert score[1] < typicality.FAR_OUT  # full-scale white noise: far outside what it learned
-    assert "far outside what the model learned" in typicality.describe(score)
-    assert "far outside" not in typicality.describe((lp, pct)) and "percentile" in typicality.describe((lp, pct))
+    far = typicality.score_audio(eng, noise, SR)
+    assert far.percentile < typicality.FAR_OUT  # full-scale white noise: below every training clip
+    assert "far outside what the model learned" in typicality.describe(far)
+    text = typicality.describe(score)
+    assert "far outside" not in text and "percentile** of the " in text and "training clips" in text
+
+
+def test_a_training_clip_scores_as_typical(drums):
+    clip = ROOT / "data" / "drums_fluidr3" / "standard" / "38_80.wav"
+    if not clip.is_file():
+        pytest.skip("data/drums_fluidr3 is not rendered here")
+    x, sr = sf.read(clip, dtype="float32", always_2d=True)
+    assert 5 < typicality.score_audio(drums.models.get(None), x, sr).percentile < 99.9
+
+
+def test_without_a_summary_typicality_ranks_among_the_priors_own_samples(state):
+    eng = state.models.get("tiny_single_flow")  # a bundle without summary.json
+    ref = typicality.reference(eng)
+    assert not ref.training and len(ref) == typicality.N_REFERENCE and "prior's own samples" in ref.against
+    z = eng.sample_latents(1, 1.0, 99)[0]
+    assert 1 < typicality.percentile(eng, z).percentile < 99.9  # the prior's own sample
 
 
 def test_ordinal_percentiles():
@@ -66,7 +82,7 @@ def test_ordinal_percentiles():
 def test_reconstruct_shows_typicality_only_where_there_is_a_flow_prior_and_clips(state, drums):
     kick = str(ROOT / "examples" / "timgm6mb-tr-808_kick.flac")
     *_, metrics, text = reconstruct(drums, kick, None, with_typicality=True)
-    assert " percentile." in text and "log p(z)" in text and "typicality" not in metrics  # the API is unchanged
+    assert " percentile** of the " in text and "log p(z)" in text and "typicality" not in metrics  # the API is unchanged
     assert len(reconstruct(state, kick, "tiny_single_flow")) == 5
     text = reconstruct(state, kick, "tiny_temporal", with_typicality=True)[-1]
     assert "not available for this model" in text

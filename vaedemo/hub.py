@@ -10,7 +10,9 @@ from pathlib import Path
 
 from .errors import CheckpointError
 
-BUNDLE_FILES = ("config.json", "model.safetensors", "README.md")
+BUNDLE_FILES = ("config.json", "model.safetensors", "README.md")  # what save_bundle writes
+# a training-set summary (python -m vaedemo.dataset_summary) feeds the demo's latent map and typicality
+OPTIONAL_FILES = ("summary.json", "summary.safetensors")
 
 
 def parse_hub_id(source: str) -> tuple[str, str | None]:
@@ -28,7 +30,7 @@ def download(source: str) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=list(BUNDLE_FILES)))
+        return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=[*BUNDLE_FILES, *OPTIONAL_FILES]))
     except LocalEntryNotFoundError:
         raise CheckpointError(
             f"{source} is not in the local Hugging Face cache and the Hub cannot be reached (offline or HF_HUB_OFFLINE=1)."

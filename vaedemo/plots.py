@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -26,8 +27,12 @@ DB_PER_NEPER = 20.0 / math.log(10.0)  # log-mel is a natural log of magnitudes
 COLORSCALE = "Magma"
 FONT = {"size": 16}
 TICK_HZ = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
-CATEGORY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                   "#bcbd22", "#17becf")  # fmt: skip
+# Categories of the latent map: strong colours that read on light and dark pages and over its grey shading
+CATEGORY_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#911eb4", "#42d4f4", "#9a6324", "#f032e6", "#bfef45",
+                   "#469990", "#f58231", "#dcbeff", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075",
+                   "#fabed4", "#a9a9a9")  # fmt: skip
+PRIOR_COLOR = "#f59e0b"  # prior samples: amber open diamonds
+SHADING_RANGE = 100.0  # nats of log-density the latent map's shading spans below its top
 
 
 class Spectrogram:
@@ -138,12 +143,39 @@ def empty_figure(message: str, height: int = 320) -> go.Figure:
     return _layout(fig, "", height)
 
 
-def _is_numeric(values: Sequence) -> bool:
-    try:
-        [float(v) for v in values if v not in ("", None)]
-    except (TypeError, ValueError):
-        return False
-    return any(v not in ("", None) for v in values)
+@dataclass
+class Shading:
+    """A background for the latent map: ``z`` (len(ys), len(xs)) on the grid ``xs`` x ``ys``, a colour bar title."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    z: np.ndarray
+    title: str
+
+
+def _shading_trace(s: Shading, levels: float = SHADING_RANGE) -> go.Contour:
+    """Filled contours in a neutral grey that deepens with the value (reads on light and dark pages); the lowest
+    ``levels`` units below the top are shown, lower values stay clear. No colour bar: the legend needs the room, and
+    the caption says what the shading is (hovering gives no values: the points' hover wins)."""
+    top = float(np.nanmax(s.z))
+    return go.Contour(
+        x=s.xs, y=s.ys, z=np.maximum(s.z, top - levels), zmin=top - levels, zmax=top, ncontours=12,
+        colorscale=[[0, "rgba(128,128,128,0)"], [1, "rgba(128,128,128,0.65)"]], line={"width": 0.5},
+        contours={"coloring": "fill", "showlines": True}, hoverinfo="skip", showlegend=False, showscale=False,
+        name=s.title,
+    )  # fmt: skip
+
+
+def category_order(labels: Sequence[str], first: Sequence[str] = ()) -> list[str]:
+    """Categories in legend order: those of ``first`` (in its order), then the rest sorted (by number when they start
+    with one: '36 Bass Drum 1' before '100 ...'), '(none)' last."""
+    rest = [c for c in dict.fromkeys(labels) if c not in first and c != "(none)"]
+
+    def key(c: str):
+        head = c.split(" ", 1)[0]
+        return (0, float(head), c) if head.replace(".", "", 1).isdigit() else (1, 0.0, c)
+
+    return [c for c in first if c in labels] + sorted(rest, key=key) + (["(none)"] if "(none)" in labels else [])
 
 
 def latent_map_figure(
@@ -154,43 +186,55 @@ def latent_map_figure(
     selected: int | None = None,
     explained: Sequence[float] = (),
     height: int = 560,
+    *,
+    prior_xy: np.ndarray | None = None,
+    prior_names: Sequence[str] = (),
+    shading: Shading | None = None,
+    first: Sequence[str] = (),
 ) -> go.Figure:
     """2-D scatter of latent vectors; every point carries its index in ``customdata`` (clicks select it).
 
-    ``colour`` holds one metadata value per point: text gives one legend entry per category, numbers a colour bar.
-    The ``selected`` point is ringed.
+    ``colour`` holds one category per point (a legend entry each, ordered by :func:`category_order` with ``first``
+    first); ``prior_xy``: prior samples on the same map, open diamonds, indices after the points'; ``shading``: a
+    background (the prior's log-density). The ``selected`` point (an index into points then prior samples) is ringed.
     """
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    prior = np.zeros((0, 2)) if prior_xy is None else np.asarray(prior_xy, np.float64).reshape(-1, 2)
     idx = np.arange(len(xy))
     hover = "%{text}<extra></extra>"
-    marker = {"size": 16, "line": {"width": 1, "color": "white"}}
+    size = 14 if len(xy) <= 60 else 10
+    marker = {"size": size, "line": {"width": 1, "color": "white"}}
     fig = go.Figure()
+    if shading is not None:
+        fig.add_trace(_shading_trace(shading))
     if colour is None or not len(colour):
         fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", text=list(names), customdata=idx,
-                                 marker=marker, hovertemplate=hover, showlegend=False))  # fmt: skip
-    elif _is_numeric(colour):
-        vals = np.array([float(v) if v not in ("", None) else np.nan for v in colour])
-        fig.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", text=list(names), customdata=idx, hovertemplate=hover,
-            marker={**marker, "color": vals, "colorscale": "Viridis", "showscale": True,
-                    "colorbar": {"title": {"text": colour_name}}}, showlegend=False,
-        ))  # fmt: skip
+                                 marker=marker, hovertemplate=hover, name="sounds", showlegend=len(prior) > 0))  # fmt: skip
     else:
         labels = [str(v) if v not in ("", None) else "(none)" for v in colour]
-        for k, cat in enumerate(dict.fromkeys(labels)):
+        for k, cat in enumerate(category_order(labels, first)):
             m = np.array([lab == cat for lab in labels])
             fig.add_trace(go.Scatter(
                 x=xy[m, 0], y=xy[m, 1], mode="markers", name=cat, text=[n for n, ok in zip(names, m) if ok],
                 customdata=idx[m], hovertemplate=hover,
                 marker={**marker, "color": CATEGORY_COLORS[k % len(CATEGORY_COLORS)]},
             ))  # fmt: skip
-    if selected is not None and 0 <= selected < len(xy):
-        fig.add_trace(go.Scatter(x=[xy[selected, 0]], y=[xy[selected, 1]], mode="markers", hoverinfo="skip",
-                                 marker={"size": 30, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "black"}},
+    if len(prior):
+        fig.add_trace(go.Scatter(
+            x=prior[:, 0], y=prior[:, 1], mode="markers", name="prior sample", text=list(prior_names),
+            customdata=np.arange(len(xy), len(xy) + len(prior)), hovertemplate=hover,
+            marker={"size": size + 2, "symbol": "diamond-open", "color": PRIOR_COLOR, "line": {"width": 2.5}},
+        ))  # fmt: skip
+    both = np.concatenate([xy, prior])
+    if selected is not None and 0 <= selected < len(both):
+        fig.add_trace(go.Scatter(x=[both[selected, 0]], y=[both[selected, 1]], mode="markers", hoverinfo="skip",
+                                 marker={"size": 2.2 * size, "color": "rgba(0,0,0,0)",
+                                         "line": {"width": 3, "color": "#6b7280"}},
                                  name="selected", showlegend=False))  # fmt: skip
     ev = list(explained) + [float("nan")] * 2
     fig.update_xaxes(title={"text": f"PC 1 ({ev[0]:.0%} of variance)" if ev[0] == ev[0] else "PC 1"}, zeroline=False)
     fig.update_yaxes(title={"text": f"PC 2 ({ev[1]:.0%} of variance)" if ev[1] == ev[1] else "PC 2"}, zeroline=False)
-    fig.update_layout(legend={"title": {"text": colour_name}}, clickmode="event", hovermode="closest",
-                      plot_bgcolor="#f7f7f7")  # fmt: skip
-    return _layout(fig, "", height)
+    fig.update_layout(legend={"title": {"text": colour_name}, "x": 1.01, "y": 1, "yanchor": "top",
+                              "itemclick": "toggle", "font": {"size": 15}},
+                      clickmode="event", hovermode="closest")  # fmt: skip
+    return _layout(fig, "", height).update_layout(margin={"t": 20})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .bundle import read_bundle_config
 from .cli import user_errors
-from .hub import BUNDLE_FILES
+from .hub import BUNDLE_FILES, OPTIONAL_FILES
 
 
 def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
@@ -24,7 +24,8 @@ def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, tok
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     info = api.upload_folder(
-        folder_path=str(path), repo_id=repo_id, allow_patterns=list(BUNDLE_FILES), commit_message="Upload vaedemo bundle"
+        folder_path=str(path), repo_id=repo_id, allow_patterns=[*BUNDLE_FILES, *OPTIONAL_FILES],
+        commit_message="Upload vaedemo bundle",
     )
     return str(info)
 

@@ -10,8 +10,10 @@ This package is the only part of vaedemo that imports Gradio; it uses the librar
   event wiring) next to its handlers. Handlers take the :class:`~vaedemo.demo.state.DemoState` and plain values
   (file paths, numbers, the model's label) and return file paths, Plotly figures and text; every problem a user can
   cause becomes a ``gr.Error`` with one sentence, so the server keeps serving.
-* ``typicality``: the percentile of a latent's exact log-density under a flow prior among the prior's own samples
-  (Reconstruct and Interpolate show it).
+* ``typicality``: the percentile of a latent's exact log-density under a flow prior among the training clips (from
+  the bundle's training-set summary; else among the prior's own samples); Reconstruct and Interpolate show it.
+  ``training_set``: a loaded model's training-set summary (``summary.json`` + ``summary.safetensors``), read once.
+* ``share``: the state in the page's address (``?model=...&tab=...&seed=...&temperature=...``) and the link button.
 * ``state``: :class:`~vaedemo.demo.state.DemoState`, what the tabs share at run time. ``models``: finding the
   bundles to offer, an LRU cache of loaded engines, latent directions. ``files``: output files (one stored copy
   each), the bound on temporary files, their removal at exit and on SIGTERM/SIGINT. ``guard``: per-client limits on

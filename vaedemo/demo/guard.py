@@ -30,6 +30,7 @@ from .common import log, shown
 
 PER_CLIENT = 4
 MAX_WAITING = 64
+LIVE_STREAMS = 4  # Live-tab chunks computing at once (see Gate.configure)
 
 
 def client_key(request: gr.Request | None) -> str:
@@ -60,7 +61,9 @@ class Gate:
             )
         with self._lock:
             self.concurrency, self.per_client, self.max_waiting = concurrency, per_client, max_waiting
-            self._pools = {"compute": threading.BoundedSemaphore(concurrency), "model-load": threading.BoundedSemaphore(1)}
+            # live streams compute a few ms a chunk and cannot wait behind a reconstruction: a pool of their own
+            self._pools = {"compute": threading.BoundedSemaphore(concurrency), "model-load": threading.BoundedSemaphore(1),
+                           "live": threading.BoundedSemaphore(LIVE_STREAMS)}
 
     @property
     def capacity(self) -> int:

@@ -63,8 +63,9 @@ def _typicality_of_path(eng: Engine, a: np.ndarray, b: np.ndarray, steps: int, m
         return "Typicality: not available for this model (it needs one latent vector per clip and a flow prior)."
     ts = np.linspace(0, 1, steps)
     zs = [slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b for t in ts]
-    pcts = [typicality.percentile(eng, z)[1] for z in zs]
-    line = "Typicality of each step (percentile of log p(z) among the prior's own samples; about 50 is typical): "
+    scores = [typicality.percentile(eng, z) for z in zs]
+    pcts = [s.percentile for s in scores]
+    line = f"Typicality of each step (percentile of log p(z) among {scores[0].against}; about 50 is typical): "
     line += " → ".join(f"{p:.0f}" for p in pcts)
     if min(pcts) < typicality.FAR_OUT:
         line += "\n\n⚠️ Part of this path is far outside what the model learned (below the 1st percentile)."
@@ -113,6 +114,13 @@ def check_sources(kind_a, file_a, seed_a, kind_b, file_b, seed_b) -> None:
                            print_exception=False)  # fmt: skip
 
 
+def check_files(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b) -> None:
+    """The sources' files decode (they are kept decoded for the path's own step); else one sentence."""
+    for name, kind, path in (("A", kind_a, file_a), ("B", kind_b, file_b)):
+        if kind == KINDS[0] and isinstance(path, str):
+            state.check_readable(path, f"the sound for source {name}")
+
+
 def _source_column(name: str, example: str) -> tuple[list[gr.components.Component], gr.Button]:
     """Source A or B: a sound file (upload, microphone, examples) or a prior sample; returns [kind, file, seed] and
     the seed's dice button."""
@@ -143,7 +151,7 @@ def _path_slots() -> tuple[list[gr.Column], list[gr.Audio]]:
 def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
     """The tab: sources A and B on the left; the method, steps, the path (its figure first) and a position
     (decoded as the slider moves) on the right. Returns the result components and their cleared values."""
-    with gr.Tab("Interpolate"):
+    with gr.Tab("Interpolate", id="interpolate"):
         intro("Walk from sound A to sound B through the latent space (temporal models: frame by frame). "
               "Render the whole path, or slide the position.")  # fmt: skip
         with gr.Row():
@@ -177,10 +185,16 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
         *values, norm = args
         return interpolate_at(state, *values, normalise=norm)
 
+    @gated(state.gate)
+    @user_errors
+    def ui_check(*values):  # a missing source or a file that is not audio: one error, no output marked as failed
+        check_sources(*values)
+        check_files(state, *values)
+
     path_out = path_slots + path_audio + [path_fig, path_typical]
-    path_btn.click(check_sources, sources, None, **UI).success(
+    path_btn.click(ui_check, sources, None, **UI).success(
         ui_path, sources + [steps, method, model, normalise], path_out, **UI)  # fmt: skip
-    position.input(check_sources, sources, None, trigger_mode="always_last", **UI).success(
+    position.input(ui_check, sources, None, trigger_mode="always_last", **UI).success(
         ui_position, sources + [position, method, model, normalise], [pos_audio, pos_fig], **UI)  # fmt: skip
     for dice, seed_box, kind in ((dice_a, sources[2], sources[0]), (dice_b, sources[5], sources[3])):
         dice.click(lambda: (new_seed(), KINDS[1]), None, [seed_box, kind], **UI)

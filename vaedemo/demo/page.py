@@ -8,8 +8,10 @@ import gradio as gr
 
 import vaedemo.demo.interpolate as interpolate_tab  # not `from . import x`: that names vaedemo.demo, which imports us
 import vaedemo.demo.latent_map as latent_map_tab
+import vaedemo.demo.live as live_tab
 import vaedemo.demo.reconstruct as reconstruct_tab
 import vaedemo.demo.sample as sample_tab
+import vaedemo.demo.share as share
 from vaedemo.card import parameter_table
 
 from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
@@ -82,20 +84,24 @@ def build_api(state: DemoState, default: str) -> None:
 
 
 def build_demo(state: DemoState) -> gr.Blocks:
-    """The page: model picker + card, then the Reconstruct, Sample, Interpolate and Latent map tabs."""
+    """The page: model picker + card, then the Reconstruct, Sample, Interpolate, Latent map and Live tabs."""
     models = state.models
     summary, card, has_flow = model_info(state, models.default)
     with gr.Blocks(title="vaedemo — audio VAE latent space", delete_cache=(600, 3600), fill_width=True) as demo:
-        with gr.Row(equal_height=True, elem_id="header"):
+        with gr.Row(equal_height=True, elem_id="header") as header:
             gr.Markdown("# vaedemo · audio VAE latent space", elem_id="title")
             model = gr.Dropdown(models.labels, value=models.default, label="Model", scale=0, min_width=240,
                                 elem_id="model-picker")  # fmt: skip
             info = gr.Markdown(summary, elem_id="summary")
         build_api(state, models.default)
-        rec_out, rec_examples = reconstruct_tab.build(state, model)
-        use_flow, dirs, sample_out, sample_cleared = sample_tab.build(state, model, has_flow)
-        interp_out, interp_cleared = interpolate_tab.build(state, model)
-        latent_map_tab.build(state, model)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            rec_out, rec_examples = reconstruct_tab.build(state, model)
+            use_flow, dirs, sample_out, sample_cleared, sample_controls = sample_tab.build(state, model, has_flow)
+            interp_out, interp_cleared = interpolate_tab.build(state, model)
+            latent_map_tab.build(state, model)
+            live_tab.build(state)
+        share.build(state, model, tabs, sample_controls["seed"], sample_controls["temperature"], demo, header,
+                    sample_tab.MAX_SEED, sample_tab.MAX_TEMPERATURE)  # the state in the URL, the link button  # fmt: skip
         with gr.Accordion("Model card: config, parameters per module, training data, metrics", open=False,
                           elem_id="model-card"):  # fmt: skip
             card_md = gr.Markdown(card)

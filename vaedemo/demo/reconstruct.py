@@ -25,6 +25,21 @@ NO_TYPICALITY = "Typicality (how likely the sound is under the learned prior) ap
 ONE_SHOTS = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", "musescore-standard_crash.flac",
              "timgm6mb-tr-808_closed-hat.flac", "musescore-standard_tom.flac"]  # fmt: skip
 LOOPS = ["drum_loop.flac", "timgm6mb-standard_snare.flac"]
+# The seminar's first slide: what the model is and what each tab shows (collapsed: the controls stay on screen)
+ABOUT = """\
+**An audio VAE** (a variational autoencoder, RAVE-style) squeezes a sound into a **latent vector** (the one-shot \
+models: 64 numbers per ~1 s drum hit; the temporal one: 16 numbers every 12 ms) and decodes latent vectors back \
+into sound. Its **prior** is a learned density over the latent space, a RealNVP normalizing flow: sampling it invents \
+new sounds, and its exact log-density p(z) says how typical any sound's latent is.
+
+* **Reconstruct**: encode and decode a sound; what survives the bottleneck, and how typical the sound is \
+(its percentile among the training clips).
+* **Sample**: new sounds drawn from the prior; a seed finds one again, the temperature narrows or widens the prior.
+* **Interpolate**: walk from sound A to sound B through the latent space.
+* **Latent map**: the training set's sounds as points coloured by drum family, prior samples on the same map, \
+shaded by the prior's density.
+
+**Link to this view** (top right) gives the address of what is on screen: the model, the tab, the seed and the temperature."""
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
 
 
@@ -100,7 +115,9 @@ def example_visibility(state: DemoState, model: str | None) -> list:
 def build(state: DemoState, model: gr.Dropdown) -> list:
     """The tab: an input (upload, microphone, examples), both spectrograms, the reconstruction, the metrics and the
     typicality. Returns its result components (a change of model clears them) and its two columns of examples."""
-    with gr.Tab("Reconstruct"):
+    with gr.Tab("Reconstruct", id="reconstruct"):
+        with gr.Accordion("About this demo: the model, and what each tab shows", open=False, elem_id="about"):
+            gr.Markdown(ABOUT, elem_classes="intro")
         intro("Encode a sound into the latent space and decode it again: what survives the bottleneck?")
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
@@ -131,9 +148,20 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
     def ui_auto(request: gr.Request, path, m):  # a new input runs at once; clearing it clears all
         return ui_reconstruct(request, path, m) if path else cleared()
 
+    @gated(state.gate)
+    @user_errors
+    def ui_check(path):  # a missing input or a file that is not audio: one error, no output marked as failed
+        check_input(path)
+        state.check_readable(path)
+
+    @gated(state.gate)
+    @user_errors
+    def ui_check_upload(path):  # as ui_check; a cleared input is no error (it clears the results)
+        state.check_readable(path)
+
     io = {"inputs": [rec_in, model], "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state, rec_typical]}
-    rec_btn.click(check_input, rec_in, None, **UI).success(ui_reconstruct, **io, **UI)
-    rec_in.change(ui_auto, **io, **UI)
+    rec_btn.click(ui_check, rec_in, None, **UI).success(ui_reconstruct, **io, **UI)
+    rec_in.change(ui_check_upload, rec_in, None, **UI).success(ui_auto, **io, **UI)
     return [*io["outputs"]], [shot_col, loop_col]
 
 

@@ -27,6 +27,7 @@ from .state import DemoState
 
 MAX_SAMPLES = 8
 MAX_SEED = 9999  # the seed slider's range (the API takes any seed up to 2**31 - 1)
+MAX_TEMPERATURE = 2.0  # the temperature slider's range (the API takes up to 3)
 NORMALISE_LABEL = "Normalise loudness (−1 dBFS peak)"
 
 
@@ -126,15 +127,16 @@ def _directions(state: DemoState, prior: list, normalise: gr.Checkbox) -> tuple[
     return dirs, [dir_audio, dir_fig]
 
 
-def build(state: DemoState, model: gr.Dropdown, has_flow: bool) -> tuple[gr.Checkbox, list[gr.Slider], list, list]:
+def build(state: DemoState, model: gr.Dropdown, has_flow: bool) -> tuple[gr.Checkbox, list[gr.Slider], list, list,
+                                                                          dict]:  # fmt: skip
     """The tab; returns what a change of model updates: the flow-prior switch, the direction sliders, the result
-    components and their cleared values."""
-    with gr.Tab("Sample"):
+    components and their cleared values; and the controls a link can set ({"seed": ..., "temperature": ...})."""
+    with gr.Tab("Sample", id="sample"):
         intro("Draw latent vectors from the prior and decode them: new sounds the model invents. Temperature scales "
               "the prior's spread; sample k uses seed + k − 1, the same seed gives the same sounds.")  # fmt: skip
         with gr.Row(equal_height=True):
             n = gr.Slider(1, MAX_SAMPLES, value=4, step=1, label="Number of samples", min_width=160)
-            temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature", min_width=160)
+            temperature = gr.Slider(0.0, MAX_TEMPERATURE, value=1.0, step=0.05, label="Temperature", min_width=160)
             seed = gr.Slider(0, MAX_SEED, value=0, step=1, label="Seed", min_width=160)
             dice = gr.Button("⚄ New seed", min_width=120, scale=0, elem_id="sample-dice")
             with gr.Column(min_width=200, scale=1):
@@ -155,7 +157,7 @@ def build(state: DemoState, model: gr.Dropdown, has_flow: bool) -> tuple[gr.Chec
     sample_btn.click(ui_sample, prior + [normalise], outputs, **UI)
     dice.click(new_seed, None, seed, **UI).then(ui_sample, prior + [normalise], outputs, **UI)
     cleared = [gr.update(visible=False)] * MAX_SAMPLES + [None] * (2 * MAX_SAMPLES) + [None, None]
-    return use_flow, dirs, outputs + dir_out, cleared
+    return use_flow, dirs, outputs + dir_out, cleared, {"seed": seed, "temperature": temperature}
 
 
 def new_seed() -> int:

@@ -17,6 +17,9 @@ from .files import TempFiles
 from .guard import Gate
 from .models import Models
 
+DECODED_KEPT = 4  # uploads kept decoded between an event's check and its handler
+DECODED_MAX_VALUES = 4 * 1024 * 1024  # ... when they hold at most this many samples (16 MB; 30 s of 48 kHz stereo: 3 M)
+
 
 class DemoState:
     """The models, the output files, the longest input used (``max_seconds``), the folders of the latent map
@@ -29,6 +32,8 @@ class DemoState:
         self.gate = Gate()
         self.latents: OrderedDict[tuple, np.ndarray] = OrderedDict()  # Interpolate: encodings of its sources
         self.maps: dict[tuple, Any] = {}  # Latent map: a MapData per (model, folder)
+        # Uploads decoded by an event's first step (which checks them, see `check_readable`), kept for its second
+        self.decoded: OrderedDict[tuple, Decoded] = OrderedDict()
         self.lock = threading.Lock()
 
     def load(self, path: str | None, what: str = "a sound") -> Decoded:
@@ -38,10 +43,35 @@ class DemoState:
             raise VaedemoError(f"upload or record {what} first.")
         if not isinstance(path, str):  # a raw API request can send anything
             raise VaedemoError(f"{what} must be an uploaded file.")
+        key = _file_key(path)
+        with self.lock:
+            d = self.decoded.get(key) if key else None
+        if d is not None:  # decoded (and its trim warning shown) by the event's first step
+            return d
         d = decode(path, max_seconds=self.max_seconds, trim=True)
         if d.trimmed:
             gr.Warning(trim_notice(Path(path).name, d, self.max_seconds))
+        if key and d.audio.size <= DECODED_MAX_VALUES:
+            with self.lock:
+                self.decoded[key] = d
+                while len(self.decoded) > DECODED_KEPT:
+                    self.decoded.popitem(last=False)
         return d
+
+    def check_readable(self, path: str | None, what: str = "a sound") -> None:
+        """The first step of a page event that reads an upload: decode it now (and keep it for the second step), so
+        that a file that is not audio gets one error message and no output is marked as failed."""
+        if path:
+            self.load(path, what)
+
+
+def _file_key(path: str) -> tuple | None:
+    """What identifies an upload's content: its path, size and modification time (None when it cannot be read)."""
+    try:
+        st = Path(path).stat()
+    except (OSError, ValueError):
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns)
 
 
 def trim_notice(name: str, d: Decoded, max_seconds: float) -> str:

@@ -1,0 +1,143 @@
+"""The Live tab's handlers: microphone chunks of any size and rate through a streaming model, and a file through the
+stream, give what the model's own Stream gives; models that cannot stream say so in one sentence."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import gradio as gr
+import numpy as np
+import pytest
+import soundfile as sf
+from e2e.tiny import tiny_bundle
+
+from vaedemo.demo import live
+from vaedemo.demo.models import Models, discover
+from vaedemo.demo.state import DemoState
+from vaedemo.errors import VaedemoError
+from vaedemo.inference import Engine
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    root = tmp_path_factory.mktemp("live_bundles")
+    tiny_bundle(root, "a_single", "model.latent_mode=single", "model.posterior_flow_layers=2", "model.prior_flow_layers=2")
+    tiny_bundle(root, "b_causal", "model.latent_mode=temporal", "model.causal=true")
+    specs, default = discover(root)
+    return DemoState(Models(specs, default))
+
+
+def _signal(n: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 44100
+    x = 0.3 * np.sin(2 * np.pi * 220 * t)[:, None] + 0.05 * rng.standard_normal((n, channels))
+    return x.astype(np.float32)
+
+
+def test_only_models_with_a_latent_time_series_are_offered(state):
+    assert live.live_models(state) == ["b_causal"]
+
+
+def test_chunks_of_any_size_give_the_models_own_stream(state):
+    """Browser chunks are not whole hops: the rest waits for the next chunk, and nothing is lost or repeated."""
+    eng = state.models.get("b_causal")
+    x = _signal(20 * eng.hop + 300)
+    session = live.LiveSession(eng, "b_causal", eng.sample_rate, 1)
+    cuts = [0, 1000, 1001, 4700, 9000, len(x)]
+    got = np.concatenate([session.feed(x[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)])
+    whole = len(x) // eng.hop * eng.hop
+    want = eng.stream().process(x[:whole])
+    assert got.shape == want.shape == (whole, 1)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert session.hops == whole // eng.hop
+    assert "causal" in session.report() and "x real time" in session.report()
+
+
+def _drain(listener) -> list:
+    items = []
+    while not listener.box.empty():
+        items.append(listener.box.get_nowait())
+    return items
+
+
+def test_a_microphone_at_48_khz_is_resampled_once_per_session(state):
+    sr = 48000
+    x = (_signal(sr, 2) * 32767).astype(np.int16)  # one second of stereo, as the browser sends it
+    relay = live.Relay()
+    listener = relay.open("tab-1")
+    for start in range(0, len(x), sr // 4):
+        live.live_chunk(state, relay, "tab-1", (sr, x[start : start + sr // 4]), "b_causal")
+    items = _drain(listener)
+    out = []
+    for wav, _ in items:
+        y, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+        assert rate == 44100 and y.shape[1] == 2
+        out.append(y)
+    y = np.concatenate(out)
+    session = listener.session
+    hop = session.hop
+    held = session.resampler_delay + hop  # what the resampler holds back, and what waits for a whole hop
+    assert 0 < session.resampler_delay < 441 and len(y) % hop == 0
+    assert 44100 - held - hop < len(y) <= 44100  # a second in, a second out (less what is held back)
+    assert np.isfinite(y).all() and np.abs(y).max() > 1e-3
+    report = items[-1][1]
+    assert "causal: no look-ahead" in report and "resampling 48 -> 44.1 kHz" in report
+
+
+def test_the_listener_yields_what_the_chunks_post_and_ends_with_the_recording(state):
+    relay = live.Relay()
+    got = []
+
+    def chunks():  # the microphone's events, once the listener has opened
+        while relay.get("tab-1") is None:
+            time.sleep(0.01)
+        for k in range(3):
+            live.live_chunk(state, relay, "tab-1", (44100, (_signal(11025, seed=k) * 32767).astype(np.int16)), "b_causal")
+        relay.close("tab-1")
+
+    feeder = threading.Thread(target=chunks)
+    feeder.start()
+    for wav, _report in live.listen(state, relay, "tab-1", "b_causal", seconds=30):
+        got.append(sf.read(io.BytesIO(wav), always_2d=True)[0])
+    feeder.join()
+    assert sum(len(g) for g in got) == 3 * 11025 // 256 * 256  # whole hops of what came in (hop 256)
+    assert relay.get("tab-1") is None  # the listener left no trace
+
+
+def test_a_new_recording_ends_the_old_listener_and_listeners_are_bounded(state):
+    relay = live.Relay(max_listeners=2)
+    first = relay.open("tab-1")
+    second = relay.open("tab-1")  # record pressed again in the same tab
+    assert first.box.get_nowait() is live.END and relay.get("tab-1") is second
+    relay.open("tab-2")
+    with pytest.raises(VaedemoError, match="2 live streams are running already"):
+        relay.open("tab-3")
+    relay.close("tab-1", first)  # the old listener's own cleanup leaves the new one alone
+    assert relay.get("tab-1") is second
+    assert live.live_chunk(state, relay, "tab-9", (44100, np.zeros(4410, np.int16)), "b_causal") is None  # nobody listens
+
+
+def test_a_model_that_cannot_stream_says_why(state):
+    with pytest.raises(gr.Error, match="cannot stream"):
+        next(live.listen(state, live.Relay(), "tab-1", "a_single"))
+
+
+def test_a_file_through_the_stream_is_the_stream_of_the_file(state, tmp_path):
+    eng = state.models.get("b_causal")
+    x = _signal(3 * 22050 + 700)
+    path = tmp_path / "in.wav"
+    sf.write(path, x, 44100, subtype="FLOAT")
+    pieces = [sf.read(io.BytesIO(w), dtype="float32", always_2d=True)[0]
+              for w, _ in live.play_file(state, state.gate, None, str(path), "b_causal")]  # fmt: skip
+    got = np.concatenate(pieces)
+    whole = len(x) // eng.hop * eng.hop
+    want = Engine(eng.bundle).stream().process(x[:whole])
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1.5 / 32768)  # the wav chunks are 16-bit: one step, and float error
+
+
+def test_no_file_is_one_sentence(state):
+    with pytest.raises(gr.Error, match="upload or record a sound to stream first|Upload or record a sound to stream"):
+        next(live.play_file(state, state.gate, None, None, "b_causal"))

@@ -1,0 +1,169 @@
+"""The training-set summary (written by ``python -m vaedemo.dataset_summary``, read without unpickling), GM drum
+families, the latent map of a training set shaded by the prior's density with prior samples on it, and the page's
+link parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import soundfile as sf
+from e2e.bundles import tiny_bundles
+
+from vaedemo.data.gm import FAMILIES, GM_DRUM_FAMILY, drum_family, drum_name
+from vaedemo.dataset_summary import JSON_FILE, LATENTS_FILE, main, prior_log_prob, read_summary
+from vaedemo.demo import typicality
+from vaedemo.demo.latent_map import (
+    N_PRIOR,
+    TRAINING_SET,
+    _training_files,
+    caption,
+    latent_map,
+    map_point,
+    source_choices,
+)
+from vaedemo.demo.models import Models, discover
+from vaedemo.demo.share import read_query
+from vaedemo.demo.state import DemoState
+from vaedemo.errors import VaedemoError
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 44100
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_gm_drum_keys_are_named_and_grouped_in_families():
+    assert set(GM_DRUM_FAMILY) == set(range(35, 82)) and set(GM_DRUM_FAMILY.values()) == set(FAMILIES)
+    assert [drum_family(k) for k in (35, "36", "38", 42, "46.0", 45, 49, 51, 54, 39)] == \
+        ["kick", "kick", "snare", "hi-hat", "hi-hat", "tom", "cymbal", "cymbal", "percussion", "percussion"]  # fmt: skip
+    assert drum_name("42") == "Closed Hi-Hat" and drum_name(81) == "Open Triangle"
+    assert drum_family(34) is drum_family("x") is drum_family("36.5") is drum_name(82) is None
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny bundle 'trained on' a folder of 8 sounds with a manifest (kick and hi-hat keys), and that folder."""
+    tmp = tmp_path_factory.mktemp("summary")
+    data = tmp / "data"
+    (data / "kit").mkdir(parents=True)
+    rows = ["file,kit,program,key,velocity"]
+    t = np.arange(SR // 2) / SR
+    for i in range(8):
+        key = 36 if i < 4 else 42
+        tone = np.sin(2 * np.pi * (60 + 40 * i) * t) if key == 36 else np.random.default_rng(i).standard_normal(len(t))
+        sf.write(data / "kit" / f"{key}_{i}.wav", (0.5 * tone * np.exp(-8 * t)).astype(np.float32), SR)
+        rows.append(f"kit/{key}_{i}.wav,Kit,0,{key},{40 + 10 * i}")
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (data / "notes.wav").write_text("not audio")  # skipped
+    bundle = tiny_bundles(tmp / "bundles", ("tiny_single_flow",))["tiny_single_flow"]
+    return bundle, data
+
+
+def test_the_summary_command_writes_small_files_that_read_back_without_pickle(trained, capsys):
+    bundle, data = trained
+    assert main([str(bundle), "--data", str(data)]) == 0
+    assert "8 clips" in capsys.readouterr().out
+    doc = json.loads((bundle / JSON_FILE).read_text())
+    assert [c["family"] for c in doc["clips"]] == ["kick"] * 4 + ["hi-hat"] * 4
+    assert {c["split"] for c in doc["clips"]} <= {"train", "val"} and doc["clips"][0]["file"] == "kit/36_0.wav"
+    s = read_summary(bundle, 16)
+    assert s.latents.shape == (8, 16) and s.latents.dtype == np.float32 and s.column("key")[0] == "36"
+    n_train = sum(c["split"] == "train" for c in doc["clips"])
+    assert len(s.reference) == n_train and np.all(np.diff(s.reference) >= 0)
+    assert (bundle / LATENTS_FILE).stat().st_size < 10_000
+    with pytest.raises(VaedemoError, match="does not fit its model"):
+        read_summary(bundle, 32)
+    assert read_summary(data) is None  # a folder without a summary
+
+
+def test_the_reference_is_the_training_clips_log_density(trained):
+    from vaedemo.inference import Engine
+
+    bundle, data = trained
+    main([str(bundle), "--data", str(data)])
+    eng = Engine(str(bundle))
+    s = read_summary(bundle, eng.latent_size)
+    train = np.array([c["split"] == "train" for c in s.clips])
+    np.testing.assert_allclose(s.reference, np.sort(prior_log_prob(eng, s.latents[train])), atol=2e-3)
+    ref = typicality.reference(eng)
+    assert ref.training and len(ref) == train.sum()
+    z = s.latents[np.flatnonzero(train)[0]]  # a training clip ranks inside the reference
+    assert 0 <= typicality.percentile(eng, z).percentile <= 100
+
+
+def test_a_broken_summary_is_refused_with_a_sentence(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"latents": np.zeros((2, 4), np.float32)}, str(tmp_path / LATENTS_FILE))
+    (tmp_path / JSON_FILE).write_text('{"format": "something else", "clips": []}')
+    with pytest.raises(VaedemoError, match="does not fit"):
+        read_summary(tmp_path)
+    (tmp_path / JSON_FILE).write_text("{not json")
+    with pytest.raises(VaedemoError, match="could not be read"):
+        read_summary(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def map_state(trained):
+    bundle, data = trained
+    main([str(bundle), "--data", str(data)])
+    specs, default = discover(ROOT / "no-such-folder", [str(bundle)])
+    return DemoState(Models(specs, default), max_seconds=3.0, folders={"examples": ROOT / "examples"})
+
+
+def test_the_training_set_map_is_shaded_by_the_exact_prior_density_with_prior_samples(map_state):
+    assert source_choices(map_state, None) == [TRAINING_SET, "examples"]
+    fig, choices = latent_map(map_state, TRAINING_SET, "family", None)
+    assert len(choices) == 8 + N_PRIOR and choices[-1][0] == f"prior sample · seed {N_PRIOR - 1}"
+    shading = fig.data[0]
+    assert isinstance(shading, go.Contour) and np.asarray(shading.z).shape == (64, 64)
+    names = [t.name for t in fig.data[1:]]
+    assert names == ["kick", "hi-hat", "prior sample"] and fig.data[-1].marker.symbol == "diamond-open"
+    assert list(fig.data[-1].customdata) == list(range(8, 8 + N_PRIOR))  # clicks index the sounds, then the samples
+    m = map_state.maps[(map_state.models.default, TRAINING_SET)]
+    eng = map_state.models.get(None)
+    # the shading is log p at the grid's latents: the plane through the mean, spanned by the map's two directions
+    z_mean = m.latents[:8].mean(0)
+    top = np.unravel_index(np.argmax(m.shading.z), m.shading.z.shape)
+    xy = m.xy[:8]
+    comp = np.linalg.lstsq(xy - xy.mean(0), m.latents[:8] - z_mean, rcond=None)[0]  # (2, D): the projection's rows
+    z_top = z_mean + m.shading.xs[top[1]] * comp[0] + m.shading.ys[top[0]] * comp[1]
+    assert prior_log_prob(eng, z_top)[0] == pytest.approx(m.shading.z[top], abs=1e-2)
+    text = caption(map_state, TRAINING_SET, None)
+    assert "exact log-density" in text and "a slice" in text
+    # prior sample k is the Sample tab's seed k
+    np.testing.assert_allclose(m.latents[8 + 3], eng.sample_latents(1, 1.0, 3, True)[0], atol=1e-6)
+
+
+def test_points_of_the_training_set_map_play(map_state):
+    # the summary names its data folder by an absolute path here: not trusted, so its sounds play from their latents
+    audio, spec, ringed = map_point(map_state, TRAINING_SET, "5:1", "family", None)
+    x, sr = sf.read(audio, always_2d=True)
+    eng = map_state.models.get(None)
+    m = map_state.maps[(map_state.models.default, TRAINING_SET)]
+    np.testing.assert_allclose(x, eng.decode(m.latents[5].astype(np.float32)), atol=1e-4)  # 16-bit wav
+    assert "42_5.wav" in spec.layout.title.text and "decoded from its latent" in spec.layout.title.text
+    assert ringed.data[-1].name == "selected"
+    audio, spec, _ = map_point(map_state, TRAINING_SET, str(8 + 2), "family", None)
+    assert Path(audio).is_file() and spec.layout.title.text.startswith("prior sample · seed 2")
+
+
+def test_training_files_are_found_only_under_their_data_folder_in_the_repository():
+    files = _training_files("examples", ["timgm6mb-standard_kick.flac", "../README.md", "missing.wav"])
+    assert files == [ROOT / "examples" / "timgm6mb-standard_kick.flac", None, None]
+    assert _training_files("/etc", ["passwd"]) == [None] and _training_files("../x", ["a.wav"]) == [None]
+
+
+def test_link_parameters_are_checked_and_bad_ones_ignored():
+    ok, ignored = read_query({"model": "b", "tab": "sample", "seed": "7", "temperature": "0.8", "__theme": "dark"},
+                             ["a", "b"], 9999, 2.0)  # fmt: skip
+    assert ok == {"model": "b", "tab": "sample", "seed": 7, "temperature": 0.8} and ignored == []
+    ok, ignored = read_query({"model": "../x", "tab": "nope", "seed": "1.5", "temperature": "nan"}, ["a"], 9999, 2.0)
+    assert ok == {} and len(ignored) == 4 and ignored[2].startswith("seed='1.5' (expected a whole number")
+    ok, ignored = read_query({"seed": "1e400", "temperature": "-0.1"}, ["a"], 9999, 2.0)
+    assert ok == {} and len(ignored) == 2
+    ok, ignored = read_query({"seed": "x" * 10_000}, ["a"], 9999, 2.0)
+    assert ok == {} and len(ignored[0]) < 200  # a long value is echoed as a short excerpt

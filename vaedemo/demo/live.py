@@ -1,0 +1,303 @@
+"""The Live tab: a microphone (or a file) through a streaming model, chunk by chunk, with the latency it costs.
+
+The browser sends the microphone in chunks of ``CHUNK_SECONDS``. Each chunk is resampled to the model's rate (one
+resampler per session, so that chunk edges leave no seams), cut into whole hops (the rest waits for the next chunk),
+run through the model's :class:`~vaedemo.inference.Stream` and sent back as a streamed audio output, which Gradio
+encodes to AAC segments that the browser plays as they arrive. What a listener hears lags the microphone by the
+chunk the browser collects, the resampler, the model's delay (``Stream.latency``: a causal model's filters and one
+latent frame; a centred model also waits for the samples it reads ahead), up to one hop waiting for a whole hop,
+the compute, the network, and the browser's audio buffering. The tab states the parts the server
+knows; the README gives what was measured end to end in a browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import soundfile as sf
+import soxr
+
+from vaedemo.audio import resample, to_channels
+from vaedemo.bundle import read_bundle_config
+from vaedemo.errors import CheckpointError, VaedemoError
+from vaedemo.hub import resolve
+from vaedemo.inference import Engine
+
+from .common import UI, Audio, intro, log, user_errors
+from .guard import LIVE_STREAMS, Gate, client_key
+from .state import DemoState
+
+CHUNK_SECONDS = 0.25  # how much microphone audio the browser collects before it sends a chunk
+LIVE_SECONDS = 120  # one microphone stream's time limit: a stream holds one of the server's workers meanwhile
+FILE_CHUNK_SECONDS = 0.5  # "play a file through the stream" feeds the stream in pieces of this length
+NO_MODEL = ("No model here can stream: streaming needs a model with a latent time series (latent_mode temporal); "
+            "one latent vector per clip needs the whole clip before it can encode anything.")  # fmt: skip
+READY = "Press record (or play a file through the stream): the figures of the stream appear here."
+
+
+def live_models(state: DemoState) -> list[str]:
+    """The labels of the models that stream (a latent time series), causal ones first: they have no look-ahead."""
+    labels = [label for label, spec in state.models.specs.items() if spec.single is False]
+    return sorted(labels, key=lambda label: not _causal(state, label))
+
+
+def _causal(state: DemoState, label: str) -> bool:
+    source = state.models.specs[label].source
+    if source.startswith("hf://"):
+        return False
+    try:
+        return bool(read_bundle_config(resolve(source))[0].causal)
+    except CheckpointError:
+        return False
+
+
+def pcm_to_float(data: np.ndarray) -> np.ndarray:
+    """A browser chunk (int16 or float, (n,) or (n, channels)) as float32 (n, channels) in [-1, 1]."""
+    x = np.asarray(data)
+    x = x[:, None] if x.ndim == 1 else x
+    if np.issubdtype(x.dtype, np.integer):
+        return (x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)).astype(np.float32)
+    return x.astype(np.float32)
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """A chunk of audio as a 16-bit wav file in memory (what a streamed gr.Audio output takes)."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _resampler(rate: int, model_rate: int, channels: int) -> soxr.ResampleStream:
+    # soxr's low quality (passband to ~80 % of Nyquist, 16-bit clean) holds back ~4 ms where HQ holds ~14 ms
+    return soxr.ResampleStream(rate, model_rate, channels, "float32", quality="LQ")
+
+
+def _held_back(rate: int, model_rate: int) -> int:
+    """How many output samples a fresh resampler holds back (its delay), measured on a chunk of silence."""
+    n = int(CHUNK_SECONDS * rate)
+    return round(n * model_rate / rate) - len(_resampler(rate, model_rate, 1).resample_chunk(np.zeros(n, np.float32)))
+
+
+class LiveSession:
+    """One listener's stream: the model's Stream, a resampler from the input's rate, the samples waiting for a whole
+    hop, and what the stream has cost so far."""
+
+    def __init__(self, engine: Engine, label: str, rate: int, channels: int):
+        self.stream = engine.stream()  # one sentence (VaedemoError) when the model cannot stream
+        self.label, self.rate, self.channels = label, int(rate), int(channels)
+        self.causal = bool(engine.config.causal)
+        self.model_rate, self.hop = engine.sample_rate, self.stream.hop
+        self._to_model = None if self.rate == self.model_rate else _resampler(self.rate, self.model_rate, self.channels)
+        self.resampler_delay = _held_back(self.rate, self.model_rate) if self._to_model else 0  # model-rate samples
+        self._pending = np.zeros((0, self.channels), np.float32)
+        self.compute_seconds = self.seconds_in = 0.0
+        self.hops = 0
+
+    def fits(self, label: str, rate: int, channels: int) -> bool:
+        return (label, int(rate), int(channels)) == (self.label, self.rate, self.channels)
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """Input audio (n, channels) at the input's rate -> the stream's output (m, channels) at the model's rate."""
+        if self._to_model is not None:
+            x = self._to_model.resample_chunk(np.ascontiguousarray(x, np.float32))
+        x = np.concatenate([self._pending, x.reshape(-1, self.channels)])
+        whole = len(x) // self.hop * self.hop
+        self._pending = x[whole:]
+        if not whole:
+            return np.zeros((0, self.channels), np.float32)
+        start = time.perf_counter()
+        y = self.stream.process(x[:whole])
+        self.compute_seconds += time.perf_counter() - start
+        self.seconds_in += whole / self.model_rate
+        self.hops += whole // self.hop
+        return y
+
+    def report(self, chunk_seconds: float = CHUNK_SECONDS) -> str:
+        """What the stream's latency is made of, as far as the server knows it (Markdown)."""
+        ms = 1000.0 / self.model_rate
+        kind = "causal: no look-ahead, only its filters' delay" if self.causal else "centred: it waits for the future it reads"
+        lines = [
+            f"**{self.label}** at {self.model_rate / 1000:g} kHz, hop {self.hop} samples ({self.hop * ms:.1f} ms)",
+            f"- the model's delay: **{self.stream.latency * ms:.1f} ms** ({kind})",
+            f"- chunks from the browser: {chunk_seconds * 1000:.0f} ms; waiting for a whole hop: up to {self.hop * ms:.1f} ms",
+        ]
+        if self._to_model is not None:
+            rates = f"{self.rate / 1000:g} -> {self.model_rate / 1000:g} kHz"
+            lines.append(f"- resampling {rates}: {self.resampler_delay * ms:.1f} ms")
+        if self.hops:
+            per_hop = 1000.0 * self.compute_seconds / self.hops
+            lines.append(f"- compute: {per_hop:.2f} ms per hop, {self.seconds_in / self.compute_seconds:.0f}x real time "
+                         f"({self.seconds_in:.1f} s streamed)")  # fmt: skip
+        lines.append("- then the network and the browser's audio buffer (AAC segments): see the README's Live use.")
+        return "\n".join(lines)
+
+
+END = None  # what a relay posts to end a listener
+
+
+@dataclass
+class Listener:
+    """One browser session's live stream: the outputs waiting to be sent, and the session once the first chunk came."""
+
+    box: queue.Queue
+    session: LiveSession | None = None
+
+
+class Relay:
+    """Microphone chunks arrive in one event and the streamed output leaves through another: Gradio streams an
+    output only from a generator, and a microphone's stream event calls its handler once per chunk. So, per browser
+    session, the chunk handler posts its output here and a listener (a generator started with the recording) yields
+    it. At most ``max_listeners`` listen at once; a listener's backlog is bounded (a gone browser loses chunks, the
+    server keeps its memory)."""
+
+    def __init__(self, max_listeners: int = LIVE_STREAMS, backlog: int = 64):
+        self.max_listeners, self.backlog = max_listeners, backlog
+        self._listeners: dict[str, Listener] = {}
+        self._lock = threading.Lock()
+
+    def open(self, key: str) -> Listener:
+        with self._lock:
+            old = self._listeners.pop(key, None)
+            if len(self._listeners) >= self.max_listeners:
+                raise VaedemoError(f"{self.max_listeners} live streams are running already; please try again later.")
+            listener = self._listeners[key] = Listener(queue.Queue(self.backlog))
+        if old is not None:
+            _post(old.box, END)
+        return listener
+
+    def get(self, key: str) -> Listener | None:
+        with self._lock:
+            return self._listeners.get(key)
+
+    def close(self, key: str, listener: Listener | None = None) -> None:
+        """End the key's listener (only ``listener`` if given: a newer one for the same key stays)."""
+        with self._lock:
+            current = self._listeners.get(key)
+            if current is None or (listener is not None and current is not listener):
+                return
+            del self._listeners[key]
+        _post(current.box, END)
+
+
+def _post(box: queue.Queue, item) -> None:
+    with contextlib.suppress(queue.Full):  # nobody is listening any more
+        box.put_nowait(item)
+
+
+def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float = LIVE_SECONDS):
+    """The streamed output of the key's microphone: yields (wav bytes, report) as chunks are processed, until the
+    recording stops or ``seconds`` have passed."""
+    listener = _open(state, relay, key, label)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            try:
+                item = listener.box.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is END:
+                return
+            yield item
+    finally:
+        relay.close(key, listener)
+
+
+@user_errors
+def _open(state: DemoState, relay: Relay, key: str, label: str) -> Listener:
+    state.models.get(label).stream()  # one sentence now if this model cannot stream
+    return relay.open(key)
+
+
+@user_errors
+def live_chunk(state: DemoState, relay: Relay, key: str, chunk, label: str) -> str | None:
+    """One microphone chunk (rate, samples): through the key's stream, its output posted to the key's listener.
+    Returns the stream's report (None when nobody listens)."""
+    listener = relay.get(key)
+    if chunk is None or listener is None:
+        return None
+    rate, data = chunk
+    x = pcm_to_float(data)
+    if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
+        listener.session = LiveSession(state.models.get(label), label, rate, x.shape[1])
+    session = listener.session
+    y = session.feed(x)
+    report = session.report()
+    if len(y):
+        _post(listener.box, (wav_bytes(y, session.model_rate), report))
+    return report
+
+
+@user_errors
+def file_session(state: DemoState, path: str | None, label: str) -> tuple[LiveSession, np.ndarray]:
+    """The session and the audio (at the model's rate, at most stereo) of "play a file through the stream"."""
+    eng = state.models.get(label)
+    d = state.load(path, "a sound to stream")
+    x = to_channels(d.audio, min(2, d.audio.shape[1]))
+    x = resample(x, d.sample_rate, eng.sample_rate)
+    return LiveSession(eng, label, eng.sample_rate, x.shape[1]), x
+
+
+def play_file(state: DemoState, gate: Gate, request: gr.Request, path: str | None, label: str):
+    """Stream a file through the model in FILE_CHUNK_SECONDS pieces; yields (wav bytes, report). Each piece waits
+    in the gate on its own, so a long file never holds back the other tabs' requests."""
+    session, x = file_session(state, path, label)
+    step = int(FILE_CHUNK_SECONDS * session.model_rate)
+    for start in range(0, len(x), step):
+        with gate(request, "live"):
+            y = session.feed(x[start : start + step])
+        if len(y):
+            yield wav_bytes(y, session.model_rate), session.report(FILE_CHUNK_SECONDS)
+
+
+def build(state: DemoState) -> None:
+    """The tab: its own picker of streaming models, the microphone and a file, the streamed output and its figures."""
+    labels = live_models(state)
+    with gr.Tab("Live", id="live"):
+        intro("Your microphone through the model, live, chunk by chunk with cached convolutions.")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=300):
+                mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
+                               elem_id="live-mic")  # fmt: skip
+                live_file = Audio(sources=["upload"], type="filepath", label="…or a file (no microphone in the room)",
+                                  elem_id="live-file")  # fmt: skip
+                play = gr.Button("Play the file through the stream", variant="primary", elem_id="live-play")
+            with gr.Column(scale=3):
+                live_model = gr.Dropdown(labels, value=labels[0] if labels else None, label="Streaming model",
+                                         interactive=bool(labels), elem_id="live-model")  # fmt: skip
+                out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Through the model (live)",
+                               elem_id="live-output")  # fmt: skip
+                report = gr.Markdown(READY if labels else NO_MODEL, elem_id="live-report")
+
+    relay = Relay()
+
+    def on_record(request: gr.Request, label):
+        yield from listen(state, relay, _session(request), label)
+
+    def on_chunk(request: gr.Request, chunk, label):
+        with state.gate(request, "live"):
+            live_chunk(state, relay, _session(request), chunk, label)  # its listener sends the output and report
+
+    def on_stop(request: gr.Request):
+        relay.close(_session(request))
+
+    def on_file(request: gr.Request, path, label):
+        yield from play_file(state, state.gate, request, path, label)
+
+    mic.start_recording(on_record, live_model, [out, report], **UI)
+    mic.stream(on_chunk, [mic, live_model], None, stream_every=CHUNK_SECONDS, time_limit=LIVE_SECONDS, **UI)
+    mic.stop_recording(on_stop, None, None, queue=False, api_visibility="private")
+    play.click(on_file, [live_file, live_model], [out, report], **UI)
+    log.debug("live tab: %d streaming models", len(labels))
+
+
+def _session(request: gr.Request) -> str:
+    """A browser tab's key: its Gradio session (a client may have several tabs, each with its own stream)."""
+    return getattr(request, "session_hash", None) or client_key(request)
+
