@@ -41,6 +41,26 @@ def test_upload_and_reconstruct_shows_audio_and_both_spectrograms(page, tmp_path
     assert (tmp_path / "reconstruct.png").stat().st_size > 10_000
 
 
+PLAYING = "() => ['A', 'B'].map(k => !!window.vaedemoAB && !window.vaedemoAB[k].paused)"
+
+
+def test_ab_switches_between_input_and_reconstruction_at_the_same_moment(page):
+    """Runs after the reconstruction above: A/B starts the input, then swaps to the output where the input was."""
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.locator("#ab-toggle").click()
+    page.wait_for_function(f"() => ({PLAYING})().join() === 'true,false'")
+    assert "A (input)" in page.locator("#ab-now").inner_text()
+    page.wait_for_function("() => window.vaedemoAB.A.currentTime > 0.2")
+    page.locator("#ab-toggle").click()
+    page.wait_for_function(f"() => ({PLAYING})().join() === 'false,true'")
+    assert "B (reconstruction)" in page.locator("#ab-now").inner_text()
+    t_a, t_b = page.evaluate("() => [window.vaedemoAB.A.currentTime, window.vaedemoAB.B.currentTime]")
+    assert t_a > 0.2 and t_b >= t_a - 0.05  # B went on from where A was, not from the start
+    assert "reconstruction-" in page.evaluate("() => window.vaedemoAB.B.src")
+    page.locator("#ab-toggle").click()
+    page.wait_for_function(f"() => ({PLAYING})().join() === 'true,false'")
+
+
 def test_clicking_a_point_of_the_latent_map_plays_it(page):
     page.get_by_role("tab", name="Latent map").click()
     page.get_by_role("button", name="Draw the map").click()

@@ -40,6 +40,31 @@ new sounds, and its exact log-density p(z) says how typical any sound's latent i
 shaded by the prior's density.
 
 **Link to this view** (top right) gives the address of what is on screen: the model, the tab, the seed and the temperature."""
+AB_IDLE = "A = input, B = reconstruction: **A/B** plays one and switches to the other at the same moment."
+# In the browser, with two players of its own (the files behind the download links of both audio components): whichever
+# of A and B plays pauses and the other plays on from the same moment; nothing playing, A starts from the beginning.
+# Returns the label beside the button.
+AB_TOGGLE = """
+() => {
+  const url = (id) => document.querySelector(id + ' a[download]')?.href;
+  const urls = {A: url('#rec-input'), B: url('#rec-output')};
+  if (!urls.A || !urls.B) return 'Reconstruct a sound first: then **A/B** switches between input and output.';
+  const ab = (window.vaedemoAB ||= {});
+  for (const k of ['A', 'B']) {
+    if (!ab[k] || ab[k].dataset.url !== urls[k]) {
+      if (ab[k]) ab[k].pause();
+      ab[k] = new Audio(urls[k]);
+      ab[k].dataset.url = urls[k];
+    }
+  }
+  const from = !ab.A.paused ? ab.A : !ab.B.paused ? ab.B : null;
+  const to = from === ab.A ? ab.B : ab.A;
+  to.currentTime = from ? from.currentTime : 0;
+  if (from) from.pause();
+  to.play();
+  return 'Now playing **' + (to === ab.A ? 'A (input)' : 'B (reconstruction)') + '**: click again to switch.';
+}
+"""
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
 
 
@@ -134,7 +159,11 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                     rec_fig_in = gr.Plot(show_label=False, elem_id="spec-input", min_width=300)
                     rec_fig_out = gr.Plot(show_label=False, elem_id="spec-output", min_width=300)
                 with gr.Row():
-                    rec_out = Audio(label="Reconstruction (original loudness)", elem_id="rec-output", **AUDIO_OUT)
+                    with gr.Column(min_width=300):
+                        rec_out = Audio(label="Reconstruction (original loudness)", elem_id="rec-output", **AUDIO_OUT)
+                        with gr.Row(equal_height=True):
+                            ab_btn = gr.Button("A/B ⇄", size="sm", scale=0, min_width=90, elem_id="ab-toggle")
+                            ab_now = gr.Markdown(AB_IDLE, elem_id="ab-now")
                     with gr.Column():
                         rec_typical = gr.Markdown(NO_TYPICALITY, elem_id="typicality")
                         rec_metrics = gr.Markdown(NO_METRICS, elem_id="rec-metrics")
@@ -159,6 +188,7 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
     def ui_check_upload(path):  # as ui_check; a cleared input is no error (it clears the results)
         state.check_readable(path)
 
+    ab_btn.click(None, None, ab_now, js=AB_TOGGLE, api_visibility="private")
     io = {"inputs": [rec_in, model], "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state, rec_typical]}
     rec_btn.click(ui_check, rec_in, None, **UI).success(ui_reconstruct, **io, **UI)
     rec_in.change(ui_check_upload, rec_in, None, **UI).success(ui_auto, **io, **UI)
