@@ -8,7 +8,7 @@ import vaedemo
 from vaedemo.bundle import save_bundle
 from vaedemo.card import parameter_table
 from vaedemo.errors import CheckpointError
-from vaedemo.hub import BUNDLE_FILES
+from vaedemo.hub import BUNDLE_FILES, OPTIONAL_FILES
 from vaedemo.nn.vae import AudioVAE
 
 
@@ -172,3 +172,20 @@ def test_absurd_config_values_are_refused_in_one_sentence(bundle_dir, key, value
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match=rf"model.{key} must be at most \d+, got {value}"):
         vaedemo.load(path)
+
+
+def test_a_card_update_keeps_the_training_set_summary_and_new_weights_drop_it(bundle_dir, tmp_path):
+    """evaluate --update-card re-saves a bundle with the same weights: its summary.* stays; a bundle re-exported with
+    other weights (a training run's bundle/ after the next validation) loses the summary of the old weights."""
+    path, model = bundle_dir
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    for name in OPTIONAL_FILES:
+        (copy / name).write_text("summary of these weights")
+    b = vaedemo.load(copy)
+    save_bundle(b.model, copy, {**b.meta, "notes": "card updated"}, b.training)
+    assert all((copy / name).read_text() == "summary of these weights" for name in OPTIONAL_FILES)
+    with torch.no_grad():
+        next(b.model.parameters()).add_(1.0)
+    save_bundle(b.model, copy, b.meta, b.training)
+    assert not any((copy / name).exists() for name in OPTIONAL_FILES)

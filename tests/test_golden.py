@@ -6,7 +6,8 @@ this test. On a CPU with the same torch kernel capability the outputs must be bi
 land on a machine with different vector units, where oneDNN picks other kernels) only the summary statistics are
 compared, to float tolerance.
 
-Regenerate (only when a change is meant to alter the outputs): ``python tests/test_golden.py``. Re-recorded once on
+Regenerate (only when a change is meant to alter the outputs): ``python tests/test_golden.py``; a new bundle is added
+with ``python tests/test_golden.py NAME`` (drums_causal was, when it shipped). Re-recorded once on
 purpose: batched decoding of several sounds (samples, interpolation paths) changed their last bits (<= 7e-8), and
 one-shot models now reconstruct inputs of two clips or more hit by hit (drums_single_flow's 2.5 s input).
 """
@@ -23,7 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).with_name("data") / "golden.json"
-BUNDLES = ("drums_single_flow", "drums_temporal", "drums_twostage")
+BUNDLES = ("drums_causal", "drums_single_flow", "drums_temporal", "drums_twostage")
 
 
 def _drum(sr: int, seconds: float, seed: int) -> np.ndarray:
@@ -70,10 +71,11 @@ def _engine(name: str):
     return Engine(ROOT / "checkpoints" / name)
 
 
-def record() -> dict:
+def record(names=BUNDLES, doc: dict | None = None) -> dict:
+    """Fingerprints of the named bundles' outputs, added to ``doc`` (a new document when None)."""
     torch.set_num_threads(1)
-    doc = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__, "bundles": {}}
-    for name in BUNDLES:
+    doc = doc or {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__, "bundles": {}}
+    for name in names:
         doc["bundles"][name] = {k: fingerprint(v) for k, v in outputs(_engine(name)).items()}
     return doc
 
@@ -106,9 +108,13 @@ def test_shipped_bundle_outputs_unchanged(name, golden, one_torch_thread):
     check_against(_engine(name), doc["bundles"][name], exact)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python tests/test_golden.py [NAME ...]: all bundles, or add / replace only those named
+    import sys
+
     GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(record(), indent=1) + "\n")
+    names = sys.argv[1:]
+    doc = record(names, json.loads(GOLDEN.read_text())) if names else record()
+    GOLDEN.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {GOLDEN}")
 
 

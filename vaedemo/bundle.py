@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from .card import model_card
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError, ConfigError
-from .hub import resolve
+from .hub import OPTIONAL_FILES, resolve
 from .nn.vae import AudioVAE
 
 FORMAT = "vaedemo-bundle"
@@ -74,10 +74,31 @@ def save_bundle(
                "training": training, "meta": meta}  # fmt: skip
         (tmp / "config.json").write_text(json.dumps(doc, indent=2))
         (tmp / "README.md").write_text(model_card(model.cfg, model, meta, training))
+        _keep_summary(out, tmp)
         _replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _keep_summary(old: Path, new: Path) -> None:
+    """A re-saved bundle with the same weights (a card update) keeps its training-set summary; new weights drop it,
+    since its latents came from the old ones."""
+    if _same_weights(old / "model.safetensors", new / "model.safetensors"):
+        for name in OPTIONAL_FILES:
+            if (old / name).is_file():
+                shutil.copy2(old / name, new / name)
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    """Whether two weight files hold the same tensors (their headers may differ: an older format version)."""
+    if not a.is_file():
+        return False
+    try:
+        old, new = load_file(str(a)), load_file(str(b))
+    except (SafetensorError, OSError, ValueError):
+        return False
+    return old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
 
 
 def _replace(tmp: Path, out: Path) -> None:

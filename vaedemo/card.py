@@ -89,6 +89,9 @@ def _training_lines(meta: dict[str, Any], training: dict[str, Any]) -> list[str]
     ]
     if meta.get("command"):
         lines.append(f"- command: `{meta['command']}`")
+    start = (training.get("train") or {}).get("init_from")
+    if start:  # a fine-tune: the steps above came after the source bundle's own training
+        lines.append(f"- started from the weights of `{start}` (`train.init_from`)")
     if meta.get("notes"):
         lines.append(f"- notes: {meta['notes']}")
     return lines

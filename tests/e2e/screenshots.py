@@ -53,7 +53,9 @@ def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: 
     out.mkdir(parents=True, exist_ok=True)
     shots = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # the Live tab's streamed output starts playing by itself, as it does after a click in a real browser
+        autoplay = "--autoplay-policy=no-user-gesture-required"
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, autoplay])
         page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
         page.goto(url)
         page.get_by_role("tab", name="Reconstruct").wait_for()
@@ -91,6 +93,13 @@ def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: 
         page.locator("#latent-map path.point").nth(2).click(force=True)
         wait_idle(page)
         shot("latent_map")
+
+        page.get_by_role("tab", name="Live").click()
+        page.locator("#live-file input[type=file]").set_input_files(str(ROOT / "examples" / "drum_loop.flac"))
+        wait_idle(page)
+        page.locator("#live-play").click()
+        page.wait_for_function("() => document.querySelector('#live-output audio')?.currentTime > 1", timeout=60000)
+        shot("live")
         browser.close()
     return shots
 
