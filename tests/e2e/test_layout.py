@@ -67,6 +67,8 @@ def test_each_tab_shows_its_button_and_main_figure_on_the_first_screen(browser, 
     assert in_first_screen(page, "#map-btn")
     box = page.locator("#latent-map").bounding_box()
     assert box["y"] < H / 2 and box["y"] + 0.75 * box["height"] <= H  # most of the map
+    page.get_by_role("tab", name="Live").click()
+    assert all(in_first_screen(page, s) for s in ("#live-mic", "#live-play", "#live-output", "#live-model"))
     page.close()
 
 
