@@ -69,3 +69,30 @@ def test_a_backbone_that_is_not_temporal_is_refused(drum_folder, tmp_path, tiny_
     cfg.train.backbone = None
     with pytest.raises(ConfigError, match="needs train.backbone"):
         build_two_stage(cfg)
+
+
+def test_the_decoder_loss_reaches_the_heads_and_a_fine_tune_starts_from_a_bundle(drum_folder, tmp_path, backbone):
+    """mel_sizes on a two-stage run: a log-mel loss through the frozen decoder (its gradient reaches the heads, the
+    backbone stays frozen); train.init_from starts stage two from an earlier two-stage bundle."""
+    from vaedemo.training.twostage import TwoStageModule
+
+    first = load(run(None, two_stage_overrides(drum_folder, tmp_path / "a", backbone), resume=False) / "bundle")
+    overrides = two_stage_overrides(drum_folder, tmp_path / "b", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.mel_weight=10", "train.decoder_loss_clips=2"]
+    cfg = load_config(None, overrides)
+    model, cfg.model = build_two_stage(cfg)
+    module = TwoStageModule(cfg, model)
+    stats = torch.randn(4, 2 * cfg.model.trajectory_size, cfg.model.clip_length // cfg.model.hop)
+    z, _ = model.latent.kl(model.encoder.head(stats))
+    loss = module.decoder_loss(z, stats)
+    loss.backward()
+    assert loss.item() > 0 and torch.isfinite(loss)
+    heads = [p for n, p in model.named_parameters() if n.startswith("decoder.head.")]
+    assert heads and all(p.grad is not None and p.grad.abs().sum() > 0 for p in heads)
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith(FROZEN))
+    from vaedemo.train import _module_and_data
+
+    fine_tune = load_config(None, overrides + [f"train.init_from={first.path}"])
+    start = _module_and_data(fine_tune)[0].vae.state_dict()  # before any step: the first bundle's weights
+    assert all(torch.equal(start[k], v) for k, v in first.model.state_dict().items())
+    assert run(None, overrides + [f"train.init_from={first.path}"], resume=False)  # and the CLI trains from there

@@ -158,6 +158,9 @@ class TrainConfig:
     # encodings of each training clip stage two learns from
     backbone: str | None = None
     trajectory_copies: int = 8
+    # twostage models with mel_sizes: the mel loss compares, through the frozen decoder, the audio of the decoded vector
+    # with that of the clip's own trajectory, on this many clips of each batch (the decoder is the costly part)
+    decoder_loss_clips: int = 8
     # start from a bundle's weights (folder or hf:// id; same tensor shapes, e.g. a causal fine-tune of a centred
     # model); ignored on --resume, where last.ckpt holds the weights
     init_from: str | None = None

@@ -79,6 +79,8 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
         from .training.twostage import TwoStageModule, build_two_stage, trajectory_loaders
 
         model, cfg.model = build_two_stage(cfg)  # the run stores the resolved model config (backbone architecture)
+        if cfg.train.init_from and not resume:  # e.g. a fine-tune of a shipped two-stage model with another loss
+            init_weights(model, cfg.train.init_from)
         train, val, summary, train_stats = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)

@@ -60,10 +60,14 @@ class Decoder(nn.Module):
         return span
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.bands(self.head(z))
+
+    def bands(self, h: torch.Tensor) -> torch.Tensor:
+        """The PQMF bands from the head's output (a latent trajectory): the conv stack, without the head (stage
+        two of a two-stage model decodes trajectories through it)."""
         if self.noise is None:
-            wave, amp = self.net(self.head(z)).chunk(2, dim=1)
+            wave, amp = self.net(h).chunk(2, dim=1)
             return wave * mod_sigmoid(amp)
-        h = self.head(z)
         for layer in self.net[:-1]:
             h = layer(h)
         wave, amp = self.net[-1](h).chunk(2, dim=1)

@@ -5,7 +5,8 @@ its latent trajectory (d dims x frames) and back into audio well. Stage two lear
 :class:`~vaedemo.nn.modes.TwoStageMode` and the latent (RealNVP posterior flow and prior): trajectory -> one vector
 -> trajectory. Its training data are trajectories, computed once (``train.trajectory_copies`` augmented encodings of
 every training clip), so thousands of steps take minutes on a CPU. The loss is the Gaussian negative log-likelihood
-of the trajectory in units of each dimension's spread over the training set, plus beta x KL. The result is an
+of the trajectory in units of each dimension's spread over the training set, plus beta x KL, plus (with
+``train.mel_sizes``) a log-mel loss through the frozen decoder on a few clips of each batch. The result is an
 ordinary bundle: the backbone's conv stacks and the new heads in one file.
 """
 
@@ -18,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from ..bundle import load
 from ..config import Config, ModelConfig, model_config_from_dict
 from ..errors import ConfigError
+from ..nn.losses import MultiScaleMel
 from ..nn.vae import AudioVAE
 from .module import beta_at, lr_factor_at
 
@@ -75,6 +77,8 @@ class TwoStageModule(pl.LightningModule):
         self.register_buffer("spread", torch.ones(model.cfg.trajectory_size, 1))
         self.steps_done, self.skipped_steps, self.val_examples = 0, 0, []
         self.phase_changes: list[tuple[int, str]] = []
+        t = cfg.train
+        self.mel = MultiScaleMel(t.mel_sizes, model.cfg.sample_rate, t.mel_bands) if t.mel_sizes else None
 
     def set_spread(self, stats: torch.Tensor) -> None:
         """Each trajectory dimension's standard deviation over the training set: the loss's unit."""
@@ -90,6 +94,19 @@ class TwoStageModule(pl.LightningModule):
         error = (self.vae.decoder.head(z) - stats[:, : self.vae.cfg.trajectory_size]) / self.spread
         return 0.5 * error.square().flatten(1).sum(1)
 
+    def decoder_loss(self, z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """Multi-scale log-mel L1, through the frozen decoder, between the audio of the trajectory that ``z`` decodes
+        to and that of the clip's own (posterior-mean) trajectory: the trajectory loss weighs every frame and
+        dimension alike, hearing does not (a quiet tail's error is small in the trajectory, large in log-mel)."""
+        k = self.cfg.train.decoder_loss_clips
+        z, stats = z[:k], stats[:k]
+        with torch.no_grad():
+            target = self.audio(stats[:, : self.vae.cfg.trajectory_size])
+        return self.mel(target, self.audio(self.vae.decoder.head(z)))
+
+    def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
+        return self.vae.pqmf.synthesis(self.vae.decoder.bands(trajectory))
+
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
 
@@ -104,8 +121,12 @@ class TwoStageModule(pl.LightningModule):
         nll = self.trajectory_nll(z, batch)
         loss = (nll + beta_at(self.cfg, step) * kl).mean()
         bs = batch.shape[0]
-        self.log_dict({"train/trajectory_nll": nll.mean(), "train/kl": kl.mean()}, on_step=False, on_epoch=True,
-                      batch_size=bs)  # fmt: skip
+        logs = {"train/trajectory_nll": nll.mean().detach(), "train/kl": kl.mean().detach()}
+        if self.mel is not None:
+            mel = self.decoder_loss(z, batch)
+            loss = loss + self.cfg.train.mel_weight * mel
+            logs["train/decoder_mel"] = mel.detach()
+        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs)
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.step += 1
         self.steps_done += 1
