@@ -25,6 +25,7 @@ def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("live_bundles")
     tiny_bundle(root, "a_single", "model.latent_mode=single", "model.posterior_flow_layers=2", "model.prior_flow_layers=2")
     tiny_bundle(root, "b_causal", "model.latent_mode=temporal", "model.causal=true")
+    tiny_bundle(root, "c_centred", "model.latent_mode=temporal")
     specs, default = discover(root)
     return DemoState(Models(specs, default))
 
@@ -37,7 +38,7 @@ def _signal(n: int, channels: int = 1, seed: int = 0) -> np.ndarray:
 
 
 def test_only_models_with_a_latent_time_series_are_offered(state):
-    assert live.live_models(state) == ["b_causal"]
+    assert live.live_models(state) == ["b_causal", "c_centred"]  # causal first: no look-ahead
 
 
 def test_chunks_of_any_size_give_the_models_own_stream(state):
@@ -141,3 +142,17 @@ def test_a_file_through_the_stream_is_the_stream_of_the_file(state, tmp_path):
 def test_no_file_is_one_sentence(state):
     with pytest.raises(gr.Error, match="upload or record a sound to stream first|Upload or record a sound to stream"):
         next(live.play_file(state, state.gate, None, None, "b_causal"))
+
+
+def test_the_stream_checked_at_the_start_serves_the_first_chunk_of_the_same_model(state):
+    relay = live.Relay()
+    listener = live._open(state, relay, "tab-1", "b_causal")
+    made = listener.stream[1]
+    chunk = (44100, np.zeros(4096, np.int16))
+    live.live_chunk(state, relay, "tab-1", chunk, "b_causal")
+    assert listener.session.stream is made and listener.stream is None
+    other = live._open(state, relay, "tab-2", "b_causal")
+    causal_stream = other.stream[1]
+    live.live_chunk(state, relay, "tab-2", chunk, "c_centred")  # the picker changed after record was pressed
+    assert other.session.stream is not causal_stream and other.session.label == "c_centred"
+    assert other.session.stream.latency > 0 and not other.session.causal

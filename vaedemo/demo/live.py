@@ -28,7 +28,7 @@ from vaedemo.audio import resample, to_channels
 from vaedemo.bundle import read_bundle_config
 from vaedemo.errors import CheckpointError, VaedemoError
 from vaedemo.hub import resolve
-from vaedemo.inference import Engine
+from vaedemo.inference import Engine, Stream
 
 from .common import UI, Audio, intro, log, user_errors
 from .guard import LIVE_STREAMS, Gate, client_key
@@ -89,8 +89,9 @@ class LiveSession:
     """One listener's stream: the model's Stream, a resampler from the input's rate, the samples waiting for a whole
     hop, and what the stream has cost so far."""
 
-    def __init__(self, engine: Engine, label: str, rate: int, channels: int):
-        self.stream = engine.stream()  # one sentence (VaedemoError) when the model cannot stream
+    def __init__(self, engine: Engine, label: str, rate: int, channels: int, stream: Stream | None = None):
+        # a new stream costs ~0.25 s (it is scripted): a listener hands over the one it checked the model with
+        self.stream = stream or engine.stream()  # one sentence (VaedemoError) when the model cannot stream
         self.label, self.rate, self.channels = label, int(rate), int(channels)
         self.causal = bool(engine.config.causal)
         self.model_rate, self.hop = engine.sample_rate, self.stream.hop
@@ -148,6 +149,7 @@ class Listener:
 
     box: queue.Queue
     session: LiveSession | None = None
+    stream: tuple[str, Stream] | None = None  # (model label, its stream) made when the recording starts
 
 
 class Relay:
@@ -211,8 +213,10 @@ def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float 
 
 @user_errors
 def _open(state: DemoState, relay: Relay, key: str, label: str) -> Listener:
-    state.models.get(label).stream()  # one sentence now if this model cannot stream
-    return relay.open(key)
+    stream = state.models.get(label).stream()  # one sentence now if this model cannot stream
+    listener = relay.open(key)
+    listener.stream = (label, stream)
+    return listener
 
 
 @user_errors
@@ -225,7 +229,9 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk, label: str) -> s
     rate, data = chunk
     x = pcm_to_float(data)
     if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
-        listener.session = LiveSession(state.models.get(label), label, rate, x.shape[1])
+        made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
+        stream = made[1] if made and made[0] == label else None  # (the picker may have changed since)
+        listener.session = LiveSession(state.models.get(label), label, rate, x.shape[1], stream)
     session = listener.session
     y = session.feed(x)
     report = session.report()
