@@ -7,6 +7,7 @@ import pytest
 from vaedemo.demo.bench import free_port
 
 from .bundles import tiny_bundles
+from .screenshots import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -30,3 +31,14 @@ def server(e2e_bundles, tmp_path_factory):
     launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """The system chromium, one per test module (the modules that use it skip when it is not installed)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # never a downloaded browser
+        yield browser
+        browser.close()

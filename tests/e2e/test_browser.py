@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .screenshots import CHROMIUM, CHROMIUM_ARGS, wait_idle
+from .screenshots import CHROMIUM, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -14,16 +14,12 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # never a downloaded browser
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(server)
-        page.get_by_role("tab", name="Reconstruct").wait_for()
-        yield page
-        browser.close()
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(server)
+    page.get_by_role("tab", name="Reconstruct").wait_for()
+    yield page
+    page.close()
 
 
 def test_upload_and_reconstruct_shows_audio_and_both_spectrograms(page, tmp_path):

@@ -7,22 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from .screenshots import CHROMIUM, CHROMIUM_ARGS, wait_idle
+from .screenshots import CHROMIUM, wait_idle
 from .test_layout import in_first_screen, open_page
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no browser at {CHROMIUM} (apt-get install chromium)")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # never a downloaded browser
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
