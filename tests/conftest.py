@@ -45,6 +45,21 @@ def tiny_overrides(root: Path, run_dir: Path, mode: str = "single", flows: int =
     return out
 
 
+def impulse_reach(model, length: int = 8192) -> int:
+    """How far (in samples, either way) one impulse in the middle of silence changes the model's output: what its
+    receptive field must cover. Both passes are deterministic (posterior mean; a noise branch's eval seed)."""
+    import torch
+
+    x = torch.zeros(1, model.cfg.channels, length)
+    x2 = x.clone()
+    x2[..., length // 2] = 1.0
+    with torch.no_grad():
+        diff = (model(x, sample=False).audio - model(x2, sample=False).audio).abs()[0, 0]
+    touched = torch.nonzero(diff > 1e-7).flatten()
+    assert len(touched), "the impulse changed nothing"
+    return int((touched - length // 2).abs().max())
+
+
 def drum(sr: int, seconds: float, seed: int) -> np.ndarray:
     """A synthetic drum hit: a pitch-swept decaying sine plus a noise burst."""
     rng = np.random.default_rng(seed)
