@@ -156,3 +156,11 @@ def test_the_stream_checked_at_the_start_serves_the_first_chunk_of_the_same_mode
     live.live_chunk(state, relay, "tab-2", chunk, "c_centred")  # the picker changed after record was pressed
     assert other.session.stream is not causal_stream and other.session.label == "c_centred"
     assert other.session.stream.latency > 0 and not other.session.causal
+
+
+def test_a_hostile_chunk_is_one_sentence_and_an_empty_one_nothing(state):
+    relay = live.Relay()
+    relay.open("tab-1")
+    with pytest.raises(gr.Error, match="sample rate"):
+        live.live_chunk(state, relay, "tab-1", (10**9, np.zeros(4410, np.int16)), "b_causal")
+    assert live.live_chunk(state, relay, "tab-1", (44100, np.zeros(0, np.int16)), "b_causal") is None

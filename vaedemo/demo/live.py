@@ -24,10 +24,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from vaedemo.audio import resample, to_channels
-from vaedemo.bundle import read_bundle_config
-from vaedemo.errors import CheckpointError, VaedemoError
-from vaedemo.hub import resolve
+from vaedemo.audio import check_audio, resample, to_channels
+from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, Stream
 
 from .common import UI, Audio, intro, log, user_errors
@@ -44,27 +42,9 @@ READY = "Press record (or play a file through the stream): the figures of the st
 
 def live_models(state: DemoState) -> list[str]:
     """The labels of the models that stream (a latent time series), causal ones first: they have no look-ahead."""
-    labels = [label for label, spec in state.models.specs.items() if spec.single is False]
-    return sorted(labels, key=lambda label: not _causal(state, label))
-
-
-def _causal(state: DemoState, label: str) -> bool:
-    source = state.models.specs[label].source
-    if source.startswith("hf://"):
-        return False
-    try:
-        return bool(read_bundle_config(resolve(source))[0].causal)
-    except CheckpointError:
-        return False
-
-
-def pcm_to_float(data: np.ndarray) -> np.ndarray:
-    """A browser chunk (int16 or float, (n,) or (n, channels)) as float32 (n, channels) in [-1, 1]."""
-    x = np.asarray(data)
-    x = x[:, None] if x.ndim == 1 else x
-    if np.issubdtype(x.dtype, np.integer):
-        return (x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)).astype(np.float32)
-    return x.astype(np.float32)
+    specs = state.models.specs  # discover() read each bundle's config once (hf:// ids: known after loading)
+    labels = [label for label, spec in specs.items() if spec.single is False]
+    return sorted(labels, key=lambda label: not specs[label].causal)
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
@@ -98,8 +78,7 @@ class LiveSession:
         self._to_model = None if self.rate == self.model_rate else _resampler(self.rate, self.model_rate, self.channels)
         self.resampler_delay = _held_back(self.rate, self.model_rate) if self._to_model else 0  # model-rate samples
         self._pending = np.zeros((0, self.channels), np.float32)
-        self.compute_seconds = self.seconds_in = 0.0
-        self.hops = 0
+        self.compute_seconds, self.hops = 0.0, 0
 
     def fits(self, label: str, rate: int, channels: int) -> bool:
         return (label, int(rate), int(channels)) == (self.label, self.rate, self.channels)
@@ -116,9 +95,13 @@ class LiveSession:
         start = time.perf_counter()
         y = self.stream.process(x[:whole])
         self.compute_seconds += time.perf_counter() - start
-        self.seconds_in += whole / self.model_rate
         self.hops += whole // self.hop
         return y
+
+    @property
+    def seconds_in(self) -> float:
+        """Seconds of audio streamed so far (whole hops at the model's rate)."""
+        return self.hops * self.hop / self.model_rate
 
     def report(self, chunk_seconds: float = CHUNK_SECONDS) -> str:
         """What the stream's latency is made of, as far as the server knows it (Markdown)."""
@@ -227,7 +210,9 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk, label: str) -> s
     if chunk is None or listener is None:
         return None
     rate, data = chunk
-    x = pcm_to_float(data)
+    if not np.size(data):
+        return None
+    x = check_audio(data, rate, "the microphone chunk")  # a raw request can send any rate, shape or channel count
     if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
         made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
         stream = made[1] if made and made[0] == label else None  # (the picker may have changed since)

@@ -26,6 +26,7 @@ class ModelSpec:
     source: str
     single: bool | None = None  # one latent per clip; None: not known before loading (hf:// ids)
     prior_flow: bool | None = None
+    causal: bool | None = None  # no look-ahead (what the Live tab offers first)
 
 
 def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> tuple[list[ModelSpec], str]:
@@ -40,7 +41,7 @@ def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> 
         spec = ModelSpec(label, source)
         if not source.startswith("hf://"):
             cfg, _, _ = read_bundle_config(resolve(source))  # refuses a folder that is not a bundle, with a sentence
-            spec.single, spec.prior_flow = latent_mode(cfg).per_clip, cfg.prior_flow_layers > 0
+            spec.single, spec.prior_flow, spec.causal = latent_mode(cfg).per_clip, cfg.prior_flow_layers > 0, cfg.causal
         specs.append(spec)
         return spec
 
@@ -113,7 +114,7 @@ class Models:
                     return self._engines[label]
             engine = Engine(self.specs[label].source, device=self.device)
             spec = self.specs[label]
-            spec.single, spec.prior_flow = engine.mode.per_clip, engine.has_prior_flow
+            spec.single, spec.prior_flow, spec.causal = engine.mode.per_clip, engine.has_prior_flow, engine.config.causal
             with self._lock:
                 self._engines[label] = engine
                 while len(self._engines) > self.cache_size:
