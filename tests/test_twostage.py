@@ -96,3 +96,25 @@ def test_the_decoder_loss_reaches_the_heads_and_a_fine_tune_starts_from_a_bundle
     start = _module_and_data(fine_tune)[0].vae.state_dict()  # before any step: the first bundle's weights
     assert all(torch.equal(start[k], v) for k, v in first.model.state_dict().items())
     assert run(None, overrides + [f"train.init_from={first.path}"], resume=False)  # and the CLI trains from there
+
+
+def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, tmp_path, backbone):
+    """train.init_from a two-stage bundle trained over one backbone, train.backbone another (e.g. its decoder
+    fine-tuned adversarially with the encoder frozen): the heads and latent come from the bundle, the conv stacks
+    from the new backbone."""
+    from vaedemo.train import _module_and_data
+
+    first = load(run(None, two_stage_overrides(drum_folder, tmp_path / "a", backbone), resume=False) / "bundle")
+    retrained = load(backbone)
+    with torch.no_grad():
+        for name, p in retrained.model.named_parameters():
+            if name.startswith("decoder.net."):
+                p.add_(0.05 * torch.randn_like(p))
+    other = save_bundle(retrained.model, tmp_path / "retrained", {"name": "retrained decoder"}, retrained.training)
+    overrides = two_stage_overrides(drum_folder, tmp_path / "b", other) + [f"train.init_from={first.path}"]
+    start = _module_and_data(load_config(None, overrides))[0].vae.state_dict()
+    new_stacks = {k: v for k, v in retrained.model.state_dict().items() if k.startswith(FROZEN)}
+    assert any(not torch.equal(first.model.state_dict()[k], v) for k, v in new_stacks.items())
+    assert all(torch.equal(start[k], v) for k, v in new_stacks.items())
+    heads = {k: v for k, v in first.model.state_dict().items() if not k.startswith(FROZEN)}
+    assert heads and all(torch.equal(start[k], v) for k, v in heads.items())

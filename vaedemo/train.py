@@ -76,11 +76,12 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
     """(LightningModule, train loader, val loader, data summary) for the config's kind of model (``resume``: the
     weights come from last.ckpt, not from train.init_from)."""
     if cfg.model.latent_mode == "twostage":  # stage two over a frozen temporal autoencoder: trains on trajectories
-        from .training.twostage import TwoStageModule, build_two_stage, trajectory_loaders
+        from .training.twostage import FROZEN, TwoStageModule, build_two_stage, trajectory_loaders
 
         model, cfg.model = build_two_stage(cfg)  # the run stores the resolved model config (backbone architecture)
         if cfg.train.init_from and not resume:  # e.g. a fine-tune of a shipped two-stage model with another loss
-            init_weights(model, cfg.train.init_from)
+            init_weights(model, cfg.train.init_from, keep=FROZEN)  # or over a retrained decoder: the frozen
+            # stacks are train.backbone's, whatever backbone the earlier two-stage bundle was trained over
         train, val, summary, train_stats = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)
@@ -97,12 +98,14 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
 NEW_BRANCHES = ("decoder.noise.",)
 
 
-def init_weights(vae, source: str) -> None:
+def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     """Copy a bundle's weights into ``vae``: every tensor must exist in both with the same shape, except that the
-    tensors of a branch the bundle lacks (:data:`NEW_BRANCHES`, e.g. the noise branch) keep their fresh init."""
+    tensors of a branch the bundle lacks (:data:`NEW_BRANCHES`, e.g. the noise branch) keep their fresh init.
+    Tensors whose names start with a prefix in ``keep`` are checked the same way but keep ``vae``'s values."""
     from .bundle import load
 
     state = load(source).model.state_dict()
+    own_values = {k: v.clone() for k, v in vae.state_dict().items() if k.startswith(keep)}
     own = vae.state_dict()
     fresh = sorted(k for k in own if k not in state and k.startswith(NEW_BRANCHES))
     differ = sorted((set(own) - set(fresh)) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
@@ -111,7 +114,7 @@ def init_weights(vae, source: str) -> None:
             f"train.init_from {source} does not fit this model ({len(differ)} tensors differ; first: '{differ[0][:80]}'); "
             "it must have the same architecture (bands, capacity, ratios, latent size and mode)."
         )
-    vae.load_state_dict(state, strict=not fresh)
+    vae.load_state_dict(state | own_values, strict=not fresh)
     if fresh:
         print(f"train.init_from {source}: {len(fresh)} tensors of a new branch keep their fresh init "
               f"({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})")  # fmt: skip
