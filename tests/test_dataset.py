@@ -343,3 +343,45 @@ def test_augment_values_are_checked(tmp_path):
         load_config(None, ["data.augment.mix=1.5"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(None, ["data.augment.pitch=0.1"])
+
+
+@pytest.mark.parametrize(("kind", "freq", "gain", "expected"), [
+    ("lowshelf", 200.0, 6.0, (6.0, 3.0, 0.0)), ("highshelf", 5000.0, -6.0, (0.0, -3.0, -6.0)),
+    ("peak", 1000.0, 9.0, (0.0, 9.0, 0.0))])  # fmt: skip
+def test_eq_filters_have_their_gain_where_the_cookbook_puts_it(kind, freq, gain, expected):
+    """Response at 20 Hz, at the centre frequency and at 20 kHz: a shelf has half its gain (in dB) at its frequency."""
+    from scipy.signal import sosfreqz
+
+    from vaedemo.data.eq import biquad
+
+    _, h = sosfreqz(biquad(kind, freq, gain, 0.707 if kind != "peak" else 1.0, 44100)[None], worN=[20, freq, 20000], fs=44100)
+    assert np.allclose(20 * np.log10(np.abs(h)), expected, atol=0.15)
+
+
+def band_db(x: np.ndarray, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / SR)
+    return float(10 * np.log10(spec[(f >= lo) & (f < hi)].sum()))
+
+
+def test_eq_changes_the_tone_both_ways_within_its_range_and_rings_nothing_before_an_attack(tmp_path):
+    noise = np.random.default_rng(0).standard_normal(4 * L).astype(np.float32) * 0.1
+    noise[: L // 2] = 0.0  # silence, then the "hit"
+    write(tmp_path / "noise.wav", noise.reshape(-1, 1))
+    spec = cfg(tmp_path, val_fraction=0.0)
+    plain = build(spec)[0][0][0].numpy()
+    spec[0].augment.eq_db = 9.0
+    train, _ = build(spec)
+    torch.manual_seed(4)
+    draws = [train[0][0].numpy() for _ in range(30)]
+    assert all(np.all(x[: L // 2] == 0.0) for x in draws)  # causal filters: nothing before the attack
+    nyquist = SR / 2
+    for lo, hi in [(0.0, 150.0), (0.45 * nyquist, nyquist)]:  # the bottom and the top of the spectrum
+        change = [band_db(x, lo, hi) - band_db(plain, lo, hi) for x in draws]
+        assert min(change) < -2.0 and max(change) > 2.0  # cut in some clips, boosted in others
+        assert min(change) > -27.5 and max(change) < 27.5  # three filters of at most 9 dB each
+    from vaedemo.config import load_config
+    from vaedemo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.augment.eq_db must be in"):
+        load_config(None, ["data.augment.eq_db=30"])
