@@ -47,3 +47,23 @@ def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):
     assert "holds no audio files" in capsys.readouterr().err
     assert evaluate_main(["--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path)]) == 2
     assert "not a bundle folder" in capsys.readouterr().err
+
+
+def test_every_folder_with_more_files_than_clips_gets_a_disjoint_real_floor(tiny_config, drum_folder, tmp_path):
+    """Another soundfont's folder: the evaluation clips are spread over it and the floor comes from its other files;
+    the training folder keeps its split (validation clips vs training clips)."""
+    from vaedemo.evaluate import evaluate_folder, evaluation_sets
+    from vaedemo.inference import Engine
+
+    cfg = tiny_config("single", flows=2)
+    engine = Engine(save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict()))
+    other = tmp_path / "other_soundfont"
+    shutil.copytree(drum_folder, other)
+    picked, floor, described = evaluation_sets(other, engine, 5)
+    assert len(picked) == 5 and len(floor) == 7 and not set(picked) & set(floor) and "not seen in training" in described
+    picked, floor, _ = evaluation_sets(other, engine, 50)
+    assert len(picked) == 12 and floor == []  # nothing left over: no floor
+    val, train, described = evaluation_sets(drum_folder, engine, 50)
+    assert "validation split" in described and val and train and not set(val) & set(train)
+    res = evaluate_folder(engine, other, 0.1, 5, 0, opus=False)
+    assert res["clips"] == 5 and "real vs real (floor)" in res["generation"]

@@ -5,13 +5,15 @@ Evaluates a bundle on folders of audio clips (each file cut or padded to ``--sec
 - reconstruction on held-out clips — log-mel L1, multi-resolution STFT distance, spectral convergence, SI-SDR —
   with Opus at 6/12/24 kbps (opusenc/opusdec, when installed) on the same clips as baselines;
 - generation: KID and Frechet distance over handcrafted clip features between prior samples and the held-out clips,
-  for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor and
+  for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor (other
+  real clips of the same folder: the training split for the training folder, the files not picked otherwise) and
   the model's reconstructions of the same clips as the decoder's bound (a prior at that bound is limited by the
   decoder, not by the prior).
 
 When DIR is the bundle's training folder only its validation split is used (the same hash split as training);
-any other folder (another soundfont, say) is used whole. ``--update-card`` stores the results in the bundle
-(``config.json`` meta and the README model card), so the card's numbers are the command's output.
+any other folder (another soundfont, say) is used whole, up to ``--max-clips`` files spread over it. ``--update-card``
+stores the results in the bundle (``config.json`` meta and the README model card), so the card's numbers are the
+command's output.
 """
 
 from __future__ import annotations
@@ -51,13 +53,30 @@ def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
     return files, [], f"{data} (all {len(files)} files, not seen in training)"
 
 
+def spread(files: list[Path], limit: int) -> list[Path]:
+    """At most ``limit`` files evenly spread over the sorted list: every kit / instrument folder is represented."""
+    if len(files) <= limit:
+        return files
+    return [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
+
+
+def evaluation_sets(data: Path, engine, limit: int) -> tuple[list[Path], list[Path], str]:
+    """(evaluation files, floor files, description). The floor's files are real clips that the evaluation clips are
+    compared with as if they were samples: the training split for the training folder; for any other folder, its
+    files that were not picked for the evaluation (disjoint, same soundfont), so every folder has a floor."""
+    files, others, described = held_out_files(data, engine)
+    picked = spread(files, limit)
+    if not others:
+        chosen = set(picked)
+        others = [f for f in files if f not in chosen]
+    return picked, others, described
+
+
 def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: int) -> list[np.ndarray]:
     from .audio import load_audio
 
-    if len(files) > limit:  # evenly spread over the sorted list: every kit / instrument folder is represented
-        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
     clips = []
-    for f in files:
+    for f in spread(files, limit):
         try:
             x, _ = load_audio(f, sr, channels)
         except AudioError as e:
@@ -92,7 +111,7 @@ def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples:
 
     sr, ch = engine.sample_rate, engine.channels
     length = int(round(seconds * sr))
-    files, others, described = held_out_files(data, engine)
+    files, others, described = evaluation_sets(data, engine, max_clips)
     clips = load_clips(files, sr, length, ch, max_clips)
     if len(clips) < 2:
         raise VaedemoError(f"{data} gave {len(clips)} usable clips; the evaluation needs at least 2.")
@@ -108,7 +127,7 @@ def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples:
                 pairs = ((x, opus_round_trip(x, sr, kbps, Path(tmp)), sr) for x in clips)
                 result["reconstruction"][f"opus {kbps} kbps"] = _mean_metrics(pairs)
 
-    # generation: prior samples vs held-out clips; floor: other real clips vs the same held-out clips
+    # generation: prior samples vs held-out clips; floor: other real clips (of the same folder) vs the same clips
     n = min(samples, len(clips)) if samples else len(clips)
     real = clip_features(clips, sr)
     gen: dict = {}
