@@ -66,9 +66,10 @@ def evaluation_sets(data: Path, engine, limit: int) -> tuple[list[Path], list[Pa
     files that were not picked for the evaluation (disjoint, same soundfont), so every folder has a floor."""
     files, others, described = held_out_files(data, engine)
     picked = spread(files, limit)
-    if not others:
+    if not others and len(picked) < len(files):
         chosen = set(picked)
         others = [f for f in files if f not in chosen]
+        described = f"{data} ({len(picked)} of {len(files)} files, not seen in training; the others are the floor's)"
     return picked, others, described
 
 
