@@ -19,6 +19,8 @@ from scipy.optimize import minimize_scalar
 from scipy.signal import firwin, kaiser_beta
 from torch import nn
 
+from .fastconv import interleave_phases, transposed_as_phases
+
 
 def _prototype(bands: int, attenuation: float) -> np.ndarray:
     beta = kaiser_beta(attenuation)
@@ -65,13 +67,9 @@ class PQMF(nn.Module):
         # same as zero-stuffing then filtering, without multiplying the zeros), gain M folded into the filters
         self.register_buffer("h_analysis", torch.tensor(a[:, None, ::-1].copy(), dtype=torch.float32), persistent=False)
         self.register_buffer("h_synthesis", torch.tensor(bands * s[:, None, :], dtype=torch.float32), persistent=False)
-        # the same synthesis as M phases of one stride-1 conv: output sample f * M + r is the sum over bands and q of
-        # y[band, f - q] * h[band, q * M + r]. Weight (r, band, j) = h[band, (Q - 1 - j) * M + r] (conv1d correlates).
-        # CPUs run it ~10x faster than the strided transposed conv with one output channel (3.2 -> 0.3 ms a second).
-        q = -(-s.shape[-1] // bands)
-        poly = np.pad(bands * s, ((0, 0), (0, q * bands - s.shape[-1]))).reshape(bands, q, bands)  # (band, q, r)
-        poly = poly.transpose(2, 0, 1)[..., ::-1]
-        self.register_buffer("h_polyphase", torch.tensor(poly.copy(), dtype=torch.float32), persistent=False)
+        # the synthesis runs as the M phases of one stride-1 conv: a CPU runs the strided transposed conv with one
+        # output channel ~8x slower (see nn.fastconv)
+        self.register_buffer("h_phases", transposed_as_phases(self.h_synthesis, bands).contiguous(), persistent=False)
 
     @property
     def taps(self) -> int:
@@ -106,8 +104,8 @@ class PQMF(nn.Module):
             return y
         b, cm, n = y.shape
         c = cm // self.bands
-        q = self.h_polyphase.shape[-1]
-        phases = F.conv1d(F.pad(y.reshape(b * c, self.bands, n), (q - 1, q - 1)), self.h_polyphase.to(y.dtype))
-        full = phases.transpose(1, 2).reshape(b * c, -1)  # (frame, phase) -> sample frame * M + phase
+        q = self.h_phases.shape[-1]
+        phases = F.conv1d(F.pad(y.reshape(b * c, self.bands, n), (q - 1, q - 1)), self.h_phases.to(y.dtype))
+        full = interleave_phases(phases, 1, self.bands)  # the transposed conv's whole output
         start = 0 if self.causal else self.taps // 2  # causal: keep the filter's lag instead of trimming it
-        return full[:, start : start + n * self.bands].reshape(b, c, n * self.bands)
+        return full[..., start : start + n * self.bands].reshape(b, c, n * self.bands)

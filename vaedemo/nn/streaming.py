@@ -40,6 +40,7 @@ from torch import nn
 
 from .blocks import Act, Conv, ConvUp, ResidualUnit
 from .decoder import mod_sigmoid
+from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise
 from .vae import AudioVAE
 
@@ -120,11 +121,9 @@ class CachedConvTranspose(nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, crop_left: int, input_delay: int):
         super().__init__()
-        in_ch, out_ch, kernel = weight.shape
-        phases = -(-kernel // stride)
-        w = F.pad(weight.detach(), (0, phases * stride - kernel)).reshape(in_ch, out_ch, phases, stride)
-        # conv tap i reads frame t - (phases - 1) + i, i.e. phase q = phases - 1 - i: flip the phases
-        w = w.permute(1, 3, 0, 2).reshape(out_ch * stride, in_ch, phases).flip(-1)
+        out_ch = weight.shape[1]
+        w = transposed_as_phases(weight.detach(), stride)
+        phases = w.shape[-1]
         b = bias.detach().repeat_interleave(stride) if bias is not None else None
         self.frames = CachedConv(w, b, 1, 1, (phases - 1, 0), input_delay)
         self.out_ch, self.stride = out_ch, stride
@@ -139,9 +138,7 @@ class CachedConvTranspose(nn.Module):
         self.frames.reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.frames(x)  # (B, out * s, n): channel o * s + j is sample j of output block t
-        b, n = y.shape[0], y.shape[-1]
-        return y.reshape(b, self.out_ch, self.stride, n).transpose(2, 3).reshape(b, self.out_ch, n * self.stride)
+        return interleave_phases(self.frames(x), self.out_ch, self.stride)
 
 
 class Delay(nn.Module):
