@@ -105,8 +105,8 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     from .bundle import load
 
     state = load(source).model.state_dict()
-    own_values = {k: v.clone() for k, v in vae.state_dict().items() if k.startswith(keep)}
     own = vae.state_dict()
+    kept = {k: v.clone() for k, v in own.items() if k.startswith(keep)}
     fresh = sorted(k for k in own if k not in state and k.startswith(NEW_BRANCHES))
     differ = sorted((set(own) - set(fresh)) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
     if differ:
@@ -114,7 +114,7 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
             f"train.init_from {source} does not fit this model ({len(differ)} tensors differ; first: '{differ[0][:80]}'); "
             "it must have the same architecture (bands, capacity, ratios, latent size and mode)."
         )
-    vae.load_state_dict(state | own_values, strict=not fresh)
+    vae.load_state_dict(state | kept, strict=not fresh)
     if fresh:
         print(f"train.init_from {source}: {len(fresh)} tensors of a new branch keep their fresh init "
               f"({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})")  # fmt: skip
