@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import torch
@@ -40,9 +41,18 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     torch.manual_seed(0)
     path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
     out, js = tmp_path / "priors.md", tmp_path / "priors.json"
+    other = tmp_path / "other_kit"
+    shutil.copytree(drum_folder, other)
     assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
-                        "--samples", "6", "--fm-steps", "20", "--out", str(out), "--json", str(js)]) == 0  # fmt: skip
-    rows = next(iter(json.loads(js.read_text())["folders"].values()))
-    assert set(rows) == {"Gaussian", "RealNVP", "flow matching", "reconstructions (decoder bound)"}
-    assert all(0.0 <= r["memorisation"] <= 1.0 and r["diversity"] >= 0 for r in rows.values())
+                        "--data", str(other), "--samples", "6", "--fm-steps", "20", "--out", str(out),
+                        "--json", str(js)]) == 0  # fmt: skip
+    folders = json.loads(js.read_text())["folders"]
+    rows, other_rows = folders.values()
+    # another folder: 6 of its 12 files are evaluated, the other 6 are the floor's (and say so)
+    assert list(folders)[1] == f"{other} (6 of 12 files, not seen in training; the others are the floor's)"
+    assert 0.0 <= other_rows["real clips (floor)"]["memorisation"] <= 1.0
+    assert set(rows) == {"Gaussian", "RealNVP", "flow matching", "reconstructions (decoder bound)", "real clips (floor)"}
+    assert all(0.0 <= r.get("memorisation", 0) <= 1.0 and r["diversity"] >= 0 for r in rows.values())
+    assert "memorisation" not in rows["real clips (floor)"]  # the training folder's floor is its training split
+    assert rows["real clips (floor)"]["median_peak_dbfs"] < 0
     assert "| flow matching |" in out.read_text()

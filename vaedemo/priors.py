@@ -21,7 +21,7 @@ import torch
 
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
-from .evaluate import held_out_files, load_clips, peak_levels
+from .evaluate import evaluation_sets, held_out_files, load_clips, peak_levels
 from .metrics import clip_features, frechet_distance, kid, standardise
 from .nn.fm_prior import FlowMatchingPrior
 
@@ -92,7 +92,7 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     result = {"train_clips": len(train_clips), "samples": n, "ode_steps": ode_steps, "fm_steps": fm_steps,
               "train_peak_dbfs": peak_levels(train_clips)["median_peak_dbfs"], "folders": {}}  # fmt: skip
     for folder in folders:
-        files, _, described = held_out_files(folder, engine)
+        files, others, described = evaluation_sets(folder, engine, n)
         clips = load_clips(files, engine.sample_rate, length, engine.channels, n)
         real = clip_features(clips, engine.sample_rate)
         rows = {}
@@ -101,6 +101,12 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
             rows[name].update(peak_levels(list(audio)), ms_per_sample=1000 * per_sample)
         recon = [engine.reconstruct(c, engine.sample_rate) for c in clips]
         rows["reconstructions (decoder bound)"] = sample_scores(real, train_feats, clip_features(recon, engine.sample_rate))
+        if others:  # other real clips scored as if they were samples: how close a perfect generator could come
+            floor = load_clips(others, engine.sample_rate, length, engine.channels, n)
+            rows["real clips (floor)"] = sample_scores(real, train_feats, clip_features(floor, engine.sample_rate))
+            rows["real clips (floor)"].update(peak_levels(floor))
+            if folder.resolve() == train_data.resolve():  # the floor is the training split itself
+                del rows["real clips (floor)"]["memorisation"]
         result["folders"][described] = rows
     return result
 
@@ -116,8 +122,9 @@ def report(name: str, result: dict) -> str:
         for prior, r in rows.items():
             level = f"{r['median_peak_dbfs']:.1f} / {r['min_peak_dbfs']:.1f}" if "median_peak_dbfs" in r else ""
             ms = f"{r['ms_per_sample']:.1f}" if "ms_per_sample" in r else ""
+            memo = f"{r['memorisation']:.0%}" if "memorisation" in r else ""
             lines.append(f"| {prior} | {r['kid']:.3f} ± {r['kid_std']:.3f} | {r['fd']:.1f} | {level} | "
-                         f"{r['diversity']:.2f} | {r['memorisation']:.0%} | {ms} |")  # fmt: skip
+                         f"{r['diversity']:.2f} | {memo} | {ms} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
