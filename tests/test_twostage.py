@@ -17,20 +17,6 @@ from vaedemo.training.twostage import FROZEN, build_two_stage
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Lightning's notes on tiny data loaders
 
 
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory, drum_folder):
-    """A tiny temporal bundle (random weights moved off their initialisation)."""
-    from conftest import tiny_overrides
-
-    cfg = load_config(None, tiny_overrides(drum_folder, tmp_path_factory.mktemp("bb"), "temporal", 0))
-    torch.manual_seed(0)
-    model = AudioVAE(cfg.model)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return save_bundle(model, tmp_path_factory.mktemp("backbone") / "b", {"name": "tiny temporal"}, cfg.to_dict())
-
-
 def two_stage_overrides(drum_folder, run_dir, backbone) -> list[str]:
     from conftest import tiny_overrides
 

@@ -71,7 +71,8 @@ def _model_lines(m: ModelConfig) -> list[str]:
     flows = f"posterior flow {m.posterior_flow_layers} couplings, prior flow {m.prior_flow_layers} couplings"
     return [
         "## Model",
-        f"- latent mode: **{m.latent_mode}**, latent size {m.latent_size}, {flows}",
+        f"- latent mode: **{m.latent_mode}**, latent size {m.latent_size}"
+        + (" plus the clip's peak level (normalised away before the backbone)" if m.level_latent else "") + f", {flows}",
         f"- {m.sample_rate} Hz, {'stereo' if m.channels == 2 else 'mono'}, PQMF {m.bands} bands, ratios {m.ratios}, "
         f"hop {m.hop} samples ({m.sample_rate / m.hop:.1f} latent frames/s), causal: {m.causal}",
         f"- clip length {m.clip_length} samples ({m.clip_length / m.sample_rate:.3f} s)"

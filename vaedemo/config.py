@@ -88,6 +88,9 @@ class ModelConfig:
     trajectory_size: int = 16
     head_hidden: int = 512
     head_dropout: float = 0.0  # dropout between the heads' layers while training (stage two overfits 456 clips)
+    # twostage mode: clips are normalised to one peak before the backbone and their level becomes one more latent
+    # coordinate (latent_size learned dims + 1), with the training clips' level distribution as its prior
+    level_latent: bool = False
     posterior_flow_layers: int = 0  # RealNVP couplings after the Gaussian posterior (0 = plain Gaussian)
     prior_flow_layers: int = 0  # RealNVP couplings of the learned prior (0 = standard normal)
     flow_hidden: int = 256
@@ -319,6 +322,8 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
         f"model.clip_length ({m.clip_length}) must be a positive multiple of the model's total hop "
         f"{m.hop} (bands {m.bands} x ratios {m.ratios}); the nearest is {max(1, round(m.clip_length / m.hop)) * m.hop}",
     )
+    need(not m.level_latent or m.latent_mode == "twostage",
+         f"model.level_latent needs model.latent_mode twostage, got '{m.latent_mode}'")  # fmt: skip
     flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
     need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")

@@ -61,7 +61,7 @@ class TrainingSetSummary:
 def prior_log_prob(engine, z: np.ndarray) -> np.ndarray:
     """Exact log p(z) in nats under an engine's prior (a flow where it has one) for latents (N, D) -> (N,)."""
     t = torch.as_tensor(np.asarray(z, np.float32).reshape(-1, engine.latent_size), device=engine.device)
-    parts = [engine.model.latent.prior_log_prob(t[i : i + 500]) for i in range(0, len(t), 500)]
+    parts = [engine.model.prior_log_prob(t[i : i + 500]) for i in range(0, len(t), 500)]
     return torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
 
 

@@ -95,7 +95,7 @@ def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
     m = b.config
     row = {
         "variant": name,
-        "latent": f"{m.latent_mode} {m.latent_size}",
+        "latent": f"{m.latent_mode} {m.latent_size}" + (" + level" if m.level_latent else ""),
         "posterior flow": m.posterior_flow_layers,
         "prior flow": m.prior_flow_layers,
         "params (M)": round(sum(p.numel() for p in b.model.parameters()) / 1e6, 3),

@@ -99,7 +99,7 @@ class Engine:
         self.mode = self.model.mode
         self.sample_rate = cfg.sample_rate
         self.channels = cfg.channels
-        self.latent_size = cfg.latent_size
+        self.latent_size = self.mode.latent_size  # the latent at the numpy edge (a level latent adds one coordinate)
         self.hop = cfg.hop
         self.clip_length = cfg.clip_length
         self.has_prior_flow = cfg.prior_flow_layers > 0
@@ -246,7 +246,7 @@ class Engine:
         shape = self.mode.prior_shape(n, round(seconds * self.sample_rate) if seconds else None)
         with torch.inference_mode():
             flow = use_flow and self.has_prior_flow
-            z = self.model.latent.sample_prior(shape, float(temperature), g, flow, self.device)
+            z = self.model.sample_latents(shape, float(temperature), g, flow, self.device)
         return self.mode.batch_to_numpy(z)
 
     def sample(

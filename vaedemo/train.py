@@ -95,7 +95,7 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
 
 
 # modules a model may add on top of a bundle's architecture: absent from the bundle, they keep their fresh init
-NEW_BRANCHES = ("decoder.noise.",)
+NEW_BRANCHES = ("decoder.noise.", "level.")
 
 
 def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:

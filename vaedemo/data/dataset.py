@@ -244,6 +244,10 @@ class ClipDataset(Dataset):
             return torch.from_numpy(self._clip(index, self.clip_length))
         return torch.from_numpy(self._augmented(index))
 
+    def original(self, index: int) -> torch.Tensor:
+        """Item ``index`` as the file has it (no augmentation), (channels, clip_length)."""
+        return torch.from_numpy(self._clip(index, self.clip_length))
+
     def _clip(self, index: int, length: int) -> np.ndarray:
         """(channels, length) float32 of item ``index`` (zero-padded at the end)."""
         f = bisect.bisect_right(self._starts, index) - 1

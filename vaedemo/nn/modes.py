@@ -12,6 +12,8 @@ ask the mode instead of branching on its name; a new mode is one subclass here p
 * :class:`TwoStageMode`: one D-vector per clip too, but the conv stacks are those of a temporal autoencoder (kept
   frozen while this mode's heads train): the encoder head maps the clip's whole latent trajectory (the posterior
   mean, ``trajectory_size`` x frames) to the vector's statistics, the decoder head the vector back to a trajectory.
+  With ``level_latent`` the clip's peak level is one more coordinate, outside what the heads learn
+  (:mod:`vaedemo.nn.level`): ``latent_size`` is what is learned, the numpy edge has one more.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class LatentMode:
 
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
-        self.latent_size = cfg.latent_size
+        self.learned_size = cfg.latent_size  # what the heads, the posterior and the prior flows produce
+        self.latent_size = cfg.latent_size + int(cfg.level_latent)  # the latent at the numpy edge (+ the level)
         self.hop = cfg.hop
         self.clip_length = cfg.clip_length
         self.frames_per_clip = cfg.clip_length // cfg.hop
@@ -66,12 +69,12 @@ class LatentMode:
     @property
     def encoder_channels(self) -> int:
         """Channels of the conv encoder's last layer."""
-        return 2 * self.latent_size
+        return 2 * self.learned_size
 
     @property
     def decoder_channels(self) -> int:
         """Channels the conv decoder's first layer takes."""
-        return self.latent_size
+        return self.learned_size
 
     def encoder_head(self) -> nn.Module:
         """Conv map -> posterior statistics."""
@@ -162,10 +165,10 @@ class SingleMode(LatentMode):
 
     def encoder_head(self) -> nn.Module:
         features = self.cfg.single_channels * self.frames_per_clip
-        return nn.Sequential(nn.Flatten(), Act(), nn.Linear(features, 2 * self.latent_size))
+        return nn.Sequential(nn.Flatten(), Act(), nn.Linear(features, 2 * self.learned_size))
 
     def decoder_head(self) -> nn.Module:
-        return ClipToFrames(self.latent_size, self.cfg.single_channels, self.frames_per_clip)
+        return ClipToFrames(self.learned_size, self.cfg.single_channels, self.frames_per_clip)
 
     def prior_shape(self, n: int, samples: int | None = None) -> tuple[int, ...]:
         return (n, self.latent_size)
@@ -240,14 +243,15 @@ class TwoStageMode(SingleMode):
 
     def encoder_head(self) -> nn.Module:
         c = self.cfg
-        return TrajectoryEncoder(c.trajectory_size, self.frames_per_clip, c.head_hidden, self.latent_size, c.head_dropout)
+        return TrajectoryEncoder(c.trajectory_size, self.frames_per_clip, c.head_hidden, self.learned_size, c.head_dropout)
 
     def decoder_head(self) -> nn.Module:
         c = self.cfg
-        return TrajectoryDecoder(self.latent_size, c.head_hidden, c.trajectory_size, self.frames_per_clip, c.head_dropout)
+        return TrajectoryDecoder(self.learned_size, c.head_hidden, c.trajectory_size, self.frames_per_clip, c.head_dropout)
 
     def describe(self, sample_rate: int) -> str:
-        return (f"one {self.latent_size}-d latent per {self.clip_length / sample_rate:.2f} s clip, over a "
+        level = " plus its peak level" if self.cfg.level_latent else ""
+        return (f"one {self.learned_size}-d latent{level} per {self.clip_length / sample_rate:.2f} s clip, over a "
                 f"{self.cfg.trajectory_size}-d temporal autoencoder")  # fmt: skip
 
 

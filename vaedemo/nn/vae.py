@@ -23,7 +23,8 @@ from torch import nn
 from ..config import ModelConfig
 from .decoder import Decoder
 from .encoder import Encoder
-from .latent import Latent
+from .latent import Latent, full_precision
+from .level import PeakLevel
 from .modes import latent_mode
 from .pqmf import PQMF
 
@@ -58,6 +59,7 @@ class AudioVAE(nn.Module):
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(),
                                noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, **arch)  # fmt: skip
         self.latent = Latent(cfg)
+        self.level = PeakLevel() if cfg.level_latent else None  # the clip's peak as a latent coordinate of its own
 
     @property
     def delay(self) -> int:
@@ -83,15 +85,46 @@ class AudioVAE(nn.Module):
         """Posterior statistics of padded, folded audio (B', C, T): (B', 2D) or (B', 2D, frames)."""
         return self.encoder(self.pqmf.analysis(clips))
 
+    def normalised(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the clips the encoder sees, their level coordinates or None): with a level latent, clips at one peak."""
+        return self.level.normalise(clips) if self.level is not None else (clips, None)
+
+    def _with_level(self, z: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
+        return z if level is None else torch.cat([z, level[:, None].to(z.dtype)], dim=1)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic latents (the posterior mean) of any-length audio (B, C, T): (B * clips, D) for one vector
         per clip, (B, D, frames) for a time series."""
         self._check(x)
-        return self.latent.posterior_mean(self.posterior_stats(self.mode.fold(self.mode.pad(x))))
+        clips, level = self.normalised(self.mode.fold(self.mode.pad(x)))
+        return self._with_level(self.latent.posterior_mean(self.posterior_stats(clips)), level)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents -> audio (B', C, frames * hop) or (B', C, clip_length)."""
+        if self.level is not None:  # the last coordinate is the level
+            return self.level.restore(self.pqmf.synthesis(self.decoder(z[:, :-1])), z[:, -1])
         return self.pqmf.synthesis(self.decoder(self._delayed(z, self.frame_delay)))
+
+    def sample_latents(
+        self,
+        shape: tuple[int, ...],
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        use_flow: bool = True,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Prior latents of ``shape`` (the mode's :meth:`prior_shape`): the latent's prior, and the level's."""
+        if self.level is None:
+            return self.latent.sample_prior(shape, temperature, generator, use_flow, device, dtype)
+        z = self.latent.sample_prior((shape[0], shape[1] - 1), temperature, generator, use_flow, device, dtype)
+        return self._with_level(z, self.level.sample(shape[0], temperature, generator, device, dtype))
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) per example of latents as :meth:`encode` gives them."""
+        if self.level is None:
+            return self.latent.prior_log_prob(z)
+        return self.latent.prior_log_prob(z[:, :-1]) + self.level.log_prob(full_precision(z[:, -1]))
 
     # ------------------------------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, sample: bool = True, freeze_encoder: bool = False) -> VAEOutput:
@@ -102,7 +135,8 @@ class AudioVAE(nn.Module):
         self._check(x)
         b, _, t = x.shape
         padded = self.mode.fold(self.mode.pad(x))
-        bands_in = self.pqmf.analysis(padded)
+        clips, level = self.normalised(padded)
+        bands_in = self.pqmf.analysis(clips)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
             stats = self.encoder(bands_in)
         if sample:
@@ -112,6 +146,8 @@ class AudioVAE(nn.Module):
             kl = z.new_zeros(z.shape[0])
         bands_out = self.decoder(self._delayed(z, self.frame_delay))
         y_padded = self.pqmf.synthesis(bands_out)
+        if level is not None:
+            y_padded, z = self.level.restore(y_padded, level), self._with_level(z, level)
         y = self.mode.unfold(y_padded, b)[..., :t]
         # what a causal model's output should match: the input (and its bands) delayed as much as the model lags
         target = self._delayed(padded, self.delay)
@@ -130,5 +166,4 @@ class AudioVAE(nn.Module):
         """Decode n prior samples of about ``samples`` samples (default one clip; single mode: always one clip)."""
         weight = next(self.parameters())
         shape = self.mode.prior_shape(n, samples)
-        z = self.latent.sample_prior(shape, temperature, generator, use_flow, weight.device, weight.dtype)
-        return self.decode(z)
+        return self.decode(self.sample_latents(shape, temperature, generator, use_flow, weight.device, weight.dtype))

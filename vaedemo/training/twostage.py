@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from ..bundle import load
 from ..config import Config, ModelConfig, model_config_from_dict
 from ..errors import ConfigError
+from ..nn.level import peak_db
 from ..nn.losses import MultiScaleMel
 from ..nn.vae import AudioVAE
 from .module import beta_at, lr_factor_at
@@ -62,7 +63,8 @@ def encode_statistics(model: AudioVAE, dataset, copies: int, batch: int = 16) ->
     for _ in range(copies):
         for i in range(0, len(dataset), batch):
             clips = torch.stack([dataset[j] for j in range(i, min(i + batch, len(dataset)))])
-            bands = model.pqmf.analysis(model.mode.fold(model.mode.pad(clips)))
+            clips, _ = model.normalised(model.mode.fold(model.mode.pad(clips)))  # at one peak with a level latent
+            bands = model.pqmf.analysis(clips)
             out.append(model.encoder.net(bands))  # the temporal encoder's statistics, before the two-stage head
     return torch.cat(out)
 
@@ -152,6 +154,8 @@ def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
     m = model.cfg
     torch.manual_seed(cfg.train.seed)
     train_ds, val_ds = build_datasets(cfg.data, m.sample_rate, m.channels, m.clip_length)
+    if model.level is not None:  # the level's prior: the training clips' own peaks (not their augmented copies')
+        model.level.fit(peak_db(torch.stack([train_ds.original(i) for i in range(len(train_ds))])))
     train = encode_statistics(model, train_ds, cfg.train.trajectory_copies)
     val = encode_statistics(model, val_ds if len(val_ds) else train_ds, 1)
     loader = torch.utils.data.DataLoader
