@@ -300,7 +300,7 @@ def test_latent_directions(state, model):
     moved, fig = move(state, 2, 1.0, 3, True, model, 2.0, 0, -1.0, 0)
     first = sample(state, 2, 1.0, 3, True, model)[0][0]
     assert np.allclose(sf.read(still)[0], sf.read(first)[0], atol=1e-4)  # zero offsets: sample 1 itself
-    assert not np.allclose(sf.read(moved)[0], sf.read(still)[0]) and "+2.0" in fig.layout.title.text
+    assert not np.allclose(sf.read(moved)[0], sf.read(still)[0]) and "directions 1 +2.0, 3 −1.0 std" in fig.layout.title.text
 
 
 # ---------------------------------------------------------------------------------------------------- interpolate

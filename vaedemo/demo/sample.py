@@ -70,6 +70,14 @@ def direction_labels(state: DemoState, model: str) -> list[str]:
     return [f"Direction {i + 1} ({e:.0%} of the variance)" for i, e in enumerate(d.explained)]
 
 
+def moves_text(amounts: np.ndarray) -> str:
+    """', directions 1 +2.0, 3 −1.0 std' for the directions moved (short enough for a half-width title at 1280 px)."""
+    moved = [f"{i + 1} {v:+.1f}".replace("-", "−") for i, v in enumerate(amounts) if v]
+    if not moved:
+        return ", not moved"
+    return f", direction{'s' if len(moved) > 1 else ''} {', '.join(moved)} std"
+
+
 @user_errors
 def move(state: DemoState, n, temperature, seed, use_flow, model: str, *amounts: float, normalise=False):
     """Sample 1 of the gallery moved along the principal directions (amounts in std) -> (wav, figure)."""
@@ -82,8 +90,7 @@ def move(state: DemoState, n, temperature, seed, use_flow, model: str, *amounts:
         a[i] = number(v, f"direction {i + 1}", -3.0, 3.0, integer=False)
     z = (z + (a * d.scales) @ d.components).astype(np.float32)  # broadcasts over the frames of temporal latents
     y, level = for_listening(eng.decode(z), normalise)
-    moved = ", ".join(f"{v:+.1f}" for v in a)
-    title = f"Sample 1 moved by ({moved}) std · {level_text(level)}"
+    title = f"Sample 1{moves_text(a)} · {level_text(level, short=True)}"
     fig = plots.spectrogram_figure(plots.display_spectrogram(y, eng.sample_rate), title, height=260)
     return state.files.wav(y, eng.sample_rate, "direction"), themed(fig)
 
