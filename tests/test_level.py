@@ -13,7 +13,7 @@ from vaedemo.bundle import load
 from vaedemo.config import load_config
 from vaedemo.errors import ConfigError
 from vaedemo.inference import Engine
-from vaedemo.nn.level import DECODED_FLOOR, REFERENCE_PEAK, PeakLevel, peak_db
+from vaedemo.nn.level import DECODED_FLOOR, PeakLevel, peak_db
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import run
 
@@ -66,13 +66,14 @@ def test_normalise_then_restore_gives_back_the_clip_and_silence_stays_finite():
     level = fitted()
     clips = torch.from_numpy(np.stack([drum(16000, 0.1, i) * g for i, g in enumerate([1.0, 0.1, 0.003])]))[:, None]
     normal, u = level.normalise(clips)
-    assert torch.allclose(normal.abs().flatten(1).amax(1), torch.full((3,), REFERENCE_PEAK))
+    assert torch.allclose(normal.abs().flatten(1).amax(1), torch.full((3,), level.reference_peak))
+    assert level.reference_db.item() == pytest.approx(LEVELS.median().item(), abs=0.1)  # the training clips' median
     assert torch.allclose(level.restore(normal, u), clips, atol=1e-6)
     assert torch.allclose(peak_db(clips), level.level_db(u), atol=1e-4)
     silent, u0 = level.normalise(torch.zeros(1, 1, 100))
     assert torch.all(torch.isfinite(silent)) and torch.isfinite(u0).all()
     # a decoded clip far under the reference is not boosted past DECODED_FLOOR
-    quiet = level.restore(torch.full((1, 1, 10), DECODED_FLOOR / 100), u[:1])
+    quiet = level.restore(torch.full((1, 1, 10), DECODED_FLOOR * level.reference_peak / 100), u[:1])
     assert quiet.abs().max() < clips[0].abs().max() / 50
 
 
@@ -110,8 +111,9 @@ def test_decoding_sets_the_level_and_reconstruction_keeps_the_input_peak(level_m
         z = level_model.encode(x)
         normal = level_model.pqmf.synthesis(level_model.decoder(z[:, :-1]))
         y = level_model(x, sample=False).audio
-    assert torch.all(normal.abs().flatten(1).amax(1) > DECODED_FLOOR)  # where the decoder's output is audible,
-    assert torch.allclose(y.abs().flatten(1).amax(1), x.abs().flatten(1).amax(1), rtol=1e-4)  # its peak is exact
+    # where the decoder's output is audible, its peak is exact
+    assert torch.all(normal.abs().flatten(1).amax(1) > DECODED_FLOOR * level_model.level.reference_peak)
+    assert torch.allclose(y.abs().flatten(1).amax(1), x.abs().flatten(1).amax(1), rtol=1e-4)
     assert torch.allclose(level_model.decode(z), y, atol=1e-6)
     assert y.shape == x.shape
 
