@@ -13,7 +13,8 @@ one-shot models now reconstruct inputs of two clips or more hit by hit (drums_si
 replaced deliberately by its fine-tune with a log-mel loss through the decoder (its entries re-recorded). The PQMF
 synthesis became a polyphase conv (the same sums in another order: outputs moved by <= 1.3e-6 against peaks of 3.7-8.6,
 all entries re-recorded). drums_temporal was replaced deliberately by its fine-tune with a random EQ, and
-drums_twostage by its stage two over that backbone (both re-recorded).
+drums_twostage by its stage two over that backbone (both re-recorded); then both again, by the backbone's fine-tune on
+whole 1 s one-shots and the stage two over it (re-recorded).
 """
 
 from __future__ import annotations

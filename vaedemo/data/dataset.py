@@ -241,7 +241,7 @@ class ClipDataset(Dataset):
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} clips")
         if self.augment is None:
-            return torch.from_numpy(self._clip(index, self.clip_length))
+            return self.original(index)
         return torch.from_numpy(self._augmented(index))
 
     def original(self, index: int) -> torch.Tensor:

@@ -50,9 +50,6 @@ class PeakLevel(nn.Module):
         probabilities = torch.linspace(0.01, 0.99, KNOTS, dtype=torch.float64)
         self.register_buffer("knots_normal", torch.special.ndtri(probabilities).float())
         self.register_buffer("knots_db", torch.linspace(-40.0, 0.0, KNOTS))  # until fit() sees the training clips
-        # the peak clips are normalised to: the training clips' median, where the backbone reconstructs best (it learned
-        # timbre at natural levels: through -6 dBFS its TimGM6mb log-mel L1 rose 0.469 -> 0.519, through -17 to 0.486)
-        self.register_buffer("reference_db", torch.tensor(-6.0))
 
     @torch.no_grad()
     def fit(self, levels_db: torch.Tensor) -> None:
@@ -64,7 +61,13 @@ class PeakLevel(nn.Module):
         for i in range(1, len(q)):  # ties (many clips at one level) would make the map flat there
             q[i] = torch.maximum(q[i], q[i - 1] + 1e-3)
         self.knots_db.copy_(q.float())
-        self.reference_db.fill_(float(torch.quantile(levels_db.double().flatten(), 0.5)))
+
+    @property
+    def reference_db(self) -> torch.Tensor:
+        """The peak clips are normalised to: the training clips' median (the level of coordinate 0), where the
+        backbone reconstructs best (it learned timbre at natural levels: through -6 dBFS its TimGM6mb log-mel L1 rose
+        0.469 -> 0.519, through -17 dBFS to 0.486)."""
+        return self.level_db(torch.zeros((), dtype=self.knots_db.dtype, device=self.knots_db.device))
 
     @property
     def reference_peak(self) -> float:
