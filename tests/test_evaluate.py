@@ -27,6 +27,8 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
     # a higher bitrate is a better codec: the baselines come out in the right order
     assert rec["opus 24 kbps"]["log_mel_l1"] < rec["opus 6 kbps"]["log_mel_l1"]
     assert rec["opus 24 kbps"]["si_sdr"] > rec["opus 6 kbps"]["si_sdr"]
+    assert all({"level_db", "hop_buzz_db"} <= set(m) for m in rec.values())  # the diagnostics next to the distances
+    assert abs(rec["opus 24 kbps"]["level_db"]) < 3.0  # a good codec keeps the level
     assert set(res["generation"]) == {"real vs real (floor)", "reconstructions (decoder bound)", "flow prior",
                                       "gaussian prior"}
     assert all({"kid", "kid_std", "fd"} <= set(v) for v in res["generation"].values())

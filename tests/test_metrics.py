@@ -89,6 +89,43 @@ def test_identical_signals_give_ideal_values(x):
     assert all(isinstance(v, float) for v in m.values())
 
 
+def test_level_difference_is_the_mean_square_ratio_in_db():
+    x = _music(0.5)
+    assert M.level_difference_db(x, 0.5 * x) == pytest.approx(-6.0206, abs=1e-3)
+    assert M.level_difference_db(x, x.copy()) == 0.0
+    silent = np.zeros_like(x)
+    assert M.level_difference_db(silent, silent) == 0.0 and M.level_difference_db(x, silent) == -200.0
+
+
+def _frame_periodic(n: int, hop: int, rms: float, seed: int = 2) -> np.ndarray:
+    """A random hop-sample waveform repeated: what a transposed-conv decoder gives for a constant latent."""
+    period = np.random.default_rng(seed).standard_normal(hop)
+    x = np.tile(period, n // hop + 1)[:n]
+    return (rms * x / np.sqrt(np.mean(x**2)))[:, None].astype(np.float32)
+
+
+def _hat(seconds: float = 1.0, seed: int = 3) -> np.ndarray:
+    """A hi-hat-like burst: twice-differenced (high-passed) noise, decaying; little energy under 4 kHz, which is
+    where a decoder's frame-rate buzz shows."""
+    noise = np.random.default_rng(seed).standard_normal(int(seconds * SR) + 2)
+    x = np.diff(noise, 2) * np.exp(-np.arange(int(seconds * SR)) / (0.3 * SR))
+    return (0.3 * x / np.abs(x).max())[:, None].astype(np.float32)
+
+
+def test_hop_buzz_finds_a_frame_periodic_part_and_not_noise_or_gain():
+    x, hop = _hat(), 512
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+    assert M.hop_buzz_db(x, x.copy(), SR, hop) == 0.0
+    buzzing = (x + _frame_periodic(len(x), hop, 0.1 * rms)).astype(np.float32)  # 20 dB under the sound
+    assert M.hop_buzz_db(x, buzzing, SR, hop) > 6.0
+    assert M.hop_buzz_db(x, 0.25 * buzzing, SR, hop) == pytest.approx(M.hop_buzz_db(x, buzzing, SR, hop), abs=1e-6)
+    assert abs(M.hop_buzz_db(x, _add_noise(x, 20.0), SR, hop)) < 1.5  # as much broadband noise: no comb
+    # periodic at another hop (lines every 100 Hz, some on the midpoints): no comb at this one's frame rate
+    assert M.hop_buzz_db(x, (x + _frame_periodic(len(x), 441, 0.1 * rms)).astype(np.float32), SR, hop) < 1.5
+    with pytest.raises(AudioError, match="needs at least 2049 samples"):
+        M.hop_buzz_db(x[:1000], x[:1000], SR, hop)
+
+
 def test_reconstruction_metrics_match_the_individual_functions():
     x = _music(0.5)
     y = _add_noise(x, 20)

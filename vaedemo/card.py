@@ -48,16 +48,23 @@ def hardware_description() -> str:
     return f"CPU ({os.cpu_count()} cores, {cpu})"
 
 
+def _db(metrics: dict, key: str) -> str:
+    """A signed dB figure, or a dash in results stored before that metric existed."""
+    return f"{metrics[key]:+.1f}" if key in metrics else "—"
+
+
 def report_markdown(name: str, results: list[dict]) -> str:
     """The evaluation report of :func:`vaedemo.evaluate.evaluate_folder` results."""
     lines = [f"# Evaluation of {name}", ""]
     for r in results:
         lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:g} s; reconstruction "
                   f"{r['reconstruct_x_realtime']:.0f}x real time.", "",
-                  "| reconstruction | log-mel L1 | MR-STFT | spectral conv. | SI-SDR (dB) |", "|---|---|---|---|---|"]
+                  "| reconstruction | log-mel L1 | MR-STFT | spectral conv. | SI-SDR (dB) | level (dB) | frame buzz (dB) |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
         for sys_name, m in r["reconstruction"].items():
             lines.append(f"| {sys_name} | {m['log_mel_l1']:.3f} | {m['multi_resolution_stft']:.3f} | "
-                         f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} |")
+                         f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} | {_db(m, 'level_db')} | "
+                         f"{_db(m, 'hop_buzz_db')} |")  # fmt: skip
         lines += ["", "| generation | KID | FD | median / lowest peak (dBFS) |", "|---|---|---|---|"]
         for g_name, m in r["generation"].items():
             level = (f"{m['median_peak_dbfs']:.1f} / {m['min_peak_dbfs']:.1f}" if "median_peak_dbfs" in m else

@@ -2,8 +2,9 @@
 
 Evaluates a bundle on folders of audio clips (each file cut or padded to ``--seconds``):
 
-- reconstruction on held-out clips — log-mel L1, multi-resolution STFT distance, spectral convergence, SI-SDR —
-  with Opus at 6/12/24 kbps (opusenc/opusdec, when installed) on the same clips as baselines;
+- reconstruction on held-out clips — log-mel L1, multi-resolution STFT distance, spectral convergence, SI-SDR, and
+  two diagnostics: the level difference (log-mel L1 favours quiet reconstructions) and the buzz at the model's frame
+  rate — with Opus at 6/12/24 kbps (opusenc/opusdec, when installed) on the same clips as baselines;
 - generation: KID and Frechet distance over handcrafted clip features between prior samples and the held-out clips,
   for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor (other
   real clips of the same folder: the training split for the training folder, the files not picked otherwise) and
@@ -34,7 +35,7 @@ from .cli import emit_report, user_errors
 from .config import DataConfig
 from .errors import AudioError, VaedemoError
 
-RECON_KEYS = ("log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr")
+RECON_KEYS = ("log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "level_db", "hop_buzz_db")
 OPUS_BITRATES = (6, 12, 24)
 
 
@@ -100,10 +101,17 @@ def opus_round_trip(x: np.ndarray, sr: int, kbps: int, tmp: Path) -> np.ndarray:
     return np.pad(y, ((0, len(x) - len(y)), (0, 0)))
 
 
-def _mean_metrics(pairs) -> dict[str, float]:
-    from .metrics import reconstruction_metrics
+def _pair_metrics(ref: np.ndarray, est: np.ndarray, sr: int, hop: int) -> dict[str, float]:
+    from .metrics import BUZZ_BINS, hop_buzz_db, level_difference_db, reconstruction_metrics
 
-    rows = [reconstruction_metrics(ref, est, sr) for ref, est, sr in pairs]
+    buzz = hop_buzz_db(ref, est, sr, hop) if len(ref) > BUZZ_BINS * hop // 2 else float("nan")  # clips of 4+ hops
+    return reconstruction_metrics(ref, est, sr) | {"level_db": level_difference_db(ref, est), "hop_buzz_db": buzz}
+
+
+def _mean_metrics(pairs, hop: int) -> dict[str, float]:
+    """Each metric's mean over (reference, estimate, sample rate) pairs; the buzz is measured at the model's hop
+    (for an Opus row too, whose value is then the baseline)."""
+    rows = [_pair_metrics(ref, est, sr, hop) for ref, est, sr in pairs]
     return {k: float(np.mean([r[k] for r in rows])) for k in RECON_KEYS}
 
 
@@ -120,13 +128,13 @@ def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples:
     recon = [engine.reconstruct(x, sr) for x in clips]
     seconds_recon = time.perf_counter() - t0
     result: dict = {"data": described, "clips": len(clips), "seconds": seconds,
-                    "reconstruction": {"model": _mean_metrics((x, y, sr) for x, y in zip(clips, recon))},
+                    "reconstruction": {"model": _mean_metrics(((x, y, sr) for x, y in zip(clips, recon)), engine.hop)},
                     "reconstruct_x_realtime": len(clips) * seconds / seconds_recon}
     if opus and shutil.which("opusenc") and shutil.which("opusdec"):
         with tempfile.TemporaryDirectory() as tmp:
             for kbps in OPUS_BITRATES:
                 pairs = ((x, opus_round_trip(x, sr, kbps, Path(tmp)), sr) for x in clips)
-                result["reconstruction"][f"opus {kbps} kbps"] = _mean_metrics(pairs)
+                result["reconstruction"][f"opus {kbps} kbps"] = _mean_metrics(pairs, engine.hop)
 
     # generation: prior samples vs held-out clips; floor: other real clips (of the same folder) vs the same clips
     n = min(samples, len(clips)) if samples else len(clips)

@@ -162,6 +162,51 @@ def si_sdr(reference, estimate) -> float:
     return float(np.clip(values, -SI_SDR_CAP_DB, SI_SDR_CAP_DB).mean())
 
 
+def level_difference_db(reference, estimate) -> float:
+    """The estimate's mean square over the reference's, in dB (0: as loud; negative: quieter; floored at -200).
+
+    Reported next to log-mel L1 because that distance favours quiet estimates of what a model cannot reproduce: with
+    the floor inside its log, spurious energy where the reference is quiet costs less the quieter it is, so a
+    model may score better by coming back quieter than its input. A silent reference with a silent estimate gives 0.
+    """
+    ref, est = _pair(reference, estimate)
+    rr = float(np.square(ref, dtype=np.float64).mean())
+    ee = float(np.square(est, dtype=np.float64).mean())
+    if rr < SILENCE_POWER and ee < SILENCE_POWER:
+        return 0.0
+    return float(np.clip(10 * np.log10(max(ee, 1e-300) / max(rr, 1e-300)), -200.0, 200.0))
+
+
+BUZZ_BINS = 8  # STFT of 8 hops: the multiples of sample_rate / hop fall on every 8th bin, the midpoints 4 bins away
+
+
+def _comb_db(audio: np.ndarray, hop: int, max_hz: float, sample_rate: int) -> float:
+    """Power at the multiples of sample_rate / hop (up to ``max_hz``) over the power at the bins halfway between."""
+    n_fft = BUZZ_BINS * hop
+    power = np.square(_magnitude(_channels_first(audio), n_fft, hop), dtype=np.float64).sum(axis=(0, 2))
+    harmonics = np.arange(1, int(max_hz * hop / sample_rate) + 1) * BUZZ_BINS
+    harmonics = harmonics[harmonics + BUZZ_BINS // 2 < len(power)]
+    lines = power[harmonics].sum()
+    between = 0.5 * (power[harmonics - BUZZ_BINS // 2] + power[harmonics + BUZZ_BINS // 2]).sum()
+    return float(10 * np.log10((lines + 1e-30) / (between + 1e-30)))
+
+
+def hop_buzz_db(reference, estimate, sample_rate: int, hop: int, max_hz: float = 4000.0) -> float:
+    """How much more the estimate's spectrum peaks at the multiples of ``sample_rate / hop`` (a decoder's latent frame
+    rate) than the reference's does, in dB, below ``max_hz``: 0 for an estimate without that buzz.
+
+    Why: a decoder that upsamples its latent frames with transposed convolutions gives an exactly hop-periodic
+    waveform for a constant latent, and on sounds it does not know, that periodic part shows as a comb of lines at
+    the frame rate and its harmonics (for drums_temporal: 86 Hz, 172 Hz, ...), under sustained partials as a buzz.
+    Measured on an STFT of 8 hops (lines on every 8th bin), summed over frames; the reference's own value is
+    subtracted so that spectra that merely slope or ring at one of those frequencies do not count. Gain-invariant.
+    """
+    ref, est = _pair(reference, estimate)
+    if min(len(ref), len(est)) < BUZZ_BINS * hop // 2 + 1:
+        raise AudioError(f"hop_buzz_db needs at least {BUZZ_BINS * hop // 2 + 1} samples, got {len(ref)}.")
+    return _comb_db(est, hop, max_hz, sample_rate) - _comb_db(ref, hop, max_hz, sample_rate)
+
+
 def reconstruction_metrics(reference, estimate, sample_rate: int) -> dict[str, float]:
     """All four reconstruction metrics, keyed by function name (lower is better except ``si_sdr``)."""
     ref, est = _pair(reference, estimate)
