@@ -64,9 +64,9 @@ class PeakLevel(nn.Module):
 
     @property
     def reference_db(self) -> torch.Tensor:
-        """The peak clips are normalised to: the training clips' median (the level of coordinate 0), where the
-        backbone reconstructs best (it learned timbre at natural levels: through -6 dBFS its TimGM6mb log-mel L1 rose
-        0.469 -> 0.519, through -17 dBFS to 0.486)."""
+        """The peak clips are normalised to: the training clips' median (the level of coordinate 0), the typical level
+        the backbone was trained at (through -6 dBFS its TimGM6mb log-mel L1 rose 0.469 -> 0.519, through -17 dBFS
+        to 0.486; part of that is the distance itself, which grows with the level: see the README)."""
         return self.level_db(torch.zeros((), dtype=self.knots_db.dtype, device=self.knots_db.device))
 
     @property
