@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import vaedemo
 from vaedemo.bundle import save_bundle
@@ -182,9 +183,14 @@ def test_a_card_update_keeps_the_training_set_summary_and_new_weights_drop_it(bu
     shutil.copytree(path, copy)
     for name in OPTIONAL_FILES:
         (copy / name).write_text("summary of these weights")
+    # the same tensors in another order: a card update still leaves the weight file as it was, byte for byte
+    weights = load_file(str(copy / "model.safetensors"))
+    save_file(dict(reversed(weights.items())), str(copy / "model.safetensors"), metadata={"format": "pt"})
+    before = (copy / "model.safetensors").read_bytes()
     b = vaedemo.load(copy)
     save_bundle(b.model, copy, {**b.meta, "notes": "card updated"}, b.training)
     assert all((copy / name).read_text() == "summary of these weights" for name in OPTIONAL_FILES)
+    assert (copy / "model.safetensors").read_bytes() == before and vaedemo.load(copy).meta["notes"] == "card updated"
     with torch.no_grad():
         next(b.model.parameters()).add_(1.0)
     save_bundle(b.model, copy, b.meta, b.training)

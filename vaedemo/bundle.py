@@ -74,17 +74,19 @@ def save_bundle(
                "training": training, "meta": meta}  # fmt: skip
         (tmp / "config.json").write_text(json.dumps(doc, indent=2))
         (tmp / "README.md").write_text(model_card(model.cfg, model, meta, training))
-        _keep_summary(out, tmp)
+        _keep_unchanged(out, tmp)
         _replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _keep_summary(old: Path, new: Path) -> None:
-    """A re-saved bundle with the same weights (a card update) keeps its training-set summary; new weights drop it,
-    since its latents came from the old ones."""
+def _keep_unchanged(old: Path, new: Path) -> None:
+    """A re-saved bundle with the same weights (a card update) keeps its weight file byte for byte (a shipped bundle's
+    card update then changes no binary in git, whatever order the tensors were saved in) and its training-set
+    summary; new weights drop the summary, since its latents came from the old ones."""
     if _same_weights(old / "model.safetensors", new / "model.safetensors"):
+        shutil.copy2(old / "model.safetensors", new / "model.safetensors")
         for name in OPTIONAL_FILES:
             if (old / name).is_file():
                 shutil.copy2(old / name, new / name)
