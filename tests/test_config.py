@@ -62,6 +62,11 @@ def test_bands_power_of_two():
         load_config(None, ["model.bands=12"])
 
 
+def test_unknown_upsampling_names_the_choices():
+    with pytest.raises(ConfigError, match="model.upsampling must be one of transposed, resize, got 'linear'"):
+        load_config(None, ["model.upsampling=linear"])
+
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")

@@ -8,8 +8,8 @@ from vaedemo.inference import Engine, interpolate_latents, slerp
 from vaedemo.nn.vae import AudioVAE
 
 
-def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, causal=False, **kw):
-    cfg = tiny_config(mode, flows=flows, model__channels=channels, model__causal=causal)
+def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, causal=False, upsampling="transposed", **kw):
+    cfg = tiny_config(mode, flows=flows, model__channels=channels, model__causal=causal, model__upsampling=upsampling)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():
@@ -37,10 +37,10 @@ def test_stereo_model_keeps_stereo(tiny_config, tmp_path):
     assert eng.sample(2, seed=1).shape == (2, 2048, 2)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal):
+@pytest.mark.parametrize("causal,upsampling", [(False, "transposed"), (True, "transposed"), (False, "resize")])
+def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal, upsampling):
     """Chunked reconstruction equals the whole signal through the model; a causal model's lag is shifted back."""
-    eng = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=causal, chunk_seconds=0.1)
+    eng = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=causal, upsampling=upsampling, chunk_seconds=0.1)
     assert eng.chunk < 20000  # several chunks below
     lag = eng.model.delay
     assert (lag > 0) == causal

@@ -12,9 +12,9 @@ BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.capacity=4",
         "model.latent_size=6", "model.flow_hidden=16"]  # fmt: skip
 
 
-def _model(causal: bool, bands: int, channels: int = 1, flows: int = 2) -> AudioVAE:
+def _model(causal: bool, bands: int, channels: int = 1, flows: int = 2, upsampling: str = "transposed") -> AudioVAE:
     cfg = load_config(None, BASE + [f"model.causal={causal}", f"model.bands={bands}", f"model.channels={channels}",
-                                    f"model.posterior_flow_layers={flows}"])  # fmt: skip
+                                    f"model.posterior_flow_layers={flows}", f"model.upsampling={upsampling}"])  # fmt: skip
     torch.manual_seed(0)
     model = AudioVAE(cfg.model).eval().double()
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
@@ -33,9 +33,10 @@ def _stream(stream: StreamingVAE, x: torch.Tensor, hop: int, sizes=(1, 3, 5, 1, 
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("bands,channels", [(1, 1), (4, 1), (4, 2)])
-def test_stream_is_the_offline_pass_delayed_by_its_lookahead(causal, bands, channels):
-    model = _model(causal, bands, channels)
+@pytest.mark.parametrize("bands,channels,upsampling", [(1, 1, "transposed"), (4, 1, "transposed"), (4, 2, "transposed"),
+                                                       (4, 1, "resize")])  # fmt: skip
+def test_stream_is_the_offline_pass_delayed_by_its_lookahead(causal, bands, channels, upsampling):
+    model = _model(causal, bands, channels, upsampling=upsampling)
     stream = StreamingVAE(model)
     assert (stream.lookahead == 0) == causal and stream.latency == model.delay + stream.lookahead
     frames = 30 + -(-stream.lookahead // model.hop)  # chunks are whole hops; 30 frames are compared
@@ -48,11 +49,12 @@ def test_stream_is_the_offline_pass_delayed_by_its_lookahead(causal, bands, chan
     assert torch.allclose(streamed[..., lag:], offline[..., : x.shape[-1] - lag], atol=1e-12, rtol=0)
 
 
-def test_the_lookahead_is_the_right_receptive_field_up_to_frame_rounding():
+@pytest.mark.parametrize("upsampling", ["transposed", "resize"])
+def test_the_lookahead_is_the_right_receptive_field_up_to_frame_rounding(upsampling):
     """An impulse at p changes offline outputs from p - R on (R: the right receptive field). The stream waits
     ``lookahead`` samples: never less than R (it could not equal the offline pass otherwise), and less than one hop
     more (a strided conv rounds its lateness up to whole frames). One band: no PQMF with near-zero outer taps."""
-    model = _model(False, bands=1, flows=0)
+    model = _model(False, bands=1, flows=0, upsampling=upsampling)
     x = 0.1 * torch.randn(1, 1, 64 * model.hop, dtype=torch.float64)
     right = 0
     with torch.no_grad():
@@ -82,8 +84,9 @@ def test_only_latent_time_series_stream():
         StreamingVAE(AudioVAE(cfg.model))
 
 
-def test_the_stream_scripts_and_keeps_its_state_between_calls():
-    model = _model(False, bands=4)
+@pytest.mark.parametrize("upsampling", ["transposed", "resize"])
+def test_the_stream_scripts_and_keeps_its_state_between_calls(upsampling):
+    model = _model(False, bands=4, upsampling=upsampling)
     scripted = torch.jit.script(StreamingVAE(model))
     x = 0.1 * torch.randn(1, 1, 10 * model.hop, dtype=torch.float64)
     eager = _stream(StreamingVAE(model), x, model.hop)

@@ -11,18 +11,18 @@ BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.bands=4", "m
         "model.latent_size=6", "model.flow_hidden=16"]
 
 
-def _model(mode, causal, channels=1, flows=0, bands=4):
+def _model(mode, causal, channels=1, flows=0, bands=4, upsampling="transposed"):
     cfg = load_config(None, BASE + [f"model.latent_mode={mode}", f"model.causal={causal}", f"model.channels={channels}",
                                     f"model.posterior_flow_layers={flows}", f"model.prior_flow_layers={flows}",
-                                    f"model.bands={bands}"])
+                                    f"model.bands={bands}", f"model.upsampling={upsampling}"])
     torch.manual_seed(0)
     return AudioVAE(cfg.model).eval()
 
 
-@pytest.mark.parametrize("mode", ["temporal", "single"])
+@pytest.mark.parametrize("mode,upsampling", [("temporal", "transposed"), ("single", "transposed"), ("temporal", "resize")])
 @pytest.mark.parametrize("causal", [False, True])
-def test_exact_length_for_random_lengths(mode, causal):
-    model = _model(mode, causal, flows=2)
+def test_exact_length_for_random_lengths(mode, upsampling, causal):
+    model = _model(mode, causal, flows=2, upsampling=upsampling)
     rng = random.Random(1234)
     lengths = [1, 2, 31, 32, 33, 2047, 2048, 2049] + [rng.randint(1, 9000) for _ in range(16)]
     with torch.no_grad():
@@ -54,11 +54,12 @@ def test_stereo_keeps_two_channels():
 
 
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("flows,bands", [(0, 1), (2, 1), (0, 4)])
-def test_causal_model_never_looks_ahead(channels, flows, bands):
+@pytest.mark.parametrize("flows,bands,upsampling", [(0, 1, "transposed"), (2, 1, "transposed"), (0, 4, "transposed"),
+                                                    (0, 1, "resize")])  # fmt: skip
+def test_causal_model_never_looks_ahead(channels, flows, bands, upsampling):
     """Inputs equal up to sample t and different after give outputs equal up to t, for several t (look-ahead 0).
     bands=1 (no PQMF lag to hide behind) checks the conv stack and the one-frame delay on their own."""
-    model = _model("temporal", True, channels=channels, flows=flows, bands=bands)
+    model = _model("temporal", True, channels=channels, flows=flows, bands=bands, upsampling=upsampling)
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -95,6 +96,22 @@ def test_causal_delay_is_the_pqmf_lag_plus_one_frame():
     assert 10 * torch.log10(x.pow(2).mean() / err.pow(2).mean()) > 40  # the same filter bank, lagging by taps - 1
 
 
-def test_receptive_field_bounds_influence():
-    model = _model("temporal", False)
+@pytest.mark.parametrize("upsampling", ["transposed", "resize"])
+def test_receptive_field_bounds_influence(upsampling):
+    model = _model("temporal", False, upsampling=upsampling)
     assert impulse_reach(model) <= model.receptive_field
+
+
+@pytest.mark.parametrize("upsampling,periodic", [("transposed", True), ("resize", False)])
+def test_a_constant_latent_decodes_frame_periodic_only_through_transposed_convs(upsampling, periodic):
+    """Why model.upsampling exists: a transposed conv's kernel phases turn a constant latent into a waveform that
+    repeats every frame (a buzz at the frame rate); nearest-neighbour upsampling and a conv give a constant."""
+    model = _model("temporal", False, bands=1, upsampling=upsampling)
+    with torch.no_grad():
+        for p in model.parameters():  # random weights away from init, biases too, so every phase carries signal
+            p.add_(0.1 * torch.randn_like(p))
+        bands = model.decoder(torch.randn(1, 6, 1).repeat(1, 1, 40))
+    mid = bands[..., 10 * model.hop : 30 * model.hop].reshape(-1, 20, model.hop)  # away from the padded ends
+    varying = (mid - mid.mean(dim=-1, keepdim=True)).pow(2).sum() / mid.pow(2).sum()
+    assert torch.allclose(mid, mid[:, :1].expand_as(mid), atol=1e-6)  # either way the same in every frame
+    assert (varying > 1e-3) == periodic  # but only a transposed conv varies within the frame

@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .typed import build_dataclass, merge_dicts
 
 LATENT_MODES = ("temporal", "single", "twostage")
+UPSAMPLINGS = ("transposed", "resize")  # model.upsampling
 DATA_MODES = ("oneshot", "crops")
 
 
@@ -100,6 +101,9 @@ class ModelConfig:
     # band, predicted every noise_hop band-rate samples (a divisor of prod(ratios)), added to the output bands; 0 = off
     noise_bands: int = 0
     noise_hop: int = 8
+    # the decoder's upsampling: transposed (RAVE's transposed convs) or resize (nearest-neighbour x r, then a conv):
+    # a transposed conv's kernel phases make a constant latent decode to a frame-periodic buzz (see nn/blocks.py)
+    upsampling: str = "transposed"
 
     @property
     def hop(self) -> int:
@@ -327,6 +331,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
     need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
+    need(m.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {', '.join(UPSAMPLINGS)}, got {m.upsampling!r}")
     need(m.noise_bands == 0 or m.noise_bands >= 2, f"model.noise_bands must be 0 (off) or at least 2, got {m.noise_bands}")
     need(
         m.noise_bands == 0 or (m.noise_hop >= 1 and math.prod(m.ratios) % m.noise_hop == 0),

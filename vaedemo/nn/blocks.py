@@ -52,6 +52,25 @@ class ConvUp(nn.Module):
         return y[..., self.crop[0] : y.shape[-1] - self.crop[1]]
 
 
+class ResizeUp(nn.Module):
+    """Nearest-neighbour upsampling by r, then a conv of 2r + 1 taps at the new rate (causal or centred): length * r.
+
+    Why not a transposed conv: its r kernel phases differ, so a constant input comes out periodic with period r, and
+    through a decoder's whole stack a constant latent decodes to an exactly frame-periodic waveform (a comb at the
+    frame rate and its harmonics, heard as a buzz under sustained partials). Here every output sample sees the same
+    kernel over a piecewise-constant input: a constant input gives a constant output."""
+
+    def __init__(self, cin: int, cout: int, ratio: int, causal: bool = False):
+        super().__init__()
+        self.ratio = ratio
+        self.conv = Conv(cin, cout, 2 * ratio + 1, causal=causal)
+        self.span = 3  # input frames that touch one output sample: its own and, within r samples, each neighbour
+        self.lookahead = self.conv.lookahead  # output samples the conv reads ahead (r when centred)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.repeat_interleave(self.ratio, dim=-1))
+
+
 class ResidualUnit(nn.Module):
     """x + conv1x1(act(conv_k,d(act(x)))): the dilated unit of RAVE v2 / DAC."""
 

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Act, Conv, ConvUp, ResidualUnit
+from .blocks import Act, Conv, ConvUp, ResidualUnit, ResizeUp
 from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise
@@ -141,6 +141,24 @@ class CachedConvTranspose(nn.Module):
         return interleave_phases(self.frames(x), self.out_ch, self.stride)
 
 
+class CachedResizeUp(nn.Module):
+    """A :class:`~vaedemo.nn.blocks.ResizeUp` fed chunk by chunk: the nearest-neighbour upsampling is stateless, the
+    conv after it is cached at the upsampled rate. ``delay`` in output samples."""
+
+    def __init__(self, up: ResizeUp, input_delay: int):
+        super().__init__()
+        self.ratio = up.ratio
+        self.conv = CachedConv.of(up.conv, input_delay * up.ratio)
+        self.delay = self.conv.delay
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.conv.reset()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.repeat_interleave(self.ratio, dim=-1))
+
+
 class Delay(nn.Module):
     """Delays a signal by ``samples`` (the first ones are zeros), across chunks."""
 
@@ -212,6 +230,8 @@ def _cached(layer: nn.Module, input_delay: int) -> nn.Module:
         return CachedConv.of(layer, input_delay)
     if isinstance(layer, ConvUp):
         return CachedConvTranspose.of(layer, input_delay)
+    if isinstance(layer, ResizeUp):
+        return CachedResizeUp(layer, input_delay)
     if isinstance(layer, ResidualUnit):
         return CachedResidual(layer, input_delay)
     if isinstance(layer, Act):
