@@ -180,6 +180,11 @@ def level_difference_db(reference, estimate) -> float:
 BUZZ_BINS = 8  # STFT of 8 hops: the multiples of sample_rate / hop fall on every 8th bin, the midpoints 4 bins away
 
 
+def hop_buzz_min_samples(hop: int) -> int:
+    """The shortest clip :func:`hop_buzz_db` measures at ``hop``: over half its STFT (4 hops)."""
+    return BUZZ_BINS * hop // 2 + 1
+
+
 def _comb_db(audio: np.ndarray, hop: int, max_hz: float, sample_rate: int) -> float:
     """Power at the multiples of sample_rate / hop (up to ``max_hz``) over the power at the bins halfway between."""
     n_fft = BUZZ_BINS * hop
@@ -202,8 +207,8 @@ def hop_buzz_db(reference, estimate, sample_rate: int, hop: int, max_hz: float =
     subtracted so that spectra that merely slope or ring at one of those frequencies do not count. Gain-invariant.
     """
     ref, est = _pair(reference, estimate)
-    if min(len(ref), len(est)) < BUZZ_BINS * hop // 2 + 1:
-        raise AudioError(f"hop_buzz_db needs at least {BUZZ_BINS * hop // 2 + 1} samples, got {len(ref)}.")
+    if len(ref) < hop_buzz_min_samples(hop):
+        raise AudioError(f"hop_buzz_db needs at least {hop_buzz_min_samples(hop)} samples, got {len(ref)}.")
     return _comb_db(est, hop, max_hz, sample_rate) - _comb_db(ref, hop, max_hz, sample_rate)
 
 

@@ -33,18 +33,18 @@ class Decoder(nn.Module):
         head: nn.Module | None = None,
         noise_bands: int = 0,
         noise_hop: int = 1,
-        upsampling: str = "transposed",
+        upsampler: str = "transposed",
     ):
         """``out_channels`` bands of waveform (each with its own amplitude channel internally); ``noise_bands`` > 0
         adds a noise branch whose filters have that many magnitudes, one set per ``noise_hop`` band samples;
-        ``upsampling`` is ``transposed`` (:class:`ConvUp`, RAVE's) or ``resize`` (:class:`ResizeUp`)."""
+        ``upsampler`` is ``transposed`` (:class:`ConvUp`, RAVE's) or ``resize`` (:class:`ResizeUp`)."""
         super().__init__()
         self.head = head if head is not None else nn.Identity()
         ch = capacity * 2 ** len(ratios)
         layers: list[nn.Module] = [Conv(in_channels, ch, 3, causal=causal)]
         self.upsampling = math.prod(ratios)
+        up = ResizeUp if upsampler == "resize" else ConvUp
         for r in reversed(ratios):
-            up = ResizeUp if upsampling == "resize" else ConvUp
             layers += [Act(), up(ch, ch // 2, r, causal=causal)]
             ch //= 2
             layers += [ResidualUnit(ch, kernel_size, d, causal) for d in dilations]

@@ -57,7 +57,7 @@ class AudioVAE(nn.Module):
         self.frame_delay = 1 if cfg.causal and not self.mode.per_clip else 0
         self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), **arch)
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(),
-                               noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, upsampling=cfg.upsampling,
+                               noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, upsampler=cfg.upsampling,
                                **arch)  # fmt: skip
         self.latent = Latent(cfg)
         self.level = PeakLevel() if cfg.level_latent else None  # the clip's peak as a latent coordinate of its own
