@@ -90,6 +90,22 @@ def test_bad_values_in_a_link_are_ignored_with_one_gentle_message(browser, serve
     assert shown_errors(page) == 0
     assert page.locator("#model-picker input").input_value() == "tiny_single_flow"  # the default stays
     assert page.locator("button[role=tab][aria-selected=true]").inner_text().strip() == "Latent map"  # the good one
+    page.locator("#latent-map path.point").first.wait_for(timeout=60000)  # a link to the map draws it
+    page.close()
+
+
+def test_a_link_to_another_models_map_draws_that_models_map_and_a_model_change_redraws_it(browser, server):
+    page = open_page(browser, server + "?model=tiny_temporal&tab=map")
+    page.locator("#latent-map path.point").first.wait_for(timeout=60000)
+    wait_idle(page)
+    assert page.locator("#model-picker input").input_value() == "tiny_temporal"
+    assert page.locator("#latent-map .contourlayer path").count() == 0  # a temporal model's map: no prior density
+    assert "time series" in page.locator("#map-caption").inner_text()
+    page.locator("#model-picker input").click()
+    page.get_by_role("option", name="tiny_single_flow").click()
+    page.locator("#latent-map .contourlayer path").first.wait_for(timeout=60000)  # redrawn for the flow model
+    wait_idle(page)
+    assert "exact log-density" in page.locator("#map-caption").inner_text()
     page.close()
 
 

@@ -50,6 +50,11 @@ COLOUR_BY = ["family", "kit", "key", "velocity", "program", "split"]  # manifest
 N_PRIOR = 40  # prior samples on the map: seeds 0 .. N_PRIOR - 1 at temperature 1, as the Sample tab draws them
 GRID = 64  # the density's grid, GRID x GRID points of the plane
 MAP_HEIGHT = 420  # with the controls above it, the whole map is on the first screen at 1280x720
+# The inputs of the map's draw, and whether the Latent map tab is the one on screen (for a redraw after a model change).
+ON_SCREEN_JS = """
+(f, c, m, _) => [f, c, m,
+  document.querySelector('#tabs button[role="tab"][aria-selected="true"]')?.innerText.trim() === 'Latent map']
+"""
 # Plotly clicks on the latent map -> the hidden #map-click textbox (gr.Plot has no select event); the page's js.
 JS = """
 () => {
@@ -287,8 +292,8 @@ def _no_map():
 
 
 def build(state: DemoState, model: gr.Dropdown) -> None:
-    """The tab: the sounds and their colouring, the map (drawn on demand and when the tab opens) with its caption,
-    the selected point."""
+    """The tab: the sounds and their colouring, the map (drawn on demand, when the tab opens, by hand or by a link,
+    and again for another model while the tab is on screen) with its caption, the selected point."""
     with gr.Tab("Latent map", id="map") as map_tab:
         choices = source_choices(state, None)
         with gr.Row(equal_height=True):
@@ -304,6 +309,7 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
                 point_audio = Audio(label="Selected sound", elem_id="point-audio", **AUDIO_OUT)
                 point_fig = gr.Plot(show_label=False)
         click = gr.Textbox(visible="hidden", elem_id="map-click")  # set by JS when a point is clicked
+        on_screen = gr.Checkbox(False, visible="hidden")  # filled in by ON_SCREEN_JS: is this tab the one shown?
 
     @gated(state.gate)
     def ui_map(f, c, m):
@@ -327,5 +333,13 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
         return (_no_map(), gr.update(choices=[], value=None), None, None, "",
                 gr.update(choices=options, value=options[0] if options else None))
 
+    def ui_map_on_screen(request: gr.Request, f, c, m, shown_now):  # ui_map is gated: the request comes first
+        return ui_map(request, f, c, m) if shown_now else _unchanged(map_args["outputs"])
+
     model.change(another_model, model, [map_fig, point, point_audio, point_fig, map_caption, source],
-                 api_visibility="private")  # fmt: skip
+                 api_visibility="private").then(ui_map_on_screen, [source, colour, model, on_screen],
+                                                map_args["outputs"], js=ON_SCREEN_JS, **UI)  # fmt: skip
+
+
+def _unchanged(outputs: list) -> tuple:
+    return tuple(gr.skip() for _ in outputs)
