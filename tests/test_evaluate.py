@@ -69,3 +69,17 @@ def test_every_folder_with_more_files_than_clips_gets_a_disjoint_real_floor(tiny
     assert "validation split" in described and val and train and not set(val) & set(train)
     res = evaluate_folder(engine, other, 0.1, 5, 0, opus=False)
     assert res["clips"] == 5 and "real vs real (floor)" in res["generation"]
+
+
+@pytest.mark.parametrize("mode, samples", [("single", 2048), ("temporal", 16000)])
+def test_a_one_vector_model_is_evaluated_on_its_own_clip_and_a_time_series_on_1_s(tiny_config, drum_folder, tmp_path,
+                                                                                     mode, samples):  # fmt: skip
+    """Without --seconds: a clip longer than a one-vector model's would be decoded as two clips, the second of a few
+    tail samples; a latent time series takes any length."""
+    cfg = tiny_config(mode, flows=0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    js = tmp_path / "r.json"
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--no-opus", "--max-clips", "2",
+                          "--json", str(js)]) == 0  # fmt: skip
+    res = json.loads(js.read_text())[0]
+    assert round(res["seconds"] * 16000) == samples

@@ -57,7 +57,7 @@ def report_markdown(name: str, results: list[dict]) -> str:
     """The evaluation report of :func:`vaedemo.evaluate.evaluate_folder` results."""
     lines = [f"# Evaluation of {name}", ""]
     for r in results:
-        lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:g} s; reconstruction "
+        lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:.3g} s; reconstruction "
                   f"{r['reconstruct_x_realtime']:.0f}x real time.", "",
                   "| reconstruction | log-mel L1 | MR-STFT | spectral conv. | SI-SDR (dB) | level (dB) | frame buzz (dB) |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
