@@ -115,3 +115,22 @@ def test_a_constant_latent_decodes_frame_periodic_only_through_transposed_convs(
     varying = (mid - mid.mean(dim=-1, keepdim=True)).pow(2).sum() / mid.pow(2).sum()
     assert torch.allclose(mid, mid[:, :1].expand_as(mid), atol=1e-6)  # either way the same in every frame
     assert (varying > 1e-3) == periodic  # but only a transposed conv varies within the frame
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("ratio", [2, 4, 8])
+def test_resize_upsampling_in_polyphase_form_is_the_upsampled_conv(causal, ratio):
+    """ResizeUp runs as one conv at the input rate with r phases; the same outputs and gradients as nearest-neighbour
+    upsampling followed by the (2r + 1)-tap conv, in float64 so that only the order of the sums differs."""
+    from vaedemo.nn.blocks import ResizeUp
+
+    torch.manual_seed(ratio)
+    up = ResizeUp(5, 3, ratio, causal).double()
+    x = torch.randn(2, 5, 13, dtype=torch.float64, requires_grad=True)
+    y, ref = up(x), up.reference(x)
+    assert y.shape == (2, 3, 13 * ratio)
+    assert torch.allclose(y, ref, atol=1e-12)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x, up.conv.conv.weight, up.conv.conv.bias], g)
+    ref_grads = torch.autograd.grad(ref, [x, up.conv.conv.weight, up.conv.conv.bias], g)
+    assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(grads, ref_grads))

@@ -58,7 +58,12 @@ class ResizeUp(nn.Module):
     Why not a transposed conv: its r kernel phases differ, so a constant input comes out periodic with period r, and
     through a decoder's whole stack a constant latent decodes to an exactly frame-periodic waveform (a comb at the
     frame rate and its harmonics, heard as a buzz under sustained partials). Here every output sample sees the same
-    kernel over a piecewise-constant input: a constant input gives a constant output."""
+    kernel over a piecewise-constant input: a constant input gives a constant output.
+
+    Computed in polyphase form, the same sums in another order: output sample n * r + p reads input frames n - 1 .. n + 1
+    (centred; n - 2 .. n when causal), and the taps that fall on one frame add up, so phase p is a 3-tap conv at the
+    input rate. All r phases run as one conv with r * cout outputs, then interleave: 3 instead of 2r + 1 multiplies
+    per output sample and input channel. The weights stay those of the (2r + 1)-tap conv."""
 
     def __init__(self, cin: int, cout: int, ratio: int, causal: bool = False):
         super().__init__()
@@ -66,8 +71,26 @@ class ResizeUp(nn.Module):
         self.conv = Conv(cin, cout, 2 * ratio + 1, causal=causal)
         self.span = 3  # input frames that touch one output sample: its own and, within r samples, each neighbour
         self.lookahead = self.conv.lookahead  # output samples the conv reads ahead (r when centred)
+        left = self.conv.pad[0]  # r centred, 2r causal: tap k of phase p reads frame n + (p + k - left) // r
+        first = -left // ratio
+        self.frame_pad = (-first, 2 + first)
+        taps = torch.zeros(ratio, 2 * ratio + 1, 3)
+        for phase in range(ratio):
+            for k in range(2 * ratio + 1):
+                taps[phase, k, (phase + k - left) // ratio - first] = 1.0
+        self.register_buffer("taps", taps, persistent=False)  # (phase, tap, frame): which frame each tap reads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.conv.conv.weight, self.conv.conv.bias
+        cout = w.shape[0]
+        kernels = torch.einsum("pkf,oik->poif", self.taps.to(w.dtype), w).reshape(self.ratio * cout, w.shape[1], 3)
+        bias = b.repeat(self.ratio) if b is not None else None
+        z = F.conv1d(F.pad(x, self.frame_pad), kernels, bias)  # (B, r * cout, T): phase-major channels
+        n, _, t = z.shape
+        return z.reshape(n, self.ratio, cout, t).permute(0, 2, 3, 1).reshape(n, cout, t * self.ratio)
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The definition, computed at the upsampled rate (what the tests compare the polyphase form with)."""
         return self.conv(x.repeat_interleave(self.ratio, dim=-1))
 
 
