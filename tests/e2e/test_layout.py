@@ -41,7 +41,7 @@ def test_each_tab_shows_its_button_and_main_figure_on_the_first_screen(browser, 
     page = open_page(browser, server)
     assert page.evaluate("window.scrollY") == 0
     assert in_first_screen(page, "#rec-btn") and in_first_screen(page, "#spec-input") and \
-        in_first_screen(page, "#spec-output")  # fmt: skip
+        in_first_screen(page, "#spec-output") and in_first_screen(page, "#ab-toggle")  # fmt: skip
     assert not page.locator("#model-card").first.evaluate("e => e.querySelector('.open') !== null")  # collapsed
     card = page.locator("#model-card").first.bounding_box()
     assert card["y"] > page.locator("#spec-input").first.bounding_box()["y"]  # below the tabs' content

@@ -148,7 +148,10 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
             with gr.Column(scale=2, min_width=300):
                 rec_in = Audio(sources=["upload", "microphone"], type="filepath", buttons=["download"],
                                label="Input (drop a file or record)", elem_id="rec-input")  # fmt: skip
-                rec_btn = gr.Button("Reconstruct", variant="primary", size="lg", elem_id="rec-btn")
+                with gr.Row(equal_height=True):  # A/B next to the button: on the first screen of a small projector
+                    rec_btn = gr.Button("Reconstruct", variant="primary", size="lg", scale=3, elem_id="rec-btn")
+                    ab_btn = gr.Button("A/B ⇄", size="lg", scale=1, min_width=90, elem_id="ab-toggle")
+                ab_now = gr.Markdown(AB_IDLE, elem_id="ab-now")
                 shots = per_clip(state, None)
                 with gr.Column(visible=shots) as shot_col:
                     gr.Examples(examples(ONE_SHOTS), rec_in, label="Drum one-shots (click one to reconstruct it)")
@@ -161,9 +164,6 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                 with gr.Row():
                     with gr.Column(min_width=300):
                         rec_out = Audio(label="Reconstruction (original loudness)", elem_id="rec-output", **AUDIO_OUT)
-                        with gr.Row(equal_height=True):
-                            ab_btn = gr.Button("A/B ⇄", size="sm", scale=0, min_width=90, elem_id="ab-toggle")
-                            ab_now = gr.Markdown(AB_IDLE, elem_id="ab-now")
                     with gr.Column():
                         rec_typical = gr.Markdown(NO_TYPICALITY, elem_id="typicality")
                         rec_metrics = gr.Markdown(NO_METRICS, elem_id="rec-metrics")
