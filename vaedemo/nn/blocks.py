@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fastconv import interleave_phases
+
 
 def _split(total: int, causal: bool) -> tuple[int, int]:
     return (total, 0) if causal else (total // 2, total - total // 2)
@@ -83,15 +85,10 @@ class ResizeUp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.conv.conv.weight, self.conv.conv.bias
         cout = w.shape[0]
-        kernels = torch.einsum("pkf,oik->poif", self.taps.to(w.dtype), w).reshape(self.ratio * cout, w.shape[1], 3)
-        bias = b.repeat(self.ratio) if b is not None else None
-        z = F.conv1d(F.pad(x, self.frame_pad), kernels, bias)  # (B, r * cout, T): phase-major channels
-        n, _, t = z.shape
-        return z.reshape(n, self.ratio, cout, t).permute(0, 2, 3, 1).reshape(n, cout, t * self.ratio)
-
-    def reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The definition, computed at the upsampled rate (what the tests compare the polyphase form with)."""
-        return self.conv(x.repeat_interleave(self.ratio, dim=-1))
+        kernels = torch.einsum("pkf,oik->opif", self.taps.to(w.dtype), w).reshape(cout * self.ratio, w.shape[1], 3)
+        bias = b.repeat_interleave(self.ratio) if b is not None else None
+        z = F.conv1d(F.pad(x, self.frame_pad), kernels, bias)  # (B, cout * r, T): channel o * r + p is phase p
+        return interleave_phases(z, cout, self.ratio)
 
 
 class ResidualUnit(nn.Module):
