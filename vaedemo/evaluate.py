@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from .inference import Engine
 
     engine = Engine(args.checkpoint)
-    seconds = args.seconds or default_seconds(engine)
+    seconds = default_seconds(engine) if args.seconds is None else args.seconds
     results = [evaluate_folder(engine, Path(d), seconds, args.max_clips, args.samples, not args.no_opus, args.seed)
                for d in args.data]  # fmt: skip
     emit_report(report_markdown(engine.bundle.name, results), results, args.out, args.json)

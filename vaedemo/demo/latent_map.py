@@ -51,10 +51,11 @@ N_PRIOR = 40  # prior samples on the map: seeds 0 .. N_PRIOR - 1 at temperature 
 GRID = 64  # the density's grid, GRID x GRID points of the plane
 MAP_HEIGHT = 420  # with the controls above it, the whole map is on the first screen at 1280x720
 # The inputs of the map's draw, and whether the Latent map tab is the one on screen (for a redraw after a model change).
+TAB_LABEL = "Latent map"
 ON_SCREEN_JS = """
 (f, c, m, _) => [f, c, m,
-  document.querySelector('#tabs button[role="tab"][aria-selected="true"]')?.innerText.trim() === 'Latent map']
-"""
+  document.querySelector('#tabs button[role="tab"][aria-selected="true"]')?.innerText.trim() === '%s']
+""" % TAB_LABEL  # noqa: UP031 (the JS has braces of its own)
 # Plotly clicks on the latent map -> the hidden #map-click textbox (gr.Plot has no select event); the page's js.
 JS = """
 () => {
@@ -294,7 +295,7 @@ def _no_map():
 def build(state: DemoState, model: gr.Dropdown) -> None:
     """The tab: the sounds and their colouring, the map (drawn on demand, when the tab opens, by hand or by a link,
     and again for another model while the tab is on screen) with its caption, the selected point."""
-    with gr.Tab("Latent map", id="map") as map_tab:
+    with gr.Tab(TAB_LABEL, id="map") as map_tab:
         choices = source_choices(state, None)
         with gr.Row(equal_height=True):
             source = gr.Dropdown(choices, value=choices[0] if choices else None, label="Sounds", elem_id="map-source")
