@@ -17,8 +17,6 @@ instrument, family, license). Silent and duplicate one-shots are dropped. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -26,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ..audio import load_audio
 from ..cli import user_errors
 from ..errors import AudioError, DataError
+from .oneshots import first_seen, write_manifest, write_oneshot
 from .soundfont import cut_oneshot, slug
 
 DEFAULT_ROOT = Path("/usr/share/hydrogen/data/drumkits")
@@ -115,21 +113,15 @@ def collect(root: Path, out: Path, sample_rate: int = 44100, duration: float = 1
                 if shot is None:
                     counts["silent"] += 1
                     continue
-                digest = hashlib.sha1(shot.tobytes()).hexdigest()
-                if digest in seen:
+                if not first_seen(shot, seen):
                     counts["duplicates"] += 1
                     continue
-                seen.add(digest)
                 rel = f"{slug(folder.name)}/{slug(name)}_{n}.wav"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                sf.write(str(out / rel), np.clip(shot, -1.0, 1.0), sample_rate, subtype="PCM_16")
+                write_oneshot(out, rel, shot, sample_rate)
                 rows.append({"file": rel, "kit": kit.name, "instrument": name, "family": drum_family_of(name),
                              "license": kit.license})  # fmt: skip
                 counts["written"] += 1
-    with open(out / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "kit", "instrument", "family", "license"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(out, rows, ["file", "kit", "instrument", "family", "license"])
     return counts
 
 

@@ -19,8 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import itertools
 import os
 import re
@@ -40,6 +38,7 @@ import soundfile as sf
 
 from ..cli import user_errors
 from ..errors import DataError
+from .oneshots import first_seen, write_manifest, write_oneshot
 from .sf2 import DRUM_BANK, Preset, read_presets
 
 DRUM_CHANNEL = 9  # 0-based MIDI channel 10: fluidsynth takes program changes there from bank 128
@@ -210,16 +209,12 @@ def _write_oneshots(
             continue
         if channels == 1:  # downmix per shot: touching the whole render costs more than the cutting
             shot = shot.mean(axis=1, keepdims=True)
-        if seen is not None:
-            digest = hashlib.sha1(shot.tobytes()).hexdigest()
-            if digest in seen:
-                summary.duplicates += 1
-                continue
-            seen.add(digest)
+        if seen is not None and not first_seen(shot, seen):
+            summary.duplicates += 1
+            continue
         summary.clipped += int(np.abs(shot).max() >= 1.0)
         rel = f"{folder}/{key}_{vel}.wav"
-        (summary.out / folder).mkdir(parents=True, exist_ok=True)
-        sf.write(str(summary.out / rel), np.clip(shot, -1.0, 1.0), r.sample_rate, subtype=subtype)
+        write_oneshot(summary.out, rel, shot, r.sample_rate, subtype)
         rows.append({"file": rel, "kit": preset.name, "program": preset.program, "key": key, "velocity": vel})
     return rows
 
@@ -263,7 +258,7 @@ def render_soundfont(
             rows += _write_oneshots(x, q, folder, render, channels, subtype, summary, seen)
     if not rows and not summary.duplicates:
         raise DataError(f"every note rendered from {soundfont} was silent (keys {min(keys)}..{max(keys)}).")
-    _write_manifest(out, rows)
+    write_manifest(out, rows, ["file", "kit", "program", "key", "velocity"])
     summary.files = len(rows)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -316,13 +311,6 @@ def _render_in_order(render: _Render, chosen: list[Preset], folders: list[str], 
             x = future.result()
             pending.extend((nq, nf, pool.submit(render, nq, nf)) for nq, nf in itertools.islice(todo, 1))
             yield q, folder, x
-
-
-def _write_manifest(out: Path, rows: list[dict]) -> None:
-    with open(out / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "kit", "program", "key", "velocity"])
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 # --------------------------------------------------------------------------------------------------------------- cli
