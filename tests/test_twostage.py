@@ -84,6 +84,35 @@ def test_the_decoder_loss_reaches_the_heads_and_a_fine_tune_starts_from_a_bundle
     assert run(None, overrides + [f"train.init_from={first.path}"], resume=False)  # and the CLI trains from there
 
 
+def test_an_audio_target_compares_the_decoded_vector_with_the_clips_themselves(drum_folder, tmp_path, backbone):
+    """train.decoder_loss_target: audio: the training batches carry the clips each trajectory encodes (as the encoder
+    saw them), and the decoder loss compares the decoded vector's audio with those clips, not with the audio of the
+    clip's own trajectory; the CLI trains with it."""
+    from vaedemo.training.twostage import TwoStageModule, encode_statistics, trajectory_loaders
+
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.mel_weight=10", "train.decoder_loss_clips=2",
+        "train.decoder_loss_target=audio"]  # fmt: skip
+    cfg = load_config(None, overrides)
+    model, cfg.model = build_two_stage(cfg)
+    model.eval()
+    train, _, _, _ = trajectory_loaders(cfg, model)
+    stats, clips = next(iter(train))
+    assert clips.shape == (stats.shape[0], cfg.model.channels, cfg.model.clip_length)
+    with torch.no_grad():
+        again = encode_statistics(model, list(clips), copies=1)
+    torch.testing.assert_close(again, stats, rtol=1e-4, atol=1e-5)  # each clip is the one its statistics encode
+    module = TwoStageModule(cfg, model)
+    z = model.latent.posterior_mean(model.encoder.head(stats))
+    with torch.no_grad():
+        decoded = module.audio(model.decoder.head(z))
+    assert module.decoder_loss(z, stats, decoded).item() < 1e-5  # compared with the clips given: here, itself
+    assert module.decoder_loss(z, stats, clips).item() != pytest.approx(module.decoder_loss(z, stats).item())
+    assert load(run(None, overrides, resume=False) / "bundle").meta["step"] == 6
+    with pytest.raises(ConfigError, match="decoder_loss_target"):
+        load_config(None, overrides + ["train.decoder_loss_target=clips"])
+
+
 def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, tmp_path, backbone):
     """train.init_from a two-stage bundle trained over one backbone, train.backbone another (e.g. its decoder
     fine-tuned adversarially with the encoder frozen): the heads and latent come from the bundle, the conv stacks

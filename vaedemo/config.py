@@ -169,6 +169,9 @@ class TrainConfig:
     # twostage models with mel_sizes: the mel loss compares, through the frozen decoder, the audio of the decoded vector
     # with that of the clip's own trajectory, on this many clips of each batch (the decoder is the costly part)
     decoder_loss_clips: int = 8
+    # what that audio is compared with: "trajectory" (the audio of the clip's own trajectory: stage two imitates the
+    # backbone's reconstruction) or "audio" (the augmented clip itself; stage two keeps the clips in memory)
+    decoder_loss_target: str = "trajectory"
     # start from a bundle's weights (folder or hf:// id; same tensor shapes, e.g. a causal fine-tune of a centred
     # model); ignored on --resume, where last.ckpt holds the weights
     init_from: str | None = None
@@ -378,6 +381,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
     need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")
     need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
+    need(t.decoder_loss_target in ("trajectory", "audio"),
+         f"train.decoder_loss_target must be 'trajectory' or 'audio', got '{t.decoder_loss_target}'")  # fmt: skip
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(
         all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),

@@ -56,17 +56,22 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
 
 
 @torch.no_grad()
-def encode_statistics(model: AudioVAE, dataset, copies: int, batch: int = 16) -> torch.Tensor:
+def encode_statistics(
+    model: AudioVAE, dataset, copies: int, batch: int = 16, keep_clips: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The frozen encoder's posterior statistics (N, 2d, frames) of every clip of ``dataset``, ``copies`` times
-    (a training set draws new augmentations each time)."""
-    out = []
+    (a training set draws new augmentations each time); with ``keep_clips``, also the clips they encode (N, C, T),
+    as the encoder saw them."""
+    out, kept = [], []
     for _ in range(copies):
         for i in range(0, len(dataset), batch):
             clips = torch.stack([dataset[j] for j in range(i, min(i + batch, len(dataset)))])
             clips, _ = model.normalised(model.mode.fold(model.mode.pad(clips)))  # at one peak with a level latent
             bands = model.pqmf.analysis(clips)
             out.append(model.encoder.net(bands))  # the temporal encoder's statistics, before the two-stage head
-    return torch.cat(out)
+            if keep_clips:
+                kept.append(clips)
+    return (torch.cat(out), torch.cat(kept)) if keep_clips else torch.cat(out)
 
 
 class TwoStageModule(pl.LightningModule):
@@ -96,14 +101,18 @@ class TwoStageModule(pl.LightningModule):
         error = (self.vae.decoder.head(z) - stats[:, : self.vae.cfg.trajectory_size]) / self.spread
         return 0.5 * error.square().flatten(1).sum(1)
 
-    def decoder_loss(self, z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+    def decoder_loss(self, z: torch.Tensor, stats: torch.Tensor, clips: torch.Tensor | None = None) -> torch.Tensor:
         """Multi-scale log-mel L1, through the frozen decoder, between the audio of the trajectory that ``z`` decodes
-        to and that of the clip's own (posterior-mean) trajectory: the trajectory loss weighs every frame and
-        dimension alike, hearing does not (a quiet tail's error is small in the trajectory, large in log-mel)."""
+        to and a target: the clips themselves when given (``train.decoder_loss_target: audio``), else the audio of
+        the clip's own (posterior-mean) trajectory. The trajectory loss weighs every frame and dimension alike,
+        hearing does not (a quiet tail's error is small in the trajectory, large in log-mel)."""
         k = self.cfg.train.decoder_loss_clips
         z, stats = z[:k], stats[:k]
-        with torch.no_grad():
-            target = self.audio(stats[:, : self.vae.cfg.trajectory_size])
+        if clips is not None:  # the clip itself: stage two may find trajectories that decode closer than the
+            target = clips[:k]  # temporal encoder's own (it was never trained for this frozen decoder's errors)
+        else:
+            with torch.no_grad():
+                target = self.audio(stats[:, : self.vae.cfg.trajectory_size])
         return self.mel(target, self.audio(self.vae.decoder.head(z)))
 
     def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
@@ -112,7 +121,9 @@ class TwoStageModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        # (statistics, clips) with train.decoder_loss_target: audio, statistics alone otherwise
+        batch, clips = batch if isinstance(batch, (list, tuple)) else (batch, None)
         step = self.steps_done
         if not self.phase_changes:
             rank_zero_info(f"[vaedemo] step {step}: phase 'vae'")
@@ -125,7 +136,7 @@ class TwoStageModule(pl.LightningModule):
         bs = batch.shape[0]
         logs = {"train/trajectory_nll": nll.mean().detach(), "train/kl": kl.mean().detach()}
         if self.mel is not None:
-            mel = self.decoder_loss(z, batch)
+            mel = self.decoder_loss(z, batch, clips)
             loss = loss + self.cfg.train.mel_weight * mel
             logs["train/decoder_mel"] = mel.detach()
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs)
@@ -156,10 +167,12 @@ def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
     train_ds, val_ds = build_datasets(cfg.data, m.sample_rate, m.channels, m.clip_length)
     if model.level is not None:  # the level's prior: the training clips' own peaks (not their augmented copies')
         model.level.fit(peak_db(torch.stack([train_ds.original(i) for i in range(len(train_ds))])))
-    train = encode_statistics(model, train_ds, cfg.train.trajectory_copies)
+    audio_target = cfg.train.decoder_loss_target == "audio" and bool(cfg.train.mel_sizes)
+    train = encode_statistics(model, train_ds, cfg.train.trajectory_copies, keep_clips=audio_target)
+    train, train_data = (train[0], torch.utils.data.TensorDataset(*train)) if audio_target else (train, train)
     val = encode_statistics(model, val_ds if len(val_ds) else train_ds, 1)
     loader = torch.utils.data.DataLoader
     summary = (f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}, as trajectories of the frozen "
                f"{cfg.train.backbone} ({cfg.train.trajectory_copies} augmented encodings per training clip)")  # fmt: skip
-    return (loader(train, batch_size=cfg.train.batch_size, shuffle=True, drop_last=len(train) > cfg.train.batch_size),
+    return (loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=len(train) > cfg.train.batch_size),
             loader(val, batch_size=cfg.train.batch_size), summary, train)  # fmt: skip
