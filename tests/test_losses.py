@@ -68,3 +68,25 @@ def test_training_adds_the_weighted_mel_term(tiny_config):
 def test_mel_sizes_must_be_powers_of_two(tiny_config):
     with pytest.raises(ConfigError, match="mel_sizes must be powers of two"):
         tiny_config(train__mel_sizes="[300]")
+
+
+def test_shared_spectra_give_the_same_losses_and_gradients():
+    """The STFT and log-mel losses of one training step share their magnitude STFTs (Spectra): the same values and
+    the same gradient as each loss computing its own, sizes shared or not."""
+    from vaedemo.nn.losses import Spectra
+
+    stft, mel = MultiScaleSTFT([2048, 1024, 256]), MultiScaleMel([4096, 1024, 256], SR)
+    x = noise(2)
+
+    def loss_and_grad(shared: bool):
+        y = noise(3).requires_grad_(True)
+        spectra = Spectra(x, y) if shared else None
+        loss = stft(x, y, spectra) + 5.0 * mel(x, y, spectra)
+        loss.backward()
+        return loss.detach(), y.grad
+
+    (separate, g_separate), (together, g_together) = loss_and_grad(False), loss_and_grad(True)
+    torch.testing.assert_close(together, separate, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g_together, g_separate, rtol=1e-5, atol=1e-9)
+    spectra = Spectra(x, noise(3))
+    assert spectra.pair(1024, torch.hann_window(1024)) is spectra.pair(1024, torch.hann_window(1024))  # computed once

@@ -16,6 +16,21 @@ from ..dsp import fitting_mel_filterbank, stft_magnitude
 from .discriminator import Features
 
 
+class Spectra:
+    """Magnitude STFTs of one (target, estimate) pair, computed once per FFT size however many losses ask for it: the
+    STFT and log-mel losses of the shipped configs share four sizes, whose STFTs (and their backward) ran twice."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+        self._pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pair(self, n: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target, estimate) magnitudes at FFT size ``n`` (every loss here uses a Hann window of that size)."""
+        if n not in self._pairs:
+            self._pairs[n] = (stft_magnitude(self.x, n, window), stft_magnitude(self.y, n, window))
+        return self._pairs[n]
+
+
 class MultiScaleSTFT(nn.Module):
     def __init__(self, sizes: list[int], eps: float = 1e-7):
         super().__init__()
@@ -24,14 +39,13 @@ class MultiScaleSTFT(nn.Module):
         for n in self.sizes:
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
 
-    def magnitude(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        return stft_magnitude(x, n, getattr(self, f"window_{n}"))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Distance between target ``x`` and estimate ``y`` of shape (B, C, T): a scalar."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor, spectra: Spectra | None = None) -> torch.Tensor:
+        """Distance between target ``x`` and estimate ``y`` of shape (B, C, T): a scalar (``spectra``: the pair's
+        magnitudes, shared with other losses)."""
+        spectra = spectra or Spectra(x, y)
         total = x.new_zeros(())
         for n in self.sizes:
-            sx, sy = self.magnitude(x, n), self.magnitude(y, n)
+            sx, sy = spectra.pair(n, getattr(self, f"window_{n}"))
             linear = torch.linalg.norm(sx - sy) / (torch.linalg.norm(sx) + self.eps)
             log = (torch.log(sx + self.eps) - torch.log(sy + self.eps)).abs().mean()
             total = total + linear + log
@@ -50,13 +64,17 @@ class MultiScaleMel(nn.Module):
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
             self.register_buffer(f"mel_{n}", torch.from_numpy(fb), persistent=False)
 
-    def log_mel(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        spec = stft_magnitude(x, n, getattr(self, f"window_{n}"))
-        return torch.log(torch.matmul(getattr(self, f"mel_{n}"), spec) + self.eps)
+    def log_mel(self, magnitude: torch.Tensor, n: int) -> torch.Tensor:
+        return torch.log(torch.matmul(getattr(self, f"mel_{n}"), magnitude) + self.eps)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Distance between target ``x`` and estimate ``y`` of shape (B, C, T): a scalar."""
-        terms = [(self.log_mel(x, n) - self.log_mel(y, n)).abs().mean() for n in self.sizes]
+    def forward(self, x: torch.Tensor, y: torch.Tensor, spectra: Spectra | None = None) -> torch.Tensor:
+        """Distance between target ``x`` and estimate ``y`` of shape (B, C, T): a scalar (``spectra``: the pair's
+        magnitudes, shared with other losses)."""
+        spectra = spectra or Spectra(x, y)
+        terms = []
+        for n in self.sizes:
+            sx, sy = spectra.pair(n, getattr(self, f"window_{n}"))
+            terms.append((self.log_mel(sx, n) - self.log_mel(sy, n)).abs().mean())
         return torch.stack(terms).mean()
 
 

@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from ..config import Config
 from ..nn.discriminator import Discriminator
 from ..nn.latent import full_precision
-from ..nn.losses import MultiScaleMel, MultiScaleSTFT, feature_matching, hinge_discriminator, hinge_generator
+from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra, feature_matching, hinge_discriminator, hinge_generator
 from ..nn.vae import AudioVAE
 
 PHASES = ("vae", "discriminator_warmup", "adversarial")
@@ -114,11 +114,12 @@ class VAEModule(pl.LightningModule):
         the quiet parts that these losses are for."""
         with torch.autocast(out.audio_padded.device.type, enabled=False):
             target, audio = full_precision(out.target_padded), full_precision(out.audio_padded)
-            loss = self.stft(target, audio)
+            spectra = Spectra(target, audio)  # the STFT sizes the two losses share are computed once
+            loss = self.stft(target, audio, spectra)
             if self.band_stft is not None and self.cfg.model.bands > 1:
                 loss = loss + self.band_stft(full_precision(out.bands_in), full_precision(out.bands_out))
             if self.mel is not None:
-                loss = loss + self.cfg.train.mel_weight * self.mel(target, audio)
+                loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
         return loss
 
     def discriminator_loss(self, out) -> torch.Tensor:
