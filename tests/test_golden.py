@@ -14,7 +14,8 @@ replaced deliberately by its fine-tune with a log-mel loss through the decoder (
 synthesis became a polyphase conv (the same sums in another order: outputs moved by <= 1.3e-6 against peaks of 3.7-8.6,
 all entries re-recorded). drums_temporal was replaced deliberately by its fine-tune with a random EQ, and
 drums_twostage by its stage two over that backbone (both re-recorded); then both again, by the backbone's fine-tune on
-whole 1 s one-shots and the stage two over it (re-recorded).
+whole 1 s one-shots and the stage two over it (re-recorded); then both again, by the backbone's decoder fine-tune on
+posterior means and the stage two over it (re-recorded).
 """
 
 from __future__ import annotations

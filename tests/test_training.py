@@ -79,6 +79,26 @@ def test_phases_switch_at_configured_steps(tiny_config, tmp_path):
     assert not any(k.startswith("discriminator") for k in bundle.model.state_dict())
 
 
+def test_a_decoder_fine_tune_on_posterior_means_keeps_the_encoder_and_its_latent_space(tiny_config, tmp_path):
+    """train.decode_posterior_mean: the encoder never moves (so a two-stage model's trajectories stay valid) while
+    the decoder trains, from the posterior mean: the step's loss is deterministic, with no KL in it."""
+    cfg = tiny_config("temporal", 0, train__max_steps=4, train__vae_steps=4, train__decode_posterior_mean=True,
+                      train__val_every_n_steps=4)  # fmt: skip
+    pl.seed_everything(0)
+    train, val, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    batch = next(iter(train))
+    first, again = module.vae(batch, sample=False), module.vae(batch, sample=False)
+    torch.testing.assert_close(module.generator_loss(first, "vae", 0)[0], module.generator_loss(again, "vae", 0)[0])
+    assert float(module.generator_loss(first, "vae", 0)[1]["train/kl"]) == 0.0
+    rec = Recorder()
+    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[rec])
+    trainer.fit(module, train, val)
+    _, _, enc, dec = zip(*rec.rows)
+    assert len(set(enc)) == 1, "the encoder must not move"
+    assert len(set(dec)) == 4, "the decoder trains every step"
+
+
 def _train_cmd(drum_folder, run_dir, *extra):
     sets = tiny_overrides(drum_folder, run_dir, "temporal", 0) + list(extra)
     return [sys.executable, "-m", "vaedemo.train"] + [a for s in sets for a in ("--set", s)]

@@ -144,6 +144,9 @@ class TrainConfig:
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
     freeze_encoder: bool = False  # freeze encoder and posterior in the adversarial phase (as RAVE does)
+    # a decoder fine-tune for inference: encoder and posterior frozen in every phase, and the decoder learns from the
+    # posterior means (what reconstruction and a two-stage model decode) instead of noisy posterior samples
+    decode_posterior_mean: bool = False
     # KL weight, ramped (log-linear) from beta_start to beta over beta_warmup_steps
     beta: float = 0.01
     beta_start: float = 1e-6

@@ -165,7 +165,9 @@ class VAEModule(pl.LightningModule):
             for group in opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups:
                 group["lr"] = base * factor
         x = batch
-        out = self.vae(x, sample=True, freeze_encoder=phase == "adversarial" and self.cfg.train.freeze_encoder)
+        t = self.cfg.train
+        frozen = t.decode_posterior_mean or (phase == "adversarial" and t.freeze_encoder)
+        out = self.vae(x, sample=not t.decode_posterior_mean, freeze_encoder=frozen)
         logs = {}
         if phase != "vae":
             with self.toggled_optimizer(opt_d):
