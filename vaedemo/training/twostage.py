@@ -167,9 +167,12 @@ def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
     train_ds, val_ds = build_datasets(cfg.data, m.sample_rate, m.channels, m.clip_length)
     if model.level is not None:  # the level's prior: the training clips' own peaks (not their augmented copies')
         model.level.fit(peak_db(torch.stack([train_ds.original(i) for i in range(len(train_ds))])))
-    audio_target = cfg.train.decoder_loss_target == "audio" and bool(cfg.train.mel_sizes)
-    train = encode_statistics(model, train_ds, cfg.train.trajectory_copies, keep_clips=audio_target)
-    train, train_data = (train[0], torch.utils.data.TensorDataset(*train)) if audio_target else (train, train)
+    copies = cfg.train.trajectory_copies
+    if cfg.train.decoder_loss_target == "audio" and cfg.train.mel_sizes:  # batches of (statistics, clips)
+        train, clips = encode_statistics(model, train_ds, copies, keep_clips=True)
+        train_data = torch.utils.data.TensorDataset(train, clips)
+    else:
+        train = train_data = encode_statistics(model, train_ds, copies)
     val = encode_statistics(model, val_ds if len(val_ds) else train_ds, 1)
     loader = torch.utils.data.DataLoader
     summary = (f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}, as trajectories of the frozen "
