@@ -182,12 +182,15 @@ def measure_training_steps(train_cfg, steps: int) -> dict:
 
     def step(phase: str) -> None:
         out = module.vae(batch, sample=True, freeze_encoder=phase == "adversarial" and t.freeze_encoder)
-        if phase != "vae":
-            opt_d.zero_grad()
-            module.discriminator_loss(out).backward()
-            opt_d.step()
         opt_g.zero_grad()
-        module.generator_loss(out, phase, 10**9)[0].backward()
+        if phase == "vae":
+            module.generator_loss(out, phase, 10**9)[0].backward()
+        else:  # as VAEModule.training_step: one discriminator pass, each loss into its own player
+            opt_d.zero_grad()
+            loss_d, loss_g, _ = module.adversarial_losses(out, 10**9)
+            loss_g.backward(inputs=[p for p in module.vae.parameters() if p.requires_grad], retain_graph=True)
+            loss_d.backward(inputs=list(module.discriminator.parameters()))
+            opt_d.step()
         opt_g.step()
 
     return {

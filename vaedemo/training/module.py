@@ -4,7 +4,8 @@ Phases, counted in training batches (``self.step``, saved with every Lightning c
 1. ``vae``: reconstruction (multi-scale STFT, full band + PQMF bands) + beta * KL, generator only;
 2. ``discriminator_warmup`` (``discriminator_warmup_len`` steps): the discriminator learns real vs reconstructed
    audio, the generator keeps its VAE loss and gets no adversarial gradient;
-3. ``adversarial``: hinge loss + feature matching reach the generator; optionally the encoder is frozen.
+3. ``adversarial``: hinge loss + feature matching reach the generator; optionally the encoder is frozen. One
+   discriminator pass over real and reconstructed audio gives both players' losses, and both optimisers step.
 Every metric is logged per epoch only (per-step values are noise).
 """
 
@@ -17,7 +18,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..config import Config
-from ..nn.discriminator import Discriminator
+from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra, feature_matching, hinge_discriminator, hinge_generator
 from ..nn.vae import AudioVAE
@@ -82,12 +83,17 @@ class VAEModule(pl.LightningModule):
         dis = torch.optim.Adam(self.discriminator.parameters(), lr=t.disc_lr, betas=tuple(t.betas))
         return [gen, dis]
 
-    def _step_optimizer(self, opt, loss: torch.Tensor) -> None:
-        """Backward and step through Lightning's precision plugin: with a GradScaler (16-mixed) the gradients are
-        unscaled before :meth:`on_before_optimizer_step` clips them, and the scaler sees every step."""
+    @staticmethod
+    def _params_of(opt) -> list[torch.Tensor]:
+        groups = opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups
+        return [p for group in groups for p in group["params"] if p.requires_grad]
+
+    def _backward_into(self, opt, loss: torch.Tensor, **kwargs) -> None:
+        """Gradients of ``loss`` for ``opt``'s parameters only (the other player's get nothing from it), through
+        Lightning's precision plugin: with a GradScaler (16-mixed) the loss is scaled here, and ``opt.step()`` unscales
+        before :meth:`on_before_optimizer_step` clips, so the scaler sees every step."""
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
+        self.manual_backward(loss, inputs=self._params_of(opt), **kwargs)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Clip by the global norm (one fused norm) and skip a step whose gradients are not finite (NaN guard).
@@ -122,16 +128,15 @@ class VAEModule(pl.LightningModule):
                 loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
         return loss
 
-    def discriminator_loss(self, out) -> torch.Tensor:
-        """Hinge loss of the discriminator on real vs (detached) reconstructed audio, from one pass over both."""
-        features = self.discriminator(torch.cat([out.target_padded, out.audio_padded.detach()]))
-        n = out.target_padded.shape[0]
-        real = [[f[:n] for f in sub] for sub in features]
-        fake = [[f[n:] for f in sub] for sub in features]
-        return hinge_discriminator(real, fake)
+    def discriminator_features(self, out, detach_fake: bool) -> tuple[list[Features], list[Features]]:
+        """The discriminator's features of real and of reconstructed audio. Two calls, not one over both batches: the
+        generator's backward then runs through the reconstructions' half alone."""
+        fake = out.audio_padded.detach() if detach_fake else out.audio_padded
+        return self.discriminator(out.target_padded), self.discriminator(fake)
 
-    def generator_loss(self, out, phase: str, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruction + beta * KL, plus hinge + feature matching in the adversarial phase."""
+    def generator_loss(self, out, phase: str, step: int, features=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstruction + beta * KL, plus hinge + feature matching on the discriminator's ``features`` (real, fake)
+        in the adversarial phase."""
         t = self.cfg.train
         recon = self.reconstruction_loss(out)
         beta = beta_at(self.cfg, step)
@@ -139,16 +144,42 @@ class VAEModule(pl.LightningModule):
         loss = recon + beta * kl
         logs = {"train/recon": recon.detach(), "train/kl": kl.detach(), "train/beta": torch.tensor(beta)}
         if phase == "adversarial":
-            with torch.no_grad():  # the real features are feature matching's targets: no backward through them
-                real = self.discriminator(out.target_padded)
-            fake = self.discriminator(out.audio_padded)
+            real, fake = features
             adv = hinge_generator(fake)
-            fm = feature_matching(real, fake)
+            fm = feature_matching(real, fake)  # the real features are targets: detached there
             loss = loss + t.adversarial_weight * adv + t.feature_matching_weight * fm
             logs["train/adv"] = adv.detach()
             logs["train/fm"] = fm.detach()
         logs["train/loss_g"] = loss.detach()
         return loss, logs
+
+    def adversarial_losses(self, out, step: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The discriminator's hinge loss and the generator's loss from ONE discriminator pass over real and
+        reconstructed audio, as RAVE computes them: both against the discriminator as it is at the start of the step.
+        (Before, the generator's loss came after the discriminator's update, from two more passes.) The caller sends
+        each loss into its own player's parameters only."""
+        real, fake = self.discriminator_features(out, detach_fake=False)
+        loss_g, logs = self.generator_loss(out, "adversarial", step, (real, fake))
+        return hinge_discriminator(real, fake), loss_g, logs
+
+    def adversarial_backward(self, out, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Both players' gradients against the discriminator as it is at the start of the step, each loss into its
+        own player's parameters only. One process: from one discriminator pass. DDP reduces a parameter's gradient
+        when the backward of a graph that holds it runs, so there each player gets its own pass (the other player's
+        parameters frozen): the same gradients, one discriminator forward more."""
+        opt_g, opt_d = self.optimizers()
+        if self.trainer.world_size == 1:
+            loss_d, loss_g, logs = self.adversarial_losses(out, step)
+            self._backward_into(opt_g, loss_g, retain_graph=True)  # the discriminator's graph serves both
+            self._backward_into(opt_d, loss_d)
+            return loss_d, logs
+        with self.toggled_optimizer(opt_g):
+            _, loss_g, logs = self.adversarial_losses(out, step)
+            self._backward_into(opt_g, loss_g)
+        with self.toggled_optimizer(opt_d):
+            loss_d = hinge_discriminator(*self.discriminator_features(out, detach_fake=True))
+            self._backward_into(opt_d, loss_d)
+        return loss_d, logs
 
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
@@ -169,14 +200,20 @@ class VAEModule(pl.LightningModule):
         frozen = t.decode_posterior_mean or (phase == "adversarial" and t.freeze_encoder)
         out = self.vae(x, sample=not t.decode_posterior_mean, freeze_encoder=frozen)
         logs = {}
-        if phase != "vae":
-            with self.toggled_optimizer(opt_d):
-                loss_d = self.discriminator_loss(out)
-                self._step_optimizer(opt_d, loss_d)
-            logs["train/loss_d"] = loss_d.detach()
-        with self.toggled_optimizer(opt_g):
+        if phase == "adversarial":
+            loss_d, g_logs = self.adversarial_backward(out, step)
+            opt_g.step()
+            opt_d.step()
+        else:
+            if phase == "discriminator_warmup":  # the discriminator learns; the generator gets no adversarial gradient
+                loss_d = hinge_discriminator(*self.discriminator_features(out, detach_fake=True))
+                self._backward_into(opt_d, loss_d)
+                opt_d.step()
             loss_g, g_logs = self.generator_loss(out, phase, step)
-            self._step_optimizer(opt_g, loss_g)
+            self._backward_into(opt_g, loss_g)
+            opt_g.step()
+        if phase != "vae":
+            logs["train/loss_d"] = loss_d.detach()
         logs.update(g_logs)
         logs["train/lr"] = torch.tensor(self.cfg.train.lr * factor)
         recon = g_logs["train/recon"]
