@@ -98,7 +98,7 @@ def check_against(engine, expected: dict, exact: bool) -> None:
             scale = max(1.0, abs(want["abs_sum"]))
             assert abs(g["sum"] - want["sum"]) <= 1e-4 * scale, key
             assert abs(g["abs_sum"] - want["abs_sum"]) <= 1e-4 * scale, key
-            assert np.allclose(g["head"], want["head"], atol=1e-5), key
+            assert np.allclose(g["head"], want["head"], rtol=2e-4, atol=1e-5), key  # a flow amplifies rounding
 
 
 @pytest.fixture(scope="module")
