@@ -133,3 +133,21 @@ def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, 
     assert all(torch.equal(start[k], v) for k, v in new_stacks.items())
     heads = {k: v for k, v in first.model.state_dict().items() if not k.startswith(FROZEN)}
     assert heads and all(torch.equal(start[k], v) for k, v in heads.items())
+
+
+def test_a_fine_tuned_decoder_learns_from_the_clips_and_the_encoder_stays(drum_folder, tmp_path, backbone):
+    """train.finetune_decoder: the audio loss against the clips (log-mel + train.decoder_stft_weight x STFT) trains
+    the backbone's decoder too (stage two's bundle carries its own decoder); the encoder, whose trajectories stage two
+    learns from, does not move. Without an audio target there is nothing for the decoder to learn from: refused."""
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.mel_weight=10", "train.decoder_loss_clips=2",
+        "train.decoder_loss_target=audio", "train.finetune_decoder=true", "train.decoder_stft_weight=0.2",
+        "train.lr=0.01"]  # fmt: skip
+    trained = load(run(None, overrides, resume=False) / "bundle").model.state_dict()
+    before = load(backbone).model.state_dict()
+    encoder = [k for k in before if k.startswith("encoder.net.")]
+    decoder = [k for k in before if k.startswith("decoder.net.")]
+    assert encoder and all(torch.equal(trained[k], before[k]) for k in encoder)
+    assert decoder and any(not torch.equal(trained[k], before[k]) for k in decoder)
+    with pytest.raises(ConfigError, match="finetune_decoder needs"):
+        load_config(None, overrides + ["train.decoder_loss_target=trajectory"])

@@ -175,6 +175,12 @@ class TrainConfig:
     # what that audio is compared with: "trajectory" (the audio of the clip's own trajectory: stage two imitates the
     # backbone's reconstruction) or "audio" (the augmented clip itself; stage two keeps the clips in memory)
     decoder_loss_target: str = "trajectory"
+    # twostage models: the backbone's decoder (conv stack and noise branch) learns too, from that audio loss against
+    # the clips, so it renders the trajectories stage two decodes (smoother than the encoder's) rather than the
+    # encoder's own; the encoder stays frozen, so the stored trajectories stay valid
+    finetune_decoder: bool = False
+    # weight, relative to the log-mel term, of a multi-scale STFT loss (train.stft_sizes) in that decoder loss
+    decoder_stft_weight: float = 0.0
     # start from a bundle's weights (folder or hf:// id; same tensor shapes, e.g. a causal fine-tune of a centred
     # model); ignored on --resume, where last.ckpt holds the weights
     init_from: str | None = None
@@ -386,6 +392,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
     need(t.decoder_loss_target in ("trajectory", "audio"),
          f"train.decoder_loss_target must be 'trajectory' or 'audio', got '{t.decoder_loss_target}'")  # fmt: skip
+    need(t.decoder_stft_weight >= 0, f"train.decoder_stft_weight must not be negative, got {t.decoder_stft_weight}")
+    audio_loss = cfg.model.latent_mode == "twostage" and bool(t.mel_sizes) and t.decoder_loss_target == "audio"
+    need(not t.finetune_decoder or audio_loss,
+         "train.finetune_decoder needs model.latent_mode twostage, train.mel_sizes and train.decoder_loss_target audio")
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(
         all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),

@@ -76,12 +76,12 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
     """(LightningModule, train loader, val loader, data summary) for the config's kind of model (``resume``: the
     weights come from last.ckpt, not from train.init_from)."""
     if cfg.model.latent_mode == "twostage":  # stage two over a frozen temporal autoencoder: trains on trajectories
-        from .training.twostage import FROZEN, TwoStageModule, build_two_stage, trajectory_loaders
+        from .training.twostage import TwoStageModule, build_two_stage, frozen_prefixes, trajectory_loaders
 
         model, cfg.model = build_two_stage(cfg)  # the run stores the resolved model config (backbone architecture)
         if cfg.train.init_from and not resume:  # e.g. a fine-tune of a shipped two-stage model with another loss
-            init_weights(model, cfg.train.init_from, keep=FROZEN)  # or over a retrained decoder: the frozen
-            # stacks are train.backbone's, whatever backbone the earlier two-stage bundle was trained over
+            init_weights(model, cfg.train.init_from, keep=frozen_prefixes(cfg))  # or over a retrained decoder: the
+            # frozen stacks are train.backbone's, whatever backbone the earlier two-stage bundle was trained over
         train, val, summary, train_stats = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)

@@ -6,8 +6,9 @@ its latent trajectory (d dims x frames) and back into audio well. Stage two lear
 -> trajectory. Its training data are trajectories, computed once (``train.trajectory_copies`` augmented encodings of
 every training clip), so thousands of steps take minutes on a CPU. The loss is the Gaussian negative log-likelihood
 of the trajectory in units of each dimension's spread over the training set, plus beta x KL, plus (with
-``train.mel_sizes``) a log-mel loss through the frozen decoder on a few clips of each batch. The result is an
-ordinary bundle: the backbone's conv stacks and the new heads in one file.
+``train.mel_sizes``) a log-mel loss through the frozen decoder on a few clips of each batch; with
+``train.finetune_decoder`` that loss trains the decoder too. The result is an ordinary bundle: the backbone's conv
+stacks and the new heads in one file.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ from ..bundle import load
 from ..config import Config, ModelConfig, model_config_from_dict
 from ..errors import ConfigError
 from ..nn.level import peak_db
-from ..nn.losses import MultiScaleMel
+from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra
 from ..nn.vae import AudioVAE
 from .module import beta_at, lr_factor_at
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop")  # fmt: skip
 FROZEN = ("encoder.net.", "decoder.net.", "decoder.noise.")
+DECODER = ("decoder.net.", "decoder.noise.")
+
+
+def frozen_prefixes(cfg: Config) -> tuple[str, ...]:
+    """The backbone's tensors that stay as they are: its encoder always, its decoder unless train.finetune_decoder."""
+    return tuple(p for p in FROZEN if not (cfg.train.finetune_decoder and p in DECODER))
 
 
 def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
@@ -39,7 +46,7 @@ def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> M
 
 
 def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
-    """The two-stage AudioVAE with the backbone's conv stacks loaded and frozen."""
+    """The two-stage AudioVAE with the backbone's conv stacks loaded; frozen but for a fine-tuned decoder."""
     if not cfg.train.backbone:
         raise ConfigError("model.latent_mode twostage needs train.backbone (a temporal bundle folder or hf:// id).")
     backbone = load(cfg.train.backbone)
@@ -51,7 +58,7 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
         raise ConfigError(f"train.backbone {cfg.train.backbone} lacks {missing[0]} of the two-stage model.")
     model.load_state_dict(frozen, strict=False)
     for name, p in model.named_parameters():
-        p.requires_grad_(not name.startswith(FROZEN))
+        p.requires_grad_(not name.startswith(frozen_prefixes(cfg)))
     return model, model_cfg
 
 
@@ -86,6 +93,8 @@ class TwoStageModule(pl.LightningModule):
         self.phase_changes: list[tuple[int, str]] = []
         t = cfg.train
         self.mel = MultiScaleMel(t.mel_sizes, model.cfg.sample_rate, t.mel_bands) if t.mel_sizes else None
+        # a decoder that learns needs the backbone's full-band STFT loss too: log-mel alone lets it blur fine structure
+        self.stft = MultiScaleSTFT(t.stft_sizes) if t.decoder_stft_weight > 0 else None
 
     def set_spread(self, stats: torch.Tensor) -> None:
         """Each trajectory dimension's standard deviation over the training set: the loss's unit."""
@@ -102,10 +111,11 @@ class TwoStageModule(pl.LightningModule):
         return 0.5 * error.square().flatten(1).sum(1)
 
     def decoder_loss(self, z: torch.Tensor, stats: torch.Tensor, clips: torch.Tensor | None = None) -> torch.Tensor:
-        """Multi-scale log-mel L1, through the frozen decoder, between the audio of the trajectory that ``z`` decodes
-        to and a target: the clips themselves when given (``train.decoder_loss_target: audio``), else the audio of
-        the clip's own (posterior-mean) trajectory. The trajectory loss weighs every frame and dimension alike,
-        hearing does not (a quiet tail's error is small in the trajectory, large in log-mel)."""
+        """Multi-scale log-mel L1 (plus ``train.decoder_stft_weight`` x the multi-scale STFT loss), through the decoder,
+        between the audio of the trajectory that ``z`` decodes to and a target: the clips themselves when given
+        (``train.decoder_loss_target: audio``), else the audio of the clip's own (posterior-mean) trajectory. The
+        trajectory loss weighs every frame and dimension alike, hearing does not (a quiet tail's error is small in the
+        trajectory, large in log-mel)."""
         k = self.cfg.train.decoder_loss_clips
         z, stats = z[:k], stats[:k]
         if clips is not None:  # the clip itself: stage two may find trajectories that decode closer than the
@@ -113,7 +123,11 @@ class TwoStageModule(pl.LightningModule):
         else:
             with torch.no_grad():
                 target = self.audio(stats[:, : self.vae.cfg.trajectory_size])
-        return self.mel(target, self.audio(self.vae.decoder.head(z)))
+        audio = self.audio(self.vae.decoder.head(z))
+        if self.stft is None:
+            return self.mel(target, audio)
+        spectra = Spectra(target, audio)
+        return self.mel(target, audio, spectra) + self.cfg.train.decoder_stft_weight * self.stft(target, audio, spectra)
 
     def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
         return self.vae.pqmf.synthesis(self.vae.decoder.bands(trajectory))
