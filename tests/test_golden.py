@@ -15,7 +15,8 @@ synthesis became a polyphase conv (the same sums in another order: outputs moved
 all entries re-recorded). drums_temporal was replaced deliberately by its fine-tune with a random EQ, and
 drums_twostage by its stage two over that backbone (both re-recorded); then both again, by the backbone's fine-tune on
 whole 1 s one-shots and the stage two over it (re-recorded); then both again, by the backbone's decoder fine-tune on
-posterior means and the stage two over it (re-recorded).
+posterior means and the stage two over it (re-recorded); then drums_twostage by its fine-tune with a decoder of its own
+(all entries re-recorded, on an AVX2 machine: the other bundles' outputs moved only by rounding).
 """
 
 from __future__ import annotations
