@@ -1,6 +1,6 @@
-"""The adversarial step computes both players' losses from one discriminator pass: the gradients it leaves are the
-ones the separate passes give (the discriminator's hinge loss on real vs detached reconstructions; the generator's
-losses with the real features computed without gradient), each landing on its own player only."""
+"""The adversarial step computes both players' losses from one discriminator forward of each batch: the gradients it
+leaves are the ones the separate passes give (the discriminator's hinge loss on real vs detached reconstructions; the
+generator's losses with the real features computed without gradient), each landing on its own player only."""
 
 from __future__ import annotations
 

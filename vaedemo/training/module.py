@@ -5,7 +5,7 @@ Phases, counted in training batches (``self.step``, saved with every Lightning c
 2. ``discriminator_warmup`` (``discriminator_warmup_len`` steps): the discriminator learns real vs reconstructed
    audio, the generator keeps its VAE loss and gets no adversarial gradient;
 3. ``adversarial``: hinge loss + feature matching reach the generator; optionally the encoder is frozen. One
-   discriminator pass over real and reconstructed audio gives both players' losses, and both optimisers step.
+   discriminator forward of the real and of the reconstructed batch gives both players' losses; both optimisers step.
 Every metric is logged per epoch only (per-step values are noise).
 """
 
@@ -84,9 +84,12 @@ class VAEModule(pl.LightningModule):
         return [gen, dis]
 
     @staticmethod
-    def _params_of(opt) -> list[torch.Tensor]:
-        groups = opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups
-        return [p for group in groups for p in group["params"] if p.requires_grad]
+    def _param_groups(opt) -> list[dict]:
+        """The parameter groups of an optimiser, wrapped by Lightning or not."""
+        return opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups
+
+    def _params_of(self, opt) -> list[torch.Tensor]:
+        return [p for group in self._param_groups(opt) for p in group["params"] if p.requires_grad]
 
     def _backward_into(self, opt, loss: torch.Tensor, **kwargs) -> None:
         """Gradients of ``loss`` for ``opt``'s parameters only (the other player's get nothing from it), through
@@ -154,8 +157,8 @@ class VAEModule(pl.LightningModule):
         return loss, logs
 
     def adversarial_losses(self, out, step: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """The discriminator's hinge loss and the generator's loss from ONE discriminator pass over real and
-        reconstructed audio, as RAVE computes them: both against the discriminator as it is at the start of the step.
+        """The discriminator's hinge loss and the generator's loss from one discriminator forward of the real and of
+        the reconstructed batch, as RAVE computes them: both against the discriminator as it is at the start of the step.
         (Before, the generator's loss came after the discriminator's update, from two more passes.) The caller sends
         each loss into its own player's parameters only."""
         real, fake = self.discriminator_features(out, detach_fake=False)
@@ -164,7 +167,7 @@ class VAEModule(pl.LightningModule):
 
     def adversarial_backward(self, out, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Both players' gradients against the discriminator as it is at the start of the step, each loss into its
-        own player's parameters only. One process: from one discriminator pass. DDP reduces a parameter's gradient
+        own player's parameters only. One process: from one forward of each batch. DDP reduces a parameter's gradient
         when the backward of a graph that holds it runs, so there each player gets its own pass (the other player's
         parameters frozen): the same gradients, one discriminator forward more."""
         opt_g, opt_d = self.optimizers()
@@ -177,9 +180,14 @@ class VAEModule(pl.LightningModule):
             _, loss_g, logs = self.adversarial_losses(out, step)
             self._backward_into(opt_g, loss_g)
         with self.toggled_optimizer(opt_d):
-            loss_d = hinge_discriminator(*self.discriminator_features(out, detach_fake=True))
-            self._backward_into(opt_d, loss_d)
+            loss_d = self.discriminator_backward(out)
         return loss_d, logs
+
+    def discriminator_backward(self, out) -> torch.Tensor:
+        """The discriminator's hinge loss on real vs detached reconstructed audio, backward into its parameters."""
+        loss_d = hinge_discriminator(*self.discriminator_features(out, detach_fake=True))
+        self._backward_into(self.optimizers()[1], loss_d)
+        return loss_d
 
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
@@ -193,7 +201,7 @@ class VAEModule(pl.LightningModule):
         opt_g, opt_d = self.optimizers()
         factor = lr_factor_at(self.cfg, step)
         for opt, base in ((opt_g, self.cfg.train.lr), (opt_d, self.cfg.train.disc_lr)):
-            for group in opt.optimizer.param_groups if hasattr(opt, "optimizer") else opt.param_groups:
+            for group in self._param_groups(opt):
                 group["lr"] = base * factor
         x = batch
         t = self.cfg.train
@@ -206,8 +214,7 @@ class VAEModule(pl.LightningModule):
             opt_d.step()
         else:
             if phase == "discriminator_warmup":  # the discriminator learns; the generator gets no adversarial gradient
-                loss_d = hinge_discriminator(*self.discriminator_features(out, detach_fake=True))
-                self._backward_into(opt_d, loss_d)
+                loss_d = self.discriminator_backward(out)
                 opt_d.step()
             loss_g, g_logs = self.generator_loss(out, phase, step)
             self._backward_into(opt_g, loss_g)

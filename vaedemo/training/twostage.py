@@ -124,10 +124,11 @@ class TwoStageModule(pl.LightningModule):
             with torch.no_grad():
                 target = self.audio(stats[:, : self.vae.cfg.trajectory_size])
         audio = self.audio(self.vae.decoder.head(z))
-        if self.stft is None:
-            return self.mel(target, audio)
-        spectra = Spectra(target, audio)
-        return self.mel(target, audio, spectra) + self.cfg.train.decoder_stft_weight * self.stft(target, audio, spectra)
+        spectra = Spectra(target, audio)  # computed as the losses ask, each size once
+        loss = self.mel(target, audio, spectra)
+        if self.stft is not None:
+            loss = loss + self.cfg.train.decoder_stft_weight * self.stft(target, audio, spectra)
+        return loss
 
     def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
         return self.vae.pqmf.synthesis(self.vae.decoder.bands(trajectory))
