@@ -385,3 +385,30 @@ def test_eq_changes_the_tone_both_ways_within_its_range_and_rings_nothing_before
 
     with pytest.raises(ConfigError, match="data.augment.eq_db must be in"):
         load_config(None, ["data.augment.eq_db=30"])
+
+
+def test_band_limit_removes_the_top_of_some_clips_as_a_lower_sample_rate_would_and_keeps_their_length(tmp_path):
+    from vaedemo.data.eq import BAND_LIMIT_RATES
+
+    noise = np.random.default_rng(1).standard_normal(4 * L).astype(np.float32) * 0.1
+    write(tmp_path / "noise.wav", noise.reshape(-1, 1))
+    spec = cfg(tmp_path, val_fraction=0.0)
+    plain = build(spec)[0][0][0].numpy()
+    spec[0].augment.band_limit = 0.5
+    train, _ = build(spec)
+    torch.manual_seed(5)
+    draws = [train[0][0].numpy() for _ in range(30)]
+    assert all(x.shape == plain.shape for x in draws)
+    lowest_nyquist, highest_nyquist = (r * SR / 2 for r in BAND_LIMIT_RATES)
+    above = 1.05 * highest_nyquist  # past every lower rate's Nyquist (soxr's stop band starts at it)
+    top = [band_db(x, above, SR / 2) - band_db(plain, above, SR / 2) for x in draws]
+    limited = [t < -30.0 for t in top]  # gone (to the FFT window's leakage), or untouched
+    assert 5 <= sum(limited) <= 25 and all(abs(t) < 1e-3 for t, cut in zip(top, limited) if not cut)
+    for x, cut in zip(draws, limited):
+        if cut:  # what lies below every lower rate's band edge passes (within soxr's passband ripple)
+            assert abs(band_db(x, 100.0, 0.9 * lowest_nyquist) - band_db(plain, 100.0, 0.9 * lowest_nyquist)) < 0.5
+    from vaedemo.config import load_config
+    from vaedemo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.augment.band_limit must be a probability"):
+        load_config(None, ["data.augment.band_limit=2"])

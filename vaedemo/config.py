@@ -40,6 +40,7 @@ class AugmentConfig:
     rate: float = 0.0  # playback-rate factor drawn log-uniformly in [1 / (1 + rate), 1 + rate]: pitch and length
     mix: float = 0.0  # probability of layering a second random training clip at a random offset (-12..0 dB)
     eq_db: float = 0.0  # random low shelf, peak and high shelf, each of gain in [-eq_db, +eq_db] dB (see data.eq)
+    band_limit: float = 0.0  # probability that a clip goes through a lower sample rate and back (see data.eq)
 
 
 @dataclass
@@ -384,6 +385,7 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(0.0 <= a.rate <= 1.0, f"data.augment.rate must be in [0, 1], got {a.rate}")
     need(0.0 <= a.mix <= 1.0, f"data.augment.mix must be a probability in [0, 1], got {a.mix}")
     need(0.0 <= a.eq_db <= 24.0, f"data.augment.eq_db must be in [0, 24], got {a.eq_db}")
+    need(0.0 <= a.band_limit <= 1.0, f"data.augment.band_limit must be a probability in [0, 1], got {a.band_limit}")
     need(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps must be positive")
     need(t.vae_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
     need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")

@@ -13,7 +13,7 @@ This module owns the way from a folder on disk to the tensors a DataLoader batch
 * :class:`ClipDataset` yields torch.float32 tensors of shape (channels, clip_length): one clip from the start of each
   file (mode ``oneshot``), or crops (mode ``crops``: random for training, consecutive for validation);
 * training clips can be augmented (``data.augment``): random gain, playback rate (soxr resampling: pitch and length
-  change together, as a retuned drum), layering of a second clip and a random EQ (:mod:`vaedemo.data.eq`), so that a model of one soundfont's 500 samples
+  change together, as a retuned drum), layering of a second clip, a random band limit and a random EQ (:mod:`vaedemo.data.eq`), so that a model of one soundfont's 500 samples
   meets more than those 500 waveforms.
 
 A folder that is missing or holds no usable audio raises :class:`DataError` naming the folder and the skipped files.
@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from ..audio import load_audio
 from ..config import AugmentConfig, DataConfig
 from ..errors import AudioError, DataError
-from .eq import random_eq
+from .eq import band_limited, random_eq
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 CACHE_DIRNAME = ".vaedemo_cache"
@@ -217,7 +217,7 @@ class ClipDataset(Dataset):
         self.sample_rate = sample_rate
         self.channels = channels
         a = augment or AugmentConfig()
-        self.augment = a if (a.gain_db or a.rate or a.mix or a.eq_db) else None
+        self.augment = a if (a.gain_db or a.rate or a.mix or a.eq_db or a.band_limit) else None
         counts = [1 if mode == "oneshot" else max(1, s.frames // self.clip_length) for s in self.sources]
         self._starts = np.cumsum([0] + counts).tolist()  # item index where each file begins
 
@@ -288,6 +288,8 @@ class ClipDataset(Dataset):
             other = retuned(int(torch.randint(0, len(self), ())))
             offset = int(torch.randint(0, n // 2 + 1, ()))
             x[:, offset:] += other[:, : n - offset] * np.float32(10 ** (uniform(-12.0, 0.0) / 20))
+        if a.band_limit and float(torch.rand(())) < a.band_limit:  # stored at a lower rate, then played through an EQ
+            x = band_limited(x, self.sample_rate, uniform)
         if a.eq_db:
             x = random_eq(x, a.eq_db, self.sample_rate, uniform)
         if a.gain_db:
