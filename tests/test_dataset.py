@@ -364,16 +364,22 @@ def band_db(x: np.ndarray, lo: float, hi: float) -> float:
     return float(10 * np.log10(spec[(f >= lo) & (f < hi)].sum()))
 
 
+def augmented_draws(root: Path, audio: np.ndarray, seed: int, **augment) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One file of ``audio``: its plain training clip, and 30 augmented draws of it (torch seeded with ``seed``)."""
+    write(root / "noise.wav", audio.reshape(-1, 1))
+    spec = cfg(root, val_fraction=0.0)
+    plain = build(spec)[0][0][0].numpy()
+    for key, value in augment.items():
+        setattr(spec[0].augment, key, value)
+    train, _ = build(spec)
+    torch.manual_seed(seed)
+    return plain, [train[0][0].numpy() for _ in range(30)]
+
+
 def test_eq_changes_the_tone_both_ways_within_its_range_and_rings_nothing_before_an_attack(tmp_path):
     noise = np.random.default_rng(0).standard_normal(4 * L).astype(np.float32) * 0.1
     noise[: L // 2] = 0.0  # silence, then the "hit"
-    write(tmp_path / "noise.wav", noise.reshape(-1, 1))
-    spec = cfg(tmp_path, val_fraction=0.0)
-    plain = build(spec)[0][0][0].numpy()
-    spec[0].augment.eq_db = 9.0
-    train, _ = build(spec)
-    torch.manual_seed(4)
-    draws = [train[0][0].numpy() for _ in range(30)]
+    plain, draws = augmented_draws(tmp_path, noise, seed=4, eq_db=9.0)
     assert all(np.all(x[: L // 2] == 0.0) for x in draws)  # causal filters: nothing before the attack
     nyquist = SR / 2
     for lo, hi in [(0.0, 150.0), (0.45 * nyquist, nyquist)]:  # the bottom and the top of the spectrum
@@ -391,13 +397,7 @@ def test_band_limit_removes_the_top_of_some_clips_as_a_lower_sample_rate_would_a
     from vaedemo.data.eq import BAND_LIMIT_RATES
 
     noise = np.random.default_rng(1).standard_normal(4 * L).astype(np.float32) * 0.1
-    write(tmp_path / "noise.wav", noise.reshape(-1, 1))
-    spec = cfg(tmp_path, val_fraction=0.0)
-    plain = build(spec)[0][0][0].numpy()
-    spec[0].augment.band_limit = 0.5
-    train, _ = build(spec)
-    torch.manual_seed(5)
-    draws = [train[0][0].numpy() for _ in range(30)]
+    plain, draws = augmented_draws(tmp_path, noise, seed=5, band_limit=0.5)
     assert all(x.shape == plain.shape for x in draws)
     lowest_nyquist, highest_nyquist = (r * SR / 2 for r in BAND_LIMIT_RATES)
     above = 1.05 * highest_nyquist  # past every lower rate's Nyquist (soxr's stop band starts at it)
