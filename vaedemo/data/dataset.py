@@ -13,8 +13,8 @@ This module owns the way from a folder on disk to the tensors a DataLoader batch
 * :class:`ClipDataset` yields torch.float32 tensors of shape (channels, clip_length): one clip from the start of each
   file (mode ``oneshot``), or crops (mode ``crops``: random for training, consecutive for validation);
 * training clips can be augmented (``data.augment``): random gain, playback rate (soxr resampling: pitch and length
-  change together, as a retuned drum), layering of a second clip, a random band limit and a random EQ (:mod:`vaedemo.data.eq`), so that a model of one soundfont's 500 samples
-  meets more than those 500 waveforms.
+  change together, as a retuned drum), layering of a second clip, a random band limit and a random EQ
+  (:mod:`vaedemo.data.eq`), so that a model of one soundfont's 500 samples meets more than those 500 waveforms.
 
 A folder that is missing or holds no usable audio raises :class:`DataError` naming the folder and the skipped files.
 

@@ -22,6 +22,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.signal import sosfilt
 
+from ..audio import resample
+
 # (kind, lowest and highest centre frequency in Hz, lowest and highest Q): Q 0.707 is a plain shelf
 BANDS = (("lowshelf", 60.0, 400.0, 0.707, 0.707), ("peak", 200.0, 8000.0, 0.5, 2.0),
          ("highshelf", 2000.0, 12000.0, 0.707, 0.707))
@@ -62,10 +64,8 @@ BAND_LIMIT_RATES = (0.36, 0.73)  # the lower rate as a fraction of the clip's: 1
 def band_limited(x: np.ndarray, sample_rate: int, uniform: Callable[[float, float], float]) -> np.ndarray:
     """``x`` (channels, samples) resampled to a rate drawn log-uniformly in :data:`BAND_LIMIT_RATES` of
     ``sample_rate`` and back: the same length, nothing left above about 0.45 x the lower rate."""
-    import soxr
-
     low = sample_rate * math.exp(uniform(*map(math.log, BAND_LIMIT_RATES)))
-    y = soxr.resample(soxr.resample(x.T, sample_rate, low, quality="HQ"), low, sample_rate, quality="HQ").T
+    y = resample(resample(x.T, sample_rate, low), low, sample_rate).T  # soxr HQ, (samples, channels)
     out = np.zeros_like(x)
     out[:, : min(x.shape[1], y.shape[1])] = y[:, : x.shape[1]]
     return out
