@@ -126,3 +126,23 @@ def test_a_grad_scaler_sees_every_step_and_skips_the_overflowing_one(tiny_config
     after_bad_step = before[2]
     assert all(torch.equal(a, b) for a, b in zip(before[1], after_bad_step))  # step 1 changed nothing
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+@pytest.mark.parametrize("precision, half", [("bf16-mixed", "bfloat16"), ("16-mixed", "float16"), ("bf16-true", "bfloat16")])
+def test_training_warns_of_half_precision_on_a_cpu_that_emulates_it(monkeypatch, precision, half):
+    from vaedemo import train
+    from vaedemo.config import TrainerConfig
+
+    monkeypatch.setattr(train, "fast_cpu_kernels", lambda h: h != half)
+    warning = train.slow_cpu_precision(TrainerConfig(accelerator="cpu", precision=precision))
+    assert warning is not None and precision in warning and half in warning and "32-true" in warning
+    assert train.slow_cpu_precision(TrainerConfig(accelerator="cpu", precision="32-true")) is None
+    assert train.slow_cpu_precision(TrainerConfig(accelerator="gpu", precision=precision)) is None  # CUDA has them
+    monkeypatch.setattr(train, "fast_cpu_kernels", lambda h: True)
+    assert train.slow_cpu_precision(TrainerConfig(accelerator="cpu", precision=precision)) is None
+
+
+def test_fast_cpu_kernels_answers_for_this_machine():
+    from vaedemo.train import fast_cpu_kernels
+
+    assert isinstance(fast_cpu_kernels("bfloat16"), bool) and isinstance(fast_cpu_kernels("float16"), bool)
