@@ -132,9 +132,9 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
     """A warning when the run trains in half precision on a CPU without fast kernels for it, else None.
 
     oneDNN runs bfloat16 convolutions fast on CPUs with AVX-512 (an AMD EPYC with AVX512_BF16: 183 GFLOP/s against
-    59 in float32 on one thread, and bf16-mixed trained drums_temporal 1.5x (VAE phase) and 1.8x (adversarial) faster
-    than 32-true), but emulates them on an AVX2-only CPU (a bfloat16 matrix product under 1 GFLOP/s there), and
-    float16 on CPUs without AVX512_FP16 or AMX-FP16 (3.3 GFLOP/s on that EPYC)."""
+    59 in float32 on one thread; bf16-mixed trained drums_temporal's adversarial phase 1.55x faster than 32-true on
+    two idle threads, its VAE phase 1.11x), but emulates them on an AVX2-only CPU (a bfloat16 matrix product under
+    1 GFLOP/s there), and float16 on CPUs without AVX512_FP16 or AMX-FP16 (3.3 GFLOP/s on that EPYC)."""
     import torch
 
     precision = str(trainer_cfg.precision)
