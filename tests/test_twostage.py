@@ -96,7 +96,7 @@ def test_an_audio_target_compares_the_decoded_vector_with_the_clips_themselves(d
     cfg = load_config(None, overrides)
     model, cfg.model = build_two_stage(cfg)
     model.eval()
-    train, _, _, _ = trajectory_loaders(cfg, model)
+    train, _, _, _, _ = trajectory_loaders(cfg, model)
     stats, clips = next(iter(train))
     assert clips.shape == (stats.shape[0], cfg.model.channels, cfg.model.clip_length)
     with torch.no_grad():

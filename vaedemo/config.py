@@ -182,6 +182,11 @@ class TrainConfig:
     finetune_decoder: bool = False
     # weight, relative to the log-mel term, of a multi-scale STFT loss (train.stft_sizes) in that decoder loss
     decoder_stft_weight: float = 0.0
+    # twostage models: weight of a loss on prior samples' loudness (vaedemo.nn.loudness): each step decodes this many
+    # prior samples and pulls their levels' distribution (sorted) toward the training clips' (in dB), so that the
+    # prior's in-between vectors do not decode quieter than the hits around them; the prior itself is not trained by it
+    prior_level_weight: float = 0.0
+    prior_level_samples: int = 8
     # start from a bundle's weights (folder or hf:// id; same tensor shapes, e.g. a causal fine-tune of a centred
     # model); ignored on --resume, where last.ckpt holds the weights
     init_from: str | None = None
@@ -398,6 +403,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
     audio_loss = cfg.model.latent_mode == "twostage" and bool(t.mel_sizes) and t.decoder_loss_target == "audio"
     need(not t.finetune_decoder or audio_loss,
          "train.finetune_decoder needs model.latent_mode twostage, train.mel_sizes and train.decoder_loss_target audio")
+    need(t.prior_level_weight >= 0 and t.prior_level_samples >= 2,
+         "train.prior_level_weight must not be negative and train.prior_level_samples must be at least 2")
+    need(not t.prior_level_weight or (cfg.model.latent_mode == "twostage" and not cfg.model.level_latent),
+         "train.prior_level_weight needs model.latent_mode twostage without model.level_latent (which sets levels itself)")
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(
         all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),

@@ -82,9 +82,10 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
         if cfg.train.init_from and not resume:  # e.g. a fine-tune of a shipped two-stage model with another loss
             init_weights(model, cfg.train.init_from, keep=frozen_prefixes(cfg))  # or over a retrained decoder: the
             # frozen stacks are train.backbone's, whatever backbone the earlier two-stage bundle was trained over
-        train, val, summary, train_stats = trajectory_loaders(cfg, model)
+        train, val, summary, train_stats, train_clips = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)
+        module.set_level_targets(train_clips)
         return module, train, val, summary
     from .training.module import VAEModule
 

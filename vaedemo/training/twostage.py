@@ -7,8 +7,9 @@ its latent trajectory (d dims x frames) and back into audio well. Stage two lear
 every training clip), so thousands of steps take minutes on a CPU. The loss is the Gaussian negative log-likelihood
 of the trajectory in units of each dimension's spread over the training set, plus beta x KL, plus (with
 ``train.mel_sizes``) a log-mel loss through the frozen decoder on a few clips of each batch; with
-``train.finetune_decoder`` that loss trains the decoder too. The result is an ordinary bundle: the backbone's conv
-stacks and the new heads in one file.
+``train.finetune_decoder`` that loss trains the decoder too; with ``train.prior_level_weight``, a loss on the levels of
+a few decoded prior samples against the training clips' (:mod:`vaedemo.nn.loudness`). The result is an ordinary
+bundle: the backbone's conv stacks and the new heads in one file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..config import Config, ModelConfig, model_config_from_dict
 from ..errors import ConfigError
 from ..nn.level import peak_db
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra
+from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
 from .module import beta_at, lr_factor_at
 
@@ -89,6 +91,9 @@ class TwoStageModule(pl.LightningModule):
         self.cfg, self.vae = cfg, model
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.register_buffer("spread", torch.ones(model.cfg.trajectory_size, 1))
+        # with train.prior_level_weight: what the sorted levels of the prior samples of a step should be (dB); set from
+        # the data at every start, so not in checkpoints (runs of earlier versions resume)
+        self.register_buffer("level_targets", torch.zeros(cfg.train.prior_level_samples), persistent=False)
         self.steps_done, self.skipped_steps, self.val_examples = 0, 0, []
         self.phase_changes: list[tuple[int, str]] = []
         t = cfg.train
@@ -100,6 +105,19 @@ class TwoStageModule(pl.LightningModule):
         """Each trajectory dimension's standard deviation over the training set: the loss's unit."""
         mu = stats[:, : self.vae.cfg.trajectory_size]
         self.spread.copy_(mu.transpose(0, 1).reshape(mu.shape[1], -1).std(dim=1, keepdim=True).clamp_min(1e-3))
+
+    def set_level_targets(self, clips: torch.Tensor) -> None:
+        """The training clips (N, C, T) whose level distribution the prior samples' should follow."""
+        self.level_targets.copy_(target_quantiles(loudest_frame_db(clips), self.cfg.train.prior_level_samples))
+
+    def prior_level_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Wasserstein-1 distance in dB between the levels of a few decoded prior samples and the training clips'
+        level quantiles, the samples' median level). The prior's draws are fixed: the gradient trains the decoding."""
+        n = self.cfg.train.prior_level_samples
+        with torch.no_grad():
+            z = self.vae.latent.sample_prior((n, self.vae.cfg.latent_size), device=self.level_targets.device)
+        levels = loudest_frame_db(self.audio(self.vae.decoder.head(z)))
+        return level_distance(levels, self.level_targets), levels.detach().median()
 
     def configure_optimizers(self):
         t = self.cfg.train
@@ -154,6 +172,10 @@ class TwoStageModule(pl.LightningModule):
             mel = self.decoder_loss(z, batch, clips)
             loss = loss + self.cfg.train.mel_weight * mel
             logs["train/decoder_mel"] = mel.detach()
+        if self.cfg.train.prior_level_weight:
+            distance, median = self.prior_level_loss()
+            loss = loss + self.cfg.train.prior_level_weight * distance
+            logs |= {"train/prior_level_distance_db": distance.detach(), "train/prior_level_median_db": median}
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs)
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.step += 1
@@ -173,15 +195,16 @@ class TwoStageModule(pl.LightningModule):
 
 
 def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
-    """(train loader, val loader, summary, training statistics): augmented statistics of the training clips, plain
-    ones of the validation clips."""
+    """(train loader, val loader, summary, training statistics, training clips): augmented statistics of the training
+    clips, plain ones of the validation clips; the training clips as they are (unaugmented)."""
     from ..data.dataset import build_datasets
 
     m = model.cfg
     torch.manual_seed(cfg.train.seed)
     train_ds, val_ds = build_datasets(cfg.data, m.sample_rate, m.channels, m.clip_length)
+    originals = torch.stack([train_ds.original(i) for i in range(len(train_ds))])
     if model.level is not None:  # the level's prior: the training clips' own peaks (not their augmented copies')
-        model.level.fit(peak_db(torch.stack([train_ds.original(i) for i in range(len(train_ds))])))
+        model.level.fit(peak_db(originals))
     copies = cfg.train.trajectory_copies
     if cfg.train.decoder_loss_target == "audio" and cfg.train.mel_sizes:  # batches of (statistics, clips)
         train, clips = encode_statistics(model, train_ds, copies, keep_clips=True)
@@ -193,4 +216,4 @@ def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
     summary = (f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}, as trajectories of the frozen "
                f"{cfg.train.backbone} ({cfg.train.trajectory_copies} augmented encodings per training clip)")  # fmt: skip
     return (loader(train_data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=len(train) > cfg.train.batch_size),
-            loader(val, batch_size=cfg.train.batch_size), summary, train)  # fmt: skip
+            loader(val, batch_size=cfg.train.batch_size), summary, train, originals)  # fmt: skip
