@@ -85,7 +85,8 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
         train, val, summary, train_stats, train_clips = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)
-        module.set_level_targets(train_clips)
+        if cfg.train.prior_level_weight:
+            module.set_level_targets(train_clips)
         return module, train, val, summary
     from .training.module import VAEModule
 

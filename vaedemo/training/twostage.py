@@ -196,13 +196,16 @@ class TwoStageModule(pl.LightningModule):
 
 def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
     """(train loader, val loader, summary, training statistics, training clips): augmented statistics of the training
-    clips, plain ones of the validation clips; the training clips as they are (unaugmented)."""
+    clips, plain ones of the validation clips; the training clips as they are (unaugmented), where a level latent or
+    train.prior_level_weight needs their levels (None otherwise: they would be one more copy of the data)."""
     from ..data.dataset import build_datasets
 
     m = model.cfg
     torch.manual_seed(cfg.train.seed)
     train_ds, val_ds = build_datasets(cfg.data, m.sample_rate, m.channels, m.clip_length)
-    originals = torch.stack([train_ds.original(i) for i in range(len(train_ds))])
+    originals = None
+    if model.level is not None or cfg.train.prior_level_weight:
+        originals = torch.stack([train_ds.original(i) for i in range(len(train_ds))])
     if model.level is not None:  # the level's prior: the training clips' own peaks (not their augmented copies')
         model.level.fit(peak_db(originals))
     copies = cfg.train.trajectory_copies
