@@ -90,3 +90,38 @@ def test_shared_spectra_give_the_same_losses_and_gradients():
     torch.testing.assert_close(g_together, g_separate, rtol=1e-5, atol=1e-9)
     spectra = Spectra(x, noise(3))
     assert spectra.pair(1024, torch.hann_window(1024)) is spectra.pair(1024, torch.hann_window(1024))  # computed once
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_spectral_distances_match_the_plain_expressions(dtype):
+    """Training computes the STFT and log-mel distances with their gradients written out (the target needs none);
+    they give the values and the estimate's gradient of the plain autograd expressions, which run when the target
+    does need a gradient. Including bins where estimate and target are silent and where they coincide."""
+    from vaedemo.dsp import fitting_mel_filterbank, hann_window, stft_magnitude
+    from vaedemo.nn.losses import log_mel_distance, stft_distance
+
+    x = noise(4, 3000).to(dtype)
+    y0 = (0.5 * x + 0.3 * noise(5, 3000).to(dtype)).reshape(2, 3000)
+    y0[0, :1000] = 0.0  # silent frames in the estimate
+    x = x.reshape(2, 3000)
+    tol = {"rtol": 1e-5, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-13}
+    for n in (1024, 64):
+        window = hann_window(n).to(dtype)
+        filters = torch.from_numpy(fitting_mel_filterbank(SR, n, 80)).to(dtype)
+        sx = stft_magnitude(x, n, window)
+        results = []
+        for plain in (False, True):
+            y = y0.clone().requires_grad_(True)
+            sy = stft_magnitude(y, n, window)
+            target = sx.clone().requires_grad_(plain)  # a target that needs a gradient takes the plain expressions
+            value = stft_distance(target, sy, 1e-7) + 3.0 * log_mel_distance(filters, target, sy, 1e-5)
+            value.backward()
+            results.append((value.detach(), y.grad))
+        (fused, g_fused), (reference, g_reference) = results
+        torch.testing.assert_close(fused, reference, **tol)
+        torch.testing.assert_close(g_fused, g_reference, **tol)
+        assert g_fused.abs().max() > 0
+    for same in (stft_magnitude(x, 256, hann_window(256).to(dtype)), torch.zeros(2, 129, 13, dtype=dtype)):
+        estimate = same.clone().requires_grad_(True)
+        stft_distance(same, estimate, 1e-7).backward()  # estimate == target (even silent): distance 0, gradient 0
+        assert torch.equal(estimate.grad, torch.zeros_like(same))

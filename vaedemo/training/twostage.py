@@ -25,7 +25,7 @@ from ..nn.level import peak_db
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra
 from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
-from .module import beta_at, lr_factor_at
+from .module import beta_at, fused_adam_allowed, lr_factor_at
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop")  # fmt: skip
@@ -121,7 +121,8 @@ class TwoStageModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        return torch.optim.Adam([p for p in self.vae.parameters() if p.requires_grad], lr=t.lr, betas=tuple(t.betas))
+        params = [p for p in self.vae.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), fused=fused_adam_allowed(self.trainer))
 
     def trajectory_nll(self, z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood per example (B,) of the trajectory in ``stats`` given the vector ``z``."""
