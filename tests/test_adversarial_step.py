@@ -61,3 +61,34 @@ def test_one_pass_gives_the_separate_passes_gradients(tiny_config, mode, flows):
             assert p.grad is None
         else:
             assert_same_gradient(p.grad, g)
+
+
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
+def test_bfloat16_discriminator_gives_the_float32_losses_to_bfloat16_rounding(tiny_config):
+    """train.discriminator_bf16 runs the discriminator under bfloat16 autocast: its weights and gradients stay float32,
+    its features reach the losses as float32, and the losses are the float32 ones to bfloat16 rounding; a real
+    adversarial training step runs with it."""
+    torch.manual_seed(0)
+    cfg = tiny_config("temporal", flows=0, train__vae_steps=0, train__discriminator_warmup_len=0, train__max_steps=2)
+    module = VAEModule(cfg)
+    batch = 0.3 * torch.randn(4, 1, cfg.model.clip_length)
+    out = module.vae(batch, sample=False)
+    loss_d32, loss_g32, _ = module.adversarial_losses(out, 10**6)
+    cfg.train.discriminator_bf16 = True
+    real, fake = module.discriminator_features(out, detach_fake=False)
+    assert {f.dtype for maps in real + fake for f in maps} == {torch.float32}
+    loss_d16, loss_g16, _ = module.adversarial_losses(out, 10**6)
+    assert loss_d16.dtype == loss_g16.dtype == torch.float32
+    torch.testing.assert_close(loss_d16, loss_d32, rtol=2e-2, atol=1e-3)
+    torch.testing.assert_close(loss_g16, loss_g32, rtol=2e-2, atol=1e-3)
+    assert not torch.equal(loss_d16, loss_d32)  # it did run in bfloat16
+    loss_d16.backward(inputs=list(module.discriminator.parameters()))
+    for p in module.discriminator.parameters():
+        assert p.dtype == p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    before = [p.detach().clone() for p in module.discriminator.parameters()]
+    trainer.fit(module, torch.utils.data.DataLoader(batch, batch_size=2))
+    assert [p for _, p in module.phase_changes] == ["adversarial"] and module.steps_done == 2
+    assert any(not torch.equal(a, p) for a, p in zip(before, module.discriminator.parameters()))

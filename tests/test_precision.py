@@ -142,6 +142,17 @@ def test_training_warns_of_half_precision_on_a_cpu_that_emulates_it(monkeypatch,
     assert train.slow_cpu_precision(TrainerConfig(accelerator="cpu", precision=precision)) is None
 
 
+def test_training_warns_of_a_bfloat16_discriminator_on_a_cpu_that_emulates_it(monkeypatch, tiny_config):
+    from vaedemo import train
+
+    cfg = tiny_config("temporal", flows=0, train__discriminator_bf16=True, trainer__accelerator="cpu")
+    monkeypatch.setattr(train, "fast_cpu_kernels", lambda h: False)
+    assert "train.discriminator_bf16" in train.slow_cpu_discriminator(cfg)
+    assert train.slow_cpu_discriminator(tiny_config("temporal", flows=0, trainer__accelerator="cpu")) is None
+    monkeypatch.setattr(train, "fast_cpu_kernels", lambda h: True)
+    assert train.slow_cpu_discriminator(cfg) is None
+
+
 def test_fast_cpu_kernels_answers_for_this_machine():
     from vaedemo.train import fast_cpu_kernels
 

@@ -51,7 +51,12 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     # another folder: 6 of its 12 files are evaluated, the other 6 are the floor's (and say so)
     assert list(folders)[1] == f"{other} (6 of 12 files, not seen in training; the others are the floor's)"
     assert 0.0 <= other_rows["real clips (floor)"]["memorisation"] <= 1.0
-    assert set(rows) == {"Gaussian", "RealNVP", "flow matching", "reconstructions (decoder bound)", "real clips (floor)"}
+    exact, training = "training latents, decoded (an exact prior of the training set)", "training clips (real)"
+    assert set(rows) == {"Gaussian", "RealNVP", "flow matching", "reconstructions (decoder bound)", "real clips (floor)",
+                         exact, training}  # fmt: skip
+    assert "memorisation" not in rows[training] and "memorisation" in rows[exact]
+    # the folder beside is a copy of the training folder: its clips are training clips, bit for bit
+    assert other_rows[training]["fd"] < other_rows["Gaussian"]["fd"]
     assert all(0.0 <= r.get("memorisation", 0) <= 1.0 and r["diversity"] >= 0 for r in rows.values())
     assert "memorisation" not in rows["real clips (floor)"]  # the training folder's floor is its training split
     assert rows["real clips (floor)"]["median_peak_dbfs"] < 0

@@ -259,6 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     add("--workers", type=int, default=None, help="--train: data loader workers (default: the config's)")
     add("--threads", type=int, default=None, help="--train: OMP_NUM_THREADS of the training process")
     add("--source", action="append", default=[], help="--train: checkout(s) whose CLI to time (default: this one)")
+    add("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+        help="--train: a config override for every timed run (repeatable)")
     add("--stream", action="store_true", help="time live streaming instead (one thread, ms per chunk)")
     add("--causal", action="store_true", help="--stream: set model.causal=true on --config models")
     add("--chunk", type=int, default=512, help="--stream: samples per chunk (a multiple of the hop)")
@@ -281,7 +283,7 @@ def main_train(args) -> int:
                 for _ in range(args.runs):
                     row = measure_cli(config, vae=args.vae_steps, adversarial=args.adv_steps, device=args.device,
                                       precision=precision, batch=args.batch, workers=args.workers,
-                                      threads=args.threads, source=source)  # fmt: skip
+                                      threads=args.threads, source=source, overrides=args.overrides)  # fmt: skip
                     row["config"] = f"{row['config']} ({source})" if source else row["config"]
                     rows.append(row)
                     print(f"measured {row['config']} {precision}: {row['vae_steps_s']:.2f} / {row['adv_steps_s']:.2f} "

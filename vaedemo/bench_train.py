@@ -100,8 +100,9 @@ def _phase_rates(lines: list[tuple[float, str]]) -> tuple[float, float]:
 
 def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: str = "cpu", precision: str = "32-true",
                 batch: int | None = None, workers: int | None = None, threads: int | None = None,
-                source: Path | None = None) -> dict:  # fmt: skip
-    """Steps/s of the VAE and the adversarial phase of ``python -m vaedemo.train`` on ``config``."""
+                source: Path | None = None, overrides: list[str] | None = None) -> dict:  # fmt: skip
+    """Steps/s of the VAE and the adversarial phase of ``python -m vaedemo.train`` on ``config`` (``overrides``:
+    more ``--set KEY=VALUE`` for the training, e.g. ``train.discriminator_bf16=true``)."""
     root = (source or Path(__file__).resolve().parents[1]).resolve()
     doc = yaml.safe_load((root / config).read_text()) or {}
     train = doc.get("train") or {}
@@ -113,6 +114,7 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
                 f"{vae_key}={vae}", "train.discriminator_warmup_len=0", "train.val_every_n_steps=100000",
                 "train.checkpoint_every_n_steps=100000", f"trainer.accelerator={device}", f"trainer.precision={precision}"]
         sets += [f"train.batch_size={batch}"] * (batch is not None) + [f"train.num_workers={workers}"] * (workers is not None)
+        sets += list(overrides or [])
         cmd = [sys.executable, "-m", "vaedemo.train", "--config", str(root / config)]
         cmd += [a for s in sets for a in ("--set", s)]
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONWARNINGS": "ignore"}
@@ -122,7 +124,8 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
             lines = _run_timed(cmd, root, env)
     vae_rate, adv_rate = _phase_rates(lines)
     size = batch or int(train.get("batch_size", 8))
-    return {"config": Path(config).stem, "device": device, "precision": precision, "batch": size,
+    label = Path(config).stem + "".join(f" {o}" for o in overrides or [])
+    return {"config": label, "device": device, "precision": precision, "batch": size,
             "vae_steps_s": vae_rate, "adv_steps_s": adv_rate, "vae_clips_s": vae_rate * size,
             "adv_clips_s": adv_rate * size, "gpu_busy": gpu.busy()}  # fmt: skip
 

@@ -145,6 +145,10 @@ class TrainConfig:
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
     freeze_encoder: bool = False  # freeze encoder and posterior in the adversarial phase (as RAVE does)
+    # the discriminator's forward and backward under bfloat16 autocast, whatever trainer.precision (its weights, the
+    # losses and the generator stay float32): its dense convolutions are most of an adversarial step, and on CPUs with
+    # AMX or AVX512_BF16 (and GPUs) bfloat16 runs them several times faster. Emulated, and slow, on other CPUs.
+    discriminator_bf16: bool = False
     # a decoder fine-tune for inference: encoder and posterior frozen in every phase, and the decoder learns from the
     # posterior means (what reconstruction and a two-stage model decode) instead of noisy posterior samples
     decode_posterior_mean: bool = False

@@ -150,6 +150,18 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
             "may run many times slower than trainer.precision=32-true.")
 
 
+def slow_cpu_discriminator(cfg) -> str | None:
+    """A warning when train.discriminator_bf16 is on for a CPU without fast bfloat16 kernels, else None."""
+    import torch
+
+    tr = cfg.trainer
+    on_cpu = tr.accelerator == "cpu" or (tr.accelerator == "auto" and not torch.cuda.is_available())
+    if not cfg.train.discriminator_bf16 or not on_cpu or fast_cpu_kernels("bfloat16"):
+        return None
+    return ("train.discriminator_bf16 on a CPU without fast bfloat16 kernels: the discriminator's convolutions are "
+            "emulated and may run many times slower than without it.")
+
+
 def run(config_path: str | None, overrides: list[str], resume: bool, command: str = "") -> Path:
     """Train (or resume) and return the run folder."""
     from .config import load_config
@@ -168,9 +180,9 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         )
     import lightning.pytorch as pl
 
-    warning = slow_cpu_precision(cfg.trainer)
-    if warning:
-        print(f"[vaedemo] warning: {warning}", file=sys.stderr)
+    for warning in (slow_cpu_precision(cfg.trainer), slow_cpu_discriminator(cfg)):
+        if warning:
+            print(f"[vaedemo] warning: {warning}", file=sys.stderr)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module, train_loader, val_loader, summary = _module_and_data(cfg, resume)
     trainer = build_trainer(cfg, run_dir, command, summary)
