@@ -176,8 +176,8 @@ def measure_training_steps(train_cfg, steps: int) -> dict:
 
     module = VAEModule(train_cfg).train()
     t = train_cfg.train
-    opt_g = torch.optim.Adam(module.vae.parameters(), lr=t.lr)
-    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=t.disc_lr)
+    opt_g = torch.optim.Adam(module.vae.parameters(), lr=t.lr, fused=True)  # as training, where no GradScaler is
+    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=t.disc_lr, fused=True)
     batch = 0.1 * torch.randn(t.batch_size, train_cfg.model.channels, train_cfg.model.clip_length)
 
     def step(phase: str) -> None:
