@@ -65,7 +65,7 @@ def test_one_pass_gives_the_separate_passes_gradients(tiny_config, mode, flows):
 
 @pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
 def test_bfloat16_discriminator_gives_the_float32_losses_to_bfloat16_rounding(tiny_config):
-    """train.discriminator_bf16 runs the discriminator under bfloat16 autocast: its weights and gradients stay float32,
+    """train.discriminator_precision bfloat16 runs the discriminator under autocast: its weights and gradients stay float32,
     its features reach the losses as float32, and the losses are the float32 ones to bfloat16 rounding; a real
     adversarial training step runs with it."""
     torch.manual_seed(0)
@@ -74,7 +74,7 @@ def test_bfloat16_discriminator_gives_the_float32_losses_to_bfloat16_rounding(ti
     batch = 0.3 * torch.randn(4, 1, cfg.model.clip_length)
     out = module.vae(batch, sample=False)
     loss_d32, loss_g32, _ = module.adversarial_losses(out, 10**6)
-    cfg.train.discriminator_bf16 = True
+    cfg.train.discriminator_precision = "bfloat16"
     real, fake = module.discriminator_features(out, detach_fake=False)
     assert {f.dtype for maps in real + fake for f in maps} == {torch.float32}
     loss_d16, loss_g16, _ = module.adversarial_losses(out, 10**6)

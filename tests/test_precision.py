@@ -145,15 +145,33 @@ def test_training_warns_of_half_precision_on_a_cpu_that_emulates_it(monkeypatch,
 def test_training_warns_of_a_bfloat16_discriminator_on_a_cpu_that_emulates_it(monkeypatch, tiny_config):
     from vaedemo import train
 
-    cfg = tiny_config("temporal", flows=0, train__discriminator_bf16=True, trainer__accelerator="cpu")
+    cfg = tiny_config("temporal", flows=0, train__discriminator_precision="bfloat16", trainer__accelerator="cpu")
     monkeypatch.setattr(train, "fast_cpu_kernels", lambda h: False)
-    assert "train.discriminator_bf16" in train.slow_cpu_discriminator(cfg)
-    assert train.slow_cpu_discriminator(tiny_config("temporal", flows=0, trainer__accelerator="cpu")) is None
+    assert "train.discriminator_precision bfloat16" in train.slow_cpu_discriminator(cfg)
+    for setting in ("float32", "auto"):  # auto picks float32 on such a CPU: nothing to warn of
+        other = tiny_config("temporal", flows=0, train__discriminator_precision=setting, trainer__accelerator="cpu")
+        assert train.slow_cpu_discriminator(other) is None
     monkeypatch.setattr(train, "fast_cpu_kernels", lambda h: True)
     assert train.slow_cpu_discriminator(cfg) is None
 
 
+def test_auto_discriminator_precision_follows_the_device(monkeypatch, tiny_config):
+    from vaedemo.errors import ConfigError
+    from vaedemo.training import precision
+
+    precision.fast_bfloat16.cache_clear()
+    monkeypatch.setattr(precision, "fast_cpu_kernels", lambda h: False)
+    assert not precision.discriminator_in_bfloat16("auto", "cpu")
+    assert precision.discriminator_in_bfloat16("bfloat16", "cpu") and not precision.discriminator_in_bfloat16("float32", "cpu")
+    precision.fast_bfloat16.cache_clear()
+    monkeypatch.setattr(precision, "fast_cpu_kernels", lambda h: True)
+    assert precision.discriminator_in_bfloat16("auto", "cpu")
+    precision.fast_bfloat16.cache_clear()
+    with pytest.raises(ConfigError, match="train.discriminator_precision must be one of float32, bfloat16, auto"):
+        tiny_config("temporal", flows=0, train__discriminator_precision="bf16")
+
+
 def test_fast_cpu_kernels_answers_for_this_machine():
-    from vaedemo.train import fast_cpu_kernels
+    from vaedemo.training.precision import fast_cpu_kernels
 
     assert isinstance(fast_cpu_kernels("bfloat16"), bool) and isinstance(fast_cpu_kernels("float16"), bool)

@@ -102,7 +102,7 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
                 batch: int | None = None, workers: int | None = None, threads: int | None = None,
                 source: Path | None = None, overrides: list[str] | None = None) -> dict:  # fmt: skip
     """Steps/s of the VAE and the adversarial phase of ``python -m vaedemo.train`` on ``config`` (``overrides``:
-    more ``--set KEY=VALUE`` for the training, e.g. ``train.discriminator_bf16=true``)."""
+    more ``--set KEY=VALUE`` for the training, e.g. ``train.discriminator_precision=bfloat16``)."""
     root = (source or Path(__file__).resolve().parents[1]).resolve()
     doc = yaml.safe_load((root / config).read_text()) or {}
     train = doc.get("train") or {}

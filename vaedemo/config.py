@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .training.precision import DISCRIMINATOR_PRECISIONS
 from .typed import build_dataclass, merge_dicts
 
 LATENT_MODES = ("temporal", "single", "twostage")
@@ -145,10 +146,11 @@ class TrainConfig:
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
     freeze_encoder: bool = False  # freeze encoder and posterior in the adversarial phase (as RAVE does)
-    # the discriminator's forward and backward under bfloat16 autocast, whatever trainer.precision (its weights, the
-    # losses and the generator stay float32): its dense convolutions are most of an adversarial step, and on CPUs with
-    # AMX or AVX512_BF16 (and GPUs) bfloat16 runs them several times faster. Emulated, and slow, on other CPUs.
-    discriminator_bf16: bool = False
+    # float32, bfloat16, or auto (bfloat16 where the device runs it natively: a CPU with AMX or AVX512_BF16, a CUDA
+    # GPU from Ampere on; float32 elsewhere). In bfloat16 the discriminator's forward and backward run under autocast
+    # whatever trainer.precision (its weights, every loss and the generator stay float32): its dense convolutions are
+    # most of an adversarial step, and bfloat16 runs them several times faster on such devices.
+    discriminator_precision: str = "float32"
     # a decoder fine-tune for inference: encoder and posterior frozen in every phase, and the decoder learns from the
     # posterior means (what reconstruction and a two-stage model decode) instead of noisy posterior samples
     decode_posterior_mean: bool = False
@@ -411,6 +413,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
          "train.prior_level_weight must not be negative and train.prior_level_samples must be at least 2")
     need(not t.prior_level_weight or (cfg.model.latent_mode == "twostage" and not cfg.model.level_latent),
          "train.prior_level_weight needs model.latent_mode twostage without model.level_latent (which sets levels itself)")
+    need(t.discriminator_precision in DISCRIMINATOR_PRECISIONS,
+         f"train.discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}")
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(
         all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),

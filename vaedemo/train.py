@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .cli import user_errors
 from .errors import VaedemoError
+from .training.precision import fast_cpu_kernels
 
 
 def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_callbacks=()):
@@ -122,14 +123,6 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
               f"({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})")  # fmt: skip
 
 
-def fast_cpu_kernels(half: str) -> bool:
-    """Whether oneDNN has fast CPU kernels for ``half`` ("bfloat16" or "float16") on this machine."""
-    import torch
-
-    mkldnn = torch.ops.mkldnn
-    return bool(mkldnn._is_mkldnn_bf16_supported() if half == "bfloat16" else mkldnn._is_mkldnn_fp16_supported())
-
-
 def slow_cpu_precision(trainer_cfg) -> str | None:
     """A warning when the run trains in half precision on a CPU without fast kernels for it, else None.
 
@@ -151,15 +144,15 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
 
 
 def slow_cpu_discriminator(cfg) -> str | None:
-    """A warning when train.discriminator_bf16 is on for a CPU without fast bfloat16 kernels, else None."""
+    """A warning when train.discriminator_precision is bfloat16 (not auto) on a CPU without fast kernels for it."""
     import torch
 
     tr = cfg.trainer
     on_cpu = tr.accelerator == "cpu" or (tr.accelerator == "auto" and not torch.cuda.is_available())
-    if not cfg.train.discriminator_bf16 or not on_cpu or fast_cpu_kernels("bfloat16"):
+    if cfg.train.discriminator_precision != "bfloat16" or not on_cpu or fast_cpu_kernels("bfloat16"):
         return None
-    return ("train.discriminator_bf16 on a CPU without fast bfloat16 kernels: the discriminator's convolutions are "
-            "emulated and may run many times slower than without it.")
+    return ("train.discriminator_precision bfloat16 on a CPU without fast bfloat16 kernels: the discriminator's "
+            "convolutions are emulated and may run many times slower than in float32 (auto picks for the machine).")
 
 
 def run(config_path: str | None, overrides: list[str], resume: bool, command: str = "") -> Path:

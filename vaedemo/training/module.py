@@ -22,6 +22,7 @@ from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra, feature_matching, hinge_discriminator, hinge_generator
 from ..nn.vae import AudioVAE
+from .precision import discriminator_in_bfloat16
 
 PHASES = ("vae", "discriminator_warmup", "adversarial")
 
@@ -146,11 +147,11 @@ class VAEModule(pl.LightningModule):
 
     def discriminator_features(self, out, detach_fake: bool) -> tuple[list[Features], list[Features]]:
         """The discriminator's features of real and of reconstructed audio. Two calls, not one over both batches: the
-        generator's backward then runs through the reconstructions' half alone. With train.discriminator_bf16 the
-        discriminator runs under bfloat16 autocast and its features come back as float32, so that the losses on them
-        are computed as before."""
+        generator's backward then runs through the reconstructions' half alone. With train.discriminator_precision
+        bfloat16 (or auto, on a device that runs it natively) the discriminator runs under bfloat16 autocast and its
+        features come back as float32, so that the losses on them are computed as before."""
         fake = out.audio_padded.detach() if detach_fake else out.audio_padded
-        if not self.cfg.train.discriminator_bf16:
+        if not discriminator_in_bfloat16(self.cfg.train.discriminator_precision, fake.device.type):
             return self.discriminator(out.target_padded), self.discriminator(fake)
         with torch.autocast(fake.device.type, dtype=torch.bfloat16):
             real, fake = self.discriminator(out.target_padded), self.discriminator(fake)
@@ -210,6 +211,11 @@ class VAEModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
+        setting = self.cfg.train.discriminator_precision
+        if setting == "auto" and self.cfg.train.max_steps > self.cfg.train.vae_steps:
+            bf16 = discriminator_in_bfloat16(setting, self.device.type)
+            rank_zero_info(f"[vaedemo] discriminator in {'bfloat16' if bf16 else 'float32'} "
+                           f"(train.discriminator_precision auto on {self.device.type})")  # fmt: skip
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         step = self.steps_done
