@@ -25,12 +25,12 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .training.precision import DISCRIMINATOR_PRECISIONS
 from .typed import build_dataclass, merge_dicts
 
 LATENT_MODES = ("temporal", "single", "twostage")
 UPSAMPLINGS = ("transposed", "resize")  # model.upsampling
 DATA_MODES = ("oneshot", "crops")
+DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16", "auto")  # train.discriminator_precision
 
 
 @dataclass

@@ -123,6 +123,13 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
               f"({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})")  # fmt: skip
 
 
+def trains_on_cpu(trainer_cfg) -> bool:
+    """Whether the trainer config puts the run on the CPU (explicitly, or "auto" on a machine without CUDA)."""
+    import torch
+
+    return trainer_cfg.accelerator == "cpu" or (trainer_cfg.accelerator == "auto" and not torch.cuda.is_available())
+
+
 def slow_cpu_precision(trainer_cfg) -> str | None:
     """A warning when the run trains in half precision on a CPU without fast kernels for it, else None.
 
@@ -130,11 +137,8 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
     59 in float32 on one thread; bf16-mixed trained drums_temporal's adversarial phase 1.55x faster than 32-true on
     two idle threads, its VAE phase 1.11x), but emulates them on an AVX2-only CPU (a bfloat16 matrix product under
     1 GFLOP/s there), and float16 on CPUs without AVX512_FP16 or AMX-FP16 (3.3 GFLOP/s on that EPYC)."""
-    import torch
-
     precision = str(trainer_cfg.precision)
-    on_cpu = trainer_cfg.accelerator == "cpu" or (trainer_cfg.accelerator == "auto" and not torch.cuda.is_available())
-    if not on_cpu or not precision.startswith(("bf16", "16")):
+    if not trains_on_cpu(trainer_cfg) or not precision.startswith(("bf16", "16")):
         return None
     half = "bfloat16" if precision.startswith("bf16") else "float16"
     if fast_cpu_kernels(half):
@@ -145,11 +149,7 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
 
 def slow_cpu_discriminator(cfg) -> str | None:
     """A warning when train.discriminator_precision is bfloat16 (not auto) on a CPU without fast kernels for it."""
-    import torch
-
-    tr = cfg.trainer
-    on_cpu = tr.accelerator == "cpu" or (tr.accelerator == "auto" and not torch.cuda.is_available())
-    if cfg.train.discriminator_precision != "bfloat16" or not on_cpu or fast_cpu_kernels("bfloat16"):
+    if cfg.train.discriminator_precision != "bfloat16" or not trains_on_cpu(cfg.trainer) or fast_cpu_kernels("bfloat16"):
         return None
     return ("train.discriminator_precision bfloat16 on a CPU without fast bfloat16 kernels: the discriminator's "
             "convolutions are emulated and may run many times slower than in float32 (auto picks for the machine).")

@@ -55,8 +55,6 @@ def pointwise_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 def apply_conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """``conv(x)`` through the fastest equivalent form for its shape."""
-    if conv.kernel_size[0] == 1 and conv.groups == 1 and conv.stride[0] == 1 and conv.padding[0] == 0:
-        return pointwise_conv1d(x, conv.weight, conv.bias)
     if conv.stride[0] > 1:
         return polyphase_conv1d(conv, x)
     if conv.in_channels == 1 and conv.groups == 1 and conv.dilation[0] == 1:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 
-DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16", "auto")
-
 
 def fast_cpu_kernels(half: str) -> bool:
     """Whether oneDNN has fast CPU kernels for ``half`` ("bfloat16" or "float16") on this machine."""
