@@ -14,6 +14,7 @@ import torch
 from conftest import ROOT, tiny_overrides
 
 import vaedemo
+from vaedemo.errors import ConfigError
 from vaedemo.train import build_trainer, make_loaders
 from vaedemo.training.module import VAEModule, beta_at, lr_factor_at, phase_at
 
@@ -97,6 +98,31 @@ def test_a_decoder_fine_tune_on_posterior_means_keeps_the_encoder_and_its_latent
     _, _, enc, dec = zip(*rec.rows)
     assert len(set(enc)) == 1, "the encoder must not move"
     assert len(set(dec)) == 4, "the decoder trains every step"
+
+
+def test_an_encoder_fine_tune_keeps_the_decoder_and_trains_the_encoder_on_the_means_it_decodes(tiny_config, tmp_path):
+    """train.freeze_decoder: the decoder never moves while the encoder trains; the step decodes the posterior mean
+    (deterministic reconstruction) and its loss keeps the posterior's KL."""
+    cfg = tiny_config("temporal", 0, train__max_steps=4, train__vae_steps=4, train__freeze_decoder=True,
+                      train__beta=0.01, train__beta_warmup_steps=0, train__val_every_n_steps=4)  # fmt: skip
+    pl.seed_everything(0)
+    train, val, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    batch = next(iter(train))
+    out = module.forward_for_training(batch, "vae")
+    torch.testing.assert_close(out.audio, module.vae(batch, sample=False).audio)
+    assert float(module.generator_loss(out, "vae", 0)[1]["train/kl"]) > 0.0
+    rec = Recorder()
+    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[rec])
+    trainer.fit(module, train, val)
+    _, _, enc, dec = zip(*rec.rows)
+    assert len(set(dec)) == 1, "the decoder must not move"
+    assert len(set(enc)) == 4, "the encoder trains every step"
+
+
+def test_freezing_both_halves_is_refused(tiny_config):
+    with pytest.raises(ConfigError, match="opposite halves"):
+        tiny_config("temporal", 0, train__freeze_decoder=True, train__decode_posterior_mean=True)
 
 
 def _train_cmd(drum_folder, run_dir, *extra):

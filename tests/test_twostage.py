@@ -151,3 +151,27 @@ def test_a_fine_tuned_decoder_learns_from_the_clips_and_the_encoder_stays(drum_f
     assert decoder and any(not torch.equal(trained[k], before[k]) for k in decoder)
     with pytest.raises(ConfigError, match="finetune_decoder needs"):
         load_config(None, overrides + ["train.decoder_loss_target=trajectory"])
+
+
+def test_an_encoder_head_fine_tune_keeps_the_decoding_side_of_its_init(drum_folder, tmp_path, backbone):
+    """train.freeze_decoder on a two-stage model: started from a two-stage bundle whose decoder was fine-tuned, only
+    the encoder head and the flows learn (from the audio loss on the posterior means); the decoder head and that
+    bundle's own decoder (not train.backbone's) stay as they were, the backbone's encoder as ever."""
+    decoding = two_stage_overrides(drum_folder, tmp_path / "a", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.mel_weight=10", "train.decoder_loss_clips=2",
+        "train.decoder_loss_target=audio", "train.lr=0.01"]  # fmt: skip
+    first = load(run(None, decoding + ["train.finetune_decoder=true"], resume=False) / "bundle")
+    overrides = [o.replace(str(tmp_path / "a"), str(tmp_path / "b")) for o in decoding]
+    overrides += ["train.freeze_decoder=true", f"train.init_from={first.path}"]
+    trained = load(run(None, overrides, resume=False) / "bundle").model.state_dict()
+    before = first.model.state_dict()
+    decoding_side = [k for k in before if k.startswith("decoder.")]
+    assert any(k.startswith("decoder.net.") for k in decoding_side)
+    assert all(torch.equal(trained[k], before[k]) for k in decoding_side)
+    backbone_state = load(backbone).model.state_dict()  # the init's decoder was its own, not the backbone's
+    assert any(not torch.equal(before[k], backbone_state[k]) for k in decoding_side if k.startswith("decoder.net."))
+    encoder_head = [k for k in before if k.startswith("encoder.head.")]
+    assert encoder_head and any(not torch.equal(trained[k], before[k]) for k in encoder_head)
+    assert all(torch.equal(trained[k], before[k]) for k in before if k.startswith("encoder.net."))
+    with pytest.raises(ConfigError, match="freeze_decoder on a twostage"):
+        load_config(None, overrides + ["train.finetune_decoder=true"])

@@ -154,6 +154,13 @@ class TrainConfig:
     # a decoder fine-tune for inference: encoder and posterior frozen in every phase, and the decoder learns from the
     # posterior means (what reconstruction and a two-stage model decode) instead of noisy posterior samples
     decode_posterior_mean: bool = False
+    # its counterpart, an encoder fine-tune for inference: the decoder (conv stack and noise branch) frozen, and the
+    # encoder learns to give the posterior means that decoder renders best (reconstruction decodes the means; the KL at
+    # beta keeps the posterior regular). Where a decoder's best latents lie far from the encoder's, the encoder is the
+    # limit: this moves the latent space, so a two-stage model over the backbone needs its stage two retrained. On a
+    # twostage model: its decoder head and decoder frozen, the encoder head (and the flows) learn from the decoder loss
+    # on the audio of the posterior mean (train.decoder_loss_target audio), the backbone's encoder frozen as ever
+    freeze_decoder: bool = False
     # KL weight, ramped (log-linear) from beta_start to beta over beta_warmup_steps
     beta: float = 0.01
     beta_start: float = 1e-6
@@ -409,6 +416,11 @@ def validate(cfg: Config, source: str = "the config") -> None:
     audio_loss = cfg.model.latent_mode == "twostage" and bool(t.mel_sizes) and t.decoder_loss_target == "audio"
     need(not t.finetune_decoder or audio_loss,
          "train.finetune_decoder needs model.latent_mode twostage, train.mel_sizes and train.decoder_loss_target audio")
+    need(not (t.freeze_decoder and t.decode_posterior_mean),
+         "train.freeze_decoder and train.decode_posterior_mean freeze opposite halves of the model: set one of them")
+    need(not (t.freeze_decoder and cfg.model.latent_mode == "twostage") or (audio_loss and not t.finetune_decoder),
+         "train.freeze_decoder on a twostage model needs train.mel_sizes and train.decoder_loss_target audio, and not "
+         "train.finetune_decoder")
     need(t.prior_level_weight >= 0 and t.prior_level_samples >= 2,
          "train.prior_level_weight must not be negative and train.prior_level_samples must be at least 2")
     need(not t.prior_level_weight or (cfg.model.latent_mode == "twostage" and not cfg.model.level_latent),

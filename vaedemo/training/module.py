@@ -11,6 +11,7 @@ Every metric is logged per epoch only (per-step values are noise).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import lightning.pytorch as pl
@@ -78,6 +79,8 @@ class VAEModule(pl.LightningModule):
         self.automatic_optimization = False
         self.cfg = cfg
         self.vae = AudioVAE(cfg.model)
+        if cfg.train.freeze_decoder:  # its weights get no gradient; gradients still flow through it to the encoder
+            self.vae.decoder.requires_grad_(False)
         self.discriminator = Discriminator(cfg.train.discriminator, cfg.model.channels)
         self.stft = MultiScaleSTFT(cfg.train.stft_sizes)
         self.band_stft = MultiScaleSTFT(cfg.train.band_stft_sizes) if cfg.train.multiband_loss else None
@@ -157,6 +160,16 @@ class VAEModule(pl.LightningModule):
             real, fake = self.discriminator(out.target_padded), self.discriminator(fake)
         return _as_float32(real), _as_float32(fake)
 
+    def forward_for_training(self, x: torch.Tensor, phase: str):
+        """The model's output for one training step: posterior samples decoded, or the posterior means where one half
+        of the model is fine-tuned for inference (which decodes the means)."""
+        t = self.cfg.train
+        if t.freeze_decoder:  # the encoder learns: the means decoded, the KL of the posterior they belong to
+            out = self.vae(x, sample=False)
+            return dataclasses.replace(out, kl=self.vae.latent.kl(out.stats)[1])
+        frozen = t.decode_posterior_mean or (phase == "adversarial" and t.freeze_encoder)
+        return self.vae(x, sample=not t.decode_posterior_mean, freeze_encoder=frozen)
+
     def generator_loss(self, out, phase: str, step: int, features=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Reconstruction + beta * KL, plus hinge + feature matching on the discriminator's ``features`` (real, fake)
         in the adversarial phase."""
@@ -229,9 +242,7 @@ class VAEModule(pl.LightningModule):
             for group in self._param_groups(opt):
                 group["lr"] = base * factor
         x = batch
-        t = self.cfg.train
-        frozen = t.decode_posterior_mean or (phase == "adversarial" and t.freeze_encoder)
-        out = self.vae(x, sample=not t.decode_posterior_mean, freeze_encoder=frozen)
+        out = self.forward_for_training(x, phase)
         logs = {}
         if phase == "adversarial":
             loss_d, g_logs = self.adversarial_backward(out, step)

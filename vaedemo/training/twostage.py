@@ -7,9 +7,10 @@ its latent trajectory (d dims x frames) and back into audio well. Stage two lear
 every training clip), so thousands of steps take minutes on a CPU. The loss is the Gaussian negative log-likelihood
 of the trajectory in units of each dimension's spread over the training set, plus beta x KL, plus (with
 ``train.mel_sizes``) a log-mel loss through the frozen decoder on a few clips of each batch; with
-``train.finetune_decoder`` that loss trains the decoder too; with ``train.prior_level_weight``, a loss on the levels of
-a few decoded prior samples against the training clips' (:mod:`vaedemo.nn.loudness`). The result is an ordinary
-bundle: the backbone's conv stacks and the new heads in one file.
+``train.finetune_decoder`` that loss trains the decoder too (with ``train.freeze_decoder`` the whole decoding side is
+frozen and that loss, on the posterior means, trains the encoder head alone); with ``train.prior_level_weight``, a
+loss on the levels of a few decoded prior samples against the training clips' (:mod:`vaedemo.nn.loudness`). The
+result is an ordinary bundle: the backbone's conv stacks and the new heads in one file.
 """
 
 from __future__ import annotations
@@ -34,8 +35,16 @@ DECODER = ("decoder.net.", "decoder.noise.")
 
 
 def frozen_prefixes(cfg: Config) -> tuple[str, ...]:
-    """The backbone's tensors that stay as they are: its encoder always, its decoder unless train.finetune_decoder."""
-    return tuple(p for p in FROZEN if not (cfg.train.finetune_decoder and p in DECODER))
+    """The backbone's tensors that stay as train.backbone has them: its encoder always, its decoder unless
+    train.finetune_decoder or train.freeze_decoder (a two-stage model's own decoder, from train.init_from)."""
+    own_decoder = cfg.train.finetune_decoder or cfg.train.freeze_decoder
+    return tuple(p for p in FROZEN if not (own_decoder and p in DECODER))
+
+
+def untrained_prefixes(cfg: Config) -> tuple[str, ...]:
+    """The tensors that get no gradient: the frozen backbone's, and with train.freeze_decoder the whole decoding side
+    (stage two's decoder head and the decoder), so that only the encoder head and the flows learn."""
+    return frozen_prefixes(cfg) + (("decoder.",) if cfg.train.freeze_decoder else ())
 
 
 def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
@@ -60,7 +69,7 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
         raise ConfigError(f"train.backbone {cfg.train.backbone} lacks {missing[0]} of the two-stage model.")
     model.load_state_dict(frozen, strict=False)
     for name, p in model.named_parameters():
-        p.requires_grad_(not name.startswith(frozen_prefixes(cfg)))
+        p.requires_grad_(not name.startswith(untrained_prefixes(cfg)))
     return model, model_cfg
 
 
@@ -164,13 +173,15 @@ class TwoStageModule(pl.LightningModule):
             self.phase_changes.append((step, "vae"))
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = self.cfg.train.lr * lr_factor_at(self.cfg, step)
-        z, kl = self.vae.latent.kl(self.vae.encoder.head(batch))
+        head = self.vae.encoder.head(batch)
+        z, kl = self.vae.latent.kl(head)
         nll = self.trajectory_nll(z, batch)
         loss = (nll + beta_at(self.cfg, step) * kl).mean()
         bs = batch.shape[0]
         logs = {"train/trajectory_nll": nll.mean().detach(), "train/kl": kl.mean().detach()}
-        if self.mel is not None:
-            mel = self.decoder_loss(z, batch, clips)
+        if self.mel is not None:  # with the decoding side frozen, the encoder head learns the vector reconstruction
+            decoded = self.vae.latent.posterior_mean(head) if self.cfg.train.freeze_decoder else z  # decodes
+            mel = self.decoder_loss(decoded, batch, clips)
             loss = loss + self.cfg.train.mel_weight * mel
             logs["train/decoder_mel"] = mel.detach()
         if self.cfg.train.prior_level_weight:
