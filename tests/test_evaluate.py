@@ -83,3 +83,18 @@ def test_a_one_vector_model_is_evaluated_on_its_own_clip_and_a_time_series_on_1_
                           "--json", str(js)]) == 0  # fmt: skip
     res = json.loads(js.read_text())[0]
     assert round(res["seconds"] * 16000) == samples
+
+
+def test_refine_adds_a_row_of_refined_reconstructions_and_their_speed(tiny_config, drum_folder, tmp_path, capsys):
+    cfg = tiny_config("temporal", flows=0)
+    torch.manual_seed(0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    js, out = tmp_path / "r.json", tmp_path / "r.md"
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--no-opus", "--max-clips", "2",
+                          "--refine", "2", "--json", str(js), "--out", str(out)]) == 0  # fmt: skip
+    res = json.loads(js.read_text())[0]
+    assert set(res["reconstruction"]) == {"model", "model, refined (2 steps)"}
+    assert res["reconstruct_x_realtime_refined"] > 0
+    assert "| model, refined (2 steps) |" in out.read_text() and "refined" in out.read_text().split("\n")[4]
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--refine", "-1"]) == 2
+    assert "--refine must be from 0 to 1000 steps, got -1." in capsys.readouterr().err

@@ -59,12 +59,13 @@ def _load(target: str, kind: str, overrides: list[str] | None = None):
 LOOP = Path(__file__).resolve().parents[1] / "examples" / "drum_loop.flac"  # a real performance: 20 hits in 4.8 s
 
 
-def measure_inference(engine, seconds: float, runs: int) -> dict:
+def measure_inference(engine, seconds: float, runs: int, refine: int = 0) -> dict:
     """GFLOPs per second of audio and the real-time factors of encode / decode / reconstruct / one prior sample.
 
     A one-shot model (one latent per clip) reconstructs what it is for, one one-shot of its clip length; a longer
     input goes hit by hit (one whole clip decoded per detected onset), so its speed depends on how many hits the
-    audio has: that is measured on the shipped drum loop (``loop_rtf``), not on noise, whose onsets are arbitrary."""
+    audio has: that is measured on the shipped drum loop (``loop_rtf``), not on noise, whose onsets are arbitrary.
+    With ``refine``, also the same reconstruction from latents refined by that many steps (``refined_rtf``)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -84,6 +85,8 @@ def measure_inference(engine, seconds: float, runs: int) -> dict:
         "encode_rtf": seconds / t_enc,
         "decode_rtf": (len(z) * clip / sr if engine.mode.per_clip else seconds) / t_dec,
         "reconstruct_rtf": len(rec) / sr / t_rec,
+        "refined_rtf": len(rec) / sr / _median_time(lambda: engine.reconstruct(rec, sr, refine=refine), runs)
+        if refine else None,
         "loop_rtf": _loop_rtf(engine, runs) if engine.mode.per_clip else None,
         "sample_ms": 1000 * t_sample,
         "sample_rtf": clip / sr / t_sample,
@@ -201,7 +204,7 @@ def measure_training_steps(train_cfg, steps: int) -> dict:
     }
 
 
-def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int) -> dict:
+def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int, refine: int = 0) -> dict:
     """Measurements of one model, in this process."""
     import torch
 
@@ -210,7 +213,7 @@ def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int)
         "model": Path(target).stem if kind == "config" else Path(target).name,
         "mode": engine.mode.name,
         "params_M": sum(p.numel() for p in engine.model.parameters()) / 1e6,
-        **measure_inference(engine, seconds, runs),
+        **measure_inference(engine, seconds, runs, refine),
         **measure_training_steps(train_cfg, train_steps),
         "peak_mem_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
@@ -225,6 +228,7 @@ COLUMNS = [
     ("encode_rtf", "encode x RT", "{:.0f}"),
     ("decode_rtf", "decode x RT", "{:.0f}"),
     ("reconstruct_rtf", "reconstruct x RT", "{:.0f}"),
+    ("refined_rtf", "refined x RT", "{:.1f}"),
     ("loop_rtf", "drum loop x RT", "{:.0f}"),
     ("sample_ms", "1 prior sample (ms)", "{:.1f}"),
     ("train_vae_steps_s", "train steps/s VAE", "{:.2f}"),
@@ -249,6 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--seconds", type=float, default=10.0, help="audio length for encode/decode/reconstruct")
     add("--runs", type=int, default=5)
     add("--train-steps", type=int, default=3)
+    add("--refine", type=int, default=0, help="also time reconstruction with this many steps of latent refinement")
     add("--json", help="also write the rows as JSON here")
     add("--train", action="store_true", help="time the real training CLI instead (vaedemo.bench_train)")
     add("--device", default="cpu", help="--train: cpu or cuda")
@@ -314,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args._worker:
         kind, target = args._worker
-        print(json.dumps(measure(target, kind, args.seconds, args.runs, args.train_steps)))
+        print(json.dumps(measure(target, kind, args.seconds, args.runs, args.train_steps, args.refine)))
         return 0
     if args.train:
         return main_train(args)
@@ -326,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for kind, target in targets:
         cmd = [sys.executable, "-m", "vaedemo.bench", "--_worker", kind, target, "--seconds", str(args.seconds),
-               "--runs", str(args.runs), "--train-steps", str(args.train_steps)]
+               "--runs", str(args.runs), "--train-steps", str(args.train_steps), "--refine", str(args.refine)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             print(f"error: benchmarking {target} failed: {res.stderr.strip().splitlines()[-1]}", file=sys.stderr)

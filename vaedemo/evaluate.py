@@ -115,7 +115,9 @@ def _mean_metrics(pairs, hop: int) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in RECON_KEYS}
 
 
-def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples: int, opus: bool, seed: int = 0) -> dict:
+def evaluate_folder(
+    engine, data: Path, seconds: float, max_clips: int, samples: int, opus: bool, seed: int = 0, refine: int = 0
+) -> dict:
     from .metrics import clip_features, frechet_distance, kid
 
     sr, ch = engine.sample_rate, engine.channels
@@ -130,6 +132,12 @@ def evaluate_folder(engine, data: Path, seconds: float, max_clips: int, samples:
     result: dict = {"data": described, "clips": len(clips), "seconds": seconds,
                     "reconstruction": {"model": _mean_metrics(((x, y, sr) for x, y in zip(clips, recon)), engine.hop)},
                     "reconstruct_x_realtime": len(clips) * seconds / seconds_recon}
+    if refine:  # analysis by synthesis beside the one-pass encoder (vaedemo.refine); the decoder bound stays one-pass
+        t0 = time.perf_counter()
+        refined = [engine.reconstruct(x, sr, refine=refine) for x in clips]
+        result["reconstruct_x_realtime_refined"] = len(clips) * seconds / (time.perf_counter() - t0)
+        pairs = ((x, y, sr) for x, y in zip(clips, refined))
+        result["reconstruction"][f"model, refined ({refine} steps)"] = _mean_metrics(pairs, engine.hop)
     if opus and shutil.which("opusenc") and shutil.which("opusdec"):
         with tempfile.TemporaryDirectory() as tmp:
             for kbps in OPUS_BITRATES:
@@ -189,16 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=0, help="prior samples (default: as many as clips)")
     parser.add_argument("--no-opus", action="store_true", help="skip the Opus baselines")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refine", type=int, default=0,
+                        help="also reconstruct with latents refined by this many steps of analysis by synthesis")
     parser.add_argument("--out", help="write the markdown report here")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--update-card", action="store_true", help="store the results in the bundle's card")
     args = parser.parse_args(argv)
-    from .inference import Engine
+    from .inference import MAX_REFINE_STEPS, Engine
 
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
-    results = [evaluate_folder(engine, Path(d), seconds, args.max_clips, args.samples, not args.no_opus, args.seed)
-               for d in args.data]  # fmt: skip
+    if not 0 <= args.refine <= MAX_REFINE_STEPS:
+        raise VaedemoError(f"--refine must be from 0 to {MAX_REFINE_STEPS} steps, got {args.refine}.")
+    results = [evaluate_folder(engine, Path(d), seconds, args.max_clips, args.samples, not args.no_opus, args.seed,
+                               args.refine) for d in args.data]  # fmt: skip
     emit_report(report_markdown(engine.bundle.name, results), results, args.out, args.json)
     if args.update_card:
         from .bundle import save_bundle

@@ -21,6 +21,9 @@ from .bundle import Bundle, load
 from .errors import VaedemoError
 from .nn.streaming import StreamingVAE, script
 from .onsets import detect_onsets, hit_segments, lay_hits
+from .refine import refined_reconstruction
+
+MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -137,37 +140,43 @@ class Engine:
             flat = np.concatenate([flat[:, : c_in - 1], flat[:, c_in - 1 : c_in + 1].mean(1, keepdims=True)], axis=1)
         return flat
 
+    def _forward(self, x: torch.Tensor, refine: int) -> torch.Tensor:
+        """The model's deterministic reconstruction of (B, C, T); with ``refine`` > 0 from latents refined by that
+        many steps of analysis by synthesis (:mod:`vaedemo.refine`)."""
+        return refined_reconstruction(self.model, x, refine) if refine else self.model(x, sample=False).audio
+
     @torch.inference_mode()
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, refine: int = 0) -> torch.Tensor:
         """Deterministic reconstruction of channel groups (G, C, T) at the model rate, any T, in chunks whose
-        margins (from the latent mode) make the result equal whole-signal processing."""
+        margins (from the latent mode) make the result equal whole-signal processing (refined latents are searched
+        chunk by chunk: close to the whole signal's, not equal)."""
         t, lag = x.shape[-1], self.model.delay  # a causal model's output lags: run past the end, shift it back
         x = self.mode.pad(torch.nn.functional.pad(x, (0, lag)) if lag else x)
         total = x.shape[-1]
         if total <= self.chunk + 2 * self.margin:
-            return self.model(x, sample=False).audio[..., lag : lag + t]
+            return self._forward(x, refine)[..., lag : lag + t]
         out = torch.empty_like(x)
         for s in range(0, total, self.chunk):
             e = min(s + self.chunk, total)
             a, b = max(0, s - self.margin), min(total, e + self.margin)
-            y = self.model(x[..., a:b], sample=False).audio
+            y = self._forward(x[..., a:b], refine)
             out[..., s:e] = y[..., s - a : e - a]
         return out[..., lag : lag + t]
 
-    def _reconstruct_channels(self, x: np.ndarray) -> np.ndarray:
+    def _reconstruct_channels(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
         """(samples, C_in) at the model rate -> (samples, C_out), every channel group through the model."""
         groups = self._tensor(self._groups(x))
         step = self.groups_at_once or len(groups)
-        y = torch.cat([self._run(groups[i : i + step]) for i in range(0, len(groups), step)]).cpu().numpy()
+        y = torch.cat([self._run(groups[i : i + step], refine) for i in range(0, len(groups), step)]).cpu().numpy()
         return self._ungroup(y, x.shape[1])
 
-    def _reconstruct_hits(self, x: np.ndarray) -> np.ndarray:
+    def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
         """A one-shot model's reconstruction of a longer input: cut at its onsets, each hit encoded as a one-shot,
         the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`)."""
         onsets = detect_onsets(x.mean(axis=1), self.sample_rate)
         length = self.clip_length
         clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
-        decoded = self._reconstruct_channels(np.concatenate(clips))  # clip-aligned: each hit is its own clip
+        decoded = self._reconstruct_channels(np.concatenate(clips), refine)  # clip-aligned: each hit is its own clip
         hits = decoded.reshape(len(clips), length, decoded.shape[1])
         return lay_hits(list(hits), onsets, len(x), self.sample_rate)
 
@@ -192,16 +201,22 @@ class Engine:
         return resample(x, sr, self.sample_rate)
 
     # ------------------------------------------------------------------------------------------------ public API
-    def reconstruct(self, audio: np.ndarray, sr: int) -> np.ndarray:
-        """Encode and decode; returns float32 (samples, channels) at ``sr`` with exactly the input's length."""
+    def reconstruct(self, audio: np.ndarray, sr: int, refine: int = 0) -> np.ndarray:
+        """Encode and decode; returns float32 (samples, channels) at ``sr`` with exactly the input's length.
+
+        ``refine`` > 0: analysis by synthesis (:mod:`vaedemo.refine`), each latent searched for that many steps
+        against its own decoded audio, starting from the encoder's; closer to the input, about ``3 x refine`` times
+        the work of a plain reconstruction."""
+        if not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):
+            raise VaedemoError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS}, got {refine!r}.")
         x = check_audio(audio, sr)
         n, c_in = x.shape
         xm = resample(x, sr, self.sample_rate)
         if self.mode.per_clip and len(xm) >= 2 * self.clip_length:  # a performance through a one-shot model
-            y = self._reconstruct_hits(xm)  # (a one-shot with a short tail past one clip stays whole: cutting it at
+            y = self._reconstruct_hits(xm, refine)  # (a one-shot with a short tail past one clip stays whole: cutting it at
             # the inner transients of a snare or a flam splits one hit into several)
         else:
-            y = self._reconstruct_channels(xm)
+            y = self._reconstruct_channels(xm, refine)
         y = resample(y, self.sample_rate, sr)
         if y.shape[0] < n:
             y = np.pad(y, ((0, n - y.shape[0]), (0, 0)))

@@ -1,0 +1,86 @@
+"""Analysis by synthesis (vaedemo.refine, Engine.reconstruct(..., refine=N)): the same contract as a plain
+reconstruction, never a worse latent by the search's own distance, the model left as it was."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vaedemo.bundle import save_bundle
+from vaedemo.errors import VaedemoError
+from vaedemo.inference import Engine
+from vaedemo.metrics import log_mel_spectrogram
+from vaedemo.nn.vae import AudioVAE
+from vaedemo.refine import SIZES, log_mels, refine_latents, refined_reconstruction, spectral_distance
+
+
+def _engine(tiny_config, tmp_path, mode, causal=False):
+    cfg = tiny_config(mode, flows=2, model__causal=causal)
+    torch.manual_seed(0)
+    model = AudioVAE(cfg.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return Engine(save_bundle(model, tmp_path / f"b-{mode}-{causal}"))
+
+
+def _noise(samples, channels=1, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal((samples, channels))).astype(np.float32)
+
+
+def test_the_search_distance_at_2048_points_is_the_evaluations_log_mel():
+    x = torch.randn(2, 1, 9000) * 0.1
+    expected = np.stack([log_mel_spectrogram(c.T.numpy(), 44100)[0] for c in x])
+    assert SIZES[0] == 2048
+    np.testing.assert_allclose(log_mels(x, 44100)[0].numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode,causal", [("temporal", False), ("temporal", True), ("single", False)])
+def test_no_steps_is_the_plain_reconstruction(tiny_config, tmp_path, mode, causal):
+    eng = _engine(tiny_config, tmp_path, mode, causal)
+    x = torch.from_numpy(_noise(2 * eng.clip_length).T[None].copy())  # two clips: a one-vector model's chunk of two
+    with torch.no_grad():
+        plain = eng.model(x, sample=False).audio
+    torch.testing.assert_close(refined_reconstruction(eng.model, x, 0), plain)
+    audio = _noise(3000, 2)
+    np.testing.assert_array_equal(eng.reconstruct(audio, 16000, refine=0), eng.reconstruct(audio, 16000))
+
+
+@pytest.mark.parametrize("mode,causal", [("temporal", False), ("temporal", True), ("single", False)])
+def test_refined_latents_decode_closer_by_the_search_distance(tiny_config, tmp_path, mode, causal):
+    eng = _engine(tiny_config, tmp_path, mode, causal)
+    model = eng.model
+    x = torch.from_numpy(np.stack([_noise(eng.clip_length, seed=s).T for s in range(3)]))
+    lag, t = model.delay, x.shape[-1]
+    target = log_mels(x[..., : t - lag], model.sample_rate)
+
+    def distance(z):
+        with torch.no_grad():
+            return spectral_distance(target, model.mode.unfold(model.decode(z), 3)[..., lag:t], model.sample_rate)
+
+    with torch.no_grad():
+        start = model.encode(x)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    refined = refine_latents(model, x, start, steps=6)
+    assert refined.shape == start.shape
+    assert (distance(refined) <= distance(start)).all() and (distance(refined) < distance(start) - 0.01).any()
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_a_refined_reconstruction_keeps_length_rate_and_channels(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    for shape, sr in [((1000, 1), 16000), ((5000, 2), 16000), ((3000, 1), 44100), ((3 * eng.clip_length + 5, 1), 16000)]:
+        x = _noise(*shape)
+        y = eng.reconstruct(x, sr, refine=2)
+        assert y.shape == shape and y.dtype == np.float32 and np.isfinite(y).all()
+        assert not np.array_equal(y, eng.reconstruct(x, sr))
+
+
+@pytest.mark.parametrize("steps", [-1, 1001, 2.5, "3"])
+def test_a_bad_number_of_steps_gets_one_sentence(tiny_config, tmp_path, steps):
+    eng = _engine(tiny_config, tmp_path, "temporal")
+    with pytest.raises(VaedemoError, match=r"^refine must be a whole number of steps from 0 to 1000, got .*\.$"):
+        eng.reconstruct(_noise(1000), 16000, refine=steps)
