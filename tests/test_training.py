@@ -80,6 +80,14 @@ def test_phases_switch_at_configured_steps(tiny_config, tmp_path):
     assert not any(k.startswith("discriminator") for k in bundle.model.state_dict())
 
 
+def _encoder_and_decoder_sums_per_step(cfg, module, train, val, summary) -> tuple[tuple, tuple]:
+    """Train ``module`` as configured: the sums of its encoder's and its decoder's parameters after every step."""
+    rec = Recorder()
+    build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[rec]).fit(module, train, val)
+    _, _, enc, dec = zip(*rec.rows)
+    return enc, dec
+
+
 def test_a_decoder_fine_tune_on_posterior_means_keeps_the_encoder_and_its_latent_space(tiny_config, tmp_path):
     """train.decode_posterior_mean: the encoder never moves (so a two-stage model's trajectories stay valid) while
     the decoder trains, from the posterior mean: the step's loss is deterministic, with no KL in it."""
@@ -92,10 +100,7 @@ def test_a_decoder_fine_tune_on_posterior_means_keeps_the_encoder_and_its_latent
     first, again = module.vae(batch, sample=False), module.vae(batch, sample=False)
     torch.testing.assert_close(module.generator_loss(first, "vae", 0)[0], module.generator_loss(again, "vae", 0)[0])
     assert float(module.generator_loss(first, "vae", 0)[1]["train/kl"]) == 0.0
-    rec = Recorder()
-    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[rec])
-    trainer.fit(module, train, val)
-    _, _, enc, dec = zip(*rec.rows)
+    enc, dec = _encoder_and_decoder_sums_per_step(cfg, module, train, val, summary)
     assert len(set(enc)) == 1, "the encoder must not move"
     assert len(set(dec)) == 4, "the decoder trains every step"
 
@@ -112,10 +117,7 @@ def test_an_encoder_fine_tune_keeps_the_decoder_and_trains_the_encoder_on_the_me
     out = module.forward_for_training(batch, "vae")
     torch.testing.assert_close(out.audio, module.vae(batch, sample=False).audio)
     assert float(module.generator_loss(out, "vae", 0)[1]["train/kl"]) > 0.0
-    rec = Recorder()
-    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[rec])
-    trainer.fit(module, train, val)
-    _, _, enc, dec = zip(*rec.rows)
+    enc, dec = _encoder_and_decoder_sums_per_step(cfg, module, train, val, summary)
     assert len(set(dec)) == 1, "the decoder must not move"
     assert len(set(enc)) == 4, "the encoder trains every step"
 
