@@ -19,7 +19,7 @@ import torch
 
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
-from .evaluate import default_seconds, evaluation_sets, load_clips, spread
+from .evaluate import default_seconds, evaluation_sets, load_clips
 from .metrics import log_mel_l1
 from .refine import LR, refine_latents
 
@@ -36,7 +36,7 @@ def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float) -> dict:
     was trained on it), at the evaluation's default length."""
     length = round(default_seconds(engine) * engine.sample_rate)
     files, _, described = evaluation_sets(folder, engine, 200)
-    audio = load_clips(spread(files, clips), engine.sample_rate, length, engine.channels, clips)
+    audio = load_clips(files, engine.sample_rate, length, engine.channels, clips)  # spread over the set
     x = torch.from_numpy(np.stack([a.T for a in audio]))  # (B, C, T)
     model = engine.model.eval()
     t0 = time.perf_counter()
