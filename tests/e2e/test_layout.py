@@ -70,6 +70,8 @@ def test_a_missing_input_gives_one_error_and_no_error_on_the_outputs(browser, se
     assert page.get_by_text("Upload or record a sound first").count() == 1
     assert page.get_by_text("Error", exact=True).count() == 1  # the message's title, no "Error" on every output
     page.locator(".toast-close").first.click()
+    # the closed toast fades out: counted while still on screen, it would read as a second "Error"
+    page.get_by_text("Upload or record a sound first").wait_for(state="detached", timeout=30000)
     page.get_by_role("tab", name="Interpolate").click()
     page.locator("#sound-b button[aria-label='Clear']").first.click()
     page.get_by_role("button", name="Render the path").click()
