@@ -25,7 +25,7 @@ from vaedemo.demo.interpolate import interpolate, interpolate_at
 from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.page import model_info
-from vaedemo.demo.reconstruct import METRIC_LABELS, reconstruct
+from vaedemo.demo.reconstruct import METRIC_LABELS, REFINE_SECONDS, REFINE_STEPS, reconstruct
 from vaedemo.demo.sample import direction_labels, move, sample
 from vaedemo.demo.state import DemoState
 from vaedemo.errors import CheckpointError, VaedemoError
@@ -224,6 +224,34 @@ def test_reconstruction_keeps_the_original_loudness(state, tmp_path):
     assert sf.info(out).subtype == "PCM_16" and np.abs(got - expected).max() <= 1 / 32768 + 1e-6  # no normalisation
     loud = TempFiles().wav(np.full((100, 1), 1.5, np.float32), SR, "loud")
     assert sf.info(loud).subtype == "FLOAT" and sf.read(loud)[0].max() == 1.5  # beyond full scale: float, unclipped
+
+
+@pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal", "tiny_stereo"])
+def test_the_latent_search_refines_short_sounds_and_says_so(state, files, model):
+    plain_out, _, _, _, plain = reconstruct(state, str(files["stereo"]), model)
+    out, _, _, table, result = reconstruct(state, str(files["stereo"]), model, refine=True)
+    assert result["refine_steps"] == REFINE_STEPS and plain["refine_steps"] == 0
+    assert f"Latent searched for {REFINE_STEPS} steps" in table
+    got, want = sf.read(out, dtype="float32")[0], sf.read(plain_out, dtype="float32")[0]
+    assert got.shape == want.shape and np.abs(got - want).max() > 1e-3  # other latents, another sound
+
+
+def test_the_latent_search_is_bounded_and_says_why_it_did_not_run(state, files, tmp_path):
+    sf.write(tmp_path / "four.wav", noise(SR // 2, 4) * 0, SR)  # half a second of 4 channels fits
+    assert reconstruct(state, str(tmp_path / "four.wav"), "tiny_temporal", refine=True)[4]["refine_steps"] > 0
+    sf.write(tmp_path / "wide.wav", noise(2 * SR, 6), SR)  # 2 s x 6 channels through a mono model: 12 s decoded
+    out, _, _, table, result = reconstruct(state, str(tmp_path / "wide.wav"), "tiny_temporal", refine=True)
+    assert result["refine_steps"] == 0 and sf.info(out).channels == 6
+    assert f"takes up to {REFINE_SECONDS:g} s of audio (channels counted) and this input has 12.0 s" in table
+    loop = noise(int(2.5 * SR))  # a one-shot model decodes a performance hit by hit: not searched
+    sf.write(tmp_path / "loop.wav", loop, SR)
+    out, _, _, table, result = reconstruct(state, str(tmp_path / "loop.wav"), "tiny_single_flow", refine=True)
+    assert result["refine_steps"] == 0 and "reconstructed hit by hit in one pass" in table
+    plain = state.models.get("tiny_single_flow").reconstruct(loop, SR)
+    assert np.abs(sf.read(out, dtype="float32", always_2d=True)[0] - plain).max() <= 1 / 32768 + 1e-6
+    with pytest.raises(gr.Error) as e:
+        reconstruct(state, str(files["stereo"]), "tiny_temporal", refine="maybe")
+    assert e.value.message == "The latent search switch (refine) must be true or false, got 'maybe'."
 
 
 def test_stereo_model_keeps_stereo(state, files):

@@ -70,6 +70,9 @@ def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: 
         page.locator("input[type=file]").first.set_input_files(str(ROOT / "examples" / "timgm6mb-standard_snare.flac"))
         page.locator("#spec-output .js-plotly-plot").wait_for(timeout=60000)
         wait_idle(page)
+        page.locator("#rec-refine input[type=checkbox]").check()  # the same snare again, its latent searched
+        page.get_by_text("Latent searched for").wait_for(timeout=60000)
+        wait_idle(page)
         shot("reconstruct")
 
         page.get_by_role("tab", name="Sample").click()

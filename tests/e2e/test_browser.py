@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from .screenshots import CHROMIUM, wait_idle
 
@@ -55,6 +57,26 @@ def test_ab_switches_between_input_and_reconstruction_at_the_same_moment(page):
     assert "reconstruction-" in page.evaluate("() => window.vaedemoAB.B.src")
     page.locator("#ab-toggle").click()
     page.wait_for_function(f"() => ({PLAYING})().join() === 'true,false'")
+
+
+def test_ticking_the_latent_search_reconstructs_the_same_input_again(page, tmp_path):
+    """The switch alone re-runs the reconstruction of the input on screen, refined, and unticked in one pass."""
+    page.get_by_role("tab", name="Reconstruct").click()
+    hit = 0.3 * np.sin(np.arange(12000) * 0.05) * np.exp(-np.arange(12000) / 3000)  # shorter than the clip: one shot
+    sf.write(tmp_path / "hit.wav", hit.astype(np.float32), 44100)
+    page.locator("#rec-input button[aria-label='Clear']").first.click()  # the snare above leaves
+    page.locator("#rec-input input[type=file]").set_input_files(str(tmp_path / "hit.wav"))
+    page.locator("#rec-output a[download][href*='reconstruction-']").wait_for(timeout=60000)
+    wait_idle(page)
+    one_pass = page.locator("#rec-output a[download]").get_attribute("href")
+    page.locator("#rec-refine input[type=checkbox]").check()
+    page.get_by_text("Latent searched for").wait_for(timeout=60000)
+    wait_idle(page)
+    assert page.locator("#rec-output a[download]").get_attribute("href") != one_pass  # a new reconstruction
+    page.locator("#rec-refine input[type=checkbox]").uncheck()
+    page.get_by_text("Latent searched for").wait_for(state="detached", timeout=60000)
+    wait_idle(page)
+    assert page.get_by_text("SI-SDR (dB)").is_visible()
 
 
 def test_clicking_a_point_of_the_latent_map_plays_it(page):

@@ -37,8 +37,14 @@ def test_reconstruct_keeps_rate_length_and_channels(client, upload, model):
     info = sf.info(out)
     assert (info.samplerate, info.frames, info.channels) == (22050, 28665, 2)
     assert set(metrics) == {"log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "trimmed",
-                            "seconds_used", "seconds_in_file"}  # fmt: skip
+                            "seconds_used", "seconds_in_file", "refine_steps"}  # fmt: skip
     assert (metrics["trimmed"], metrics["seconds_used"], metrics["seconds_in_file"]) == (False, 1.3, 1.3)
+    assert metrics["refine_steps"] == 0  # refine defaults to off: the two-argument call of earlier clients
+    searched, refined = client.predict(audio=handle_file(str(upload)), model=model, refine=True,
+                                       api_name="/reconstruct")  # fmt: skip
+    assert sf.info(searched).frames == 28665
+    # 1.3 s is several of the tiny one-shot model's clips (0.37 s): reconstructed hit by hit, in one pass
+    assert (refined["refine_steps"] > 0) == (model == "tiny_temporal")
 
 
 def test_sample_returns_n_clips_at_the_model_rate(client):

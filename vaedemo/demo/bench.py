@@ -30,7 +30,7 @@ from vaedemo.nn.vae import AudioVAE
 from .common import EXAMPLES, ROOT
 from .interpolate import interpolate_at
 from .models import Models, discover
-from .reconstruct import reconstruct
+from .reconstruct import REFINE_STEPS, reconstruct
 from .sample import move, sample
 from .state import DemoState
 
@@ -110,6 +110,8 @@ def _handler_rows(state: DemoState, label: str, upload: Path, x: np.ndarray, sr:
         ("- of which Engine.reconstruct", _median_ms(lambda: eng.reconstruct(x, sr), runs), ""),
         ("- of which reconstruction_metrics", _median_ms(lambda: reconstruction_metrics(x, x, sr), runs), ""),
         ("- both figures as JSON", f"{rec() / 1024:.0f} KB", ""),
+        (f"reconstruct a one-shot with its latent searched ({REFINE_STEPS} steps)",
+         _median_ms(lambda: reconstruct(state, snare, label, refine=True), runs), ""),
         ("slider release -> new audio (latent direction)",
          _median_ms(lambda: move(state, 4, 1.0, 0, True, label, 1.0, -0.5, 0, 0), runs), "<= 150 ms"),
         ("slider release -> new audio (interpolation position)",

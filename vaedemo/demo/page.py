@@ -51,6 +51,7 @@ def build_api(state: DemoState, default: str) -> None:
         a_temp = pass_through(gr.Number(value=1.0, label="temperature"))
         a_seed = pass_through(gr.Number(value=0, precision=0, label="seed"))
         a_flow = gr.Checkbox(value=True, label="use_flow")
+        a_refine = gr.Checkbox(value=False, label="refine")
         a_steps = pass_through(gr.Number(value=5, precision=0, label="steps"))
         a_method = gr.Textbox(value="slerp", label="method")
         a_out = Audio(type="filepath", label="reconstruction")
@@ -58,11 +59,12 @@ def build_api(state: DemoState, default: str) -> None:
         a_files = gr.File(file_count="multiple", label="audio files")
         a_btn = gr.Button()
 
-    def reconstruct(audio: str, model: str, request: gr.Request) -> tuple[str, dict]:
+    def reconstruct(audio: str, model: str, refine: bool, request: gr.Request) -> tuple[str, dict]:
         """Reconstruct an audio file: returns (wav at the input's rate, length and channels; metrics and what was used
-        of the input: trimmed, seconds_used, seconds_in_file)."""
+        of the input: trimmed, seconds_used, seconds_in_file, refine_steps). refine: search the latents (one-shots and
+        sounds up to a few seconds; refine_steps 0 beyond that)."""
         with state.gate(request):
-            out, _, _, _, metrics = reconstruct_tab.reconstruct(state, audio, model)
+            out, _, _, _, metrics = reconstruct_tab.reconstruct(state, audio, model, refine=refine)
         return out, metrics
 
     def sample(n: int, temperature: float, seed: int, use_flow: bool, model: str, request: gr.Request) -> list[str]:
@@ -77,7 +79,7 @@ def build_api(state: DemoState, default: str) -> None:
             return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model)[0]
 
     api = {"api_visibility": "public", "concurrency_limit": None}  # they wait in state.gate, see guard.py
-    a_btn.click(reconstruct, [a_audio, a_model], [a_out, a_metrics], api_name="reconstruct", **api)
+    a_btn.click(reconstruct, [a_audio, a_model, a_refine], [a_out, a_metrics], api_name="reconstruct", **api)
     a_btn.click(sample, [a_n, a_temp, a_seed, a_flow, a_model], a_files, api_name="sample", **api)
     a_btn.click(interpolate, [a_audio, a_audio_b, a_steps, a_method, a_model], a_files, api_name="interpolate",
                 **api)  # fmt: skip

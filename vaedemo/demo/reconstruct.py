@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -13,7 +15,7 @@ from vaedemo.audio import resample, to_channels
 from vaedemo.inference import Engine
 from vaedemo.metrics import reconstruction_metrics
 
-from .common import AUDIO_OUT, UI, Audio, examples, intro, themed, user_errors
+from .common import AUDIO_OUT, UI, Audio, examples, flag, intro, themed, user_errors
 from .guard import gated
 from .state import DemoState, trim_notice
 
@@ -66,18 +68,42 @@ AB_TOGGLE = """
 }
 """
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
+# "Search the latent" (analysis by synthesis, vaedemo.refine): each search step decodes the input about three times,
+# so the demo bounds it: REFINE_STEPS steps on at most REFINE_SECONDS of decoded audio (channels counted; the shipped
+# 4.8 s loop fits), a few seconds of waiting on 2 cores. 25 steps give 85-92 % of 50 steps' gain (held-out FluidR3
+# clips, README "The encoder is the limit").
+REFINE_STEPS = 25
+REFINE_SECONDS = 6.0
+REFINE_LABEL = "Search the latent (closer, slower)"
+REFINE_INFO = f"Fits the latent to this input through the decoder: {REFINE_STEPS} steps, sounds up to {REFINE_SECONDS:g} s."
 
 
-def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int) -> np.ndarray:
+def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> np.ndarray:
     """Engine.reconstruct of any channel count, two channels at a time: memory grows with the length and the channel
     count of the input, but the model never sees more than a stereo input's worth at once."""
     if x.shape[1] <= 2:
-        return eng.reconstruct(x, sr)
+        return eng.reconstruct(x, sr, refine)
     y = np.empty_like(x)
     for i in range(0, x.shape[1], 2):
-        part = eng.reconstruct(x[:, i : i + 2], sr)
+        part = eng.reconstruct(x[:, i : i + 2], sr, refine)
         y[:, i : i + 2] = part if part.shape[1] == min(2, x.shape[1] - i) else part.mean(1, keepdims=True)
     return y
+
+
+def refine_plan(eng: Engine, samples: int, sr: int, channels: int) -> tuple[int, str]:
+    """(steps of latent search, and when none the sentence that says why) for an input of ``samples`` x
+    ``channels`` at ``sr``: what the demo affords under its bound (:data:`REFINE_SECONDS` decoded per step)."""
+    n = math.ceil(samples * eng.sample_rate / sr)
+    groups = channels if eng.channels == 1 else math.ceil(channels / 2)  # what the model runs, channel by channel
+    if eng.mode.per_clip and n >= 2 * eng.clip_length:  # decoded hit by hit (Engine.reconstruct): one clip per onset
+        return 0, ("The latent search refines one-shots: a longer performance through a one-shot model was "
+                   "reconstructed hit by hit in one pass.")  # fmt: skip
+    decoded = math.ceil(n / eng.clip_length) * eng.clip_length if eng.mode.per_clip else n
+    seconds = decoded / eng.sample_rate * groups
+    if seconds > REFINE_SECONDS:
+        return 0, (f"The latent search takes up to {REFINE_SECONDS:g} s of audio (channels counted) and this input "
+                   f"has {seconds:.1f} s: it was reconstructed in one pass.")  # fmt: skip
+    return REFINE_STEPS, ""
 
 
 def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray:
@@ -85,26 +111,32 @@ def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray
 
 
 @user_errors
-def reconstruct(state: DemoState, path: str | None, model: str, with_typicality: bool = False):
+def reconstruct(state: DemoState, path: str | None, model: str, with_typicality: bool = False, refine: bool = False):
     """Upload -> (reconstruction wav, input figure, reconstruction figure, metrics markdown, result dict), and with
-    ``with_typicality`` a sixth item: the typicality Markdown (see typicality.py; the page shows it).
+    ``with_typicality`` a sixth item: the typicality Markdown (see typicality.py; the page shows it). With ``refine``
+    the latents are searched (:func:`refine_plan` says for how many steps; the result's ``refine_steps``, 0 when the
+    input is beyond the demo's bound, which the table then says).
 
     The reconstruction keeps the input's rate, length and channels; the metrics and both figures are computed on a mix
     of at most two channels at the model's rate, so that a 192 kHz, 16-channel upload costs about what the same
     duration of stereo at the model's rate does. The result dict holds the metrics and what was used of the input
-    (``trimmed``, ``seconds_used``, ``seconds_in_file``: the /reconstruct API returns it)."""
+    (``trimmed``, ``seconds_used``, ``seconds_in_file``, ``refine_steps``: the /reconstruct API returns it)."""
+    search = flag(refine, "the latent search switch (refine)")
     eng = state.models.get(model)
     d = state.load(path)
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
-    y = reconstruct_channels(eng, x, sr)
+    steps, why_not = refine_plan(eng, n, sr, c_in) if search else (0, "")
+    started = time.perf_counter()
+    y = reconstruct_channels(eng, x, sr, steps)
+    took = time.perf_counter() - started
     typical = typicality.describe(typicality.score_audio(eng, x, sr)) if with_typicality else None
     out = state.files.wav(y, sr, "reconstruction")
     k = min(FIGURE_CHANNELS, y.shape[1])  # a stereo model makes mono stereo
     rate = eng.sample_rate if n * eng.sample_rate >= sr else sr  # a few samples at a high rate: not resampled to none
     ref, est = _for_metrics(x, sr, rate, k), _for_metrics(y, sr, rate, k)
     notice = trim_notice(Path(path).name, d, state.max_seconds) if d.trimmed else ""
-    result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3),
+    result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3), "refine_steps": steps,
               "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3)}  # fmt: skip
     del d, x, y  # the input at its own rate and channel count is not needed any more
     ch = f", {c_in} channels (mono mix shown)" if c_in > 1 else ""
@@ -114,7 +146,8 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     metrics = reconstruction_metrics(ref, est, rate)
     rows = [f"| {METRIC_LABELS[m][0]} ({METRIC_LABELS[m][1]} is better) | {v:.3f} |" for m, v in metrics.items()]
     table = "| metric | value |\n|---|---|\n" + "\n".join(rows)
-    table += f"\n\n{notice}" if notice else ""
+    searched = f"Latent searched for {steps} steps: {took:.1f} s." if steps else why_not
+    table += "".join(f"\n\n{line}" for line in (searched, notice) if line)
     res = (out, themed(fig_in), themed(fig_out), table, {**metrics, **result})
     return (*res, typical) if with_typicality else res
 
@@ -151,6 +184,7 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                 with gr.Row(equal_height=True):  # A/B next to the button: on the first screen of a small projector
                     rec_btn = gr.Button("Reconstruct", variant="primary", size="lg", scale=3, elem_id="rec-btn")
                     ab_btn = gr.Button("A/B ⇄", size="lg", scale=1, min_width=90, elem_id="ab-toggle")
+                refine = gr.Checkbox(False, label=REFINE_LABEL, info=REFINE_INFO, elem_id="rec-refine")
                 ab_now = gr.Markdown(AB_IDLE, elem_id="ab-now")
                 shots = per_clip(state, None)
                 with gr.Column(visible=shots) as shot_col:
@@ -170,12 +204,12 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
         rec_state = gr.State()
 
     @gated(state.gate)
-    def ui_reconstruct(path, m):
-        out, f_in, f_out, table, result, typical = reconstruct(state, path, m, with_typicality=True)
+    def ui_reconstruct(path, m, search):
+        out, f_in, f_out, table, result, typical = reconstruct(state, path, m, with_typicality=True, refine=search)
         return out, themed(f_in, 270), themed(f_out, 270), table, result, typical
 
-    def ui_auto(request: gr.Request, path, m):  # a new input runs at once; clearing it clears all
-        return ui_reconstruct(request, path, m) if path else cleared()
+    def ui_auto(request: gr.Request, path, m, search):  # a new input runs at once; clearing it clears all
+        return ui_reconstruct(request, path, m, search) if path else cleared()
 
     @gated(state.gate)
     @user_errors
@@ -189,9 +223,11 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
         state.check_readable(path)
 
     ab_btn.click(None, None, ab_now, js=AB_TOGGLE, api_visibility="private")
-    io = {"inputs": [rec_in, model], "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state, rec_typical]}
+    io = {"inputs": [rec_in, model, refine],
+          "outputs": [rec_out, rec_fig_in, rec_fig_out, rec_metrics, rec_state, rec_typical]}  # fmt: skip
     rec_btn.click(ui_check, rec_in, None, **UI).success(ui_reconstruct, **io, **UI)
     rec_in.change(ui_check_upload, rec_in, None, **UI).success(ui_auto, **io, **UI)
+    refine.input(ui_auto, **io, **UI)  # ticked or not, the same input again: A/B the search against one pass
     return [*io["outputs"]], [shot_col, loop_col]
 
 
