@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
 from vaedemo.amortization import folder_gap, main
+from vaedemo.evaluate import default_seconds, evaluation_sets, load_clips
 from vaedemo.inference import Engine
 
 
@@ -27,8 +29,31 @@ def test_refined_latents_decode_closer_and_the_model_is_left_as_it_was(backbone,
     assert [p.requires_grad for p in engine.model.parameters()] == grads
     unrefined = folder_gap(engine, tmp_path, clips=2, steps=0, lr=0.005)
     assert unrefined["refined"] == unrefined["encoder"] and unrefined["latent_shift_rms"] == 0
+    assert unrefined["refined_nats"] == unrefined["encoder_nats"]
+    held = folder_gap(engine, tmp_path, clips=3, steps=8, lr=0.005, prior_weight=1.0)  # a MAP search
+    assert held["prior_weight"] == 1.0 and held["refined_nats"] < row["refined_nats"]
 
 
 def test_bad_arguments_get_one_sentence(backbone, drum_folder, capsys):
     assert main(["--checkpoint", str(backbone), "--data", str(drum_folder), "--clips", "0"]) != 0
-    assert capsys.readouterr().err.strip() == "error: --clips must be at least 1, --steps not negative and --lr positive."
+    assert capsys.readouterr().err.strip() == ("error: --clips must be at least 1, --steps and --prior-weight not negative "
+                                               "and --lr positive.")  # fmt: skip
+
+
+def test_a_one_vector_flow_model_with_a_summary_reports_the_demos_typicality(drum_folder, tmp_path):
+    from e2e.bundles import tiny_bundles
+
+    from vaedemo import dataset_summary
+    from vaedemo.demo import typicality as demo_typicality
+
+    bundle = tiny_bundles(tmp_path / "bundles", ("tiny_single_flow",))["tiny_single_flow"]
+    assert dataset_summary.main([str(bundle), "--data", str(drum_folder)]) == 0  # its training-set reference
+    engine = Engine(bundle)
+    row = folder_gap(engine, drum_folder, clips=4, steps=2, lr=0.05)
+    median, below = row["encoder_typicality"]
+    files, _, _ = evaluation_sets(drum_folder, engine, 200)
+    clips = load_clips(files, engine.sample_rate, round(default_seconds(engine) * engine.sample_rate), 1, 4)
+    by_hand = [demo_typicality.percentile(engine, engine.encode(c, engine.sample_rate)[0]).percentile for c in clips]
+    assert median == pytest.approx(float(np.median(by_hand))) and below == sum(p < 1 for p in by_hand)
+    unrefined = folder_gap(engine, drum_folder, clips=4, steps=0, lr=0.05)
+    assert unrefined["refined_typicality"] == unrefined["encoder_typicality"] == row["encoder_typicality"]

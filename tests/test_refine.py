@@ -12,7 +12,7 @@ from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine
 from vaedemo.metrics import log_mel_spectrogram
 from vaedemo.nn.vae import AudioVAE
-from vaedemo.refine import SIZES, log_mels, refine_latents, refined_reconstruction, spectral_distance
+from vaedemo.refine import SIZES, log_mels, prior_penalty, refine_latents, refined_reconstruction, spectral_distance
 
 
 def _engine(tiny_config, tmp_path, mode, causal=False):
@@ -70,6 +70,26 @@ def test_refined_latents_decode_closer_by_the_search_distance(tiny_config, tmp_p
 
 
 @pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_a_prior_weight_keeps_the_searched_latents_where_the_prior_has_mass(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    model = eng.model
+    x = torch.from_numpy(np.stack([_noise(eng.clip_length, seed=s).T for s in range(3)]))
+    target = log_mels(x, model.sample_rate)
+
+    def objective(z, weight):
+        with torch.no_grad():
+            audio = model.mode.unfold(model.decode(z), 3)[..., : x.shape[-1]]
+            return spectral_distance(target, audio, model.sample_rate) + weight * prior_penalty(model, z, 3)
+
+    with torch.no_grad():
+        start = model.encode(x)
+    free, held = refine_latents(model, x, start, 8), refine_latents(model, x, start, 8, prior_weight=1.0)
+    assert (objective(held, 1.0) <= objective(start, 1.0)).all()  # never worse by its own objective
+    with torch.no_grad():
+        assert (prior_penalty(model, held, 3) < prior_penalty(model, free, 3)).all()
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
 def test_a_refined_reconstruction_keeps_length_rate_and_channels(tiny_config, tmp_path, mode):
     eng = _engine(tiny_config, tmp_path, mode)
     for shape, sr in [((1000, 1), 16000), ((5000, 2), 16000), ((3000, 1), 44100), ((3 * eng.clip_length + 5, 1), 16000)]:
@@ -79,8 +99,29 @@ def test_a_refined_reconstruction_keeps_length_rate_and_channels(tiny_config, tm
         assert not np.array_equal(y, eng.reconstruct(x, sr))
 
 
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_encode_with_refine_gives_the_searched_latents_in_the_modes_layout(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    x = _noise(eng.clip_length + 300, seed=3)  # a one-vector model: two clips, the second mostly padding
+    plain, searched = eng.encode(x, eng.sample_rate), eng.encode(x, eng.sample_rate, refine=4)
+    np.testing.assert_array_equal(eng.encode(x, eng.sample_rate, refine=0), plain)
+    assert searched.shape == plain.shape and searched.dtype == np.float32 and not np.array_equal(searched, plain)
+    clip = torch.from_numpy(x.T[None].copy())
+    expected = refine_latents(eng.model, clip, eng.model.encode(clip).detach(), 4)  # the same search, by hand
+    np.testing.assert_allclose(searched, eng.mode.to_numpy(expected), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("steps", [-1, 1001, 2.5, "3"])
 def test_a_bad_number_of_steps_gets_one_sentence(tiny_config, tmp_path, steps):
     eng = _engine(tiny_config, tmp_path, "temporal")
     with pytest.raises(VaedemoError, match=r"^refine must be a whole number of steps from 0 to 1000, got .*\.$"):
         eng.reconstruct(_noise(1000), 16000, refine=steps)
+    with pytest.raises(VaedemoError, match=r"^refine must be a whole number of steps from 0 to 1000, got .*\.$"):
+        eng.encode(_noise(1000), 16000, refine=steps)
+
+
+@pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf"), "1"])
+def test_a_bad_prior_weight_gets_one_sentence(tiny_config, tmp_path, weight):
+    eng = _engine(tiny_config, tmp_path, "single")
+    with pytest.raises(VaedemoError, match=r"^prior_weight must be a number from 0 up, got .*\.$"):
+        eng.encode(_noise(1000), 16000, refine=2, prior_weight=weight)

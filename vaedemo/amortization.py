@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from .cli import emit_report, user_errors
+from .dataset_summary import prior_log_prob, read_summary, typicality_percentiles
 from .errors import VaedemoError
 from .evaluate import default_seconds, evaluation_sets, load_clips
 from .metrics import log_mel_l1
-from .refine import LR, refine_latents
+from .refine import LR, prior_penalty, refine_latents
 
 
 def mean_log_mel_l1(model, clips: torch.Tensor, z: torch.Tensor) -> float:
@@ -31,7 +32,19 @@ def mean_log_mel_l1(model, clips: torch.Tensor, z: torch.Tensor) -> float:
     return float(np.mean([log_mel_l1(x.T, y.T, model.sample_rate) for x, y in zip(clips.numpy(), audio.numpy())]))
 
 
-def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float) -> dict:
+def typicality(engine, z: torch.Tensor, examples: int) -> tuple[float, int] | None:
+    """(median typicality percentile, clips below the 1st percentile) of each clip's first latent vector among the
+    training clips' log p (the demo's typicality); None unless the model has one vector per clip, a flow prior and a
+    training-set summary with that reference."""
+    found = read_summary(engine.bundle.path, engine.latent_size) if engine.bundle.path is not None else None
+    if not (engine.mode.per_clip and engine.has_prior_flow and found is not None and found.reference is not None):
+        return None
+    first = z.reshape(examples, -1, z.shape[-1])[:, 0]
+    pct = typicality_percentiles(found.reference, prior_log_prob(engine, first.numpy()))
+    return float(np.median(pct)), int((pct < 1).sum())
+
+
+def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float, prior_weight: float = 0.0) -> dict:
     """The gap on ``clips`` clips evenly spread over a folder's evaluation set (its validation split when the model
     was trained on it), at the evaluation's default length."""
     length = round(default_seconds(engine) * engine.sample_rate)
@@ -42,23 +55,33 @@ def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float) -> dict:
     t0 = time.perf_counter()
     with torch.no_grad():
         start = model.encode(x)
-    refined = refine_latents(model, x, start, steps, lr)
+    refined = refine_latents(model, x, start, steps, lr, prior_weight)
     seconds = time.perf_counter() - t0
     per_dim = start.transpose(0, 1).reshape(start.shape[1], -1)  # (D, clips) or (D, clips x frames)
-    return {"data": described, "clips": len(audio), "steps": steps,
+    with torch.no_grad():
+        nats = [float(prior_penalty(model, z, len(x)).mean()) for z in (start, refined)]
+    return {"data": described, "clips": len(audio), "steps": steps, "prior_weight": prior_weight,
             "encoder": mean_log_mel_l1(model, x, start), "refined": mean_log_mel_l1(model, x, refined),
+            "encoder_nats": nats[0], "refined_nats": nats[1],
+            "encoder_typicality": typicality(engine, start, len(x)), "refined_typicality": typicality(engine, refined, len(x)),
             "latent_shift_rms": float((refined - start).square().mean().sqrt()),
             "latent_spread": float(per_dim.std(dim=1).mean()), "seconds": seconds}  # fmt: skip
 
 
-def report(name: str, rows: list[dict], lr: float) -> str:
+def report(name: str, rows: list[dict], lr: float, prior_weight: float = 0.0) -> str:
     lines = [f"# Amortisation gap: {name}", "",
-             f"Log-mel L1 of the decoded encoder latents and of latents refined for each clip (vaedemo.refine, lr {lr}).", "",
-             "| data | clips | encoder | refined | steps | latent shift (rms) | latents' spread | seconds |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             f"Log-mel L1 of the decoded encoder latents and of latents refined for each clip (vaedemo.refine, lr {lr}, "
+             f"prior weight {prior_weight:g}); -log p(z) under the model's prior in nats per latent coordinate, "
+             "encoder -> refined (lower: more typical).", "",
+             "| data | clips | encoder | refined | steps | -log p(z) / coordinate | typicality: median (below 1st) "
+             "| latent shift (rms) | latents' spread | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
+        typical = " -> ".join(f"{t[0]:.1f} ({t[1]})" for t in (r["encoder_typicality"], r["refined_typicality"])) \
+            if r["encoder_typicality"] else "n/a"  # fmt: skip
         lines.append(f"| {r['data']} | {r['clips']} | {r['encoder']:.3f} | {r['refined']:.3f} | {r['steps']} | "
-                     f"{r['latent_shift_rms']:.2f} | {r['latent_spread']:.2f} | {r['seconds']:.0f} |")  # fmt: skip
+                     f"{r['encoder_nats']:.2f} -> {r['refined_nats']:.2f} | {typical} | {r['latent_shift_rms']:.2f} | "
+                     f"{r['latent_spread']:.2f} | {r['seconds']:.0f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -70,16 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--prior-weight", type=float, default=0.0,
+                    help="weight of -log p(z) per latent coordinate in the search (0: the closest audio)")
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)
-    if a.clips < 1 or a.steps < 0 or a.lr <= 0:
-        raise VaedemoError("--clips must be at least 1, --steps not negative and --lr positive.")
+    if a.clips < 1 or a.steps < 0 or a.lr <= 0 or not a.prior_weight >= 0:
+        raise VaedemoError("--clips must be at least 1, --steps and --prior-weight not negative and --lr positive.")
     from .inference import Engine
 
     engine = Engine(a.checkpoint)
-    rows = [folder_gap(engine, Path(d), a.clips, a.steps, a.lr) for d in a.data]
-    emit_report(report(engine.bundle.name, rows, a.lr), rows, a.out, a.json)
+    rows = [folder_gap(engine, Path(d), a.clips, a.steps, a.lr, a.prior_weight) for d in a.data]
+    emit_report(report(engine.bundle.name, rows, a.lr, a.prior_weight), rows, a.out, a.json)
     return 0
 
 

@@ -65,6 +65,11 @@ def prior_log_prob(engine, z: np.ndarray) -> np.ndarray:
     return torch.cat(parts).double().cpu().numpy() if parts else np.zeros(0)
 
 
+def typicality_percentiles(reference: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+    """Percentiles (0-100) of log p values among a sorted reference (the training clips' log p): the typicality."""
+    return 100.0 * np.searchsorted(reference, np.asarray(log_p, np.float64)) / len(reference)
+
+
 def _manifest(folder: Path) -> dict[str, dict]:
     path = folder / "manifest.csv"
     if not path.is_file():

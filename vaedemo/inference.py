@@ -21,9 +21,14 @@ from .bundle import Bundle, load
 from .errors import VaedemoError
 from .nn.streaming import StreamingVAE, script
 from .onsets import detect_onsets, hit_segments, lay_hits
-from .refine import refined_reconstruction
+from .refine import refined_reconstruction, searched_latents
 
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
+
+
+def _check_refine(refine) -> None:
+    if not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):
+        raise VaedemoError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS}, got {refine!r}.")
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -207,8 +212,7 @@ class Engine:
         ``refine`` > 0: analysis by synthesis (:mod:`vaedemo.refine`), each latent searched for that many steps
         against its own decoded audio, starting from the encoder's; closer to the input, about ``3 x refine`` times
         the work of a plain reconstruction."""
-        if not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):
-            raise VaedemoError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS}, got {refine!r}.")
+        _check_refine(refine)
         x = check_audio(audio, sr)
         n, c_in = x.shape
         xm = resample(x, sr, self.sample_rate)
@@ -223,11 +227,21 @@ class Engine:
         return np.ascontiguousarray(y[:n], dtype=np.float32)
 
     @torch.inference_mode()
-    def encode(self, audio: np.ndarray, sr: int) -> np.ndarray:
+    def encode(self, audio: np.ndarray, sr: int, refine: int = 0, prior_weight: float = 0.0) -> np.ndarray:
         """Posterior-mean latents of audio converted to the model's channels, in the mode's numpy layout:
-        (clips, D) for one vector per clip_length samples, (frames, D) for a latent time series."""
-        x = to_channels(self.prepare(audio, sr), self.channels)
-        return self.mode.to_numpy(self.model.encode(self._tensor(x.T[None])))
+        (clips, D) for one vector per clip_length samples, (frames, D) for a latent time series.
+
+        ``refine`` > 0: those latents searched for that many steps (as :meth:`reconstruct`'s), the whole input at
+        once: its memory grows with the input's length (the demo bounds it). ``prior_weight`` > 0 makes it a maximum
+        a posteriori search (:func:`vaedemo.refine.refine_latents`): latents meant for the latent space
+        (interpolation, maps) stay where the prior has mass; an unweighted search leaves it."""
+        _check_refine(refine)
+        if not (isinstance(prior_weight, (int, float)) and 0 <= prior_weight < float("inf")):
+            raise VaedemoError(f"prior_weight must be a number from 0 up, got {prior_weight!r}.")
+        x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
+        if not refine:
+            return self.mode.to_numpy(self.model.encode(x))
+        return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
 
     @torch.inference_mode()
     def _decode_batches(self, z: np.ndarray, layout) -> torch.Tensor:

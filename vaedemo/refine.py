@@ -48,10 +48,19 @@ def spectral_distance(target: list[torch.Tensor], audio: torch.Tensor, sample_ra
     return torch.stack(terms).mean(0)
 
 
-def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: float = LR) -> torch.Tensor:
+def prior_penalty(model, z: torch.Tensor, examples: int) -> torch.Tensor:
+    """Per example (B,): -log p(z) under the model's prior (its flow where it has one), in nats per latent coordinate,
+    so that one weight means the same for a 64-d vector and a trajectory of 16 x 86 numbers."""
+    return -model.prior_log_prob(z).reshape(examples, -1).sum(1) / (z.numel() // examples)
+
+
+def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: float = LR,
+                   prior_weight: float = 0.0) -> torch.Tensor:  # fmt: skip
     """``z`` (as ``model.encode(clips)`` gives it) refined by ``steps`` Adam steps on :func:`spectral_distance`
-    between the decoded audio and ``clips`` (B, C, T); per example, the best latent seen (never worse than ``z`` by
-    that distance). The model's parameters get no gradient; call with gradients enabled (not in inference mode)."""
+    between the decoded audio and ``clips`` (B, C, T), plus ``prior_weight`` x :func:`prior_penalty` (0: the closest
+    audio wherever the latent goes; above 0: a maximum a posteriori search that keeps latents where the prior has
+    mass); per example, the best latent seen by that objective (never worse than ``z``). The model's parameters get
+    no gradient; call with gradients enabled (not in inference mode)."""
     b, _, t = clips.shape
     lag = model.delay  # a causal model's output lags its input: compare it with the input as delayed
     with torch.no_grad():
@@ -62,6 +71,8 @@ def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: 
     for step in range(steps + 1):
         audio = model.mode.unfold(model.decode(latent), b)[..., lag:t]
         loss = spectral_distance(target, audio, model.sample_rate)
+        if prior_weight:
+            loss = loss + prior_weight * prior_penalty(model, latent, b)
         better = loss.detach() < best_loss
         rows = better.repeat_interleave(len(latent) // b)  # a one-vector model has one row per clip of a chunk
         best[rows], best_loss[better] = latent.detach()[rows], loss.detach()[better]
@@ -73,12 +84,17 @@ def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: 
     return best
 
 
-def refined_reconstruction(model, x: torch.Tensor, steps: int, lr: float = LR) -> torch.Tensor:
-    """What ``model(x, sample=False).audio`` gives (B, C, T), from latents refined by :func:`refine_latents`."""
+def searched_latents(model, x: torch.Tensor, steps: int, lr: float = LR, prior_weight: float = 0.0) -> torch.Tensor:
+    """``model.encode(x)`` of (B, C, T) audio refined by :func:`refine_latents`; callable in inference mode."""
     with torch.inference_mode(False), torch.enable_grad():
         x = x.clone()  # a tensor made in inference mode cannot take part in autograd
         with torch.no_grad():
             z = model.encode(x)
-        z = refine_latents(model, x, z, steps, lr)
-        with torch.no_grad():
-            return model.mode.unfold(model.decode(z), x.shape[0])[..., : x.shape[-1]]
+        return refine_latents(model, x, z, steps, lr, prior_weight)
+
+
+def refined_reconstruction(model, x: torch.Tensor, steps: int, lr: float = LR, prior_weight: float = 0.0) -> torch.Tensor:
+    """What ``model(x, sample=False).audio`` gives (B, C, T), from latents refined by :func:`refine_latents`."""
+    z = searched_latents(model, x, steps, lr, prior_weight)
+    with torch.no_grad():
+        return model.mode.unfold(model.decode(z), x.shape[0])[..., : x.shape[-1]]

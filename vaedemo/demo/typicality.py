@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vaedemo.audio import to_channels
-from vaedemo.dataset_summary import prior_log_prob
+from vaedemo.dataset_summary import prior_log_prob, typicality_percentiles
 from vaedemo.inference import Engine
 
 from .training_set import summary
@@ -82,7 +82,7 @@ def percentile(eng: Engine, z: np.ndarray) -> Score:
     """log p(z) of one latent vector (D,) and its percentile (0-100) in the model's reference."""
     lp = float(log_prob(eng, z)[0])
     ref = reference(eng)
-    return Score(lp, 100.0 * float(np.searchsorted(ref.log_probs, lp)) / len(ref), ref.against)
+    return Score(lp, float(typicality_percentiles(ref.log_probs, [lp])[0]), ref.against)
 
 
 def score_audio(eng: Engine, audio: np.ndarray, sr: int) -> Score | None:
