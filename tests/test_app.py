@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -25,8 +26,9 @@ from vaedemo.demo.interpolate import interpolate, interpolate_at
 from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.page import model_info
-from vaedemo.demo.reconstruct import METRIC_LABELS, REFINE_SECONDS, REFINE_STEPS, reconstruct
+from vaedemo.demo.reconstruct import METRIC_LABELS, reconstruct
 from vaedemo.demo.sample import direction_labels, move, sample
+from vaedemo.demo.search import REFINE_SECONDS, REFINE_STEPS
 from vaedemo.demo.state import DemoState
 from vaedemo.errors import CheckpointError, VaedemoError
 
@@ -344,6 +346,27 @@ def test_interpolate_path_and_position(state, files, model):
     assert np.allclose(sf.read(end)[0], sf.read(paths[-1])[0], atol=1e-4)
     mixed, _ = interpolate(state, "prior sample", None, 3, "sound file", kick, 0, 3, "lerp", model)
     assert len(mixed) == 3
+
+
+@pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])
+def test_interpolate_from_searched_latents(state, files, model, tmp_path):
+    kick = str(ROOT / "examples" / "timgm6mb-standard_kick.flac")
+    args = ("sound file", str(files["stereo"]), 0, "sound file", kick, 0)
+    plain, _, plain_line = interpolate(state, *args, 3, "slerp", model, with_typicality=True)
+    searched, _, line = interpolate(state, *args, 3, "slerp", model, with_typicality=True, refine=True)
+    assert "searched" not in plain_line
+    assert line.endswith(f"The latents of source A searched for {REFINE_STEPS} steps. "
+                         f"The latents of source B searched for {REFINE_STEPS} steps.")  # fmt: skip
+    assert not np.allclose(sf.read(searched[0])[0], sf.read(plain[0])[0], atol=1e-3)  # the path starts elsewhere
+    cached = len(state.latents)
+    start, _ = interpolate_at(state, *args, 0.0, "slerp", model, refine=True)  # the slider: the same latents, cached
+    assert np.allclose(sf.read(start)[0], sf.read(searched[0])[0], atol=1e-4) and len(state.latents) == cached
+    sf.write(tmp_path / "long.wav", noise(int(6.5 * SR)), SR)  # longer than the search's bound, not than the demo's
+    roomy = DemoState(state.models, max_seconds=10.0)
+    _, _, line = interpolate(roomy, "prior sample", None, 3, "sound file", str(tmp_path / "long.wav"), 0, 3, "lerp",
+                             model, with_typicality=True, refine=True)  # fmt: skip
+    assert re.search(rf"\n\nThe latent search takes up to {REFINE_SECONDS:g} s of audio \(channels counted\) and the "
+                     r"sound for source B has 6\.[57] s: the encoder's latents were used\.$", line)  # fmt: skip
 
 
 def test_interpolate_needs_both_sources(state):

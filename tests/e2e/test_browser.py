@@ -79,6 +79,17 @@ def test_ticking_the_latent_search_reconstructs_the_same_input_again(page, tmp_p
     assert page.get_by_text("SI-SDR (dB)").is_visible()
 
 
+def test_the_path_can_start_and_end_at_searched_latents(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.locator("#path-refine input[type=checkbox]").check()
+    page.get_by_role("button", name="Render the path").click()
+    page.get_by_text("The latents of source A searched for").wait_for(timeout=60000)
+    wait_idle(page)
+    assert page.get_by_text("The latents of source B searched for").is_visible()
+    page.locator("#path-refine input[type=checkbox]").uncheck()
+    page.get_by_role("tab", name="Reconstruct").click()
+
+
 def test_clicking_a_point_of_the_latent_map_plays_it(page):
     page.get_by_role("tab", name="Latent map").click()
     page.get_by_role("button", name="Draw the map").click()

@@ -67,6 +67,9 @@ def test_interpolate_returns_the_path(client, upload):
                               api_name="/interpolate")  # fmt: skip
     # frame by frame, cut to the shorter trajectory: the kick (0.8 s) is shorter than the upload (1.3 s)
     assert len(temporal) == 3 and sf.info(temporal[0]).frames == -(-int(0.8 * 44100) // 512) * 512
+    searched = client.predict(handle_file(str(upload)), handle_file(kick), 3, "slerp", "tiny_temporal", True,
+                              api_name="/interpolate")  # refine: from the sources' searched latents  # fmt: skip
+    assert len(searched) == 3 and not np.array_equal(sf.read(searched[0])[0], sf.read(temporal[0])[0])
 
 
 def test_eight_concurrent_reconstructions_all_succeed(server, upload):

@@ -30,8 +30,9 @@ from vaedemo.nn.vae import AudioVAE
 from .common import EXAMPLES, ROOT
 from .interpolate import interpolate_at
 from .models import Models, discover
-from .reconstruct import REFINE_STEPS, reconstruct
+from .reconstruct import reconstruct
 from .sample import move, sample
+from .search import REFINE_STEPS
 from .state import DemoState
 
 

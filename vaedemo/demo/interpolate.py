@@ -13,9 +13,10 @@ from vaedemo.audio import to_channels
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, slerp
 
-from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, intro, level_text, number, themed, user_errors
+from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, flag, intro, level_text, number, themed, user_errors
 from .guard import gated
 from .sample import NORMALISE_LABEL, for_listening, new_seed
+from .search import INTERPOLATION_PRIOR_WEIGHT, search_plan
 from .state import DemoState
 
 KINDS = ["sound file", "prior sample"]
@@ -25,36 +26,46 @@ SOURCE_EXAMPLES = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", 
                    "timgm6mb-tr-808_closed-hat.flac"]  # fmt: skip
 
 
-def _encoded(state: DemoState, eng: Engine, label: str, path: str, name: str) -> np.ndarray:
-    """The latents of a source file, cached by (model, path, modification time)."""
+def _encoded(state: DemoState, eng: Engine, label: str, path: str, name: str, search: bool) -> tuple[np.ndarray, str]:
+    """The latents of a source file and a note on their search (empty when not asked for), cached by (model, path,
+    modification time, search): the position slider decodes from them without encoding or searching again."""
     p = Path(path)
-    key = (label, str(p), p.stat().st_mtime if p.exists() else 0)
-    z = state.latents.get(key)
-    if z is None:
+    key = (label, str(p), p.stat().st_mtime if p.exists() else 0, search)
+    cached = state.latents.get(key)
+    if cached is None:
         d = state.load(path, f"a sound for {name}")
-        z = eng.encode(to_channels(d.audio, eng.channels), d.sample_rate)  # the model's channels before resampling
+        x = to_channels(d.audio, eng.channels)  # the model's channels before resampling
+        steps, why_not = search_plan(eng, len(x), d.sample_rate, eng.channels, f"the sound for {name}") if search \
+            else (0, "")  # fmt: skip
+        note = f"The latents of {name} searched for {steps} steps." if steps else why_not
+        cached = eng.encode(x, d.sample_rate, steps, INTERPOLATION_PRIOR_WEIGHT), note
         with state.lock:
-            state.latents[key] = z
+            state.latents[key] = cached
             while len(state.latents) > 32:
                 state.latents.popitem(last=False)
-    return z
+    return cached
 
 
-def _source(state: DemoState, eng: Engine, model: str, kind: str, path: str | None, seed, name: str) -> np.ndarray:
+def _source(state: DemoState, eng: Engine, model: str, kind: str, path: str | None, seed, name: str,
+            search: bool) -> tuple[np.ndarray, str]:  # fmt: skip
     if choice(kind, f"the kind of {name}", KINDS) == "prior sample":
-        return eng.sample_latents(1, 1.0, number(seed, f"the seed of {name}", 0, 2**31 - 1))[0]
+        return eng.sample_latents(1, 1.0, number(seed, f"the seed of {name}", 0, 2**31 - 1))[0], ""
     if not path:
         raise VaedemoError(f"choose a sound for {name} (upload one or pick an example), or use a prior sample.")
     if not isinstance(path, str):  # a raw API request can send anything
         raise VaedemoError(f"the sound for {name} must be an uploaded file.")
-    return eng.mode.sound_latent(_encoded(state, eng, model, path, name))
+    z, note = _encoded(state, eng, model, path, name, search)
+    return eng.mode.sound_latent(z), note
 
 
-def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b):
-    a = _source(state, eng, model, kind_a, file_a, seed_a, "source A")
-    b = _source(state, eng, model, kind_b, file_b, seed_b, "source B")
+def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine=False):
+    """The latents of sources A and B (temporal: cut to the same length) and the notes on their search."""
+    search = flag(refine, "the latent search switch (refine)")
+    a, note_a = _source(state, eng, model, kind_a, file_a, seed_a, "source A", search)
+    b, note_b = _source(state, eng, model, kind_b, file_b, seed_b, "source B", search)
     n = min(len(a), len(b))  # temporal: frame by frame, cut to the shorter trajectory
-    return (a[:n], b[:n]) if a.ndim == 2 else (a, b)
+    notes = " ".join(note for note in (note_a, note_b) if note)
+    return ((a[:n], b[:n]) if a.ndim == 2 else (a, b)), notes
 
 
 def _typicality_of_path(eng: Engine, a: np.ndarray, b: np.ndarray, steps: int, method: str) -> str:
@@ -74,31 +85,32 @@ def _typicality_of_path(eng: Engine, a: np.ndarray, b: np.ndarray, steps: int, m
 
 @user_errors
 def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b, steps, method, model: str,
-                normalise=False, with_typicality: bool = False):  # fmt: skip
-    """The N-step path A -> B -> (wav paths, one figure with a row of spectrograms[, typicality line]);
-    ``normalise``: each step peak-normalised to -1 dBFS (its raw peak level in its title)."""
+                normalise=False, with_typicality: bool = False, refine=False):  # fmt: skip
+    """The N-step path A -> B -> (wav paths, one figure with a row of spectrograms[, typicality line, with the notes
+    on the latent search]); ``normalise``: each step peak-normalised to -1 dBFS (its raw peak level in its title);
+    ``refine``: the sound files' latents searched (:mod:`.search`), so that the path starts and ends closer to them."""
     eng = state.models.get(model)
     steps = number(steps, "the number of steps", 2, MAX_STEPS)
     method = choice(method, "the interpolation method", METHODS)
-    a, b = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b)
+    (a, b), notes = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine)
     path, levels = zip(*(for_listening(y, normalise) for y in eng.interpolate(a, b, steps, method)))
     paths = [state.files.wav(y, eng.sample_rate, f"step{i + 1}") for i, y in enumerate(path)]
     titles = [f"{i / (steps - 1):.2f}<br>{level_text(lv, short=True)}" for i, lv in enumerate(levels)]
     fig = themed(plots.spectrogram_row(list(path), eng.sample_rate, titles, height=280)).update_layout(margin={"t": 60})
     fig.update_annotations(font_size=13)
     if with_typicality:
-        return paths, fig, _typicality_of_path(eng, a, b, steps, method)
+        return paths, fig, _typicality_of_path(eng, a, b, steps, method) + (f"\n\n{notes}" if notes else "")
     return paths, fig
 
 
 @user_errors
 def interpolate_at(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b, position, method, model: str,
-                   normalise=False):  # fmt: skip
+                   normalise=False, refine=False):  # fmt: skip
     """One point of the path at ``position`` in [0, 1] -> (wav, figure)."""
     eng = state.models.get(model)
     t = number(position, "the position", 0.0, 1.0, integer=False)
     method = choice(method, "the interpolation method", METHODS)
-    a, b = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b)
+    (a, b), _ = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine)
     z = slerp(a, b, t) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32)
     y, level = for_listening(eng.decode(z), normalise)
     title = f"Position {t:.2f} ({method}) · {level_text(level)}"
@@ -163,6 +175,8 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
                     method = gr.Radio(METHODS, value="slerp", label="Interpolation", min_width=140)
                     steps = gr.Slider(2, MAX_STEPS, value=5, step=1, label="Steps in the path", min_width=150)
                     normalise = gr.Checkbox(value=True, label=NORMALISE_LABEL, min_width=150)
+                    search = gr.Checkbox(value=False, label="Search the latents of A and B", min_width=150,
+                                         elem_id="path-refine")  # fmt: skip
                     path_btn = gr.Button("Render the path", variant="primary", size="lg", scale=0, min_width=150,
                                          elem_id="path-btn")  # fmt: skip
                 path_fig = gr.Plot(label="Path A → B", elem_id="path-fig")
@@ -175,15 +189,15 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
 
     @gated(state.gate)
     def ui_path(*args):
-        *values, norm = args
-        paths, fig, typical = interpolate(state, *values, normalise=norm, with_typicality=True)
+        *values, norm, refine = args
+        paths, fig, typical = interpolate(state, *values, normalise=norm, with_typicality=True, refine=refine)
         pad = [None] * (MAX_STEPS - len(paths))
         return [gr.update(visible=i < len(paths)) for i in range(MAX_STEPS)] + paths + pad + [fig, typical]
 
     @gated(state.gate)
     def ui_position(*args):
-        *values, norm = args
-        return interpolate_at(state, *values, normalise=norm)
+        *values, norm, refine = args
+        return interpolate_at(state, *values, normalise=norm, refine=refine)
 
     @gated(state.gate)
     @user_errors
@@ -193,9 +207,9 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
 
     path_out = path_slots + path_audio + [path_fig, path_typical]
     path_btn.click(ui_check, sources, None, **UI).success(
-        ui_path, sources + [steps, method, model, normalise], path_out, **UI)  # fmt: skip
+        ui_path, sources + [steps, method, model, normalise, search], path_out, **UI)  # fmt: skip
     position.input(ui_check, sources, None, trigger_mode="always_last", **UI).success(
-        ui_position, sources + [position, method, model, normalise], [pos_audio, pos_fig], **UI)  # fmt: skip
+        ui_position, sources + [position, method, model, normalise, search], [pos_audio, pos_fig], **UI)  # fmt: skip
     for dice, seed_box, kind in ((dice_a, sources[2], sources[0]), (dice_b, sources[5], sources[3])):
         dice.click(lambda: (new_seed(), KINDS[1]), None, [seed_box, kind], **UI)
     cleared = [gr.update(visible=False)] * MAX_STEPS + [None] * MAX_STEPS + [None, "", None, None]

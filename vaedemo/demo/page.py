@@ -72,17 +72,20 @@ def build_api(state: DemoState, default: str) -> None:
         with state.gate(request):
             return sample_tab.sample(state, n, temperature, seed, use_flow, model)[0]
 
-    def interpolate(audio: str, audio_b: str, steps: int, method: str, model: str, request: gr.Request) -> list[str]:
-        """The path from audio to audio_b in `steps` wav files (method 'slerp' or 'lerp')."""
+    def interpolate(audio: str, audio_b: str, steps: int, method: str, model: str, refine: bool,
+                    request: gr.Request) -> list[str]:  # fmt: skip
+        """The path from audio to audio_b in `steps` wav files (method 'slerp' or 'lerp'); refine: from their latents
+        searched (sounds up to a few seconds)."""
         file = interpolate_tab.KINDS[0]
         with state.gate(request):
-            return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model)[0]
+            return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model,
+                                               refine=refine)[0]  # fmt: skip
 
     api = {"api_visibility": "public", "concurrency_limit": None}  # they wait in state.gate, see guard.py
     a_btn.click(reconstruct, [a_audio, a_model, a_refine], [a_out, a_metrics], api_name="reconstruct", **api)
     a_btn.click(sample, [a_n, a_temp, a_seed, a_flow, a_model], a_files, api_name="sample", **api)
-    a_btn.click(interpolate, [a_audio, a_audio_b, a_steps, a_method, a_model], a_files, api_name="interpolate",
-                **api)  # fmt: skip
+    a_btn.click(interpolate, [a_audio, a_audio_b, a_steps, a_method, a_model, a_refine], a_files,
+                api_name="interpolate", **api)  # fmt: skip
 
 
 def build_demo(state: DemoState) -> gr.Blocks:

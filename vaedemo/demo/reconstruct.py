@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from vaedemo.metrics import reconstruction_metrics
 
 from .common import AUDIO_OUT, UI, Audio, examples, flag, intro, themed, user_errors
 from .guard import gated
+from .search import REFINE_SECONDS, REFINE_STEPS, search_plan
 from .state import DemoState, trim_notice
 
 METRIC_LABELS = {"log_mel_l1": ("log-mel L1", "lower"), "multi_resolution_stft": ("multi-resolution STFT", "lower"),
@@ -68,16 +68,6 @@ AB_TOGGLE = """
 }
 """
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
-# "Search the latent" (analysis by synthesis, vaedemo.refine): each search step decodes the input about three times,
-# so the demo bounds it: REFINE_STEPS steps on at most REFINE_SECONDS of decoded audio (channels counted; the shipped
-# 4.8 s loop fits), a few seconds of waiting on 2 cores. 25 steps give 85-92 % of 50 steps' gain (held-out FluidR3
-# clips, README "The encoder is the limit").
-REFINE_STEPS = 25
-REFINE_SECONDS = 6.0
-REFINE_LABEL = "Search the latent (closer, slower)"
-REFINE_INFO = f"Fits the latent to this input through the decoder: {REFINE_STEPS} steps, sounds up to {REFINE_SECONDS:g} s."
-
-
 def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> np.ndarray:
     """Engine.reconstruct of any channel count, two channels at a time: memory grows with the length and the channel
     count of the input, but the model never sees more than a stereo input's worth at once."""
@@ -90,22 +80,6 @@ def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -
     return y
 
 
-def refine_plan(eng: Engine, samples: int, sr: int, channels: int) -> tuple[int, str]:
-    """(steps of latent search, and when none the sentence that says why) for an input of ``samples`` x
-    ``channels`` at ``sr``: what the demo affords under its bound (:data:`REFINE_SECONDS` decoded per step)."""
-    n = math.ceil(samples * eng.sample_rate / sr)
-    groups = channels if eng.channels == 1 else math.ceil(channels / 2)  # what the model runs, channel by channel
-    if eng.mode.per_clip and n >= 2 * eng.clip_length:  # decoded hit by hit (Engine.reconstruct): one clip per onset
-        return 0, ("The latent search refines one-shots: a longer performance through a one-shot model was "
-                   "reconstructed hit by hit in one pass.")  # fmt: skip
-    decoded = math.ceil(n / eng.clip_length) * eng.clip_length if eng.mode.per_clip else n
-    seconds = decoded / eng.sample_rate * groups
-    if seconds > REFINE_SECONDS:
-        return 0, (f"The latent search takes up to {REFINE_SECONDS:g} s of audio (channels counted) and this input "
-                   f"has {seconds:.1f} s: it was reconstructed in one pass.")  # fmt: skip
-    return REFINE_STEPS, ""
-
-
 def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray:
     return resample(to_channels(a, channels), sr, rate)
 
@@ -114,7 +88,7 @@ def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray
 def reconstruct(state: DemoState, path: str | None, model: str, with_typicality: bool = False, refine: bool = False):
     """Upload -> (reconstruction wav, input figure, reconstruction figure, metrics markdown, result dict), and with
     ``with_typicality`` a sixth item: the typicality Markdown (see typicality.py; the page shows it). With ``refine``
-    the latents are searched (:func:`refine_plan` says for how many steps; the result's ``refine_steps``, 0 when the
+    the latents are searched (:func:`search.search_plan` says for how many steps; the result's ``refine_steps``, 0 when the
     input is beyond the demo's bound, which the table then says).
 
     The reconstruction keeps the input's rate, length and channels; the metrics and both figures are computed on a mix
@@ -126,7 +100,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     d = state.load(path)
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
-    steps, why_not = refine_plan(eng, n, sr, c_in) if search else (0, "")
+    steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
     started = time.perf_counter()
     y = reconstruct_channels(eng, x, sr, steps)
     took = time.perf_counter() - started
@@ -184,7 +158,9 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                 with gr.Row(equal_height=True):  # A/B next to the button: on the first screen of a small projector
                     rec_btn = gr.Button("Reconstruct", variant="primary", size="lg", scale=3, elem_id="rec-btn")
                     ab_btn = gr.Button("A/B ⇄", size="lg", scale=1, min_width=90, elem_id="ab-toggle")
-                refine = gr.Checkbox(False, label=REFINE_LABEL, info=REFINE_INFO, elem_id="rec-refine")
+                refine = gr.Checkbox(False, label="Search the latent (closer, slower)", elem_id="rec-refine",
+                                     info=f"Fits the latent to this input through the decoder: {REFINE_STEPS} steps, "
+                                          f"sounds up to {REFINE_SECONDS:g} s.")  # fmt: skip
                 ab_now = gr.Markdown(AB_IDLE, elem_id="ab-now")
                 shots = per_clip(state, None)
                 with gr.Column(visible=shots) as shot_col:

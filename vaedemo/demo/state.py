@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from vaedemo.audio import Decoded, decode, shown_name
 from vaedemo.errors import VaedemoError
@@ -30,7 +29,7 @@ class DemoState:
         self.folders = {k: Path(v) for k, v in (folders or {}).items()}
         self.files = TempFiles()
         self.gate = Gate()
-        self.latents: OrderedDict[tuple, np.ndarray] = OrderedDict()  # Interpolate: encodings of its sources
+        self.latents: OrderedDict[tuple, tuple] = OrderedDict()  # Interpolate: (latents, search note) of its sources
         self.maps: dict[tuple, Any] = {}  # Latent map: a MapData per (model, folder)
         # Uploads decoded by an event's first step (which checks them, see `check_readable`), kept for its second
         self.decoded: OrderedDict[tuple, Decoded] = OrderedDict()
