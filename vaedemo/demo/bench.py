@@ -28,7 +28,7 @@ from vaedemo.metrics import reconstruction_metrics
 from vaedemo.nn.vae import AudioVAE
 
 from .common import EXAMPLES, ROOT
-from .interpolate import interpolate_at
+from .interpolate import interpolate, interpolate_at
 from .models import Models, discover
 from .reconstruct import reconstruct
 from .sample import move, sample
@@ -119,7 +119,14 @@ def _handler_rows(state: DemoState, label: str, upload: Path, x: np.ndarray, sr:
          _median_ms(lambda: interpolate_at(state, "sound file", kick, 0, "sound file", snare, 0, 0.3, "slerp", label),
                     runs), "<= 150 ms"),
         ("sample 4 sounds with their figures", _median_ms(lambda: sample(state, 4, 1.0, 0, True, label), runs), ""),
+        (f"render a 5-step path from searched latents of kick and snare ({REFINE_STEPS} steps each, not cached)",
+         _median_ms(lambda: _uncached_searched_path(state, kick, snare, label), runs), ""),
     ]  # fmt: skip
+
+
+def _uncached_searched_path(state: DemoState, a: str, b: str, label: str) -> None:
+    state.latents.clear()  # the tab caches its sources' latents for the slider: measure the first render
+    interpolate(state, "sound file", a, 0, "sound file", b, 0, 5, "slerp", label, refine=True)
 
 
 def measure_app(checkpoints: list[str], runs: int, cold_runs: int) -> list[tuple[str, str, str]]:
