@@ -236,7 +236,9 @@ def test_one_client_gets_a_busy_sentence_while_another_is_served(server, tmp_pat
      ((2, 1.0, 0, True, "m" * 100_000), "/sample", "There is no model called 'mmmmm"),
      ((2, "nan"), "/sample", "The temperature must be a number, got 'nan'."),
      (("abc",), "/reconstruct", "The input 'audio' is not a file uploaded to this server (send it with handle_file)."),
-     ((None, None, "x" * 100_000, "slerp"), "/interpolate", "The number of steps must be a number, got 'xxxxx")],
+     ((None, None, "x" * 100_000, "slerp"), "/interpolate", "The number of steps must be a number, got 'xxxxx"),
+     ((handle_file(str(ROOT / "examples" / "timgm6mb-standard_kick.flac")), "tiny_single_flow", "maybe"), "/reconstruct",
+      "The latent search switch (refine) must be true or false, got 'maybe'.")],
 )  # fmt: skip
 def test_bad_inputs_get_one_short_sentence_and_no_traceback(server, client, args, endpoint, message):
     before = len(server.stderr())
