@@ -20,7 +20,7 @@ from e2e.bundles import tiny_bundles
 from gradio.utils import get_upload_folder
 
 from vaedemo import plots
-from vaedemo.demo import build_demo
+from vaedemo.demo import build_demo, typicality
 from vaedemo.demo.files import GRACE_SECONDS, TempFiles
 from vaedemo.demo.interpolate import interpolate, interpolate_at
 from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
@@ -234,6 +234,9 @@ def test_the_latent_search_refines_short_sounds_and_says_so(state, files, model)
     out, _, _, table, result = reconstruct(state, str(files["stereo"]), model, refine=True)
     assert result["refine_steps"] == REFINE_STEPS and plain["refine_steps"] == 0
     assert f"Latent searched for {REFINE_STEPS} steps" in table
+    typical = reconstruct(state, str(files["stereo"]), model, with_typicality=True, refine=True)[5]
+    scored = typicality.available(state.models.get(model))  # one vector per clip and a flow prior
+    assert typical.endswith("Scored: the encoder's latent, before the search.") == scored
     got, want = sf.read(out, dtype="float32")[0], sf.read(plain_out, dtype="float32")[0]
     assert got.shape == want.shape and np.abs(got - want).max() > 1e-3  # other latents, another sound
 

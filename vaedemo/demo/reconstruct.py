@@ -68,6 +68,8 @@ AB_TOGGLE = """
 }
 """
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
+
+
 def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> np.ndarray:
     """Engine.reconstruct of any channel count, two channels at a time: memory grows with the length and the channel
     count of the input, but the model never sees more than a stereo input's worth at once."""
@@ -104,7 +106,10 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     started = time.perf_counter()
     y = reconstruct_channels(eng, x, sr, steps)
     took = time.perf_counter() - started
-    typical = typicality.describe(typicality.score_audio(eng, x, sr)) if with_typicality else None
+    score = typicality.score_audio(eng, x, sr) if with_typicality else None
+    typical = typicality.describe(score) if with_typicality else None
+    if score is not None and steps:  # the search's latent is not the one scored (unweighted, it leaves the prior)
+        typical += "\n\nScored: the encoder's latent, before the search."
     out = state.files.wav(y, sr, "reconstruction")
     k = min(FIGURE_CHANNELS, y.shape[1])  # a stereo model makes mono stereo
     rate = eng.sample_rate if n * eng.sample_rate >= sr else sr  # a few samples at a high rate: not resampled to none
