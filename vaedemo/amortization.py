@@ -32,15 +32,22 @@ def mean_log_mel_l1(model, clips: torch.Tensor, z: torch.Tensor) -> float:
     return float(np.mean([log_mel_l1(x.T, y.T, model.sample_rate) for x, y in zip(clips.numpy(), audio.numpy())]))
 
 
-def typicality(engine, z: torch.Tensor, examples: int) -> tuple[float, int] | None:
-    """(median typicality percentile, clips below the 1st percentile) of each clip's first latent vector among the
-    training clips' log p (the demo's typicality); None unless the model has one vector per clip, a flow prior and a
-    training-set summary with that reference."""
-    found = read_summary(engine.bundle.path, engine.latent_size) if engine.bundle.path is not None else None
-    if not (engine.mode.per_clip and engine.has_prior_flow and found is not None and found.reference is not None):
+def typicality_reference(engine) -> np.ndarray | None:
+    """The training clips' sorted log p (the demo's typicality reference), read from the bundle's training-set summary;
+    None unless the model has one vector per clip, a flow prior and a summary with that reference."""
+    if not (engine.mode.per_clip and engine.has_prior_flow and engine.bundle.path is not None):
+        return None
+    found = read_summary(engine.bundle.path, engine.latent_size)
+    return None if found is None else found.reference
+
+
+def typicality(engine, reference: np.ndarray | None, z: torch.Tensor, examples: int) -> tuple[float, int] | None:
+    """(median typicality percentile, clips below the 1st percentile) of each clip's first latent vector among
+    ``reference`` (:func:`typicality_reference`); None without one."""
+    if reference is None:
         return None
     first = z.reshape(examples, -1, z.shape[-1])[:, 0]
-    pct = typicality_percentiles(found.reference, prior_log_prob(engine, first.numpy()))
+    pct = typicality_percentiles(reference, prior_log_prob(engine, first.numpy()))
     return float(np.median(pct)), int((pct < 1).sum())
 
 
@@ -60,10 +67,12 @@ def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float, prior_we
     per_dim = start.transpose(0, 1).reshape(start.shape[1], -1)  # (D, clips) or (D, clips x frames)
     with torch.no_grad():
         nats = [float(prior_penalty(model, z, len(x)).mean()) for z in (start, refined)]
+    reference = typicality_reference(engine)  # read once for both latents
     return {"data": described, "clips": len(audio), "steps": steps, "prior_weight": prior_weight,
             "encoder": mean_log_mel_l1(model, x, start), "refined": mean_log_mel_l1(model, x, refined),
             "encoder_nats": nats[0], "refined_nats": nats[1],
-            "encoder_typicality": typicality(engine, start, len(x)), "refined_typicality": typicality(engine, refined, len(x)),
+            "encoder_typicality": typicality(engine, reference, start, len(x)),
+            "refined_typicality": typicality(engine, reference, refined, len(x)),
             "latent_shift_rms": float((refined - start).square().mean().sqrt()),
             "latent_spread": float(per_dim.std(dim=1).mean()), "seconds": seconds}  # fmt: skip
 

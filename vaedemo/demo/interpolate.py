@@ -16,7 +16,7 @@ from vaedemo.inference import Engine, slerp
 from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, flag, intro, level_text, number, themed, user_errors
 from .guard import gated
 from .sample import NORMALISE_LABEL, for_listening, new_seed
-from .search import INTERPOLATION_PRIOR_WEIGHT, search_plan
+from .search import INTERPOLATION_PRIOR_WEIGHT, SWITCH, search_plan
 from .state import DemoState
 
 KINDS = ["sound file", "prior sample"]
@@ -60,7 +60,7 @@ def _source(state: DemoState, eng: Engine, model: str, kind: str, path: str | No
 
 def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine=False):
     """The latents of sources A and B (temporal: cut to the same length) and the notes on their search."""
-    search = flag(refine, "the latent search switch (refine)")
+    search = flag(refine, SWITCH)
     a, note_a = _source(state, eng, model, kind_a, file_a, seed_a, "source A", search)
     b, note_b = _source(state, eng, model, kind_b, file_b, seed_b, "source B", search)
     n = min(len(a), len(b))  # temporal: frame by frame, cut to the shorter trajectory

@@ -16,7 +16,7 @@ from vaedemo.metrics import reconstruction_metrics
 
 from .common import AUDIO_OUT, UI, Audio, examples, flag, intro, themed, user_errors
 from .guard import gated
-from .search import REFINE_SECONDS, REFINE_STEPS, search_plan
+from .search import REFINE_SECONDS, REFINE_STEPS, SWITCH, search_plan
 from .state import DemoState, trim_notice
 
 METRIC_LABELS = {"log_mel_l1": ("log-mel L1", "lower"), "multi_resolution_stft": ("multi-resolution STFT", "lower"),
@@ -97,7 +97,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     of at most two channels at the model's rate, so that a 192 kHz, 16-channel upload costs about what the same
     duration of stereo at the model's rate does. The result dict holds the metrics and what was used of the input
     (``trimmed``, ``seconds_used``, ``seconds_in_file``, ``refine_steps``: the /reconstruct API returns it)."""
-    search = flag(refine, "the latent search switch (refine)")
+    search = flag(refine, SWITCH)
     eng = state.models.get(model)
     d = state.load(path)
     x, sr = d.audio, d.sample_rate

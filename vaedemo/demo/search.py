@@ -15,6 +15,7 @@ from vaedemo.inference import Engine
 
 REFINE_STEPS = 25
 REFINE_SECONDS = 6.0
+SWITCH = "the latent search switch (refine)"  # how an error names the tick boxes' (and the API's) setting
 # The Interpolate tab walks through the latent space, so its search is a maximum a posteriori one: unweighted, the
 # one-vector model's searched latents left its flow prior's typical set (-log p(z) 1.14 nats a coordinate against the
 # encoder's -0.43 on held-out FluidR3 clips; typicality percentile 50 -> 0.4); weighted by 0.03 they stay in it
