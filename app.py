@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from vaedemo.cli import user_errors
-from vaedemo.demo import create, launch
+from vaedemo.cli import checked_device, user_errors
+from vaedemo.demo import INVALID_PORT, create, launch
 from vaedemo.demo.files import MAX_TEMP_MB, private_temp_files
-from vaedemo.demo.guard import PER_CLIENT, parse_auth
+from vaedemo.demo.guard import PER_CLIENT, check_file_size, parse_auth
 from vaedemo.errors import VaedemoError
 
 
@@ -26,17 +26,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python app.py", description="The vaedemo browser demo.")
     add = ap.add_argument
     add("--checkpoint", action="append", default=[], help="bundle folder or hf://org/repo[@rev]; repeatable; the first "
-        "is the default model (default: the bundles in checkpoints/, preferring a single-latent flow model)")
+        "is the default model (default: the bundles in checkpoints/, the one named in checkpoints/DEFAULT first)")
     add("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         help="default $GRADIO_SERVER_NAME or 127.0.0.1")
-    add("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT") or 7860,
+    add("--port", type=int, default=INVALID_PORT or os.environ.get("GRADIO_SERVER_PORT") or 7860,
         help="default $GRADIO_SERVER_PORT or 7860")
     add("--share", action="store_true", help="also serve through a public gradio.live link")
     add("--auth", action="append", default=[], metavar="USER:PASSWORD",
         help="ask for a login; repeatable; $VAEDEMO_AUTH adds more (pairs separated by commas or spaces)")
     add("--data", action="append", default=[], help="folder of audio for the latent map; repeatable")
     add("--max-seconds", type=float, default=30.0, help="longer inputs are trimmed, with a warning (default 30)")
-    add("--max-file-size", default="50mb", help="largest upload (default 50mb)")
+    add("--max-file-size", default="50mb", help="largest upload, a number and a unit: kb, mb or gb (default 50mb)")
     add("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
     add("--concurrency", type=int, default=2, help="requests computed at the same time, others wait (default 2)")
     add("--per-client", type=int, default=PER_CLIENT,
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     auth = parse_auth(a.auth, os.environ.get("VAEDEMO_AUTH"))
     if a.max_seconds <= 0 or a.max_temp_mb <= 0 or a.concurrency < 1 or a.per_client < 1:
         raise VaedemoError("--max-seconds, --max-temp-mb, --concurrency and --per-client must be positive.")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
+    device = checked_device(a.device)
+    check_file_size(a.max_file_size)
     try:
         with private_temp_files():  # entered before the page is built (Gradio reads its cache folder then)
             demo = create(a.checkpoint, a.data, a.max_seconds, device)

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -112,6 +113,8 @@ def test_discover_prefers_a_single_latent_flow_model_and_explains_an_empty_folde
     assert discover(tmp_path, [])[1] == "a_tiny_temporal"
     specs, default = discover(tmp_path, [str(bundles["tiny_stereo"])])
     assert default == "tiny_stereo" and len(specs) == 3  # the command line comes first
+    specs, default = discover(tmp_path, [str(tmp_path / "a_tiny_temporal")])  # a shipped one named again: once
+    assert [s.label for s in specs] == ["a_tiny_temporal", "b_tiny_single_flow"] and default == "a_tiny_temporal"
     with pytest.raises(CheckpointError, match="not a bundle folder"):
         discover(tmp_path, [str(tmp_path / "missing")])
 
@@ -145,6 +148,28 @@ def test_command_line_honours_gradio_environment(monkeypatch):
     a = app.parse_args(["--checkpoint", "x", "--checkpoint", "hf://org/repo"])
     assert (a.host, a.port, a.checkpoint, a.share) == ("0.0.0.0", 7999, ["x", "hf://org/repo"], False)
     assert app.parse_args(["--port", "8001", "--host", "localhost", "--share"]).port == 8001
+
+
+def test_a_bad_port_in_the_environment_is_one_sentence_not_a_traceback_in_gradio(tmp_path):
+    # Gradio reads $GRADIO_SERVER_PORT as a number when imported: a fresh interpreter, as a user would start it
+    env = {**os.environ, "GRADIO_SERVER_PORT": "abc"}
+    res = subprocess.run([sys.executable, str(ROOT / "app.py"), "--checkpoint", str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "argument --port: invalid int value: 'abc'" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, sentence",
+    [(["--device", "cuda:7"], "--device cuda:7"), (["--device", "gpu"], "must name a torch device"),
+     (["--max-file-size", "50"], "whole number and a unit")],
+)  # fmt: skip
+def test_settings_this_machine_cannot_use_are_one_sentence(tmp_path, capsys, flags, sentence):
+    import app
+
+    assert app.main(["--checkpoint", str(tmp_path / "nowhere"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert sentence in err and err.count("\n") == 1
 
 
 def test_model_info(state):
@@ -252,6 +277,7 @@ def test_the_latent_search_is_bounded_and_says_why_it_did_not_run(state, files, 
     sf.write(tmp_path / "loop.wav", loop, SR)
     out, _, _, table, result = reconstruct(state, str(tmp_path / "loop.wav"), "tiny_single_flow", refine=True)
     assert result["refine_steps"] == 0 and "reconstructed hit by hit in one pass" in table
+    assert result["refine_note"] in table  # the API says what the page says
     plain = state.models.get("tiny_single_flow").reconstruct(loop, SR)
     assert np.abs(sf.read(out, dtype="float32", always_2d=True)[0] - plain).max() <= 1 / 32768 + 1e-6
     with pytest.raises(gr.Error) as e:
@@ -485,3 +511,5 @@ def test_logins_from_the_command_line_and_the_environment():
         with pytest.raises(VaedemoError, match="user:password") as e:
             parse_auth([bad])
         assert "secret" not in str(e.value)
+    with pytest.raises(VaedemoError, match="without a ':'"):  # it may be a password alone: nothing of it shown
+        parse_auth(["hunter2"])

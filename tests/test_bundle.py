@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 
 import pytest
@@ -42,6 +43,9 @@ def test_bundle_round_trips_bit_exactly(bundle_dir):
     assert bundle.config == model.cfg and bundle.meta["name"] == "tiny"
     assert "| total | AudioVAE |" in bundle.card and "val/stft_distance" in bundle.card
     assert not bundle.model.training
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o777 & ~mask  # a folder like any other the user makes (not mkdtemp's 0700)
 
 
 def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatch):

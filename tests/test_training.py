@@ -196,3 +196,16 @@ def test_two_process_ddp_on_cpu(drum_folder, tmp_path):
     assert sorted(p.name for p in (run_dir / "bundles").iterdir()) == ["step-0000003"]
     bundle = vaedemo.load(run_dir / "bundle")
     assert bundle.meta["step"] == 3 and "2 processes" in bundle.meta["hardware"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_trainer_setting_this_machine_cannot_run_is_one_sentence_before_any_data_is_read(tmp_path, capsys):
+    from vaedemo.train import main
+
+    missing = tmp_path / "no_such_folder"  # the data would be refused too, but the trainer is built first
+    argv = ["--config", str(ROOT / "configs" / "temporal_mono.yaml"), "--set", "trainer.accelerator=gpu",
+            "--set", f"train.run_dir={tmp_path / 'run'}", "--set", f"data.root={missing}"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the trainer settings cannot run on this machine:") and "\n" not in err
+    assert not (tmp_path / "run").exists()

@@ -97,13 +97,13 @@ def report(name: str, rows: list[dict], lr: float, prior_weight: float = 0.0) ->
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vaedemo.amortization", description=__doc__.split("\n\n")[1])
-    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--checkpoint", required=True, help="bundle folder or hf://org/repo")
     ap.add_argument("--data", action="append", required=True, help="folder of clips (repeatable)")
-    ap.add_argument("--clips", type=int, default=24)
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--clips", type=int, default=24, help="clips per folder, spread over it (default 24)")
+    ap.add_argument("--steps", type=int, default=100, help="search steps per clip (default 100)")
+    ap.add_argument("--lr", type=float, default=LR, help=f"the search's Adam learning rate (default {LR})")
     ap.add_argument("--prior-weight", type=float, default=0.0,
-                    help="weight of -log p(z) per latent coordinate in the search (0: the closest audio)")
+                    help="weight of -log p(z) per latent coordinate in the search (default 0: the closest audio)")
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import checked_device, user_errors
+
 
 def _median_time(fn, runs: int) -> float:
     fn()  # warm-up
@@ -239,9 +241,11 @@ COLUMNS = [
 
 
 def table(rows: list[dict]) -> str:
-    head = "| " + " | ".join(c[1] for c in COLUMNS) + " |"
-    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    body = ["| " + " | ".join("" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in COLUMNS) + " |" for r in rows]
+    """The rows as markdown; a column no row has (refined without --refine, the loop for temporal models) is left out."""
+    columns = [c for c in COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    head = "| " + " | ".join(c[1] for c in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join("" if r.get(k) is None else fmt.format(r[k]) for k, _, fmt in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
 
 
@@ -279,6 +283,8 @@ def main_train(args) -> int:
     from .bench_train import measure_cli
     from .bench_train import table as train_table
 
+    checked_device(args.device)
+
     configs = args.config or ["configs/drums_single_flow.yaml", "configs/drums_temporal.yaml"]
     sources = [Path(s) for s in args.source] or [None]
     rows = []
@@ -315,6 +321,7 @@ def _medians(rows: list[dict]) -> list[dict]:
     return out
 
 
+@user_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args._worker:

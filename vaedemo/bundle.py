@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ def save_bundle(
     training = {k: v for k, v in (training or {}).items() if k != "model"}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); a bundle is a folder like any other the user makes
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "vaedemo": str(FORMAT_VERSION)})
@@ -79,6 +81,12 @@ def save_bundle(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def _keep_unchanged(old: Path, new: Path) -> None:

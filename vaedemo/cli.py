@@ -27,6 +27,24 @@ def user_errors(main: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
+def checked_device(name: str) -> str:
+    """A ``--device`` value as a torch device name: "auto" is cuda where torch sees a GPU, else cpu. A name torch does
+    not know, or a GPU this torch cannot use, is one sentence here rather than a traceback at the first tensor."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise VaedemoError(f"--device must name a torch device such as cpu, cuda or cuda:1, got {name!r}.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VaedemoError(f"--device {name} needs a GPU that this torch can use, and it sees none: use --device cpu.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise VaedemoError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0.")
+    return name
+
+
 def emit_report(text: str, data, out: str | None, json_path: str | None) -> None:
     """Print a markdown report; also write it to ``out`` and the numbers behind it to ``json_path`` when given."""
     print(text)

@@ -193,12 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", action="append", required=True, help="folder of audio clips (repeatable)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="clip length for every metric (default: a one-vector model's own clip, 1 s otherwise)")
-    parser.add_argument("--max-clips", type=int, default=200)
+    parser.add_argument("--max-clips", type=int, default=200, help="clips per folder, spread over it (default 200)")
     parser.add_argument("--samples", type=int, default=0, help="prior samples (default: as many as clips)")
     parser.add_argument("--no-opus", action="store_true", help="skip the Opus baselines")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the prior samples (default 0)")
     parser.add_argument("--refine", type=int, default=0,
-                        help="also reconstruct with latents refined by this many steps of analysis by synthesis")
+                        help="also reconstruct from latents searched for this many steps (default 0: not)")
     parser.add_argument("--out", help="write the markdown report here")
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--update-card", action="store_true", help="store the results in the bundle's card")

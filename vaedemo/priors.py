@@ -142,13 +142,13 @@ def report(name: str, result: dict) -> str:
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vaedemo.priors", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--checkpoint", required=True, help="bundle folder or hf://org/repo")
     ap.add_argument("--train-data", required=True, help="the folder the model was trained on")
     ap.add_argument("--data", action="append", required=True, help="held-out folder (repeatable)")
-    ap.add_argument("--samples", type=int, default=200)
-    ap.add_argument("--fm-steps", type=int, default=4000)
-    ap.add_argument("--ode-steps", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--samples", type=int, default=200, help="samples per prior (default 200)")
+    ap.add_argument("--fm-steps", type=int, default=4000, help="training steps of the flow-matching prior (default 4000)")
+    ap.add_argument("--ode-steps", type=int, default=8, help="Euler steps of a flow-matching sample (default 8)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the samples and the fit (default 0)")
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)

@@ -19,6 +19,7 @@ from .training.precision import fast_cpu_kernels
 
 def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_callbacks=()):
     import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.strategies import DDPStrategy
@@ -38,24 +39,27 @@ def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_cal
         AudioLogger(t.log_audio_every_n_val),
         *extra_callbacks,
     ]
-    return pl.Trainer(
-        accelerator=tr.accelerator,
-        devices=tr.devices,
-        num_nodes=tr.num_nodes,
-        strategy=strategy,
-        precision=tr.precision,
-        max_epochs=-1,
-        max_steps=-1,  # the module stops at train.max_steps training batches (phases count batches, not optimizer steps)
-        val_check_interval=t.val_every_n_steps,
-        check_val_every_n_epoch=None,
-        limit_val_batches=t.val_batches,
-        num_sanity_val_steps=0,
-        logger=TensorBoardLogger(str(run_dir), name="tb", version=""),
-        enable_checkpointing=False,
-        callbacks=callbacks,
-        log_every_n_steps=1,
-        use_distributed_sampler=True,
-    )
+    try:
+        return pl.Trainer(
+            accelerator=tr.accelerator,
+            devices=tr.devices,
+            num_nodes=tr.num_nodes,
+            strategy=strategy,
+            precision=tr.precision,
+            max_epochs=-1,
+            max_steps=-1,  # the module stops at train.max_steps training batches (phases count batches, not optimizer steps)
+            val_check_interval=t.val_every_n_steps,
+            check_val_every_n_epoch=None,
+            limit_val_batches=t.val_batches,
+            num_sanity_val_steps=0,
+            logger=TensorBoardLogger(str(run_dir), name="tb", version=""),
+            enable_checkpointing=False,
+            callbacks=callbacks,
+            log_every_n_steps=1,
+            use_distributed_sampler=True,
+        )
+    except MisconfigurationException as e:  # e.g. trainer.accelerator=gpu where torch sees no GPU
+        raise VaedemoError(f"the trainer settings cannot run on this machine: {e}") from None
 
 
 def make_loaders(cfg):
@@ -173,12 +177,15 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         )
     import lightning.pytorch as pl
 
+    from .training.callbacks import BundleExport
+
     for warning in (slow_cpu_precision(cfg.trainer), slow_cpu_discriminator(cfg)):
         if warning:
             print(f"[vaedemo] warning: {warning}", file=sys.stderr)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    module, train_loader, val_loader, summary = _module_and_data(cfg, resume)
-    trainer = build_trainer(cfg, run_dir, command, summary)
+    trainer = build_trainer(cfg, run_dir, command, "")  # first: settings this machine cannot run fail before the data
+    module, train_loader, val_loader, summary = _module_and_data(cfg, resume)  # (which may take minutes) is read
+    next(c for c in trainer.callbacks if isinstance(c, BundleExport)).data_summary = summary  # for the bundles' cards
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump_yaml(stored)

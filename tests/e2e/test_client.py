@@ -37,7 +37,7 @@ def test_reconstruct_keeps_rate_length_and_channels(client, upload, model):
     info = sf.info(out)
     assert (info.samplerate, info.frames, info.channels) == (22050, 28665, 2)
     assert set(metrics) == {"log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "trimmed",
-                            "seconds_used", "seconds_in_file", "refine_steps"}  # fmt: skip
+                            "seconds_used", "seconds_in_file", "refine_steps", "refine_note"}  # fmt: skip
     assert (metrics["trimmed"], metrics["seconds_used"], metrics["seconds_in_file"]) == (False, 1.3, 1.3)
     assert metrics["refine_steps"] == 0  # refine defaults to off: the two-argument call of earlier clients
     searched, refined = client.predict(audio=handle_file(str(upload)), model=model, refine=True,
@@ -45,6 +45,8 @@ def test_reconstruct_keeps_rate_length_and_channels(client, upload, model):
     assert sf.info(searched).frames == 28665
     # 1.3 s is several of the tiny one-shot model's clips (0.37 s): reconstructed hit by hit, in one pass
     assert (refined["refine_steps"] > 0) == (model == "tiny_temporal")
+    assert ("reconstructed hit by hit in one pass" in refined["refine_note"]) == (model != "tiny_temporal")
+    assert metrics["refine_note"] == ""  # not asked for: nothing to explain
 
 
 def test_sample_returns_n_clips_at_the_model_rate(client):

@@ -27,7 +27,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no version check, no telemetry
+# Gradio reads $GRADIO_SERVER_PORT as a number when it is imported, and a value that is not one ends the import in a
+# traceback: set it aside here, so that app.py's --port (whose default it is) reports it in one sentence instead.
+INVALID_PORT = None if os.environ.get("GRADIO_SERVER_PORT", "0").strip().isdigit() else os.environ.pop("GRADIO_SERVER_PORT")
 
-from .page import build_demo, create, launch
+from .page import build_demo, create, launch  # noqa: E402 (after the environment above: Gradio reads it on import)
 
-__all__ = ["build_demo", "create", "launch"]
+__all__ = ["INVALID_PORT", "build_demo", "create", "launch"]

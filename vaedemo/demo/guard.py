@@ -188,6 +188,15 @@ def pass_through(component: gr.components.Component) -> gr.components.Component:
 _PAIR = re.compile(r"^([^:\s]+):(\S.*)$")
 
 
+FILE_SIZE = re.compile(r"\s*[1-9]\d*\s*(b|kb|mb|gb|tb)\s*", re.IGNORECASE)  # what Gradio's max_file_size takes
+
+
+def check_file_size(size: str) -> None:
+    """``--max-file-size`` as Gradio reads it (a whole number and a unit), or one sentence saying what it takes."""
+    if not FILE_SIZE.fullmatch(size):
+        raise VaedemoError(f"--max-file-size must be a whole number and a unit (b, kb, mb, gb), such as 50mb; got {size!r}.")
+
+
 def parse_auth(pairs: list[str], env: str | None = None) -> list[tuple[str, str]]:
     """``user:password`` pairs from the command line, then from ``$VAEDEMO_AUTH`` (pairs separated by commas or
     whitespace; a password may hold ':' but no comma or space there). Refuses a malformed pair with one sentence that
@@ -197,7 +206,9 @@ def parse_auth(pairs: list[str], env: str | None = None) -> list[tuple[str, str]
     for entry in entries:
         m = _PAIR.match(entry.strip())
         if not m:
-            user = shown(entry.split(":", 1)[0]) if ":" in entry else "(no user name)"
+            if ":" not in entry:  # the entry may be a password given alone: not shown
+                raise VaedemoError("a login must be user:password with neither part empty, got one without a ':'.")
+            user = shown(entry.split(":", 1)[0])
             raise VaedemoError(f"a login must be user:password with neither part empty, got one for user {user}.")
         out.append((m.group(1), m.group(2)))
     return out

@@ -47,8 +47,11 @@ def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> 
 
     for src in extra:
         add(str(src), str(src) if str(src).startswith("hf://") else Path(src).resolve().name)
+    given = {Path(s.source).resolve() for s in specs if not s.source.startswith("hf://")}
     shipped = []
     for d in sorted(p for p in Path(checkpoints).glob("[!.]*") if (p / "config.json").is_file()):
+        if d.resolve() in given:  # a shipped bundle named with --checkpoint too is offered once, as the command line's
+            continue
         try:
             shipped.append(add(str(d), d.name))
         except CheckpointError as e:

@@ -61,8 +61,8 @@ def build_api(state: DemoState, default: str) -> None:
 
     def reconstruct(audio: str, model: str, refine: bool, request: gr.Request) -> tuple[str, dict]:
         """Reconstruct an audio file: returns (wav at the input's rate, length and channels; metrics and what was used
-        of the input: trimmed, seconds_used, seconds_in_file, refine_steps). refine: search the latents (one-shots and
-        sounds up to a few seconds; refine_steps 0 beyond that)."""
+        of the input: trimmed, seconds_used, seconds_in_file, refine_steps, refine_note). refine: search the latents
+        (one-shots and sounds up to a few seconds; beyond that refine_steps 0, and refine_note says why)."""
         with state.gate(request):
             out, _, _, _, metrics = reconstruct_tab.reconstruct(state, audio, model, refine=refine)
         return out, metrics

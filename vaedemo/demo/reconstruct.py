@@ -96,7 +96,8 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     The reconstruction keeps the input's rate, length and channels; the metrics and both figures are computed on a mix
     of at most two channels at the model's rate, so that a 192 kHz, 16-channel upload costs about what the same
     duration of stereo at the model's rate does. The result dict holds the metrics and what was used of the input
-    (``trimmed``, ``seconds_used``, ``seconds_in_file``, ``refine_steps``: the /reconstruct API returns it)."""
+    (``trimmed``, ``seconds_used``, ``seconds_in_file``, ``refine_steps``, and ``refine_note``: why a search asked for
+    did not run, else empty; the /reconstruct API returns it)."""
     search = flag(refine, SWITCH)
     eng = state.models.get(model)
     d = state.load(path)
@@ -115,7 +116,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     rate = eng.sample_rate if n * eng.sample_rate >= sr else sr  # a few samples at a high rate: not resampled to none
     ref, est = _for_metrics(x, sr, rate, k), _for_metrics(y, sr, rate, k)
     notice = trim_notice(Path(path).name, d, state.max_seconds) if d.trimmed else ""
-    result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3), "refine_steps": steps,
+    result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3), "refine_steps": steps, "refine_note": why_not,
               "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3)}  # fmt: skip
     del d, x, y  # the input at its own rate and channel count is not needed any more
     ch = f", {c_in} channels (mono mix shown)" if c_in > 1 else ""
