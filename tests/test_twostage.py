@@ -113,6 +113,30 @@ def test_an_audio_target_compares_the_decoded_vector_with_the_clips_themselves(d
         load_config(None, overrides + ["train.decoder_loss_target=clips"])
 
 
+def test_the_trajectory_term_enters_the_objective_with_its_weight(drum_folder, tmp_path, backbone):
+    """train.trajectory_weight scales the trajectory term alone: at 0 the objective is the KL and the audio loss, and
+    the trajectory anchor's gradient is gone; a negative weight is refused."""
+    from vaedemo.training.twostage import TwoStageModule, trajectory_loaders
+
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.mel_weight=10", "train.decoder_loss_clips=2",
+        "train.decoder_loss_target=audio"]  # fmt: skip
+    losses = {}
+    for weight in (1.0, 0.0, 0.25):
+        cfg = load_config(None, overrides + [f"train.trajectory_weight={weight}"])
+        torch.manual_seed(0)
+        model, cfg.model = build_two_stage(cfg)
+        model.eval()  # no dropout: the three objectives see the same network
+        stats, clips = next(iter(trajectory_loaders(cfg, model)[0]))
+        loss, logs = TwoStageModule(cfg, model).objective(stats, clips, step=2000)
+        losses[weight] = (loss.item(), logs["train/trajectory_nll"].item())
+    (full, nll), (none, nll0), (quarter, _) = losses[1.0], losses[0.0], losses[0.25]
+    assert nll == pytest.approx(nll0) and nll > 0  # the same batch and network each time
+    assert none == pytest.approx(full - nll, rel=1e-4) and quarter == pytest.approx(full - 0.75 * nll, rel=1e-4)
+    with pytest.raises(ConfigError, match="trajectory_weight must not be negative"):
+        load_config(None, overrides + ["train.trajectory_weight=-1"])
+
+
 def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, tmp_path, backbone):
     """train.init_from a two-stage bundle trained over one backbone, train.backbone another (e.g. its decoder
     fine-tuned adversarially with the encoder frozen): the heads and latent come from the bundle, the conv stacks

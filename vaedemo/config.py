@@ -186,6 +186,10 @@ class TrainConfig:
     # twostage models with mel_sizes: the mel loss compares, through the frozen decoder, the audio of the decoded vector
     # with that of the clip's own trajectory, on this many clips of each batch (the decoder is the costly part)
     decoder_loss_clips: int = 8
+    # twostage models: weight of the trajectory term (the vector's decoded trajectory against the backbone encoder's).
+    # It anchors stage two to the backbone's own encoding; 0 with train.freeze_decoder leaves the encoder head the
+    # audio loss (and the KL) alone, free to find vectors that decode closer than the backbone's trajectory does
+    trajectory_weight: float = 1.0
     # what that audio is compared with: "trajectory" (the audio of the clip's own trajectory: stage two imitates the
     # backbone's reconstruction) or "audio" (the augmented clip itself; stage two keeps the clips in memory)
     decoder_loss_target: str = "trajectory"
@@ -413,6 +417,7 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.decoder_loss_target in ("trajectory", "audio"),
          f"train.decoder_loss_target must be 'trajectory' or 'audio', got '{t.decoder_loss_target}'")  # fmt: skip
     need(t.decoder_stft_weight >= 0, f"train.decoder_stft_weight must not be negative, got {t.decoder_stft_weight}")
+    need(t.trajectory_weight >= 0, f"train.trajectory_weight must not be negative, got {t.trajectory_weight}")
     audio_loss = cfg.model.latent_mode == "twostage" and bool(t.mel_sizes) and t.decoder_loss_target == "audio"
     need(not t.finetune_decoder or audio_loss,
          "train.finetune_decoder needs model.latent_mode twostage, train.mel_sizes and train.decoder_loss_target audio")

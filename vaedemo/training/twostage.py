@@ -161,6 +161,25 @@ class TwoStageModule(pl.LightningModule):
     def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
         return self.vae.pqmf.synthesis(self.vae.decoder.bands(trajectory))
 
+    def objective(self, batch: torch.Tensor, clips: torch.Tensor | None, step: int) -> tuple[torch.Tensor, dict]:
+        """(loss, logged terms) of a batch of trajectory statistics (and its clips, for an audio target) at ``step``."""
+        t = self.cfg.train
+        head = self.vae.encoder.head(batch)
+        z, kl = self.vae.latent.kl(head)
+        nll = self.trajectory_nll(z, batch)
+        loss = (t.trajectory_weight * nll + beta_at(self.cfg, step) * kl).mean()
+        logs = {"train/trajectory_nll": nll.mean().detach(), "train/kl": kl.mean().detach()}
+        if self.mel is not None:  # with the decoding side frozen, the encoder head learns the vector reconstruction
+            decoded = self.vae.latent.posterior_mean(head) if t.freeze_decoder else z  # (what reconstruction decodes)
+            mel = self.decoder_loss(decoded, batch, clips)
+            loss = loss + t.mel_weight * mel
+            logs["train/decoder_mel"] = mel.detach()
+        if t.prior_level_weight:
+            distance, median = self.prior_level_loss()
+            loss = loss + t.prior_level_weight * distance
+            logs |= {"train/prior_level_distance_db": distance.detach(), "train/prior_level_median_db": median}
+        return loss, logs
+
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
 
@@ -173,21 +192,8 @@ class TwoStageModule(pl.LightningModule):
             self.phase_changes.append((step, "vae"))
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = self.cfg.train.lr * lr_factor_at(self.cfg, step)
-        head = self.vae.encoder.head(batch)
-        z, kl = self.vae.latent.kl(head)
-        nll = self.trajectory_nll(z, batch)
-        loss = (nll + beta_at(self.cfg, step) * kl).mean()
+        loss, logs = self.objective(batch, clips, step)
         bs = batch.shape[0]
-        logs = {"train/trajectory_nll": nll.mean().detach(), "train/kl": kl.mean().detach()}
-        if self.mel is not None:  # with the decoding side frozen, the encoder head learns the vector reconstruction
-            decoded = self.vae.latent.posterior_mean(head) if self.cfg.train.freeze_decoder else z  # decodes
-            mel = self.decoder_loss(decoded, batch, clips)
-            loss = loss + self.cfg.train.mel_weight * mel
-            logs["train/decoder_mel"] = mel.detach()
-        if self.cfg.train.prior_level_weight:
-            distance, median = self.prior_level_loss()
-            loss = loss + self.cfg.train.prior_level_weight * distance
-            logs |= {"train/prior_level_distance_db": distance.detach(), "train/prior_level_median_db": median}
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs)
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.step += 1
