@@ -24,6 +24,11 @@ else
 fi
 
 python3 -m venv .venv
+# torch first, its CPU build: on Linux, PyPI's torch is the CUDA build (GBs of CUDA packages); the pin then matches it.
+# A machine without access to that index (a local wheel mirror) falls back to whatever pip is configured with.
+torch_pin="$(grep -E '^torch==' requirements.txt)"
+.venv/bin/python -m pip install -q --timeout 15 --retries 1 --index-url https://download.pytorch.org/whl/cpu "$torch_pin" \
+  2>/dev/null || .venv/bin/python -m pip install -q "$torch_pin"  # (its warnings: an unreachable index, retried)
 # the package itself, editable (pyproject.toml; its dependencies are requirements.txt, dev adds requirements-dev.txt)
 if [ $dev = 1 ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
