@@ -137,6 +137,25 @@ def test_the_trajectory_term_enters_the_objective_with_its_weight(drum_folder, t
         load_config(None, overrides + ["train.trajectory_weight=-1"])
 
 
+def test_a_frozen_decoding_side_decodes_in_evaluation_mode_while_the_encoder_head_trains(drum_folder, tmp_path, backbone):
+    """With train.freeze_decoder the decoding side stays in evaluation mode through Lightning's train() calls: its
+    decoder head's dropout would otherwise decode each vector differently from reconstruction (the encoder head
+    learned vectors for a noisy decoder). Without it, both heads train with their dropout."""
+    from vaedemo.training.twostage import TwoStageModule
+
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.decoder_loss_target=audio", "model.head_dropout=0.5"]  # fmt: skip
+    for frozen in (True, False):
+        cfg = load_config(None, overrides + [f"train.freeze_decoder={str(frozen).lower()}"])
+        model, cfg.model = build_two_stage(cfg)
+        module = TwoStageModule(cfg, model).train()
+        assert module.training and model.encoder.head.training
+        assert model.decoder.head.training != frozen and model.decoder.training != frozen
+        z = torch.randn(4, cfg.model.latent_size)
+        assert torch.equal(model.decoder.head(z), model.decoder.head(z)) == frozen  # dropout, or none
+        assert not module.eval().vae.decoder.training  # and evaluation mode is evaluation mode
+
+
 def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, tmp_path, backbone):
     """train.init_from a two-stage bundle trained over one backbone, train.backbone another (e.g. its decoder
     fine-tuned adversarially with the encoder frozen): the heads and latent come from the bundle, the conv stacks

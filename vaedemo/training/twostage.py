@@ -180,6 +180,15 @@ class TwoStageModule(pl.LightningModule):
             logs |= {"train/prior_level_distance_db": distance.detach(), "train/prior_level_median_db": median}
         return loss, logs
 
+    def train(self, mode: bool = True):
+        """Lightning switches the module to training mode each epoch; a frozen decoding side (train.freeze_decoder)
+        stays in evaluation mode, so that its decoder head's dropout does not decode each vector differently from
+        what reconstruction will: the encoder head learns the vectors that decoder renders best at inference."""
+        super().train(mode)
+        if mode and self.cfg.train.freeze_decoder:
+            self.vae.decoder.eval()
+        return self
+
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
 
