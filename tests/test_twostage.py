@@ -218,3 +218,12 @@ def test_an_encoder_head_fine_tune_keeps_the_decoding_side_of_its_init(drum_fold
     assert all(torch.equal(trained[k], before[k]) for k in before if k.startswith("encoder.net."))
     with pytest.raises(ConfigError, match="freeze_decoder on a twostage"):
         load_config(None, overrides + ["train.finetune_decoder=true"])
+    # train.freeze_prior: what the model generates (the prior flow, beside the decoding side) stays as it was
+    overrides = [o.replace(str(tmp_path / "b"), str(tmp_path / "c")) for o in overrides] + ["train.freeze_prior=true"]
+    again = load(run(None, overrides, resume=False) / "bundle").model.state_dict()
+    prior = [k for k in before if k.startswith("latent.prior_flow.")]
+    posterior = [k for k in before if k.startswith("latent.posterior_flow.") and before[k].is_floating_point()]
+    assert prior and all(torch.equal(again[k], before[k]) for k in prior + decoding_side)
+    assert any(not torch.equal(again[k], before[k]) for k in posterior + encoder_head)
+    with pytest.raises(ConfigError, match="freeze_prior needs train.freeze_decoder"):
+        load_config(None, decoding + ["train.freeze_prior=true"])

@@ -161,6 +161,9 @@ class TrainConfig:
     # twostage model: its decoder head and decoder frozen, the encoder head (and the flows) learn from the decoder loss
     # on the audio of the posterior mean (train.decoder_loss_target audio), the backbone's encoder frozen as ever
     freeze_decoder: bool = False
+    # with it, on a twostage model: the prior flow frozen too, so that the fine-tune changes how sounds are encoded and
+    # not what the model generates (prior samples stay as they were; the KL pulls the encoder toward that prior)
+    freeze_prior: bool = False
     # KL weight, ramped (log-linear) from beta_start to beta over beta_warmup_steps
     beta: float = 0.01
     beta_start: float = 1e-6
@@ -426,6 +429,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(not (t.freeze_decoder and cfg.model.latent_mode == "twostage") or (audio_loss and not t.finetune_decoder),
          "train.freeze_decoder on a twostage model needs train.mel_sizes and train.decoder_loss_target audio, and not "
          "train.finetune_decoder")
+    need(not t.freeze_prior or (t.freeze_decoder and cfg.model.latent_mode == "twostage" and cfg.model.prior_flow_layers),
+         "train.freeze_prior needs train.freeze_decoder on a twostage model with a prior flow (model.prior_flow_layers)")
     need(t.prior_level_weight >= 0 and t.prior_level_samples >= 2,
          "train.prior_level_weight must not be negative and train.prior_level_samples must be at least 2")
     need(not t.prior_level_weight or (cfg.model.latent_mode == "twostage" and not cfg.model.level_latent),

@@ -43,8 +43,10 @@ def frozen_prefixes(cfg: Config) -> tuple[str, ...]:
 
 def untrained_prefixes(cfg: Config) -> tuple[str, ...]:
     """The tensors that get no gradient: the frozen backbone's, and with train.freeze_decoder the whole decoding side
-    (stage two's decoder head and the decoder), so that only the encoder head and the flows learn."""
-    return frozen_prefixes(cfg) + (("decoder.",) if cfg.train.freeze_decoder else ())
+    (stage two's decoder head and the decoder), so that only the encoder head and the flows learn (with
+    train.freeze_prior only the encoder head and the posterior flow)."""
+    decoding = ("decoder.",) if cfg.train.freeze_decoder else ()
+    return frozen_prefixes(cfg) + decoding + (("latent.prior_flow.",) if cfg.train.freeze_prior else ())
 
 
 def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
