@@ -17,7 +17,8 @@ drums_twostage by its stage two over that backbone (both re-recorded); then both
 whole 1 s one-shots and the stage two over it (re-recorded); then both again, by the backbone's decoder fine-tune on
 posterior means and the stage two over it (re-recorded); then drums_twostage by its fine-tune with a decoder of its own
 (all entries re-recorded, on an AVX2 machine: the other bundles' outputs moved only by rounding); then drums_twostage by
-its fine-tune with a loss on its prior samples' loudness (all entries re-recorded, on an AVX-512 machine).
+its fine-tune with a loss on its prior samples' loudness (all entries re-recorded, on an AVX-512 machine); then
+drums_twostage by its encoder head's fine-tune with the decoding side and the prior frozen (its entries re-recorded).
 """
 
 from __future__ import annotations
