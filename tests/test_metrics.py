@@ -190,6 +190,37 @@ def test_bad_pairs_raise_audio_error():
         M.log_mel_spectrogram(np.zeros((0, 1), np.float32), SR)
 
 
+def _faded(x: np.ndarray, db_per_second: float) -> np.ndarray:
+    """``x`` falling linearly in dB over its length: its late cells lie far below its loudest."""
+    return (x * 10 ** (-db_per_second * np.arange(len(x))[:, None] / SR / 20)).astype(np.float32)
+
+
+def test_distance_by_level_sums_to_log_mel_l1_and_finds_where_a_change_lies():
+    x = _faded(_music(1.0), 100.0)  # from the peak down to about -100 dB
+    for est in (_add_noise(x, 30), _lowpass(x, 4000), 0.5 * x):
+        contribution, share = M.log_mel_l1_by_level(x, est, SR)
+        assert contribution.shape == share.shape == (len(M.LEVEL_EDGES_DB) + 1,)
+        assert contribution.sum() == pytest.approx(M.log_mel_l1(x, est, SR), rel=1e-5)
+        assert share.sum() == pytest.approx(1.0) and (share > 0).all()
+    floor = x + np.float32(1e-5) * np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
+    quiet, _ = M.log_mel_l1_by_level(x, floor, SR)  # noise ~100 dB below the peak: only the quietest cells change
+    assert quiet[-1] > 0.9 * quiet.sum() > 0
+    assert M.audible_log_mel_l1(x, floor, SR) < 0.01 < M.log_mel_l1(x, floor, SR)
+    halved = M.audible_log_mel_l1(x, 0.5 * x, SR)  # -6 dB everywhere: ln 2 in every cell above the floor
+    assert halved == pytest.approx(math.log(2), rel=0.01)
+
+
+def test_distance_by_level_of_identical_and_silent_clips():
+    x, z = _music(0.3), np.zeros((int(0.3 * SR), 1), np.float32)
+    contribution, _ = M.log_mel_l1_by_level(x, x, SR)
+    assert (contribution == 0).all() and M.audible_log_mel_l1(x, x, SR) == 0
+    contribution, share = M.log_mel_l1_by_level(z, x, SR)  # a silent reference: every cell is at its loudest
+    assert share[0] == 1.0 and contribution[0] == pytest.approx(M.log_mel_l1(z, x, SR))
+    assert M.audible_log_mel_l1(z, x, SR) == pytest.approx(M.log_mel_l1(z, x, SR))
+    with pytest.raises(AudioError, match="differ in shape"):
+        M.log_mel_l1_by_level(x, x[:-1], SR)
+
+
 # --------------------------------------------------------------------------------------------- generation
 
 

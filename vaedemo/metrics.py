@@ -97,10 +97,16 @@ def _pair_magnitudes(ref: np.ndarray, est: np.ndarray, n_fft: int, hop: int) -> 
     return mags.reshape(2, ref.shape[1], *mags.shape[1:])
 
 
-def _log_mel_l1(mags: np.ndarray, sample_rate: int, n_fft: int, n_mels: int) -> float:
+def _log_mel_halves(mags: np.ndarray, sample_rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mel spectrograms of a pair's magnitudes (:func:`_pair_magnitudes`): (reference, estimate)."""
     logmel = _log_mel(mags.reshape(-1, *mags.shape[2:]), sample_rate, n_fft, n_mels)
     half = logmel.shape[0] // 2
-    return float(np.abs(logmel[:half] - logmel[half:]).mean())
+    return logmel[:half], logmel[half:]
+
+
+def _log_mel_l1(mags: np.ndarray, sample_rate: int, n_fft: int, n_mels: int) -> float:
+    ref, est = _log_mel_halves(mags, sample_rate, n_fft, n_mels)
+    return float(np.abs(ref - est).mean())
 
 
 def _sc(mags: np.ndarray) -> float:
@@ -124,6 +130,38 @@ def log_mel_l1(reference, estimate, sample_rate: int, n_fft: int = 2048, hop: in
     """Mean ``|logmel(ref) - logmel(est)|`` over channels, bands and frames (the metric of the codec table)."""
     ref, est = _pair(reference, estimate)
     return _log_mel_l1(_pair_magnitudes(ref, est, n_fft, hop), sample_rate, n_fft, n_mels)
+
+
+LEVEL_EDGES_DB = (20.0, 40.0, 60.0, 80.0)  # the bands of :func:`log_mel_l1_by_level`, in dB below the loudest cell
+AUDIBLE_RANGE_DB = 40.0  # a one-shot's cells within this of its loudest: what a listener hears of it at a sane level
+
+
+def _levels_db(logmel: np.ndarray) -> np.ndarray:
+    """Each cell of ``ln(mel + 1e-5)`` in dB below the loudest cell of the whole spectrogram (0 at the loudest)."""
+    return (logmel.max() - logmel) * np.float32(20 / np.log(10))
+
+
+def log_mel_l1_by_level(reference, estimate, sample_rate: int, edges_db: Sequence[float] = LEVEL_EDGES_DB,
+                        n_fft: int = 2048, hop: int = 512, n_mels: int = 80) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Where :func:`log_mel_l1` comes from: (contribution, share), each of ``len(edges_db) + 1`` bands of the
+    reference's level below its loudest cell (0 to ``edges_db[0]`` dB, ..., below ``edges_db[-1]``). ``contribution``
+    sums to :func:`log_mel_l1` (the band's cells' summed distance over all cells); ``share`` is the band's fraction of
+    the cells. The log keeps a cell 80 dB below a hit's peak as weighty as the hit itself: this says how much of a
+    distance lies where nobody hears it. A silent reference has every cell at its loudest (the first band)."""
+    ref, est = _log_mel_halves(_pair_magnitudes(*_pair(reference, estimate), n_fft, hop), sample_rate, n_fft, n_mels)
+    band = np.searchsorted(np.asarray(edges_db, np.float32), _levels_db(ref), side="right").ravel()
+    bands = len(edges_db) + 1
+    distance = np.abs(ref - est).ravel().astype(np.float64)
+    contribution = np.bincount(band, weights=distance, minlength=bands) / distance.size
+    return contribution, np.bincount(band, minlength=bands) / distance.size
+
+
+def audible_log_mel_l1(reference, estimate, sample_rate: int, range_db: float = AUDIBLE_RANGE_DB,
+                       n_fft: int = 2048, hop: int = 512, n_mels: int = 80) -> float:  # fmt: skip
+    """:func:`log_mel_l1` over the reference's cells within ``range_db`` of its loudest only (the loudest included):
+    the distance where a listener hears the sound, not in its inaudible tail and noise floor."""
+    ref, est = _log_mel_halves(_pair_magnitudes(*_pair(reference, estimate), n_fft, hop), sample_rate, n_fft, n_mels)
+    return float(np.abs(ref - est)[_levels_db(ref) <= range_db].mean())
 
 
 def spectral_convergence(reference, estimate, n_fft: int = 2048, hop: int = 512) -> float:

@@ -1,0 +1,75 @@
+"""Where the log-mel distance lies: ``python -m vaedemo.distance_map`` on real (tiny) bundles and real Opus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from vaedemo.distance_map import band_labels, hardest_clips, main
+from vaedemo.metrics import LEVEL_EDGES_DB, log_mel_l1
+
+
+def test_band_labels_name_every_band():
+    assert band_labels((20.0, 40.0)) == ["0-20 dB", "20-40 dB", "below 40 dB"]
+    assert len(band_labels()) == len(LEVEL_EDGES_DB) + 1
+
+
+def test_hardest_clips_rank_by_the_excess_over_the_reference():
+    model = [{"total": t} for t in (0.5, 0.9, 0.2, 0.4, 0.3)]
+    reference = [{"total": t} for t in (0.3, 0.3, 0.3, 0.3, 0.3)]
+    h = hardest_clips(["a", "b", "c", "d", "e"], model, reference)
+    assert [c[0] for c in h["clips"]] == ["b", "a", "d", "e", "c"]
+    assert h["mean_excess"] == pytest.approx(0.16)
+    assert h["worst_fifth_share"] == pytest.approx(0.6 / 0.9)  # b's 0.6 of the 0.6 + 0.2 + 0.1 above the reference
+    assert hardest_clips(["a"], [{"total": 0.1}], [{"total": 0.2}])["worst_fifth_share"] is None
+
+
+@pytest.mark.skipif(shutil.which("opusenc") is None, reason="opus-tools not installed")
+def test_the_map_of_a_model_and_opus_adds_up(backbone, drum_folder, tmp_path, capsys):
+    from vaedemo.evaluate import default_seconds, evaluation_sets, load_clips
+    from vaedemo.inference import Engine
+
+    out, numbers = tmp_path / "map.md", tmp_path / "map.json"
+    assert main(["--checkpoint", str(backbone), "--data", str(drum_folder), "--clips", "4",
+                 "--out", str(out), "--json", str(numbers)]) == 0  # fmt: skip
+    (folder,) = json.loads(numbers.read_text())
+    assert folder["clips"] == 4
+    engine = Engine(backbone)
+    name = engine.bundle.name
+    rows = {r["system"]: r for r in folder["rows"]}
+    assert set(rows) == {name, "opus 12 kbps", "opus 24 kbps"}
+    for r in rows.values():
+        assert sum(r["bands"]) == pytest.approx(r["log_mel_l1"], rel=1e-5)
+        assert sum(r["share"]) == pytest.approx(1.0)
+    # the model's row is the evaluation's log-mel L1 of its reconstructions
+    files, _, _ = evaluation_sets(drum_folder, engine, 4)
+    clips = load_clips(files, engine.sample_rate, round(default_seconds(engine) * engine.sample_rate), 1, 4)
+    by_hand = np.mean([log_mel_l1(x, engine.reconstruct(x, engine.sample_rate), engine.sample_rate) for x in clips])
+    assert rows[name]["log_mel_l1"] == pytest.approx(by_hand, rel=1e-5)
+    hardest = folder["hardest"][name]
+    assert len(hardest["clips"]) == 4 and all(name.startswith("hit_") for name, _, _ in hardest["clips"])
+    text = out.read_text()
+    assert "| opus 24 kbps |" in text and "top 40 dB alone" in text and text in capsys.readouterr().out
+
+
+def test_two_bundles_of_one_name_are_told_apart_by_their_paths(backbone, tmp_path):
+    from vaedemo.distance_map import system_names
+    from vaedemo.inference import Engine
+
+    twin = tmp_path / "twin"
+    shutil.copytree(backbone, twin)
+    a, b = Engine(backbone), Engine(twin)
+    assert system_names([a]) == [a.bundle.name]
+    assert system_names([a, b]) == [str(a.bundle.path), str(b.bundle.path)]
+
+
+def test_bad_arguments_get_one_sentence(backbone, drum_folder, tmp_path, capsys):
+    assert main(["--checkpoint", str(backbone), "--data", str(drum_folder), "--clips", "0"]) != 0
+    assert capsys.readouterr().err.strip() == "error: --clips must be at least 1."
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["--checkpoint", str(backbone), "--data", str(empty), "--no-opus"]) != 0
+    assert capsys.readouterr().err.strip() == f"error: {empty} holds no audio files to evaluate on."

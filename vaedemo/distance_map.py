@@ -1,0 +1,159 @@
+"""``python -m vaedemo.distance_map --checkpoint B [--checkpoint B ...] --data DIR [--data DIR ...] [--clips 200]
+[--out FILE]``
+
+Where a reconstruction's log-mel distance lies, next to Opus on the same clips. The evaluation's log-mel L1
+(:mod:`vaedemo.metrics`) averages the distance of log magnitudes over every cell of the spectrogram, so a cell 80 dB
+below a hit's peak weighs as much as the hit: on 1 s drum one-shots about half of the cells lie there, and a codec
+that leaves them alone is charged for them as much as for the attack. Per folder, this splits each system's mean
+log-mel L1 by the level of the reference's cells below the clip's loudest (:func:`~vaedemo.metrics.log_mel_l1_by_level`),
+gives the distance over the top 40 dB alone (:func:`~vaedemo.metrics.audible_log_mel_l1`, what a listener hears of a
+one-shot), and names the clips each model is farthest above Opus 24 kbps on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .cli import emit_report, user_errors
+from .errors import VaedemoError
+from .evaluate import default_seconds, evaluation_sets, opus_round_trip, spread
+from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, audible_log_mel_l1, log_mel_l1_by_level
+
+OPUS_KBPS = (12, 24)
+HARDEST = 5  # clips listed per model and folder
+
+
+def band_labels(edges_db=LEVEL_EDGES_DB) -> list[str]:
+    """'0-20 dB', '20-40 dB', ..., 'below 80 dB': the level bands' names (below the clip's loudest cell)."""
+    bounds = [0.0, *edges_db]
+    return [f"{a:g}-{b:g} dB" for a, b in zip(bounds[:-1], bounds[1:])] + [f"below {edges_db[-1]:g} dB"]
+
+
+def clip_scores(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict:
+    """One clip's distance by level band, in total, and over its audible range."""
+    contribution, share = log_mel_l1_by_level(reference, estimate, sample_rate)
+    return {"total": float(contribution.sum()), "bands": contribution, "share": share,
+            "audible": audible_log_mel_l1(reference, estimate, sample_rate)}  # fmt: skip
+
+
+def system_row(name: str, scores: list[dict]) -> dict:
+    """A system's means over the clips of a folder."""
+    return {"system": name, "log_mel_l1": float(np.mean([s["total"] for s in scores])),
+            "audible": float(np.mean([s["audible"] for s in scores])),
+            "bands": np.mean([s["bands"] for s in scores], axis=0).tolist(),
+            "share": np.mean([s["share"] for s in scores], axis=0).tolist()}  # fmt: skip
+
+
+def load_named_clips(files: list[Path], root: Path, sr: int, length: int, limit: int) -> list[tuple[str, np.ndarray]]:
+    """(name relative to the folder, mono clip of ``length`` samples) for at most ``limit`` files spread over the list;
+    a file that cannot be read is skipped with a note, as the evaluation does."""
+    from .audio import load_audio
+    from .errors import AudioError
+
+    clips = []
+    for f in spread(files, limit):
+        try:
+            x, _ = load_audio(f, sr, 1)
+        except AudioError as e:
+            print(f"skipping {f}: {e}", file=sys.stderr)
+            continue
+        x = x[:length]
+        clips.append((f.relative_to(root).as_posix(), np.pad(x, ((0, length - len(x)), (0, 0)))))
+    return clips
+
+
+def hardest_clips(names: list[str], model: list[dict], reference: list[dict]) -> dict:
+    """A model's distance above the reference's (Opus 24 kbps) clip by clip: its mean, the share of the summed excess
+    (over the clips where the model is above) that its worst fifth of the clips holds, and its :data:`HARDEST` clips."""
+    excess = np.array([m["total"] - r["total"] for m, r in zip(model, reference)])
+    order = np.argsort(-excess)
+    positive = excess.clip(0).sum()
+    worst_fifth = excess[order[: max(1, len(order) // 5)]].clip(0).sum()
+    return {"clips": [(names[i], model[i]["total"], reference[i]["total"]) for i in order[:HARDEST]],
+            "mean_excess": float(excess.mean()),
+            "worst_fifth_share": float(worst_fifth / positive) if positive > 0 else None}  # fmt: skip
+
+
+def system_names(engines: list) -> list[str]:
+    """Each model's name in the tables: its bundle's name, or its path where two bundles share one."""
+    names = [e.bundle.name for e in engines]
+    return [str(e.bundle.path) if names.count(n) > 1 else n for e, n in zip(engines, names)]
+
+
+def folder_map(engines: list, folder: Path, clips: int, opus: bool) -> dict:
+    """Every system's row on one folder's evaluation clips (the first model's evaluation set and clip length: a
+    one-vector model's own clip, else 1 s), and each model's hardest clips against Opus 24 kbps."""
+    first = engines[0]
+    sr, length = first.sample_rate, round(default_seconds(first) * first.sample_rate)
+    files, _, described = evaluation_sets(folder, first, clips)
+    named = load_named_clips(files, folder, sr, length, clips)
+    if not named:
+        raise VaedemoError(f"{folder} has no readable audio clips to map.")
+    names = system_names(engines)
+    scores = {name: [clip_scores(x, e.reconstruct(x, sr), sr) for _, x in named] for name, e in zip(names, engines)}
+    if opus:
+        with tempfile.TemporaryDirectory() as tmp:
+            for kbps in OPUS_KBPS:
+                scores[f"opus {kbps} kbps"] = [clip_scores(x, opus_round_trip(x, sr, kbps, Path(tmp)), sr)
+                                               for _, x in named]  # fmt: skip
+    reference = scores.get(f"opus {OPUS_KBPS[-1]} kbps")
+    clip_names = [n for n, _ in named]
+    hardest = {name: hardest_clips(clip_names, scores[name], reference) for name in names} if reference else {}
+    return {"data": described, "clips": len(named), "rows": [system_row(k, v) for k, v in scores.items()],
+            "hardest": hardest}  # fmt: skip
+
+
+def report(results: list[dict]) -> str:
+    labels = band_labels()
+    lines = ["# Where the log-mel distance lies", "",
+             "Log-mel L1 (80 bands, 2048 / 512, as `python -m vaedemo.evaluate`) split by the level of the reference's "
+             "cells below the clip's loudest cell: each band's cells' share of the distance (the bands sum to the "
+             f"total), and the distance over the cells within {AUDIBLE_RANGE_DB:g} dB of the loudest alone.", ""]  # fmt: skip
+    for r in results:
+        share = r["rows"][0]["share"]
+        lines += [f"## {r['data']}", "", f"{r['clips']} clips; share of the cells per band: "
+                  + ", ".join(f"{lab} {100 * s:.0f} %" for lab, s in zip(labels, share)), "",
+                  f"| system | log-mel L1 | top {AUDIBLE_RANGE_DB:g} dB alone | " + " | ".join(labels) + " |",
+                  "|---|---|---|" + "---|" * len(labels)]  # fmt: skip
+        for row in r["rows"]:
+            lines.append(f"| {row['system']} | {row['log_mel_l1']:.3f} | {row['audible']:.3f} | "
+                         + " | ".join(f"{b:.3f}" for b in row["bands"]) + " |")  # fmt: skip
+        for name, h in r["hardest"].items():
+            worst = "; ".join(f"{clip} {m:.2f} vs {o:.2f}" for clip, m, o in h["clips"])
+            share_text = f"{100 * h['worst_fifth_share']:.0f} %" if h["worst_fifth_share"] is not None else "n/a"
+            lines += ["", f"{name}: {h['mean_excess']:+.3f} against Opus {OPUS_KBPS[-1]} kbps on average; its worst "
+                      f"fifth of the clips holds {share_text} of its excess summed over the clips where it is above; "
+                      f"farthest above it: {worst}."]  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vaedemo.distance_map", description=__doc__.split("\n\n")[1])
+    ap.add_argument("--checkpoint", action="append", required=True, help="bundle folder or hf://org/repo (repeatable)")
+    ap.add_argument("--data", action="append", required=True, help="folder of clips (repeatable)")
+    ap.add_argument("--clips", type=int, default=200, help="clips per folder, spread over it (default 200)")
+    ap.add_argument("--no-opus", action="store_true", help="leave out Opus (and the hardest clips against it)")
+    ap.add_argument("--out", help="write the markdown report here")
+    ap.add_argument("--json", help="write the numbers here")
+    a = ap.parse_args(argv)
+    if a.clips < 1:
+        raise VaedemoError("--clips must be at least 1.")
+    from .inference import Engine
+
+    engines = [Engine(c) for c in a.checkpoint]
+    if len({e.sample_rate for e in engines}) > 1:
+        raise VaedemoError("the checkpoints differ in sample rate; map them one at a time.")
+    results = [folder_map(engines, Path(d), a.clips, not a.no_opus) for d in a.data]
+    emit_report(report(results), results, a.out, a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
