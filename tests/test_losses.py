@@ -70,6 +70,14 @@ def test_mel_sizes_must_be_powers_of_two(tiny_config):
         tiny_config(train__mel_sizes="[300]")
 
 
+def test_the_loss_floor_reaches_every_spectral_loss_of_training_and_not_validation(tiny_config):
+    module = VAEModule(tiny_config(mode="temporal", flows=0, train__mel_sizes="[256]", train__loss_floor_db=50.0))
+    assert module.stft.floor_db == module.band_stft.floor_db == module.mel.floor_db == 50.0
+    assert module.val_stft.floor_db is None  # validation distances stay comparable between runs
+    with pytest.raises(ConfigError, match="loss_floor_db must be positive"):
+        tiny_config(train__loss_floor_db=0)
+
+
 def test_shared_spectra_give_the_same_losses_and_gradients():
     """The STFT and log-mel losses of one training step share their magnitude STFTs (Spectra): the same values and
     the same gradient as each loss computing its own, sizes shared or not."""
@@ -98,7 +106,7 @@ def test_fused_spectral_distances_match_the_plain_expressions(dtype):
     they give the values and the estimate's gradient of the plain autograd expressions, which run when the target
     does need a gradient. Including bins where estimate and target are silent and where they coincide."""
     from vaedemo.dsp import fitting_mel_filterbank, hann_window, stft_magnitude
-    from vaedemo.nn.losses import log_mel_distance, stft_distance
+    from vaedemo.nn.losses import log_floor, log_mel_distance, stft_distance
 
     x = noise(4, 3000).to(dtype)
     y0 = (0.5 * x + 0.3 * noise(5, 3000).to(dtype)).reshape(2, 3000)
@@ -115,6 +123,8 @@ def test_fused_spectral_distances_match_the_plain_expressions(dtype):
             sy = stft_magnitude(y, n, window)
             target = sx.clone().requires_grad_(plain)  # a target that needs a gradient takes the plain expressions
             value = stft_distance(target, sy, 1e-7) + 3.0 * log_mel_distance(filters, target, sy, 1e-5)
+            floored = stft_distance(target, sy, 1e-7, log_floor(target, 1e-7, 40.0))  # a raised floor, per example
+            value = value + floored + log_mel_distance(filters, target, sy, 1e-5, floor_db=40.0)
             value.backward()
             results.append((value.detach(), y.grad))
         (fused, g_fused), (reference, g_reference) = results
@@ -125,3 +135,17 @@ def test_fused_spectral_distances_match_the_plain_expressions(dtype):
         estimate = same.clone().requires_grad_(True)
         stft_distance(same, estimate, 1e-7).backward()  # estimate == target (even silent): distance 0, gradient 0
         assert torch.equal(estimate.grad, torch.zeros_like(same))
+
+
+def test_a_raised_log_floor_leaves_what_lies_far_below_the_peak_out_of_the_loss():
+    """With floor_db, an error 90 dB below the target's loudest cell hardly counts; one near it counts as before."""
+    from vaedemo.nn.losses import MultiScaleMel, MultiScaleSTFT
+
+    t = torch.arange(8192) / SR
+    hit = (torch.sin(2 * torch.pi * 440 * t) * torch.exp(-t / 0.02)).reshape(1, 1, -1)  # decays to ~-800 dB: silence
+    hiss = hit + 10 ** (-90 / 20) * noise(1)[:1]  # a faint noise floor 90 dB down
+    steady = noise(2)[:1]  # white noise: every cell within a few dB of the loudest
+    for make in (MultiScaleSTFT, lambda sizes, **kw: MultiScaleMel(sizes, SR, **kw)):
+        loss, raised = make([1024, 256]), make([1024, 256], floor_db=40.0)
+        assert raised(hit, hiss) < 0.05 * loss(hit, hiss)
+        assert float(raised(steady, 0.5 * steady)) == pytest.approx(float(loss(steady, 0.5 * steady)), rel=0.1)

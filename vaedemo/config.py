@@ -174,6 +174,9 @@ class TrainConfig:
     mel_sizes: list[int] = field(default_factory=list)  # multi-scale log-mel L1 (e.g. [2048, 1024, 512]); empty = off
     mel_bands: int = 80  # mel filters per size (halved for small sizes until every filter holds a bin)
     mel_weight: float = 1.0
+    # the floor inside the spectral losses' logs, in dB below each target spectrogram's loudest cell (null: the fixed
+    # 1e-7 / 1e-5, ~100 dB below a loud clip's peak, so that its inaudible tail weighs as much as the hit)
+    loss_floor_db: float | None = None
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0
     grad_clip: float | None = 10.0
@@ -438,6 +441,7 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.discriminator_precision in DISCRIMINATOR_PRECISIONS,
          f"train.discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}")
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
+    need(t.loss_floor_db is None or t.loss_floor_db > 0, f"train.loss_floor_db must be positive, got {t.loss_floor_db}")
     need(
         all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),
         "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two",

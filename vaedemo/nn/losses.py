@@ -5,6 +5,10 @@ the log magnitudes, summed over sizes. It applies to the full-band waveform and,
 
 Multi-scale log-mel (as in DAC / HiFi-GAN): L1 of ``ln(mel + 1e-5)`` per FFT size. A linear-frequency loss gives the
 band below 700 Hz ~3 % of its weight; mel bands give it the share hearing (and the log-mel metric) gives it.
+
+Both logs weigh a cell 80 dB below a hit's peak as much as the hit (their floors, 1e-7 and 1e-5, lie ~100 dB below a
+loud clip's loudest cell). With ``floor_db`` the floor inside the logs rises, per example, to that many dB below the
+target spectrogram's loudest cell: distances below it count little, and the loss spends the model on what is heard.
 """
 
 from __future__ import annotations
@@ -31,21 +35,36 @@ class Spectra:
         return self._pairs[n]
 
 
-def stft_distance(sx: torch.Tensor, sy: torch.Tensor, eps: float) -> torch.Tensor:
+def log_floor(target: torch.Tensor, eps: float, floor_db: float | None) -> torch.Tensor | float:
+    """What the logs of a distance add to the magnitudes of ``target`` (B, bins, frames): ``eps``, or with ``floor_db``
+    per example the larger of ``eps`` and the target's loudest cell ``floor_db`` dB down, (B, 1, 1)."""
+    if floor_db is None:
+        return eps
+    peak = target.detach().amax(dim=(1, 2), keepdim=True)
+    return torch.clamp(peak * 10 ** (-floor_db / 20), min=eps)
+
+
+def stft_distance(sx: torch.Tensor, sy: torch.Tensor, eps: float, floor: torch.Tensor | float | None = None) -> torch.Tensor:
     """RAVE's distance of estimate magnitudes ``sy`` from target magnitudes ``sx``: relative L2 of the magnitudes plus
-    the mean L1 of their logs. Fused (:class:`_STFTDistance`) when the target needs no gradient, as in training."""
+    the mean L1 of their logs, ``ln(s + floor)`` (``floor``: ``eps`` unless given, see :func:`log_floor`). Fused
+    (:class:`_STFTDistance`) when the target needs no gradient, as in training."""
+    floor = eps if floor is None else floor
     if sx.requires_grad:  # (the fused form has no gradient for the target)
         linear = torch.linalg.vector_norm(sx - sy) / (torch.linalg.vector_norm(sx) + eps)
-        return linear + (torch.log(sx + eps) - torch.log(sy + eps)).abs().mean()
-    return _STFTDistance.apply(sx, sy, eps)
+        return linear + (torch.log(sx + floor) - torch.log(sy + floor)).abs().mean()
+    return _STFTDistance.apply(sx, sy, eps, floor)
 
 
-def log_mel_distance(filters: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, eps: float) -> torch.Tensor:
-    """Mean L1 distance between ``ln(filters @ magnitude + eps)`` of target ``sx`` and estimate ``sy``. Fused
-    (:class:`_LogMelDistance`) when the target needs no gradient, as in training."""
+def log_mel_distance(filters: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, eps: float,
+                     floor_db: float | None = None) -> torch.Tensor:  # fmt: skip
+    """Mean L1 distance between ``ln(filters @ magnitude + floor)`` of target ``sx`` and estimate ``sy`` (``floor``:
+    :func:`log_floor` of the target's mel spectrogram). Fused (:class:`_LogMelDistance`) when the target needs no
+    gradient, as in training."""
     if sx.requires_grad:  # (the fused form has no gradient for the target)
-        return (torch.log(torch.matmul(filters, sx) + eps) - torch.log(torch.matmul(filters, sy) + eps)).abs().mean()
-    return _LogMelDistance.apply(filters, sx, sy, eps)
+        mx = torch.matmul(filters, sx)
+        floor = log_floor(mx, eps, floor_db)
+        return (torch.log(mx + floor) - torch.log(torch.matmul(filters, sy) + floor)).abs().mean()
+    return _LogMelDistance.apply(filters, sx, sy, eps, floor_db)
 
 
 class _STFTDistance(torch.autograd.Function):
@@ -54,11 +73,11 @@ class _STFTDistance(torch.autograd.Function):
     backward one op at a time), and these spectrograms are the largest tensors of a training step."""
 
     @staticmethod
-    def forward(ctx, sx: torch.Tensor, sy: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(ctx, sx: torch.Tensor, sy: torch.Tensor, eps: float, floor: torch.Tensor | float) -> torch.Tensor:
         difference = sy - sx
         norm_difference, norm_target = torch.linalg.vector_norm(difference), torch.linalg.vector_norm(sx)
-        shifted = sy + eps
-        log_difference = torch.log(shifted).sub_(torch.log(sx + eps))
+        shifted = sy + floor
+        log_difference = torch.log(shifted).sub_(torch.log(sx + floor))
         ctx.save_for_backward(difference, log_difference, shifted, norm_difference, norm_target)
         ctx.eps = eps
         return norm_difference / (norm_target + eps) + torch.linalg.vector_norm(log_difference, 1) / sy.numel()
@@ -70,7 +89,7 @@ class _STFTDistance(torch.autograd.Function):
         linear = torch.where(norm_difference > 0, grad / ((norm_target + ctx.eps) * norm_difference), 0.0)
         # d log / d sy = sign(log difference) / (sy + eps) / count
         out = torch.sign(log_difference).div_(shifted).mul_(grad / shifted.numel())
-        return None, out.addcmul_(difference, linear), None
+        return None, out.addcmul_(difference, linear), None, None
 
 
 class _LogMelDistance(torch.autograd.Function):
@@ -78,9 +97,12 @@ class _LogMelDistance(torch.autograd.Function):
     spectrogram and the filters' transpose product, where autograd made about ten."""
 
     @staticmethod
-    def forward(ctx, filters: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, eps: float) -> torch.Tensor:
-        shifted = torch.matmul(filters, sy).add_(eps)
-        log_difference = torch.log(shifted).sub_(torch.log(torch.matmul(filters, sx).add_(eps)))
+    def forward(ctx, filters: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, eps: float,
+                floor_db: float | None) -> torch.Tensor:  # fmt: skip
+        mx = torch.matmul(filters, sx)
+        floor = log_floor(mx, eps, floor_db)
+        shifted = torch.matmul(filters, sy).add_(floor)
+        log_difference = torch.log(shifted).sub_(torch.log(mx.add_(floor)))
         ctx.save_for_backward(filters, log_difference, shifted)
         return torch.linalg.vector_norm(log_difference, 1) / log_difference.numel()
 
@@ -88,14 +110,15 @@ class _LogMelDistance(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         filters, log_difference, shifted = ctx.saved_tensors
         per_mel = torch.sign(log_difference).div_(shifted).mul_(grad / shifted.numel())
-        return None, None, torch.matmul(filters.transpose(0, 1), per_mel), None
+        return None, None, torch.matmul(filters.transpose(0, 1), per_mel), None, None
 
 
 class MultiScaleSTFT(nn.Module):
-    def __init__(self, sizes: list[int], eps: float = 1e-7):
+    def __init__(self, sizes: list[int], eps: float = 1e-7, floor_db: float | None = None):
         super().__init__()
         self.sizes = list(sizes)
         self.eps = eps
+        self.floor_db = floor_db
         for n in self.sizes:
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
 
@@ -105,17 +128,20 @@ class MultiScaleSTFT(nn.Module):
         spectra = spectra or Spectra(x, y)
         total = x.new_zeros(())
         for n in self.sizes:
-            total = total + stft_distance(*spectra.pair(n, getattr(self, f"window_{n}")), self.eps)
+            sx, sy = spectra.pair(n, getattr(self, f"window_{n}"))
+            total = total + stft_distance(sx, sy, self.eps, log_floor(sx, self.eps, self.floor_db))
         return total
 
 
 class MultiScaleMel(nn.Module):
     """Mean over FFT sizes of the L1 distance between ``ln(mel + eps)`` spectrograms (Slaney filters)."""
 
-    def __init__(self, sizes: list[int], sample_rate: int, n_mels: int = 80, eps: float = 1e-5):
+    def __init__(self, sizes: list[int], sample_rate: int, n_mels: int = 80, eps: float = 1e-5,
+                 floor_db: float | None = None):  # fmt: skip
         super().__init__()
         self.sizes = list(sizes)
         self.eps = eps
+        self.floor_db = floor_db
         for n in self.sizes:
             fb = fitting_mel_filterbank(sample_rate, n, n_mels)
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
@@ -128,7 +154,7 @@ class MultiScaleMel(nn.Module):
         terms = []
         for n in self.sizes:
             sx, sy = spectra.pair(n, getattr(self, f"window_{n}"))
-            terms.append(log_mel_distance(getattr(self, f"mel_{n}"), sx, sy, self.eps))
+            terms.append(log_mel_distance(getattr(self, f"mel_{n}"), sx, sy, self.eps, self.floor_db))
         return torch.stack(terms).mean()
 
 

@@ -82,10 +82,12 @@ class VAEModule(pl.LightningModule):
         if cfg.train.freeze_decoder:  # its weights get no gradient; gradients still flow through it to the encoder
             self.vae.decoder.requires_grad_(False)
         self.discriminator = Discriminator(cfg.train.discriminator, cfg.model.channels)
-        self.stft = MultiScaleSTFT(cfg.train.stft_sizes)
-        self.band_stft = MultiScaleSTFT(cfg.train.band_stft_sizes) if cfg.train.multiband_loss else None
         t = cfg.train
-        self.mel = MultiScaleMel(t.mel_sizes, cfg.model.sample_rate, t.mel_bands) if t.mel_sizes else None
+        floor = {"floor_db": t.loss_floor_db}
+        self.stft = MultiScaleSTFT(t.stft_sizes, **floor)
+        self.band_stft = MultiScaleSTFT(t.band_stft_sizes, **floor) if t.multiband_loss else None
+        self.mel = MultiScaleMel(t.mel_sizes, cfg.model.sample_rate, t.mel_bands, **floor) if t.mel_sizes else None
+        self.val_stft = MultiScaleSTFT(t.stft_sizes)  # validation keeps the fixed floor: runs stay comparable
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0
@@ -273,7 +275,7 @@ class VAEModule(pl.LightningModule):
     # ------------------------------------------------------------------------------------------------ validation
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         out = self.vae(batch, sample=False)
-        recon = self.stft(out.target_padded, out.audio_padded)
+        recon = self.val_stft(out.target_padded, out.audio_padded)
         _, kl = self.vae.latent.kl(out.stats)
         bs = batch.shape[0]
         self.log("val/stft_distance", recon, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)

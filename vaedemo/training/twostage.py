@@ -108,9 +108,10 @@ class TwoStageModule(pl.LightningModule):
         self.steps_done, self.skipped_steps, self.val_examples = 0, 0, []
         self.phase_changes: list[tuple[int, str]] = []
         t = cfg.train
-        self.mel = MultiScaleMel(t.mel_sizes, model.cfg.sample_rate, t.mel_bands) if t.mel_sizes else None
+        floor = {"floor_db": t.loss_floor_db}
+        self.mel = MultiScaleMel(t.mel_sizes, model.cfg.sample_rate, t.mel_bands, **floor) if t.mel_sizes else None
         # a decoder that learns needs the backbone's full-band STFT loss too: log-mel alone lets it blur fine structure
-        self.stft = MultiScaleSTFT(t.stft_sizes) if t.decoder_stft_weight > 0 else None
+        self.stft = MultiScaleSTFT(t.stft_sizes, **floor) if t.decoder_stft_weight > 0 else None
 
     def set_spread(self, stats: torch.Tensor) -> None:
         """Each trajectory dimension's standard deviation over the training set: the loss's unit."""
