@@ -36,7 +36,7 @@ def test_the_map_of_a_model_and_opus_adds_up(backbone, drum_folder, tmp_path, ca
     assert main(["--checkpoint", str(backbone), "--data", str(drum_folder), "--clips", "4",
                  "--out", str(out), "--json", str(numbers)]) == 0  # fmt: skip
     (folder,) = json.loads(numbers.read_text())
-    assert folder["clips"] == 4
+    assert folder["clips"] == 4 and folder["seconds"] == pytest.approx(1.0, abs=1e-3)
     engine = Engine(backbone)
     name = engine.bundle.name
     rows = {r["system"]: r for r in folder["rows"]}
@@ -53,6 +53,7 @@ def test_the_map_of_a_model_and_opus_adds_up(backbone, drum_folder, tmp_path, ca
     assert len(hardest["clips"]) == 4 and all(name.startswith("hit_") for name, _, _ in hardest["clips"])
     text = out.read_text()
     assert "| opus 24 kbps |" in text and "top 40 dB alone" in text and text in capsys.readouterr().out
+    assert f"Reproduce: `python -m vaedemo.distance_map --checkpoint {backbone} --data {drum_folder}" in text
 
 
 def test_two_bundles_of_one_name_are_told_apart_by_their_paths(backbone, tmp_path):

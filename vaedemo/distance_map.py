@@ -104,19 +104,19 @@ def folder_map(engines: list, folder: Path, clips: int, opus: bool) -> dict:
     reference = scores.get(f"opus {OPUS_KBPS[-1]} kbps")
     clip_names = [n for n, _ in named]
     hardest = {name: hardest_clips(clip_names, scores[name], reference) for name in names} if reference else {}
-    return {"data": described, "clips": len(named), "rows": [system_row(k, v) for k, v in scores.items()],
-            "hardest": hardest}  # fmt: skip
+    return {"data": described, "clips": len(named), "seconds": length / sr,
+            "rows": [system_row(k, v) for k, v in scores.items()], "hardest": hardest}  # fmt: skip
 
 
-def report(results: list[dict]) -> str:
+def report(results: list[dict], command: str = "") -> str:
     labels = band_labels()
-    lines = ["# Where the log-mel distance lies", "",
+    lines = ["# Where the log-mel distance lies", "", *([f"Reproduce: `{command}`", ""] if command else []),
              "Log-mel L1 (80 bands, 2048 / 512, as `python -m vaedemo.evaluate`) split by the level of the reference's "
              "cells below the clip's loudest cell: each band's cells' share of the distance (the bands sum to the "
              f"total), and the distance over the cells within {AUDIBLE_RANGE_DB:g} dB of the loudest alone.", ""]  # fmt: skip
     for r in results:
         share = r["rows"][0]["share"]
-        lines += [f"## {r['data']}", "", f"{r['clips']} clips; share of the cells per band: "
+        lines += [f"## {r['data']}", "", f"{r['clips']} clips of {r['seconds']:.3f} s; share of the cells per band: "
                   + ", ".join(f"{lab} {100 * s:.0f} %" for lab, s in zip(labels, share)), "",
                   f"| system | log-mel L1 | top {AUDIBLE_RANGE_DB:g} dB alone | " + " | ".join(labels) + " |",
                   "|---|---|---|" + "---|" * len(labels)]  # fmt: skip
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if len({e.sample_rate for e in engines}) > 1:
         raise VaedemoError("the checkpoints differ in sample rate; map them one at a time.")
     results = [folder_map(engines, Path(d), a.clips, not a.no_opus) for d in a.data]
-    emit_report(report(results), results, a.out, a.json)
+    command = "python -m vaedemo.distance_map " + " ".join(argv if argv is not None else sys.argv[1:])
+    emit_report(report(results, command), results, a.out, a.json)
     return 0
 
 
