@@ -28,6 +28,7 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
     assert rec["opus 24 kbps"]["log_mel_l1"] < rec["opus 6 kbps"]["log_mel_l1"]
     assert rec["opus 24 kbps"]["si_sdr"] > rec["opus 6 kbps"]["si_sdr"]
     assert all({"level_db", "hop_buzz_db"} <= set(m) for m in rec.values())  # the diagnostics next to the distances
+    assert rec["opus 24 kbps"]["audible_log_mel_l1"] < rec["opus 6 kbps"]["audible_log_mel_l1"]  # the heard part too
     assert abs(rec["opus 24 kbps"]["level_db"]) < 3.0  # a good codec keeps the level
     assert set(res["generation"]) == {"real vs real (floor)", "reconstructions (decoder bound)", "flow prior",
                                       "gaussian prior"}
@@ -39,6 +40,17 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
     assert "| opus 12 kbps |" in report and "| flow prior |" in report
     card = vaedemo.load(path).card
     assert "## Evaluation" in card and "python -m vaedemo.evaluate --checkpoint" in card
+    assert "| log-mel L1, top 40 dB |" in card
+
+
+def test_a_card_evaluated_before_the_top_40_db_distance_shows_a_dash():
+    from vaedemo.card import report_markdown
+
+    older = {"log_mel_l1": 0.5, "multi_resolution_stft": 1.2, "spectral_convergence": 0.6, "si_sdr": -3.0}
+    result = {"data": "d", "clips": 2, "seconds": 1.0, "reconstruct_x_realtime": 50.0,
+              "reconstruction": {"model": older, "opus 24 kbps": older | {"audible_log_mel_l1": 0.2}}, "generation": {}}
+    text = report_markdown("old", [result])
+    assert "| model | 0.500 | — | 1.200 |" in text and "| opus 24 kbps | 0.500 | 0.200 | 1.200 |" in text
 
 
 def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):

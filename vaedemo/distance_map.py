@@ -21,7 +21,7 @@ import numpy as np
 
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
-from .evaluate import default_seconds, evaluation_sets, opus_round_trip, spread
+from .evaluate import default_seconds, evaluation_sets, load_named_clips, opus_round_trip
 from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, audible_log_mel_l1, log_mel_l1_by_level
 
 OPUS_KBPS = (12, 24)
@@ -49,24 +49,6 @@ def system_row(name: str, scores: list[dict]) -> dict:
             "share": np.mean([s["share"] for s in scores], axis=0).tolist()}  # fmt: skip
 
 
-def load_named_clips(files: list[Path], root: Path, sr: int, length: int, limit: int) -> list[tuple[str, np.ndarray]]:
-    """(name relative to the folder, mono clip of ``length`` samples) for at most ``limit`` files spread over the list;
-    a file that cannot be read is skipped with a note, as the evaluation does."""
-    from .audio import load_audio
-    from .errors import AudioError
-
-    clips = []
-    for f in spread(files, limit):
-        try:
-            x, _ = load_audio(f, sr, 1)
-        except AudioError as e:
-            print(f"skipping {f}: {e}", file=sys.stderr)
-            continue
-        x = x[:length]
-        clips.append((f.relative_to(root).as_posix(), np.pad(x, ((0, length - len(x)), (0, 0)))))
-    return clips
-
-
 def hardest_clips(names: list[str], model: list[dict], reference: list[dict]) -> dict:
     """A model's distance above the reference's (Opus 24 kbps) clip by clip: its mean, the share of the summed excess
     (over the clips where the model is above) that its worst fifth of the clips holds, and its :data:`HARDEST` clips."""
@@ -91,7 +73,7 @@ def folder_map(engines: list, folder: Path, clips: int, opus: bool) -> dict:
     first = engines[0]
     sr, length = first.sample_rate, round(default_seconds(first) * first.sample_rate)
     files, _, described = evaluation_sets(folder, first, clips)
-    named = load_named_clips(files, folder, sr, length, clips)
+    named = [(f.relative_to(folder).as_posix(), x) for f, x in load_named_clips(files, sr, length, first.channels, clips)]
     if not named:
         raise VaedemoError(f"{folder} has no readable audio clips to map.")
     names = system_names(engines)

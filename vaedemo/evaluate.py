@@ -35,7 +35,8 @@ from .cli import emit_report, user_errors
 from .config import DataConfig
 from .errors import AudioError, VaedemoError
 
-RECON_KEYS = ("log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "level_db", "hop_buzz_db")
+RECON_KEYS = ("log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "level_db",
+              "hop_buzz_db")
 OPUS_BITRATES = (6, 12, 24)
 
 
@@ -74,7 +75,9 @@ def evaluation_sets(data: Path, engine, limit: int) -> tuple[list[Path], list[Pa
     return picked, others, described
 
 
-def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: int) -> list[np.ndarray]:
+def load_named_clips(files: list[Path], sr: int, length: int, channels: int, limit: int) -> list[tuple[Path, np.ndarray]]:
+    """(file, its first ``length`` samples, zero-padded to that) for at most ``limit`` files spread over the list; a
+    file that cannot be read is skipped with a note."""
     from .audio import load_audio
 
     clips = []
@@ -85,8 +88,12 @@ def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: in
             print(f"skipping {f}: {e}", file=sys.stderr)
             continue
         x = x[:length]
-        clips.append(np.pad(x, ((0, length - len(x)), (0, 0))))
+        clips.append((f, np.pad(x, ((0, length - len(x)), (0, 0)))))
     return clips
+
+
+def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: int) -> list[np.ndarray]:
+    return [x for _, x in load_named_clips(files, sr, length, channels, limit)]
 
 
 def opus_round_trip(x: np.ndarray, sr: int, kbps: int, tmp: Path) -> np.ndarray:
@@ -102,10 +109,11 @@ def opus_round_trip(x: np.ndarray, sr: int, kbps: int, tmp: Path) -> np.ndarray:
 
 
 def _pair_metrics(ref: np.ndarray, est: np.ndarray, sr: int, hop: int) -> dict[str, float]:
-    from .metrics import hop_buzz_db, hop_buzz_min_samples, level_difference_db, reconstruction_metrics
+    from .metrics import audible_log_mel_l1, hop_buzz_db, hop_buzz_min_samples, level_difference_db, reconstruction_metrics
 
     buzz = hop_buzz_db(ref, est, sr, hop) if len(ref) >= hop_buzz_min_samples(hop) else float("nan")
-    return reconstruction_metrics(ref, est, sr) | {"level_db": level_difference_db(ref, est), "hop_buzz_db": buzz}
+    return reconstruction_metrics(ref, est, sr) | {"audible_log_mel_l1": audible_log_mel_l1(ref, est, sr),
+                                                   "level_db": level_difference_db(ref, est), "hop_buzz_db": buzz}
 
 
 def _mean_metrics(pairs, hop: int) -> dict[str, float]:
