@@ -12,7 +12,7 @@ from vaedemo import metrics as M
 from vaedemo.errors import AudioError
 
 SR = 44100
-RECON_KEYS = {"log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr"}
+RECON_KEYS = {"log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr"}
 
 
 def _music(seconds: float = 1.0, channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_log_mel_spectrogram_shape_floor_and_determinism():
 def test_identical_signals_give_ideal_values(x):
     m = M.reconstruction_metrics(x, x.copy(), SR)
     assert set(m) == RECON_KEYS
-    assert m["log_mel_l1"] == 0.0 and m["multi_resolution_stft"] == 0.0 and m["spectral_convergence"] == 0.0
+    assert m["log_mel_l1"] == m["audible_log_mel_l1"] == m["multi_resolution_stft"] == m["spectral_convergence"] == 0.0
     assert m["si_sdr"] == M.SI_SDR_CAP_DB
     assert all(isinstance(v, float) for v in m.values())
 
@@ -131,6 +131,7 @@ def test_reconstruction_metrics_match_the_individual_functions():
     y = _add_noise(x, 20)
     m = M.reconstruction_metrics(x, y, SR)
     assert m["log_mel_l1"] == pytest.approx(M.log_mel_l1(x, y, SR), rel=1e-6)
+    assert m["audible_log_mel_l1"] == pytest.approx(M.audible_log_mel_l1(x, y, SR), rel=1e-6)
     assert m["multi_resolution_stft"] == pytest.approx(M.multi_resolution_stft(x, y), rel=1e-6)
     assert m["spectral_convergence"] == pytest.approx(M.spectral_convergence(x, y), rel=1e-6)
     assert m["si_sdr"] == pytest.approx(M.si_sdr(x, y), rel=1e-9)
@@ -140,7 +141,7 @@ def test_more_noise_is_worse_on_every_metric():
     x = _music(1.0, channels=2)
     mild = M.reconstruction_metrics(x, _add_noise(x, 40), SR)
     strong = M.reconstruction_metrics(x, _add_noise(x, 10), SR)
-    for key in ("log_mel_l1", "multi_resolution_stft", "spectral_convergence"):
+    for key in ("log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence"):
         assert 0 < mild[key] < strong[key], key
     assert mild["si_sdr"] > strong["si_sdr"]
 

@@ -161,6 +161,10 @@ def audible_log_mel_l1(reference, estimate, sample_rate: int, range_db: float = 
     """:func:`log_mel_l1` over the reference's cells within ``range_db`` of its loudest only (the loudest included):
     the distance where a listener hears the sound, not in its inaudible tail and noise floor."""
     ref, est = _log_mel_halves(_pair_magnitudes(*_pair(reference, estimate), n_fft, hop), sample_rate, n_fft, n_mels)
+    return _audible_l1(ref, est, range_db)
+
+
+def _audible_l1(ref: np.ndarray, est: np.ndarray, range_db: float) -> float:
     return float(np.abs(ref - est)[_levels_db(ref) <= range_db].mean())
 
 
@@ -251,11 +255,13 @@ def hop_buzz_db(reference, estimate, sample_rate: int, hop: int, max_hz: float =
 
 
 def reconstruction_metrics(reference, estimate, sample_rate: int) -> dict[str, float]:
-    """All four reconstruction metrics, keyed by function name (lower is better except ``si_sdr``)."""
+    """All five reconstruction metrics, keyed by function name (lower is better except ``si_sdr``)."""
     ref, est = _pair(reference, estimate)
-    spectra = {n: _pair_magnitudes(ref, est, n, n // 4) for n in MR_STFT_SIZES}  # 2048/512 is shared by all three
+    spectra = {n: _pair_magnitudes(ref, est, n, n // 4) for n in MR_STFT_SIZES}  # 2048/512 is shared by all four
+    ref_mel, est_mel = _log_mel_halves(spectra[2048], sample_rate, 2048, 80)
     return {
-        "log_mel_l1": _log_mel_l1(spectra[2048], sample_rate, 2048, 80),
+        "log_mel_l1": float(np.abs(ref_mel - est_mel).mean()),
+        "audible_log_mel_l1": _audible_l1(ref_mel, est_mel, AUDIBLE_RANGE_DB),
         "multi_resolution_stft": _mr_stft(spectra),
         "spectral_convergence": _sc(spectra[2048]),
         "si_sdr": si_sdr(ref, est),

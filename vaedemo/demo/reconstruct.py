@@ -19,7 +19,8 @@ from .guard import gated
 from .search import REFINE_SECONDS, REFINE_STEPS, SWITCH, search_plan
 from .state import DemoState, trim_notice
 
-METRIC_LABELS = {"log_mel_l1": ("log-mel L1", "lower"), "multi_resolution_stft": ("multi-resolution STFT", "lower"),
+METRIC_LABELS = {"log_mel_l1": ("log-mel L1", "lower"), "audible_log_mel_l1": ("log-mel L1, top 40 dB", "lower"),
+                 "multi_resolution_stft": ("multi-resolution STFT", "lower"),
                  "spectral_convergence": ("spectral convergence", "lower"),
                  "si_sdr": ("SI-SDR (dB)", "higher")}  # fmt: skip
 NO_METRICS = "Metrics appear here."
