@@ -104,9 +104,10 @@ def _log_mel_halves(mags: np.ndarray, sample_rate: int, n_fft: int, n_mels: int)
     return logmel[:half], logmel[half:]
 
 
-def _log_mel_l1(mags: np.ndarray, sample_rate: int, n_fft: int, n_mels: int) -> float:
-    ref, est = _log_mel_halves(mags, sample_rate, n_fft, n_mels)
-    return float(np.abs(ref - est).mean())
+def _log_mel_pair(reference, estimate, sample_rate: int, n_fft: int, hop: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mel spectrograms of a validated (reference, estimate) pair, from one STFT call."""
+    ref, est = _pair(reference, estimate)
+    return _log_mel_halves(_pair_magnitudes(ref, est, n_fft, hop), sample_rate, n_fft, n_mels)
 
 
 def _sc(mags: np.ndarray) -> float:
@@ -128,8 +129,8 @@ def _mr_stft(spectra: dict[int, np.ndarray]) -> float:
 
 def log_mel_l1(reference, estimate, sample_rate: int, n_fft: int = 2048, hop: int = 512, n_mels: int = 80) -> float:
     """Mean ``|logmel(ref) - logmel(est)|`` over channels, bands and frames (the metric of the codec table)."""
-    ref, est = _pair(reference, estimate)
-    return _log_mel_l1(_pair_magnitudes(ref, est, n_fft, hop), sample_rate, n_fft, n_mels)
+    ref, est = _log_mel_pair(reference, estimate, sample_rate, n_fft, hop, n_mels)
+    return float(np.abs(ref - est).mean())
 
 
 LEVEL_EDGES_DB = (20.0, 40.0, 60.0, 80.0)  # the bands of :func:`log_mel_l1_by_level`, in dB below the loudest cell
@@ -148,7 +149,7 @@ def log_mel_l1_by_level(reference, estimate, sample_rate: int, edges_db: Sequenc
     sums to :func:`log_mel_l1` (the band's cells' summed distance over all cells); ``share`` is the band's fraction of
     the cells. The log keeps a cell 80 dB below a hit's peak as weighty as the hit itself: this says how much of a
     distance lies where nobody hears it. A silent reference has every cell at its loudest (the first band)."""
-    ref, est = _log_mel_halves(_pair_magnitudes(*_pair(reference, estimate), n_fft, hop), sample_rate, n_fft, n_mels)
+    ref, est = _log_mel_pair(reference, estimate, sample_rate, n_fft, hop, n_mels)
     band = np.searchsorted(np.asarray(edges_db, np.float32), _levels_db(ref), side="right").ravel()
     bands = len(edges_db) + 1
     distance = np.abs(ref - est).ravel().astype(np.float64)
@@ -160,8 +161,7 @@ def audible_log_mel_l1(reference, estimate, sample_rate: int, range_db: float = 
                        n_fft: int = 2048, hop: int = 512, n_mels: int = 80) -> float:  # fmt: skip
     """:func:`log_mel_l1` over the reference's cells within ``range_db`` of its loudest only (the loudest included):
     the distance where a listener hears the sound, not in its inaudible tail and noise floor."""
-    ref, est = _log_mel_halves(_pair_magnitudes(*_pair(reference, estimate), n_fft, hop), sample_rate, n_fft, n_mels)
-    return _audible_l1(ref, est, range_db)
+    return _audible_l1(*_log_mel_pair(reference, estimate, sample_rate, n_fft, hop, n_mels), range_db)
 
 
 def _audible_l1(ref: np.ndarray, est: np.ndarray, range_db: float) -> float:

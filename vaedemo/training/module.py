@@ -87,7 +87,8 @@ class VAEModule(pl.LightningModule):
         self.stft = MultiScaleSTFT(t.stft_sizes, **floor)
         self.band_stft = MultiScaleSTFT(t.band_stft_sizes, **floor) if t.multiband_loss else None
         self.mel = MultiScaleMel(t.mel_sizes, cfg.model.sample_rate, t.mel_bands, **floor) if t.mel_sizes else None
-        self.val_stft = MultiScaleSTFT(t.stft_sizes)  # validation keeps the fixed floor: runs stay comparable
+        # validation keeps the fixed floor, so that runs stay comparable
+        self.val_stft = self.stft if t.loss_floor_db is None else MultiScaleSTFT(t.stft_sizes)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0
