@@ -209,6 +209,9 @@ def test_distance_by_level_sums_to_log_mel_l1_and_finds_where_a_change_lies():
     assert M.audible_log_mel_l1(x, floor, SR) < 0.01 < M.log_mel_l1(x, floor, SR)
     halved = M.audible_log_mel_l1(x, 0.5 * x, SR)  # -6 dB everywhere: ln 2 in every cell above the floor
     assert halved == pytest.approx(math.log(2), rel=0.01)
+    contribution, share, audible = M.level_breakdown(x, floor, SR)  # both from one spectrogram pair
+    assert np.array_equal(contribution, quiet) and np.array_equal(share, M.log_mel_l1_by_level(x, floor, SR)[1])
+    assert audible == M.audible_log_mel_l1(x, floor, SR)
 
 
 def test_distance_by_level_of_identical_and_silent_clips():

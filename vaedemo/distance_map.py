@@ -22,7 +22,7 @@ import numpy as np
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
 from .evaluate import default_seconds, evaluation_sets, load_named_clips, opus_round_trip
-from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, audible_log_mel_l1, log_mel_l1_by_level
+from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, level_breakdown
 
 OPUS_KBPS = (12, 24)
 HARDEST = 5  # clips listed per model and folder
@@ -36,9 +36,8 @@ def band_labels(edges_db=LEVEL_EDGES_DB) -> list[str]:
 
 def clip_scores(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict:
     """One clip's distance by level band, in total, and over its audible range."""
-    contribution, share = log_mel_l1_by_level(reference, estimate, sample_rate)
-    return {"total": float(contribution.sum()), "bands": contribution, "share": share,
-            "audible": audible_log_mel_l1(reference, estimate, sample_rate)}  # fmt: skip
+    contribution, share, audible = level_breakdown(reference, estimate, sample_rate)
+    return {"total": float(contribution.sum()), "bands": contribution, "share": share, "audible": audible}
 
 
 def system_row(name: str, scores: list[dict]) -> dict:

@@ -149,12 +149,23 @@ def log_mel_l1_by_level(reference, estimate, sample_rate: int, edges_db: Sequenc
     sums to :func:`log_mel_l1` (the band's cells' summed distance over all cells); ``share`` is the band's fraction of
     the cells. The log keeps a cell 80 dB below a hit's peak as weighty as the hit itself: this says how much of a
     distance lies where nobody hears it. A silent reference has every cell at its loudest (the first band)."""
-    ref, est = _log_mel_pair(reference, estimate, sample_rate, n_fft, hop, n_mels)
+    return _by_level(*_log_mel_pair(reference, estimate, sample_rate, n_fft, hop, n_mels), edges_db)
+
+
+def _by_level(ref: np.ndarray, est: np.ndarray, edges_db: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     band = np.searchsorted(np.asarray(edges_db, np.float32), _levels_db(ref), side="right").ravel()
     bands = len(edges_db) + 1
     distance = np.abs(ref - est).ravel().astype(np.float64)
     contribution = np.bincount(band, weights=distance, minlength=bands) / distance.size
     return contribution, np.bincount(band, minlength=bands) / distance.size
+
+
+def level_breakdown(reference, estimate, sample_rate: int, edges_db: Sequence[float] = LEVEL_EDGES_DB,
+                    range_db: float = AUDIBLE_RANGE_DB) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    """:func:`log_mel_l1_by_level`'s (contribution, share) and :func:`audible_log_mel_l1`, from one spectrogram pair
+    (the distance map asks for both of every clip)."""
+    ref, est = _log_mel_pair(reference, estimate, sample_rate, 2048, 512, 80)
+    return *_by_level(ref, est, edges_db), _audible_l1(ref, est, range_db)
 
 
 def audible_log_mel_l1(reference, estimate, sample_rate: int, range_db: float = AUDIBLE_RANGE_DB,
