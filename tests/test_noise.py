@@ -97,12 +97,12 @@ def test_the_noise_is_seeded_in_eval_and_fresh_in_training():
     assert not torch.allclose(a, b)
 
 
-def test_hashed_noise_is_uniform_and_addressed_by_block():
-    u = hashed_uniform(2, 3, 400, 25, seed=7, first_block=0, dtype=torch.float64, device=torch.device("cpu"))
+def test_hashed_noise_is_uniform_and_addressed_by_sample():
+    u = hashed_uniform(2, 3, -50, 10000, seed=7, dtype=torch.float64, device=torch.device("cpu"))
     assert u.min() >= -1 and u.max() < 1 and abs(float(u.mean())) < 0.01 and abs(float(u.var()) - 1 / 3) < 0.01
     assert not torch.allclose(u[0], u[1]) and not torch.allclose(u[:, 0], u[:, 1])  # rows and batch rows differ
-    later = hashed_uniform(2, 3, 10, 25, seed=7, first_block=100, dtype=torch.float64, device=torch.device("cpu"))
-    assert torch.equal(later, u[:, :, 100:110])  # a block's noise depends on its index only: streams can count
+    later = hashed_uniform(2, 3, 2450, 250, seed=7, dtype=torch.float64, device=torch.device("cpu"))
+    assert torch.equal(later, u[:, :, 2500:2750])  # a sample's noise depends on its index only: streams can count
 
 
 # --------------------------------------------------------------------------------------------------------- FIR
@@ -133,6 +133,23 @@ def test_louder_magnitudes_give_louder_noise_where_they_are():
     power = torch.fft.rfft(y, dim=-1).abs().pow(2).mean(dim=(0, 1))
     half = power.shape[-1] // 2
     assert power[half:].sum() > 5 * power[: half // 2].sum()
+
+
+def test_a_held_filter_makes_narrow_stationary_noise_across_blocks():
+    """One magnitude bin held over many short blocks: the noise stream runs on across blocks, so the output's
+    spectrum stays as narrow as the FIR's (a ringing partial at any pitch), not spread over the block rate."""
+    from vaedemo.nn.noise import filter_noise
+
+    k, hop, blocks = 32, 4, 2000
+    line = torch.zeros(1, 1, blocks, k, dtype=torch.float64)
+    line[..., 10] = 1.0  # bin 10 of 31 between 0 and the band's Nyquist
+    y = filter_noise(line, fir_basis(k, torch.float64), hop, seed=3, first_block=0)[0, 0]
+    power = torch.fft.rfft(y * torch.hann_window(len(y), dtype=torch.float64)).abs().pow(2)
+    centre = 10 / (k - 1) * (len(power) - 1)
+    near = (torch.arange(len(power)) - centre).abs() <= 2.5 / (k - 1) * (len(power) - 1)  # within 2.5 FIR bins
+    assert power[near].sum() > 0.9 * power.sum()
+    later = filter_noise(line[:, :, 1000:], fir_basis(k, torch.float64), hop, seed=3, first_block=1000)[0, 0]
+    assert torch.allclose(later, y[1000 * hop :], atol=1e-12)  # a block's output depends on its position only
 
 
 # ------------------------------------------------------------------------------------------------------ training

@@ -2,14 +2,18 @@
 
 A conv stack reads the decoder's last hidden map (at the band rate) and predicts, for each output band and each block
 of ``hop`` band-rate samples, ``noise_bands`` non-negative filter magnitudes spread from 0 to the band's Nyquist.
-Each block's magnitudes become a short linear-phase FIR (the inverse real DFT, shifted to the middle and windowed:
-one precomputed matrix, :func:`fir_basis`), which filters uniform noise in [-1, 1] for that block. Blocks are
-independent (each filters a noise segment of its own, ``hop + taps - 1`` samples long, in 'valid' mode), so the
-branch is local in time: a stream computes block k from block k's features alone.
+Each block's magnitudes become a linear-phase FIR (the inverse real DFT, shifted to the middle and windowed: one
+precomputed matrix, :func:`fir_basis`), which filters the block's ``hop`` samples out of one continuous stream of
+uniform noise in [-1, 1] per band (each output sample reads the ``taps`` noise samples up to it). The stream is
+continuous across blocks so that the filter's frequency resolution survives a short hop: a filter held for many
+blocks makes exactly stationary filtered noise, as narrow as its taps allow (a ringing partial at any pitch, not only
+at the frame rate's harmonics, where the transposed convolutions' output lies); segments drawn afresh for each block
+would spread every line over the block rate. The branch stays local in time: a stream computes block k from block
+k's features and the noise's sample indices.
 
-Randomness: the noise is a hash of (seed, batch row, band, sample index) (:func:`hashed_uniform`), not a draw from
-torch's generator. A block's noise therefore depends on its absolute index only, so a stream that counts its blocks
-reproduces the offline pass exactly, and two calls with the same seed give the same sound. In training mode each
+Randomness: the noise is a hash of (seed, batch row, band, absolute sample index) (:func:`hashed_uniform`), not a draw
+from torch's generator. A block's noise therefore depends on its absolute position only, so a stream that counts its
+blocks reproduces the offline pass exactly, and two calls with the same seed give the same sound. In training mode each
 forward draws a fresh seed from torch's global generator (``torch.manual_seed`` makes a run reproducible); in eval
 mode the seed is :attr:`NoiseGenerator.seed` (0 by default), so inference is deterministic while the noise is still
 part of the sound.
@@ -56,15 +60,15 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 15)
 
 
-def hashed_uniform(batch: int, rows: int, blocks: int, length: int, seed: int, first_block: int,
+def hashed_uniform(batch: int, rows: int, start: int, length: int, seed: int,
                    dtype: torch.dtype, device: torch.device) -> torch.Tensor:  # fmt: skip
-    """(batch, rows, blocks, length) noise in [-1, 1): segment ``length`` of block ``first_block + j`` of each row,
-    a function of (seed, batch row, row, absolute sample index) only."""
+    """(batch, rows, length) noise in [-1, 1): samples ``start`` to ``start + length`` (``start`` may be negative) of
+    each row's stream, a function of (seed, batch row, row, absolute sample index) only."""
     mask = 0xFFFFFFFF
     key = _mix32(torch.tensor(seed, dtype=torch.int64, device=device) & mask)
-    key = _mix32((key + torch.arange(batch, device=device).view(batch, 1, 1, 1)) & mask)
-    key = _mix32((key + torch.arange(rows, device=device).view(1, rows, 1, 1)) & mask)
-    index = torch.arange(first_block * length, (first_block + blocks) * length, device=device).view(1, 1, blocks, length)
+    key = _mix32((key + torch.arange(batch, device=device).view(batch, 1, 1)) & mask)
+    key = _mix32((key + torch.arange(rows, device=device).view(1, rows, 1)) & mask)
+    index = torch.arange(start, start + length, device=device).view(1, 1, length)
     bits = _mix32((key + index) & mask) >> 8  # the top 24 bits: exact in float32 (half precision would round them)
     exact = torch.float64 if dtype == torch.float64 else torch.float32
     return (bits.to(exact) * (2.0 / 2**24) - 1.0).to(dtype)
@@ -82,8 +86,9 @@ def filter_noise(magnitudes: torch.Tensor, basis: torch.Tensor, hop: int, seed: 
     b, rows, blocks, _ = magnitudes.shape
     taps = basis.shape[-1]
     fir = magnitudes @ basis.to(magnitudes.dtype)  # (B, bands, blocks, taps)
-    noise = hashed_uniform(b, rows, blocks, hop + taps - 1, seed, first_block, magnitudes.dtype, magnitudes.device)
-    windows = noise.unfold(-1, taps, 1)  # (B, bands, blocks, hop, taps): a 'valid' convolution inside each segment
+    start = first_block * hop - (taps - 1)  # the taps - 1 samples before the first block's first output
+    noise = hashed_uniform(b, rows, start, blocks * hop + taps - 1, seed, magnitudes.dtype, magnitudes.device)
+    windows = noise.unfold(-1, taps, 1).reshape(b, rows, blocks, hop, taps)  # each output sample's taps of the stream
     y = windows @ fir.flip(-1).unsqueeze(-1)  # flipped: a convolution, not a correlation
     return y.reshape(b, rows, blocks * hop)
 
