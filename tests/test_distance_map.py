@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vaedemo.distance_map import band_labels, hardest_clips, main
+from vaedemo.distance_map import band_labels, clip_groups, group_rows, hardest_clips, main
 from vaedemo.metrics import LEVEL_EDGES_DB, log_mel_l1
 
 
@@ -54,6 +54,30 @@ def test_the_map_of_a_model_and_opus_adds_up(backbone, drum_folder, tmp_path, ca
     text = out.read_text()
     assert "| opus 24 kbps |" in text and "top 40 dB alone" in text and text in capsys.readouterr().out
     assert f"Reproduce: `python -m vaedemo.distance_map --checkpoint {backbone} --data {drum_folder}" in text
+
+
+def test_distances_by_kind_of_drum_come_from_the_manifest(backbone, drum_folder, tmp_path):
+    names = ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav"]
+    assert clip_groups(tmp_path, names) is None  # no manifest
+    (tmp_path / "manifest.csv").write_text("file,key,family\na.wav,36,\nb.wav,63,\nc.wav,64,\nd.wav,,cymbal\n")
+    groups = clip_groups(tmp_path, names)
+    assert groups == ["kick", "pitched percussion", "pitched percussion", "cymbal", ""]
+    scores = {"m": [{"audible": a, "total": a / 2} for a in (0.1, 0.2, 0.4, 0.8, 9.0)]}
+    rows = group_rows(groups, scores)
+    assert [(r["group"], r["clips"]) for r in rows] == [("pitched percussion", 2), ("cymbal", 1), ("kick", 1)]
+    assert rows[0]["audible"]["m"] == pytest.approx(0.3) and rows[0]["log_mel_l1"]["m"] == pytest.approx(0.15)
+    # a folder with a manifest gets the table; its kinds' clips add up to the clips of known kind
+    (drum_folder / "manifest.csv").write_text("file,key\n" + "".join(f"hit_{i:02d}.wav,{36 + i}\n" for i in range(12)))
+    try:
+        out = tmp_path / "map.md"
+        assert main(["--checkpoint", str(backbone), "--data", str(drum_folder), "--clips", "6", "--no-opus",
+                     "--out", str(out)]) == 0  # fmt: skip
+    finally:
+        (drum_folder / "manifest.csv").unlink()
+    text = out.read_text()
+    assert "By kind of drum" in text and "| pitched percussion |" not in text  # keys 36-47: the kit's drums only
+    table = [line for line in text.splitlines() if line.startswith("| ") and line.split(" | ")[1].isdigit()]
+    assert sum(int(line.split(" | ")[1]) for line in table) == 6
 
 
 def test_two_bundles_of_one_name_are_told_apart_by_their_paths(backbone, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from e2e.bundles import tiny_bundles
 
-from vaedemo.data.gm import FAMILIES, GM_DRUM_FAMILY, drum_family, drum_name
+from vaedemo.data.gm import FAMILIES, GM_DRUM_FAMILY, drum_family, drum_group, drum_name
 from vaedemo.dataset_summary import JSON_FILE, LATENTS_FILE, main, prior_log_prob, read_summary
 from vaedemo.demo import typicality
 from vaedemo.demo.latent_map import (
@@ -41,6 +41,10 @@ def test_gm_drum_keys_are_named_and_grouped_in_families():
         ["kick", "kick", "snare", "hi-hat", "hi-hat", "tom", "cymbal", "cymbal", "percussion", "percussion"]  # fmt: skip
     assert drum_name("42") == "Closed Hi-Hat" and drum_name(81) == "Open Triangle"
     assert drum_family(34) is drum_family("x") is drum_family("36.5") is drum_name(82) is None
+    # the distance map's kinds: percussion split by whether it rings at a pitch
+    assert [drum_group(k) for k in (36, "63", 81, 56, 54, 39, 58, 42)] == ["kick", "pitched percussion", "pitched percussion",
+        "pitched percussion", "other percussion", "other percussion", "other percussion", "hi-hat"]  # fmt: skip
+    assert drum_group(34) is drum_group("x") is None
 
 
 @pytest.fixture(scope="module")

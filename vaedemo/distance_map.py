@@ -7,12 +7,15 @@ below a hit's peak weighs as much as the hit: on 1 s drum one-shots about half o
 that leaves them alone is charged for them as much as for the attack. Per folder, this splits each system's mean
 log-mel L1 by the level of the reference's cells below the clip's loudest (:func:`~vaedemo.metrics.log_mel_l1_by_level`),
 gives the distance over the top 40 dB alone (:func:`~vaedemo.metrics.audible_log_mel_l1`, what a listener hears of a
-one-shot), and names the clips each model is farthest above Opus 24 kbps on.
+one-shot), names the clips each model is farthest above Opus 24 kbps on, and, where the folder's manifest.csv says
+what each clip is (a GM key, or a family column), gives both distances per kind of drum
+(:func:`~vaedemo.data.gm.drum_group`: pitched percussion apart from the rest).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import emit_report, user_errors
+from .data.gm import drum_group
 from .errors import VaedemoError
 from .evaluate import default_seconds, evaluation_sets, load_named_clips, opus_round_trip
 from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, level_breakdown
@@ -60,6 +64,34 @@ def hardest_clips(names: list[str], model: list[dict], reference: list[dict]) ->
             "worst_fifth_share": float(worst_fifth / positive) if positive > 0 else None}  # fmt: skip
 
 
+def clip_groups(folder: Path, names: list[str]) -> list[str] | None:
+    """Each clip's kind of drum from the folder's manifest.csv (its GM key, else its family column; '' where the row
+    says neither); None without a manifest or where no clip has a kind."""
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        return None
+    with manifest.open(newline="", encoding="utf-8") as f:
+        rows = {row.get("file", ""): row for row in csv.DictReader(f)}
+    groups = [drum_group(rows.get(n, {}).get("key")) or rows.get(n, {}).get("family") or "" for n in names]
+    return groups if any(groups) else None
+
+
+def group_rows(groups: list[str], scores: dict[str, list[dict]]) -> list[dict]:
+    """Per kind of drum (most clips first; clips of no kind left out): its clip count and each system's mean
+    distance over the top 40 dB and over all cells."""
+    kinds = sorted({g for g in groups if g}, key=lambda g: (-groups.count(g), g))
+    rows = []
+    for kind in kinds:
+        picked = [i for i, g in enumerate(groups) if g == kind]
+        rows.append({"group": kind, "clips": len(picked), "audible": _group_means(scores, picked, "audible"),
+                     "log_mel_l1": _group_means(scores, picked, "total")})  # fmt: skip
+    return rows
+
+
+def _group_means(scores: dict[str, list[dict]], picked: list[int], key: str) -> dict[str, float]:
+    return {system: float(np.mean([v[i][key] for i in picked])) for system, v in scores.items()}
+
+
 def system_names(engines: list) -> list[str]:
     """Each model's name in the tables: its bundle's name, or its path where two bundles share one."""
     names = [e.bundle.name for e in engines]
@@ -85,8 +117,10 @@ def folder_map(engines: list, folder: Path, clips: int, opus: bool) -> dict:
     reference = scores.get(f"opus {OPUS_KBPS[-1]} kbps")
     clip_names = [n for n, _ in named]
     hardest = {name: hardest_clips(clip_names, scores[name], reference) for name in names} if reference else {}
+    groups = clip_groups(folder, clip_names)
     return {"data": described, "clips": len(named), "seconds": length / sr,
-            "rows": [system_row(k, v) for k, v in scores.items()], "hardest": hardest}  # fmt: skip
+            "rows": [system_row(k, v) for k, v in scores.items()], "hardest": hardest,
+            "groups": group_rows(groups, scores) if groups else []}  # fmt: skip
 
 
 def report(results: list[dict], command: str = "") -> str:
@@ -110,8 +144,21 @@ def report(results: list[dict], command: str = "") -> str:
             lines += ["", f"{name}: {h['mean_excess']:+.3f} against Opus {OPUS_KBPS[-1]} kbps on average; its worst "
                       f"fifth of the clips holds {share_text} of its excess summed over the clips where it is above; "
                       f"farthest above it: {worst}."]  # fmt: skip
+        lines += group_table(r["groups"], [row["system"] for row in r["rows"]])
         lines.append("")
     return "\n".join(lines)
+
+
+def group_table(groups: list[dict], systems: list[str]) -> list[str]:
+    """Markdown lines: per kind of drum, each system's distance over the top 40 dB (over all cells in brackets)."""
+    if not groups:
+        return []
+    lines = ["", f"By kind of drum (from the folder's manifest.csv): top {AUDIBLE_RANGE_DB:g} dB alone (all cells)", "",
+             "| kind | clips | " + " | ".join(systems) + " |", "|---|---|" + "---|" * len(systems)]  # fmt: skip
+    for g in groups:
+        cells = " | ".join(f"{g['audible'][s]:.3f} ({g['log_mel_l1'][s]:.3f})" for s in systems)
+        lines.append(f"| {g['group']} | {g['clips']} | {cells} |")
+    return lines
 
 
 @user_errors

@@ -31,6 +31,11 @@ GM_DRUM_FAMILY = {key: "percussion" for key in GM_DRUM_NAMES} | {
 }
 
 
+# percussion with a clear pitch: bongos, congas, timbales, agogos, cowbell, whistles, claves, wood blocks, cuicas,
+# triangles. Their partials ring at pitches a decoder must hit exactly, where shaken and scraped percussion is noise
+PITCHED_PERCUSSION = (56, 60, 61, 62, 63, 64, 65, 66, 67, 68, 71, 72, 75, 76, 77, 78, 79, 80, 81)
+
+
 def _key(value) -> int | None:
     """A key as a manifest holds it (36, '36', '36.0') -> int; None for anything else."""
     try:
@@ -48,3 +53,12 @@ def drum_family(key) -> str | None:
 def drum_name(key) -> str | None:
     """The GM instrument of a percussion key ('42' -> 'Closed Hi-Hat'); None outside 35-81 or not a key."""
     return GM_DRUM_NAMES.get(_key(key))
+
+
+def drum_group(key) -> str | None:
+    """:func:`drum_family`, with percussion split into 'pitched percussion' (:data:`PITCHED_PERCUSSION`) and 'other
+    percussion' (clap, tambourine, shakers, guiros, vibraslap): what a reconstruction's distance is broken down by."""
+    family = drum_family(key)
+    if family != "percussion":
+        return family
+    return "pitched percussion" if _key(key) in PITCHED_PERCUSSION else "other percussion"
