@@ -177,6 +177,26 @@ def test_one_training_step_with_the_branch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- causal, stream
+def test_the_branch_learns_at_its_own_rate(tmp_path):
+    """train.noise_lr_factor scales the branch's steps alone: Adam's first step moves a parameter by about its lr."""
+    cfg = _config("train.batch_size=2", "train.max_steps=1", "train.vae_steps=1", "train.beta_warmup_steps=1",
+                  "train.stft_sizes=[256, 128]", "train.band_stft_sizes=[32, 16]", "train.lr=0.0001",
+                  "train.noise_lr_factor=10", "train.grad_clip=null")  # fmt: skip
+    torch.manual_seed(0)
+    module = VAEModule(cfg)
+    before = {n: p.detach().clone() for n, p in module.vae.named_parameters()}
+    loader = torch.utils.data.DataLoader(0.1 * torch.randn(2, 1, cfg.model.clip_length), batch_size=2)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(module, loader)
+    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in module.vae.named_parameters()}
+    noise = max(v for n, v in moved.items() if n.startswith("decoder.noise."))
+    rest = max(v for n, v in moved.items() if not n.startswith("decoder.noise."))
+    assert noise == pytest.approx(1e-3, rel=0.05) and rest == pytest.approx(1e-4, rel=0.05)
+    with pytest.raises(ConfigError, match="train.noise_lr_factor"):
+        _config("train.noise_lr_factor=0")
+
+
 @pytest.mark.parametrize("bands", [1, 4])
 def test_a_causal_model_with_noise_never_looks_ahead(bands):
     """bands=1: no PQMF lag to hide a look-ahead behind (a centred noise stack fails here; with 4 bands it hides)."""

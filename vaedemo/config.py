@@ -142,6 +142,9 @@ class TrainConfig:
     # learning rates stay constant until lr_decay_start, then fall log-linearly to lr_final_factor x at max_steps
     lr_decay_start: int | None = None
     lr_final_factor: float = 0.1
+    # the noise branch's learning rate as a multiple of lr: a branch added to a trained decoder (train.init_from)
+    # starts near silent, as RAVE's does, and at a fine-tune's learning rate takes thousands of steps to be heard
+    noise_lr_factor: float = 1.0
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
@@ -418,6 +421,7 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.vae_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
     need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")
     need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
+    need(t.noise_lr_factor > 0, f"train.noise_lr_factor must be positive, got {t.noise_lr_factor}")
     need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")
     need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
     need(t.decoder_loss_target in ("trajectory", "audio"),

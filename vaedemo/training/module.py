@@ -99,9 +99,16 @@ class VAEModule(pl.LightningModule):
     def configure_optimizers(self):
         t = self.cfg.train
         fused = fused_adam_allowed(self.trainer)
-        gen = torch.optim.Adam(self.vae.parameters(), lr=t.lr, betas=tuple(t.betas), fused=fused)
+        gen = torch.optim.Adam(self._generator_groups(), lr=t.lr, betas=tuple(t.betas), fused=fused)
         dis = torch.optim.Adam(self.discriminator.parameters(), lr=t.disc_lr, betas=tuple(t.betas), fused=fused)
         return [gen, dis]
+
+    def _generator_groups(self) -> list[dict]:
+        """The VAE's parameters, the noise branch's in a group of its own with its learning-rate scale."""
+        noise = [p for n, p in self.vae.named_parameters() if n.startswith("decoder.noise.")]
+        rest = [p for n, p in self.vae.named_parameters() if not n.startswith("decoder.noise.")]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        return groups + ([{"params": noise, "lr_scale": self.cfg.train.noise_lr_factor}] if noise else [])
 
     @staticmethod
     def _param_groups(opt) -> list[dict]:
@@ -243,7 +250,7 @@ class VAEModule(pl.LightningModule):
         factor = lr_factor_at(self.cfg, step)
         for opt, base in ((opt_g, self.cfg.train.lr), (opt_d, self.cfg.train.disc_lr)):
             for group in self._param_groups(opt):
-                group["lr"] = base * factor
+                group["lr"] = base * factor * group.get("lr_scale", 1.0)
         x = batch
         out = self.forward_for_training(x, phase)
         logs = {}
