@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from vaedemo.distance_map import band_labels, clip_groups, group_rows, hardest_clips, main
+from vaedemo.distance_map import band_labels, clip_groups, group_rows, hardest_clips, main, on_harmonic, pitch_rows
 from vaedemo.metrics import LEVEL_EDGES_DB, log_mel_l1
 
 
@@ -67,7 +67,7 @@ def test_distances_by_kind_of_drum_come_from_the_manifest(backbone, drum_folder,
     assert [(r["group"], r["clips"]) for r in rows] == [("pitched percussion", 2), ("cymbal", 1), ("kick", 1)]
     assert rows[0]["audible"]["m"] == pytest.approx(0.3) and rows[0]["log_mel_l1"]["m"] == pytest.approx(0.15)
     # a folder with a manifest gets the table; its kinds' clips add up to the clips of known kind
-    (drum_folder / "manifest.csv").write_text("file,key\n" + "".join(f"hit_{i:02d}.wav,{36 + i}\n" for i in range(12)))
+    (drum_folder / "manifest.csv").write_text("file,key\n" + "".join(f"hit_{i:02d}.wav,{56 + i}\n" for i in range(12)))
     try:
         out = tmp_path / "map.md"
         assert main(["--checkpoint", str(backbone), "--data", str(drum_folder), "--clips", "6", "--no-opus",
@@ -75,9 +75,30 @@ def test_distances_by_kind_of_drum_come_from_the_manifest(backbone, drum_folder,
     finally:
         (drum_folder / "manifest.csv").unlink()
     text = out.read_text()
-    assert "By kind of drum" in text and "| pitched percussion |" not in text  # keys 36-47: the kit's drums only
-    table = [line for line in text.splitlines() if line.startswith("| ") and line.split(" | ")[1].isdigit()]
+    assert "By kind of drum" in text and "| pitched percussion |" in text  # keys 56-67: cowbell, vibraslap, bongos ...
+    kinds_table = text.split("By kind of drum")[1].split("Pitched percussion (")[0]
+    table = [line for line in kinds_table.splitlines() if line.startswith("| ") and line.split(" | ")[1].isdigit()]
     assert sum(int(line.split(" | ")[1]) for line in table) == 6
+    assert "Pitched percussion (" in text and "median pitch error (cents)" in text
+
+
+def test_pitch_errors_and_the_frame_rate_harmonics():
+    sr, rate = 44100, 44100 / 512
+    assert on_harmonic(3 * rate + 4, rate, 5.4) and not on_harmonic(3.5 * rate, rate, 5.4)
+    t = np.arange(sr) / sr
+
+    def tone(hz):
+        return (0.5 * np.sin(2 * np.pi * hz * t) * np.exp(-3 * t)).astype(np.float32)[:, None]
+
+    pitches = [377.0, 623.0, 1130.0]
+    clips = [tone(f) for f in pitches]
+    snapped = [tone(rate * round(f / rate)) for f in pitches]  # what a frame-periodic decoder gives
+    rows = pitch_rows(clips, {"exact": clips, "snapped": snapped}, sr, rate)
+    assert rows["clips"] == 3 and rows["input_on_harmonics"] == 0.0
+    assert rows["systems"]["exact"] == {"median_cents": 0.0, "on_harmonics": 0.0}
+    expected = np.median([abs(1200 * np.log2(rate * round(f / rate) / f)) for f in pitches])
+    assert rows["systems"]["snapped"]["on_harmonics"] == 1.0
+    assert rows["systems"]["snapped"]["median_cents"] == pytest.approx(expected, abs=30)  # to a 5.4 Hz bin
 
 
 def test_two_bundles_of_one_name_are_told_apart_by_their_paths(backbone, tmp_path):

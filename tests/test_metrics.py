@@ -214,6 +214,14 @@ def test_distance_by_level_sums_to_log_mel_l1_and_finds_where_a_change_lies():
     assert audible == M.audible_log_mel_l1(x, floor, SR)
 
 
+def test_the_strongest_partial_is_found_to_a_bin():
+    t = np.arange(SR) / SR
+    hit = (np.sin(2 * np.pi * 377 * t) + 0.3 * np.sin(2 * np.pi * 1131 * t) + 2 * np.sin(2 * np.pi * 30 * t)) * np.exp(-4 * t)
+    assert abs(M.strongest_partial_hz(hit.astype(np.float32), SR) - 377) <= SR / 8192  # the 30 Hz rumble left out
+    stereo = np.stack([hit, 0.5 * hit], axis=1).astype(np.float32)
+    assert abs(M.strongest_partial_hz(stereo[:3000], SR) - 377) <= SR / 3000  # shorter than the FFT: zero-padded
+
+
 def test_distance_by_level_of_identical_and_silent_clips():
     x, z = _music(0.3), np.zeros((int(0.3 * SR), 1), np.float32)
     contribution, _ = M.log_mel_l1_by_level(x, x, SR)

@@ -9,7 +9,9 @@ log-mel L1 by the level of the reference's cells below the clip's loudest (:func
 gives the distance over the top 40 dB alone (:func:`~vaedemo.metrics.audible_log_mel_l1`, what a listener hears of a
 one-shot), names the clips each model is farthest above Opus 24 kbps on, and, where the folder's manifest.csv says
 what each clip is (a GM key, or a family column), gives both distances per kind of drum
-(:func:`~vaedemo.data.gm.drum_group`: pitched percussion apart from the rest).
+(:func:`~vaedemo.data.gm.drum_group`: pitched percussion apart from the rest), and how far each system moves a
+pitched hit's strongest partial (:func:`~vaedemo.metrics.strongest_partial_hz`), and how often onto a multiple of
+a model's latent frame rate, where the frame-periodic output of transposed-convolution upsampling lies.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .cli import emit_report, user_errors
 from .data.gm import drum_group
 from .errors import VaedemoError
 from .evaluate import default_seconds, evaluation_sets, load_named_clips, opus_round_trip
-from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, level_breakdown
+from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, level_breakdown, strongest_partial_hz
 
 OPUS_KBPS = (12, 24)
 HARDEST = 5  # clips listed per model and folder
@@ -92,6 +94,30 @@ def _group_means(scores: dict[str, list[dict]], picked: list[int], key: str) -> 
     return {system: float(np.mean([v[i][key] for i in picked])) for system, v in scores.items()}
 
 
+PITCHED = "pitched percussion"
+
+
+def on_harmonic(hz: float, frame_rate: float, tolerance: float) -> bool:
+    """Whether ``hz`` lies within ``tolerance`` Hz of a multiple of ``frame_rate``."""
+    return abs(hz - frame_rate * round(hz / frame_rate)) <= tolerance
+
+
+def pitch_rows(clips: list[np.ndarray], outputs: dict[str, list[np.ndarray]], sr: int, frame_rate: float) -> dict:
+    """On pitched hits: each system's median |error| of the strongest partial in cents and share of clips whose
+    strongest partial lies on a multiple of ``frame_rate`` (within one bin of the 8192-point spectrum), the inputs'
+    share beside them (the chance level, about two bins in every frame-rate interval)."""
+    def share_on_harmonics(freqs: list[float]) -> float:
+        return float(np.mean([on_harmonic(f, frame_rate, sr / 8192) for f in freqs]))
+
+    truth = [strongest_partial_hz(x, sr) for x in clips]
+    rows = {"clips": len(clips), "frame_rate": frame_rate, "input_on_harmonics": share_on_harmonics(truth), "systems": {}}
+    for system, ys in outputs.items():
+        found = [strongest_partial_hz(y, sr) for y in ys]
+        cents = [abs(1200 * np.log2(f / t)) for f, t in zip(found, truth)]
+        rows["systems"][system] = {"median_cents": float(np.median(cents)), "on_harmonics": share_on_harmonics(found)}
+    return rows
+
+
 def system_names(engines: list) -> list[str]:
     """Each model's name in the tables: its bundle's name, or its path where two bundles share one."""
     names = [e.bundle.name for e in engines]
@@ -108,19 +134,23 @@ def folder_map(engines: list, folder: Path, clips: int, opus: bool) -> dict:
     if not named:
         raise VaedemoError(f"{folder} has no readable audio clips to map.")
     names = system_names(engines)
-    scores = {name: [clip_scores(x, e.reconstruct(x, sr), sr) for _, x in named] for name, e in zip(names, engines)}
+    clips = [x for _, x in named]
+    outputs = {name: [e.reconstruct(x, sr) for x in clips] for name, e in zip(names, engines)}
     if opus:
         with tempfile.TemporaryDirectory() as tmp:
             for kbps in OPUS_KBPS:
-                scores[f"opus {kbps} kbps"] = [clip_scores(x, opus_round_trip(x, sr, kbps, Path(tmp)), sr)
-                                               for _, x in named]  # fmt: skip
+                outputs[f"opus {kbps} kbps"] = [opus_round_trip(x, sr, kbps, Path(tmp)) for x in clips]
+    scores = {name: [clip_scores(x, y, sr) for x, y in zip(clips, ys)] for name, ys in outputs.items()}
     reference = scores.get(f"opus {OPUS_KBPS[-1]} kbps")
     clip_names = [n for n, _ in named]
     hardest = {name: hardest_clips(clip_names, scores[name], reference) for name in names} if reference else {}
-    groups = clip_groups(folder, clip_names)
+    groups = clip_groups(folder, clip_names) or []
+    pitched = [i for i, g in enumerate(groups) if g == PITCHED]
+    pitch = pitch_rows([clips[i] for i in pitched], {k: [v[i] for i in pitched] for k, v in outputs.items()}, sr,
+                       sr / first.hop) if pitched else None  # fmt: skip
     return {"data": described, "clips": len(named), "seconds": length / sr,
             "rows": [system_row(k, v) for k, v in scores.items()], "hardest": hardest,
-            "groups": group_rows(groups, scores) if groups else []}  # fmt: skip
+            "groups": group_rows(groups, scores) if groups else [], "pitch": pitch}  # fmt: skip
 
 
 def report(results: list[dict], command: str = "") -> str:
@@ -144,7 +174,7 @@ def report(results: list[dict], command: str = "") -> str:
             lines += ["", f"{name}: {h['mean_excess']:+.3f} against Opus {OPUS_KBPS[-1]} kbps on average; its worst "
                       f"fifth of the clips holds {share_text} of its excess summed over the clips where it is above; "
                       f"farthest above it: {worst}."]  # fmt: skip
-        lines += group_table(r["groups"], [row["system"] for row in r["rows"]])
+        lines += group_table(r["groups"], [row["system"] for row in r["rows"]]) + pitch_lines(r["pitch"])
         lines.append("")
     return "\n".join(lines)
 
@@ -158,6 +188,18 @@ def group_table(groups: list[dict], systems: list[str]) -> list[str]:
     for g in groups:
         cells = " | ".join(f"{g['audible'][s]:.3f} ({g['log_mel_l1'][s]:.3f})" for s in systems)
         lines.append(f"| {g['group']} | {g['clips']} | {cells} |")
+    return lines
+
+
+def pitch_lines(pitch: dict | None) -> list[str]:
+    if not pitch:
+        return []
+    lines = ["", f"Pitched percussion ({pitch['clips']} clips): the strongest partial's median error, and the share of "
+             f"clips whose strongest partial lies on a multiple of the frame rate ({pitch['frame_rate']:.2f} Hz; the "
+             f"inputs': {100 * pitch['input_on_harmonics']:.0f} %)", "",
+             "| system | median pitch error (cents) | on the frame rate's harmonics |", "|---|---|---|"]  # fmt: skip
+    for system, p in pitch["systems"].items():
+        lines.append(f"| {system} | {p['median_cents']:.0f} | {100 * p['on_harmonics']:.0f} % |")
     return lines
 
 

@@ -265,6 +265,17 @@ def hop_buzz_db(reference, estimate, sample_rate: int, hop: int, max_hz: float =
     return _comb_db(est, hop, max_hz, sample_rate) - _comb_db(ref, hop, max_hz, sample_rate)
 
 
+def strongest_partial_hz(x, sample_rate: int, n_fft: int = 8192, min_hz: float = 60.0) -> float:
+    """The frequency of the loudest bin (above ``min_hz``) of the first ``n_fft`` samples' Hann-windowed spectrum, the
+    channels summed: a pitched hit's strongest partial, to ``sample_rate / n_fft`` (5.4 Hz at 44.1 kHz, 186 ms)."""
+    x = as_samples(x, "the clip")
+    mono = np.pad(x[:n_fft].sum(axis=1), (0, max(0, n_fft - len(x)))).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(mono * np.hanning(n_fft)))
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    spectrum[freqs < min_hz] = 0
+    return float(freqs[spectrum.argmax()])
+
+
 def reconstruction_metrics(reference, estimate, sample_rate: int) -> dict[str, float]:
     """All five reconstruction metrics, keyed by function name (lower is better except ``si_sdr``)."""
     ref, est = _pair(reference, estimate)
