@@ -142,8 +142,9 @@ class TrainConfig:
     # learning rates stay constant until lr_decay_start, then fall log-linearly to lr_final_factor x at max_steps
     lr_decay_start: int | None = None
     lr_final_factor: float = 0.1
-    # the noise branch's learning rate as a multiple of lr: a branch added to a trained decoder (train.init_from)
-    # starts near silent, as RAVE's does, and at a fine-tune's learning rate takes thousands of steps to be heard
+    # the noise branch's learning rate as a multiple of lr, for a branch added to a trained decoder (train.init_from),
+    # which starts near silent as RAVE's does (under the spectral losses alone it stayed silent at any rate tried:
+    # docs/twostage.md, pitched hits)
     noise_lr_factor: float = 1.0
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
