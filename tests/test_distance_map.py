@@ -93,12 +93,16 @@ def test_pitch_errors_and_the_frame_rate_harmonics():
     pitches = [377.0, 623.0, 1130.0]
     clips = [tone(f) for f in pitches]
     snapped = [tone(rate * round(f / rate)) for f in pitches]  # what a frame-periodic decoder gives
-    rows = pitch_rows(clips, {"exact": clips, "snapped": snapped}, sr, rate)
-    assert rows["clips"] == 3 and rows["input_on_harmonics"] == 0.0
-    assert rows["systems"]["exact"] == {"median_cents": 0.0, "on_harmonics": 0.0}
+    rows = pitch_rows(clips, {"exact": clips, "snapped": snapped, "coarser": snapped}, sr,
+                      {"exact": rate, "snapped": rate, "coarser": 4 * rate})  # fmt: skip
+    assert rows["clips"] == 3
+    assert rows["systems"]["exact"] == {"frame_rate": rate, "median_cents": 0.0, "on_harmonics": 0.0,
+                                        "input_on_harmonics": 0.0}  # fmt: skip
     expected = np.median([abs(1200 * np.log2(rate * round(f / rate) / f)) for f in pitches])
     assert rows["systems"]["snapped"]["on_harmonics"] == 1.0
     assert rows["systems"]["snapped"]["median_cents"] == pytest.approx(expected, abs=30)  # to a 5.4 Hz bin
+    # each system is judged on its own frame rate's grid: the same outputs lie on 86 Hz's harmonics, not 345 Hz's
+    assert rows["systems"]["coarser"]["on_harmonics"] < 1.0 and rows["systems"]["coarser"]["frame_rate"] == 4 * rate
 
 
 def test_two_bundles_of_one_name_are_told_apart_by_their_paths(backbone, tmp_path):

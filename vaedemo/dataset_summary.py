@@ -18,7 +18,6 @@ part of the bundle's weights (``model.safetensors`` is untouched) and are small 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from .audio import load_audio
 from .cli import user_errors
 from .data.dataset import scan_audio, split_files
 from .data.gm import drum_family
+from .data.oneshots import read_manifest
 from .errors import AudioError, VaedemoError
 
 LATENTS_FILE = "summary.safetensors"
@@ -70,14 +70,6 @@ def typicality_percentiles(reference: np.ndarray, log_p: np.ndarray) -> np.ndarr
     return 100.0 * np.searchsorted(reference, np.asarray(log_p, np.float64)) / len(reference)
 
 
-def _manifest(folder: Path) -> dict[str, dict]:
-    path = folder / "manifest.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
-
-
 def _clip_latent(engine, path: Path) -> np.ndarray:
     """The posterior mean of the first clip of a file (temporal models: the mean over its frames)."""
     seconds = engine.mode.unit / engine.sample_rate if engine.mode.per_clip else None
@@ -89,7 +81,7 @@ def summarise(engine, data: str | Path, log=print) -> TrainingSetSummary:
     """Encode the folder's audio files (at most MAX_CLIPS) with the engine; undecodable files are skipped."""
     root = Path(data)
     files = scan_audio(root)[:MAX_CLIPS]
-    rows = _manifest(root)
+    rows = read_manifest(root)
     train_cfg = engine.bundle.training.get("data") or {}
     rels = [p.relative_to(root).as_posix() for p in files]
     _, val = split_files(rels, float(train_cfg.get("val_fraction", 0.0)), int(train_cfg.get("split_seed", 0)))

@@ -17,7 +17,6 @@ a model's latent frame rate, where the frame-periodic output of transposed-convo
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .cli import emit_report, user_errors
-from .data.gm import drum_group
+from .data.gm import PITCHED, drum_group
+from .data.oneshots import read_manifest
 from .errors import VaedemoError
 from .evaluate import default_seconds, evaluation_sets, load_named_clips, opus_round_trip
 from .metrics import AUDIBLE_RANGE_DB, LEVEL_EDGES_DB, level_breakdown, strongest_partial_hz
@@ -69,11 +69,9 @@ def hardest_clips(names: list[str], model: list[dict], reference: list[dict]) ->
 def clip_groups(folder: Path, names: list[str]) -> list[str] | None:
     """Each clip's kind of drum from the folder's manifest.csv (its GM key, else its family column; '' where the row
     says neither); None without a manifest or where no clip has a kind."""
-    manifest = folder / "manifest.csv"
-    if not manifest.is_file():
+    rows = read_manifest(folder)
+    if not rows:
         return None
-    with manifest.open(newline="", encoding="utf-8") as f:
-        rows = {row.get("file", ""): row for row in csv.DictReader(f)}
     groups = [drum_group(rows.get(n, {}).get("key")) or rows.get(n, {}).get("family") or "" for n in names]
     return groups if any(groups) else None
 
@@ -94,28 +92,28 @@ def _group_means(scores: dict[str, list[dict]], picked: list[int], key: str) -> 
     return {system: float(np.mean([v[i][key] for i in picked])) for system, v in scores.items()}
 
 
-PITCHED = "pitched percussion"
-
-
 def on_harmonic(hz: float, frame_rate: float, tolerance: float) -> bool:
     """Whether ``hz`` lies within ``tolerance`` Hz of a multiple of ``frame_rate``."""
     return abs(hz - frame_rate * round(hz / frame_rate)) <= tolerance
 
 
-def pitch_rows(clips: list[np.ndarray], outputs: dict[str, list[np.ndarray]], sr: int, frame_rate: float) -> dict:
-    """On pitched hits: each system's median |error| of the strongest partial in cents and share of clips whose
-    strongest partial lies on a multiple of ``frame_rate`` (within one bin of the 8192-point spectrum), the inputs'
-    share beside them (the chance level, about two bins in every frame-rate interval)."""
-    def share_on_harmonics(freqs: list[float]) -> float:
-        return float(np.mean([on_harmonic(f, frame_rate, sr / 8192) for f in freqs]))
+def pitch_rows(clips: list[np.ndarray], outputs: dict[str, list[np.ndarray]], sr: int,
+               frame_rates: dict[str, float]) -> dict:  # fmt: skip
+    """On pitched hits: each system's median |error| of the strongest partial in cents, and the share of clips whose
+    strongest partial lies on a multiple of its frame rate (``frame_rates[system]``; within one bin of the
+    8192-point spectrum), with the inputs' share on the same grid beside it (the chance level)."""
+    def share_on_harmonics(freqs: list[float], rate: float) -> float:
+        return float(np.mean([on_harmonic(f, rate, sr / 8192) for f in freqs]))
 
     truth = [strongest_partial_hz(x, sr) for x in clips]
-    rows = {"clips": len(clips), "frame_rate": frame_rate, "input_on_harmonics": share_on_harmonics(truth), "systems": {}}
+    systems = {}
     for system, ys in outputs.items():
-        found = [strongest_partial_hz(y, sr) for y in ys]
+        found, rate = [strongest_partial_hz(y, sr) for y in ys], frame_rates[system]
         cents = [abs(1200 * np.log2(f / t)) for f, t in zip(found, truth)]
-        rows["systems"][system] = {"median_cents": float(np.median(cents)), "on_harmonics": share_on_harmonics(found)}
-    return rows
+        systems[system] = {"frame_rate": rate, "median_cents": float(np.median(cents)),
+                           "on_harmonics": share_on_harmonics(found, rate),
+                           "input_on_harmonics": share_on_harmonics(truth, rate)}  # fmt: skip
+    return {"clips": len(clips), "systems": systems}
 
 
 def system_names(engines: list) -> list[str]:
@@ -146,8 +144,10 @@ def folder_map(engines: list, folder: Path, clips: int, opus: bool) -> dict:
     hardest = {name: hardest_clips(clip_names, scores[name], reference) for name in names} if reference else {}
     groups = clip_groups(folder, clip_names) or []
     pitched = [i for i, g in enumerate(groups) if g == PITCHED]
+    rates = {name: sr / e.hop for name, e in zip(names, engines)}  # Opus is measured on the first model's grid
+    rates |= {name: sr / first.hop for name in outputs if name not in rates}
     pitch = pitch_rows([clips[i] for i in pitched], {k: [v[i] for i in pitched] for k, v in outputs.items()}, sr,
-                       sr / first.hop) if pitched else None  # fmt: skip
+                       rates) if pitched else None  # fmt: skip
     return {"data": described, "clips": len(named), "seconds": length / sr,
             "rows": [system_row(k, v) for k, v in scores.items()], "hardest": hardest,
             "groups": group_rows(groups, scores) if groups else [], "pitch": pitch}  # fmt: skip
@@ -195,11 +195,13 @@ def pitch_lines(pitch: dict | None) -> list[str]:
     if not pitch:
         return []
     lines = ["", f"Pitched percussion ({pitch['clips']} clips): the strongest partial's median error, and the share of "
-             f"clips whose strongest partial lies on a multiple of the frame rate ({pitch['frame_rate']:.2f} Hz; the "
-             f"inputs': {100 * pitch['input_on_harmonics']:.0f} %)", "",
-             "| system | median pitch error (cents) | on the frame rate's harmonics |", "|---|---|---|"]  # fmt: skip
+             "clips whose strongest partial lies on a multiple of the frame rate (a model's own; Opus on the first "
+             "model's), the inputs' share on the same grid in brackets", "",
+             "| system | frame rate (Hz) | median pitch error (cents) | on the frame rate's harmonics (inputs) |",
+             "|---|---|---|---|"]  # fmt: skip
     for system, p in pitch["systems"].items():
-        lines.append(f"| {system} | {p['median_cents']:.0f} | {100 * p['on_harmonics']:.0f} % |")
+        lines.append(f"| {system} | {p['frame_rate']:.2f} | {p['median_cents']:.0f} | {100 * p['on_harmonics']:.0f} % "
+                     f"({100 * p['input_on_harmonics']:.0f} %) |")  # fmt: skip
     return lines
 
 

@@ -34,6 +34,7 @@ GM_DRUM_FAMILY = {key: "percussion" for key in GM_DRUM_NAMES} | {
 # percussion with a clear pitch: bongos, congas, timbales, agogos, cowbell, whistles, claves, wood blocks, cuicas,
 # triangles. Their partials ring at pitches a decoder must hit exactly, where shaken and scraped percussion is noise
 PITCHED_PERCUSSION = (56, 60, 61, 62, 63, 64, 65, 66, 67, 68, 71, 72, 75, 76, 77, 78, 79, 80, 81)
+PITCHED = "pitched percussion"  # the kind :func:`drum_group` names them
 
 
 def _key(value) -> int | None:
@@ -61,4 +62,4 @@ def drum_group(key) -> str | None:
     family = drum_family(key)
     if family != "percussion":
         return family
-    return "pitched percussion" if _key(key) in PITCHED_PERCUSSION else "other percussion"
+    return PITCHED if _key(key) in PITCHED_PERCUSSION else "other percussion"

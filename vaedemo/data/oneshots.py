@@ -33,3 +33,12 @@ def write_manifest(out: Path, rows: list[dict], fields: list[str]) -> None:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_manifest(folder: Path) -> dict[str, dict]:
+    """``folder/manifest.csv``'s rows keyed by their ``file`` (a path relative to the folder); {} without one."""
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}

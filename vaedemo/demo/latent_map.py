@@ -10,7 +10,6 @@ plane (see :func:`density_slice`).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import vaedemo.demo.training_set as training_set  # not `from . import`: that na
 from vaedemo import plots
 from vaedemo.audio import load_audio
 from vaedemo.data.gm import FAMILIES, drum_family, drum_name
+from vaedemo.data.oneshots import read_manifest
 from vaedemo.dataset_summary import prior_log_prob
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine
@@ -94,10 +94,7 @@ class MapData:
 
 def folder_files(folder: Path) -> tuple[list[Path], list[dict]]:
     """The audio files of a folder (at most MAP_MAX_FILES, an even subset) and their manifest.csv rows."""
-    rows: dict[str, dict] = {}
-    if (folder / "manifest.csv").is_file():
-        with open(folder / "manifest.csv", newline="") as f:
-            rows = {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
+    rows = read_manifest(folder)
     files = sorted(p for p in folder.rglob("*")
                    if p.suffix.lower() in AUDIO_SUFFIXES and ".vaedemo_cache" not in p.parts)  # fmt: skip
     if len(files) > MAP_MAX_FILES:  # an even, deterministic subset
