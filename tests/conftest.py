@@ -60,6 +60,78 @@ def impulse_reach(model, length: int = 8192) -> int:
     return int((touched - length // 2).abs().max())
 
 
+def jitter_weights(model) -> None:
+    """Moves every weight away from its initialisation (0.05 x N(0, 1)), so that every path carries signal."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+
+
+def branch_share(model, branch: str, x):
+    """A decoder branch's share of the bands (``noise`` or ``partials``): the model's bands minus those of the same
+    weights with the branch removed."""
+    import torch
+
+    with torch.no_grad():
+        both = model(x, sample=False).bands_out
+        kept = getattr(model.decoder, branch)
+        setattr(model.decoder, branch, None)
+        try:
+            without = model(x, sample=False).bands_out
+        finally:
+            setattr(model.decoder, branch, kept)
+    return both - without
+
+
+def stream_unevenly(stream, x, hop: int, sizes: tuple[int, ...] = (1, 3, 5, 1, 2)):
+    """``x`` (B, C, T) through ``stream`` in chunks of ``sizes`` hops in turn; the outputs joined."""
+    import torch
+
+    out, pos, k = [], 0, 0
+    while pos < x.shape[-1]:
+        n = min(sizes[k % len(sizes)] * hop, x.shape[-1] - pos)
+        out.append(stream(x[..., pos : pos + n]))
+        pos, k = pos + n, k + 1
+    return torch.cat(out, dim=-1)
+
+
+def assert_streams_like_offline(model, causal: bool, resets: int = 1):
+    """The scripted stream of a float64 ``model`` equals its offline pass delayed by the stream's look-ahead (none for
+    a causal model), fed unevenly, ``resets`` times over; returns the input it was checked on."""
+    import torch
+
+    from vaedemo.nn.streaming import StreamingVAE, script
+
+    stream = script(StreamingVAE(model))
+    assert (stream.lookahead == 0) == causal  # a branch adds no latency to a causal model
+    frames = 30 + -(-stream.lookahead // model.hop)
+    x = 0.1 * torch.randn(2, model.cfg.channels, frames * model.hop, dtype=torch.float64)
+    with torch.no_grad():
+        offline = model(x, sample=False).audio
+    lag = stream.lookahead
+    for _ in range(resets):
+        stream.reset()
+        streamed = stream_unevenly(stream, x, model.hop)
+        assert torch.allclose(streamed[..., lag:], offline[..., : x.shape[-1] - lag], atol=1e-12, rtol=0)
+    return x
+
+
+def assert_never_looks_ahead(model, length: int = 6000) -> None:
+    """Two inputs equal up to t give outputs equal up to t (and different from t + the model's lag on)."""
+    import torch
+
+    x = torch.randn(1, 1, length)
+    for t in (1, 700, 2048, 3001, 5555):
+        x2 = x.clone()
+        x2[..., t:] = torch.randn(1, 1, length - t)
+        with torch.no_grad():
+            y, y2 = model(x, sample=False).audio, model(x2, sample=False).audio
+        assert torch.allclose(y[..., :t], y2[..., :t], atol=1e-6), t
+        assert not torch.allclose(y[..., t + model.delay :], y2[..., t + model.delay :], atol=1e-6), t
+
+
 def drum(sr: int, seconds: float, seed: int) -> np.ndarray:
     """A synthetic drum hit: a pitch-swept decaying sine plus a noise burst."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vaedemo.errors import ConfigError
-from vaedemo.nn.losses import MultiScaleMel, MultiScaleSTFT
+from vaedemo.nn.losses import IncoherentSpectra, MultiScaleMel, MultiScaleSTFT, Spectra
 from vaedemo.training.module import VAEModule
 
 SR = 44100
@@ -149,3 +149,26 @@ def test_a_raised_log_floor_leaves_what_lies_far_below_the_peak_out_of_the_loss(
         loss, raised = make([1024, 256]), make([1024, 256], floor_db=40.0)
         assert raised(hit, hiss) < 0.05 * loss(hit, hiss)
         assert float(raised(steady, 0.5 * steady)) == pytest.approx(float(loss(steady, 0.5 * steady)), rel=0.1)
+
+
+def test_incoherent_spectra_pull_a_quiet_part_up_where_the_other_falls_short_at_any_phase():
+    """A target tone, a part at half its amplitude and a quiet second part (gain 0.1) at the same pitch: on the
+    incoherent sum the loss falls as the quiet part grows, whatever the two parts' relative phase; on the true sum the
+    sign of that pull depends on the phase (so over unrelated phases it averages out)."""
+    t = torch.arange(4096, dtype=torch.float64) / 16000
+    target = torch.sin(2 * math.pi * 500 * t)[None, None]
+    main = 0.5 * torch.sin(2 * math.pi * 500 * t + 0.3)[None, None]
+    loss = MultiScaleSTFT([512, 256]).double()
+    pulls = {"incoherent": [], "true": []}
+    for phase in torch.linspace(0, 2 * math.pi, 9)[:-1]:
+        for kind, spectra in (("incoherent", IncoherentSpectra), ("true", lambda x, parts: Spectra(x, sum(parts)))):
+            gain = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+            quiet = gain * torch.sin(2 * math.pi * 500 * t + 0.3 + phase)[None, None]
+            (grad,) = torch.autograd.grad(loss(target, main + quiet, spectra(target, [main, quiet])), gain)
+            pulls[kind].append(float(grad))
+    assert all(g < 0 for g in pulls["incoherent"])
+    assert min(pulls["true"]) < 0 < max(pulls["true"])
+    x, parts = torch.randn(2, 1, 2048), [torch.randn(2, 1, 2048), torch.randn(2, 1, 2048)]
+    sx, sy = IncoherentSpectra(x, parts).pair(512, torch.hann_window(512))
+    m = [Spectra(x, p).pair(512, torch.hann_window(512))[1] for p in parts]
+    assert torch.allclose(sy, (m[0] ** 2 + m[1] ** 2).sqrt(), atol=1e-5)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import pytest
 import torch
-from conftest import impulse_reach
+from conftest import assert_never_looks_ahead, assert_streams_like_offline, branch_share, impulse_reach, jitter_weights
 
 from vaedemo.bundle import load, save_bundle
 from vaedemo.config import load_config
 from vaedemo.errors import ConfigError, VaedemoError
 from vaedemo.nn.noise import fir_basis, hashed_uniform
-from vaedemo.nn.streaming import StreamingVAE, script
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import init_weights
 from vaedemo.training.module import VAEModule
@@ -29,25 +28,16 @@ def _config(*extra: str, noise: bool = True):
 def _model(*extra: str, noise: bool = True, loud: bool = False) -> AudioVAE:
     torch.manual_seed(0)
     model = AudioVAE(_config(*extra, noise=noise).model).eval()
-    if loud:  # weights away from their initialisation and the noise well above silence, so that every path counts
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-            if noise:
+    if loud:  # every path carries signal, and the noise well above silence
+        jitter_weights(model)
+        if noise:
+            with torch.no_grad():
                 model.decoder.noise.net[-1].conv.bias.add_(5.0)
     return model
 
 
 def _noise_only(model: AudioVAE, x: torch.Tensor) -> torch.Tensor:
-    """The branch's share of the bands: the model's bands minus those of the same weights without the branch."""
-    with torch.no_grad():
-        with_noise = model(x, sample=False).bands_out
-        branch, model.decoder.noise = model.decoder.noise, None
-        try:
-            without = model(x, sample=False).bands_out
-        finally:
-            model.decoder.noise = branch
-    return with_noise - without
+    return branch_share(model, "noise", x)
 
 
 # ------------------------------------------------------------------------------------------------------ config
@@ -56,6 +46,8 @@ def test_noise_is_off_by_default_and_its_keys_are_validated():
     assert AudioVAE(load_config(None, BASE).model).decoder.noise is None
     with pytest.raises(ConfigError, match="model.noise_bands"):
         _config("model.noise_bands=1")
+    with pytest.raises(ConfigError, match="train.noise_lr_factor"):  # its rate is tested beside the partial bank's
+        _config("train.noise_lr_factor=0")
     with pytest.raises(ConfigError, match="model.noise_hop"):
         _config("model.noise_hop=3")  # prod(ratios) = 8
     load_config(None, BASE + ["model.ratios=[3, 3]", "model.clip_length=2052"])  # noise off: noise_hop is not checked
@@ -177,57 +169,17 @@ def test_one_training_step_with_the_branch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- causal, stream
-def test_the_branch_learns_at_its_own_rate(tmp_path):
-    """train.noise_lr_factor scales the branch's steps alone: Adam's first step moves a parameter by about its lr."""
-    cfg = _config("train.batch_size=2", "train.max_steps=1", "train.vae_steps=1", "train.beta_warmup_steps=1",
-                  "train.stft_sizes=[256, 128]", "train.band_stft_sizes=[32, 16]", "train.lr=0.0001",
-                  "train.noise_lr_factor=10", "train.grad_clip=null")  # fmt: skip
-    torch.manual_seed(0)
-    module = VAEModule(cfg)
-    before = {n: p.detach().clone() for n, p in module.vae.named_parameters()}
-    loader = torch.utils.data.DataLoader(0.1 * torch.randn(2, 1, cfg.model.clip_length), batch_size=2)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
-    trainer.fit(module, loader)
-    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in module.vae.named_parameters()}
-    noise = max(v for n, v in moved.items() if n.startswith("decoder.noise."))
-    rest = max(v for n, v in moved.items() if not n.startswith("decoder.noise."))
-    assert noise == pytest.approx(1e-3, rel=0.05) and rest == pytest.approx(1e-4, rel=0.05)
-    with pytest.raises(ConfigError, match="train.noise_lr_factor"):
-        _config("train.noise_lr_factor=0")
-
-
 @pytest.mark.parametrize("bands", [1, 4])
 def test_a_causal_model_with_noise_never_looks_ahead(bands):
     """bands=1: no PQMF lag to hide a look-ahead behind (a centred noise stack fails here; with 4 bands it hides)."""
-    model = _model("model.causal=true", f"model.bands={bands}", loud=True)
-    x = torch.randn(1, 1, 6000)
-    for t in (1, 700, 2048, 3001, 5555):
-        x2 = x.clone()
-        x2[..., t:] = torch.randn(1, 1, 6000 - t)
-        with torch.no_grad():  # eval: both passes use the same noise seed
-            y, y2 = model(x, sample=False).audio, model(x2, sample=False).audio
-        assert torch.allclose(y[..., :t], y2[..., :t], atol=1e-6), t
-        assert not torch.allclose(y[..., t + model.delay :], y2[..., t + model.delay :], atol=1e-6), t
+    assert_never_looks_ahead(_model("model.causal=true", f"model.bands={bands}", loud=True))  # eval: one noise seed
 
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("bands,channels", [(1, 1), (4, 1), (4, 2)])
 def test_a_stream_with_noise_is_the_offline_pass_delayed(causal, bands, channels):
     model = _model(f"model.causal={causal}", f"model.bands={bands}", f"model.channels={channels}", loud=True).double()
-    stream = script(StreamingVAE(model))
-    assert (stream.lookahead == 0) == causal  # the branch adds no latency to a causal model
-    frames = 30 + -(-stream.lookahead // model.hop)
-    x = 0.1 * torch.randn(2, channels, frames * model.hop, dtype=torch.float64)
-    with torch.no_grad():
-        offline = model(x, sample=False).audio
-    out, pos, k, sizes = [], 0, 0, (1, 3, 5, 1, 2)
-    while pos < x.shape[-1]:
-        n = min(sizes[k % len(sizes)] * model.hop, x.shape[-1] - pos)
-        out.append(stream(x[..., pos : pos + n]))
-        pos, k = pos + n, k + 1
-    streamed, lag = torch.cat(out, dim=-1), stream.lookahead
-    assert torch.allclose(streamed[..., lag:], offline[..., : x.shape[-1] - lag], atol=1e-12, rtol=0)
+    x = assert_streams_like_offline(model, causal)
     assert _noise_only(model, x).abs().max() > 1e-2  # the branch is loud enough to be checked at all
 
 

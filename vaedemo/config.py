@@ -106,6 +106,9 @@ class ModelConfig:
     # the decoder's upsampling: transposed (RAVE's transposed convs) or resize (nearest-neighbour x r, then a conv):
     # a transposed conv's kernel phases make a constant latent decode to a frame-periodic buzz (see nn/blocks.py)
     upsampling: str = "transposed"
+    # fixed-pitch sinusoids per PQMF band with running phase, amplitudes predicted per frame from the trajectory,
+    # relative to the band's level (vaedemo.nn.partials): partials off the frame rate's harmonics; 0 = off
+    partials: int = 0
 
     @property
     def hop(self) -> int:
@@ -146,6 +149,13 @@ class TrainConfig:
     # which starts near silent as RAVE's does (under the spectral losses alone it stayed silent at any rate tried:
     # docs/twostage.md, pitched hits)
     noise_lr_factor: float = 1.0
+    # the partial bank's learning rate as a multiple of lr, for a bank added to a trained decoder (train.init_from):
+    # it learns from nothing which sinusoids to play while the decoder around it only adjusts (30 in docs/twostage.md)
+    partials_lr_factor: float = 1.0
+    # the spectral losses see a partial bank and the conv stack as an incoherent sum (the square root of their summed
+    # squared magnitudes): on the true sum, a sinusoid quieter than the stack's output at its pitch gets no pull
+    # whatever it would add (vaedemo.nn.losses.IncoherentSpectra); false: the true sum
+    incoherent_partials: bool = True
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
@@ -383,6 +393,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
         f"model.noise_hop ({m.noise_hop}) must divide the product of model.ratios ({math.prod(m.ratios)}): a noise "
         "block lies inside one latent frame",
     )
+    need(m.partials >= 0, f"model.partials must be 0 (off) or positive, got {m.partials}")
 
 
 # Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is
@@ -390,7 +401,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
 MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single_channels": 4096,
                 "trajectory_size": 4096, "head_hidden": 65_536,
                 "posterior_flow_layers": 64, "prior_flow_layers": 64, "latent_size": 65_536, "flow_hidden": 65_536,
-                "capacity": 4096, "noise_bands": 256}  # fmt: skip
+                "capacity": 4096, "noise_bands": 256, "partials": 1024}  # fmt: skip
 
 
 def _check_model_bounds(m: ModelConfig, need) -> None:
@@ -423,6 +434,7 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")
     need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
     need(t.noise_lr_factor > 0, f"train.noise_lr_factor must be positive, got {t.noise_lr_factor}")
+    need(t.partials_lr_factor > 0, f"train.partials_lr_factor must be positive, got {t.partials_lr_factor}")
     need(len(t.betas) == 2, f"train.betas must hold two numbers, got {t.betas}")
     need(len(t.stft_sizes) > 0, "train.stft_sizes must list at least one FFT size")
     need(t.decoder_loss_target in ("trajectory", "audio"),

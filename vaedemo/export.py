@@ -29,7 +29,7 @@ from torch import nn
 from .cli import user_errors
 from .errors import CheckpointError, VaedemoError
 from .nn.decoder import mod_sigmoid
-from .nn.streaming import PosteriorMean, StreamingVAE, script
+from .nn.streaming import NoBranch, PosteriorMean, StreamingVAE, script
 from .nn.vae import AudioVAE
 
 
@@ -71,6 +71,8 @@ class OfflineVAE(nn.Module):
         self.pqmf, self.encoder, self.decoder = model.pqmf, model.encoder.net, model.decoder.net
         self.posterior_mean = PosteriorMean(model)
         self.hop, self.frame_delay = model.hop, model.frame_delay
+        self.has_partials: bool = model.decoder.partials is not None  # a partial bank reads the latents themselves
+        self.partials: nn.Module = model.decoder.partials if model.decoder.partials is not None else NoBranch()
 
     @torch.jit.export
     def reset(self) -> None:
@@ -84,7 +86,10 @@ class OfflineVAE(nn.Module):
         if self.frame_delay > 0:  # a causal decoder reads the previous frame
             z = F.pad(z, [self.frame_delay, 0])[..., : z.shape[-1]]
         wave, amp = self.decoder(z).chunk(2, dim=1)
-        return self.pqmf.synthesis(wave * mod_sigmoid(amp))
+        bands = wave * mod_sigmoid(amp)
+        if self.has_partials:
+            bands = bands + self.partials(z, bands)
+        return self.pqmf.synthesis(bands)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))[..., : x.shape[-1]]

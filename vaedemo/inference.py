@@ -11,6 +11,7 @@ uses a seeded generator.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +113,12 @@ class Engine:
         self.clip_length = cfg.clip_length
         self.has_prior_flow = cfg.prior_flow_layers > 0
         self.batch = batch
-        self.margin = self.mode.chunk_margin(self.model.receptive_field)
         unit = self.mode.unit
+        margin = self.mode.chunk_margin(self.model.receptive_field)
+        if not self.mode.per_clip:  # chunks start where the decoder's position-dependent parts start over
+            unit = math.lcm(unit, self.model.position_period)
+            margin = math.ceil(margin / unit) * unit
+        self.margin = margin
         self.chunk = max(unit, int(chunk_seconds * self.sample_rate) // unit * unit)
         self.groups_at_once = 0  # channel groups per forward (0: all)
         if self.mode.per_clip:  # clips are independent: a chunk is one batch of `batch` clips of one channel group

@@ -102,7 +102,7 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
 
 
 # modules a model may add on top of a bundle's architecture: absent from the bundle, they keep their fresh init
-NEW_BRANCHES = ("decoder.noise.", "level.")
+NEW_BRANCHES = ("decoder.noise.", "decoder.partials.", "level.")
 
 
 def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:

@@ -35,6 +35,24 @@ class Spectra:
         return self._pairs[n]
 
 
+class IncoherentSpectra(Spectra):
+    """:class:`Spectra` of a target and an estimate made of parts whose relative phase is arbitrary: the estimate's
+    magnitude is sqrt(sum of the parts' squared magnitudes), the expected power of their sum over a uniformly random
+    relative phase. A partial bank's sinusoids (:mod:`~vaedemo.nn.partials`) have fixed phases that owe nothing to
+    the conv stack's; on the true sum, a part quieter than the other at a bin leaves the expected log magnitude
+    unchanged and gets no pull, so it never learns to supply what the other part misses."""
+
+    def __init__(self, x: torch.Tensor, parts: list[torch.Tensor]):
+        super().__init__(x, sum(parts))
+        self.parts = parts
+
+    def pair(self, n: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if n not in self._pairs:
+            power = sum(stft_magnitude(p, n, window).square() for p in self.parts)
+            self._pairs[n] = (stft_magnitude(self.x, n, window), power.add(1e-20).sqrt())
+        return self._pairs[n]
+
+
 def log_floor(target: torch.Tensor, eps: float, floor_db: float | None) -> torch.Tensor | float:
     """What the logs of a distance add to the magnitudes of ``target`` (B, bins, frames): ``eps``, or with ``floor_db``
     per example the larger of ``eps`` and the target's loudest cell ``floor_db`` dB down, (B, 1, 1)."""

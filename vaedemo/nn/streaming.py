@@ -24,7 +24,9 @@ Convolutions run as one matrix product over a strided view of the input (kernel 
 A decoder's noise branch (:mod:`~vaedemo.nn.noise`) streams too: its conv stack is cached like the others, each
 block's FIR filtering is local, and its noise is addressed by block index, so the stream reproduces the offline noise
 exactly. The wave and the noise reach the bands at different lateness; the earlier one waits (:class:`Delay`) for
-the other, which can add a few band samples to a centred model's look-ahead (none to a causal one).
+the other, which can add a few band samples to a centred model's look-ahead (none to a causal one). A partial bank
+(:mod:`~vaedemo.nn.partials`) streams the same way: its stack cached, its sinusoids read at their absolute index,
+the last frame's amplitudes kept for the next frame's ramp.
 
 The module is TorchScript-able (see :mod:`vaedemo.export`). Only models with a latent time series stream: a
 one-vector-per-clip model needs the whole clip before it can encode anything.
@@ -42,6 +44,7 @@ from .blocks import Act, Conv, ConvUp, ResidualUnit, ResizeUp
 from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise
+from .partials import band_envelope, relative_amplitude, render_partials
 from .vae import AudioVAE
 
 
@@ -301,14 +304,67 @@ class StreamingNoise(nn.Module):
         return filter_noise(block_magnitudes(h, self.bands, self.noise_bands), self.basis, self.hop, self.seed, first)
 
 
-class _Silent(nn.Module):
-    """Stands in for the noise branch of a model without one (TorchScript needs a module with the same methods)."""
+class StreamingPartials(nn.Module):
+    """The decoder's partial bank in a stream: its conv stack cached, its sinusoids read at their absolute index.
+
+    A frame's amplitudes are relative to the stack's bands in that frame, so both wait for whichever is later,
+    rounded up to whole frames: the bands by ``conv_delay`` band samples less, the amplitudes by whole frames. Frame
+    k's amplitudes ramp from frame k - 1's, so the stream keeps the last frame's; frames before offline time 0 are
+    silent (offline, the first frame ramps up from 0). ``forward(latents, bands)`` gives the bands plus the bank,
+    ``delay`` band samples behind the offline ones."""
+
+    def __init__(self, model: AudioVAE, input_delay: int, conv_delay: int):
+        super().__init__()
+        bank = model.decoder.partials
+        assert bank is not None
+        self.net, frames = cached_stack(bank.net, input_delay)
+        late = max(-(-conv_delay // bank.frame), frames)  # in frames
+        self.amplitude_wait = Delay(late - frames)
+        self.bands_wait = Delay(late * bank.frame - conv_delay)
+        self.frames_late: int = late
+        self.bands, self.partials, self.frame = bank.bands, bank.partials, bank.frame
+        self.register_buffer("frames_table", bank.frames_table.detach().clone())
+        self.emitted = 0
+        self.previous = torch.zeros(0)
+        self.delay: int = late * bank.frame
+
+    @torch.jit.export
+    def reset(self) -> None:
+        for layer in self.net:
+            layer.reset()
+        self.amplitude_wait.reset()
+        self.bands_wait.reset()
+        self.emitted = 0
+        self.previous = torch.zeros(0)
+
+    def forward(self, h: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+        for layer in self.net:
+            h = layer(h)
+        h = self.amplitude_wait(h)
+        bands = self.bands_wait(bands)
+        frames = h.shape[-1]
+        a = relative_amplitude(h).reshape(h.shape[0], self.bands, self.partials, frames)
+        a = a * band_envelope(bands, self.frame).unsqueeze(2)
+        first = self.emitted - self.frames_late  # negative for frames before offline time 0
+        index = torch.arange(first, first + frames, device=h.device)
+        a = a * (index >= 0).to(a.dtype)
+        if self.previous.dim() != 3 or self.previous.shape[0] != a.shape[0]:
+            self.previous = torch.zeros_like(a[..., 0])
+        y = render_partials(a, self.frames_table, first, self.previous)
+        self.previous = a[..., -1]
+        self.emitted += frames
+        return bands + y
+
+
+class NoBranch(nn.Module):
+    """Stands in for the noise branch or partial bank of a model without one (TorchScript needs a module with the
+    same methods; ``forward`` is never called)."""
 
     @torch.jit.export
     def reset(self) -> None:
         pass
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, bands: torch.Tensor | None = None) -> torch.Tensor:
         return h
 
 
@@ -333,15 +389,21 @@ class StreamingVAE(nn.Module):
         self.encoder_lookahead: int = delay  # latent frames
         self.posterior_mean = PosteriorMean(model)
         self.frame_delay = Delay(model.frame_delay)  # a causal decoder reads the previous frame (offline too)
+        latents_delay = delay
         self.decoder, delay = cached_stack(model.decoder.net[:-1], delay)  # up to the hidden map the noise branch reads
         self.decoder_out = CachedConv.of(model.decoder.net[-1], delay)
         self.has_noise: bool = model.decoder.noise is not None
         # the wave and the noise reach the bands at different delays: the earlier of the two waits for the later
-        self.noise: nn.Module = StreamingNoise(model, delay) if model.decoder.noise is not None else _Silent()
+        self.noise: nn.Module = StreamingNoise(model, delay) if model.decoder.noise is not None else NoBranch()
         wave_delay = self.decoder_out.delay
         delay = max(wave_delay, self.noise.delay) if self.has_noise else wave_delay
         self.wave_wait = Delay(delay - wave_delay)
         self.noise_wait = Delay(delay - self.noise.delay if self.has_noise else 0)
+        # the partial bank reads the (frame-delayed) latents and the bands, and adds to them
+        self.has_partials: bool = model.decoder.partials is not None
+        self.partials: nn.Module = (StreamingPartials(model, latents_delay, delay) if model.decoder.partials is not None
+                                    else NoBranch())  # fmt: skip
+        delay = self.partials.delay if self.has_partials else delay
         self.synthesis = CachedConvTranspose(pqmf.h_synthesis, None, pqmf.bands, ahead, delay)
         self.lookahead: int = self.synthesis.delay if pqmf.bands > 1 else delay
         self.latency: int = model.delay + self.lookahead
@@ -356,6 +418,7 @@ class StreamingVAE(nn.Module):
             layer.reset()
         self.decoder_out.reset()
         self.noise.reset()
+        self.partials.reset()
         self.wave_wait.reset()
         self.noise_wait.reset()
         self.synthesis.reset()
@@ -377,12 +440,15 @@ class StreamingVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, D, frames) latents -> (B, C, frames * hop) audio (a causal model reads each frame one frame late)."""
         h = self.frame_delay(z)
+        latents = h
         for layer in self.decoder:
             h = layer(h)
         wave, amp = self.decoder_out(h).chunk(2, dim=1)
         bands = self.wave_wait(wave * mod_sigmoid(amp))
         if self.has_noise:
             bands = bands + self.noise_wait(self.noise(h))
+        if self.has_partials:
+            bands = self.partials(latents, bands)
         h = bands
         b, n = h.shape[0], h.shape[-1]  # n samples of each band
         if self.bands > 1:

@@ -14,6 +14,7 @@ shifts it back offline.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,9 @@ class VAEOutput:
     audio_padded: torch.Tensor  # (B', C, T_padded): the decoder output before cropping
     target_padded: torch.Tensor  # (B', C, T_padded): the padded input it is compared with (delayed when causal)
     stats: torch.Tensor  # posterior statistics from the encoder: (B', 2D) or (B', 2D, frames)
+    # a partial bank's share of bands_out and of audio_padded (None without a bank, or with a level latent)
+    partial_bands: torch.Tensor | None = None
+    partials_padded: torch.Tensor | None = None
 
 
 class AudioVAE(nn.Module):
@@ -58,7 +62,7 @@ class AudioVAE(nn.Module):
         self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), **arch)
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(),
                                noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, upsampler=cfg.upsampling,
-                               **arch)  # fmt: skip
+                               partials=cfg.partials, **arch)  # fmt: skip
         self.latent = Latent(cfg)
         self.level = PeakLevel() if cfg.level_latent else None  # the clip's peak as a latent coordinate of its own
 
@@ -69,6 +73,14 @@ class AudioVAE(nn.Module):
 
     def _delayed(self, x: torch.Tensor, samples: int) -> torch.Tensor:
         return F.pad(x, (samples, 0))[..., : x.shape[-1]] if samples else x
+
+    @property
+    def position_period(self) -> int:
+        """Samples after which the output's dependence on absolute position repeats: the hop, or a partial bank's
+        period (its sinusoids' phase is the absolute sample index); chunks that start at multiples of it decode as
+        the whole signal does."""
+        bank = self.decoder.partials
+        return self.hop if bank is None else math.lcm(self.hop, self.cfg.bands * bank.period)
 
     @property
     def receptive_field(self) -> int:
@@ -145,15 +157,18 @@ class AudioVAE(nn.Module):
         else:
             z = self.latent.posterior_mean(stats)
             kl = z.new_zeros(z.shape[0])
-        bands_out = self.decoder(self._delayed(z, self.frame_delay))
+        conv_bands, partial_bands = self.decoder.parts(self.decoder.head(self._delayed(z, self.frame_delay)))
+        bands_out = conv_bands if partial_bands is None else conv_bands + partial_bands
         y_padded = self.pqmf.synthesis(bands_out)
+        partials_padded = self.pqmf.synthesis(partial_bands) if partial_bands is not None else None
         if level is not None:
             y_padded, z = self.level.restore(y_padded, level), self._with_level(z, level)
+            partial_bands = partials_padded = None  # (the level's gain is the whole output's; not split here)
         y = self.mode.unfold(y_padded, b)[..., :t]
         # what a causal model's output should match: the input (and its bands) delayed as much as the model lags
         target = self._delayed(padded, self.delay)
         bands_target = self._delayed(bands_in, self.frame_delay * self.hop // self.cfg.bands)
-        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats)
+        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats, partial_bands, partials_padded)
 
     @torch.no_grad()
     def sample(

@@ -21,7 +21,15 @@ from lightning.pytorch.utilities import rank_zero_info
 from ..config import Config
 from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
-from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra, feature_matching, hinge_discriminator, hinge_generator
+from ..nn.losses import (
+    IncoherentSpectra,
+    MultiScaleMel,
+    MultiScaleSTFT,
+    Spectra,
+    feature_matching,
+    hinge_discriminator,
+    hinge_generator,
+)
 from ..nn.vae import AudioVAE
 from .precision import discriminator_in_bfloat16
 
@@ -104,11 +112,17 @@ class VAEModule(pl.LightningModule):
         return [gen, dis]
 
     def _generator_groups(self) -> list[dict]:
-        """The VAE's parameters, the noise branch's in a group of its own with its learning-rate scale."""
-        noise = [p for n, p in self.vae.named_parameters() if n.startswith("decoder.noise.")]
-        rest = [p for n, p in self.vae.named_parameters() if not n.startswith("decoder.noise.")]
+        """The VAE's parameters; the noise branch's and the partial bank's each in a group of its own with its
+        learning-rate scale."""
+        t = self.cfg.train
+        branches = {"decoder.noise.": t.noise_lr_factor, "decoder.partials.": t.partials_lr_factor}
+        named = list(self.vae.named_parameters())
+        rest = [p for n, p in named if not n.startswith(tuple(branches))]
         groups = [{"params": rest, "lr_scale": 1.0}]
-        return groups + ([{"params": noise, "lr_scale": self.cfg.train.noise_lr_factor}] if noise else [])
+        for prefix, scale in branches.items():
+            params = [p for n, p in named if n.startswith(prefix)]
+            groups += [{"params": params, "lr_scale": scale}] if params else []
+        return groups
 
     @staticmethod
     def _param_groups(opt) -> list[dict]:
@@ -150,13 +164,23 @@ class VAEModule(pl.LightningModule):
         the quiet parts that these losses are for."""
         with torch.autocast(out.audio_padded.device.type, enabled=False):
             target, audio = full_precision(out.target_padded), full_precision(out.audio_padded)
-            spectra = Spectra(target, audio)  # the STFT sizes the two losses share are computed once
+            spectra = self._spectra(target, audio, out.partials_padded)  # sizes the losses share are computed once
             loss = self.stft(target, audio, spectra)
             if self.band_stft is not None and self.cfg.model.bands > 1:
-                loss = loss + self.band_stft(full_precision(out.bands_in), full_precision(out.bands_out))
+                bands_in, bands_out = full_precision(out.bands_in), full_precision(out.bands_out)
+                band_spectra = self._spectra(bands_in, bands_out, out.partial_bands)
+                loss = loss + self.band_stft(bands_in, bands_out, band_spectra)
             if self.mel is not None:
                 loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
         return loss
+
+    def _spectra(self, target: torch.Tensor, estimate: torch.Tensor, partials: torch.Tensor | None) -> Spectra:
+        """The pair's spectra; with a partial bank and train.incoherent_partials, the estimate as the incoherent sum
+        of the conv stack's part and the bank's (:class:`IncoherentSpectra`)."""
+        if partials is None or not self.cfg.train.incoherent_partials:
+            return Spectra(target, estimate)
+        partials = full_precision(partials)
+        return IncoherentSpectra(target, [estimate - partials, partials])
 
     def discriminator_features(self, out, detach_fake: bool) -> tuple[list[Features], list[Features]]:
         """The discriminator's features of real and of reconstructed audio. Two calls, not one over both batches: the
