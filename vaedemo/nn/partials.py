@@ -52,6 +52,13 @@ def relative_amplitude(x: torch.Tensor) -> torch.Tensor:
     return F.softplus(x - 3.0)
 
 
+def frame_amplitudes(x: torch.Tensor, bands: int, partials: int, envelope: torch.Tensor) -> torch.Tensor:
+    """The net's output (B, bands * partials, frames) and the bands' envelope (B, bands, frames) -> each sinusoid's
+    amplitude (B, bands, partials, frames)."""
+    a = relative_amplitude(x)
+    return a.reshape(a.shape[0], bands, partials, a.shape[-1]) * envelope.unsqueeze(2)
+
+
 def band_envelope(bands: torch.Tensor, frame: int) -> torch.Tensor:
     """(B, bands, frames * frame) -> each band's rms in each frame (B, bands, frames), without gradient: the level
     the bank's amplitudes are relative to (the stack is not asked to get louder so that the bank can)."""
@@ -111,8 +118,7 @@ class PartialBank(nn.Module):
 
     def amplitudes(self, h: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """(B, channels, frames) and the bands' envelope (B, bands, frames) -> (B, bands, partials, frames)."""
-        a = relative_amplitude(self.net(h))
-        return a.reshape(a.shape[0], self.bands, self.partials, a.shape[-1]) * envelope.unsqueeze(2)
+        return frame_amplitudes(self.net(h), self.bands, self.partials, envelope)
 
     def forward(self, h: torch.Tensor, conv_bands: torch.Tensor) -> torch.Tensor:
         a = self.amplitudes(h, band_envelope(conv_bands, self.frame))

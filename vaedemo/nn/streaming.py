@@ -44,7 +44,7 @@ from .blocks import Act, Conv, ConvUp, ResidualUnit, ResizeUp
 from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise
-from .partials import band_envelope, relative_amplitude, render_partials
+from .partials import band_envelope, frame_amplitudes, render_partials
 from .vae import AudioVAE
 
 
@@ -343,8 +343,7 @@ class StreamingPartials(nn.Module):
         h = self.amplitude_wait(h)
         bands = self.bands_wait(bands)
         frames = h.shape[-1]
-        a = relative_amplitude(h).reshape(h.shape[0], self.bands, self.partials, frames)
-        a = a * band_envelope(bands, self.frame).unsqueeze(2)
+        a = frame_amplitudes(h, self.bands, self.partials, band_envelope(bands, self.frame))
         first = self.emitted - self.frames_late  # negative for frames before offline time 0
         index = torch.arange(first, first + frames, device=h.device)
         a = a * (index >= 0).to(a.dtype)

@@ -40,9 +40,9 @@ class VAEOutput:
     audio_padded: torch.Tensor  # (B', C, T_padded): the decoder output before cropping
     target_padded: torch.Tensor  # (B', C, T_padded): the padded input it is compared with (delayed when causal)
     stats: torch.Tensor  # posterior statistics from the encoder: (B', 2D) or (B', 2D, frames)
-    # a partial bank's share of bands_out and of audio_padded (None without a bank, or with a level latent)
+    # a partial bank's share of bands_out (None without a bank, or with a level latent): what training's incoherent
+    # loss separates (its audio is the PQMF synthesis of it, computed there and not on inference's path)
     partial_bands: torch.Tensor | None = None
-    partials_padded: torch.Tensor | None = None
 
 
 class AudioVAE(nn.Module):
@@ -160,15 +160,14 @@ class AudioVAE(nn.Module):
         conv_bands, partial_bands = self.decoder.parts(self.decoder.head(self._delayed(z, self.frame_delay)))
         bands_out = conv_bands if partial_bands is None else conv_bands + partial_bands
         y_padded = self.pqmf.synthesis(bands_out)
-        partials_padded = self.pqmf.synthesis(partial_bands) if partial_bands is not None else None
         if level is not None:
             y_padded, z = self.level.restore(y_padded, level), self._with_level(z, level)
-            partial_bands = partials_padded = None  # (the level's gain is the whole output's; not split here)
+            partial_bands = None  # (the level's gain is the whole output's; not split here)
         y = self.mode.unfold(y_padded, b)[..., :t]
         # what a causal model's output should match: the input (and its bands) delayed as much as the model lags
         target = self._delayed(padded, self.delay)
         bands_target = self._delayed(bands_in, self.frame_delay * self.hop // self.cfg.bands)
-        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats, partial_bands, partials_padded)
+        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats, partial_bands)
 
     @torch.no_grad()
     def sample(

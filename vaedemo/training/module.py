@@ -164,7 +164,8 @@ class VAEModule(pl.LightningModule):
         the quiet parts that these losses are for."""
         with torch.autocast(out.audio_padded.device.type, enabled=False):
             target, audio = full_precision(out.target_padded), full_precision(out.audio_padded)
-            spectra = self._spectra(target, audio, out.partials_padded)  # sizes the losses share are computed once
+            partials = self._partials_audio(out)
+            spectra = self._spectra(target, audio, partials)  # the sizes the losses share are computed once
             loss = self.stft(target, audio, spectra)
             if self.band_stft is not None and self.cfg.model.bands > 1:
                 bands_in, bands_out = full_precision(out.bands_in), full_precision(out.bands_out)
@@ -173,6 +174,12 @@ class VAEModule(pl.LightningModule):
             if self.mel is not None:
                 loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
         return loss
+
+    def _partials_audio(self, out) -> torch.Tensor | None:
+        """The partial bank's share of ``out.audio_padded`` where the incoherent loss needs it (else None)."""
+        if out.partial_bands is None or not self.cfg.train.incoherent_partials:
+            return None
+        return self.vae.pqmf.synthesis(out.partial_bands)
 
     def _spectra(self, target: torch.Tensor, estimate: torch.Tensor, partials: torch.Tensor | None) -> Spectra:
         """The pair's spectra; with a partial bank and train.incoherent_partials, the estimate as the incoherent sum
