@@ -1,5 +1,5 @@
-"""The decoder's noise branch (RAVE's filtered noise): shapes, silence at init, the FIR, gradients, causality,
-streaming, bundles, training and partial weight loading (``train.init_from``)."""
+"""The decoder's noise branch (RAVE's filtered noise, absolute or relative to the conv stack's level): shapes, silence
+at init, the FIR, gradients, causality, streaming, bundles, training and partial weight loading (``train.init_from``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from conftest import assert_never_looks_ahead, assert_streams_like_offline, bran
 from vaedemo.bundle import load, save_bundle
 from vaedemo.config import load_config
 from vaedemo.errors import ConfigError, VaedemoError
-from vaedemo.nn.noise import fir_basis, hashed_uniform
+from vaedemo.nn.noise import fir_basis, hashed_uniform, running_rms
+from vaedemo.nn.streaming import StreamingRms
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import init_weights
 from vaedemo.training.module import VAEModule
@@ -19,6 +20,7 @@ from vaedemo.training.module import VAEModule
 BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.bands=4", "model.capacity=4", "model.ratios=[2, 4]",
         "model.latent_size=6", "model.flow_hidden=16"]  # fmt: skip
 NOISE = ["model.noise_bands=5", "model.noise_hop=4"]
+RELATIVE = "model.noise_relative=true"
 
 
 def _config(*extra: str, noise: bool = True):
@@ -51,6 +53,9 @@ def test_noise_is_off_by_default_and_its_keys_are_validated():
     with pytest.raises(ConfigError, match="model.noise_hop"):
         _config("model.noise_hop=3")  # prod(ratios) = 8
     load_config(None, BASE + ["model.ratios=[3, 3]", "model.clip_length=2052"])  # noise off: noise_hop is not checked
+    assert not _config().model.noise_relative  # RAVE's absolute noise unless asked
+    with pytest.raises(ConfigError, match="model.noise_relative needs a noise branch"):
+        _config(RELATIVE, noise=False)
 
 
 # ------------------------------------------------------------------------------------------------------ shapes
@@ -153,9 +158,11 @@ def test_gradients_reach_the_branch():
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
 
 
-def test_one_training_step_with_the_branch(tmp_path):
-    cfg = _config("train.batch_size=2", "train.max_steps=1", "train.vae_steps=1", "train.beta_warmup_steps=1",
-                  "train.stft_sizes=[256, 128]", "train.band_stft_sizes=[32, 16]", "train.mel_sizes=[256]")  # fmt: skip
+@pytest.mark.parametrize("relative", [False, True])
+def test_one_training_step_with_the_branch(tmp_path, relative):
+    cfg = _config(*([RELATIVE] if relative else []), "train.batch_size=2", "train.max_steps=1", "train.vae_steps=1",
+                  "train.beta_warmup_steps=1", "train.stft_sizes=[256, 128]", "train.band_stft_sizes=[32, 16]",
+                  "train.mel_sizes=[256]")  # fmt: skip
     torch.manual_seed(0)
     module = VAEModule(cfg)
     before = {k: v.clone() for k, v in module.vae.decoder.noise.state_dict().items()}
@@ -169,24 +176,31 @@ def test_one_training_step_with_the_branch(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- causal, stream
+@pytest.mark.parametrize("relative", [False, True])
 @pytest.mark.parametrize("bands", [1, 4])
-def test_a_causal_model_with_noise_never_looks_ahead(bands):
+def test_a_causal_model_with_noise_never_looks_ahead(bands, relative):
     """bands=1: no PQMF lag to hide a look-ahead behind (a centred noise stack fails here; with 4 bands it hides)."""
-    assert_never_looks_ahead(_model("model.causal=true", f"model.bands={bands}", loud=True))  # eval: one noise seed
+    extra = [RELATIVE] if relative else []
+    assert_never_looks_ahead(_model("model.causal=true", f"model.bands={bands}", *extra, loud=True))  # one noise seed
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("bands,channels", [(1, 1), (4, 1), (4, 2)])
-def test_a_stream_with_noise_is_the_offline_pass_delayed(causal, bands, channels):
-    model = _model(f"model.causal={causal}", f"model.bands={bands}", f"model.channels={channels}", loud=True).double()
+@pytest.mark.parametrize("bands,channels,relative", [(1, 1, False), (4, 1, False), (4, 2, False), (1, 1, True),
+                                                     (4, 2, True)])  # fmt: skip
+def test_a_stream_with_noise_is_the_offline_pass_delayed(causal, bands, channels, relative):
+    extra = [RELATIVE] if relative else []
+    model = _model(f"model.causal={causal}", f"model.bands={bands}", f"model.channels={channels}", *extra,
+                   loud=True).double()  # fmt: skip
     x = assert_streams_like_offline(model, causal)
     assert _noise_only(model, x).abs().max() > 1e-2  # the branch is loud enough to be checked at all
 
 
-def test_the_receptive_field_covers_the_noise_branch():
-    """The noise stack reads further than the final conv; the receptive field (which sizes the Engine's chunk
-    margins) grows with it. Both passes share the noise (eval seed): only the magnitudes can differ."""
-    model = _model(loud=True)
+@pytest.mark.parametrize("relative", [False, True])
+def test_the_receptive_field_covers_the_noise_branch(relative):
+    """The noise stack reads further than the final conv (relative noise, the stack's bands a frame back too); the
+    receptive field (which sizes the Engine's chunk margins) grows with it. Both passes share the noise (eval
+    seed): only the magnitudes can differ."""
+    model = _model(*([RELATIVE] if relative else []), loud=True)
     assert model.decoder.span > _model(noise=False).decoder.span
     assert impulse_reach(model) <= model.receptive_field
 
@@ -236,3 +250,67 @@ def test_the_engine_reconstructs_a_noise_model_deterministically_at_exact_length
     assert a.shape == x.shape and (a == b).all()  # the eval seed: the noise is part of the sound, and repeatable
     stream = engine.stream()
     assert stream.process(x[: 4 * engine.hop]).shape == (4 * engine.hop, 1)
+
+
+# ------------------------------------------------------------------------------------------------ relative noise
+def test_running_rms_is_the_rms_of_the_last_window_and_streams_in_uneven_chunks():
+    x = torch.randn(2, 3, 100, dtype=torch.float64)
+    window = 7
+    direct = torch.stack([x[..., max(0, n - window + 1) : n + 1].square().sum(-1).div(window).sqrt()
+                          for n in range(100)], dim=-1)  # fmt: skip
+    assert torch.allclose(running_rms(x, window), direct, atol=1e-12)
+    stream, cuts = StreamingRms(window), [0, 1, 4, 30, 31, 77, 100]
+    pieces = [stream(x[..., a:b]) for a, b in zip(cuts, cuts[1:])]
+    assert torch.allclose(torch.cat(pieces, dim=-1), direct, atol=1e-12)
+    stream.reset()
+    assert torch.allclose(stream(x[..., :50]), direct[..., :50], atol=1e-12)  # afresh after a reset
+    late = StreamingRms(window, delay=9)  # what comes before the offline start is not part of the signal
+    early = torch.randn(2, 3, 9, dtype=torch.float64)
+    out = torch.cat([late(torch.cat([early, x[..., :20]], dim=-1)), late(x[..., 20:])], dim=-1)
+    assert torch.equal(out[..., :9], torch.zeros_like(early)) and torch.allclose(out[..., 9:], direct, atol=1e-12)
+
+
+def _parts(model: AudioVAE, x: torch.Tensor):
+    with torch.no_grad():
+        return model.decoder.parts(model.decoder.head(model.encode(x)))
+
+
+def test_relative_noise_follows_the_stack_and_is_a_part_of_its_own():
+    """Relative noise is a part beside the stack's (what the incoherent loss separates), scaled by the stack's level:
+    silent where the stack is, twice as loud where it is twice as loud; absolute noise is inside the stack's part."""
+    x = 0.3 * torch.randn(1, 1, 2048)
+    absolute = _model(loud=True)
+    stack, followers = _parts(absolute, x)
+    assert followers == [] and _noise_only(absolute, x).abs().max() > 1e-2
+    model = _model(RELATIVE, loud=True)
+    stack, followers = _parts(model, x)
+    assert len(followers) == 1 and followers[0].abs().max() > 1e-2
+    with torch.no_grad():
+        assert torch.allclose(stack + followers[0], model(x, sample=False).bands_out, atol=1e-6)
+        hidden = model.decoder.net[:-1](model.decoder.head(model.encode(x)))
+        noise = model.decoder.noise(hidden, 2 * stack)
+        assert torch.allclose(noise, 2 * followers[0], atol=1e-6)  # the eval seed: the same noise, twice the level
+        assert torch.equal(model.decoder.noise(hidden, torch.zeros_like(stack)), torch.zeros_like(stack))
+
+
+def test_training_sees_relative_noise_beside_the_stack():
+    """The training module synthesises each following part's audio, and those parts with the stack's add up to the
+    reconstruction: the incoherent loss compares sqrt(|S(stack)|^2 + |S(noise)|^2) with the input."""
+    module = VAEModule(_config(RELATIVE, "model.partials=4"))
+    jitter_weights(module.vae)
+    out = module.vae(0.3 * torch.randn(2, 1, 2048))
+    followers = module._followers_audio(out)
+    assert len(followers) == 2  # the noise, the bank
+    spectra = module._spectra(out.target_padded, out.audio_padded, followers)
+    assert len(spectra.parts) == 3
+    assert torch.allclose(sum(spectra.parts), out.audio_padded, atol=1e-5)
+    plain = VAEModule(_config(RELATIVE, "train.incoherent_partials=false"))
+    assert plain._followers_audio(plain.vae(0.3 * torch.randn(2, 1, 2048))) == []  # the true sum, on request
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_a_stream_with_relative_noise_and_a_partial_bank_is_the_offline_pass_delayed(causal):
+    model = _model(f"model.causal={causal}", RELATIVE, "model.partials=4", loud=True).double()
+    assert_streams_like_offline(model, causal, resets=2)
+    if causal:
+        assert_never_looks_ahead(model.float())

@@ -103,6 +103,11 @@ class ModelConfig:
     # band, predicted every noise_hop band-rate samples (a divisor of prod(ratios)), added to the output bands; 0 = off
     noise_bands: int = 0
     noise_hop: int = 8
+    # the noise's level relative to the conv stack's band (its rms over the last frame, no gradient through it), and
+    # the noise compared with the input beside the stack as an incoherent sum (train.incoherent_partials), as the
+    # partial bank is: under log-magnitude losses a branch added at an unrelated phase gets no pull up where it is the
+    # quieter part, and silent tails pull it down everywhere (docs/twostage.md); false: RAVE's absolute noise
+    noise_relative: bool = False
     # the decoder's upsampling: transposed (RAVE's transposed convs) or resize (nearest-neighbour x r, then a conv):
     # a transposed conv's kernel phases make a constant latent decode to a frame-periodic buzz (see nn/blocks.py)
     upsampling: str = "transposed"
@@ -152,9 +157,9 @@ class TrainConfig:
     # the partial bank's learning rate as a multiple of lr, for a bank added to a trained decoder (train.init_from):
     # it learns from nothing which sinusoids to play while the decoder around it only adjusts (30 in docs/twostage.md)
     partials_lr_factor: float = 1.0
-    # the spectral losses see a partial bank and the conv stack as an incoherent sum (the square root of their summed
-    # squared magnitudes): on the true sum, a sinusoid quieter than the stack's output at its pitch gets no pull
-    # whatever it would add (vaedemo.nn.losses.IncoherentSpectra); false: the true sum
+    # the spectral losses see a partial bank (and a relative noise branch) and the conv stack as an incoherent sum (the
+    # square root of their summed squared magnitudes): on the true sum, a sinusoid quieter than the stack's output at
+    # its pitch gets no pull whatever it would add (vaedemo.nn.losses.IncoherentSpectra); false: the true sum
     incoherent_partials: bool = True
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
@@ -394,6 +399,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
         "block lies inside one latent frame",
     )
     need(m.partials >= 0, f"model.partials must be 0 (off) or positive, got {m.partials}")
+    need(not m.noise_relative or m.noise_bands > 0, "model.noise_relative needs a noise branch (model.noise_bands > 0)")
 
 
 # Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is

@@ -38,11 +38,13 @@ class Decoder(nn.Module):
         noise_hop: int = 1,
         upsampler: str = "transposed",
         partials: int = 0,
+        noise_relative: bool = False,
     ):
         """``out_channels`` bands of waveform (each with its own amplitude channel internally); ``noise_bands`` > 0
         adds a noise branch whose filters have that many magnitudes, one set per ``noise_hop`` band samples;
         ``upsampler`` is ``transposed`` (:class:`ConvUp`, RAVE's) or ``resize`` (:class:`ResizeUp`); ``partials`` > 0
-        adds that many fixed-pitch sinusoids per band (:class:`PartialBank`)."""
+        adds that many fixed-pitch sinusoids per band (:class:`PartialBank`); ``noise_relative`` sets the noise's
+        level relative to the stack's bands (:mod:`~vaedemo.nn.noise`)."""
         super().__init__()
         self.head = head if head is not None else nn.Identity()
         ch = capacity * 2 ** len(ratios)
@@ -56,7 +58,8 @@ class Decoder(nn.Module):
         layers += [Act(), Conv(ch, 2 * out_channels, 7, causal=causal)]
         self.net = nn.Sequential(*layers)
         # the noise branch reads the hidden map the final conv reads (after its activation)
-        self.noise = NoiseGenerator(ch, out_channels, noise_bands, noise_hop, causal) if noise_bands > 0 else None
+        self.noise = (NoiseGenerator(ch, out_channels, noise_bands, noise_hop, causal, noise_relative, self.upsampling)
+                      if noise_bands > 0 else None)  # fmt: skip
         # the partial bank reads the head's output (the trajectory): one amplitude per sinusoid and frame, relative to
         # the stack's bands
         self.partials = PartialBank(in_channels, out_channels, partials, self.upsampling, causal=causal) if partials else None
@@ -68,6 +71,8 @@ class Decoder(nn.Module):
         span = stack_span(self.net, self.upsampling)
         if self.noise is not None:
             span += max(0, stack_span(self.noise.net) - stack_span(self.net[-1:]))
+            if self.noise.relative:  # the stack's bands over the frame before each sample
+                span += self.noise.window
         if self.partials is not None:  # the bands' envelope over a frame and the frame before (the ramp), its own stack
             span = max(span + 2 * self.upsampling, (stack_span(self.partials.net) + 1) * self.upsampling)
         return span
@@ -78,21 +83,25 @@ class Decoder(nn.Module):
     def bands(self, h: torch.Tensor) -> torch.Tensor:
         """The PQMF bands from the head's output (a latent trajectory): the conv stack, without the head (stage
         two of a two-stage model decodes trajectories through it)."""
-        bands, partials = self.parts(h)
-        return bands if partials is None else bands + partials
+        stack, followers = self.parts(h)
+        return sum(followers, stack)
 
-    def parts(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`bands` in its two parts: the conv stack's (with its noise), and the partial bank's (None without
-        one), which training may compare with the input as an incoherent sum (see ``train.incoherent_partials``)."""
-        bands = self._conv_bands(h)
-        return bands, (self.partials(h, bands) if self.partials is not None else None)
-
-    def _conv_bands(self, h: torch.Tensor) -> torch.Tensor:
-        """The conv stack's bands (its waveform times its amplitude, plus the noise branch's noise)."""
-        if self.noise is None:
-            wave, amp = self.net(h).chunk(2, dim=1)
-            return wave * mod_sigmoid(amp)
+    def parts(self, h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`bands` in parts: the conv stack's (with RAVE's absolute noise), and those of the branches that follow
+        its bands' level, relative noise and the partial bank (none, one or both), which training may compare with
+        the input as an incoherent sum beside it (see ``train.incoherent_partials``)."""
+        hidden = h
         for layer in self.net[:-1]:
-            h = layer(h)
-        wave, amp = self.net[-1](h).chunk(2, dim=1)
-        return wave * mod_sigmoid(amp) + self.noise(h)
+            hidden = layer(hidden)
+        wave, amp = self.net[-1](hidden).chunk(2, dim=1)
+        stack = wave * mod_sigmoid(amp)
+        followers: list[torch.Tensor] = []
+        if self.noise is not None:
+            noise = self.noise(hidden, stack)
+            if self.noise.relative:
+                followers.append(noise)
+            else:
+                stack = stack + noise
+        if self.partials is not None:
+            followers.append(self.partials(h, stack))
+        return stack, followers

@@ -38,9 +38,10 @@ class Spectra:
 class IncoherentSpectra(Spectra):
     """:class:`Spectra` of a target and an estimate made of parts whose relative phase is arbitrary: the estimate's
     magnitude is sqrt(sum of the parts' squared magnitudes), the expected power of their sum over a uniformly random
-    relative phase. A partial bank's sinusoids (:mod:`~vaedemo.nn.partials`) have fixed phases that owe nothing to
-    the conv stack's; on the true sum, a part quieter than the other at a bin leaves the expected log magnitude
-    unchanged and gets no pull, so it never learns to supply what the other part misses."""
+    relative phase. A partial bank's sinusoids (:mod:`~vaedemo.nn.partials`) have fixed phases, and relative noise
+    (:mod:`~vaedemo.nn.noise`) random ones, that owe nothing to the conv stack's or each other's; on the true sum, a
+    part quieter than another at a bin leaves the expected log magnitude unchanged and gets no pull, so it never learns
+    to supply what the other part misses."""
 
     def __init__(self, x: torch.Tensor, parts: list[torch.Tensor]):
         super().__init__(x, sum(parts))

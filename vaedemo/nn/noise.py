@@ -17,6 +17,13 @@ blocks reproduces the offline pass exactly, and two calls with the same seed giv
 forward draws a fresh seed from torch's global generator (``torch.manual_seed`` makes a run reproducible); in eval
 mode the seed is :attr:`NoiseGenerator.seed` (0 by default), so inference is deterministic while the noise is still
 part of the sound.
+
+Relative noise (``model.noise_relative``): the magnitudes are relative to the conv stack's own output in each band
+(its running rms over the last frame, :func:`running_rms`, without gradient), so where the stack is silent the noise
+is too, and training compares the noise with the input beside the stack as an incoherent sum, as it does the partial
+bank (:mod:`~vaedemo.nn.partials`, ``train.incoherent_partials``). RAVE's absolute noise stayed silent here under
+log-magnitude losses (docs/ablations_noise.md): noise at a random phase to the stack leaves the expected log magnitude
+of their sum unchanged where it is the quieter part, while silent tails pull it down everywhere.
 """
 
 from __future__ import annotations
@@ -24,9 +31,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Act, Conv
+from .partials import relative_amplitude
 
 
 def positive_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -74,9 +83,18 @@ def hashed_uniform(batch: int, rows: int, start: int, length: int, seed: int,
     return (bits.to(exact) * (2.0 / 2**24) - 1.0).to(dtype)
 
 
-def block_magnitudes(x: torch.Tensor, bands: int, noise_bands: int) -> torch.Tensor:
-    """The net's output (B, bands * noise_bands, blocks) -> magnitudes (B, bands, blocks, noise_bands)."""
-    m = positive_magnitude(x)
+def running_rms(bands: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, bands, n) -> the rms of each band over the ``window`` samples up to and including each sample (zeros
+    before the first), without gradient: the level relative noise follows, causal so that a stream needs only the
+    last ``window`` - 1 samples."""
+    power = F.pad(bands.detach().square(), (window - 1, 0))
+    return F.avg_pool1d(power, window, stride=1).clamp_min(0.0).sqrt()
+
+
+def block_magnitudes(x: torch.Tensor, bands: int, noise_bands: int, relative: bool = False) -> torch.Tensor:
+    """The net's output (B, bands * noise_bands, blocks) -> magnitudes (B, bands, blocks, noise_bands): absolute
+    (RAVE's) or, ``relative``, in units of the band's running rms (the partial bank's map)."""
+    m = relative_amplitude(x) if relative else positive_magnitude(x)
     return m.reshape(m.shape[0], bands, noise_bands, m.shape[-1]).transpose(2, 3)
 
 
@@ -97,11 +115,14 @@ class NoiseGenerator(nn.Module):
     """Hidden map (B, channels, T) at the band rate -> filtered noise (B, bands, T), T a multiple of ``hop``.
 
     ``net`` (a strided conv to the block rate, then two convs; causal when ``causal``) predicts the magnitudes;
-    ``seed`` is the noise seed in eval mode (training draws a fresh one per forward)."""
+    ``seed`` is the noise seed in eval mode (training draws a fresh one per forward). ``relative``: the noise is
+    scaled by the conv stack's bands' :func:`running_rms` over ``window`` samples (one latent frame)."""
 
-    def __init__(self, channels: int, bands: int, noise_bands: int, hop: int, causal: bool = False):
+    def __init__(self, channels: int, bands: int, noise_bands: int, hop: int, causal: bool = False,
+                 relative: bool = False, window: int = 1):  # fmt: skip
         super().__init__()
         self.bands, self.noise_bands, self.hop = bands, noise_bands, hop
+        self.relative, self.window = relative, window
         # a causal strided conv reads its whole block: harmless, a block lies inside one latent frame (see config)
         first = Conv(channels, channels, 2 * hop if hop > 1 else 3, stride=hop, causal=causal)
         self.net = nn.Sequential(first, Act(), Conv(channels, channels, 3, causal=causal), Act(),
@@ -114,7 +135,12 @@ class NoiseGenerator(nn.Module):
 
     def magnitudes(self, h: torch.Tensor) -> torch.Tensor:
         """(B, channels, T) -> (B, bands, T / hop, noise_bands) filter magnitudes, one set per block."""
-        return block_magnitudes(self.net(h), self.bands, self.noise_bands)
+        return block_magnitudes(self.net(h), self.bands, self.noise_bands, self.relative)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return filter_noise(self.magnitudes(h), self.basis, self.hop, self.next_seed(), 0)
+    def forward(self, h: torch.Tensor, wave: torch.Tensor | None = None) -> torch.Tensor:
+        """The noise for the hidden map ``h``; a relative branch needs the conv stack's bands ``wave`` as well."""
+        noise = filter_noise(self.magnitudes(h), self.basis, self.hop, self.next_seed(), 0)
+        if not self.relative:
+            return noise
+        assert wave is not None, "relative noise follows the conv stack's bands"
+        return noise * running_rms(wave, self.window)

@@ -43,7 +43,7 @@ from torch import nn
 from .blocks import Act, Conv, ConvUp, ResidualUnit, ResizeUp
 from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
-from .noise import block_magnitudes, filter_noise
+from .noise import block_magnitudes, filter_noise, running_rms
 from .partials import band_envelope, frame_amplitudes, render_partials
 from .vae import AudioVAE
 
@@ -286,6 +286,7 @@ class StreamingNoise(nn.Module):
         self.net, frames = cached_stack(noise.net, input_delay)
         self.frames_late: int = frames
         self.bands, self.noise_bands, self.hop, self.seed = noise.bands, noise.noise_bands, noise.hop, noise.seed
+        self.relative: bool = noise.relative
         self.register_buffer("basis", noise.basis.detach().clone())
         self.emitted = 0
         self.delay: int = frames * noise.hop
@@ -301,7 +302,36 @@ class StreamingNoise(nn.Module):
             h = layer(h)
         first = self.emitted - self.frames_late  # negative for blocks before offline time 0 (zeroed at synthesis)
         self.emitted += h.shape[-1]
-        return filter_noise(block_magnitudes(h, self.bands, self.noise_bands), self.basis, self.hop, self.seed, first)
+        magnitudes = block_magnitudes(h, self.bands, self.noise_bands, self.relative)
+        return filter_noise(magnitudes, self.basis, self.hop, self.seed, first)
+
+
+class StreamingRms(nn.Module):
+    """:func:`~vaedemo.nn.noise.running_rms` across chunks: keeps the last ``window`` - 1 samples. The input runs
+    ``delay`` samples behind the offline signal; its first ``delay`` samples (what a centred stack makes of the time
+    before the start) count as zeros, as the time before the start does offline."""
+
+    def __init__(self, window: int, delay: int = 0):
+        super().__init__()
+        self.window, self.delay = window, delay
+        self.cache = torch.zeros(0)
+        self.emitted = 0
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache = torch.zeros(0)
+        self.emitted = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cache.dim() != 3 or self.cache.shape[0] != x.shape[0]:
+            self.cache = torch.zeros(x.shape[0], x.shape[1], self.window - 1, dtype=x.dtype, device=x.device)
+        if self.emitted < self.delay:
+            index = torch.arange(self.emitted, self.emitted + x.shape[-1], device=x.device)
+            x = x * (index >= self.delay).to(x.dtype)
+        self.emitted += x.shape[-1]
+        both = torch.cat([self.cache, x], dim=-1)
+        self.cache = both[..., x.shape[-1] :]
+        return running_rms(both, self.window)[..., self.window - 1 :]
 
 
 class StreamingPartials(nn.Module):
@@ -310,8 +340,9 @@ class StreamingPartials(nn.Module):
     A frame's amplitudes are relative to the stack's bands in that frame, so both wait for whichever is later,
     rounded up to whole frames: the bands by ``conv_delay`` band samples less, the amplitudes by whole frames. Frame
     k's amplitudes ramp from frame k - 1's, so the stream keeps the last frame's; frames before offline time 0 are
-    silent (offline, the first frame ramps up from 0). ``forward(latents, bands)`` gives the bands plus the bank,
-    ``delay`` band samples behind the offline ones."""
+    silent (offline, the first frame ramps up from 0). ``forward(latents, bands, extra)`` gives the bands and, with
+    the bank added, the other branches' ``extra`` (which has waited as the bands have), ``delay`` band samples behind
+    the offline ones."""
 
     def __init__(self, model: AudioVAE, input_delay: int, conv_delay: int):
         super().__init__()
@@ -321,6 +352,7 @@ class StreamingPartials(nn.Module):
         late = max(-(-conv_delay // bank.frame), frames)  # in frames
         self.amplitude_wait = Delay(late - frames)
         self.bands_wait = Delay(late * bank.frame - conv_delay)
+        self.extra_wait = Delay(late * bank.frame - conv_delay)
         self.frames_late: int = late
         self.bands, self.partials, self.frame = bank.bands, bank.partials, bank.frame
         self.register_buffer("frames_table", bank.frames_table.detach().clone())
@@ -334,14 +366,16 @@ class StreamingPartials(nn.Module):
             layer.reset()
         self.amplitude_wait.reset()
         self.bands_wait.reset()
+        self.extra_wait.reset()
         self.emitted = 0
         self.previous = torch.zeros(0)
 
-    def forward(self, h: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, bands: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for layer in self.net:
             h = layer(h)
         h = self.amplitude_wait(h)
         bands = self.bands_wait(bands)
+        extra = self.extra_wait(extra)
         frames = h.shape[-1]
         a = frame_amplitudes(h, self.bands, self.partials, band_envelope(bands, self.frame))
         first = self.emitted - self.frames_late  # negative for frames before offline time 0
@@ -352,12 +386,12 @@ class StreamingPartials(nn.Module):
         y = render_partials(a, self.frames_table, first, self.previous)
         self.previous = a[..., -1]
         self.emitted += frames
-        return bands + y
+        return bands, extra + y
 
 
 class NoBranch(nn.Module):
-    """Stands in for the noise branch or partial bank of a model without one (TorchScript needs a module with the
-    same methods; ``forward`` is never called)."""
+    """Stands in for the noise branch or the offline partial bank of a model without one (TorchScript needs a module
+    with the same methods; ``forward`` is never called)."""
 
     @torch.jit.export
     def reset(self) -> None:
@@ -365,6 +399,13 @@ class NoBranch(nn.Module):
 
     def forward(self, h: torch.Tensor, bands: torch.Tensor | None = None) -> torch.Tensor:
         return h
+
+
+class NoBank(NoBranch):
+    """Stands in for a stream's partial bank in a model without one (the stream's call has its own signature)."""
+
+    def forward(self, h: torch.Tensor, bands: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return bands, extra
 
 
 class StreamingVAE(nn.Module):
@@ -398,10 +439,13 @@ class StreamingVAE(nn.Module):
         delay = max(wave_delay, self.noise.delay) if self.has_noise else wave_delay
         self.wave_wait = Delay(delay - wave_delay)
         self.noise_wait = Delay(delay - self.noise.delay if self.has_noise else 0)
+        # relative noise follows the stack's bands, lined up with it
+        self.relative_noise: bool = self.has_noise and bool(model.decoder.noise.relative)
+        self.noise_level = StreamingRms(model.decoder.noise.window if self.relative_noise else 1, delay)
         # the partial bank reads the (frame-delayed) latents and the bands, and adds to them
         self.has_partials: bool = model.decoder.partials is not None
         self.partials: nn.Module = (StreamingPartials(model, latents_delay, delay) if model.decoder.partials is not None
-                                    else NoBranch())  # fmt: skip
+                                    else NoBank())  # fmt: skip
         delay = self.partials.delay if self.has_partials else delay
         self.synthesis = CachedConvTranspose(pqmf.h_synthesis, None, pqmf.bands, ahead, delay)
         self.lookahead: int = self.synthesis.delay if pqmf.bands > 1 else delay
@@ -420,6 +464,7 @@ class StreamingVAE(nn.Module):
         self.partials.reset()
         self.wave_wait.reset()
         self.noise_wait.reset()
+        self.noise_level.reset()
         self.synthesis.reset()
 
     @torch.jit.export
@@ -443,11 +488,17 @@ class StreamingVAE(nn.Module):
         for layer in self.decoder:
             h = layer(h)
         wave, amp = self.decoder_out(h).chunk(2, dim=1)
-        bands = self.wave_wait(wave * mod_sigmoid(amp))
+        stack = self.wave_wait(wave * mod_sigmoid(amp))
+        extra = torch.zeros_like(stack)  # what the branches that follow the stack's bands add
         if self.has_noise:
-            bands = bands + self.noise_wait(self.noise(h))
+            noise = self.noise_wait(self.noise(h))
+            if self.relative_noise:
+                extra = noise * self.noise_level(stack)
+            else:
+                stack = stack + noise
         if self.has_partials:
-            bands = self.partials(latents, bands)
+            stack, extra = self.partials(latents, stack, extra)
+        bands = stack + extra
         h = bands
         b, n = h.shape[0], h.shape[-1]  # n samples of each band
         if self.bands > 1:

@@ -40,9 +40,10 @@ class VAEOutput:
     audio_padded: torch.Tensor  # (B', C, T_padded): the decoder output before cropping
     target_padded: torch.Tensor  # (B', C, T_padded): the padded input it is compared with (delayed when causal)
     stats: torch.Tensor  # posterior statistics from the encoder: (B', 2D) or (B', 2D, frames)
-    # a partial bank's share of bands_out (None without a bank, or with a level latent): what training's incoherent
-    # loss separates (its audio is the PQMF synthesis of it, computed there and not on inference's path)
-    partial_bands: torch.Tensor | None = None
+    # each share of bands_out of the branches that follow the conv stack's level (relative noise, a partial bank; none
+    # without them, or with a level latent): what training's incoherent loss separates (their audio is the PQMF
+    # synthesis of them, computed there and not on inference's path)
+    follower_bands: tuple[torch.Tensor, ...] = ()
 
 
 class AudioVAE(nn.Module):
@@ -62,7 +63,7 @@ class AudioVAE(nn.Module):
         self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), **arch)
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(),
                                noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, upsampler=cfg.upsampling,
-                               partials=cfg.partials, **arch)  # fmt: skip
+                               partials=cfg.partials, noise_relative=cfg.noise_relative, **arch)  # fmt: skip
         self.latent = Latent(cfg)
         self.level = PeakLevel() if cfg.level_latent else None  # the clip's peak as a latent coordinate of its own
 
@@ -157,17 +158,17 @@ class AudioVAE(nn.Module):
         else:
             z = self.latent.posterior_mean(stats)
             kl = z.new_zeros(z.shape[0])
-        conv_bands, partial_bands = self.decoder.parts(self.decoder.head(self._delayed(z, self.frame_delay)))
-        bands_out = conv_bands if partial_bands is None else conv_bands + partial_bands
+        conv_bands, followers = self.decoder.parts(self.decoder.head(self._delayed(z, self.frame_delay)))
+        bands_out = sum(followers, conv_bands)
         y_padded = self.pqmf.synthesis(bands_out)
         if level is not None:
             y_padded, z = self.level.restore(y_padded, level), self._with_level(z, level)
-            partial_bands = None  # (the level's gain is the whole output's; not split here)
+            followers = []  # (the level's gain is the whole output's; not split here)
         y = self.mode.unfold(y_padded, b)[..., :t]
         # what a causal model's output should match: the input (and its bands) delayed as much as the model lags
         target = self._delayed(padded, self.delay)
         bands_target = self._delayed(bands_in, self.frame_delay * self.hop // self.cfg.bands)
-        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats, partial_bands)
+        return VAEOutput(y, z, kl, bands_target, bands_out, y_padded, target, stats, tuple(followers))
 
     @torch.no_grad()
     def sample(

@@ -164,30 +164,32 @@ class VAEModule(pl.LightningModule):
         the quiet parts that these losses are for."""
         with torch.autocast(out.audio_padded.device.type, enabled=False):
             target, audio = full_precision(out.target_padded), full_precision(out.audio_padded)
-            partials = self._partials_audio(out)
-            spectra = self._spectra(target, audio, partials)  # the sizes the losses share are computed once
+            followers = self._followers_audio(out)
+            spectra = self._spectra(target, audio, followers)  # the sizes the losses share are computed once
             loss = self.stft(target, audio, spectra)
             if self.band_stft is not None and self.cfg.model.bands > 1:
                 bands_in, bands_out = full_precision(out.bands_in), full_precision(out.bands_out)
-                band_spectra = self._spectra(bands_in, bands_out, out.partial_bands)
+                band_spectra = self._spectra(bands_in, bands_out, self._followers(out.follower_bands))
                 loss = loss + self.band_stft(bands_in, bands_out, band_spectra)
             if self.mel is not None:
                 loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
         return loss
 
-    def _partials_audio(self, out) -> torch.Tensor | None:
-        """The partial bank's share of ``out.audio_padded`` where the incoherent loss needs it (else None)."""
-        if out.partial_bands is None or not self.cfg.train.incoherent_partials:
-            return None
-        return self.vae.pqmf.synthesis(out.partial_bands)
+    def _followers(self, bands: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """The shares of the branches that follow the conv stack's level (relative noise, partial bank) in full
+        precision, where the incoherent loss separates them (else none)."""
+        return [full_precision(b) for b in bands] if self.cfg.train.incoherent_partials else []
 
-    def _spectra(self, target: torch.Tensor, estimate: torch.Tensor, partials: torch.Tensor | None) -> Spectra:
-        """The pair's spectra; with a partial bank and train.incoherent_partials, the estimate as the incoherent sum
-        of the conv stack's part and the bank's (:class:`IncoherentSpectra`)."""
-        if partials is None or not self.cfg.train.incoherent_partials:
+    def _followers_audio(self, out) -> list[torch.Tensor]:
+        """:meth:`_followers` as audio: each share of ``out.audio_padded`` (its PQMF synthesis)."""
+        return [self.vae.pqmf.synthesis(b) for b in self._followers(out.follower_bands)]
+
+    def _spectra(self, target: torch.Tensor, estimate: torch.Tensor, followers: list[torch.Tensor]) -> Spectra:
+        """The pair's spectra; with branches that follow the stack (and train.incoherent_partials), the estimate as
+        the incoherent sum of the conv stack's part and each branch's (:class:`IncoherentSpectra`)."""
+        if not followers:
             return Spectra(target, estimate)
-        partials = full_precision(partials)
-        return IncoherentSpectra(target, [estimate - partials, partials])
+        return IncoherentSpectra(target, [estimate - sum(followers), *followers])
 
     def discriminator_features(self, out, detach_fake: bool) -> tuple[list[Features], list[Features]]:
         """The discriminator's features of real and of reconstructed audio. Two calls, not one over both batches: the

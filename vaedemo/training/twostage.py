@@ -29,7 +29,7 @@ from ..nn.vae import AudioVAE
 from .module import beta_at, fused_adam_allowed, lr_factor_at
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
-                     "pqmf_attenuation", "noise_bands", "noise_hop", "partials")  # fmt: skip
+                     "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
 FROZEN = ("encoder.net.", "decoder.net.", "decoder.noise.", "decoder.partials.")
 DECODER = ("decoder.net.", "decoder.noise.", "decoder.partials.")
 
