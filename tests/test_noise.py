@@ -4,6 +4,7 @@ at init, the FIR, gradients, causality, streaming, bundles, training and partial
 from __future__ import annotations
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 from conftest import assert_never_looks_ahead, assert_streams_like_offline, branch_share, impulse_reach, jitter_weights
@@ -239,6 +240,20 @@ def test_init_from_still_refuses_any_other_difference(tmp_path):
     noisy = save_bundle(_model(), tmp_path / "noisy")
     with pytest.raises(VaedemoError, match="does not fit this model"):
         init_weights(AudioVAE(_config(noise=False).model), str(noisy))  # the bundle has tensors the model lacks
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("relative", [False, True])
+def test_the_engine_in_chunks_equals_the_whole_pass(tmp_path, causal, relative):
+    """Each chunk draws its noise at its own position in the signal (its offset), as the whole pass does there."""
+    from vaedemo.inference import Engine
+
+    model = _model(f"model.causal={causal}", *([RELATIVE] if relative else []), loud=True)
+    engine = Engine(save_bundle(model, tmp_path / "noisy"), chunk_seconds=0.3)
+    x = (0.1 * torch.randn(16000 * 2 + 123, 1)).numpy()
+    whole = engine.reconstruct(x, 16000)
+    engine.chunk = 10**9
+    assert np.abs(engine.reconstruct(x, 16000) - whole).max() < 1e-4 * np.abs(whole).max()
 
 
 def test_the_engine_reconstructs_a_noise_model_deterministically_at_exact_length(tmp_path):

@@ -150,10 +150,13 @@ class Engine:
             flat = np.concatenate([flat[:, : c_in - 1], flat[:, c_in - 1 : c_in + 1].mean(1, keepdims=True)], axis=1)
         return flat
 
-    def _forward(self, x: torch.Tensor, refine: int) -> torch.Tensor:
-        """The model's deterministic reconstruction of (B, C, T); with ``refine`` > 0 from latents refined by that
-        many steps of analysis by synthesis (:mod:`vaedemo.refine`)."""
-        return refined_reconstruction(self.model, x, refine) if refine else self.model(x, sample=False).audio
+    def _forward(self, x: torch.Tensor, refine: int, offset: int = 0) -> torch.Tensor:
+        """The model's deterministic reconstruction of (B, C, T), which starts at sample ``offset`` of the signal (a
+        noise branch draws its noise there); with ``refine`` > 0 from latents refined by that many steps of
+        analysis by synthesis (:mod:`vaedemo.refine`)."""
+        if refine:
+            return refined_reconstruction(self.model, x, refine)
+        return self.model(x, sample=False, offset=offset).audio
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor, refine: int = 0) -> torch.Tensor:
@@ -169,7 +172,7 @@ class Engine:
         for s in range(0, total, self.chunk):
             e = min(s + self.chunk, total)
             a, b = max(0, s - self.margin), min(total, e + self.margin)
-            y = self._forward(x[..., a:b], refine)
+            y = self._forward(x[..., a:b], refine, offset=0 if self.mode.per_clip else a)
             out[..., s:e] = y[..., s - a : e - a]
         return out[..., lag : lag + t]
 

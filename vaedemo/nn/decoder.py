@@ -80,16 +80,17 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.bands(self.head(z))
 
-    def bands(self, h: torch.Tensor) -> torch.Tensor:
+    def bands(self, h: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """The PQMF bands from the head's output (a latent trajectory): the conv stack, without the head (stage
-        two of a two-stage model decodes trajectories through it)."""
-        stack, followers = self.parts(h)
+        two of a two-stage model decodes trajectories through it). ``offset``: see :meth:`parts`."""
+        stack, followers = self.parts(h, offset)
         return sum(followers, stack)
 
-    def parts(self, h: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def parts(self, h: torch.Tensor, offset: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """:meth:`bands` in parts: the conv stack's (with RAVE's absolute noise), and those of the branches that follow
         its bands' level, relative noise and the partial bank (none, one or both), which training may compare with
-        the input as an incoherent sum beside it (see ``train.incoherent_partials``)."""
+        the input as an incoherent sum beside it (see ``train.incoherent_partials``). ``offset``: the band sample
+        of a longer signal that the first output sample is (a chunk's start), where the noise is drawn from."""
         hidden = h
         for layer in self.net[:-1]:
             hidden = layer(hidden)
@@ -97,7 +98,7 @@ class Decoder(nn.Module):
         stack = wave * mod_sigmoid(amp)
         followers: list[torch.Tensor] = []
         if self.noise is not None:
-            noise = self.noise(hidden, stack)
+            noise = self.noise(hidden, stack, offset)
             if self.noise.relative:
                 followers.append(noise)
             else:

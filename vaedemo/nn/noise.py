@@ -137,9 +137,10 @@ class NoiseGenerator(nn.Module):
         """(B, channels, T) -> (B, bands, T / hop, noise_bands) filter magnitudes, one set per block."""
         return block_magnitudes(self.net(h), self.bands, self.noise_bands, self.relative)
 
-    def forward(self, h: torch.Tensor, wave: torch.Tensor | None = None) -> torch.Tensor:
-        """The noise for the hidden map ``h``; a relative branch needs the conv stack's bands ``wave`` as well."""
-        noise = filter_noise(self.magnitudes(h), self.basis, self.hop, self.next_seed(), 0)
+    def forward(self, h: torch.Tensor, wave: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
+        """The noise for the hidden map ``h``, whose first sample is sample ``offset`` (a multiple of ``hop``) of a
+        longer signal (a chunk of it); a relative branch needs the conv stack's bands ``wave`` as well."""
+        noise = filter_noise(self.magnitudes(h), self.basis, self.hop, self.next_seed(), offset // self.hop)
         if not self.relative:
             return noise
         assert wave is not None, "relative noise follows the conv stack's bands"

@@ -141,10 +141,12 @@ class AudioVAE(nn.Module):
         return self.latent.prior_log_prob(z[:, :-1]) + self.level.log_prob(full_precision(z[:, -1]))
 
     # ------------------------------------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, sample: bool = True, freeze_encoder: bool = False) -> VAEOutput:
+    def forward(self, x: torch.Tensor, sample: bool = True, freeze_encoder: bool = False, offset: int = 0) -> VAEOutput:
         """Encode, sample (or take the posterior mean) and decode; ``audio`` has exactly the input length.
 
         ``freeze_encoder`` runs the encoder and posterior without gradient (the adversarial phase of RAVE).
+        ``offset``: the sample of a longer signal that ``x`` starts at (a multiple of the hop), so that a noise
+        branch draws a chunk's noise where the whole signal's pass would (the noise is addressed by position).
         """
         self._check(x)
         b, _, t = x.shape
@@ -158,7 +160,8 @@ class AudioVAE(nn.Module):
         else:
             z = self.latent.posterior_mean(stats)
             kl = z.new_zeros(z.shape[0])
-        conv_bands, followers = self.decoder.parts(self.decoder.head(self._delayed(z, self.frame_delay)))
+        h = self.decoder.head(self._delayed(z, self.frame_delay))
+        conv_bands, followers = self.decoder.parts(h, offset // self.cfg.bands)
         bands_out = sum(followers, conv_bands)
         y_padded = self.pqmf.synthesis(bands_out)
         if level is not None:
