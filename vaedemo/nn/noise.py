@@ -105,10 +105,15 @@ def filter_noise(magnitudes: torch.Tensor, basis: torch.Tensor, hop: int, seed: 
     taps = basis.shape[-1]
     fir = magnitudes @ basis.to(magnitudes.dtype)  # (B, bands, blocks, taps)
     start = first_block * hop - (taps - 1)  # the taps - 1 samples before the first block's first output
-    noise = hashed_uniform(b, rows, start, blocks * hop + taps - 1, seed, magnitudes.dtype, magnitudes.device)
-    windows = noise.unfold(-1, taps, 1).reshape(b, rows, blocks, hop, taps)  # each output sample's taps of the stream
-    y = windows @ fir.flip(-1).unsqueeze(-1)  # flipped: a convolution, not a correlation
-    return y.reshape(b, rows, blocks * hop)
+    n = blocks * hop
+    noise = hashed_uniform(b, rows, start, n + taps - 1, seed, magnitudes.dtype, magnitudes.device)
+    # output sample m of block k: sum over taps i of noise[m + i] fir[k, taps - 1 - i] (a convolution), one tap at a
+    # time over every sample: each term a view of the noise times its block's tap, where a product of each sample's
+    # window of taps with its filter first copies taps x the samples (16 magnitudes: 57 -> 22 ms for 10 s, one thread)
+    y = torch.zeros(b, rows, blocks, hop, dtype=magnitudes.dtype, device=magnitudes.device)
+    for i in range(taps):
+        y = y + noise[..., i : i + n].reshape(b, rows, blocks, hop) * fir[..., taps - 1 - i, None]
+    return y.reshape(b, rows, n)
 
 
 class NoiseGenerator(nn.Module):
