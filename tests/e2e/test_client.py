@@ -57,7 +57,10 @@ def test_sample_returns_n_clips_at_the_model_rate(client):
         info = sf.info(f)
         assert (info.samplerate, info.frames, info.channels) == (44100, 16384, 1)
     again = client.predict(3, 0.8, 7, True, api_name="/sample")
-    assert np.array_equal(sf.read(files[0])[0], sf.read(again[0])[0])  # same seed, same sound
+    # same seed, same sound: equal up to one step of the 16-bit file (float rounding in the convolutions can differ
+    # between two calls and flip a sample that lies on a rounding boundary: 11 of 16384 samples, seen on one machine)
+    a, b = sf.read(files[0])[0], sf.read(again[0])[0]
+    assert np.abs(a - b).max() <= 1 / 32768 and np.mean(a != b) < 0.01
 
 
 def test_interpolate_returns_the_path(client, upload):
