@@ -340,9 +340,9 @@ class StreamingPartials(nn.Module):
     A frame's amplitudes are relative to the stack's bands in that frame, so both wait for whichever is later,
     rounded up to whole frames: the bands by ``conv_delay`` band samples less, the amplitudes by whole frames. Frame
     k's amplitudes ramp from frame k - 1's, so the stream keeps the last frame's; frames before offline time 0 are
-    silent (offline, the first frame ramps up from 0). ``forward(latents, bands, extra)`` gives the bands and, with
-    the bank added, the other branches' ``extra`` (which has waited as the bands have), ``delay`` band samples behind
-    the offline ones."""
+    silent (offline, the first frame ramps up from 0). ``forward(latents, stack, bands)``: the conv stack's bands,
+    whose level the amplitudes follow, and the bands so far (the stack's plus a relative noise's, or the stack's
+    alone); gives those bands with the bank added, ``delay`` band samples behind the offline ones."""
 
     def __init__(self, model: AudioVAE, input_delay: int, conv_delay: int):
         super().__init__()
@@ -351,8 +351,7 @@ class StreamingPartials(nn.Module):
         self.net, frames = cached_stack(bank.net, input_delay)
         late = max(-(-conv_delay // bank.frame), frames)  # in frames
         self.amplitude_wait = Delay(late - frames)
-        self.bands_wait = Delay(late * bank.frame - conv_delay)
-        self.extra_wait = Delay(late * bank.frame - conv_delay)
+        self.bands_wait = Delay(late * bank.frame - conv_delay)  # the stack's and the bands so far, side by side
         self.frames_late: int = late
         self.bands, self.partials, self.frame = bank.bands, bank.partials, bank.frame
         self.register_buffer("frames_table", bank.frames_table.detach().clone())
@@ -366,18 +365,16 @@ class StreamingPartials(nn.Module):
             layer.reset()
         self.amplitude_wait.reset()
         self.bands_wait.reset()
-        self.extra_wait.reset()
         self.emitted = 0
         self.previous = torch.zeros(0)
 
-    def forward(self, h: torch.Tensor, bands: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, stack: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
         for layer in self.net:
             h = layer(h)
         h = self.amplitude_wait(h)
-        bands = self.bands_wait(bands)
-        extra = self.extra_wait(extra)
+        stack, bands = self.bands_wait(torch.cat([stack, bands], dim=1)).chunk(2, dim=1)
         frames = h.shape[-1]
-        a = frame_amplitudes(h, self.bands, self.partials, band_envelope(bands, self.frame))
+        a = frame_amplitudes(h, self.bands, self.partials, band_envelope(stack, self.frame))
         first = self.emitted - self.frames_late  # negative for frames before offline time 0
         index = torch.arange(first, first + frames, device=h.device)
         a = a * (index >= 0).to(a.dtype)
@@ -386,7 +383,7 @@ class StreamingPartials(nn.Module):
         y = render_partials(a, self.frames_table, first, self.previous)
         self.previous = a[..., -1]
         self.emitted += frames
-        return bands, extra + y
+        return bands + y
 
 
 class NoBranch(nn.Module):
@@ -404,8 +401,8 @@ class NoBranch(nn.Module):
 class NoBank(NoBranch):
     """Stands in for a stream's partial bank in a model without one (the stream's call has its own signature)."""
 
-    def forward(self, h: torch.Tensor, bands: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return bands, extra
+    def forward(self, h: torch.Tensor, stack: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+        return bands
 
 
 class StreamingVAE(nn.Module):
@@ -489,16 +486,16 @@ class StreamingVAE(nn.Module):
             h = layer(h)
         wave, amp = self.decoder_out(h).chunk(2, dim=1)
         stack = self.wave_wait(wave * mod_sigmoid(amp))
-        extra = torch.zeros_like(stack)  # what the branches that follow the stack's bands add
+        bands = stack
         if self.has_noise:
             noise = self.noise_wait(self.noise(h))
-            if self.relative_noise:
-                extra = noise * self.noise_level(stack)
-            else:
+            if self.relative_noise:  # follows the stack's level, as the bank does (the bank: the stack's alone)
+                bands = stack + noise * self.noise_level(stack)
+            else:  # RAVE's absolute noise is part of the stack
                 stack = stack + noise
+                bands = stack
         if self.has_partials:
-            stack, extra = self.partials(latents, stack, extra)
-        bands = stack + extra
+            bands = self.partials(latents, stack, bands)
         h = bands
         b, n = h.shape[0], h.shape[-1]  # n samples of each band
         if self.bands > 1:
