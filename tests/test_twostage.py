@@ -227,3 +227,58 @@ def test_an_encoder_head_fine_tune_keeps_the_decoding_side_of_its_init(drum_fold
     assert any(not torch.equal(again[k], before[k]) for k in posterior + encoder_head)
     with pytest.raises(ConfigError, match="freeze_prior needs train.freeze_decoder"):
         load_config(None, decoding + ["train.freeze_prior=true"])
+
+
+@pytest.fixture(scope="module")
+def noise_backbone(tmp_path_factory, drum_folder):
+    """A tiny temporal bundle with a relative noise branch (random weights moved off their initialisation)."""
+    from conftest import tiny_overrides
+
+    noise = {"model__noise_bands": 2, "model__noise_hop": 4, "model__noise_relative": "true"}
+    overrides = tiny_overrides(drum_folder, tmp_path_factory.mktemp("nbb"), "temporal", 0, **noise)
+    cfg = load_config(None, overrides)
+    torch.manual_seed(1)
+    model = AudioVAE(cfg.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return save_bundle(model, tmp_path_factory.mktemp("noise_backbone") / "b", {"name": "tiny noise"}, cfg.to_dict())
+
+
+def test_the_decoder_loss_sees_relative_noise_beside_the_stack_as_an_incoherent_sum(drum_folder, tmp_path, noise_backbone):
+    from vaedemo.training.twostage import TwoStageModule
+
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", noise_backbone) + [
+        "train.mel_sizes=[256, 128]", "train.decoder_loss_target=audio", "train.finetune_decoder=true"]  # fmt: skip
+    cfg = load_config(None, overrides)
+    model, model_cfg = build_two_stage(cfg)
+    assert model_cfg.noise_bands == 2 and model_cfg.noise_relative  # the backbone's architecture, noise included
+    model.eval()  # the noise's fixed evaluation seed: the same draw in every call
+    trajectory = torch.randn(2, model_cfg.trajectory_size, 8)
+    parts = TwoStageModule(cfg, model).audio_parts(trajectory)
+    whole = TwoStageModule(cfg, model).audio(trajectory)
+    assert len(parts) == 2 and float(parts[1].abs().max()) > 0  # the conv stack's and the noise's
+    torch.testing.assert_close(sum(parts), whole, rtol=1e-5, atol=1e-6)
+    cfg.train.incoherent_partials = False
+    (alone,) = TwoStageModule(cfg, model).audio_parts(trajectory)
+    torch.testing.assert_close(alone, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_a_decoding_side_fine_tune_keeps_every_vector_and_the_prior(drum_folder, tmp_path, noise_backbone):
+    """train.freeze_encoder with train.freeze_prior on a two-stage model: the encoder head, the posterior flow and
+    the prior flow stay as the init has them (every clip's vector and every prior draw stay), while the decoder head,
+    the decoder and its relative noise branch learn from the audio loss."""
+    decoding = two_stage_overrides(drum_folder, tmp_path / "a", noise_backbone) + [
+        "train.mel_sizes=[256, 128]", "train.mel_weight=10", "train.decoder_loss_clips=2",
+        "train.decoder_loss_target=audio", "train.finetune_decoder=true", "train.lr=0.01"]  # fmt: skip
+    first = load(run(None, decoding, resume=False) / "bundle")
+    overrides = [o.replace(str(tmp_path / "a"), str(tmp_path / "b")) for o in decoding]
+    overrides += ["train.freeze_encoder=true", "train.freeze_prior=true", f"train.init_from={first.path}"]
+    trained = load(run(None, overrides, resume=False) / "bundle").model.state_dict()
+    before = first.model.state_dict()
+    kept = [k for k in before if k.startswith(("encoder.", "latent.")) and before[k].is_floating_point()]
+    assert any(k.startswith("latent.prior_flow.") for k in kept) and all(torch.equal(trained[k], before[k]) for k in kept)
+    for prefix in ("decoder.head.", "decoder.net.", "decoder.noise."):
+        assert any(not torch.equal(trained[k], before[k]) for k in before if k.startswith(prefix)), prefix
+    with pytest.raises(ConfigError, match="freeze_prior needs"):
+        load_config(None, decoding + ["train.freeze_prior=true"])

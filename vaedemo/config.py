@@ -164,7 +164,9 @@ class TrainConfig:
     # phases, counted in training batches: VAE only -> discriminator warm-up -> adversarial
     vae_steps: int = 1000  # length of the VAE phase (reconstruction + KL only)
     discriminator_warmup_len: int = 0
-    freeze_encoder: bool = False  # freeze encoder and posterior in the adversarial phase (as RAVE does)
+    # freeze encoder and posterior in the adversarial phase (as RAVE does); on a twostage model, its encoder head and
+    # posterior flow in every step: each clip keeps its vector while the decoding side learns
+    freeze_encoder: bool = False
     # float32, bfloat16, or auto (bfloat16 where the device runs it natively: a CPU with AMX or AVX512_BF16, a CUDA
     # GPU from Ampere on; float32 elsewhere). In bfloat16 the discriminator's forward and backward run under autocast
     # whatever trainer.precision (its weights, every loss and the generator stay float32): its dense convolutions are
@@ -181,7 +183,8 @@ class TrainConfig:
     # on the audio of the posterior mean (train.decoder_loss_target audio), the backbone's encoder frozen as ever
     freeze_decoder: bool = False
     # with it, on a twostage model: the prior flow frozen too, so that the fine-tune changes how sounds are encoded and
-    # not what the model generates (prior samples stay as they were; the KL pulls the encoder toward that prior)
+    # not what the model generates (prior samples stay as they were; the KL pulls the encoder toward that prior); with
+    # train.freeze_encoder instead, the prior's draws stay the vectors they were while the decoding side learns
     freeze_prior: bool = False
     # KL weight, ramped (log-linear) from beta_start to beta over beta_warmup_steps
     beta: float = 0.01
@@ -455,8 +458,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(not (t.freeze_decoder and cfg.model.latent_mode == "twostage") or (audio_loss and not t.finetune_decoder),
          "train.freeze_decoder on a twostage model needs train.mel_sizes and train.decoder_loss_target audio, and not "
          "train.finetune_decoder")
-    need(not t.freeze_prior or (t.freeze_decoder and cfg.model.latent_mode == "twostage" and cfg.model.prior_flow_layers),
-         "train.freeze_prior needs train.freeze_decoder on a twostage model with a prior flow (model.prior_flow_layers)")
+    frozen_side = t.freeze_decoder or t.freeze_encoder
+    need(not t.freeze_prior or (frozen_side and cfg.model.latent_mode == "twostage" and cfg.model.prior_flow_layers),
+         "train.freeze_prior needs train.freeze_decoder or train.freeze_encoder on a twostage model with a prior flow "
+         "(model.prior_flow_layers)")
     need(t.prior_level_weight >= 0 and t.prior_level_samples >= 2,
          "train.prior_level_weight must not be negative and train.prior_level_samples must be at least 2")
     need(not t.prior_level_weight or (cfg.model.latent_mode == "twostage" and not cfg.model.level_latent),

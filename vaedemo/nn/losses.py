@@ -54,6 +54,12 @@ class IncoherentSpectra(Spectra):
         return self._pairs[n]
 
 
+def spectra_of_parts(target: torch.Tensor, parts: list[torch.Tensor]) -> Spectra:
+    """The spectra of ``target`` and of an estimate in ``parts``: their true sum's for one part, else their incoherent
+    sum's (:class:`IncoherentSpectra`), as for a conv stack and the branches that follow its level."""
+    return Spectra(target, parts[0]) if len(parts) == 1 else IncoherentSpectra(target, parts)
+
+
 def log_floor(target: torch.Tensor, eps: float, floor_db: float | None) -> torch.Tensor | float:
     """What the logs of a distance add to the magnitudes of ``target`` (B, bins, frames): ``eps``, or with ``floor_db``
     per example the larger of ``eps`` and the target's loudest cell ``floor_db`` dB down, (B, 1, 1)."""

@@ -22,13 +22,13 @@ from ..config import Config
 from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
 from ..nn.losses import (
-    IncoherentSpectra,
     MultiScaleMel,
     MultiScaleSTFT,
     Spectra,
     feature_matching,
     hinge_discriminator,
     hinge_generator,
+    spectra_of_parts,
 )
 from ..nn.vae import AudioVAE
 from .precision import discriminator_in_bfloat16
@@ -73,6 +73,18 @@ def _as_float32(features: list[Features]) -> list[Features]:
     return [[f.float() for f in maps] for maps in features]
 
 
+def branch_param_groups(named: list[tuple[str, torch.nn.Parameter]], t) -> list[dict]:
+    """Named parameters of a VAE as one optimiser's groups; the noise branch's and the partial bank's each in a group
+    of its own with its learning-rate scale (``lr_scale``: train.noise_lr_factor, train.partials_lr_factor)."""
+    branches = {"decoder.noise.": t.noise_lr_factor, "decoder.partials.": t.partials_lr_factor}
+    rest = [p for n, p in named if not n.startswith(tuple(branches))]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    for prefix, scale in branches.items():
+        params = [p for n, p in named if n.startswith(prefix)]
+        groups += [{"params": params, "lr_scale": scale}] if params else []
+    return groups
+
+
 def fused_adam_allowed(trainer) -> bool:
     """Adam's fused kernel (one pass over all parameters: 14 -> 3 ms a step for a 1 M-parameter generator on CPU),
     except with a GradScaler: Lightning then leaves unscaling to the fused step, after the gradients have been clipped
@@ -112,17 +124,8 @@ class VAEModule(pl.LightningModule):
         return [gen, dis]
 
     def _generator_groups(self) -> list[dict]:
-        """The VAE's parameters; the noise branch's and the partial bank's each in a group of its own with its
-        learning-rate scale."""
-        t = self.cfg.train
-        branches = {"decoder.noise.": t.noise_lr_factor, "decoder.partials.": t.partials_lr_factor}
-        named = list(self.vae.named_parameters())
-        rest = [p for n, p in named if not n.startswith(tuple(branches))]
-        groups = [{"params": rest, "lr_scale": 1.0}]
-        for prefix, scale in branches.items():
-            params = [p for n, p in named if n.startswith(prefix)]
-            groups += [{"params": params, "lr_scale": scale}] if params else []
-        return groups
+        """The VAE's parameters, frozen ones included (their groups are what a run's checkpoints hold)."""
+        return branch_param_groups(list(self.vae.named_parameters()), self.cfg.train)
 
     @staticmethod
     def _param_groups(opt) -> list[dict]:
@@ -187,9 +190,7 @@ class VAEModule(pl.LightningModule):
     def _spectra(self, target: torch.Tensor, estimate: torch.Tensor, followers: list[torch.Tensor]) -> Spectra:
         """The pair's spectra; with branches that follow the stack (and train.incoherent_partials), the estimate as
         the incoherent sum of the conv stack's part and each branch's (:class:`IncoherentSpectra`)."""
-        if not followers:
-            return Spectra(target, estimate)
-        return IncoherentSpectra(target, [estimate - sum(followers), *followers])
+        return spectra_of_parts(target, [estimate - sum(followers), *followers] if followers else [estimate])
 
     def discriminator_features(self, out, detach_fake: bool) -> tuple[list[Features], list[Features]]:
         """The discriminator's features of real and of reconstructed audio. Two calls, not one over both batches: the

@@ -23,10 +23,10 @@ from ..bundle import load
 from ..config import Config, ModelConfig, model_config_from_dict
 from ..errors import ConfigError
 from ..nn.level import peak_db
-from ..nn.losses import MultiScaleMel, MultiScaleSTFT, Spectra
+from ..nn.losses import MultiScaleMel, MultiScaleSTFT, spectra_of_parts
 from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
-from .module import beta_at, fused_adam_allowed, lr_factor_at
+from .module import beta_at, branch_param_groups, fused_adam_allowed, lr_factor_at
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
@@ -43,10 +43,13 @@ def frozen_prefixes(cfg: Config) -> tuple[str, ...]:
 
 def untrained_prefixes(cfg: Config) -> tuple[str, ...]:
     """The tensors that get no gradient: the frozen backbone's, and with train.freeze_decoder the whole decoding side
-    (stage two's decoder head and the decoder), so that only the encoder head and the flows learn (with
-    train.freeze_prior only the encoder head and the posterior flow)."""
-    decoding = ("decoder.",) if cfg.train.freeze_decoder else ()
-    return frozen_prefixes(cfg) + decoding + (("latent.prior_flow.",) if cfg.train.freeze_prior else ())
+    (stage two's decoder head and the decoder), so that only the encoder head and the flows learn; with
+    train.freeze_encoder the encoding side (the encoder head and the posterior flow), so that every clip keeps its
+    vector; with train.freeze_prior the prior flow, so that the prior's draws stay."""
+    t = cfg.train
+    decoding = ("decoder.",) if t.freeze_decoder else ()
+    encoding = ("encoder.head.", "latent.posterior_flow.") if t.freeze_encoder else ()
+    return frozen_prefixes(cfg) + decoding + encoding + (("latent.prior_flow.",) if t.freeze_prior else ())
 
 
 def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
@@ -133,8 +136,8 @@ class TwoStageModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        params = [p for p in self.vae.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=t.lr, betas=tuple(t.betas), fused=fused_adam_allowed(self.trainer))
+        groups = branch_param_groups([(n, p) for n, p in self.vae.named_parameters() if p.requires_grad], t)
+        return torch.optim.Adam(groups, lr=t.lr, betas=tuple(t.betas), fused=fused_adam_allowed(self.trainer))
 
     def trajectory_nll(self, z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood per example (B,) of the trajectory in ``stats`` given the vector ``z``."""
@@ -154,8 +157,9 @@ class TwoStageModule(pl.LightningModule):
         else:
             with torch.no_grad():
                 target = self.audio(stats[:, : self.vae.cfg.trajectory_size])
-        audio = self.audio(self.vae.decoder.head(z))
-        spectra = Spectra(target, audio)  # computed as the losses ask, each size once
+        parts = self.audio_parts(self.vae.decoder.head(z))
+        audio = sum(parts)
+        spectra = spectra_of_parts(target, parts)  # computed as the losses ask, each size once
         loss = self.mel(target, audio, spectra)
         if self.stft is not None:
             loss = loss + self.cfg.train.decoder_stft_weight * self.stft(target, audio, spectra)
@@ -163,6 +167,15 @@ class TwoStageModule(pl.LightningModule):
 
     def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
         return self.vae.pqmf.synthesis(self.vae.decoder.bands(trajectory))
+
+    def audio_parts(self, trajectory: torch.Tensor) -> list[torch.Tensor]:
+        """The audio of ``trajectory`` as the decoder loss compares it: the conv stack's and, where
+        train.incoherent_partials separates them, that of each branch that follows its level (relative noise, partial
+        bank); else their sum alone."""
+        stack, followers = self.vae.decoder.parts(trajectory)
+        if not (followers and self.cfg.train.incoherent_partials):
+            return [self.vae.pqmf.synthesis(sum(followers, stack))]
+        return [self.vae.pqmf.synthesis(b) for b in (stack, *followers)]
 
     def objective(self, batch: torch.Tensor, clips: torch.Tensor | None, step: int) -> tuple[torch.Tensor, dict]:
         """(loss, logged terms) of a batch of trajectory statistics (and its clips, for an audio target) at ``step``."""
@@ -203,7 +216,7 @@ class TwoStageModule(pl.LightningModule):
             rank_zero_info(f"[vaedemo] step {step}: phase 'vae'")
             self.phase_changes.append((step, "vae"))
         for group in self.optimizers().optimizer.param_groups:
-            group["lr"] = self.cfg.train.lr * lr_factor_at(self.cfg, step)
+            group["lr"] = self.cfg.train.lr * lr_factor_at(self.cfg, step) * group.get("lr_scale", 1.0)
         loss, logs = self.objective(batch, clips, step)
         bs = batch.shape[0]
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs)
