@@ -174,19 +174,24 @@ def tiny_config(drum_folder, tmp_path):
     return make
 
 
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory, drum_folder):
-    """A tiny temporal bundle (random weights moved off their initialisation): a two-stage model's backbone."""
+def tiny_backbone(tmp_path_factory, drum_folder, name: str, seed: int = 0, **extra: object) -> Path:
+    """A tiny temporal bundle (random weights moved off their initialisation, ``extra``: model overrides as in
+    :func:`tiny_overrides`): a two-stage model's backbone."""
     import torch
 
     from vaedemo.bundle import save_bundle
     from vaedemo.config import load_config
     from vaedemo.nn.vae import AudioVAE
 
-    cfg = load_config(None, tiny_overrides(drum_folder, tmp_path_factory.mktemp("bb"), "temporal", 0))
-    torch.manual_seed(0)
+    cfg = load_config(None, tiny_overrides(drum_folder, tmp_path_factory.mktemp("bb"), "temporal", 0, **extra))
+    torch.manual_seed(seed)
     model = AudioVAE(cfg.model)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return save_bundle(model, tmp_path_factory.mktemp("backbone") / "b", {"name": "tiny temporal"}, cfg.to_dict())
+    return save_bundle(model, tmp_path_factory.mktemp("backbone") / "b", {"name": name}, cfg.to_dict())
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory, drum_folder):
+    return tiny_backbone(tmp_path_factory, drum_folder, "tiny temporal")

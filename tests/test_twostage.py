@@ -231,18 +231,11 @@ def test_an_encoder_head_fine_tune_keeps_the_decoding_side_of_its_init(drum_fold
 
 @pytest.fixture(scope="module")
 def noise_backbone(tmp_path_factory, drum_folder):
-    """A tiny temporal bundle with a relative noise branch (random weights moved off their initialisation)."""
-    from conftest import tiny_overrides
+    """A tiny temporal bundle with a relative noise branch."""
+    from conftest import tiny_backbone
 
     noise = {"model__noise_bands": 2, "model__noise_hop": 4, "model__noise_relative": "true"}
-    overrides = tiny_overrides(drum_folder, tmp_path_factory.mktemp("nbb"), "temporal", 0, **noise)
-    cfg = load_config(None, overrides)
-    torch.manual_seed(1)
-    model = AudioVAE(cfg.model)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return save_bundle(model, tmp_path_factory.mktemp("noise_backbone") / "b", {"name": "tiny noise"}, cfg.to_dict())
+    return tiny_backbone(tmp_path_factory, drum_folder, "tiny noise", seed=1, **noise)
 
 
 def test_the_decoder_loss_sees_relative_noise_beside_the_stack_as_an_incoherent_sum(drum_folder, tmp_path, noise_backbone):
