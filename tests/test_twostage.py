@@ -275,3 +275,28 @@ def test_a_decoding_side_fine_tune_keeps_every_vector_and_the_prior(drum_folder,
         assert any(not torch.equal(trained[k], before[k]) for k in before if k.startswith(prefix)), prefix
     with pytest.raises(ConfigError, match="freeze_prior needs"):
         load_config(None, decoding + ["train.freeze_prior=true"])
+
+
+def test_a_decoder_of_its_own_may_add_relative_noise_that_the_backbone_lacks(drum_folder, tmp_path, backbone):
+    """A two-stage config that fine-tunes its decoder may give it a branch the backbone lacks (its keys then come from
+    the config, its weights start fresh and get the audio loss's gradient); a frozen backbone decoder cannot."""
+    from vaedemo.training.twostage import TwoStageModule, encode_statistics
+
+    noise = ["model.noise_bands=2", "model.noise_hop=4", "model.noise_relative=true", "train.mel_sizes=[256, 128]"]
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + noise + [
+        "train.decoder_loss_clips=2", "train.decoder_loss_target=audio"]  # fmt: skip
+    with pytest.raises(ConfigError, match="adds a decoder branch that train.backbone lacks"):
+        build_two_stage(load_config(None, overrides))
+    cfg = load_config(None, overrides + ["train.finetune_decoder=true"])
+    model, model_cfg = build_two_stage(cfg)
+    assert (model_cfg.noise_bands, model_cfg.noise_hop, model_cfg.noise_relative) == (2, 4, True)
+    torch.manual_seed(0)
+    stats, clips = encode_statistics(model, 0.1 * torch.randn(4, 1, 2048), copies=1, keep_clips=True)
+    module = TwoStageModule(cfg, model)
+    module.set_spread(stats)
+    module.objective(stats, clips, step=0)[0].backward()
+    grads = [p.grad for n, p in model.named_parameters() if n.startswith("decoder.noise.")]
+    assert grads and all(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    bundle = load(run(None, overrides + ["train.finetune_decoder=true"], resume=False) / "bundle")
+    assert bundle.config.noise_bands == 2 and any(k.startswith("decoder.noise.") for k in bundle.model.state_dict())
+    assert Engine(bundle).reconstruct(np.zeros(3000, np.float32), 16000).shape == (3000, 1)

@@ -30,6 +30,9 @@ from .module import beta_at, branch_param_groups, fused_adam_allowed, lr_factor_
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
+# the decoder's branches, each with its config keys: a two-stage model with a decoder of its own may add one that its
+# backbone lacks (its weights then start fresh, or come from train.init_from)
+BRANCHES = {"decoder.noise.": ("noise_bands", "noise_hop", "noise_relative"), "decoder.partials.": ("partials",)}
 FROZEN = ("encoder.net.", "decoder.net.", "decoder.noise.", "decoder.partials.")
 DECODER = ("decoder.net.", "decoder.noise.", "decoder.partials.")
 
@@ -52,11 +55,24 @@ def untrained_prefixes(cfg: Config) -> tuple[str, ...]:
     return frozen_prefixes(cfg) + decoding + encoding + (("latent.prior_flow.",) if t.freeze_prior else ())
 
 
+def added_branches(cfg: Config, backbone: ModelConfig) -> list[str]:
+    """The prefixes of the decoder branches that the two-stage config asks for and the backbone lacks (allowed only to
+    a decoder of the model's own: train.finetune_decoder, or train.freeze_decoder over such a model)."""
+    added = [prefix for prefix, keys in BRANCHES.items() if getattr(cfg.model, keys[0]) and not getattr(backbone, keys[0])]
+    if added and not (cfg.train.finetune_decoder or cfg.train.freeze_decoder):
+        key = BRANCHES[added[0]][0]
+        raise ConfigError(f"model.{key} adds a decoder branch that train.backbone lacks: a two-stage model adds one only "
+                          "to a decoder of its own (train.finetune_decoder).")  # fmt: skip
+    return added
+
+
 def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
-    """The experiment's model config with the backbone's architecture (those keys come from the backbone)."""
+    """The experiment's model config with the backbone's architecture (those keys come from the backbone, but for the
+    keys of a branch that the config adds to a decoder of its own: :func:`added_branches`)."""
     if backbone.latent_mode != "temporal" or backbone.posterior_flow_layers:
         raise ConfigError(f"train.backbone {source} must be a temporal bundle without a posterior flow.")
-    values = cfg.model.to_dict() | {k: getattr(backbone, k) for k in ARCHITECTURE_KEYS}
+    own = {k for prefix in added_branches(cfg, backbone) for k in BRANCHES[prefix]}
+    values = cfg.model.to_dict() | {k: getattr(backbone, k) for k in ARCHITECTURE_KEYS if k not in own}
     values["trajectory_size"] = backbone.latent_size
     return model_config_from_dict(values, f"{source} + the two-stage config")
 
@@ -69,7 +85,8 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
     model_cfg = two_stage_model_config(cfg, backbone.config, cfg.train.backbone)
     model = AudioVAE(model_cfg)
     frozen = {k: v for k, v in backbone.model.state_dict().items() if k.startswith(FROZEN)}
-    missing = [k for k in model.state_dict() if k.startswith(FROZEN) and k not in frozen]
+    added = tuple(added_branches(cfg, backbone.config))
+    missing = [k for k in model.state_dict() if k.startswith(FROZEN) and not k.startswith(added) and k not in frozen]
     if missing:
         raise ConfigError(f"train.backbone {cfg.train.backbone} lacks {missing[0]} of the two-stage model.")
     model.load_state_dict(frozen, strict=False)
