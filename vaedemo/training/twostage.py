@@ -66,12 +66,12 @@ def added_branches(cfg: Config, backbone: ModelConfig) -> list[str]:
     return added
 
 
-def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str) -> ModelConfig:
+def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str, added: tuple[str, ...] = ()) -> ModelConfig:
     """The experiment's model config with the backbone's architecture (those keys come from the backbone, but for the
-    keys of a branch that the config adds to a decoder of its own: :func:`added_branches`)."""
+    keys of the branches in ``added`` that the config adds to a decoder of its own: :func:`added_branches`)."""
     if backbone.latent_mode != "temporal" or backbone.posterior_flow_layers:
         raise ConfigError(f"train.backbone {source} must be a temporal bundle without a posterior flow.")
-    own = {k for prefix in added_branches(cfg, backbone) for k in BRANCHES[prefix]}
+    own = {k for prefix in added for k in BRANCHES[prefix]}
     values = cfg.model.to_dict() | {k: getattr(backbone, k) for k in ARCHITECTURE_KEYS if k not in own}
     values["trajectory_size"] = backbone.latent_size
     return model_config_from_dict(values, f"{source} + the two-stage config")
@@ -82,10 +82,10 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
     if not cfg.train.backbone:
         raise ConfigError("model.latent_mode twostage needs train.backbone (a temporal bundle folder or hf:// id).")
     backbone = load(cfg.train.backbone)
-    model_cfg = two_stage_model_config(cfg, backbone.config, cfg.train.backbone)
+    added = tuple(added_branches(cfg, backbone.config))
+    model_cfg = two_stage_model_config(cfg, backbone.config, cfg.train.backbone, added)
     model = AudioVAE(model_cfg)
     frozen = {k: v for k, v in backbone.model.state_dict().items() if k.startswith(FROZEN)}
-    added = tuple(added_branches(cfg, backbone.config))
     missing = [k for k in model.state_dict() if k.startswith(FROZEN) and not k.startswith(added) and k not in frozen]
     if missing:
         raise ConfigError(f"train.backbone {cfg.train.backbone} lacks {missing[0]} of the two-stage model.")
