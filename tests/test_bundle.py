@@ -199,3 +199,14 @@ def test_a_card_update_keeps_the_training_set_summary_and_new_weights_drop_it(bu
         next(b.model.parameters()).add_(1.0)
     save_bundle(b.model, copy, b.meta, b.training)
     assert not any((copy / name).exists() for name in OPTIONAL_FILES)
+
+
+def test_a_card_names_the_decoders_branches():
+    from vaedemo.card import _model_lines
+    from vaedemo.config import ModelConfig
+
+    assert not any("branches" in line for line in _model_lines(ModelConfig()))
+    lines = _model_lines(ModelConfig(noise_bands=16, noise_hop=8, noise_relative=True, partials=32))
+    branch = [line for line in lines if "branches" in line]
+    assert branch == ["- decoder branches beside the conv stack: filtered noise, 16 magnitudes a band every 8 band "
+                      "samples, relative to the stack's band level; a bank of 32 partials"]

@@ -92,7 +92,19 @@ def _model_lines(m: ModelConfig) -> list[str]:
         f"hop {m.hop} samples ({m.sample_rate / m.hop:.1f} latent frames/s), causal: {m.causal}",
         f"- clip length {m.clip_length} samples ({m.clip_length / m.sample_rate:.3f} s)"
         + (" — one latent vector per clip" if latent_mode(m).per_clip else " during training"),
+        *_branch_lines(m),
     ]
+
+
+def _branch_lines(m: ModelConfig) -> list[str]:
+    """What the decoder adds beside its conv stack's bands (none for a plain RAVE-style decoder)."""
+    branches = []
+    if m.noise_bands:
+        kind = "relative to the stack's band level" if m.noise_relative else "absolute (RAVE's)"
+        branches.append(f"filtered noise, {m.noise_bands} magnitudes a band every {m.noise_hop} band samples, {kind}")
+    if m.partials:
+        branches.append(f"a bank of {m.partials} partials")
+    return [f"- decoder branches beside the conv stack: {'; '.join(branches)}"] if branches else []
 
 
 def _training_lines(meta: dict[str, Any], training: dict[str, Any]) -> list[str]:
