@@ -90,7 +90,7 @@ def running_rms(bands: torch.Tensor, window: int) -> torch.Tensor:
     # a difference of running sums, in float64 so that it stays exact to ~1e-16 of the power so far (a 10-minute
     # signal's tail to ~-110 dB): 3-4x faster than avg_pool1d with a stride of 1, which sums each window afresh
     total = F.pad(bands.detach().double().square().cumsum(-1), (window, 0))
-    return ((total[..., window:] - total[..., :-window]) / window).clamp_min(0.0).sqrt().to(bands.dtype)
+    return ((total[..., window:] - total[..., :-window]) / window).to(bands.dtype).clamp_min(0.0).sqrt()
 
 
 def block_magnitudes(x: torch.Tensor, bands: int, noise_bands: int, relative: bool = False) -> torch.Tensor:
