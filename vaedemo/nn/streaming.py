@@ -79,23 +79,15 @@ class CachedConv(nn.Module):
     def reset(self) -> None:
         self.cache, self.seen = torch.zeros(0), 0
 
-    def _zero_start(self, x: torch.Tensor) -> torch.Tensor:
-        """Zero the samples that stand for offline times before 0 (the offline conv's zero padding)."""
-        if self.seen < self.input_delay:
-            n = min(self.input_delay - self.seen, x.shape[-1])
-            self.seen += n
-            x = torch.cat([torch.zeros_like(x[..., :n]), x[..., n:]], dim=-1)
-        return x
-
     def extend(self, x: torch.Tensor) -> torch.Tensor:
-        """The chunk with its left context in front (zeroed where it stands for offline times before 0)."""
-        x = self._zero_start(x)
+        """The chunk with its left context in front (zeroed where it stands for offline times before 0: the offline
+        conv's zero padding)."""
+        x = zero_before(x, self.seen, self.input_delay)
+        self.seen += x.shape[-1]
         if self.context == 0:
             return x
-        if self.cache.dim() != 3 or self.cache.shape[0] != x.shape[0]:
-            self.cache = torch.zeros(x.shape[0], self.in_ch, self.context, dtype=x.dtype, device=x.device)
-        x = torch.cat([self.cache, x], dim=-1)
-        self.cache = x[..., x.shape[-1] - self.context :]
+        x, cache = with_history(self.cache, x, self.context)
+        self.cache = cache
         return x
 
     def convolve(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,6 +154,24 @@ class CachedResizeUp(nn.Module):
         return self.conv(x.repeat_interleave(self.ratio, dim=-1))
 
 
+def with_history(cache: torch.Tensor, x: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A chunk (B, C, n) with the ``samples`` samples before it in front (zeros before the first chunk, or when the
+    batch changes), and the cache for the next chunk: its last ``samples`` samples."""
+    if cache.dim() != 3 or cache.shape[0] != x.shape[0]:
+        cache = torch.zeros(x.shape[0], x.shape[1], samples, dtype=x.dtype, device=x.device)
+    both = torch.cat([cache, x], dim=-1)
+    return both, both[..., both.shape[-1] - samples :]
+
+
+def zero_before(x: torch.Tensor, seen: int, start: int) -> torch.Tensor:
+    """A chunk whose first sample is sample ``seen`` of its stream, with the samples before sample ``start`` zeroed
+    (a late stream's first samples stand for offline times before 0, where the offline pass has zeros)."""
+    if seen >= start:
+        return x
+    n = min(start - seen, x.shape[-1])
+    return torch.cat([torch.zeros_like(x[..., :n]), x[..., n:]], dim=-1)
+
+
 class Delay(nn.Module):
     """Delays a signal by ``samples`` (the first ones are zeros), across chunks."""
 
@@ -177,10 +187,8 @@ class Delay(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.samples == 0:
             return x
-        if self.cache.dim() != 3 or self.cache.shape[0] != x.shape[0]:
-            self.cache = torch.zeros(x.shape[0], x.shape[1], self.samples, dtype=x.dtype, device=x.device)
-        both = torch.cat([self.cache, x], dim=-1)
-        self.cache = both[..., x.shape[-1] :]
+        both, cache = with_history(self.cache, x, self.samples)
+        self.cache = cache
         return both[..., : x.shape[-1]]
 
 
@@ -323,14 +331,10 @@ class StreamingRms(nn.Module):
         self.emitted = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cache.dim() != 3 or self.cache.shape[0] != x.shape[0]:
-            self.cache = torch.zeros(x.shape[0], x.shape[1], self.window - 1, dtype=x.dtype, device=x.device)
-        if self.emitted < self.delay:
-            index = torch.arange(self.emitted, self.emitted + x.shape[-1], device=x.device)
-            x = x * (index >= self.delay).to(x.dtype)
+        x = zero_before(x, self.emitted, self.delay)
         self.emitted += x.shape[-1]
-        both = torch.cat([self.cache, x], dim=-1)
-        self.cache = both[..., x.shape[-1] :]
+        both, cache = with_history(self.cache, x, self.window - 1)
+        self.cache = cache
         return running_rms(both, self.window)[..., self.window - 1 :]
 
 
