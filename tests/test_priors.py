@@ -45,19 +45,26 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     shutil.copytree(drum_folder, other)
     assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
                         "--data", str(other), "--samples", "6", "--fm-steps", "20", "--out", str(out),
-                        "--json", str(js)]) == 0  # fmt: skip
+                        "--json", str(js), "--temperature", "0.5"]) == 0  # fmt: skip
     folders = json.loads(js.read_text())["folders"]
     rows, other_rows = folders.values()
     # another folder: 6 of its 12 files are evaluated, the other 6 are the floor's (and say so)
     assert list(folders)[1] == f"{other} (6 of 12 files, not seen in training; the others are the floor's)"
     assert 0.0 <= other_rows["real clips (floor)"]["memorisation"] <= 1.0
     exact, training = "training latents, decoded (an exact prior of the training set)", "training clips (real)"
-    assert set(rows) == {"Gaussian", "RealNVP", "flow matching", "reconstructions (decoder bound)", "real clips (floor)",
-                         exact, training}  # fmt: skip
+    cold = "RealNVP, temperature 0.5"
+    assert set(rows) == {"Gaussian", "RealNVP", cold, "flow matching", "reconstructions (decoder bound)",
+                         "real clips (floor)", exact, training}  # fmt: skip
+    assert rows[cold]["fd"] != rows["RealNVP"]["fd"]  # other draws: the same noise, scaled by the temperature
     assert "memorisation" not in rows[training] and "memorisation" in rows[exact]
     # the folder beside is a copy of the training folder: its clips are training clips, bit for bit
     assert other_rows[training]["fd"] < other_rows["Gaussian"]["fd"]
     assert all(0.0 <= r.get("memorisation", 0) <= 1.0 and r["diversity"] >= 0 for r in rows.values())
     assert "memorisation" not in rows["real clips (floor)"]  # the training folder's floor is its training split
     assert rows["real clips (floor)"]["median_peak_dbfs"] < 0
-    assert "| flow matching |" in out.read_text()
+    assert "| flow matching |" in out.read_text() and "(RealNVP also at 0.5)" in out.read_text()
+
+
+def test_priors_cli_refuses_a_temperature_out_of_range(capsys):
+    assert priors_main(["--checkpoint", "unused", "--train-data", "x", "--data", "x", "--temperature", "0"]) != 0
+    assert "--temperature must be above 0 and at most 3, got [0.0]." in capsys.readouterr().err
