@@ -137,7 +137,7 @@ def _also(temperatures: list[float]) -> str:
 
 def report(name: str, result: dict) -> str:
     lines = [f"# Priors of {name}", "",
-             f"{result['samples']} samples per prior at temperature 1{_also(result.get('temperatures', []))}; flow "
+             f"{result['samples']} samples per prior at temperature 1{_also(result['temperatures'])}; flow "
              f"matching trained {result['fm_steps']} steps "
              f"on the posterior means of {result['train_clips']} training clips, sampled with {result['ode_steps']} "
              f"Euler steps. Training clips' median peak: {result['train_peak_dbfs']:.1f} dBFS.", ""]  # fmt: skip

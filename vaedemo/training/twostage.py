@@ -33,8 +33,8 @@ ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "
 # the decoder's branches, each with its config keys: a two-stage model with a decoder of its own may add one that its
 # backbone lacks (its weights then start fresh, or come from train.init_from)
 BRANCHES = {"decoder.noise.": ("noise_bands", "noise_hop", "noise_relative"), "decoder.partials.": ("partials",)}
-FROZEN = ("encoder.net.", "decoder.net.", "decoder.noise.", "decoder.partials.")
-DECODER = ("decoder.net.", "decoder.noise.", "decoder.partials.")
+DECODER = ("decoder.net.", *BRANCHES)  # the backbone's decoder: its conv stack and its branches
+FROZEN = ("encoder.net.", *DECODER)
 
 
 def frozen_prefixes(cfg: Config) -> tuple[str, ...]:
@@ -55,10 +55,10 @@ def untrained_prefixes(cfg: Config) -> tuple[str, ...]:
     return frozen_prefixes(cfg) + decoding + encoding + (("latent.prior_flow.",) if t.freeze_prior else ())
 
 
-def added_branches(cfg: Config, backbone: ModelConfig) -> list[str]:
+def added_branches(cfg: Config, backbone: ModelConfig) -> tuple[str, ...]:
     """The prefixes of the decoder branches that the two-stage config asks for and the backbone lacks (allowed only to
     a decoder of the model's own: train.finetune_decoder, or train.freeze_decoder over such a model)."""
-    added = [prefix for prefix, keys in BRANCHES.items() if getattr(cfg.model, keys[0]) and not getattr(backbone, keys[0])]
+    added = tuple(p for p, keys in BRANCHES.items() if getattr(cfg.model, keys[0]) and not getattr(backbone, keys[0]))
     if added and not (cfg.train.finetune_decoder or cfg.train.freeze_decoder):
         key = BRANCHES[added[0]][0]
         raise ConfigError(f"model.{key} adds a decoder branch that train.backbone lacks: a two-stage model adds one only "
@@ -82,7 +82,7 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
     if not cfg.train.backbone:
         raise ConfigError("model.latent_mode twostage needs train.backbone (a temporal bundle folder or hf:// id).")
     backbone = load(cfg.train.backbone)
-    added = tuple(added_branches(cfg, backbone.config))
+    added = added_branches(cfg, backbone.config)
     model_cfg = two_stage_model_config(cfg, backbone.config, cfg.train.backbone, added)
     model = AudioVAE(model_cfg)
     frozen = {k: v for k, v in backbone.model.state_dict().items() if k.startswith(FROZEN)}
