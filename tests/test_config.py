@@ -45,6 +45,9 @@ def test_wrong_type_names_key_and_file(tmp_path):
         load_config(p)
     with pytest.raises(ConfigError, match="model.causal .* must be true or false"):
         load_config(None, ["model.causal=3"])
+    for mode in ("single", "twostage"):  # a one-vector model needs its whole clip: it cannot be causal
+        with pytest.raises(ConfigError, match=f"model.causal needs model.latent_mode temporal .*, got '{mode}'"):
+            load_config(None, ["model.causal=true", f"model.latent_mode={mode}"])
     with pytest.raises(ConfigError, match="model.ratios .* must be a list"):
         load_config(None, ["model.ratios=4"])
 

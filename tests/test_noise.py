@@ -13,7 +13,7 @@ from vaedemo.bundle import load, save_bundle
 from vaedemo.config import load_config
 from vaedemo.errors import ConfigError, VaedemoError
 from vaedemo.nn.noise import fir_basis, hashed_uniform, running_rms
-from vaedemo.nn.streaming import StreamingRms
+from vaedemo.nn.streaming import StreamingRms, decoder_lookahead
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import init_weights
 from vaedemo.training.module import VAEModule
@@ -60,9 +60,8 @@ def test_noise_is_off_by_default_and_its_keys_are_validated():
 
 
 # ------------------------------------------------------------------------------------------------------ shapes
-@pytest.mark.parametrize("mode", ["temporal", "single"])
+@pytest.mark.parametrize("mode,causal", [("temporal", False), ("temporal", True), ("single", False)])
 @pytest.mark.parametrize("channels", [1, 2])
-@pytest.mark.parametrize("causal", [False, True])
 def test_exact_length_with_the_noise_branch(mode, channels, causal):
     model = _model(f"model.latent_mode={mode}", f"model.channels={channels}", f"model.causal={causal}")
     with torch.no_grad():
@@ -321,6 +320,25 @@ def test_training_sees_relative_noise_beside_the_stack():
     assert torch.allclose(sum(spectra.parts), out.audio_padded, atol=1e-5)
     plain = VAEModule(_config(RELATIVE, "train.incoherent_partials=false"))
     assert plain._followers_audio(plain.vae(0.3 * torch.randn(2, 1, 2048))) == []  # the true sum, on request
+
+
+@pytest.mark.parametrize("mode,causal", [("temporal", True), ("temporal", False), ("single", False), ("twostage", False)])
+def test_a_decode_of_the_first_frames_alone_is_the_whole_decodes_start(mode, causal):
+    """What a loop through a one-shot model relies on (a hit decoded only as far as it is kept): decoded from its first
+    frames alone, every branch included, the audio up to the decoder's look-ahead before their end is the whole
+    decode's; past it, a centred decoder's differs (it reads ahead)."""
+    model = _model(f"model.latent_mode={mode}", f"model.causal={causal}", RELATIVE, "model.partials=4", loud=True).double()
+    z = model.encode(0.3 * torch.randn(2, 1, 2048, dtype=torch.float64))
+    lookahead = decoder_lookahead(model)
+    assert (lookahead == 0) == causal
+    with torch.no_grad():
+        whole = model.decode(z)
+        for frames in (1 + lookahead // model.hop + n for n in (0, 1, 5)):
+            cut = model.decode(z, frames)
+            assert cut.shape[-1] == frames * model.hop
+            exact = frames * model.hop - lookahead  # at least a hop
+            assert torch.allclose(cut[..., :exact], whole[..., :exact], rtol=0, atol=1e-12)
+            assert causal or not torch.allclose(cut, whole[..., : cut.shape[-1]], rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("causal", [True, False])

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
+import torch
 
-from vaedemo.onsets import HOP, detect_onsets, hit_segments, lay_hits
+from vaedemo.onsets import HOP, detect_onsets, hit_segments, kept_lengths, lay_hits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,46 @@ def test_segments_and_laying_keep_the_exact_length():
     out = lay_hits(hits, onsets, 6000, 44100)
     assert out.shape == (6000, 2)
     assert np.allclose(out[:100], 1.0) and np.allclose(out[3048:5000], 0.0)  # each hit ends with its clip or fade
+
+
+def test_hits_cut_to_their_kept_lengths_are_laid_as_whole_clips_are():
+    onsets, sr = np.array([0, 100, 1000, 5000]), 44100
+    kept = kept_lengths(onsets, 6000, 2048, sr)
+    fade = int(0.03 * sr)
+    assert list(kept) == [100 + fade, 2048, 2048, 1000]  # to the fade's end after the next onset, within clip and input
+    hits = list(np.random.default_rng(0).standard_normal((4, 2048, 2)).astype(np.float32))
+    cut = [hit[:n] for hit, n in zip(hits, kept)]
+    assert np.array_equal(lay_hits(cut, onsets, 6000, sr), lay_hits(hits, onsets, 6000, sr))
+
+
+@pytest.mark.parametrize("channels,inputs", [(1, 2), (2, 3)])
+def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_laid(tiny_config, tmp_path, channels, inputs):
+    """Each hit's decode stops at its kept length plus the decoder's look-ahead; a decoder whose every branch reads
+    ahead (relative noise, a partial bank) gives what decoding every hit's whole clip and laying it gives."""
+    from vaedemo.bundle import save_bundle
+    from vaedemo.inference import Engine
+    from vaedemo.nn.vae import AudioVAE
+
+    cfg = tiny_config("twostage", model__channels=channels, model__noise_bands=5, model__noise_hop=2,
+                      model__noise_relative=True, model__partials=4)  # fmt: skip
+    torch.manual_seed(0)
+    model = AudioVAE(cfg.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    eng = Engine(save_bundle(model, tmp_path / "b"), batch=3)  # several batches, of hits kept short and long
+    sr = eng.sample_rate
+    mono = clicks(sr, [0.02, 0.1, 0.14, 0.35, 0.4, 0.45, 0.5, 0.9, 0.95, 1.3], 1.5)
+    x = np.stack([mono * (1 - 0.2 * c) for c in range(inputs)], axis=1)
+    onsets = detect_onsets(x.mean(axis=1), sr)
+    length = eng.clip_length
+    clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
+    assert len(clips) >= 8 and min(kept_lengths(onsets, len(x), length, sr)) < length - eng.decoder_lookahead
+    whole = eng._reconstruct_channels(np.concatenate(clips))  # every hit's whole clip, the same batches
+    expected = lay_hits(list(whole.reshape(len(clips), length, -1)), onsets, len(x), sr)
+    y = eng.reconstruct(x, sr)
+    assert y.shape == x.shape
+    assert np.allclose(y, expected, rtol=0, atol=1e-6) and np.abs(expected).max() > 0.01
 
 
 def test_a_loop_through_the_shipped_one_shot_model_is_cut_at_its_hits():

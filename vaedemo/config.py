@@ -391,6 +391,9 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     )
     need(not m.level_latent or m.latent_mode == "twostage",
          f"model.level_latent needs model.latent_mode twostage, got '{m.latent_mode}'")  # fmt: skip
+    # a one-vector model encodes nothing before its clip has ended: a causal one would only lag (and it cannot stream)
+    need(not m.causal or m.latent_mode == "temporal",
+         f"model.causal needs model.latent_mode temporal (a latent time series), got '{m.latent_mode}'")  # fmt: skip
     flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
     need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")

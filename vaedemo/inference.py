@@ -20,8 +20,8 @@ import torch
 from .audio import check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
-from .nn.streaming import StreamingVAE, script
-from .onsets import detect_onsets, hit_segments, lay_hits
+from .nn.streaming import StreamingVAE, decoder_lookahead, script
+from .onsets import detect_onsets, hit_segments, kept_lengths, lay_hits
 from .refine import refined_reconstruction, searched_latents
 
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
@@ -123,6 +123,7 @@ class Engine:
         self.groups_at_once = 0  # channel groups per forward (0: all)
         if self.mode.per_clip:  # clips are independent: a chunk is one batch of `batch` clips of one channel group
             self.chunk, self.groups_at_once = batch * unit, 1
+            self.decoder_lookahead = decoder_lookahead(self.model)  # how far past a hit its decode must go
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -185,13 +186,31 @@ class Engine:
 
     def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
         """A one-shot model's reconstruction of a longer input: cut at its onsets, each hit encoded as a one-shot,
-        the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`)."""
+        the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`). Each hit is decoded only as far as
+        the loop keeps it (to its fade after the next onset), which in a loop is a fraction of a clip."""
         onsets = detect_onsets(x.mean(axis=1), self.sample_rate)
         length = self.clip_length
         clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
-        decoded = self._reconstruct_channels(np.concatenate(clips), refine)  # clip-aligned: each hit is its own clip
-        hits = decoded.reshape(len(clips), length, decoded.shape[1])
-        return lay_hits(list(hits), onsets, len(x), self.sample_rate)
+        groups = self._tensor(np.stack([self._groups(clip) for clip in clips], axis=1))  # (G, hits, C_model, clip)
+        kept = kept_lengths(onsets, len(x), length, self.sample_rate)
+        with torch.inference_mode():
+            decoded = [self._decoded_hits(group, kept, refine) for group in groups]  # G lists of (C_model, kept[i])
+        hits = [self._ungroup(np.stack(group_hits), x.shape[1]) for group_hits in zip(*decoded)]
+        return lay_hits(hits, onsets, len(x), self.sample_rate)
+
+    def _decoded_hits(self, clips: torch.Tensor, kept: np.ndarray, refine: int) -> list[np.ndarray]:
+        """One channel group's hits (hits, C, clip_length) -> each one's decode, (C, kept[i]), ``batch`` hits per
+        forward, each batch decoding only as many latent frames as its longest needs (its kept samples plus the
+        decoder's look-ahead): those samples are then the whole clip's decode."""
+        out = []
+        for i in range(0, len(clips), self.batch):
+            batch = clips[i : i + self.batch]
+            z = searched_latents(self.model, batch, refine) if refine else self.model.encode(batch)
+            need = kept[i : i + len(batch)]
+            frames = min(self.clip_length // self.hop, -(-(int(need.max()) + self.decoder_lookahead) // self.hop))
+            y = self.model.decode(z, frames).cpu().numpy()
+            out += [hit[:, :n] for hit, n in zip(y, need)]
+        return out
 
     def stream(self) -> Stream:
         """A live stream through a temporal model: ``process(chunk)`` with float32 (samples, channels) chunks at the

@@ -50,11 +50,23 @@ def hit_segments(onsets: np.ndarray, length: int, clip_length: int) -> list[tupl
     return [(int(s), int(min(e, s + clip_length))) for s, e in zip(onsets, ends)]
 
 
+def kept_lengths(onsets: np.ndarray, length: int, clip_length: int, sample_rate: int) -> np.ndarray:
+    """How many first samples of each decoded hit (clip_length long) :func:`lay_hits` uses: up to the end of its
+    fade after the next onset, within the clip and the input (a decoder need not make the rest)."""
+    nexts = np.append(onsets[1:], length)
+    return np.minimum(np.minimum(nexts - onsets + _fade(sample_rate), length - onsets), clip_length)
+
+
+def _fade(sample_rate: int) -> int:
+    return max(1, int(FADE_S * sample_rate))
+
+
 def lay_hits(hits: list[np.ndarray], onsets: np.ndarray, length: int, sample_rate: int) -> np.ndarray:
-    """Decoded hits (clip_length, C) placed at their onsets; each fades out over FADE_S after the next onset."""
+    """Decoded hits (samples, C) placed at their onsets; each fades out over FADE_S after the next onset. A hit may
+    be cut to its :func:`kept_lengths`: what lies past them is silenced anyway."""
     channels = hits[0].shape[1]
     out = np.zeros((length, channels), np.float32)
-    fade = max(1, int(FADE_S * sample_rate))
+    fade = _fade(sample_rate)
     nexts = np.append(onsets[1:], length)
     for hit, start, nxt in zip(hits, onsets, nexts):
         n = min(len(hit), length - start)

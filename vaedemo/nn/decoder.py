@@ -77,8 +77,10 @@ class Decoder(nn.Module):
             span = max(span + 2 * self.upsampling, (stack_span(self.partials.net) + 1) * self.upsampling)
         return span
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.bands(self.head(z))
+    def forward(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """Latents -> PQMF bands; ``frames``: only the first that many frames of the head's trajectory."""
+        h = self.head(z)
+        return self.bands(h if frames is None else h[..., :frames])
 
     def bands(self, h: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """The PQMF bands from the head's output (a latent trajectory): the conv stack, without the head (stage

@@ -409,29 +409,21 @@ class NoBank(NoBranch):
         return bands
 
 
-class StreamingVAE(nn.Module):
-    """``process(chunk)``: (B, C, n) audio in, (B, C, n) out, n a multiple of the hop; ``reset()`` starts afresh.
+class StreamingDecoder(nn.Module):
+    """The decoder in a stream: latent frames (B, D, frames) in, audio (B, C, frames * hop) out, ``lookahead``
+    samples behind the offline decode of the frames fed so far (:meth:`AudioVAE.decode`). ``input_delay``: frames
+    by which the latents themselves run behind the offline ones (a stream's encoder look-ahead; 0 for latents given).
 
-    The output is :meth:`AudioVAE.forward` (posterior mean) of everything fed so far, delayed by ``lookahead``
-    samples; relative to the input it lags by ``latency`` = ``model.delay`` (a causal model's own lag) +
-    ``lookahead``."""
+    ``lookahead`` (with ``input_delay`` 0) is also how far the offline decoder reads ahead: decoded from its first k
+    frames alone, the first k * hop - lookahead samples are those of the whole decode."""
 
-    def __init__(self, model: AudioVAE):
+    def __init__(self, model: AudioVAE, input_delay: int = 0):
         super().__init__()
-        if model.mode.per_clip:
-            raise ValueError("only models with a latent time series stream")
         pqmf = model.pqmf
-        self.bands, self.channels, self.hop = pqmf.bands, model.channels, model.hop
-        ahead = pqmf.lookahead
-        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
-        self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
-        delay = self.analysis.delay if pqmf.bands > 1 else 0
-        self.encoder, delay = cached_stack(model.encoder.net, delay)
-        self.encoder_lookahead: int = delay  # latent frames
-        self.posterior_mean = PosteriorMean(model)
+        self.bands, self.channels = pqmf.bands, model.channels
         self.frame_delay = Delay(model.frame_delay)  # a causal decoder reads the previous frame (offline too)
-        latents_delay = delay
-        self.decoder, delay = cached_stack(model.decoder.net[:-1], delay)  # up to the hidden map the noise branch reads
+        latents_delay = input_delay
+        self.decoder, delay = cached_stack(model.decoder.net[:-1], input_delay)  # up to the hidden map the noise reads
         self.decoder_out = CachedConv.of(model.decoder.net[-1], delay)
         self.has_noise: bool = model.decoder.noise is not None
         # the wave and the noise reach the bands at different delays: the earlier of the two waits for the later
@@ -448,15 +440,11 @@ class StreamingVAE(nn.Module):
         self.partials: nn.Module = (StreamingPartials(model, latents_delay, delay) if model.decoder.partials is not None
                                     else NoBank())  # fmt: skip
         delay = self.partials.delay if self.has_partials else delay
-        self.synthesis = CachedConvTranspose(pqmf.h_synthesis, None, pqmf.bands, ahead, delay)
+        self.synthesis = CachedConvTranspose(pqmf.h_synthesis, None, pqmf.bands, pqmf.lookahead, delay)
         self.lookahead: int = self.synthesis.delay if pqmf.bands > 1 else delay
-        self.latency: int = model.delay + self.lookahead
 
     @torch.jit.export
     def reset(self) -> None:
-        self.analysis.reset()
-        for layer in self.encoder:
-            layer.reset()
         self.frame_delay.reset()
         for layer in self.decoder:
             layer.reset()
@@ -468,22 +456,7 @@ class StreamingVAE(nn.Module):
         self.noise_level.reset()
         self.synthesis.reset()
 
-    @torch.jit.export
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, n) audio -> (B, D, n / hop) posterior means, ``encoder_lookahead`` frames behind the offline ones."""
-        b, c, n = x.shape
-        if n % self.hop != 0:
-            raise ValueError(f"a chunk must hold a multiple of {self.hop} samples, got {n}")
-        h = x
-        if self.bands > 1:
-            h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
-        for layer in self.encoder:
-            h = layer(h)
-        return self.posterior_mean(h)
-
-    @torch.jit.export
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, D, frames) latents -> (B, C, frames * hop) audio (a causal model reads each frame one frame late)."""
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.frame_delay(z)
         latents = h
         for layer in self.decoder:
@@ -505,6 +478,61 @@ class StreamingVAE(nn.Module):
         if self.bands > 1:
             h = self.synthesis(h.reshape(b * self.channels, self.bands, n)).reshape(b, self.channels, n * self.bands)
         return h
+
+
+def decoder_lookahead(model: AudioVAE) -> int:
+    """Samples the offline decoder reads ahead of its latents (see :class:`StreamingDecoder`)."""
+    return StreamingDecoder(model).lookahead
+
+
+class StreamingVAE(nn.Module):
+    """``process(chunk)``: (B, C, n) audio in, (B, C, n) out, n a multiple of the hop; ``reset()`` starts afresh.
+
+    The output is :meth:`AudioVAE.forward` (posterior mean) of everything fed so far, delayed by ``lookahead``
+    samples; relative to the input it lags by ``latency`` = ``model.delay`` (a causal model's own lag) +
+    ``lookahead``."""
+
+    def __init__(self, model: AudioVAE):
+        super().__init__()
+        if model.mode.per_clip:
+            raise ValueError("only models with a latent time series stream")
+        pqmf = model.pqmf
+        self.bands, self.channels, self.hop = pqmf.bands, model.channels, model.hop
+        ahead = pqmf.lookahead
+        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
+        self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
+        delay = self.analysis.delay if pqmf.bands > 1 else 0
+        self.encoder, delay = cached_stack(model.encoder.net, delay)
+        self.encoder_lookahead: int = delay  # latent frames
+        self.posterior_mean = PosteriorMean(model)
+        self.decoder = StreamingDecoder(model, delay)
+        self.lookahead: int = self.decoder.lookahead
+        self.latency: int = model.delay + self.lookahead
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.analysis.reset()
+        for layer in self.encoder:
+            layer.reset()
+        self.decoder.reset()
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, n) audio -> (B, D, n / hop) posterior means, ``encoder_lookahead`` frames behind the offline ones."""
+        b, c, n = x.shape
+        if n % self.hop != 0:
+            raise ValueError(f"a chunk must hold a multiple of {self.hop} samples, got {n}")
+        h = x
+        if self.bands > 1:
+            h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
+        for layer in self.encoder:
+            h = layer(h)
+        return self.posterior_mean(h)
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D, frames) latents -> (B, C, frames * hop) audio (a causal model reads each frame one frame late)."""
+        return self.decoder(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))

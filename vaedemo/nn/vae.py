@@ -113,11 +113,16 @@ class AudioVAE(nn.Module):
         clips, level = self.normalised(self.mode.fold(self.mode.pad(x)))
         return self._with_level(self.latent.posterior_mean(self.posterior_stats(clips)), level)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents -> audio (B', C, frames * hop) or (B', C, clip_length)."""
+    def decode(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """Latents -> audio (B', C, frames * hop) or (B', C, clip_length).
+
+        ``frames``: decode only the first that many latent frames (of a one-vector model's trajectory, of a time
+        series): the audio's first ``frames * hop`` - the decoder's look-ahead samples
+        (:func:`~vaedemo.nn.streaming.decoder_lookahead`) are the whole decode's, for less work. A level latent
+        sets the gain from the whole clip's peak, so there the whole clip is decoded."""
         if self.level is not None:  # the last coordinate is the level
             return self.level.restore(self.pqmf.synthesis(self.decoder(z[:, :-1])), z[:, -1])
-        return self.pqmf.synthesis(self.decoder(self._delayed(z, self.frame_delay)))
+        return self.pqmf.synthesis(self.decoder(self._delayed(z, self.frame_delay), frames))
 
     def sample_latents(
         self,
