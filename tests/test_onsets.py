@@ -60,8 +60,9 @@ def test_hits_cut_to_their_kept_lengths_are_laid_as_whole_clips_are():
 
 @pytest.mark.parametrize("channels,inputs", [(1, 2), (2, 3)])
 def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_laid(tiny_config, tmp_path, channels, inputs):
-    """Each hit's decode stops at its kept length plus the decoder's look-ahead; a decoder whose every branch reads
-    ahead (relative noise, a partial bank) gives what decoding every hit's whole clip and laying it gives."""
+    """Each hit's decode stops at its kept length plus the decoder's look-ahead, and its encoder map at the encoder's
+    reach past the hit's end (the rest is a silent clip's); a decoder whose every branch reads ahead (relative noise,
+    a partial bank) gives what encoding and decoding every hit's whole clip and laying it gives."""
     from vaedemo.bundle import save_bundle
     from vaedemo.inference import Engine
     from vaedemo.nn.vae import AudioVAE
@@ -80,7 +81,9 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     onsets = detect_onsets(x.mean(axis=1), sr)
     length = eng.clip_length
     clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
+    segments = hit_segments(onsets, len(x), length)
     assert len(clips) >= 8 and min(kept_lengths(onsets, len(x), length, sr)) < length - eng.decoder_lookahead
+    assert min(e - s for s, e in segments) + eng.encoder_reach + eng.encoder_lookahead * eng.hop < length  # tails cut
     whole = eng._reconstruct_channels(np.concatenate(clips))  # every hit's whole clip, the same batches
     expected = lay_hits(list(whole.reshape(len(clips), length, -1)), onsets, len(x), sr)
     y = eng.reconstruct(x, sr)

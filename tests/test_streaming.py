@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vaedemo.config import load_config
-from vaedemo.nn.streaming import StreamingVAE
+from vaedemo.nn.streaming import StreamingVAE, encoder_lookahead
 from vaedemo.nn.vae import AudioVAE
 
 BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.capacity=4", "model.ratios=[2, 4]",
@@ -66,6 +66,23 @@ def test_the_lookahead_is_the_right_receptive_field_up_to_frame_rounding(upsampl
             right = max(right, p - int(changed.min()))
     lookahead = StreamingVAE(model).lookahead
     assert right <= lookahead < right + model.hop
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_the_encoder_map_of_the_first_frames_audio_alone_is_the_whole_maps_start(causal):
+    """What encoding a hit with a silent tail relies on (the Engine computes a one-shot's map only as far as it reads):
+    from the first k frames' worth of audio alone, the encoder's first k - lookahead frames are the whole audio's;
+    a centred encoder's last ones differ (it reads ahead)."""
+    model = _model(causal, bands=4)
+    ahead = encoder_lookahead(model)
+    assert (ahead == 0) == causal
+    x = 0.1 * torch.randn(2, 1, 40 * model.hop, dtype=torch.float64)
+    with torch.no_grad():
+        whole = model.encoder_map(x)
+        for k in (ahead + 1, ahead + 7):
+            part = model.encoder_map(x[..., : k * model.hop])
+            assert torch.allclose(part[..., : k - ahead], whole[..., : k - ahead], rtol=0, atol=1e-12)
+            assert causal or not torch.allclose(part, whole[..., :k], rtol=0, atol=1e-9)
 
 
 def test_streams_are_independent_and_reset_starts_afresh():

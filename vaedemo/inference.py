@@ -20,7 +20,7 @@ import torch
 from .audio import check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
-from .nn.streaming import StreamingVAE, decoder_lookahead, script
+from .nn.streaming import StreamingVAE, decoder_lookahead, encoder_lookahead, script
 from .onsets import detect_onsets, hit_segments, kept_lengths, lay_hits
 from .refine import refined_reconstruction, searched_latents
 
@@ -123,7 +123,11 @@ class Engine:
         self.groups_at_once = 0  # channel groups per forward (0: all)
         if self.mode.per_clip:  # clips are independent: a chunk is one batch of `batch` clips of one channel group
             self.chunk, self.groups_at_once = batch * unit, 1
-            self.decoder_lookahead = decoder_lookahead(self.model)  # how far past a hit its decode must go
+            self.decoder_lookahead = decoder_lookahead(self.model)  # samples: how far past a hit its decode must go
+            # how far the encoder reads: back (an upper bound, its whole receptive field, in samples) and ahead (frames)
+            self.encoder_reach = cfg.bands * self.model.encoder.span + self.model.pqmf.taps
+            self.encoder_lookahead = encoder_lookahead(self.model)
+            self._silent_map: torch.Tensor | None = None  # the encoder's map of a silent clip, once a loop needs it
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -187,28 +191,59 @@ class Engine:
     def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
         """A one-shot model's reconstruction of a longer input: cut at its onsets, each hit encoded as a one-shot,
         the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`). Each hit is decoded only as far as
-        the loop keeps it (to its fade after the next onset), which in a loop is a fraction of a clip."""
+        the loop keeps it (to its fade after the next onset), and its silent tail (the clip past the next onset)
+        encoded as a silent clip's: in a loop, a fraction of a clip each."""
         onsets = detect_onsets(x.mean(axis=1), self.sample_rate)
         length = self.clip_length
-        clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
+        segments = hit_segments(onsets, len(x), length)
+        clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in segments]
         groups = self._tensor(np.stack([self._groups(clip) for clip in clips], axis=1))  # (G, hits, C_model, clip)
+        ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
         kept = kept_lengths(onsets, len(x), length, self.sample_rate)
         with torch.inference_mode():
-            decoded = [self._decoded_hits(group, kept, refine) for group in groups]  # G lists of (C_model, kept[i])
+            decoded = [self._decoded_hits(self._hit_latents(group, ends, refine), kept) for group in groups]
         hits = [self._ungroup(np.stack(group_hits), x.shape[1]) for group_hits in zip(*decoded)]
         return lay_hits(hits, onsets, len(x), self.sample_rate)
 
-    def _decoded_hits(self, clips: torch.Tensor, kept: np.ndarray, refine: int) -> list[np.ndarray]:
-        """One channel group's hits (hits, C, clip_length) -> each one's decode, (C, kept[i]), ``batch`` hits per
-        forward, each batch decoding only as many latent frames as its longest needs (its kept samples plus the
-        decoder's look-ahead): those samples are then the whole clip's decode."""
+    def _hit_latents(self, clips: torch.Tensor, ends: np.ndarray, refine: int) -> torch.Tensor:
+        """Latents (hits, D) of one channel group's hits (hits, C, clip_length), each silent from ``ends[i]`` on:
+        hits of similar lengths encoded together, each batch's map computed only as far as its longest hit reaches
+        (:meth:`_map_of_hits`); with ``refine``, searched from the whole clips' latents."""
+        if refine:
+            return torch.cat([searched_latents(self.model, clips[i : i + self.batch], refine)
+                              for i in range(0, len(clips), self.batch)])  # fmt: skip
+        order = np.argsort(ends, kind="stable")
+        batches = [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
+        z = [self.model.encode(clips[torch.from_numpy(rows)], self._map_of_hits(int(ends[rows].max()))) for rows in batches]
+        return torch.cat(z)[torch.from_numpy(np.argsort(order))]  # back in the hits' order
+
+    def _map_of_hits(self, end: int):
+        """What computes the encoder's conv map of one-shot clips that are silent from sample ``end`` on: past the
+        encoder's reach from ``end``, a frame has seen nothing but zeros up to the clip's end, so it is the silent
+        clip's; only the frames before it are computed, from as much audio as they read ahead."""
+        model, frames = self.model, self.clip_length // self.hop
+        cut = -(-(end + self.encoder_reach) // self.hop)  # the first frame whose inputs are all silent
+        if cut >= frames:
+            return model.encoder_map
+        samples = min(self.clip_length, (cut + self.encoder_lookahead) * self.hop)
+        if self._silent_map is None:
+            self._silent_map = model.encoder_map(torch.zeros(1, self.channels, self.clip_length, device=self.device))
+
+        def map_of(clips: torch.Tensor) -> torch.Tensor:
+            computed = model.encoder_map(clips[..., :samples])[..., :cut]
+            return torch.cat([computed, self._silent_map[..., cut:].expand(len(clips), -1, -1)], dim=-1)
+
+        return map_of
+
+    def _decoded_hits(self, z: torch.Tensor, kept: np.ndarray) -> list[np.ndarray]:
+        """One channel group's latents (hits, D) -> each hit's decode, (C, kept[i]), ``batch`` hits per forward (in
+        order: a noise branch's noise follows the batch row), each batch decoding only as many latent frames as its
+        longest needs (its kept samples plus the decoder's look-ahead): those samples are then the whole clip's."""
         out = []
-        for i in range(0, len(clips), self.batch):
-            batch = clips[i : i + self.batch]
-            z = searched_latents(self.model, batch, refine) if refine else self.model.encode(batch)
-            need = kept[i : i + len(batch)]
+        for i in range(0, len(z), self.batch):
+            need = kept[i : i + self.batch]
             frames = min(self.clip_length // self.hop, -(-(int(need.max()) + self.decoder_lookahead) // self.hop))
-            y = self.model.decode(z, frames).cpu().numpy()
+            y = self.model.decode(z[i : i + self.batch], frames).cpu().numpy()
             out += [hit[:, :n] for hit, n in zip(y, need)]
         return out
 

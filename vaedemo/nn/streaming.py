@@ -409,6 +409,42 @@ class NoBank(NoBranch):
         return bands
 
 
+class StreamingEncoder(nn.Module):
+    """The PQMF analysis and the encoder's conv stack in a stream: audio (B, C, n) in, n a multiple of the hop, the
+    conv map (B, 2D, n / hop) out, ``lookahead`` frames behind the offline map of the audio fed so far.
+
+    ``lookahead`` is also how far the offline encoder reads ahead: from its first k frames' worth of audio alone, the
+    first k - lookahead frames of the map are those of the whole audio's."""
+
+    def __init__(self, model: AudioVAE):
+        super().__init__()
+        pqmf = model.pqmf
+        self.bands, self.hop = pqmf.bands, model.hop
+        ahead = pqmf.lookahead
+        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
+        self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
+        delay = self.analysis.delay if pqmf.bands > 1 else 0
+        self.net, delay = cached_stack(model.encoder.net, delay)
+        self.lookahead: int = delay  # latent frames
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.analysis.reset()
+        for layer in self.net:
+            layer.reset()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, n = x.shape
+        if n % self.hop != 0:
+            raise ValueError(f"a chunk must hold a multiple of {self.hop} samples, got {n}")
+        h = x
+        if self.bands > 1:
+            h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
+        for layer in self.net:
+            h = layer(h)
+        return h
+
+
 class StreamingDecoder(nn.Module):
     """The decoder in a stream: latent frames (B, D, frames) in, audio (B, C, frames * hop) out, ``lookahead``
     samples behind the offline decode of the frames fed so far (:meth:`AudioVAE.decode`). ``input_delay``: frames
@@ -485,6 +521,11 @@ def decoder_lookahead(model: AudioVAE) -> int:
     return StreamingDecoder(model).lookahead
 
 
+def encoder_lookahead(model: AudioVAE) -> int:
+    """Latent frames the offline encoder reads ahead of its audio (see :class:`StreamingEncoder`)."""
+    return StreamingEncoder(model).lookahead
+
+
 class StreamingVAE(nn.Module):
     """``process(chunk)``: (B, C, n) audio in, (B, C, n) out, n a multiple of the hop; ``reset()`` starts afresh.
 
@@ -496,38 +537,22 @@ class StreamingVAE(nn.Module):
         super().__init__()
         if model.mode.per_clip:
             raise ValueError("only models with a latent time series stream")
-        pqmf = model.pqmf
-        self.bands, self.channels, self.hop = pqmf.bands, model.channels, model.hop
-        ahead = pqmf.lookahead
-        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
-        self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
-        delay = self.analysis.delay if pqmf.bands > 1 else 0
-        self.encoder, delay = cached_stack(model.encoder.net, delay)
-        self.encoder_lookahead: int = delay  # latent frames
+        self.encoder = StreamingEncoder(model)
+        self.encoder_lookahead: int = self.encoder.lookahead  # latent frames
         self.posterior_mean = PosteriorMean(model)
-        self.decoder = StreamingDecoder(model, delay)
+        self.decoder = StreamingDecoder(model, self.encoder_lookahead)
         self.lookahead: int = self.decoder.lookahead
         self.latency: int = model.delay + self.lookahead
 
     @torch.jit.export
     def reset(self) -> None:
-        self.analysis.reset()
-        for layer in self.encoder:
-            layer.reset()
+        self.encoder.reset()
         self.decoder.reset()
 
     @torch.jit.export
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, n) audio -> (B, D, n / hop) posterior means, ``encoder_lookahead`` frames behind the offline ones."""
-        b, c, n = x.shape
-        if n % self.hop != 0:
-            raise ValueError(f"a chunk must hold a multiple of {self.hop} samples, got {n}")
-        h = x
-        if self.bands > 1:
-            h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
-        for layer in self.encoder:
-            h = layer(h)
-        return self.posterior_mean(h)
+        return self.posterior_mean(self.encoder(x))
 
     @torch.jit.export
     def decode(self, z: torch.Tensor) -> torch.Tensor:

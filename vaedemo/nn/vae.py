@@ -15,6 +15,7 @@ shifts it back offline.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -106,12 +107,19 @@ class AudioVAE(nn.Module):
     def _with_level(self, z: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
         return z if level is None else torch.cat([z, level[:, None].to(z.dtype)], dim=1)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encoder_map(self, clips: torch.Tensor) -> torch.Tensor:
+        """The encoder's conv map (B', 2d, frames) of padded, folded, normalised audio: :meth:`posterior_stats`
+        before the latent mode's head."""
+        return self.encoder.net(self.pqmf.analysis(clips))
+
+    def encode(self, x: torch.Tensor, map_of: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Deterministic latents (the posterior mean) of any-length audio (B, C, T): (B * clips, D) for one vector
-        per clip, (B, D, frames) for a time series."""
+        per clip, (B, D, frames) for a time series. ``map_of``: what computes :meth:`encoder_map` of the clips
+        (a caller that knows a quicker way to the same map, as the Engine does for hits with silent tails)."""
         self._check(x)
         clips, level = self.normalised(self.mode.fold(self.mode.pad(x)))
-        return self._with_level(self.latent.posterior_mean(self.posterior_stats(clips)), level)
+        stats = self.encoder.head((map_of or self.encoder_map)(clips))
+        return self._with_level(self.latent.posterior_mean(stats), level)
 
     def decode(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """Latents -> audio (B', C, frames * hop) or (B', C, clip_length).
