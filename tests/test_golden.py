@@ -20,7 +20,10 @@ posterior means and the stage two over it (re-recorded); then drums_twostage by 
 its fine-tune with a loss on its prior samples' loudness (all entries re-recorded, on an AVX-512 machine); then
 drums_twostage by its encoder head's fine-tune with the decoding side and the prior frozen (its entries re-recorded);
 then drums_twostage by its fine-tune with a relative noise branch and its encoder head's over it (all entries
-re-recorded, on an AVX2 machine: the other bundles' outputs moved only by rounding, <= 1e-5 relative).
+re-recorded, on an AVX2 machine: the other bundles' outputs moved only by rounding, <= 1e-5 relative). A one-shot
+shorter than a clip is then encoded and decoded only as far as its end needs (the silent tail's encoder map is a silent
+clip's): drums_twostage's 0.7 s input moved by 3.3e-7 against a peak of 0.53 (its entries re-recorded; the other
+bundles' outputs bit-identical).
 """
 
 from __future__ import annotations

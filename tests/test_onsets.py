@@ -84,7 +84,7 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     segments = hit_segments(onsets, len(x), length)
     assert len(clips) >= 8 and min(kept_lengths(onsets, len(x), length, sr)) < length - eng.decoder_lookahead
     assert min(e - s for s, e in segments) + eng.encoder_reach + eng.encoder_lookahead * eng.hop < length  # tails cut
-    whole = eng._reconstruct_channels(np.concatenate(clips))  # every hit's whole clip, the same batches
+    whole = eng._reconstruct_channels(np.concatenate(clips))  # every hit's whole clip (no tail: nothing cut), same batches
     expected = lay_hits(list(whole.reshape(len(clips), length, -1)), onsets, len(x), sr)
     y = eng.reconstruct(x, sr)
     assert y.shape == x.shape

@@ -120,9 +120,7 @@ class Engine:
             margin = math.ceil(margin / unit) * unit
         self.margin = margin
         self.chunk = max(unit, int(chunk_seconds * self.sample_rate) // unit * unit)
-        self.groups_at_once = 0  # channel groups per forward (0: all)
-        if self.mode.per_clip:  # clips are independent: a chunk is one batch of `batch` clips of one channel group
-            self.chunk, self.groups_at_once = batch * unit, 1
+        if self.mode.per_clip:  # clips are independent: `batch` of them (of one channel group) per forward
             self.decoder_lookahead = decoder_lookahead(self.model)  # samples: how far past a hit its decode must go
             # how far the encoder reads: back (an upper bound, its whole receptive field, in samples) and ahead (frames)
             self.encoder_reach = cfg.bands * self.model.encoder.span + self.model.pqmf.taps
@@ -165,9 +163,9 @@ class Engine:
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor, refine: int = 0) -> torch.Tensor:
-        """Deterministic reconstruction of channel groups (G, C, T) at the model rate, any T, in chunks whose
-        margins (from the latent mode) make the result equal whole-signal processing (refined latents are searched
-        chunk by chunk: close to the whole signal's, not equal)."""
+        """Deterministic reconstruction of channel groups (G, C, T) through a temporal model, any T, in chunks whose
+        margins make the result equal whole-signal processing (refined latents are searched chunk by chunk: close to
+        the whole signal's, not equal)."""
         t, lag = x.shape[-1], self.model.delay  # a causal model's output lags: run past the end, shift it back
         x = self.mode.pad(torch.nn.functional.pad(x, (0, lag)) if lag else x)
         total = x.shape[-1]
@@ -177,16 +175,21 @@ class Engine:
         for s in range(0, total, self.chunk):
             e = min(s + self.chunk, total)
             a, b = max(0, s - self.margin), min(total, e + self.margin)
-            y = self._forward(x[..., a:b], refine, offset=0 if self.mode.per_clip else a)
+            y = self._forward(x[..., a:b], refine, offset=a)
             out[..., s:e] = y[..., s - a : e - a]
         return out[..., lag : lag + t]
 
     def _reconstruct_channels(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
-        """(samples, C_in) at the model rate -> (samples, C_out), every channel group through the model."""
+        """(samples, C_in) at the model rate -> (samples, C_out), every channel group through the model: a temporal
+        one's in chunks, a one-vector model's clip by clip (the last one's silent tail neither encoded nor decoded
+        beyond what the input's end needs, see :meth:`_through_clips`)."""
+        if self.mode.per_clip:
+            length, n = self.clip_length, len(x)
+            clips = [np.pad(x[s : s + length], ((0, max(0, s + length - n)), (0, 0))) for s in range(0, n, length)]
+            ends = np.array([min(length, n - s) for s in range(0, n, length)])
+            return np.concatenate(self._through_clips(clips, ends, ends, refine))
         groups = self._tensor(self._groups(x))
-        step = self.groups_at_once or len(groups)
-        y = torch.cat([self._run(groups[i : i + step], refine) for i in range(0, len(groups), step)]).cpu().numpy()
-        return self._ungroup(y, x.shape[1])
+        return self._ungroup(self._run(groups, refine).cpu().numpy(), x.shape[1])
 
     def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
         """A one-shot model's reconstruction of a longer input: cut at its onsets, each hit encoded as a one-shot,
@@ -197,13 +200,18 @@ class Engine:
         length = self.clip_length
         segments = hit_segments(onsets, len(x), length)
         clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in segments]
-        groups = self._tensor(np.stack([self._groups(clip) for clip in clips], axis=1))  # (G, hits, C_model, clip)
         ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
-        kept = kept_lengths(onsets, len(x), length, self.sample_rate)
+        hits = self._through_clips(clips, ends, kept_lengths(onsets, len(x), length, self.sample_rate), refine)
+        return lay_hits(hits, onsets, len(x), self.sample_rate)
+
+    def _through_clips(self, clips: list[np.ndarray], ends: np.ndarray, kept: np.ndarray, refine: int) -> list[np.ndarray]:
+        """One-shot clips (clip_length, C_in), each silent from ``ends[i]`` on -> the first ``kept[i]`` samples of
+        each one's reconstruction, (kept[i], C_out): every channel group's clips encoded (:meth:`_hit_latents`) and
+        decoded (:meth:`_decoded_hits`) only as far as those samples need."""
+        groups = self._tensor(np.stack([self._groups(clip) for clip in clips], axis=1))  # (G, clips, C_model, clip)
         with torch.inference_mode():
             decoded = [self._decoded_hits(self._hit_latents(group, ends, refine), kept) for group in groups]
-        hits = [self._ungroup(np.stack(group_hits), x.shape[1]) for group_hits in zip(*decoded)]
-        return lay_hits(hits, onsets, len(x), self.sample_rate)
+        return [self._ungroup(np.stack(parts), clips[0].shape[1]) for parts in zip(*decoded)]
 
     def _hit_latents(self, clips: torch.Tensor, ends: np.ndarray, refine: int) -> torch.Tensor:
         """Latents (hits, D) of one channel group's hits (hits, C, clip_length), each silent from ``ends[i]`` on:
