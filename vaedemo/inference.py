@@ -121,11 +121,11 @@ class Engine:
         self.margin = margin
         self.chunk = max(unit, int(chunk_seconds * self.sample_rate) // unit * unit)
         if self.mode.per_clip:  # clips are independent: `batch` of them (of one channel group) per forward
-            self.decoder_lookahead = decoder_lookahead(self.model)  # samples: how far past a hit its decode must go
+            self.decoder_lookahead = decoder_lookahead(self.model)  # samples: how far past its end a clip is decoded
             # how far the encoder reads: back (an upper bound, its whole receptive field, in samples) and ahead (frames)
             self.encoder_reach = cfg.bands * self.model.encoder.span + self.model.pqmf.taps
             self.encoder_lookahead = encoder_lookahead(self.model)
-            self._silent_map: torch.Tensor | None = None  # the encoder's map of a silent clip, once a loop needs it
+            self._silent_map: torch.Tensor | None = None  # the encoder's map of a silent clip, once a tail needs it
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -206,26 +206,27 @@ class Engine:
 
     def _through_clips(self, clips: list[np.ndarray], ends: np.ndarray, kept: np.ndarray, refine: int) -> list[np.ndarray]:
         """One-shot clips (clip_length, C_in), each silent from ``ends[i]`` on -> the first ``kept[i]`` samples of
-        each one's reconstruction, (kept[i], C_out): every channel group's clips encoded (:meth:`_hit_latents`) and
-        decoded (:meth:`_decoded_hits`) only as far as those samples need."""
+        each one's reconstruction, (kept[i], C_out): every channel group's clips encoded (:meth:`_clip_latents`) and
+        decoded (:meth:`_decoded_clips`) only as far as those samples need."""
         groups = self._tensor(np.stack([self._groups(clip) for clip in clips], axis=1))  # (G, clips, C_model, clip)
         with torch.inference_mode():
-            decoded = [self._decoded_hits(self._hit_latents(group, ends, refine), kept) for group in groups]
+            decoded = [self._decoded_clips(self._clip_latents(group, ends, refine), kept) for group in groups]
         return [self._ungroup(np.stack(parts), clips[0].shape[1]) for parts in zip(*decoded)]
 
-    def _hit_latents(self, clips: torch.Tensor, ends: np.ndarray, refine: int) -> torch.Tensor:
-        """Latents (hits, D) of one channel group's hits (hits, C, clip_length), each silent from ``ends[i]`` on:
-        hits of similar lengths encoded together, each batch's map computed only as far as its longest hit reaches
-        (:meth:`_map_of_hits`); with ``refine``, searched from the whole clips' latents."""
+    def _clip_latents(self, clips: torch.Tensor, ends: np.ndarray, refine: int) -> torch.Tensor:
+        """Latents (clips, D) of one channel group's clips (clips, C, clip_length), each silent from ``ends[i]`` on:
+        clips of similar lengths encoded together, each batch's map computed only as far as its longest signal
+        reaches (:meth:`_map_of_silent_tails`); with ``refine``, searched from the whole clips' latents."""
         if refine:
             return torch.cat([searched_latents(self.model, clips[i : i + self.batch], refine)
                               for i in range(0, len(clips), self.batch)])  # fmt: skip
         order = np.argsort(ends, kind="stable")
         batches = [order[i : i + self.batch] for i in range(0, len(order), self.batch)]
-        z = [self.model.encode(clips[torch.from_numpy(rows)], self._map_of_hits(int(ends[rows].max()))) for rows in batches]
-        return torch.cat(z)[torch.from_numpy(np.argsort(order))]  # back in the hits' order
+        z = [self.model.encode(clips[torch.from_numpy(rows)], self._map_of_silent_tails(int(ends[rows].max())))
+             for rows in batches]  # fmt: skip
+        return torch.cat(z)[torch.from_numpy(np.argsort(order))]  # back in the clips' order
 
-    def _map_of_hits(self, end: int):
+    def _map_of_silent_tails(self, end: int):
         """What computes the encoder's conv map of one-shot clips that are silent from sample ``end`` on: past the
         encoder's reach from ``end``, a frame has seen nothing but zeros up to the clip's end, so it is the silent
         clip's; only the frames before it are computed, from as much audio as they read ahead."""
@@ -243,16 +244,17 @@ class Engine:
 
         return map_of
 
-    def _decoded_hits(self, z: torch.Tensor, kept: np.ndarray) -> list[np.ndarray]:
-        """One channel group's latents (hits, D) -> each hit's decode, (C, kept[i]), ``batch`` hits per forward (in
-        order: a noise branch's noise follows the batch row), each batch decoding only as many latent frames as its
-        longest needs (its kept samples plus the decoder's look-ahead): those samples are then the whole clip's."""
+    def _decoded_clips(self, z: torch.Tensor, kept: np.ndarray) -> list[np.ndarray]:
+        """One channel group's latents (clips, D) -> the first ``kept[i]`` samples of each one's decode, (C, kept[i]),
+        ``batch`` clips per forward (in order: a noise branch's noise follows the batch row), each batch decoding only
+        as many latent frames as its longest needs (its samples plus the decoder's look-ahead): those samples are
+        then the whole clip's."""
         out = []
         for i in range(0, len(z), self.batch):
             need = kept[i : i + self.batch]
             frames = min(self.clip_length // self.hop, -(-(int(need.max()) + self.decoder_lookahead) // self.hop))
             y = self.model.decode(z[i : i + self.batch], frames).cpu().numpy()
-            out += [hit[:, :n] for hit, n in zip(y, need)]
+            out += [clip[:, :n] for clip, n in zip(y, need)]
         return out
 
     def stream(self) -> Stream:
