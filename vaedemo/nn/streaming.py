@@ -95,10 +95,12 @@ class CachedConv(nn.Module):
         x = x.contiguous()
         b = x.shape[0]
         frames = (x.shape[-1] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
-        step = x.stride(2)  # a view (batch, tap, channel, frame) of the input, then one copy into a matrix
-        strides = [x.stride(0), self.dilation * step, x.stride(1), self.stride * step]
-        taps = x.as_strided([b, self.kernel, self.in_ch, frames], strides, x.storage_offset())
-        taps = taps.reshape(b, self.kernel * self.in_ch, frames)
+        step = x.stride(2)  # a view (batch, frame, tap, channel) of the input, then one copy into a matrix
+        strides = [x.stride(0), self.stride * step, self.dilation * step, x.stride(1)]
+        taps = x.as_strided([b, frames, self.kernel, self.in_ch], strides, x.storage_offset())
+        # frames-major, multiplied as its transpose: with a chunk's few frames MKL's product is 4-6x faster against a
+        # transposed (column-major) right-hand side than against a row-major one of the same values
+        taps = taps.reshape(b, frames, self.kernel * self.in_ch).transpose(1, 2)
         if b == 1:
             return torch.addmm(self.bias, self.matrix, taps[0]).unsqueeze(0)
         return torch.matmul(self.matrix, taps) + self.bias
@@ -203,8 +205,10 @@ class CachedResidual(nn.Module):
         super().__init__()
         self.conv1 = CachedConv.of(unit.conv1, input_delay)
         self.skip_start = self.conv1.context - unit.lookahead  # = the left padding: the input lookahead samples ago
-        self.register_buffer("pointwise", unit.conv2.weight.detach()[..., 0].clone())
-        self.register_buffer("pointwise_bias", unit.conv2.bias.detach()[:, None].clone())
+        # the 1x1 conv as frames x channels times its transpose: a chunk has few frames, and MKL's product with a
+        # row-major (channels, frames) right-hand side is the slow one (128 x 128 by 2 frames: 26 -> 10 us)
+        self.register_buffer("pointwise_t", unit.conv2.weight.detach()[..., 0].t().contiguous())
+        self.register_buffer("pointwise_bias", unit.conv2.bias.detach()[None].clone())
         self.delay = self.conv1.delay
 
     @torch.jit.export
@@ -215,9 +219,9 @@ class CachedResidual(nn.Module):
         extended = self.conv1.extend(x)  # leaky_relu(0) = 0, so zeroed context stays zero after the activation
         h = F.leaky_relu_(self.conv1.convolve(F.leaky_relu(extended, 0.2)), 0.2)  # in place: the conv's output is fresh
         if h.shape[0] == 1:
-            h = torch.addmm(self.pointwise_bias, self.pointwise, h[0]).unsqueeze(0)
+            h = torch.addmm(self.pointwise_bias, h[0].t(), self.pointwise_t).t().unsqueeze(0)
         else:
-            h = torch.matmul(self.pointwise, h) + self.pointwise_bias
+            h = (torch.matmul(h.transpose(1, 2), self.pointwise_t) + self.pointwise_bias).transpose(1, 2)
         return extended[..., self.skip_start : self.skip_start + x.shape[-1]] + h
 
 
