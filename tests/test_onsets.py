@@ -79,13 +79,23 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     mono = clicks(sr, [0.02, 0.1, 0.14, 0.35, 0.4, 0.45, 0.5, 0.9, 0.95, 1.3], 1.5)
     x = np.stack([mono * (1 - 0.2 * c) for c in range(inputs)], axis=1)
     onsets = detect_onsets(x.mean(axis=1), sr)
-    length = eng.clip_length
-    clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in hit_segments(onsets, len(x), length)]
+    length, batch = eng.clip_length, eng.batch
     segments = hit_segments(onsets, len(x), length)
-    assert len(clips) >= 8 and min(kept_lengths(onsets, len(x), length, sr)) < length - eng.decoder_lookahead
-    assert min(e - s for s, e in segments) + eng.encoder_reach + eng.encoder_lookahead * eng.hop < length  # tails cut
-    whole = eng._reconstruct_channels(np.concatenate(clips))  # every hit's whole clip (no tail: nothing cut), same batches
-    expected = lay_hits(list(whole.reshape(len(clips), length, -1)), onsets, len(x), sr)
+    clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in segments]
+    # some batch of each side is cut short: the decode's (hits in order), the encoder's (hits sorted by length)
+    kept, ends = kept_lengths(onsets, len(x), length, sr), np.sort([e - s for s, e in segments])
+    assert len(clips) >= 8
+    assert min(kept[i : i + batch].max() for i in range(0, len(kept), batch)) + eng.decoder_lookahead_samples < length
+    reach = eng.encoder_reach_samples + eng.encoder_lookahead_frames * eng.hop
+    assert min(ends[i : i + batch].max() for i in range(0, len(ends), batch)) + reach < length
+    # the reference: the model's forward pass over every hit's whole clip, in the Engine's decode batches (a noise
+    # branch's noise follows the batch row), each channel group on its own
+    groups = torch.from_numpy(np.stack([eng._groups(clip) for clip in clips], axis=1))  # (G, hits, C_model, clip)
+    with torch.no_grad():
+        whole = torch.stack([torch.cat([eng.model(g[i : i + batch], sample=False).audio for i in range(0, len(g), batch)])
+                             for g in groups]).numpy()  # fmt: skip
+    hits = [eng._ungroup(whole[:, i], inputs) for i in range(len(clips))]
+    expected = lay_hits(hits, onsets, len(x), sr)
     y = eng.reconstruct(x, sr)
     assert y.shape == x.shape
     assert np.allclose(y, expected, rtol=0, atol=1e-6) and np.abs(expected).max() > 0.01

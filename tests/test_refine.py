@@ -107,8 +107,19 @@ def test_encode_with_refine_gives_the_searched_latents_in_the_modes_layout(tiny_
     np.testing.assert_array_equal(eng.encode(x, eng.sample_rate, refine=0), plain)
     assert searched.shape == plain.shape and searched.dtype == np.float32 and not np.array_equal(searched, plain)
     clip = torch.from_numpy(x.T[None].copy())
+    if eng.mode.per_clip:  # each clip searched against its own audio
+        clip = eng.mode.fold(eng.mode.pad(clip))
     expected = refine_latents(eng.model, clip, eng.model.encode(clip).detach(), 4)  # the same search, by hand
     np.testing.assert_allclose(searched, eng.mode.to_numpy(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_a_one_vector_model_searches_each_clip_on_its_own(tiny_config, tmp_path):
+    """Reconstruction and encoding alike: a clip's searched latent is the one it gets alone, whatever follows it."""
+    eng = _engine(tiny_config, tmp_path, "single")
+    sr, n = eng.sample_rate, eng.clip_length
+    x = _noise(n + 700, seed=5)
+    np.testing.assert_allclose(eng.reconstruct(x, sr, refine=4)[:n], eng.reconstruct(x[:n], sr, refine=4), atol=1e-5)
+    np.testing.assert_allclose(eng.encode(x, sr, refine=4)[0], eng.encode(x[:n], sr, refine=4)[0], atol=2e-4)
 
 
 @pytest.mark.parametrize("steps", [-1, 1001, 2.5, "3"])

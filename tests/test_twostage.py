@@ -55,6 +55,10 @@ def test_a_backbone_that_is_not_temporal_is_refused(drum_folder, tmp_path, tiny_
     cfg.train.backbone = None
     with pytest.raises(ConfigError, match="needs train.backbone"):
         build_two_stage(cfg)
+    causal = save_bundle(AudioVAE(tiny_config("temporal", flows=0, model__causal=True).model), tmp_path / "causal")
+    cfg = load_config(None, two_stage_overrides(drum_folder, tmp_path / "run", causal))
+    with pytest.raises(ConfigError, match=r"train.backbone .* is causal; a two-stage model needs a centred backbone"):
+        build_two_stage(cfg)
 
 
 def test_the_decoder_loss_reaches_the_heads_and_a_fine_tune_starts_from_a_bundle(drum_folder, tmp_path, backbone):

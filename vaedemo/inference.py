@@ -12,6 +12,7 @@ uses a seeded generator.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -113,19 +114,17 @@ class Engine:
         self.clip_length = cfg.clip_length
         self.has_prior_flow = cfg.prior_flow_layers > 0
         self.batch = batch
-        unit = self.mode.unit
-        margin = self.mode.chunk_margin(self.model.receptive_field)
-        if not self.mode.per_clip:  # chunks start where the decoder's position-dependent parts start over
-            unit = math.lcm(unit, self.model.position_period)
-            margin = math.ceil(margin / unit) * unit
-        self.margin = margin
-        self.chunk = max(unit, int(chunk_seconds * self.sample_rate) // unit * unit)
         if self.mode.per_clip:  # clips are independent: `batch` of them (of one channel group) per forward
-            self.decoder_lookahead = decoder_lookahead(self.model)  # samples: how far past its end a clip is decoded
-            # how far the encoder reads: back (an upper bound, its whole receptive field, in samples) and ahead (frames)
-            self.encoder_reach = cfg.bands * self.model.encoder.span + self.model.pqmf.taps
-            self.encoder_lookahead = encoder_lookahead(self.model)
+            # how far past the samples wanted the decoder reads (samples), and how far the encoder reads back (an
+            # upper bound: its whole receptive field, in samples) and ahead (in latent frames)
+            self.decoder_lookahead_samples = decoder_lookahead(self.model)
+            self.encoder_reach_samples = cfg.bands * self.model.encoder.span + self.model.pqmf.taps
+            self.encoder_lookahead_frames = encoder_lookahead(self.model)
             self._silent_map: torch.Tensor | None = None  # the encoder's map of a silent clip, once a tail needs it
+        else:  # a temporal model goes in chunks that start where the decoder's position-dependent parts start over
+            unit = math.lcm(self.mode.unit, self.model.position_period)
+            self.margin = math.ceil(self.mode.chunk_margin(self.model.receptive_field) / unit) * unit
+            self.chunk = max(unit, int(chunk_seconds * self.sample_rate) // unit * unit)
 
     # ------------------------------------------------------------------------------------------------ helpers
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
@@ -184,10 +183,10 @@ class Engine:
         one's in chunks, a one-vector model's clip by clip (the last one's silent tail neither encoded nor decoded
         beyond what the input's end needs, see :meth:`_through_clips`)."""
         if self.mode.per_clip:
-            length, n = self.clip_length, len(x)
-            clips = [np.pad(x[s : s + length], ((0, max(0, s + length - n)), (0, 0))) for s in range(0, n, length)]
-            ends = np.array([min(length, n - s) for s in range(0, n, length)])
-            return np.concatenate(self._through_clips(clips, ends, ends, refine))
+            length = self.clip_length
+            segments = [(s, min(s + length, len(x))) for s in range(0, len(x), length)]
+            ends = np.array([e - s for s, e in segments])  # every clip whole but the last
+            return np.concatenate(self._through_clips(self._clips(x, segments), ends, ends, refine))
         groups = self._tensor(self._groups(x))
         return self._ungroup(self._run(groups, refine).cpu().numpy(), x.shape[1])
 
@@ -199,10 +198,13 @@ class Engine:
         onsets = detect_onsets(x.mean(axis=1), self.sample_rate)
         length = self.clip_length
         segments = hit_segments(onsets, len(x), length)
-        clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in segments]
         ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
-        hits = self._through_clips(clips, ends, kept_lengths(onsets, len(x), length, self.sample_rate), refine)
-        return lay_hits(hits, onsets, len(x), self.sample_rate)
+        kept = kept_lengths(onsets, len(x), length, self.sample_rate)
+        return lay_hits(self._through_clips(self._clips(x, segments), ends, kept, refine), onsets, len(x), self.sample_rate)
+
+    def _clips(self, x: np.ndarray, segments: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The (start, end) segments of ``x`` (samples, C), each zero-padded to one clip."""
+        return [np.pad(x[s:e], ((0, self.clip_length - (e - s)), (0, 0))) for s, e in segments]
 
     def _through_clips(self, clips: list[np.ndarray], ends: np.ndarray, kept: np.ndarray, refine: int) -> list[np.ndarray]:
         """One-shot clips (clip_length, C_in), each silent from ``ends[i]`` on -> the first ``kept[i]`` samples of
@@ -226,17 +228,19 @@ class Engine:
              for rows in batches]  # fmt: skip
         return torch.cat(z)[torch.from_numpy(np.argsort(order))]  # back in the clips' order
 
-    def _map_of_silent_tails(self, end: int):
+    def _map_of_silent_tails(self, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """What computes the encoder's conv map of one-shot clips that are silent from sample ``end`` on: past the
         encoder's reach from ``end``, a frame has seen nothing but zeros up to the clip's end, so it is the silent
         clip's; only the frames before it are computed, from as much audio as they read ahead."""
         model, frames = self.model, self.clip_length // self.hop
-        cut = -(-(end + self.encoder_reach) // self.hop)  # the first frame whose inputs are all silent
+        cut = -(-(end + self.encoder_reach_samples) // self.hop)  # the first frame whose inputs are all silent
         if cut >= frames:
             return model.encoder_map
-        samples = min(self.clip_length, (cut + self.encoder_lookahead) * self.hop)
-        if self._silent_map is None:
-            self._silent_map = model.encoder_map(torch.zeros(1, self.channels, self.clip_length, device=self.device))
+        samples = min(self.clip_length, (cut + self.encoder_lookahead_frames) * self.hop)
+        if self._silent_map is None:  # (two requests at once may both compute it: the same values)
+            weight = next(model.parameters())
+            silence = torch.zeros(1, self.channels, self.clip_length, dtype=weight.dtype, device=weight.device)
+            self._silent_map = model.encoder_map(silence)
 
         def map_of(clips: torch.Tensor) -> torch.Tensor:
             computed = model.encoder_map(clips[..., :samples])[..., :cut]
@@ -252,7 +256,7 @@ class Engine:
         out = []
         for i in range(0, len(z), self.batch):
             need = kept[i : i + self.batch]
-            frames = min(self.clip_length // self.hop, -(-(int(need.max()) + self.decoder_lookahead) // self.hop))
+            frames = min(self.clip_length // self.hop, -(-(int(need.max()) + self.decoder_lookahead_samples) // self.hop))
             y = self.model.decode(z[i : i + self.batch], frames).cpu().numpy()
             out += [clip[:, :n] for clip, n in zip(y, need)]
         return out
@@ -313,6 +317,8 @@ class Engine:
         x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
         if not refine:
             return self.mode.to_numpy(self.model.encode(x))
+        if self.mode.per_clip:  # each clip searched against its own audio, as reconstruct searches it
+            x = self.mode.fold(self.mode.pad(x))
         return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
 
     @torch.inference_mode()

@@ -46,19 +46,24 @@ def detect_onsets(x: np.ndarray, sample_rate: int, sensitivity: float = 1.5) -> 
 
 def hit_segments(onsets: np.ndarray, length: int, clip_length: int) -> list[tuple[int, int]]:
     """(start, end) of each hit: from its onset to the next onset, at most ``clip_length`` samples."""
-    ends = np.append(onsets[1:], length)
+    ends = _next_onsets(onsets, length)
     return [(int(s), int(min(e, s + clip_length))) for s, e in zip(onsets, ends)]
 
 
 def kept_lengths(onsets: np.ndarray, length: int, clip_length: int, sample_rate: int) -> np.ndarray:
     """How many first samples of each decoded hit (clip_length long) :func:`lay_hits` uses: up to the end of its
     fade after the next onset, within the clip and the input (a decoder need not make the rest)."""
-    nexts = np.append(onsets[1:], length)
+    nexts = _next_onsets(onsets, length)
     return np.minimum(np.minimum(nexts - onsets + _fade(sample_rate), length - onsets), clip_length)
 
 
 def _fade(sample_rate: int) -> int:
     return max(1, int(FADE_S * sample_rate))
+
+
+def _next_onsets(onsets: np.ndarray, length: int) -> np.ndarray:
+    """Where each hit's successor starts: the next onset, the input's end for the last hit."""
+    return np.append(onsets[1:], length)
 
 
 def lay_hits(hits: list[np.ndarray], onsets: np.ndarray, length: int, sample_rate: int) -> np.ndarray:
@@ -67,7 +72,7 @@ def lay_hits(hits: list[np.ndarray], onsets: np.ndarray, length: int, sample_rat
     channels = hits[0].shape[1]
     out = np.zeros((length, channels), np.float32)
     fade = _fade(sample_rate)
-    nexts = np.append(onsets[1:], length)
+    nexts = _next_onsets(onsets, length)
     for hit, start, nxt in zip(hits, onsets, nexts):
         n = min(len(hit), length - start)
         gain = np.ones(n, np.float32)

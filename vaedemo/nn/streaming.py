@@ -415,7 +415,8 @@ class NoBank(NoBranch):
 
 class StreamingEncoder(nn.Module):
     """The PQMF analysis and the encoder's conv stack in a stream: audio (B, C, n) in, n a multiple of the hop, the
-    conv map (B, 2D, n / hop) out, ``lookahead`` frames behind the offline map of the audio fed so far.
+    conv map (B, the encoder's channels, n / hop) out, ``lookahead`` frames behind the offline map of the audio fed so
+    far (:meth:`AudioVAE.encoder_map`).
 
     ``lookahead`` is also how far the offline encoder reads ahead: from its first k frames' worth of audio alone, the
     first k - lookahead frames of the map are those of the whole audio's."""

@@ -108,8 +108,8 @@ class AudioVAE(nn.Module):
         return z if level is None else torch.cat([z, level[:, None].to(z.dtype)], dim=1)
 
     def encoder_map(self, clips: torch.Tensor) -> torch.Tensor:
-        """The encoder's conv map (B', 2d, frames) of padded, folded, normalised audio: :meth:`posterior_stats`
-        before the latent mode's head."""
+        """The encoder's conv map (B', the mode's encoder channels, frames) of padded, folded, normalised audio:
+        :meth:`posterior_stats` before the latent mode's head."""
         return self.encoder.net(self.pqmf.analysis(clips))
 
     def encode(self, x: torch.Tensor, map_of: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:

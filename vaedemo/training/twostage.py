@@ -71,6 +71,8 @@ def two_stage_model_config(cfg: Config, backbone: ModelConfig, source: str, adde
     keys of the branches in ``added`` that the config adds to a decoder of its own: :func:`added_branches`)."""
     if backbone.latent_mode != "temporal" or backbone.posterior_flow_layers:
         raise ConfigError(f"train.backbone {source} must be a temporal bundle without a posterior flow.")
+    if backbone.causal:  # a one-vector model needs the whole clip: a causal backbone would only make it lag
+        raise ConfigError(f"train.backbone {source} is causal; a two-stage model needs a centred backbone.")
     own = {k for prefix in added for k in BRANCHES[prefix]}
     values = cfg.model.to_dict() | {k: getattr(backbone, k) for k in ARCHITECTURE_KEYS if k not in own}
     values["trajectory_size"] = backbone.latent_size
