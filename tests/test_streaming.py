@@ -85,6 +85,24 @@ def test_the_encoder_map_of_the_first_frames_audio_alone_is_the_whole_maps_start
             assert causal or not torch.allclose(part, whole[..., :k], rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_the_encoders_lookbehind_is_its_left_receptive_field(causal):
+    """An impulse at p changes the encoder's frames k with k * hop - L <= p, L its look-behind, and no later ones:
+    where a one-shot's silent tail stops mattering to the map. One band: no PQMF with near-zero outer taps (its
+    look-behind is its analysis filter's left padding)."""
+    model = _model(causal, bands=1, flows=0)
+    x = 0.1 * torch.randn(1, 1, 64 * model.hop, dtype=torch.float64)
+    reach = 0
+    with torch.no_grad():
+        y = model.encoder_map(x)
+        for p in range(32 * model.hop, 33 * model.hop):
+            x2 = x.clone()
+            x2[..., p] += 1.0
+            changed = torch.nonzero((model.encoder_map(x2) - y).abs()[0].amax(0) > 1e-13).flatten()
+            reach = max(reach, int(changed.max()) * model.hop - p)
+    assert reach == model.encoder_lookbehind > 0
+
+
 def test_streams_are_independent_and_reset_starts_afresh():
     model = _model(False, bands=4)
     a, b = StreamingVAE(model), StreamingVAE(model)

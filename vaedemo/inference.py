@@ -115,10 +115,10 @@ class Engine:
         self.has_prior_flow = cfg.prior_flow_layers > 0
         self.batch = batch
         if self.mode.per_clip:  # clips are independent: `batch` of them (of one channel group) per forward
-            # how far past the samples wanted the decoder reads (samples), and how far the encoder reads back (an
-            # upper bound: its whole receptive field, in samples) and ahead (in latent frames)
+            # how far past the samples wanted the decoder reads (samples), and how far the encoder reads back
+            # (samples) and ahead (latent frames)
             self.decoder_lookahead_samples = decoder_lookahead(self.model)
-            self.encoder_reach_samples = cfg.bands * self.model.encoder.span + self.model.pqmf.taps
+            self.encoder_reach_samples = self.model.encoder_lookbehind
             self.encoder_lookahead_frames = encoder_lookahead(self.model)
             self._silent_map: torch.Tensor | None = None  # the encoder's map of a silent clip, once a tail needs it
         else:  # a temporal model goes in chunks that start where the decoder's position-dependent parts start over

@@ -5,6 +5,8 @@ exact-length contract of :class:`~vaedemo.nn.vae.AudioVAE` only needs the input 
 Each block also reports its receptive field in its own input samples (``span``) and how it resamples (``stride`` /
 ``ratio``); :func:`stack_span` sums them over a stack, which sizes seamless chunking. ``lookahead`` says how far a
 centred block reads ahead (0 when causal); :mod:`~vaedemo.nn.streaming` adds these up into a stream's latency.
+``lookbehind``, how far a conv reads back, sums up (:func:`stack_lookbehind`) into where an encoder's output stops
+depending on what came before (a one-shot's silent tail).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Conv(nn.Module):
         self.span = dilation * (kernel - 1)
         self.stride = stride
         self.lookahead = self.pad[1]  # input samples read past an output's own position (its right padding)
+        self.lookbehind = self.pad[0]  # and before it (its left padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.pad(x, self.pad))
@@ -100,6 +103,7 @@ class ResidualUnit(nn.Module):
         self.conv2 = nn.Conv1d(channels, channels, 1)
         self.span = self.conv1.span
         self.lookahead = self.conv1.lookahead
+        self.lookbehind = self.conv1.lookbehind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2)
@@ -115,6 +119,18 @@ def stack_span(layers: nn.Sequential, rate: int = 1) -> int:
         total += getattr(layer, "span", 0) * rate
         rate = rate * getattr(layer, "stride", 1) // getattr(layer, "ratio", 1)
     return total + 1
+
+
+def stack_lookbehind(layers: nn.Sequential) -> int:
+    """How far before an output's own position (output k of a stack that downsamples by R sits at input k * R) the
+    input it depends on starts, in input samples: each block's ``lookbehind`` at its input's rate, summed."""
+    total, rate = 0, 1
+    for layer in layers:
+        if hasattr(layer, "ratio"):
+            raise ValueError("stack_lookbehind is for stacks that do not upsample")
+        total += getattr(layer, "lookbehind", 0) * rate
+        rate *= getattr(layer, "stride", 1)
+    return total
 
 
 class Act(nn.Module):

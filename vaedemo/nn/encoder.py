@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Act, Conv, ResidualUnit, stack_span
+from .blocks import Act, Conv, ResidualUnit, stack_lookbehind, stack_span
 
 
 class Encoder(nn.Module):
@@ -39,6 +39,11 @@ class Encoder(nn.Module):
     def span(self) -> int:
         """Receptive field in PQMF-rate samples (summed from the blocks)."""
         return stack_span(self.net)
+
+    @property
+    def lookbehind(self) -> int:
+        """How far before the start of its frame a frame's input begins, in PQMF-rate samples."""
+        return stack_lookbehind(self.net)
 
     def forward(self, bands: torch.Tensor) -> torch.Tensor:
         return self.head(self.net(bands))

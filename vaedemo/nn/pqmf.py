@@ -86,6 +86,13 @@ class PQMF(nn.Module):
         the synthesis crops that much on the left."""
         return self.taps // 2 if not self.causal and self.bands > 1 else 0
 
+    @property
+    def lookbehind(self) -> int:
+        """Samples the analysis filter reads before a band sample's own position (its left padding)."""
+        if self.bands == 1:
+            return 0
+        return self.taps - 1 if self.causal else self.taps // 2
+
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) -> (B, C * M, T / M); channel c's bands are rows c*M .. c*M + M - 1."""
         if self.bands == 1:

@@ -89,6 +89,12 @@ class AudioVAE(nn.Module):
         """Samples of context on either side that can influence one output sample (an upper bound)."""
         return self.cfg.bands * (self.encoder.span + self.decoder.span) + 2 * self.pqmf.taps
 
+    @property
+    def encoder_lookbehind(self) -> int:
+        """Samples before a latent frame's first sample where the audio that frame depends on begins: past that
+        much silence, a frame has seen nothing but zeros before it."""
+        return self.pqmf.lookbehind + self.cfg.bands * self.encoder.lookbehind
+
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.channels:
             raise ValueError(f"AudioVAE expects (batch, {self.channels}, samples), got {tuple(x.shape)}")
