@@ -232,7 +232,7 @@ class Engine:
         """What computes the encoder's conv map of one-shot clips that are silent from sample ``end`` on: past the
         encoder's reach from ``end``, a frame has seen nothing but zeros up to the clip's end, so it is the silent
         clip's; only the frames before it are computed, from as much audio as they read ahead."""
-        model, frames = self.model, self.clip_length // self.hop
+        model, frames = self.model, self.mode.frames_per_clip
         cut = -(-(end + self.encoder_reach_samples) // self.hop)  # the first frame whose inputs are all silent
         if cut >= frames:
             return model.encoder_map
@@ -256,7 +256,7 @@ class Engine:
         out = []
         for i in range(0, len(z), self.batch):
             need = kept[i : i + self.batch]
-            frames = min(self.clip_length // self.hop, -(-(int(need.max()) + self.decoder_lookahead_samples) // self.hop))
+            frames = min(self.mode.frames_per_clip, -(-(int(need.max()) + self.decoder_lookahead_samples) // self.hop))
             y = self.model.decode(z[i : i + self.batch], frames).cpu().numpy()
             out += [clip[:, :n] for clip, n in zip(y, need)]
         return out

@@ -100,7 +100,7 @@ class PQMF(nn.Module):
         b, c, t = x.shape
         if t % self.bands:
             raise ValueError(f"PQMF analysis needs a length divisible by {self.bands}, got {t}")
-        pad = (self.taps - 1, 0) if self.causal else (self.taps // 2, self.taps // 2)
+        pad = (self.lookbehind, self.lookahead)
         h = self.h_analysis.to(x.dtype)  # the filters follow the audio (half precision under autocast, float64)
         y = F.conv1d(F.pad(x.reshape(b * c, 1, t), pad), h, stride=self.bands)
         return y.reshape(b, c * self.bands, t // self.bands)

@@ -102,10 +102,6 @@ class AudioVAE(nn.Module):
             raise ValueError("AudioVAE got zero samples")
 
     # ------------------------------------------------------------------------------------------------ pieces
-    def posterior_stats(self, clips: torch.Tensor) -> torch.Tensor:
-        """Posterior statistics of padded, folded audio (B', C, T): (B', 2D) or (B', 2D, frames)."""
-        return self.encoder(self.pqmf.analysis(clips))
-
     def normalised(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(the clips the encoder sees, their level coordinates or None): with a level latent, clips at one peak."""
         return self.level.normalise(clips) if self.level is not None else (clips, None)
@@ -114,8 +110,8 @@ class AudioVAE(nn.Module):
         return z if level is None else torch.cat([z, level[:, None].to(z.dtype)], dim=1)
 
     def encoder_map(self, clips: torch.Tensor) -> torch.Tensor:
-        """The encoder's conv map (B', the mode's encoder channels, frames) of padded, folded, normalised audio:
-        :meth:`posterior_stats` before the latent mode's head."""
+        """The encoder's conv map (B', the mode's encoder channels, frames) of padded, folded, normalised audio: the
+        posterior statistics before the latent mode's head."""
         return self.encoder.net(self.pqmf.analysis(clips))
 
     def encode(self, x: torch.Tensor, map_of: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
