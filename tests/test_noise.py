@@ -12,7 +12,7 @@ from conftest import assert_never_looks_ahead, assert_streams_like_offline, bran
 from vaedemo.bundle import load, save_bundle
 from vaedemo.config import load_config
 from vaedemo.errors import ConfigError, VaedemoError
-from vaedemo.nn.noise import fir_basis, hashed_uniform, running_rms
+from vaedemo.nn.noise import BankCache, filter_noise, fir_basis, hashed_uniform, mix_bank, noise_bank, running_rms
 from vaedemo.nn.streaming import StreamingRms, decoder_lookahead
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import init_weights
@@ -147,6 +147,79 @@ def test_a_held_filter_makes_narrow_stationary_noise_across_blocks():
     assert power[near].sum() > 0.9 * power.sum()
     later = filter_noise(line[:, :, 1000:], fir_basis(k, torch.float64), hop, seed=3, first_block=1000)[0, 0]
     assert torch.allclose(later, y[1000 * hop :], atol=1e-12)  # a block's output depends on its position only
+
+
+# ------------------------------------------------------------------------------------------------------ bank
+@pytest.mark.parametrize(("batch", "k", "hop", "first"), [(1, 16, 8, 0), (3, 5, 4, 7), (2, 2, 1, -3)])
+def test_the_noise_bank_times_the_magnitudes_is_the_filtered_noise(batch, k, hop, first):
+    """The same sums in another order: any batch, noise bands, hop and position (a negative one included)."""
+    magnitudes = torch.rand(batch, 4, 60, k, dtype=torch.float64)
+    bank = noise_bank(batch, 4, first * hop, 60 * hop, 11, fir_basis(k, torch.float64))
+    want = filter_noise(magnitudes, fir_basis(k, torch.float64), hop, 11, first)
+    assert torch.allclose(mix_bank(magnitudes, bank, hop), want, atol=1e-13)
+    other_seed = noise_bank(batch, 4, first * hop, 60 * hop, 12, fir_basis(k, torch.float64))
+    assert not torch.allclose(mix_bank(magnitudes, other_seed, hop), want)
+
+
+def _taps_only(model: AudioVAE) -> AudioVAE:
+    model.decoder.noise.banks.limit_bytes = 0  # nothing fits: every call takes the taps
+    return model
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_an_eval_decode_through_the_kept_bank_equals_the_taps(relative):
+    """A model in eval mode draws a signal's start from its kept bank: the same output as the taps, for the whole
+    signal, for a shorter one (the start of the bank kept), for another batch size, and for a chunk further in."""
+    extra = [RELATIVE] if relative else []
+    banked, taps = _model(*extra, loud=True).double(), _taps_only(_model(*extra, loud=True).double())
+    x = 0.3 * torch.randn(2, 1, 4096, dtype=torch.float64)
+    with torch.inference_mode():
+        for signal in (x, x[..., :2048], x[:1], x[..., 1024:]):
+            assert torch.allclose(banked(signal, sample=False).audio, taps(signal, sample=False).audio, atol=1e-12)
+        assert torch.allclose(banked(x[..., 1024:], sample=False, offset=1024).audio,
+                              taps(x[..., 1024:], sample=False, offset=1024).audio, atol=1e-12)  # fmt: skip
+    kept = banked.decoder.noise.banks._banks
+    assert sorted(bank.shape[:3] for bank in kept.values()) == [(1, 4, 4096 // 4), (2, 4, 4096 // 4)]
+    assert not taps.decoder.noise.banks._banks
+
+
+def test_the_kept_banks_stay_within_their_bytes_and_the_oldest_goes_first():
+    cache, basis = BankCache(), fir_basis(5)
+    one = 4 * 1000 * 5 * 4  # bytes of a batch of one: 4 rows, 1000 samples, 5 bins, float32
+    cache.limit_bytes = 3 * one
+    for batch in (1, 2):
+        cache.start_of(batch, 4, 1000, 0, basis)
+    assert cache.start_of(1, 4, 1000, 0, basis) is not None  # a hit: batch 1 is now the most recent
+    cache.start_of(3, 4, 500, 0, basis)  # 1.5 x one: batch 2 (the least recently used) goes
+    assert sorted(key[0] for key in cache._banks) == [1, 3]
+    assert sum(b.numel() * b.element_size() for b in cache._banks.values()) <= cache.limit_bytes
+    assert cache.start_of(4, 4, 1000, 0, basis) is None and len(cache._banks) == 2  # larger than the limit: not kept
+    three = next(bank for key, bank in cache._banks.items() if key[0] == 3)
+    assert torch.equal(cache.start_of(3, 4, 200, 0, basis), three[:, :, :200])  # a shorter request: the kept start
+
+
+def test_refinement_differentiates_through_a_bank_kept_in_inference_mode():
+    """The demo's first reconstruction keeps the bank inside inference mode; a refinement after it takes gradients
+    through it: the same gradients as through the taps."""
+    banked, taps = _model(RELATIVE, loud=True).double(), _taps_only(_model(RELATIVE, loud=True).double())
+    x = 0.3 * torch.randn(1, 1, 2048, dtype=torch.float64)
+    with torch.inference_mode():
+        banked(x, sample=False)
+    grads = []
+    for model in (banked, taps):
+        z = model.encode(x).detach().requires_grad_(True)
+        model.decode(z).pow(2).sum().backward()
+        grads.append(z.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-10) and grads[0].abs().sum() > 0
+
+
+def test_a_copied_model_starts_with_no_kept_bank():
+    import copy
+
+    model = _model(loud=True)
+    with torch.inference_mode():
+        model(torch.randn(1, 1, 2048), sample=False)
+    assert model.decoder.noise.banks._banks and not copy.deepcopy(model).decoder.noise.banks._banks
 
 
 # ------------------------------------------------------------------------------------------------------ training

@@ -216,7 +216,7 @@ def measure(target: str, kind: str, seconds: float, runs: int, train_steps: int,
         "mode": engine.mode.name,
         "params_M": sum(p.numel() for p in engine.model.parameters()) / 1e6,
         **measure_inference(engine, seconds, runs, refine),
-        **measure_training_steps(train_cfg, train_steps),
+        **(measure_training_steps(train_cfg, train_steps) if train_steps else {}),  # (--train-steps 0: inference alone)
         "peak_mem_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
     }
@@ -256,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--checkpoint", action="append", default=[], help="bundle folder or hf:// id")
     add("--seconds", type=float, default=10.0, help="audio length for encode/decode/reconstruct")
     add("--runs", type=int, default=5)
-    add("--train-steps", type=int, default=3)
+    add("--train-steps", type=int, default=3, help="training steps timed per phase (0: none)")
     add("--refine", type=int, default=0, help="also time reconstruction with this many steps of latent refinement")
     add("--json", help="also write the rows as JSON here")
     add("--train", action="store_true", help="time the real training CLI instead (vaedemo.bench_train)")
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"\n{rows[0]['threads']} torch threads; x RT = seconds of audio per second of compute (median of "
           f"{args.runs} runs of {args.seconds:g} s after a warm-up; a one-shot model reconstructs one clip, and the "
-          f"drum loop hit by hit); training steps: median of {args.train_steps}.")
+          f"drum loop hit by hit)" + (f"; training steps: median of {args.train_steps}." if args.train_steps else "."))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
