@@ -50,9 +50,15 @@ def one_step_per_phase(cfg: Config, phases: list[str]) -> Config:
     return cfg
 
 
-def test_every_config_file_is_covered():
+def test_every_config_file_is_covered(monkeypatch):
     every_file = sorted((ROOT / "configs").rglob("*.yaml"))
-    assert every_file == sorted(CONFIGS + ABLATIONS) and len(every_file) >= 6
+    recipes = sorted((ROOT / "configs" / "recipes").glob("*.yaml"))  # chains of the configs above (tests/test_recipe.py)
+    assert every_file == sorted(CONFIGS + ABLATIONS + recipes) and len(every_file) >= 6
+    from vaedemo.recipe import Recipe
+
+    monkeypatch.chdir(ROOT)  # a recipe names its configs from the repository's root
+    for recipe in recipes:
+        assert Recipe(recipe.relative_to(ROOT)).steps  # every step's config resolves, every input is a step's bundle
 
 
 @pytest.mark.parametrize("name,cfg", all_configs(), ids=[n for n, _ in all_configs()])

@@ -120,6 +120,8 @@ def _training_lines(meta: dict[str, Any], training: dict[str, Any]) -> list[str]
     start = (training.get("train") or {}).get("init_from")
     if start:  # a fine-tune: the steps above came after the source bundle's own training
         lines.append(f"- started from the weights of `{start}` (`train.init_from`)")
+    if meta.get("recipe"):  # the whole chain of runs, where the command above is its last
+        lines.append(f"- made from nothing (every training run it went through, in order): `{meta['recipe']}`")
     if meta.get("notes"):
         lines.append(f"- notes: {meta['notes']}")
     return lines

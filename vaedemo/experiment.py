@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from .cli import user_errors
-from .errors import ConfigError, VaedemoError
+from .errors import ConfigError
 
 KEYS = {"base", "run_root", "shared", "evaluate", "variants", "description"}
 
@@ -58,25 +57,9 @@ def variant_overrides(doc: dict, name: str) -> list[str]:
 
 def train_variant(doc: dict, name: str) -> Path:
     """Train (or resume, or reuse) one variant; returns its bundle folder."""
-    from .bundle import read_bundle_config
-    from .config import load_config
+    from .training.runner import train_to_completion
 
-    overrides = variant_overrides(doc, name)
-    cfg = load_config(doc["base"], overrides)  # validates before anything runs
-    run_dir = Path(cfg.train.run_dir)
-    bundle = run_dir / "bundle"
-    if bundle.is_dir() and read_bundle_config(bundle)[1].get("step", 0) >= cfg.train.max_steps:
-        print(f"[experiment] {name}: reusing {bundle}", file=sys.stderr)
-        return bundle
-    cmd = [sys.executable, "-m", "vaedemo.train", "--config", doc["base"]]
-    cmd += [a for o in overrides for a in ("--set", o)]
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
-        cmd.append("--resume")
-    print(f"[experiment] {name}: {' '.join(cmd[1:])}", file=sys.stderr)
-    res = subprocess.run(cmd)
-    if res.returncode != 0:
-        raise VaedemoError(f"training variant '{name}' failed (exit {res.returncode}); see its output above.")
-    return bundle
+    return train_to_completion(doc["base"], variant_overrides(doc, name), "experiment", name)
 
 
 def evaluate_variant(bundle: Path, opts: dict) -> list[dict]:

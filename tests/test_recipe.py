@@ -1,0 +1,135 @@
+"""Recipes (``python -m vaedemo.recipe``): a chain of real training runs, each reading an earlier step's bundle, run in
+order, resumed and reused; the shipped recipe against what the shipped bundles recorded of their training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TINY
+
+from vaedemo.errors import ConfigError
+from vaedemo.recipe import Recipe
+from vaedemo.recipe import main as recipe_main
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "configs" / "recipes" / "shipped.yaml"
+PATHS = ("train.run_dir", "train.init_from", "train.backbone")  # where a recipe's runs differ from the day's
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def test_the_shipped_recipe_trains_each_bundle_as_its_card_records(monkeypatch):
+    """Every shipped bundle is a target, and its last step trains with the config the bundle recorded (every key it
+    recorded; keys added to the code since then are absent from it), its inputs the recipe's own earlier bundles."""
+    monkeypatch.chdir(ROOT)  # the recipe names configs relative to the repository
+    recipe = Recipe(SHIPPED.relative_to(ROOT))
+    shipped = sorted(p.name for p in (ROOT / "checkpoints").iterdir() if (p / "config.json").is_file())
+    assert sorted(recipe.targets) == shipped
+    for name, step in recipe.targets.items():
+        doc = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())
+        recorded = {k: v for k, v in _flat(doc["training"]).items() if k not in PATHS}
+        resolved = _flat(recipe.resolved(step).to_dict())
+        assert {k: resolved.get(k) for k in recorded} == recorded, name
+        assert doc["meta"]["recipe"] == f"python -m vaedemo.recipe configs/recipes/shipped.yaml --target {name}"
+        assert doc["meta"]["recipe"] in (ROOT / "checkpoints" / name / "README.md").read_text()
+    twostage = recipe.needs(recipe.targets["drums_twostage"])  # the backbone's whole chain comes first
+    assert twostage[:7] == recipe.needs(recipe.targets["drums_temporal"]) and len(twostage) == 17
+
+
+def _tiny_base(tmp_path: Path, data: Path) -> Path:
+    values: dict = {}
+    for item in TINY + [f"data.root={data}", "model.latent_mode=temporal", "train.val_every_n_steps=2",
+                        "train.checkpoint_every_n_steps=1", "train.max_steps=2", "train.vae_steps=100"]:  # fmt: skip
+        key, raw = item.split("=", 1)
+        node = values
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = yaml.safe_load(raw)
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(values))
+    return base
+
+
+def test_a_recipe_runs_its_chain_in_order_then_reuses_it(drum_folder, tmp_path, capsys):
+    """Real training: the data folder made by its command, a run continued by a second step (3 steps, a validation
+    every 2: the run ends on a bundle of step 3), a fine-tune from that run's bundle; the card names the recipe; a
+    second call trains nothing."""
+    data = tmp_path / "renders"
+    base = _tiny_base(tmp_path, data)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "runs": str(tmp_path / "runs"),
+        "data": {str(data): f"cp -r {drum_folder} {data}"},
+        "targets": {"tiny_tuned": "tuned", "tiny": "longer"},
+        "steps": {
+            "first": {"config": str(base)},
+            "longer": {"resume": "first", "set": ["train.max_steps=3"]},
+            "tuned": {"config": str(base), "set": ["train.init_from={longer}", "train.lr=0.0005"]},
+        },
+    }, sort_keys=False))  # fmt: skip
+    assert recipe_main([str(path), "--target", "tiny_tuned"]) == 0
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["longer", "tuned"]  # a run's folder: its last step's name
+    longer = json.loads((runs / "longer" / "bundle" / "config.json").read_text())
+    assert longer["meta"]["step"] == 3 and longer["training"]["train"]["max_steps"] == 3
+    tuned = json.loads((runs / "tuned" / "bundle" / "config.json").read_text())
+    assert tuned["training"]["train"]["init_from"] == str(runs / "longer" / "bundle")
+    assert tuned["meta"]["recipe"] == f"python -m vaedemo.recipe {path} --target tiny_tuned"
+    assert tuned["meta"]["recipe"] in (runs / "tuned" / "bundle" / "README.md").read_text()
+    weights = (runs / "tuned" / "bundle" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert recipe_main([str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(done)") == 3 and "--resume" in out.splitlines()[1]
+    assert recipe_main([str(path)]) == 0
+    err = capsys.readouterr().err
+    assert all(f"{step}: reusing" in err for step in ("first", "longer", "tuned")) and "vaedemo.train" not in err
+    assert (runs / "tuned" / "bundle" / "model.safetensors").read_bytes() == weights
+
+
+def _recipe(tmp_path: Path, steps: dict, **extra) -> Path:
+    base = tmp_path / "base.yaml"
+    base.write_text("name: base\n")
+    path = tmp_path / "r.yaml"
+    text = yaml.safe_dump({"steps": steps, **extra}).replace("BASE", str(base))
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("steps", "extra", "message"), [
+    ({"a": {"config": "BASE", "resume": "a"}}, {}, "needs either a config or the step it resumes"),
+    ({"a": {"resume": "b"}, "b": {"config": "BASE"}}, {}, "resumes 'b', which is not an earlier step"),
+    ({"a": {"config": "BASE", "set": ["train.init_from={b}"]}, "b": {"config": "BASE"}}, {},
+     "reads {b}, which is not an earlier step"),
+    ({"a": {"config": "BASE"}, "b": {"resume": "a"}, "c": {"config": "BASE", "set": ["train.init_from={a}"]}}, {},
+     "reads {a}, whose run step 'b' continues"),
+    ({"a": {"config": "BASE"}, "b": {"resume": "a"}, "c": {"resume": "a"}}, {}, "both continue 'a'"),
+    ({"a": {"config": "BASE", "set": ["train.init_from=checkpoints/drums_temporal"]}}, {},
+     "reads train.init_from=checkpoints/drums_temporal, which no step of the recipe makes"),
+    ({"a": {"config": "missing.yaml"}}, {}, "config missing.yaml does not exist"),
+    ({"a": {"config": "BASE", "set": "train.lr=1"}}, {}, "'set' must be a list"),
+    ({"a": {"config": "BASE"}}, {"targets": {"x": "b"}}, "target x names step 'b'"),
+    ({"a": {"config": "BASE"}}, {"recipes": 1}, "may only have the keys"),
+])  # fmt: skip
+def test_a_recipe_that_cannot_run_says_why_before_anything_trains(tmp_path, steps, extra, message):
+    path = _recipe(tmp_path, steps, **extra)
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")):
+        Recipe(path)
+    assert recipe_main([str(path), "--dry-run"]) == 2
+
+
+def test_a_missing_data_folder_without_a_command_and_an_unknown_target_are_one_sentence(tmp_path, capsys):
+    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={tmp_path / 'nowhere'}"]}}, targets={"x": "a"})
+    assert recipe_main([str(path), "--target", "y"]) == 2
+    assert "makes x, not y" in capsys.readouterr().err
+    assert recipe_main([str(path)]) == 2
+    assert f"data folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err

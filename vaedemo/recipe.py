@@ -1,0 +1,239 @@
+"""``python -m vaedemo.recipe configs/recipes/NAME.yaml [--target BUNDLE] [--dry-run]``: make a shipped bundle again
+from nothing, every training run it went through, in order.
+
+A shipped bundle is often the last of a chain of runs, each starting from the weights of the one before
+(``train.init_from``) or reading another (a two-stage model's ``train.backbone``), and the configs in configs/ name
+those inputs as they stood when each run was made: ``checkpoints/drums_temporal`` meant the backbone shipped that day,
+not today's. A recipe writes the chain down so that it runs::
+
+    runs: runs/recipes/shipped           # each step trains in a folder of its own under here
+    data:                                # folders the steps read, and the command that makes each
+      data/drums_fluidr3: python -m vaedemo.data.soundfont --soundfont ... --kind drums --out data/drums_fluidr3
+    targets:                             # bundle name -> the step that makes it
+      drums_temporal: temporal_eq
+    steps:                               # in order; {NAME} stands for the bundle of an earlier step
+      temporal_6200:
+        config: configs/drums_temporal.yaml
+        set: [train.max_steps=6200, "train.mel_sizes=[]"]
+      temporal_8600:
+        resume: temporal_6200            # the same run, continued with these overrides
+        set: [train.max_steps=8600]
+      temporal_eq:
+        config: configs/drums_temporal_eq.yaml
+        set: ["train.init_from={temporal_8600}"]
+
+Every input a step reads (``train.init_from``, ``train.backbone``) must be an earlier step's bundle, so that a recipe
+depends on its configs and data alone. Each step runs to completion through :mod:`vaedemo.training.runner` (a finished
+run is reused, an interrupted one resumes): after a crash, the same command goes on where it stopped. ``--target``
+runs what that bundle needs (its step, the steps that one continues or reads, and theirs), then writes the command
+into the bundle's card; ``--dry-run`` prints each step's command and state and runs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .cli import user_errors
+from .errors import ConfigError, VaedemoError
+
+KEYS = {"runs", "data", "targets", "steps", "description"}
+STEP_KEYS = {"config", "resume", "set"}
+INPUTS = ("init_from", "backbone")  # train keys that name another run's bundle
+REFERENCE = re.compile(r"\{([A-Za-z0-9_]+)\}")
+
+
+@dataclass
+class Step:
+    name: str
+    config: str  # the run's config (a step that continues a run: that run's first step's)
+    overrides: list[str]  # its own --set overrides, {NAME} references as written
+    resumes: str | None  # the step whose run it continues
+
+
+class Recipe:
+    """A recipe file, checked: its steps, the folder each trains in, and the overrides each runs with."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        doc = _read(path)
+        self.runs = Path(doc.get("runs") or f"runs/recipes/{path.stem}")
+        self.data: dict[str, str] = dict(doc.get("data") or {})
+        self.steps: dict[str, Step] = {}
+        self.continued_by: dict[str, str] = {}  # a step -> the step that continues its run
+        for name, spec in doc["steps"].items():
+            self.steps[name] = step = self._step(str(name), spec)
+            if step.resumes:
+                if step.resumes in self.continued_by:
+                    raise ConfigError(f"steps '{self.continued_by[step.resumes]}' and '{name}' of {path} both continue "
+                                      f"'{step.resumes}': a run goes on in one line.")  # fmt: skip
+                self.continued_by[step.resumes] = step.name
+        for name, step in self.steps.items():
+            for ref in (r for o in step.overrides for r in REFERENCE.findall(o)):
+                if ref in self.continued_by:  # its run's bundle is the last step's by the time anything reads it
+                    raise ConfigError(f"step '{name}' of {path} reads {{{ref}}}, whose run step "
+                                      f"'{self.continued_by[ref]}' continues: name the last step of that run.")  # fmt: skip
+        self.targets: dict[str, str] = dict(doc.get("targets") or {})
+        for bundle, step in self.targets.items():
+            if step not in self.steps:
+                raise ConfigError(f"target {bundle} names step '{step}', which {path} does not have.")
+        for name in self.steps:
+            self._check_inputs(name)
+
+    def _step(self, name: str, spec) -> Step:
+        where = f"step '{name}' of {self.path}"
+        if not isinstance(spec, dict) or set(spec) - STEP_KEYS or ("config" in spec) == ("resume" in spec):
+            raise ConfigError(f"{where} needs either a config or the step it resumes (and a list 'set'), nothing else.")
+        overrides = spec.get("set") or []
+        if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
+            raise ConfigError(f"{where}: 'set' must be a list of KEY=VALUE overrides.")
+        for ref in (r for o in overrides for r in REFERENCE.findall(o)):
+            if ref not in self.steps:
+                raise ConfigError(f"{where} reads {{{ref}}}, which is not an earlier step.")
+        resumes = spec.get("resume")
+        if resumes is not None:
+            if resumes not in self.steps:
+                raise ConfigError(f"{where} resumes '{resumes}', which is not an earlier step.")
+            return Step(name, self.steps[resumes].config, overrides, resumes)
+        if not Path(spec["config"]).is_file():
+            raise ConfigError(f"{where}: config {spec['config']} does not exist.")
+        return Step(name, spec["config"], overrides, None)
+
+    # ------------------------------------------------------------------------------------------------ geometry
+    def chain(self, name: str) -> list[str]:
+        """The steps of ``name``'s run, from the one that started it to ``name``."""
+        step = self.steps[name]
+        return (self.chain(step.resumes) if step.resumes else []) + [name]
+
+    def run_dir(self, name: str) -> Path:
+        """The folder of the step's run, named after the run's last step (what its bundle ends up being)."""
+        while name in self.continued_by:
+            name = self.continued_by[name]
+        return self.runs / name
+
+    def bundle(self, name: str) -> Path:
+        return self.run_dir(name) / "bundle"
+
+    def overrides(self, name: str) -> list[str]:
+        """The step's own overrides as it runs them: references made bundle paths, its run folder added."""
+        subst = [REFERENCE.sub(lambda m: str(self.bundle(m.group(1))), o) for o in self.steps[name].overrides]
+        return subst + [f"train.run_dir={self.run_dir(name)}"]
+
+    def resolved(self, name: str):
+        """The config the step trains with: its run's config with the overrides of every step of that run so far
+        (a continued run keeps the stored config of the steps before it)."""
+        from .config import load_config
+
+        return load_config(self.steps[name].config, [o for step in self.chain(name) for o in self.overrides(step)])
+
+    def needs(self, name: str) -> list[str]:
+        """The steps ``name`` needs, itself included, in the recipe's order."""
+        wanted, todo = set(), [name]
+        while todo:
+            step = todo.pop()
+            if step not in wanted:
+                wanted.add(step)
+                todo += self.chain(step) + [r for o in self.steps[step].overrides for r in REFERENCE.findall(o)]
+        return [s for s in self.steps if s in wanted]
+
+    def _check_inputs(self, name: str) -> None:
+        train = self.resolved(name).train
+        made = {str(self.bundle(s)) for s in self.steps if s != name}
+        for key in INPUTS:
+            value = getattr(train, key)
+            if value and str(value) not in made:
+                raise ConfigError(
+                    f"step '{name}' of {self.path} reads train.{key}={value}, which no step of the recipe makes: "
+                    f"set it to {{STEP}}, the step whose bundle it needs."
+                )
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} does not exist.")
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(doc, dict) or set(doc) - KEYS:
+        raise ConfigError(f"{path} may only have the keys {', '.join(sorted(KEYS))}.")
+    if not isinstance(doc.get("steps"), dict) or not doc["steps"]:
+        raise ConfigError(f"{path} needs 'steps': a mapping of step names to a config (or a run to resume) each.")
+    return doc
+
+
+# ---------------------------------------------------------------------------------------------------------- running
+def state(recipe: Recipe, name: str) -> str:
+    """Where a step stands: trained, half-trained (its run resumes) or not started."""
+    from .training.runner import finished
+
+    run_dir, steps = recipe.run_dir(name), recipe.resolved(name).train.max_steps
+    if finished(run_dir, steps):
+        return "done"
+    return "resumes" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "to train"
+
+
+def make_data(recipe: Recipe, names: list[str]) -> None:
+    """Run the recipe's command for each data folder the steps read that does not exist yet."""
+    for root in dict.fromkeys(recipe.resolved(name).data.root for name in names):
+        if Path(root).is_dir():
+            continue
+        if root not in recipe.data:
+            raise VaedemoError(f"data folder {root} does not exist and {recipe.path} has no command that makes it.")
+        print(f"[recipe] {root}: {recipe.data[root]}", file=sys.stderr)
+        if subprocess.run(shlex.split(recipe.data[root])).returncode != 0:
+            raise VaedemoError(f"making {root} failed; see its output above.")
+
+
+def run_step(recipe: Recipe, name: str) -> Path:
+    from .training.runner import train_to_completion
+
+    if recipe.steps[name].resumes and not (recipe.run_dir(name) / "checkpoints" / "last.ckpt").is_file():
+        raise VaedemoError(f"step '{name}' continues the run in {recipe.run_dir(name)}, which holds no last.ckpt.")
+    steps = recipe.resolved(name).train.max_steps
+    return train_to_completion(recipe.steps[name].config, recipe.overrides(name), "recipe", name, max_steps=steps)
+
+
+def record(bundle: Path, command: str) -> None:
+    """Write the recipe's command into a bundle's card (its weights and files stay as they are)."""
+    from .bundle import load, save_bundle
+
+    made = load(bundle)
+    save_bundle(made.model, bundle, {**made.meta, "recipe": command}, made.training)
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaedemo.recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", help="configs/recipes/NAME.yaml")
+    parser.add_argument("--target", action="append", help="the bundle to make (repeatable; default: every target)")
+    parser.add_argument("--dry-run", action="store_true", help="print each step's command and state; run nothing")
+    args = parser.parse_args(argv)
+    recipe = Recipe(Path(args.recipe))
+    targets = args.target or list(recipe.targets)
+    for target in targets:
+        if target not in recipe.targets:
+            raise ConfigError(f"{recipe.path} makes {', '.join(recipe.targets) or 'no target'}, not {target}.")
+    names = [s for s in recipe.steps if any(s in recipe.needs(recipe.targets[t]) for t in targets)]
+    for name in names:
+        command = shlex.join(["python", "-m", "vaedemo.train", "--config", recipe.steps[name].config]
+                             + [a for o in recipe.overrides(name) for a in ("--set", o)])  # fmt: skip
+        print(f"{name} ({state(recipe, name)}): {command}" + (" --resume" if recipe.steps[name].resumes else ""))
+    if args.dry_run:
+        return 0
+    make_data(recipe, names)
+    for name in names:
+        run_step(recipe, name)
+    for target in targets:
+        bundle = recipe.bundle(recipe.targets[target])
+        record(bundle, f"python -m vaedemo.recipe {recipe.path} --target {target}")
+        print(f"{target}: {bundle}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Training runs started by another command (an ablation's variants, a recipe's steps), each to completion: a run
+whose bundle has reached its ``train.max_steps`` is reused, an interrupted one resumes from its ``last.ckpt``, so the
+command can be run again after a crash and goes on where it stopped. Each run is ``python -m vaedemo.train`` in a
+subprocess, exactly what a user would type (and what the bundle's card then records)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import VaedemoError
+
+
+def finished(run_dir: Path, max_steps: int) -> bool:
+    """Whether the run in ``run_dir`` has a bundle of at least ``max_steps`` training steps."""
+    from ..bundle import read_bundle_config
+
+    bundle = run_dir / "bundle"
+    return bundle.is_dir() and read_bundle_config(bundle)[1].get("step", 0) >= max_steps
+
+
+def train_command(config: str, overrides: list[str], resume: bool) -> list[str]:
+    """The ``python -m vaedemo.train`` command line (argv) of a run."""
+    cmd = [sys.executable, "-m", "vaedemo.train", "--config", config, *[a for o in overrides for a in ("--set", o)]]
+    return cmd + (["--resume"] if resume else [])
+
+
+def train_to_completion(config: str, overrides: list[str], tag: str, label: str, max_steps: int | None = None) -> Path:
+    """Train, resume or reuse the run of ``config`` with ``overrides`` (which name its ``train.run_dir``); returns its
+    bundle folder. ``max_steps``: where the run counts as finished when the config's own value is not it (a resumed
+    run whose stored config an earlier command set). Progress lines go to stderr as ``[tag] label: ...``."""
+    from ..config import load_config
+
+    cfg = load_config(config, overrides)  # validates before anything runs
+    run_dir = Path(cfg.train.run_dir)
+    if finished(run_dir, cfg.train.max_steps if max_steps is None else max_steps):
+        print(f"[{tag}] {label}: reusing {run_dir / 'bundle'}", file=sys.stderr)
+        return run_dir / "bundle"
+    cmd = train_command(config, overrides, resume=(run_dir / "checkpoints" / "last.ckpt").is_file())
+    print(f"[{tag}] {label}: {' '.join(cmd[1:])}", file=sys.stderr)
+    res = subprocess.run(cmd)
+    if res.returncode != 0:
+        raise VaedemoError(f"training {label} failed (exit {res.returncode}); see its output above.")
+    return run_dir / "bundle"
