@@ -4,6 +4,9 @@ order, resumed and reused; the shipped recipe against what the shipped bundles r
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from conftest import TINY
 from vaedemo.errors import ConfigError
 from vaedemo.recipe import Recipe
 from vaedemo.recipe import main as recipe_main
+from vaedemo.training.runner import finished, train_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "configs" / "recipes" / "shipped.yaml"
@@ -59,34 +63,50 @@ def _tiny_base(tmp_path: Path, data: Path) -> Path:
     return base
 
 
-def test_a_recipe_runs_its_chain_in_order_then_reuses_it(drum_folder, tmp_path, capsys):
-    """Real training: the data folder made by its command, a run continued by a second step (3 steps, a validation
-    every 2: the run ends on a bundle of step 3), a fine-tune from that run's bundle; the card names the recipe; a
-    second call trains nothing."""
+def test_a_recipe_runs_its_chain_in_order_resumes_and_reuses_it(drum_folder, tmp_path, capsys):
+    """Real training: the data folder made by its command, a run killed part-way that the recipe resumes, then
+    continued by a second step (to step 41, a validation every 2: the run ends on a bundle of step 41), a fine-tune
+    from that run's bundle; the card names the recipe; a second call trains nothing; an edited step stops it with the
+    key that differs."""
     data = tmp_path / "renders"
     base = _tiny_base(tmp_path, data)
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump({
+    recipe = {
         "runs": str(tmp_path / "runs"),
         "data": {str(data): f"cp -r {drum_folder} {data}"},
         "targets": {"tiny_tuned": "tuned", "tiny": "longer"},
         "steps": {
-            "first": {"config": str(base)},
-            "longer": {"resume": "first", "set": ["train.max_steps=3"]},
+            "first": {"config": str(base), "set": ["train.max_steps=40"]},
+            "longer": {"resume": "first", "set": ["train.max_steps=41"]},
             "tuned": {"config": str(base), "set": ["train.init_from={longer}", "train.lr=0.0005"]},
         },
-    }, sort_keys=False))  # fmt: skip
-    assert recipe_main([str(path), "--target", "tiny_tuned"]) == 0
+    }
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     runs = tmp_path / "runs"
-    assert sorted(p.name for p in runs.iterdir()) == ["longer", "tuned"]  # a run's folder: its last step's name
-    longer = json.loads((runs / "longer" / "bundle" / "config.json").read_text())
-    assert longer["meta"]["step"] == 3 and longer["training"]["train"]["max_steps"] == 3
+
+    shutil.copytree(drum_folder, data)  # the first step's run, killed once its first last.ckpt is saved
+    killed = subprocess.Popen(train_command(str(base), ["train.max_steps=40", f"train.run_dir={runs / 'first'}"], False),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (runs / "first" / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed.kill()
+    killed.wait()
+    assert not finished(runs / "first", 40)
+    shutil.rmtree(data)  # the recipe makes it again
+    capsys.readouterr()
+    assert recipe_main([str(path), "--target", "tiny_tuned"]) == 0
+    err = capsys.readouterr().err
+    assert "first: " in err and "--resume" in next(ln for ln in err.splitlines() if "[recipe] first:" in ln)
+    assert data.is_dir() and not Path(f"{data}.partial").exists()
+    assert sorted(p.name for p in runs.iterdir()) == ["first", "tuned"]  # a run's folder: its first step's name
+    longer = json.loads((runs / "first" / "bundle" / "config.json").read_text())
+    assert longer["meta"]["step"] == 41 and longer["training"]["train"]["max_steps"] == 41
     tuned = json.loads((runs / "tuned" / "bundle" / "config.json").read_text())
-    assert tuned["training"]["train"]["init_from"] == str(runs / "longer" / "bundle")
+    assert tuned["training"]["train"]["init_from"] == str(runs / "first" / "bundle")
     assert tuned["meta"]["recipe"] == f"python -m vaedemo.recipe {path} --target tiny_tuned"
     assert tuned["meta"]["recipe"] in (runs / "tuned" / "bundle" / "README.md").read_text()
     weights = (runs / "tuned" / "bundle" / "model.safetensors").read_bytes()
-    capsys.readouterr()
     assert recipe_main([str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("(done)") == 3 and "--resume" in out.splitlines()[1]
@@ -94,6 +114,11 @@ def test_a_recipe_runs_its_chain_in_order_then_reuses_it(drum_folder, tmp_path, 
     err = capsys.readouterr().err
     assert all(f"{step}: reusing" in err for step in ("first", "longer", "tuned")) and "vaedemo.train" not in err
     assert (runs / "tuned" / "bundle" / "model.safetensors").read_bytes() == weights
+    recipe["steps"]["tuned"]["set"][1] = "train.lr=0.0002"  # edited since it trained
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    assert recipe_main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "was trained with another config than step 'tuned'" in err and "train.lr: stored 0.0005, recipe 0.0002" in err
 
 
 def _recipe(tmp_path: Path, steps: dict, **extra) -> Path:
@@ -119,6 +144,11 @@ def _recipe(tmp_path: Path, steps: dict, **extra) -> Path:
     ({"a": {"config": "BASE", "set": "train.lr=1"}}, {}, "'set' must be a list"),
     ({"a": {"config": "BASE"}}, {"targets": {"x": "b"}}, "target x names step 'b'"),
     ({"a": {"config": "BASE"}}, {"recipes": 1}, "may only have the keys"),
+    ({"a": {"config": "BASE"}, "b": {"resume": "a", "set": ["train.lr=0.1"]}}, {}, "without raising train.max_steps"),
+    ({"a": {"config": "BASE"}, "b": {"resume": "a", "set": ["train.max_steps=9000000"]}}, {"targets": {"x": "a"}},
+     "target x names step 'a', whose run step 'b' continues"),
+    ({"a": {"config": "BASE"}}, {"data": {"data/x": "python -m vaedemo.data.soundfont --out data/y"}},
+     "must name that folder"),
 ])  # fmt: skip
 def test_a_recipe_that_cannot_run_says_why_before_anything_trains(tmp_path, steps, extra, message):
     path = _recipe(tmp_path, steps, **extra)

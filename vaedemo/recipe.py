@@ -6,27 +6,30 @@ A shipped bundle is often the last of a chain of runs, each starting from the we
 those inputs as they stood when each run was made: ``checkpoints/drums_temporal`` meant the backbone shipped that day,
 not today's. A recipe writes the chain down so that it runs::
 
-    runs: runs/recipes/shipped           # each step trains in a folder of its own under here
+    runs: runs/recipes/shipped           # each run trains in a folder of its own under here
     data:                                # folders the steps read, and the command that makes each
       data/drums_fluidr3: python -m vaedemo.data.soundfont --soundfont ... --kind drums --out data/drums_fluidr3
     targets:                             # bundle name -> the step that makes it
       drums_temporal: temporal_eq
     steps:                               # in order; {NAME} stands for the bundle of an earlier step
-      temporal_6200:
+      temporal:
         config: configs/drums_temporal.yaml
         set: [train.max_steps=6200, "train.mel_sizes=[]"]
       temporal_8600:
-        resume: temporal_6200            # the same run, continued with these overrides
+        resume: temporal                 # the same run, continued with these overrides (as --resume)
         set: [train.max_steps=8600]
       temporal_eq:
         config: configs/drums_temporal_eq.yaml
         set: ["train.init_from={temporal_8600}"]
 
 Every input a step reads (``train.init_from``, ``train.backbone``) must be an earlier step's bundle, so that a recipe
-depends on its configs and data alone. Each step runs to completion through :mod:`vaedemo.training.runner` (a finished
-run is reused, an interrupted one resumes): after a crash, the same command goes on where it stopped. ``--target``
-runs what that bundle needs (its step, the steps that one continues or reads, and theirs), then writes the command
-into the bundle's card; ``--dry-run`` prints each step's command and state and runs nothing.
+depends on its configs and data alone; a run's folder is named after its first step, and a step reads (and a target
+names) only the last step of a run. Each step runs to completion through :mod:`vaedemo.training.runner` (a finished
+run is reused, an interrupted one resumes): after a crash, the same command goes on where it stopped. A run folder
+whose stored config is none of its steps' (a recipe or config edited since) stops the recipe with the first key that
+differs. A missing data folder is made by its command, aside (``ROOT.partial``) and moved into place when whole.
+``--target`` runs what that bundle needs (its step, the steps that one continues or reads, and theirs), then writes
+the command into the bundle's card; ``--dry-run`` prints each step's command and state and runs nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -84,8 +88,15 @@ class Recipe:
         for bundle, step in self.targets.items():
             if step not in self.steps:
                 raise ConfigError(f"target {bundle} names step '{step}', which {path} does not have.")
+            if step in self.continued_by:
+                raise ConfigError(f"target {bundle} names step '{step}', whose run step '{self.continued_by[step]}' "
+                                  "continues: name the last step of that run.")  # fmt: skip
         for name in self.steps:
             self._check_inputs(name)
+            self._check_continuation(name)
+        for root, command in self.data.items():
+            if root not in command:
+                raise ConfigError(f"the command for data folder {root} in {path} must name that folder (its output).")
 
     def _step(self, name: str, spec) -> Step:
         where = f"step '{name}' of {self.path}"
@@ -113,10 +124,9 @@ class Recipe:
         return (self.chain(step.resumes) if step.resumes else []) + [name]
 
     def run_dir(self, name: str) -> Path:
-        """The folder of the step's run, named after the run's last step (what its bundle ends up being)."""
-        while name in self.continued_by:
-            name = self.continued_by[name]
-        return self.runs / name
+        """The folder of the step's run, named after the run's first step (so that a step added to continue the run
+        later finds what is trained)."""
+        return self.runs / self.chain(name)[0]
 
     def bundle(self, name: str) -> Path:
         return self.run_dir(name) / "bundle"
@@ -143,6 +153,34 @@ class Recipe:
                 todo += self.chain(step) + [r for o in self.steps[step].overrides for r in REFERENCE.findall(o)]
         return [s for s in self.steps if s in wanted]
 
+    def _check_continuation(self, name: str) -> None:
+        resumes = self.steps[name].resumes
+        if resumes and self.resolved(name).train.max_steps <= self.resolved(resumes).train.max_steps:
+            raise ConfigError(f"step '{name}' of {self.path} continues '{resumes}' without raising train.max_steps: "
+                              "it would train nothing.")  # fmt: skip
+
+    def stored_differs(self, name: str) -> str | None:
+        """Where the config stored in the step's run folder differs from every config of the run's steps (a recipe or
+        config edited since the run trained), as "KEY: stored A, recipe B"; None when it is one of them or absent."""
+        from .config import load_config
+
+        stored = self.run_dir(name) / "config.yaml"
+        if not stored.is_file():
+            return None
+        have = _compared(load_config(stored))
+        step = self.chain(name)[0]
+        wants = []
+        while True:  # every step of the run: the stored config is the last one that started
+            wants.append(_compared(self.resolved(step)))
+            if step not in self.continued_by:
+                break
+            step = self.continued_by[step]
+        if have in wants:
+            return None
+        want = next((w for w in wants if w.get("train.max_steps") == have.get("train.max_steps")), wants[-1])
+        key = next(k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k))
+        return f"{key}: stored {have.get(key)}, recipe {want.get(key)}"
+
     def _check_inputs(self, name: str) -> None:
         train = self.resolved(name).train
         made = {str(self.bundle(s)) for s in self.steps if s != name}
@@ -153,6 +191,23 @@ class Recipe:
                     f"step '{name}' of {self.path} reads train.{key}={value}, which no step of the recipe makes: "
                     f"set it to {{STEP}}, the step whose bundle it needs."
                 )
+
+
+def _compared(cfg) -> dict:
+    """A config's keys that a run's stored config must share with the recipe's (flattened): all but the model of a
+    two-stage run, which stores the backbone's architecture filled in."""
+    doc = cfg.to_dict()
+    if cfg.model.latent_mode == "twostage":
+        doc.pop("model")
+    flat, todo = {}, [("", doc)]
+    while todo:
+        prefix, node = todo.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                todo.append((f"{prefix}{key}.", value))
+            else:
+                flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _read(path: Path) -> dict:
@@ -177,6 +232,12 @@ def state(recipe: Recipe, name: str) -> str:
     return "resumes" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "to train"
 
 
+def _data_command(command: str, root: str, out: Path) -> list[str]:
+    """The recipe's command for a data folder, writing to ``out`` instead (argv; ``python`` as this interpreter)."""
+    argv = [a.replace(root, str(out)) for a in shlex.split(command)]
+    return [sys.executable, *argv[1:]] if argv and argv[0] == "python" else argv
+
+
 def make_data(recipe: Recipe, names: list[str]) -> None:
     """Run the recipe's command for each data folder the steps read that does not exist yet."""
     for root in dict.fromkeys(recipe.resolved(name).data.root for name in names):
@@ -185,16 +246,23 @@ def make_data(recipe: Recipe, names: list[str]) -> None:
         if root not in recipe.data:
             raise VaedemoError(f"data folder {root} does not exist and {recipe.path} has no command that makes it.")
         print(f"[recipe] {root}: {recipe.data[root]}", file=sys.stderr)
-        if subprocess.run(shlex.split(recipe.data[root])).returncode != 0:
+        partial = Path(f"{root}.partial")  # made aside and moved into place whole: a crash leaves no half folder
+        shutil.rmtree(partial, ignore_errors=True)
+        if subprocess.run(_data_command(recipe.data[root], root, partial)).returncode != 0:
             raise VaedemoError(f"making {root} failed; see its output above.")
+        partial.rename(root)
 
 
 def run_step(recipe: Recipe, name: str) -> Path:
-    from .training.runner import train_to_completion
+    from .training.runner import finished, train_to_completion
 
-    if recipe.steps[name].resumes and not (recipe.run_dir(name) / "checkpoints" / "last.ckpt").is_file():
-        raise VaedemoError(f"step '{name}' continues the run in {recipe.run_dir(name)}, which holds no last.ckpt.")
-    steps = recipe.resolved(name).train.max_steps
+    run_dir, steps = recipe.run_dir(name), recipe.resolved(name).train.max_steps
+    differs = recipe.stored_differs(name)
+    if differs:
+        raise VaedemoError(f"{run_dir} was trained with another config than step '{name}' of {recipe.path} gives "
+                           f"({differs}); move it away to train that step again.")  # fmt: skip
+    if not finished(run_dir, steps) and recipe.steps[name].resumes and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        raise VaedemoError(f"step '{name}' continues the run in {run_dir}, which holds no last.ckpt.")
     return train_to_completion(recipe.steps[name].config, recipe.overrides(name), "recipe", name, max_steps=steps)
 
 

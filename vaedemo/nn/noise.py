@@ -13,7 +13,8 @@ k's features and the noise's sample indices.
 
 Randomness: the noise is a hash of (seed, batch row, band, absolute sample index) (:func:`hashed_uniform`), not a draw
 from torch's generator. A block's noise therefore depends on its absolute position only, so a stream that counts its
-blocks reproduces the offline pass exactly, and two calls with the same seed give the same sound. In training mode each
+blocks reproduces the offline pass (exactly up to float rounding: in eval mode the offline pass sums the same
+products in another order, below), and two calls with the same seed give the same sound. In training mode each
 forward draws a fresh seed from torch's global generator (``torch.manual_seed`` makes a run reproducible); in eval
 mode the seed is :attr:`NoiseGenerator.seed` (0 by default), so inference is deterministic while the noise is still
 part of the sound.
@@ -150,9 +151,10 @@ def mix_bank(magnitudes: torch.Tensor, bank: torch.Tensor, hop: int) -> torch.Te
 
 
 class BankCache:
-    """The :func:`noise_bank` of a signal's start (sample 0) per batch size and seed, kept while their bytes stay
-    within ``limit_bytes`` (least recently used dropped first); a longer request replaces a shorter bank, a shorter
-    one reads its start. Thread-safe: the demo's handlers share one model."""
+    """The :func:`noise_bank` of a signal's start (sample 0) per seed (and dtype, device, shape), kept while the banks'
+    bytes stay within ``limit_bytes`` (the least recently used dropped first). Batch row i's noise does not depend on
+    the batch size, so one bank serves every request up to its batch size and length (its first rows and samples); a
+    larger request replaces it with one as large as both. Thread-safe: the demo's handlers share one model."""
 
     limit_bytes = 64 * 2**20  # a batch of 16 one-shot clips of the shipped shape takes 45 MB
 
@@ -160,27 +162,33 @@ class BankCache:
         self._banks: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __deepcopy__(self, memo) -> BankCache:
-        return BankCache()  # a copy of a model starts empty (a lock does not copy)
+    def __getstate__(self) -> dict:  # a copied or pickled model starts empty (a lock neither copies nor pickles)
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
 
     def start_of(self, batch: int, rows: int, length: int, seed: int, basis: torch.Tensor) -> torch.Tensor | None:
-        """The bank's first ``length`` samples, or None when it would not fit the limit."""
-        key = (batch, rows, seed, basis.dtype, basis.device, tuple(basis.shape))
+        """(batch, rows, length, noise_bands): the bank's first rows and samples, or None when they would not fit."""
+        key = (rows, seed, basis.dtype, basis.device, tuple(basis.shape))
         with self._lock:
-            bank = self._banks.get(key)
-            if bank is not None and bank.shape[2] >= length:
+            kept = self._banks.get(key)
+            if kept is not None and kept.shape[0] >= batch and kept.shape[2] >= length:
                 self._banks.move_to_end(key)
-                return bank[:, :, :length]
-        if batch * rows * length * basis.shape[0] * basis.element_size() > self.limit_bytes:
-            return None
+                return kept[:batch, :, :length]
+        size = (batch, length) if kept is None else (max(batch, kept.shape[0]), max(length, kept.shape[2]))
+        if size[0] * rows * size[1] * basis.shape[0] * basis.element_size() > self.limit_bytes:
+            return None  # (grown to what both need: the drum loop's batches vary in size and length)
         with torch.inference_mode(False), torch.no_grad():  # a plain tensor: refinement differentiates through it
-            bank = noise_bank(batch, rows, 0, length, seed, basis.detach())
+            bank = noise_bank(size[0], rows, 0, size[1], seed, basis.detach())
         with self._lock:
-            self._banks[key] = bank
+            kept = self._banks.get(key)  # another thread may have kept a larger one meanwhile: keep the larger
+            if kept is None or (kept.shape[0] <= size[0] and kept.shape[2] <= size[1]):
+                self._banks[key] = bank
             self._banks.move_to_end(key)
             while sum(b.numel() * b.element_size() for b in self._banks.values()) > self.limit_bytes:
                 self._banks.popitem(last=False)
-        return bank
+        return bank[:batch, :, :length]
 
 
 class NoiseGenerator(nn.Module):

@@ -34,12 +34,15 @@ def train_to_completion(config: str, overrides: list[str], tag: str, label: str,
 
     cfg = load_config(config, overrides)  # validates before anything runs
     run_dir = Path(cfg.train.run_dir)
-    if finished(run_dir, cfg.train.max_steps if max_steps is None else max_steps):
+    steps = cfg.train.max_steps if max_steps is None else max_steps
+    if finished(run_dir, steps):
         print(f"[{tag}] {label}: reusing {run_dir / 'bundle'}", file=sys.stderr)
         return run_dir / "bundle"
     cmd = train_command(config, overrides, resume=(run_dir / "checkpoints" / "last.ckpt").is_file())
     print(f"[{tag}] {label}: {' '.join(cmd[1:])}", file=sys.stderr)
     res = subprocess.run(cmd)
     if res.returncode != 0:
-        raise VaedemoError(f"training {label} failed (exit {res.returncode}); see its output above.")
+        raise VaedemoError(f"[{tag}] {label}: training failed (exit {res.returncode}); see its output above.")
+    if not finished(run_dir, steps):  # e.g. a config whose max_steps is not the one expected
+        raise VaedemoError(f"[{tag}] {label}: training ended before step {steps}; see its output above.")
     return run_dir / "bundle"
