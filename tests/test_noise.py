@@ -217,6 +217,20 @@ def test_refinement_differentiates_through_a_bank_kept_in_inference_mode():
     assert torch.allclose(grads[0], grads[1], atol=1e-10) and grads[0].abs().sum() > 0
 
 
+def test_a_refined_chunk_draws_its_noise_where_the_chunk_lies():
+    """Refinement decodes a chunk of a longer signal with the chunk's noise, as the plain pass does (with no steps,
+    the same audio at every offset; the noise at another offset differs)."""
+    from vaedemo.refine import refined_reconstruction
+
+    model = _model(loud=True)
+    x = 0.3 * torch.randn(1, 1, 2048)
+    with torch.no_grad():
+        plain = {k: model(x, sample=False, offset=k).audio for k in (0, 1024)}
+    for k, audio in plain.items():
+        torch.testing.assert_close(refined_reconstruction(model, x, 0, offset=k), audio)
+    assert not torch.allclose(plain[0], plain[1024])
+
+
 def test_a_copied_or_pickled_model_starts_with_no_kept_bank():
     import copy
     import io

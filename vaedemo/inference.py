@@ -157,7 +157,7 @@ class Engine:
         noise branch draws its noise there); with ``refine`` > 0 from latents refined by that many steps of
         analysis by synthesis (:mod:`vaedemo.refine`)."""
         if refine:
-            return refined_reconstruction(self.model, x, refine)
+            return refined_reconstruction(self.model, x, refine, offset=offset)
         return self.model(x, sample=False, offset=offset).audio
 
     @torch.inference_mode()

@@ -55,12 +55,13 @@ def prior_penalty(model, z: torch.Tensor, examples: int) -> torch.Tensor:
 
 
 def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: float = LR,
-                   prior_weight: float = 0.0) -> torch.Tensor:  # fmt: skip
+                   prior_weight: float = 0.0, offset: int = 0) -> torch.Tensor:  # fmt: skip
     """``z`` (as ``model.encode(clips)`` gives it) refined by ``steps`` Adam steps on :func:`spectral_distance`
     between the decoded audio and ``clips`` (B, C, T), plus ``prior_weight`` x :func:`prior_penalty` (0: the closest
     audio wherever the latent goes; above 0: a maximum a posteriori search that keeps latents where the prior has
     mass); per example, the best latent seen by that objective (never worse than ``z``). The model's parameters get
-    no gradient; call with gradients enabled (not in inference mode)."""
+    no gradient; call with gradients enabled (not in inference mode). ``offset``: the sample of a longer signal that
+    ``clips`` start at (a chunk's, where a noise branch draws its noise)."""
     b, _, t = clips.shape
     lag = model.delay  # a causal model's output lags its input: compare it with the input as delayed
     with torch.no_grad():
@@ -69,7 +70,7 @@ def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: 
     best, best_loss = z.detach().clone(), torch.full((b,), float("inf"), device=z.device)
     opt = torch.optim.Adam([latent], lr=lr)
     for step in range(steps + 1):
-        audio = model.mode.unfold(model.decode(latent), b)[..., lag:t]
+        audio = model.mode.unfold(model.decode(latent, offset=offset), b)[..., lag:t]
         loss = spectral_distance(target, audio, model.sample_rate)
         if prior_weight:
             loss = loss + prior_weight * prior_penalty(model, latent, b)
@@ -84,17 +85,20 @@ def refine_latents(model, clips: torch.Tensor, z: torch.Tensor, steps: int, lr: 
     return best
 
 
-def searched_latents(model, x: torch.Tensor, steps: int, lr: float = LR, prior_weight: float = 0.0) -> torch.Tensor:
+def searched_latents(model, x: torch.Tensor, steps: int, lr: float = LR, prior_weight: float = 0.0,
+                     offset: int = 0) -> torch.Tensor:  # fmt: skip
     """``model.encode(x)`` of (B, C, T) audio refined by :func:`refine_latents`; callable in inference mode."""
     with torch.inference_mode(False), torch.enable_grad():
         x = x.clone()  # a tensor made in inference mode cannot take part in autograd
         with torch.no_grad():
             z = model.encode(x)
-        return refine_latents(model, x, z, steps, lr, prior_weight)
+        return refine_latents(model, x, z, steps, lr, prior_weight, offset)
 
 
-def refined_reconstruction(model, x: torch.Tensor, steps: int, lr: float = LR, prior_weight: float = 0.0) -> torch.Tensor:
-    """What ``model(x, sample=False).audio`` gives (B, C, T), from latents refined by :func:`refine_latents`."""
-    z = searched_latents(model, x, steps, lr, prior_weight)
+def refined_reconstruction(model, x: torch.Tensor, steps: int, lr: float = LR, prior_weight: float = 0.0,
+                           offset: int = 0) -> torch.Tensor:  # fmt: skip
+    """What ``model(x, sample=False, offset=offset).audio`` gives (B, C, T), from latents refined by
+    :func:`refine_latents`."""
+    z = searched_latents(model, x, steps, lr, prior_weight, offset)
     with torch.no_grad():
-        return model.mode.unfold(model.decode(z), x.shape[0])[..., : x.shape[-1]]
+        return model.mode.unfold(model.decode(z, offset=offset), x.shape[0])[..., : x.shape[-1]]

@@ -77,10 +77,11 @@ class Decoder(nn.Module):
             span = max(span + 2 * self.upsampling, (stack_span(self.partials.net) + 1) * self.upsampling)
         return span
 
-    def forward(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
-        """Latents -> PQMF bands; ``frames``: only the first that many frames of the head's trajectory."""
+    def forward(self, z: torch.Tensor, frames: int | None = None, offset: int = 0) -> torch.Tensor:
+        """Latents -> PQMF bands; ``frames``: only the first that many frames of the head's trajectory; ``offset``:
+        see :meth:`parts`."""
         h = self.head(z)
-        return self.bands(h if frames is None else h[..., :frames])
+        return self.bands(h if frames is None else h[..., :frames], offset)
 
     def bands(self, h: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """The PQMF bands from the head's output (a latent trajectory): the conv stack, without the head (stage

@@ -123,16 +123,17 @@ class AudioVAE(nn.Module):
         stats = self.encoder.head((map_of or self.encoder_map)(clips))
         return self._with_level(self.latent.posterior_mean(stats), level)
 
-    def decode(self, z: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, frames: int | None = None, offset: int = 0) -> torch.Tensor:
         """Latents -> audio (B', C, frames * hop) or (B', C, clip_length).
 
         ``frames``: decode only the first that many latent frames (of a one-vector model's trajectory, of a time
         series): the audio's first ``frames * hop`` - the decoder's look-ahead samples
         (:func:`~vaedemo.nn.streaming.decoder_lookahead`) are the whole decode's, for less work. A level latent
-        sets the gain from the whole clip's peak, so there the whole clip is decoded."""
+        sets the gain from the whole clip's peak, so there the whole clip is decoded. ``offset``: the sample of a
+        longer signal that the audio starts at, as in :meth:`forward`."""
         if self.level is not None:  # the last coordinate is the level
-            return self.level.restore(self.pqmf.synthesis(self.decoder(z[:, :-1])), z[:, -1])
-        return self.pqmf.synthesis(self.decoder(self._delayed(z, self.frame_delay), frames))
+            return self.level.restore(self.pqmf.synthesis(self.decoder(z[:, :-1], None, offset // self.cfg.bands)), z[:, -1])
+        return self.pqmf.synthesis(self.decoder(self._delayed(z, self.frame_delay), frames, offset // self.cfg.bands))
 
     def sample_latents(
         self,
