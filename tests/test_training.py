@@ -170,6 +170,18 @@ def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
     assert meta["step"] == target
 
 
+def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
+    """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step)."""
+    run_dir = tmp_path / "run"
+    common = ["train.max_steps=2", "train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
+    assert subprocess.run(_train_cmd(drum_folder, run_dir, *common), cwd=ROOT, capture_output=True).returncode == 0
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common) + ["--resume"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0 and "the run is at step 2 and train.max_steps is 2: nothing to train" in res.stdout + res.stderr
+    assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    assert json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]["step"] == 2
+
+
 def test_resume_without_checkpoint_is_a_clear_error(drum_folder, tmp_path):
     res = subprocess.run(_train_cmd(drum_folder, tmp_path / "fresh", "train.max_steps=2") + ["--resume"], cwd=ROOT,
                          capture_output=True, text=True)

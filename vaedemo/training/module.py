@@ -69,6 +69,15 @@ def lr_factor_at(cfg: Config, step: int) -> float:
     return math.exp(frac * math.log(t.lr_final_factor))
 
 
+def stop_if_done(module: pl.LightningModule) -> None:
+    """At the start of a resumed run already at its train.max_steps: stop before any batch (Lightning would otherwise
+    train one more step before the module's own check stops it)."""
+    if module.steps_done >= module.cfg.train.max_steps:
+        rank_zero_info(f"[vaedemo] the run is at step {module.steps_done} and train.max_steps is "
+                       f"{module.cfg.train.max_steps}: nothing to train (raise it with --set train.max_steps=N)")  # fmt: skip
+        module.trainer.should_stop = True
+
+
 def _as_float32(features: list[Features]) -> list[Features]:
     return [[f.float() for f in maps] for maps in features]
 
@@ -268,6 +277,7 @@ class VAEModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
+        stop_if_done(self)
         setting = self.cfg.train.discriminator_precision
         if setting == "auto" and self.cfg.train.max_steps > self.cfg.train.vae_steps:
             bf16 = discriminator_in_bfloat16(setting, self.device.type)

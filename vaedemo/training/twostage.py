@@ -26,7 +26,7 @@ from ..nn.level import peak_db
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, spectra_of_parts
 from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
-from .module import beta_at, branch_param_groups, fused_adam_allowed, lr_factor_at
+from .module import beta_at, branch_param_groups, fused_adam_allowed, lr_factor_at, stop_if_done
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
@@ -226,6 +226,7 @@ class TwoStageModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
+        stop_if_done(self)
 
     def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         # (statistics, clips) with train.decoder_loss_target: audio, statistics alone otherwise
