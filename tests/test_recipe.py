@@ -63,14 +63,10 @@ def _tiny_base(tmp_path: Path, data: Path) -> Path:
     return base
 
 
-def test_a_recipe_runs_its_chain_in_order_resumes_and_reuses_it(drum_folder, tmp_path, capsys):
-    """Real training: the data folder made by its command, a run killed part-way that the recipe resumes, then
-    continued by a second step (to step 41, a validation every 2: the run ends on a bundle of step 41), a fine-tune
-    from that run's bundle; the card names the recipe; a second call trains nothing; an edited step stops it with the
-    key that differs."""
+def _tiny_recipe(tmp_path: Path, drum_folder: Path) -> tuple[Path, dict, Path, Path]:
+    """(recipe file, its dict, its data folder, base config): a run of two steps and a fine-tune of it."""
     data = tmp_path / "renders"
     base = _tiny_base(tmp_path, data)
-    path = tmp_path / "tiny.yaml"
     recipe = {
         "runs": str(tmp_path / "runs"),
         "data": {str(data): f"cp -r {drum_folder} {data}"},
@@ -81,7 +77,17 @@ def test_a_recipe_runs_its_chain_in_order_resumes_and_reuses_it(drum_folder, tmp
             "tuned": {"config": str(base), "set": ["train.init_from={longer}", "train.lr=0.0005"]},
         },
     }
+    path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path, recipe, data, base
+
+
+def test_a_recipe_runs_its_chain_in_order_resumes_and_reuses_it(drum_folder, tmp_path, capsys):
+    """Real training: the data folder made by its command, a run killed part-way that the recipe resumes, then
+    continued by a second step (to step 41, a validation every 2: the run ends on a bundle of step 41), a fine-tune
+    from that run's bundle; the card names the recipe; a second call trains nothing; an edited step stops it with the
+    key that differs."""
+    path, recipe, data, base = _tiny_recipe(tmp_path, drum_folder)
     runs = tmp_path / "runs"
 
     shutil.copytree(drum_folder, data)  # the first step's run, killed once its first last.ckpt is saved
@@ -119,6 +125,20 @@ def test_a_recipe_runs_its_chain_in_order_resumes_and_reuses_it(drum_folder, tmp
     assert recipe_main([str(path)]) == 2
     err = capsys.readouterr().err
     assert "was trained with another config than step 'tuned'" in err and "train.lr: stored 0.0005, recipe 0.0002" in err
+
+
+def test_a_smoke_run_trains_the_chain_scaled_down_beside_the_real_runs(drum_folder, tmp_path):
+    """--smoke: every step count / 1000 (at least 1; a continuation's above the step it continues), in RUNS-smoke."""
+    path, _, _, _ = _tiny_recipe(tmp_path, drum_folder)
+    assert recipe_main([str(path), "--smoke"]) == 0
+    smoke = tmp_path / "runs-smoke"
+    steps = {name: json.loads((smoke / name / "bundle" / "config.json").read_text())["meta"]["step"]
+             for name in ("first", "tuned")}  # fmt: skip
+    assert steps == {"first": 2, "tuned": 1} and not (tmp_path / "runs").exists()
+    tuned = json.loads((smoke / "tuned" / "bundle" / "config.json").read_text())
+    assert tuned["training"]["data"]["max_files"] == 12
+    assert tuned["training"]["train"]["init_from"] == str(smoke / "first" / "bundle")
+    assert tuned["meta"]["recipe"].endswith("--target tiny_tuned --smoke")
 
 
 def _recipe(tmp_path: Path, steps: dict, **extra) -> Path:
