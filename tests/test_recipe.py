@@ -48,6 +48,21 @@ def test_the_shipped_recipe_trains_each_bundle_as_its_card_records(monkeypatch):
     assert twostage[:7] == recipe.needs(recipe.targets["drums_temporal"]) and len(twostage) == 17
 
 
+def test_the_shipped_recipe_scaled_down_keeps_every_phase_and_the_order_of_its_runs(monkeypatch):
+    """--smoke: counts / 1000; the single-latent model still reaches its adversarial phase, the backbone's run still
+    grows stage by stage with its decay starting where the previous stage ended, a 0 stays 0."""
+    monkeypatch.chdir(ROOT)
+    recipe = Recipe(SHIPPED.relative_to(ROOT), smoke=True)
+    assert recipe.runs == Path("runs/recipes/shipped-smoke")
+    t = recipe.resolved("single_flow").train
+    assert t.max_steps > t.vae_steps + t.discriminator_warmup_len == 3 + 1  # 3500 + 300 of 4250
+    chain = [recipe.resolved(s).train for s in ("temporal", "temporal_8600", "temporal_10800", "temporal_16000")]
+    assert [c.max_steps for c in chain] == [6, 8, 10, 16] and chain[-1].lr_decay_start == chain[-2].max_steps
+    assert chain[0].discriminator_warmup_len == 0  # no warm-up stays none
+    assert recipe.resolved("temporal_eq").data.max_files == 12
+    assert all(recipe.plain(s).train.max_steps >= 1000 for s in recipe.steps)  # what the recipe says, unscaled
+
+
 def _tiny_base(tmp_path: Path, data: Path) -> Path:
     values: dict = {}
     for item in TINY + [f"data.root={data}", "model.latent_mode=temporal", "train.val_every_n_steps=2",
@@ -172,8 +187,9 @@ def _recipe(tmp_path: Path, steps: dict, **extra) -> Path:
 ])  # fmt: skip
 def test_a_recipe_that_cannot_run_says_why_before_anything_trains(tmp_path, steps, extra, message):
     path = _recipe(tmp_path, steps, **extra)
-    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")):
-        Recipe(path)
+    for smoke in (False, True):  # a smoke run's scaling hides none of it
+        with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}").replace("(", r"\(")):
+            Recipe(path, smoke=smoke)
     assert recipe_main([str(path), "--dry-run"]) == 2
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,7 +172,8 @@ def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
 
 
 def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
-    """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step)."""
+    """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step) and writes
+    the bundle of that step (a run stopped before its last validation has none)."""
     run_dir = tmp_path / "run"
     common = ["train.max_steps=2", "train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
     assert subprocess.run(_train_cmd(drum_folder, run_dir, *common), cwd=ROOT, capture_output=True).returncode == 0
@@ -179,6 +181,11 @@ def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
                          text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0 and "the run is at step 2 and train.max_steps is 2: nothing to train" in res.stdout + res.stderr
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    assert json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]["step"] == 2
+    shutil.rmtree(run_dir / "bundle")  # as if stopped between its last checkpoint and its last validation
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common) + ["--resume"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0 and _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
     assert json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]["step"] == 2
 
 

@@ -30,8 +30,8 @@ whose stored config is none of its steps' (a recipe or config edited since) stop
 differs. A missing data folder is made by its command, aside (``ROOT.partial``) and moved into place when whole.
 ``--target`` runs what that bundle needs (its step, the steps that one continues or reads, and theirs), then writes
 the command into the bundle's card; ``--dry-run`` prints each step's command and state and runs nothing; ``--smoke``
-runs the whole chain scaled down (every step count / 1000, a dozen files: the shipped recipe's 19 runs in about three
-minutes on two cores) in folders of its own, to check that it runs before spending hours on it.
+runs the whole chain scaled down (step counts / 1000, a dozen files: the shipped recipe's 19 steps in 2.5 minutes on
+two cores, its data already rendered) in folders of its own, to check that it runs before spending hours on it.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class Recipe:
         doc = _read(path)
         self.runs = Path(doc.get("runs") or f"runs/recipes/{path.stem}")
         if smoke:  # a smoke run's folders beside the real ones, never mixed with them
-            self.runs = self.runs.with_name(f"{self.runs.name}-smoke")
+            self.runs = Path(f"{self.runs}-smoke")
+        self._resolved: dict[str, object] = {}
         self.data: dict[str, str] = dict(doc.get("data") or {})
         self.steps: dict[str, Step] = {}
         self.continued_by: dict[str, str] = {}  # a step -> the step that continues its run
@@ -149,27 +150,37 @@ class Recipe:
         return [REFERENCE.sub(lambda m: str(self.bundle(m.group(1))), o) for o in self.steps[name].overrides]
 
     def _smoke_overrides(self, name: str) -> list[str]:
-        """A smoke run's changes to a step: its step counts / 1000 (a continuation's max_steps still above the step
-        it continues), and, where a run starts, :data:`SMOKE`."""
+        """A smoke run's changes to a step: its step counts / 1000 (0 stays 0, anything else at least 1; every
+        phase the real run reaches keeps a step; a continuation's max_steps above the step it continues, and its
+        thresholds at that step's end where the real ones are), and, where a run starts, :data:`SMOKE`."""
+        chain, real = self.chain(name), self.plain(name).train
+        scaled = {k: _scaled(k, getattr(real, k)) for k in SCALED if getattr(real, k) is not None}
+        phases = real.vae_steps + real.discriminator_warmup_len
+        if real.max_steps > phases:  # the real run reaches the adversarial phase: so does the smoke run
+            scaled["max_steps"] = max(scaled["max_steps"], scaled["vae_steps"] + scaled["discriminator_warmup_len"] + 1)
+        if len(chain) == 1:
+            return SMOKE + [f"train.{k}={v}" for k, v in scaled.items()]
+        before_real, before = self.plain(chain[-2]).train.max_steps, self.resolved(chain[-2]).train.max_steps
+        scaled = {k: before if getattr(real, k) == before_real else v for k, v in scaled.items()}
+        scaled["max_steps"] = max(scaled["max_steps"], before + 1)
+        own = {o.split("=", 1)[0] for o in self.steps[name].overrides}  # only what the continuation changes
+        return [f"train.{k}={v}" for k, v in scaled.items() if k == "max_steps" or f"train.{k}" in own]
+
+    def plain(self, name: str):
+        """The step's config without a smoke run's scaling (what the recipe says)."""
         from .config import load_config
 
-        chain = self.chain(name)
-        train = load_config(self.steps[name].config, [o for step in chain for o in self._own(step)]).train
-        scaled = {k: getattr(train, k) // 1000 if k == "lr_decay_start" else max(1, getattr(train, k) // 1000)
-                  for k in SCALED if getattr(train, k) is not None}  # fmt: skip
-        if len(chain) > 1:  # only what the continuation changes, and its max_steps above the previous step's
-            before = self.resolved(chain[-2]).train.max_steps
-            scaled["max_steps"] = max(scaled["max_steps"], before + 1)
-            own = {o.split("=", 1)[0] for o in self.steps[name].overrides}
-            scaled = {k: v for k, v in scaled.items() if k == "max_steps" or f"train.{k}" in own}
-        return ([] if len(chain) > 1 else SMOKE) + [f"train.{k}={v}" for k, v in scaled.items()]
+        return load_config(self.steps[name].config, [o for step in self.chain(name) for o in self._own(step)])
 
     def resolved(self, name: str):
         """The config the step trains with: its run's config with the overrides of every step of that run so far
         (a continued run keeps the stored config of the steps before it)."""
         from .config import load_config
 
-        return load_config(self.steps[name].config, [o for step in self.chain(name) for o in self.overrides(step)])
+        if name not in self._resolved:  # (a smoke run's scaling reads the step before: computed once each)
+            self._resolved[name] = load_config(self.steps[name].config,
+                                               [o for step in self.chain(name) for o in self.overrides(step)])  # fmt: skip
+        return self._resolved[name]
 
     def needs(self, name: str) -> list[str]:
         """The steps ``name`` needs, itself included, in the recipe's order."""
@@ -182,8 +193,8 @@ class Recipe:
         return [s for s in self.steps if s in wanted]
 
     def _check_continuation(self, name: str) -> None:
-        resumes = self.steps[name].resumes
-        if resumes and self.resolved(name).train.max_steps <= self.resolved(resumes).train.max_steps:
+        resumes = self.steps[name].resumes  # (checked as the recipe says: a smoke run's bump would hide it)
+        if resumes and self.plain(name).train.max_steps <= self.plain(resumes).train.max_steps:
             raise ConfigError(f"step '{name}' of {self.path} continues '{resumes}' without raising train.max_steps: "
                               "it would train nothing.")  # fmt: skip
 
@@ -219,6 +230,12 @@ class Recipe:
                     f"step '{name}' of {self.path} reads train.{key}={value}, which no step of the recipe makes: "
                     f"set it to {{STEP}}, the step whose bundle it needs."
                 )
+
+
+def _scaled(key: str, value: int) -> int:
+    """A step count of a smoke run: / 1000, 0 kept (no phase, no ramp), anything else at least 1 (a decay may
+    start at 0)."""
+    return value // 1000 if key == "lr_decay_start" or value == 0 else max(1, value // 1000)
 
 
 def _compared(cfg) -> dict:

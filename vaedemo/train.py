@@ -190,6 +190,8 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump_yaml(stored)
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+    if getattr(module, "trained_nothing", False):  # resumed at max_steps: its bundle written (again) at that step
+        trainer.validate(module, val_loader, verbose=False)
     if trainer.is_global_zero:
         print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
     return run_dir
