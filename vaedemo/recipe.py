@@ -82,30 +82,37 @@ class Recipe:
         self.steps: dict[str, Step] = {}
         self.continued_by: dict[str, str] = {}  # a step -> the step that continues its run
         for name, spec in doc["steps"].items():
-            self.steps[name] = step = self._step(str(name), spec)
-            if step.resumes:
-                if step.resumes in self.continued_by:
-                    raise ConfigError(f"steps '{self.continued_by[step.resumes]}' and '{name}' of {path} both continue "
-                                      f"'{step.resumes}': a run goes on in one line.")  # fmt: skip
-                self.continued_by[step.resumes] = step.name
-        for name, step in self.steps.items():
-            for ref in (r for o in step.overrides for r in REFERENCE.findall(o)):
-                if ref in self.continued_by:  # its run's bundle is the last step's by the time anything reads it
-                    raise ConfigError(f"step '{name}' of {path} reads {{{ref}}}, whose run step "
-                                      f"'{self.continued_by[ref]}' continues: name the last step of that run.")  # fmt: skip
+            self.steps[name] = self._step(str(name), spec)
+            self._link(self.steps[name])
         self.targets: dict[str, str] = dict(doc.get("targets") or {})
-        for bundle, step in self.targets.items():
-            if step not in self.steps:
-                raise ConfigError(f"target {bundle} names step '{step}', which {path} does not have.")
-            if step in self.continued_by:
-                raise ConfigError(f"target {bundle} names step '{step}', whose run step '{self.continued_by[step]}' "
-                                  "continues: name the last step of that run.")  # fmt: skip
+        self._check_reads()
         for name in self.steps:
             self._check_inputs(name)
             self._check_continuation(name)
         for root, command in self.data.items():
             if root not in command:
                 raise ConfigError(f"the command for data folder {root} in {path} must name that folder (its output).")
+
+    def _link(self, step: Step) -> None:
+        """Note which step continues which run: one line per run."""
+        if step.resumes:
+            if step.resumes in self.continued_by:
+                raise ConfigError(f"steps '{self.continued_by[step.resumes]}' and '{step.name}' of {self.path} both "
+                                  f"continue '{step.resumes}': a run goes on in one line.")  # fmt: skip
+            self.continued_by[step.resumes] = step.name
+
+    def _check_reads(self) -> None:
+        """A step's references and the targets name steps whose bundles stay as they are: the last step of a run."""
+        reads = [(f"step '{name}' of {self.path} reads {{{ref}}}", ref)
+                 for name, step in self.steps.items() for o in step.overrides for ref in REFERENCE.findall(o)]  # fmt: skip
+        for bundle, step in self.targets.items():
+            if step not in self.steps:
+                raise ConfigError(f"target {bundle} names step '{step}', which {self.path} does not have.")
+            reads.append((f"target {bundle} names step '{step}'", step))
+        for where, step in reads:
+            if step in self.continued_by:  # its run's bundle is the last step's by the time anything reads it
+                raise ConfigError(f"{where}, whose run step '{self.continued_by[step]}' continues: name the last step "
+                                  "of that run.")  # fmt: skip
 
     def _step(self, name: str, spec) -> Step:
         where = f"step '{name}' of {self.path}"
