@@ -214,13 +214,8 @@ class Recipe:
         if not stored.is_file():
             return None
         have = _compared(load_config(stored))
-        step = self.chain(name)[0]
-        wants = []
-        while True:  # every step of the run: the stored config is the last one that started
-            wants.append(_compared(self.resolved(step)))
-            if step not in self.continued_by:
-                break
-            step = self.continued_by[step]
+        run = self.run_dir(name)  # every step of the run: the stored config is the last one that started
+        wants = [_compared(self.resolved(step)) for step in self.steps if self.run_dir(step) == run]
         if have in wants:
             return None
         want = next((w for w in wants if w.get("train.max_steps") == have.get("train.max_steps")), wants[-1])
@@ -328,6 +323,8 @@ def record(bundle: Path, command: str) -> None:
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
+    from .training.runner import train_command
+
     parser = argparse.ArgumentParser(prog="python -m vaedemo.recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", help="configs/recipes/NAME.yaml")
     parser.add_argument("--target", action="append", help="the bundle to make (repeatable; default: every target)")
@@ -340,11 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         if target not in recipe.targets:
             raise ConfigError(f"{recipe.path} makes {', '.join(recipe.targets) or 'no target'}, not {target}.")
-    names = [s for s in recipe.steps if any(s in recipe.needs(recipe.targets[t]) for t in targets)]
+    wanted = {step for target in targets for step in recipe.needs(recipe.targets[target])}
+    names = [s for s in recipe.steps if s in wanted]
     for name in names:
-        command = shlex.join(["python", "-m", "vaedemo.train", "--config", recipe.steps[name].config]
-                             + [a for o in recipe.overrides(name) for a in ("--set", o)])  # fmt: skip
-        print(f"{name} ({state(recipe, name)}): {command}" + (" --resume" if recipe.steps[name].resumes else ""))
+        step = recipe.steps[name]
+        argv = train_command(step.config, recipe.overrides(name), resume=step.resumes is not None)
+        print(f"{name} ({state(recipe, name)}): {shlex.join(['python', *argv[1:]])}")
     if args.dry_run:
         return 0
     make_data(recipe, names)
