@@ -25,7 +25,9 @@ shorter than a clip is then encoded and decoded only as far as its end needs (th
 clip's): drums_twostage's 0.7 s input moved by 3.3e-7 against a peak of 0.53 (its entries re-recorded; the other
 bundles' outputs bit-identical). In eval mode a noise branch then took its FIR sums in another order (the kept noise
 bank times the magnitudes): drums_twostage's outputs moved by <= 1.2e-7 (its entries re-recorded; the other bundles
-have no noise branch).
+have no noise branch). Then in eval mode every batch row took row 0's noise, so that a sound decodes as it does alone:
+drums_twostage's sounds in rows after the first changed their noise (a second prior sample, an interpolation path's
+later steps, a second clip), the first rows' outputs the same bits (its entries re-recorded).
 """
 
 from __future__ import annotations

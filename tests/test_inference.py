@@ -102,15 +102,29 @@ def test_bad_audio_is_an_audio_error(tiny_config, tmp_path):
         eng.reconstruct(np.zeros(0, np.float32), 16000)
 
 
+@pytest.mark.parametrize("noise", [False, True])
 @pytest.mark.parametrize("mode", ["single", "temporal"])
-def test_batched_decoding_equals_one_at_a_time(tiny_config, tmp_path, mode):
+def test_batched_decoding_equals_one_at_a_time(tiny_config, tmp_path, mode, noise):
+    """A sound decodes as it does alone wherever it sits in a batch, a noise branch's noise included: prior sample k
+    of n is the sample its own seed gives with n = 1 (the demo's titles promise it), a path's end is its latent's
+    sound, a stereo file of two equal channels comes back with two equal channels."""
+    branch = {"model__noise_bands": 5, "model__noise_hop": 4, "model__noise_relative": True} if noise else {}
     torch.manual_seed(0)
-    eng = Engine(save_bundle(AudioVAE(tiny_config(mode, flows=2 if mode == "single" else 0).model), tmp_path / "b"),
-                 batch=3)  # fmt: skip
+    model = AudioVAE(tiny_config(mode, flows=2 if mode == "single" else 0, **branch).model)
+    if noise:
+        with torch.no_grad():
+            model.decoder.noise.net[-1].conv.bias.add_(3.0)  # noise well above silence
+    eng = Engine(save_bundle(model, tmp_path / "b"), batch=3)
     z = eng.sample_latents(7, 1.0, seed=5)
     many = eng.decode_many(z)
     assert many.shape[0] == 7 and np.allclose(many, np.stack([eng.decode(zi) for zi in z]), atol=1e-6)
     assert np.array_equal(eng.sample(7, 1.0, seed=5), many)  # the same seed, the same audio
+    seeds = np.concatenate([eng.sample_latents(1, 1.0, seed=s) for s in (5, 6, 7, 8)])  # the demo's draws
+    assert np.allclose(eng.decode_many(seeds)[3], eng.sample(1, 1.0, seed=8)[0], atol=1e-6)
+    assert np.allclose(eng.interpolate(z[0], z[1], 4)[-1], eng.decode(z[1]), atol=1e-6)
+    mono = np.random.default_rng(0).standard_normal(5000).astype(np.float32) * 0.1
+    y = eng.reconstruct(np.stack([mono, mono], axis=1), eng.sample_rate)
+    assert np.allclose(y[:, 0], y[:, 1], atol=1e-6)
 
 
 @pytest.mark.parametrize("causal", [True, False])

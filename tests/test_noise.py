@@ -152,13 +152,43 @@ def test_a_held_filter_makes_narrow_stationary_noise_across_blocks():
 # ------------------------------------------------------------------------------------------------------ bank
 @pytest.mark.parametrize(("batch", "k", "hop", "first"), [(1, 16, 8, 0), (3, 5, 4, 7), (2, 2, 1, -3)])
 def test_the_noise_bank_times_the_magnitudes_is_the_filtered_noise(batch, k, hop, first):
-    """The same sums in another order: any batch, noise bands, hop and position (a negative one included)."""
+    """The same sums in another order: any batch (every row reading row 0's stream), noise bands, hop and position (a
+    negative one included)."""
     magnitudes = torch.rand(batch, 4, 60, k, dtype=torch.float64)
-    bank = noise_bank(batch, 4, first * hop, 60 * hop, 11, fir_basis(k, torch.float64))
-    want = filter_noise(magnitudes, fir_basis(k, torch.float64), hop, 11, first)
+    bank = noise_bank(4, first * hop, 60 * hop, 11, fir_basis(k, torch.float64))
+    want = filter_noise(magnitudes, fir_basis(k, torch.float64), hop, 11, first, per_row=False)
     assert torch.allclose(mix_bank(magnitudes, bank, hop), want, atol=1e-13)
-    other_seed = noise_bank(batch, 4, first * hop, 60 * hop, 12, fir_basis(k, torch.float64))
+    other_seed = noise_bank(4, first * hop, 60 * hop, 12, fir_basis(k, torch.float64))
     assert not torch.allclose(mix_bank(magnitudes, other_seed, hop), want)
+
+
+def test_rows_filter_streams_of_their_own_in_training_and_row_0s_in_inference():
+    magnitudes = torch.rand(1, 4, 60, 5, dtype=torch.float64).expand(3, -1, -1, -1)  # three rows alike
+    basis = fir_basis(5, torch.float64)
+    own, shared = (filter_noise(magnitudes, basis, 4, 11, 0, per_row=per_row) for per_row in (True, False))
+    assert torch.equal(own[0], shared[0]) and not torch.allclose(own[1], own[0])
+    assert torch.equal(shared[1], shared[0]) and torch.equal(shared[2], shared[0])
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_latent_decodes_to_the_same_sound_wherever_it_sits_in_a_batch(relative):
+    """Inference: the noise of a batch row is the noise of that sound decoded alone (a prior sample k of n is the
+    sample its seed gives alone; the two channels of a stereo file are two mono files), through the bank and the taps,
+    from a signal's start and further in; training still draws each row's noise afresh."""
+    extra = [RELATIVE] if relative else []
+    for model in (_model(*extra, loud=True).double(), _taps_only(_model(*extra, loud=True).double())):
+        x = 0.3 * torch.randn(3, 1, 2048, dtype=torch.float64)
+        with torch.no_grad():
+            for offset in (0, 1024):
+                together = model(x, sample=False, offset=offset).audio
+                for i in range(3):
+                    alone = model(x[i : i + 1], sample=False, offset=offset).audio
+                    torch.testing.assert_close(together[i : i + 1], alone, atol=1e-12, rtol=0)
+    model = _model(*extra, loud=True).train()
+    h = torch.randn(1, 4, 256).expand(2, -1, -1)  # two rows alike
+    wave = torch.rand(1, 4, 256).expand(2, -1, -1) if relative else None
+    noise = model.decoder.noise(h, wave)
+    assert not torch.allclose(noise[0], noise[1])
 
 
 def _taps_only(model: AudioVAE) -> AudioVAE:
@@ -169,7 +199,8 @@ def _taps_only(model: AudioVAE) -> AudioVAE:
 @pytest.mark.parametrize("relative", [False, True])
 def test_an_eval_decode_through_the_kept_bank_equals_the_taps(relative):
     """A model in eval mode draws a signal's start from its kept bank: the same output as the taps, whatever comes
-    first (a shorter signal, a smaller batch: the bank grows to both), for a chunk further in, and after a new seed."""
+    first (a shorter signal, a smaller batch: the bank grows to the longest), for a chunk further in, and after a new
+    seed."""
     extra = [RELATIVE] if relative else []
     banked, taps = _model(*extra, loud=True).double(), _taps_only(_model(*extra, loud=True).double())
     x = 0.3 * torch.randn(2, 1, 4096, dtype=torch.float64)
@@ -178,7 +209,7 @@ def test_an_eval_decode_through_the_kept_bank_equals_the_taps(relative):
             assert torch.allclose(banked(signal, sample=False).audio, taps(signal, sample=False).audio, atol=1e-12)
         assert torch.allclose(banked(x[..., 1024:], sample=False, offset=1024).audio,
                               taps(x[..., 1024:], sample=False, offset=1024).audio, atol=1e-12)  # fmt: skip
-        assert [bank.shape[:3] for bank in banked.decoder.noise.banks._banks.values()] == [(2, 4, 4096 // 4)]
+        assert [bank.shape[:3] for bank in banked.decoder.noise.banks._banks.values()] == [(1, 4, 4096 // 4)]
         banked.decoder.noise.seed = taps.decoder.noise.seed = 5
         assert torch.allclose(banked(x, sample=False).audio, taps(x, sample=False).audio, atol=1e-12)
     assert not taps.decoder.noise.banks._banks
@@ -186,19 +217,19 @@ def test_an_eval_decode_through_the_kept_bank_equals_the_taps(relative):
 
 def test_the_kept_banks_grow_to_what_is_asked_and_stay_within_their_bytes():
     cache, basis = BankCache(), fir_basis(5, torch.float64)
-    first = cache.start_of(1, 4, 1000, 0, basis)
-    grown = cache.start_of(3, 4, 500, 0, basis)  # a larger batch: the bank becomes (3, 4, 1000)
-    assert torch.equal(first, noise_bank(1, 4, 0, 1000, 0, basis))
-    assert torch.equal(grown, noise_bank(3, 4, 0, 1000, 0, basis)[:, :, :500])
-    assert [bank.shape[:3] for bank in cache._banks.values()] == [(3, 4, 1000)]
-    assert torch.equal(cache.start_of(1, 4, 1000, 0, basis), noise_bank(1, 4, 0, 1000, 0, basis))  # its first row
-    one = 3 * 4 * 1000 * 5 * 8  # bytes of that bank
+    first = cache.start_of(4, 500, 0, basis)
+    grown = cache.start_of(4, 1000, 0, basis)  # a longer signal: the bank becomes (1, 4, 1000)
+    assert torch.equal(first, noise_bank(4, 0, 500, 0, basis))
+    assert torch.equal(grown, noise_bank(4, 0, 1000, 0, basis))
+    assert [bank.shape[:3] for bank in cache._banks.values()] == [(1, 4, 1000)]
+    assert torch.equal(cache.start_of(4, 500, 0, basis), noise_bank(4, 0, 500, 0, basis))  # its first samples
+    one = 4 * 1000 * 5 * 8  # bytes of that bank
     cache.limit_bytes = 2 * one
-    cache.start_of(3, 4, 1000, 1, basis)  # another seed: a bank of its own
-    cache.start_of(3, 4, 10, 0, basis)  # a hit: seed 0 is now the most recent
-    cache.start_of(3, 4, 1000, 2, basis)  # seed 1 (the least recently used) goes
+    cache.start_of(4, 1000, 1, basis)  # another seed: a bank of its own
+    cache.start_of(4, 10, 0, basis)  # a hit: seed 0 is now the most recent
+    cache.start_of(4, 1000, 2, basis)  # seed 1 (the least recently used) goes
     assert sorted(key[1] for key in cache._banks) == [0, 2]
-    assert cache.start_of(3, 4, 3000, 0, basis) is None and len(cache._banks) == 2  # beyond the limit: not kept
+    assert cache.start_of(4, 3000, 0, basis) is None and len(cache._banks) == 2  # beyond the limit: not kept
     assert sum(b.numel() * b.element_size() for b in cache._banks.values()) <= cache.limit_bytes
 
 
@@ -243,7 +274,7 @@ def test_a_copied_or_pickled_model_starts_with_no_kept_bank():
     torch.save(model, saved)  # a whole model pickled (the project never loads pickles; users may save them)
     saved.seek(0)
     again = torch.load(saved, weights_only=False)
-    assert not again.decoder.noise.banks._banks and again.decoder.noise.banks.start_of(1, 4, 8, 0, fir_basis(5)) is not None
+    assert not again.decoder.noise.banks._banks and again.decoder.noise.banks.start_of(4, 8, 0, fir_basis(5)) is not None
 
 
 # ------------------------------------------------------------------------------------------------------ training

@@ -88,8 +88,8 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     assert min(kept[i : i + batch].max() for i in range(0, len(kept), batch)) + eng.decoder_lookahead_samples < length
     reach = eng.encoder_reach_samples + eng.encoder_lookahead_frames * eng.hop
     assert min(ends[i : i + batch].max() for i in range(0, len(ends), batch)) + reach < length
-    # the reference: the model's forward pass over every hit's whole clip, in the Engine's decode batches (a noise
-    # branch's noise follows the batch row), each channel group on its own
+    # the reference: the model's forward pass over every hit's whole clip, in the Engine's decode batches, each
+    # channel group on its own
     groups = torch.from_numpy(np.stack([eng._groups(clip) for clip in clips], axis=1))  # (G, hits, C_model, clip)
     with torch.no_grad():
         whole = torch.stack([torch.cat([eng.model(g[i : i + batch], sample=False).audio for i in range(0, len(g), batch)])

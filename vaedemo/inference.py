@@ -250,7 +250,7 @@ class Engine:
 
     def _decoded_clips(self, z: torch.Tensor, kept: np.ndarray) -> list[np.ndarray]:
         """One channel group's latents (clips, D) -> the first ``kept[i]`` samples of each one's decode, (C, kept[i]),
-        ``batch`` clips per forward (in order: a noise branch's noise follows the batch row), each batch decoding only
+        ``batch`` clips per forward, each batch decoding only
         as many latent frames as its longest needs (its samples plus the decoder's look-ahead): those samples are
         then the whole clip's."""
         out = []

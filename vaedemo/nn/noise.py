@@ -15,9 +15,11 @@ Randomness: the noise is a hash of (seed, batch row, band, absolute sample index
 from torch's generator. A block's noise therefore depends on its absolute position only, so a stream that counts its
 blocks reproduces the offline pass (exactly up to float rounding: in eval mode the offline pass sums the same
 products in another order, below), and two calls with the same seed give the same sound. In training mode each
-forward draws a fresh seed from torch's global generator (``torch.manual_seed`` makes a run reproducible); in eval
-mode the seed is :attr:`NoiseGenerator.seed` (0 by default), so inference is deterministic while the noise is still
-part of the sound.
+forward draws a fresh seed from torch's global generator (``torch.manual_seed`` makes a run reproducible) and each
+batch row its own stream; in eval mode the seed is :attr:`NoiseGenerator.seed` (0 by default) and every row reads
+row 0's stream, so inference is deterministic while the noise is still part of the sound, and a latent decodes to
+the same sound wherever it sits in a batch (a prior sample drawn among n, a channel of a stereo file, the end of an
+interpolation path: each as it decodes alone).
 
 The noise bank (eval mode): since the noise is then fixed, the FIR sums can be taken in the other order, the noise
 filtered once by each of the basis's ``noise_bands`` FIRs (:func:`noise_bank`) and each block's output a product of
@@ -114,49 +116,52 @@ def block_magnitudes(x: torch.Tensor, bands: int, noise_bands: int, relative: bo
     return m.reshape(m.shape[0], bands, noise_bands, m.shape[-1]).transpose(2, 3)
 
 
-def filter_noise(magnitudes: torch.Tensor, basis: torch.Tensor, hop: int, seed: int, first_block: int) -> torch.Tensor:
+def filter_noise(magnitudes: torch.Tensor, basis: torch.Tensor, hop: int, seed: int, first_block: int,
+                 per_row: bool = True) -> torch.Tensor:  # fmt: skip
     """Magnitudes (B, bands, blocks, noise_bands) -> filtered noise (B, bands, blocks * hop), the blocks numbered
-    from ``first_block`` (0 offline; a stream's running count)."""
+    from ``first_block`` (0 offline; a stream's running count); each batch row filters a stream of its own, or, not
+    ``per_row``, row 0's (inference: a sound's noise does not depend on its row)."""
     b, rows, blocks, _ = magnitudes.shape
     taps = basis.shape[-1]
     fir = magnitudes @ basis.to(magnitudes.dtype)  # (B, bands, blocks, taps)
     start = first_block * hop - (taps - 1)  # the taps - 1 samples before the first block's first output
     n = blocks * hop
-    noise = hashed_uniform(b, rows, start, n + taps - 1, seed, magnitudes.dtype, magnitudes.device)
+    streams = b if per_row else 1  # one stream broadcast over the batch
+    noise = hashed_uniform(streams, rows, start, n + taps - 1, seed, magnitudes.dtype, magnitudes.device)
     # output sample m of block k: sum over taps i of noise[m + i] fir[k, taps - 1 - i] (a convolution), one tap at a
     # time over every sample: each term a view of the noise times its block's tap, where a product of each sample's
     # window of taps with its filter first copies taps x the samples (16 magnitudes: 57 -> 22 ms for 10 s, one thread)
     y = torch.zeros(b, rows, blocks, hop, dtype=magnitudes.dtype, device=magnitudes.device)
     for i in range(taps):  # in place: one pass over y per tap, no temporaries (autograd needs only noise and fir)
-        y.addcmul_(noise[..., i : i + n].reshape(b, rows, blocks, hop), fir[..., taps - 1 - i, None])
+        y.addcmul_(noise[..., i : i + n].reshape(streams, rows, blocks, hop), fir[..., taps - 1 - i, None])
     return y.reshape(b, rows, n)
 
 
-def noise_bank(batch: int, rows: int, start: int, length: int, seed: int, basis: torch.Tensor) -> torch.Tensor:
-    """(batch, rows, length, noise_bands): samples ``start`` to ``start + length`` of what :func:`filter_noise` would
-    output for magnitudes that are 1 in one bin and 0 elsewhere, for each bin: each row's noise stream
-    (:func:`hashed_uniform`) filtered by each of the basis's FIRs."""
+def noise_bank(rows: int, start: int, length: int, seed: int, basis: torch.Tensor) -> torch.Tensor:
+    """(1, rows, length, noise_bands): samples ``start`` to ``start + length`` of what :func:`filter_noise` (not
+    ``per_row``) would output for magnitudes that are 1 in one bin and 0 elsewhere, for each bin: each row's noise
+    stream (:func:`hashed_uniform`, batch row 0) filtered by each of the basis's FIRs."""
     taps = basis.shape[-1]
-    noise = hashed_uniform(batch, rows, start - (taps - 1), length + taps - 1, seed, basis.dtype, basis.device)
+    noise = hashed_uniform(1, rows, start - (taps - 1), length + taps - 1, seed, basis.dtype, basis.device)
     return noise.unfold(-1, taps, 1) @ basis.flip(-1).T  # sample t reads noise t - taps + 1 .. t against taps reversed
 
 
 def mix_bank(magnitudes: torch.Tensor, bank: torch.Tensor, hop: int) -> torch.Tensor:
-    """Magnitudes (B, bands, blocks, noise_bands) and the bank of their samples (B, bands, blocks * hop, noise_bands)
-    -> :func:`filter_noise`'s output (B, bands, blocks * hop): each block's samples of the bank times its magnitudes
-    (the FIR is linear in them, so these are its sums in another order)."""
+    """Magnitudes (B, bands, blocks, noise_bands) and the bank of their samples (1, bands, blocks * hop, noise_bands)
+    -> :func:`filter_noise`'s output (not ``per_row``) (B, bands, blocks * hop): each block's samples of the bank times
+    its magnitudes (the FIR is linear in them, so these are its sums in another order), the bank shared by every row."""
     b, rows, blocks, k = magnitudes.shape
-    y = bank.reshape(b * rows * blocks, hop, k) @ magnitudes.reshape(b * rows * blocks, k, 1)
+    y = bank.reshape(rows * blocks, hop, k) @ magnitudes.reshape(b, rows * blocks, k, 1)  # broadcast over the batch
     return y.reshape(b, rows, blocks * hop)
 
 
 class BankCache:
     """The :func:`noise_bank` of a signal's start (sample 0) per seed (and dtype, device, shape), kept while the banks'
-    bytes stay within ``limit_bytes`` (the least recently used dropped first). Batch row i's noise does not depend on
-    the batch size, so one bank serves every request up to its batch size and length (its first rows and samples); a
-    larger request replaces it with one as large as both. Thread-safe: the demo's handlers share one model."""
+    bytes stay within ``limit_bytes`` (the least recently used dropped first). One bank serves every batch (its rows
+    share it) and every length up to its own (its first samples); a longer request replaces it with one as long.
+    Thread-safe: the demo's handlers share one model."""
 
-    limit_bytes = 64 * 2**20  # a batch of 16 one-shot clips of the shipped shape takes 45 MB
+    limit_bytes = 64 * 2**20  # the shipped shape's bank of a 1 s clip takes 2.8 MB, of 8 s (one chunk) 22 MB
 
     def __init__(self):
         self._banks: OrderedDict[tuple, torch.Tensor] = OrderedDict()
@@ -168,27 +173,26 @@ class BankCache:
     def __setstate__(self, state: dict) -> None:
         self.__init__()
 
-    def start_of(self, batch: int, rows: int, length: int, seed: int, basis: torch.Tensor) -> torch.Tensor | None:
-        """(batch, rows, length, noise_bands): the bank's first rows and samples, or None when they would not fit."""
+    def start_of(self, rows: int, length: int, seed: int, basis: torch.Tensor) -> torch.Tensor | None:
+        """(1, rows, length, noise_bands): the bank's first samples, or None when they would not fit."""
         key = (rows, seed, basis.dtype, basis.device, tuple(basis.shape))
         with self._lock:
             kept = self._banks.get(key)
-            if kept is not None and kept.shape[0] >= batch and kept.shape[2] >= length:
+            if kept is not None and kept.shape[2] >= length:
                 self._banks.move_to_end(key)
-                return kept[:batch, :, :length]
-        size = (batch, length) if kept is None else (max(batch, kept.shape[0]), max(length, kept.shape[2]))
-        if size[0] * rows * size[1] * basis.shape[0] * basis.element_size() > self.limit_bytes:
-            return None  # (grown to what both need: the drum loop's batches vary in size and length)
+                return kept[:, :, :length]
+        if rows * length * basis.shape[0] * basis.element_size() > self.limit_bytes:
+            return None
         with torch.inference_mode(False), torch.no_grad():  # a plain tensor: refinement differentiates through it
-            bank = noise_bank(size[0], rows, 0, size[1], seed, basis.detach())
+            bank = noise_bank(rows, 0, length, seed, basis.detach())
         with self._lock:
-            kept = self._banks.get(key)  # another thread may have kept a larger one meanwhile: keep the larger
-            if kept is None or (kept.shape[0] <= size[0] and kept.shape[2] <= size[1]):
+            kept = self._banks.get(key)  # another thread may have kept a longer one meanwhile: keep the longer
+            if kept is None or kept.shape[2] <= length:
                 self._banks[key] = bank
             self._banks.move_to_end(key)
             while sum(b.numel() * b.element_size() for b in self._banks.values()) > self.limit_bytes:
                 self._banks.popitem(last=False)
-        return bank[:batch, :, :length]
+        return bank
 
 
 class NoiseGenerator(nn.Module):
@@ -211,8 +215,10 @@ class NoiseGenerator(nn.Module):
         self.seed = 0
         self.banks = BankCache()
 
-    def next_seed(self) -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,)).item()) if self.training else self.seed
+    @staticmethod
+    def fresh_seed() -> int:
+        """A training forward's seed, from torch's global generator."""
+        return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
     def magnitudes(self, h: torch.Tensor) -> torch.Tensor:
         """(B, channels, T) -> (B, bands, T / hop, noise_bands) filter magnitudes, one set per block."""
@@ -228,11 +234,14 @@ class NoiseGenerator(nn.Module):
         return noise * running_rms(wave, self.window)
 
     def filtered(self, magnitudes: torch.Tensor, offset: int) -> torch.Tensor:
-        """:func:`filter_noise` of the magnitudes of blocks from band sample ``offset`` on; in eval mode, from a
-        signal's start, through the kept bank (the same sums in another order)."""
-        if not self.training and offset == 0:
-            b, rows, blocks, _ = magnitudes.shape
-            bank = self.banks.start_of(b, rows, blocks * self.hop, self.seed, self.basis.to(magnitudes.dtype))
+        """:func:`filter_noise` of the magnitudes of blocks from band sample ``offset`` on: in training a stream per
+        batch row and a fresh seed; in eval mode row 0's stream of :attr:`seed` for every row, from a signal's start
+        through the kept bank (the same sums in another order)."""
+        if self.training:
+            return filter_noise(magnitudes, self.basis, self.hop, self.fresh_seed(), offset // self.hop)
+        if offset == 0:
+            _, rows, blocks, _ = magnitudes.shape
+            bank = self.banks.start_of(rows, blocks * self.hop, self.seed, self.basis.to(magnitudes.dtype))
             if bank is not None:
                 return mix_bank(magnitudes, bank, self.hop)
-        return filter_noise(magnitudes, self.basis, self.hop, self.next_seed(), offset // self.hop)
+        return filter_noise(magnitudes, self.basis, self.hop, self.seed, offset // self.hop, per_row=False)

@@ -315,7 +315,7 @@ class StreamingNoise(nn.Module):
         first = self.emitted - self.frames_late  # negative for blocks before offline time 0 (zeroed at synthesis)
         self.emitted += h.shape[-1]
         magnitudes = block_magnitudes(h, self.bands, self.noise_bands, self.relative)
-        return filter_noise(magnitudes, self.basis, self.hop, self.seed, first)
+        return filter_noise(magnitudes, self.basis, self.hop, self.seed, first, False)  # every row as offline: row 0's
 
 
 class StreamingRms(nn.Module):
