@@ -37,6 +37,16 @@ def _signal(n: int, channels: int = 1, seed: int = 0) -> np.ndarray:
     return x.astype(np.float32)
 
 
+_chunks = iter(range(10**9))
+
+
+def _chunk(tmp_path, rate: int, data: np.ndarray) -> str:
+    """A microphone chunk as the page sends it: a 16-bit wav file."""
+    path = tmp_path / f"chunk{next(_chunks)}.wav"
+    sf.write(path, data, rate, subtype="PCM_16")
+    return str(path)
+
+
 def test_only_models_with_a_latent_time_series_are_offered(state):
     assert live.live_models(state) == ["b_causal", "c_centred"]  # causal first: no look-ahead
 
@@ -63,13 +73,13 @@ def _drain(listener) -> list:
     return items
 
 
-def test_a_microphone_at_48_khz_is_resampled_once_per_session(state):
+def test_a_microphone_at_48_khz_is_resampled_once_per_session(state, tmp_path):
     sr = 48000
     x = (_signal(sr, 2) * 32767).astype(np.int16)  # one second of stereo, as the browser sends it
     relay = live.Relay()
     listener = relay.open("tab-1")
     for start in range(0, len(x), sr // 4):
-        live.live_chunk(state, relay, "tab-1", (sr, x[start : start + sr // 4]), "b_causal")
+        live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, sr, x[start : start + sr // 4]), "b_causal")
     items = _drain(listener)
     out = []
     for wav, _ in items:
@@ -87,7 +97,7 @@ def test_a_microphone_at_48_khz_is_resampled_once_per_session(state):
     assert "causal: no look-ahead" in report and "resampling 48 -> 44.1 kHz" in report
 
 
-def test_the_listener_yields_what_the_chunks_post_and_ends_with_the_recording(state):
+def test_the_listener_yields_what_the_chunks_post_and_ends_with_the_recording(state, tmp_path):
     relay = live.Relay()
     got = []
 
@@ -95,7 +105,8 @@ def test_the_listener_yields_what_the_chunks_post_and_ends_with_the_recording(st
         while relay.get("tab-1") is None:
             time.sleep(0.01)
         for k in range(3):
-            live.live_chunk(state, relay, "tab-1", (44100, (_signal(11025, seed=k) * 32767).astype(np.int16)), "b_causal")
+            chunk = _chunk(tmp_path, 44100, (_signal(11025, seed=k) * 32767).astype(np.int16))
+            live.live_chunk(state, relay, "tab-1", chunk, "b_causal")
         relay.close("tab-1")
 
     feeder = threading.Thread(target=chunks)
@@ -107,7 +118,7 @@ def test_the_listener_yields_what_the_chunks_post_and_ends_with_the_recording(st
     assert relay.get("tab-1") is None  # the listener left no trace
 
 
-def test_a_new_recording_ends_the_old_listener_and_listeners_are_bounded(state):
+def test_a_new_recording_ends_the_old_listener_and_listeners_are_bounded(state, tmp_path):
     relay = live.Relay(max_listeners=2)
     first = relay.open("tab-1")
     second = relay.open("tab-1")  # record pressed again in the same tab
@@ -117,7 +128,8 @@ def test_a_new_recording_ends_the_old_listener_and_listeners_are_bounded(state):
         relay.open("tab-3")
     relay.close("tab-1", first)  # the old listener's own cleanup leaves the new one alone
     assert relay.get("tab-1") is second
-    assert live.live_chunk(state, relay, "tab-9", (44100, np.zeros(4410, np.int16)), "b_causal") is None  # nobody listens
+    silence = _chunk(tmp_path, 44100, np.zeros(4410, np.int16))
+    assert live.live_chunk(state, relay, "tab-9", silence, "b_causal") is None  # nobody listens
 
 
 def test_a_model_that_cannot_stream_says_why(state):
@@ -144,11 +156,11 @@ def test_no_file_is_one_sentence(state):
         next(live.play_file(state, state.gate, None, None, "b_causal"))
 
 
-def test_the_stream_checked_at_the_start_serves_the_first_chunk_of_the_same_model(state):
+def test_the_stream_checked_at_the_start_serves_the_first_chunk_of_the_same_model(state, tmp_path):
     relay = live.Relay()
     listener = live._open(state, relay, "tab-1", "b_causal")
     made = listener.stream[1]
-    chunk = (44100, np.zeros(4096, np.int16))
+    chunk = _chunk(tmp_path, 44100, np.zeros(4096, np.int16))
     live.live_chunk(state, relay, "tab-1", chunk, "b_causal")
     assert listener.session.stream is made and listener.stream is None
     other = live._open(state, relay, "tab-2", "b_causal")
@@ -158,9 +170,54 @@ def test_the_stream_checked_at_the_start_serves_the_first_chunk_of_the_same_mode
     assert other.session.stream.latency > 0 and not other.session.causal
 
 
-def test_a_hostile_chunk_is_one_sentence_and_an_empty_one_nothing(state):
+def test_a_hostile_chunk_is_one_sentence(state, tmp_path):
+    """A chunk is decoded as an upload is (libsndfile or the sandboxed ffmpeg, within the budget), not by Gradio: a
+    playlist naming a file on the server reads nothing, a long chunk is refused before it is decoded."""
     relay = live.Relay()
     relay.open("tab-1")
-    with pytest.raises(gr.Error, match="sample rate"):
-        live.live_chunk(state, relay, "tab-1", (10**9, np.zeros(4410, np.int16)), "b_causal")
-    assert live.live_chunk(state, relay, "tab-1", (44100, np.zeros(0, np.int16)), "b_causal") is None
+    with pytest.raises(gr.Error, match="uploaded file"):
+        live.live_chunk(state, relay, "tab-1", [44100, [0, 0]], "b_causal")  # what type="numpy" would have taken
+    with pytest.raises(gr.Error, match="is 3 s long; the limit is 2 s"):
+        live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 8000, np.zeros(3 * 8000, np.int16)), "b_causal")
+    secret = tmp_path / "secret.wav"
+    sf.write(secret, _signal(44100), 44100)
+    playlist = tmp_path / "pl.wav"  # an HLS playlist under an audio name
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{secret}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(gr.Error):
+        live.live_chunk(state, relay, "tab-1", str(playlist), "b_causal")
+    assert relay.get("tab-1").session is None  # nothing went through the stream
+
+
+def test_one_client_cannot_take_every_live_place(state):
+    relay = live.Relay(max_listeners=4, per_client=2)
+    relay.open("tab-1", "ip:a")
+    relay.open("tab-2", "ip:a")
+    relay.open("tab-2", "ip:a")  # record pressed again in the same tab: still two
+    with pytest.raises(VaedemoError, match="You already have 2 live streams running"):
+        relay.open("tab-3", "ip:a")
+    relay.open("tab-3", "ip:b")  # another client still gets a place
+    with pytest.raises(gr.Error, match="You already have 2"):
+        next(live.listen(state, relay, "tab-4", "b_causal", client="ip:a"))
+    assert relay.get("tab-4") is None
+
+
+def test_a_listener_whose_microphone_sends_nothing_ends_and_frees_its_place(state):
+    relay = live.Relay(max_listeners=1)
+    start = time.monotonic()
+    assert list(live.listen(state, relay, "tab-1", "b_causal", idle=0.5)) == []
+    assert time.monotonic() - start < 5 and relay.get("tab-1") is None
+    relay.open("tab-2")  # its place is free
+
+
+def test_a_file_through_the_stream_is_decoded_inside_the_gate(state, tmp_path):
+    """Its decoding (the costly part of a wide, long file) counts against the client's requests like any other."""
+    from vaedemo.demo.guard import Gate
+
+    path, garbage = tmp_path / "in.wav", tmp_path / "garbage.wav"
+    sf.write(path, _signal(44100), 44100)
+    garbage.write_bytes(b"not audio" * 100)
+    gate = Gate(per_client=1)
+    # the client's one request is running: refused before anything is read
+    with gate(None), pytest.raises(gr.Error, match="You already have 1 requests"):
+        next(live.play_file(state, gate, None, str(garbage), "b_causal"))
+    assert len(list(live.play_file(state, gate, None, str(path), "b_causal"))) == 2

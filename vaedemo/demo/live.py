@@ -1,6 +1,9 @@
 """The Live tab: a microphone (or a file) through a streaming model, chunk by chunk, with the latency it costs.
 
-The browser sends the microphone in chunks of ``CHUNK_SECONDS``. Each chunk is resampled to the model's rate (one
+The browser sends the microphone in chunks of ``CHUNK_SECONDS``, each a small file that the server decodes as it
+does any upload (libsndfile or the sandboxed ffmpeg, within the decode budget; a chunk longer than
+``MAX_CHUNK_SECONDS`` is refused: Gradio's own numpy decoding of a streamed chunk would run an unsandboxed ffmpeg on
+whatever a raw request sends, with no bound on its length). Each chunk is resampled to the model's rate (one
 resampler per session, so that chunk edges leave no seams), cut into whole hops (the rest waits for the next chunk),
 run through the model's :class:`~vaedemo.inference.Stream` and sent back as a streamed audio output, which Gradio
 encodes to AAC segments that the browser plays as they arrive. What a listener hears lags the microphone by the
@@ -24,7 +27,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from vaedemo.audio import check_audio, resample, to_channels
+from vaedemo.audio import decode, resample, to_channels
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, Stream
 
@@ -33,7 +36,10 @@ from .guard import LIVE_STREAMS, Gate, client_key
 from .state import DemoState
 
 CHUNK_SECONDS = 0.25  # how much microphone audio the browser collects before it sends a chunk
+MAX_CHUNK_SECONDS = 2.0  # a longer chunk is refused (a browser sends CHUNK_SECONDS; a stalled one somewhat more)
 LIVE_SECONDS = 120  # one microphone stream's time limit: a stream holds one of the server's workers meanwhile
+IDLE_SECONDS = 15  # a listener whose microphone has sent nothing for this long ends, freeing its place
+LIVE_PER_CLIENT = 2  # listeners one client (IP address) may hold of the server's LIVE_STREAMS
 FILE_CHUNK_SECONDS = 0.5  # "play a file through the stream" feeds the stream in pieces of this length
 NO_MODEL = ("No model here can stream: streaming needs a model with a latent time series (latent_mode temporal); "
             "one latent vector per clip needs the whole clip before it can encode anything.")  # fmt: skip
@@ -131,28 +137,35 @@ class Listener:
     """One browser session's live stream: the outputs waiting to be sent, and the session once the first chunk came."""
 
     box: queue.Queue
+    client: str = ""  # who opened it (guard.client_key): a client holds at most ``per_client`` listeners
     session: LiveSession | None = None
     stream: tuple[str, Stream] | None = None  # (model label, its stream) made when the recording starts
+    last_chunk: float = 0.0  # time.monotonic() of the last chunk (or of the opening)
 
 
 class Relay:
     """Microphone chunks arrive in one event and the streamed output leaves through another: Gradio streams an
     output only from a generator, and a microphone's stream event calls its handler once per chunk. So, per browser
     session, the chunk handler posts its output here and a listener (a generator started with the recording) yields
-    it. At most ``max_listeners`` listen at once; a listener's backlog is bounded (a gone browser loses chunks, the
-    server keeps its memory)."""
+    it. At most ``max_listeners`` listen at once, at most ``per_client`` of them one client's (so that one client
+    cannot take every place); a listener's backlog is bounded (a gone browser loses chunks, the server keeps its
+    memory)."""
 
-    def __init__(self, max_listeners: int = LIVE_STREAMS, backlog: int = 64):
-        self.max_listeners, self.backlog = max_listeners, backlog
+    def __init__(self, max_listeners: int = LIVE_STREAMS, backlog: int = 64, per_client: int = LIVE_PER_CLIENT):
+        self.max_listeners, self.backlog, self.per_client = max_listeners, backlog, per_client
         self._listeners: dict[str, Listener] = {}
         self._lock = threading.Lock()
 
-    def open(self, key: str) -> Listener:
+    def open(self, key: str, client: str = "") -> Listener:
+        """A listener for the browser session ``key`` (ending the session's previous one), opened by ``client``."""
         with self._lock:
-            old = self._listeners.pop(key, None)
-            if len(self._listeners) >= self.max_listeners:
+            old = self._listeners.get(key)
+            others = [v for k, v in self._listeners.items() if k != key]
+            if len(others) >= self.max_listeners:
                 raise VaedemoError(f"{self.max_listeners} live streams are running already; please try again later.")
-            listener = self._listeners[key] = Listener(queue.Queue(self.backlog))
+            if client and sum(v.client == client for v in others) >= self.per_client:
+                raise VaedemoError(f"You already have {self.per_client} live streams running; stop one of them first.")
+            listener = self._listeners[key] = Listener(queue.Queue(self.backlog), client, last_chunk=time.monotonic())
         if old is not None:
             _post(old.box, END)
         return listener
@@ -176,16 +189,19 @@ def _post(box: queue.Queue, item) -> None:
         box.put_nowait(item)
 
 
-def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float = LIVE_SECONDS):
+def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float = LIVE_SECONDS, client: str = "",
+           idle: float = IDLE_SECONDS):  # fmt: skip
     """The streamed output of the key's microphone: yields (wav bytes, report) as chunks are processed, until the
-    recording stops or ``seconds`` have passed."""
-    listener = _open(state, relay, key, label)
+    recording stops, ``seconds`` have passed or no chunk has come for ``idle`` seconds."""
+    listener = _open(state, relay, key, label, client)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
             try:
                 item = listener.box.get(timeout=0.5)
             except queue.Empty:
+                if time.monotonic() - listener.last_chunk > idle:
+                    return
                 continue
             if item is END:
                 return
@@ -195,24 +211,28 @@ def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float 
 
 
 @user_errors
-def _open(state: DemoState, relay: Relay, key: str, label: str) -> Listener:
-    stream = state.models.get(label).stream()  # one sentence now if this model cannot stream
-    listener = relay.open(key)
-    listener.stream = (label, stream)
+def _open(state: DemoState, relay: Relay, key: str, label: str, client: str = "") -> Listener:
+    listener = relay.open(key, client)  # refused before the stream's cost (~0.25 s) when there is no place
+    try:
+        listener.stream = (label, state.models.get(label).stream())  # one sentence now if this model cannot stream
+    except BaseException:
+        relay.close(key, listener)
+        raise
     return listener
 
 
 @user_errors
-def live_chunk(state: DemoState, relay: Relay, key: str, chunk, label: str) -> str | None:
-    """One microphone chunk (rate, samples): through the key's stream, its output posted to the key's listener.
-    Returns the stream's report (None when nobody listens)."""
+def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, label: str) -> str | None:
+    """One microphone chunk (the path of its file): through the key's stream, its output posted to the key's
+    listener. Returns the stream's report (None when nobody listens)."""
     listener = relay.get(key)
     if chunk is None or listener is None:
         return None
-    rate, data = chunk
-    if not np.size(data):
-        return None
-    x = check_audio(data, rate, "the microphone chunk")  # a raw request can send any rate, shape or channel count
+    if not isinstance(chunk, str):  # a raw request can send anything
+        raise VaedemoError("the microphone chunk must be an uploaded file.")
+    listener.last_chunk = time.monotonic()
+    d = decode(chunk, max_seconds=MAX_CHUNK_SECONDS)  # any rate, shape or channel count: one sentence if wrong
+    x, rate = d.audio, d.sample_rate
     if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
         made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
         stream = made[1] if made and made[0] == label else None  # (the picker may have changed since)
@@ -236,9 +256,11 @@ def file_session(state: DemoState, path: str | None, label: str) -> tuple[LiveSe
 
 
 def play_file(state: DemoState, gate: Gate, request: gr.Request, path: str | None, label: str):
-    """Stream a file through the model in FILE_CHUNK_SECONDS pieces; yields (wav bytes, report). Each piece waits
-    in the gate on its own, so a long file never holds back the other tabs' requests."""
-    session, x = file_session(state, path, label)
+    """Stream a file through the model in FILE_CHUNK_SECONDS pieces; yields (wav bytes, report). Its decoding waits
+    in the gate as any request's does; then each piece waits on its own, so a long file never holds back the other
+    tabs' requests."""
+    with gate(request):
+        session, x = file_session(state, path, label)
     step = int(FILE_CHUNK_SECONDS * session.model_rate)
     for start in range(0, len(x), step):
         with gate(request, "live"):
@@ -254,7 +276,8 @@ def build(state: DemoState) -> None:
         intro("Your microphone through the model, live, chunk by chunk with cached convolutions.")
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
-                mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
+                # type "filepath": each chunk's file is decoded by live_chunk (bounded, sandboxed), not by Gradio
+                mic = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Microphone",
                                elem_id="live-mic")  # fmt: skip
                 live_file = Audio(sources=["upload"], type="filepath", label="…or a file (no microphone in the room)",
                                   elem_id="live-file")  # fmt: skip
@@ -269,7 +292,7 @@ def build(state: DemoState) -> None:
     relay = Relay()
 
     def on_record(request: gr.Request, label):
-        yield from listen(state, relay, _session(request), label)
+        yield from listen(state, relay, _session(request), label, client=client_key(request))
 
     def on_chunk(request: gr.Request, chunk, label):
         with state.gate(request, "live"):
