@@ -444,6 +444,10 @@ def test_the_page_builds_with_named_api_endpoints(state):
         blocks = build_demo(state)
     names = {fn.api_name for fn in blocks.fns.values() if fn.api_visibility == "public"}
     assert names == {"reconstruct", "sample", "interpolate"}
+    # every audio input reaches a handler as a file path, decoded by vaedemo.audio within its budget: type "numpy"
+    # would have Gradio run ffmpeg on a request's file unsandboxed (a playlist reads server files) and unbounded
+    inputs = [b for b in blocks.blocks.values() if isinstance(b, gr.Audio) and b.interactive is not False]
+    assert len(inputs) >= 5 and {b.type for b in inputs} == {"filepath"}
 
 
 def test_spectrogram_display_is_small_for_long_audio():
