@@ -171,6 +171,30 @@ def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
     assert meta["step"] == target
 
 
+def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder, tmp_path):
+    """SIGTERM (kill, docker stop, systemd, timeout) saves last.ckpt as Ctrl-C does, and the exit status says the
+    run did not finish (Lightning's SIGTERMException alone exits 0 with nothing saved)."""
+    run_dir = tmp_path / "run"
+    common = ["train.checkpoint_every_n_steps=100000", "train.val_every_n_steps=2", "train.vae_steps=100000"]
+    proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not (run_dir / "bundle" / "config.json").is_file():  # past step 2; no periodic checkpoint until 100000
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("training never reached its first validation")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = _ckpt_step(last)
+    assert saved >= 2 and f"stopped by SIGTERM at step {saved}" in err and "Traceback" not in err
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, f"train.max_steps={saved + 1}") + ["--resume"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0 and _ckpt_step(last) == saved + 1, res.stderr[-3000:]
+
+
 def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
     """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step) and writes
     the bundle of that step (a run stopped before its last validation has none)."""

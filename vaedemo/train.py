@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -176,6 +177,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
             f"{run_dir} already holds a training run; pass --resume to continue it or set another train.run_dir."
         )
     import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from .training.callbacks import BundleExport
 
@@ -189,7 +191,12 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump_yaml(stored)
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+    except SIGTERMException:  # a SystemExit of code None: the process would exit 0, as if the run had finished
+        print(f"[vaedemo] stopped by SIGTERM at step {int(module.step)}, saved in {last}; continue it with --resume",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(128 + signal.SIGTERM) from None
     if getattr(module, "trained_nothing", False):  # resumed at max_steps: its bundle written (again) at that step
         trainer.validate(module, val_loader, verbose=False)
     if trainer.is_global_zero:

@@ -1,7 +1,7 @@
 """Callbacks: resumable ``last.ckpt``, bundle export at each validation, audio + spectrogram logging.
 
 ``last.ckpt`` is written atomically every ``checkpoint_every_n_steps`` training batches, at the end, and when
-training is interrupted, so a killed run resumes at the step it last saved.
+training is interrupted (Ctrl-C, SIGTERM), so a killed run resumes at the step it last saved.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..bundle import save_bundle
 from ..card import hardware_description
@@ -42,7 +43,8 @@ class LastCheckpoint(pl.Callback):
         self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        # Ctrl-C, and SIGTERM (kill, docker stop, systemd, timeout), which Lightning turns into SIGTERMException
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             self.save(trainer)
 
 
