@@ -46,6 +46,8 @@ def test_bundle_round_trips_bit_exactly(bundle_dir):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o777 & ~mask  # a folder like any other the user makes (not mkdtemp's 0700)
+    for f in path.iterdir():  # and files like any other (safetensors writes 0600: other users could not load them)
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f.name
 
 
 def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatch):
@@ -179,6 +181,29 @@ def test_absurd_config_values_are_refused_in_one_sentence(bundle_dir, key, value
         vaedemo.load(path)
 
 
+@pytest.mark.parametrize("key,value,message", [
+    ("pqmf_attenuation", float("nan"), "model.pqmf_attenuation must be in"),
+    ("pqmf_attenuation", 1e308, "model.pqmf_attenuation must be in"),
+    ("kernel_size", -1, "model.kernel_size must be odd and positive"),
+    ("dilations", [0, 3, 9], "model.dilations must be positive"),
+    ("flow_hidden", -5, "model.flow_hidden must be positive"),
+    ("flow_scale_bound", float("nan"), "model.flow_scale_bound must be in"),
+    (None, [1, 2], "must hold the model's keys as a mapping, got list"),
+])  # fmt: skip
+def test_hostile_config_values_are_refused_in_one_sentence(bundle_dir, key, value, message):
+    """Values below a key's sense (a bundle from the Hub is a stranger's file): one sentence, not a traceback from
+    the layer that meets them, nor a model that loads and decodes NaN."""
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    if key is None:
+        doc["model"] = value
+    else:
+        doc["model"][key] = value
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=message):
+        vaedemo.load(path)
+
+
 def test_a_card_update_keeps_the_training_set_summary_and_new_weights_drop_it(bundle_dir, tmp_path):
     """evaluate --update-card re-saves a bundle with the same weights: its summary.* stays; a bundle re-exported with
     other weights (a training run's bundle/ after the next validation) loses the summary of the old weights."""
@@ -210,3 +235,24 @@ def test_a_card_names_the_decoders_branches():
     branch = [line for line in lines if "branches" in line]
     assert branch == ["- decoder branches beside the conv stack: filtered noise, 16 magnitudes a band every 8 band "
                       "samples, relative to the stack's band level; a bank of 32 partials"]
+
+
+def test_a_save_killed_part_way_is_recovered(bundle_dir, tmp_path):
+    """What a kill during save_bundle leaves: a half-written temporary folder (gone), the old bundle moved aside with
+    its replacement never renamed in (back in place), one moved aside whose replacement arrived (gone)."""
+    from vaedemo.bundle import recover_interrupted_saves
+
+    path, _ = bundle_dir
+    run = tmp_path / "run"
+    (run / "bundles").mkdir(parents=True)
+    shutil.copytree(path, run / ".bundle.old")  # killed between the two renames: no bundle in place
+    (run / ".bundle-k3j2h1xx").mkdir()  # killed while writing
+    shutil.copytree(path, run / "bundles" / "step-0000002")
+    shutil.copytree(path, run / "bundles" / ".step-0000002.old")
+    (run / "bundles" / ".step-0000004-a8d7f6gg").mkdir()
+    (run / "notes-1").mkdir()  # not the saver's: left alone
+    recover_interrupted_saves(run, "bundle")
+    recover_interrupted_saves(run / "bundles", "step-")
+    assert sorted(p.name for p in run.iterdir()) == ["bundle", "bundles", "notes-1"]
+    assert [p.name for p in (run / "bundles").iterdir()] == ["step-0000002"]
+    assert vaedemo.load(run / "bundle").meta["name"] == "tiny"

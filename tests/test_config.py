@@ -65,6 +65,39 @@ def test_bands_power_of_two():
         load_config(None, ["model.bands=12"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=-1e-3", "train.lr must be a positive number, got -0.001"),
+    ("train.disc_lr=.inf", "train.disc_lr must be a positive number, got inf"),
+    ("train.betas=[1.5, 0.9]", r"train.betas must lie in \[0, 1\)"),
+    ("train.val_every_n_steps=0", "train.val_every_n_steps must be at least 1, got 0"),
+    ("train.val_batches=0", "train.val_batches must be at least 1, got 0"),
+    ("train.trajectory_copies=0", "train.trajectory_copies must be at least 1, got 0"),
+    ("train.num_workers=-1", "train.num_workers must not be negative, got -1"),
+    ("train.grad_clip=-1", r"train.grad_clip must be positive \(or null: no clipping\), got -1.0"),
+    ("train.beta=-1", "train.beta must not be negative, got -1.0"),
+    ("data.max_files=0", r"data.max_files must be positive \(or null: all\), got 0"),
+    ("trainer.precision=16-true", "trainer.precision must be one of 32-true, .*, got '16-true'"),
+    ("model.kernel_size=-1", "model.kernel_size must be odd and positive, got -1"),
+    ("model.dilations=[1, 0, 9]", r"model.dilations must be positive, got \[1, 0, 9\]"),
+    ("model.flow_hidden=-5", "model.single_channels and model.flow_hidden must be positive"),
+    ("model.flow_scale_bound=.nan", r"model.flow_scale_bound must be in \(0, 20\], got nan"),
+    ("model.pqmf_attenuation=1e308", r"model.pqmf_attenuation must be in \[20, 300\] dB, got 1e\+308"),
+])  # fmt: skip
+def test_values_that_cannot_train_are_one_sentence_before_anything_runs(override, message):
+    """A sign or range that Adam, Lightning or a layer would refuse with a traceback minutes later (a negative lr), or
+    accept and train wrongly (a negative grad_clip flips every gradient, a negative beta maximises the KL)."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_a_number_with_an_exponent_is_a_number():
+    """YAML 1.1 reads 1e-4 as a string; the README writes rates that way."""
+    cfg = load_config(None, ["train.lr=1e-4", "train.betas=[0.5, 9e-1]"])
+    assert cfg.train.lr == 1e-4 and cfg.train.betas == [0.5, 0.9]
+    with pytest.raises(ConfigError, match="train.lr .* must be a number, got 'nan'"):
+        load_config(None, ["train.lr=nan"])
+
+
 def test_unknown_upsampling_names_the_choices():
     with pytest.raises(ConfigError, match="model.upsampling must be one of transposed, resize, got 'linear'"):
         load_config(None, ["model.upsampling=linear"])

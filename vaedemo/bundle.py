@@ -77,10 +77,18 @@ def save_bundle(
         (tmp / "config.json").write_text(json.dumps(doc, indent=2))
         (tmp / "README.md").write_text(model_card(model.cfg, model, meta, training))
         _keep_unchanged(out, tmp)
+        for f in tmp.iterdir():
+            as_user_file(f)
         _replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def as_user_file(path: Path) -> None:
+    """Give a written file the permissions of any file the user makes (the umask's): safetensors writes its files
+    private (0600), which other users of a shared run folder or a Docker volume could not load."""
+    path.chmod(0o666 & ~_umask())
 
 
 def _umask() -> int:
@@ -120,6 +128,21 @@ def _replace(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)
+
+
+def recover_interrupted_saves(folder: Path, name_prefix: str) -> None:
+    """Tidy what :func:`save_bundle` leaves in ``folder`` when killed part-way, for bundles whose names start with
+    ``name_prefix`` (only the caller writes them): a half-written temporary folder goes; a bundle moved aside to be
+    replaced comes back when its replacement never arrived, else goes."""
+    for aside in folder.glob(f".{name_prefix}*.old"):
+        out = folder / aside.name[1 : -len(".old")]
+        if out.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            aside.rename(out)
+    for tmp in folder.glob(f".{name_prefix}*-*"):
+        if tmp.is_dir() and not tmp.name.endswith(".old"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------- read

@@ -31,6 +31,9 @@ LATENT_MODES = ("temporal", "single", "twostage")
 UPSAMPLINGS = ("transposed", "resize")  # model.upsampling
 DATA_MODES = ("oneshot", "crops")
 DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16", "auto")  # train.discriminator_precision
+# Lightning's precisions that train this model: "16-true" / "bf16-true" cast its weights to half while the batches
+# stay float32 (the first convolution fails on the mismatch)
+TRAINER_PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16", "16-mixed", "16")
 
 
 @dataclass
@@ -322,6 +325,8 @@ def rename_old_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 def model_config_from_dict(values: dict[str, Any], source: str = "the model config") -> ModelConfig:
     """Build and validate a :class:`ModelConfig` alone (what a bundle stores)."""
+    if not isinstance(values or {}, dict):
+        raise ConfigError(f"{source} must hold the model's keys as a mapping, got {type(values).__name__}.")
     m = build_dataclass(ModelConfig, merge_dicts(dataclasses.asdict(ModelConfig()), values or {}), "model.", source)
     validate_model(m, source)
     return m
@@ -381,7 +386,11 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     need(m.capacity >= 1 and m.latent_size >= 1, "model.capacity and model.latent_size must be positive")
     need(m.trajectory_size >= 1 and m.head_hidden >= 1, "model.trajectory_size and model.head_hidden must be positive")
     need(0.0 <= m.head_dropout < 1.0, f"model.head_dropout must be in [0, 1), got {m.head_dropout}")
-    need(m.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {m.kernel_size}")
+    need(m.kernel_size >= 1 and m.kernel_size % 2 == 1, f"model.kernel_size must be odd and positive, got {m.kernel_size}")
+    need(all(d >= 1 for d in m.dilations), f"model.dilations must be positive, got {m.dilations}")
+    need(m.single_channels >= 1 and m.flow_hidden >= 1, "model.single_channels and model.flow_hidden must be positive")
+    need(0.0 < m.flow_scale_bound <= 20.0, f"model.flow_scale_bound must be in (0, 20], got {m.flow_scale_bound}")
+    need(20.0 <= m.pqmf_attenuation <= 300.0, f"model.pqmf_attenuation must be in [20, 300] dB, got {m.pqmf_attenuation}")
     need(m.channels in (1, 2), f"model.channels must be 1 (mono) or 2 (stereo), got {m.channels}")
     need(m.sample_rate >= 8000, f"model.sample_rate must be at least 8000, got {m.sample_rate}")
     need(
@@ -441,7 +450,20 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(0.0 <= a.mix <= 1.0, f"data.augment.mix must be a probability in [0, 1], got {a.mix}")
     need(0.0 <= a.eq_db <= 24.0, f"data.augment.eq_db must be in [0, 24], got {a.eq_db}")
     need(0.0 <= a.band_limit <= 1.0, f"data.augment.band_limit must be a probability in [0, 1], got {a.band_limit}")
+    need(d.max_files is None or d.max_files >= 1, f"data.max_files must be positive (or null: all), got {d.max_files}")
     need(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps must be positive")
+    need(t.num_workers >= 0, f"train.num_workers must not be negative, got {t.num_workers}")
+    for key in ("lr", "disc_lr"):
+        need(0.0 < getattr(t, key) < math.inf, f"train.{key} must be a positive number, got {getattr(t, key)}")
+    need(all(0.0 <= b < 1.0 for b in t.betas), f"train.betas must lie in [0, 1), got {t.betas}")
+    for key in ("val_every_n_steps", "val_batches", "checkpoint_every_n_steps", "trajectory_copies",
+                "decoder_loss_clips"):  # fmt: skip
+        need(getattr(t, key) >= 1, f"train.{key} must be at least 1, got {getattr(t, key)}")
+    for key in ("beta", "beta_start", "beta_warmup_steps", "adversarial_weight", "feature_matching_weight",
+                "log_audio_every_n_val"):  # fmt: skip
+        need(0 <= getattr(t, key) < math.inf, f"train.{key} must not be negative, got {getattr(t, key)}")
+    need(t.grad_clip is None or 0.0 < t.grad_clip < math.inf,
+         f"train.grad_clip must be positive (or null: no clipping), got {t.grad_clip}")  # fmt: skip
     need(t.vae_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
     need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")
     need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
@@ -478,3 +500,6 @@ def validate(cfg: Config, source: str = "the config") -> None:
         "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two",
     )
     need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")
+    need(str(cfg.trainer.precision) in TRAINER_PRECISIONS,
+         f"trainer.precision must be one of {', '.join(TRAINER_PRECISIONS)} (the weights stay float32; half precision "
+         f"only inside autocast), got {cfg.trainer.precision!r}")  # fmt: skip

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio
+from .bundle import as_user_file
 from .cli import user_errors
 from .data.dataset import scan_audio, split_files
 from .data.gm import drum_family
@@ -115,6 +116,7 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
     folder = Path(folder)
     latents = folder / LATENTS_FILE
     save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(latents))
+    as_user_file(latents)
     doc = {"format": FORMAT, "version": VERSION, "data": summary.data, "latent": summary.latent,
            "clips": summary.clips, **summary.meta}  # fmt: skip
     if summary.reference is not None:

@@ -61,6 +61,8 @@ def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_cal
         )
     except MisconfigurationException as e:  # e.g. trainer.accelerator=gpu where torch sees no GPU
         raise VaedemoError(f"the trainer settings cannot run on this machine: {e}") from None
+    except ValueError as e:  # an accelerator or strategy Lightning does not know (its sentence lists the known ones)
+        raise VaedemoError(f"the trainer settings are not valid: {e}") from None
 
 
 def make_loaders(cfg):

@@ -1,18 +1,23 @@
 """Dataclasses from plain nested dicts (YAML, JSON), with every value checked against its type annotation.
 
 Errors are :class:`ConfigError` sentences that name the dotted key and where it came from: a wrong type, or an
-unknown key with the closest known one suggested. Ints are accepted where floats are expected.
+unknown key with the closest known one suggested. Ints are accepted where floats are expected, and so are numbers
+that YAML 1.1 reads as strings (``1e-4``: PyYAML wants ``1.0e-4``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any
 
 from .errors import ConfigError
+
+# a decimal number with an exponent and no dot, which YAML 1.1 (PyYAML) leaves a string: 1e-4, 3E+2, -2e3
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _type_name(tp: Any) -> str:
@@ -47,6 +52,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif tp is str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ..bundle import save_bundle
+from ..bundle import recover_interrupted_saves, save_bundle
 from ..card import hardware_description
 from ..dsp import hann_window, stft_magnitude
 from .module import PHASES, VAEModule, phase_reached
@@ -61,6 +61,9 @@ class BundleExport(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self.started = time.monotonic()
+        if trainer.is_global_zero:  # a run killed while it wrote a bundle resumes without its leftovers
+            recover_interrupted_saves(self.run_dir, "bundle")
+            recover_interrupted_saves(self.run_dir / "bundles", "step-")
 
     def state_dict(self) -> dict:
         return {"training_time_s": self.previous_time + time.monotonic() - self.started}
