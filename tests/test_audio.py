@@ -52,6 +52,7 @@ def test_resample_and_channels(tmp_path):
     x, sr = load_audio(p, sample_rate=44100, channels=1)
     assert sr == 44100 and x.shape == (44100, 1)
     assert resample(_sine(), SR, 8000).shape == (8000, 1)
+    assert resample(_sine(2, 2), 192000, 44100).shape == (1, 2)  # rounds to none: its nearest sample
     six = np.random.default_rng(0).standard_normal((100, 6)).astype(np.float32)
     assert to_channels(six, 2).shape == (100, 2)
     assert to_channels(six, 1).shape == (100, 1)

@@ -22,10 +22,14 @@ def _engine(tiny_config, tmp_path, mode, channels=1, flows=2, causal=False, upsa
 def test_reconstruct_keeps_shape_rate_and_channels(tiny_config, tmp_path, mode):
     eng = _engine(tiny_config, tmp_path, mode)
     rng = np.random.default_rng(0)
-    for shape, sr in [((1000,), 16000), ((5000, 2), 16000), ((777, 6), 16000), ((3000, 1), 44100), ((1, 1), 16000)]:
-        y = eng.reconstruct(rng.standard_normal(shape).astype(np.float32) * 0.1, sr)
+    cases = [((1000,), 16000), ((5000, 2), 16000), ((777, 6), 16000), ((3000, 1), 44100), ((1, 1), 16000),
+             ((1, 1), 96000), ((2, 2), 192000)]  # (a sample or two at a high rate round to none at the model's)
+    for shape, sr in cases:
+        x = rng.standard_normal(shape).astype(np.float32) * 0.1
+        y = eng.reconstruct(x, sr)
         expect = shape if len(shape) == 2 else (shape[0], 1)
         assert y.shape == expect and y.dtype == np.float32 and np.isfinite(y).all()
+        assert len(eng.encode(x, sr)) >= 1
 
 
 def test_stereo_model_keeps_stereo(tiny_config, tmp_path):
@@ -122,6 +126,9 @@ def test_batched_decoding_equals_one_at_a_time(tiny_config, tmp_path, mode, nois
     seeds = np.concatenate([eng.sample_latents(1, 1.0, seed=s) for s in (5, 6, 7, 8)])  # the demo's draws
     assert np.allclose(eng.decode_many(seeds)[3], eng.sample(1, 1.0, seed=8)[0], atol=1e-6)
     assert np.allclose(eng.interpolate(z[0], z[1], 4)[-1], eng.decode(z[1]), atol=1e-6)
+    one = eng.sample_latents(1, seed=5)
+    drawn = eng.interpolate(one, eng.sample_latents(1, seed=6), 4)  # latents as sample_latents gives them
+    assert np.allclose(drawn[0], eng.decode(one), atol=1e-6)
     mono = np.random.default_rng(0).standard_normal(5000).astype(np.float32) * 0.1
     y = eng.reconstruct(np.stack([mono, mono], axis=1), eng.sample_rate)
     assert np.allclose(y[:, 0], y[:, 1], atol=1e-6)

@@ -122,7 +122,7 @@ def test_a_one_vector_model_searches_each_clip_on_its_own(tiny_config, tmp_path)
     np.testing.assert_allclose(eng.encode(x, sr, refine=4)[0], eng.encode(x[:n], sr, refine=4)[0], atol=2e-4)
 
 
-@pytest.mark.parametrize("steps", [-1, 1001, 2.5, "3"])
+@pytest.mark.parametrize("steps", [-1, 1001, 2.5, "3", True])  # (True would have searched one step)
 def test_a_bad_number_of_steps_gets_one_sentence(tiny_config, tmp_path, steps):
     eng = _engine(tiny_config, tmp_path, "temporal")
     with pytest.raises(VaedemoError, match=r"^refine must be a whole number of steps from 0 to 1000, got .*\.$"):
@@ -131,8 +131,15 @@ def test_a_bad_number_of_steps_gets_one_sentence(tiny_config, tmp_path, steps):
         eng.encode(_noise(1000), 16000, refine=steps)
 
 
-@pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf"), "1"])
+@pytest.mark.parametrize("weight", [-0.1, float("nan"), float("inf"), "1", True])
 def test_a_bad_prior_weight_gets_one_sentence(tiny_config, tmp_path, weight):
     eng = _engine(tiny_config, tmp_path, "single")
     with pytest.raises(VaedemoError, match=r"^prior_weight must be a number from 0 up, got .*\.$"):
         eng.encode(_noise(1000), 16000, refine=2, prior_weight=weight)
+
+
+def test_numpy_numbers_are_numbers(tiny_config, tmp_path):
+    eng = _engine(tiny_config, tmp_path, "single")
+    x = _noise(1000)
+    np.testing.assert_array_equal(eng.encode(x, 16000, refine=np.int64(2), prior_weight=np.float32(0.5)),
+                                  eng.encode(x, 16000, refine=2, prior_weight=0.5))  # fmt: skip

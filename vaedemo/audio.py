@@ -248,11 +248,15 @@ def _finish(
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Resample (samples, channels) with soxr; the output has round(n * sr_out / sr_in) samples."""
+    """Resample (samples, channels) with soxr; the output has round(n * sr_out / sr_in) samples, and at least one
+    when the input has any (a sample or two at 192 kHz would round to none: the models need one)."""
     if sr_in == sr_out:
         return x
     y = soxr.resample(np.ascontiguousarray(x, dtype=np.float32), sr_in, sr_out, quality="HQ")
-    return np.asarray(y, dtype=np.float32).reshape(-1, x.shape[1])
+    y = np.asarray(y, dtype=np.float32).reshape(-1, x.shape[1])
+    if len(y) == 0 and len(x):
+        y = np.asarray(x[:1], dtype=np.float32)  # its nearest sample
+    return y
 
 
 def to_channels(x: np.ndarray, channels: int) -> np.ndarray:

@@ -29,7 +29,8 @@ MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step
 
 
 def _check_refine(refine) -> None:
-    if not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):
+    # a bool is an int to Python, and True would search for one step: the demo's tick box means its own step count
+    if isinstance(refine, (bool, np.bool_)) or not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):
         raise VaedemoError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS}, got {refine!r}.")
 
 
@@ -312,7 +313,9 @@ class Engine:
         a posteriori search (:func:`vaedemo.refine.refine_latents`): latents meant for the latent space
         (interpolation, maps) stay where the prior has mass; an unweighted search leaves it."""
         _check_refine(refine)
-        if not (isinstance(prior_weight, (int, float)) and 0 <= prior_weight < float("inf")):
+        if isinstance(prior_weight, (bool, np.bool_)) or not (
+            isinstance(prior_weight, (int, float, np.integer, np.floating)) and 0 <= prior_weight < float("inf")
+        ):
             raise VaedemoError(f"prior_weight must be a number from 0 up, got {prior_weight!r}.")
         x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
         if not refine:

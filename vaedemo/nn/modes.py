@@ -108,8 +108,10 @@ class LatentMode:
         return np.ascontiguousarray(np.asarray(z, np.float32).reshape(-1, self.latent_size).T[None])
 
     def sound_latent(self, z: np.ndarray) -> np.ndarray:
-        """What interpolation moves between: the whole trajectory (frames, D)."""
-        return np.asarray(z, np.float32)
+        """What interpolation moves between: the whole trajectory (frames, D); of sounds (n, frames, D) as
+        ``sample_latents`` gives them, the first's."""
+        z = np.asarray(z, np.float32)
+        return z[0] if z.ndim == 3 else z
 
     def summary_vector(self, z: np.ndarray) -> np.ndarray:
         """One D-vector per sound (for maps): the mean over frames."""
