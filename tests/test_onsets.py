@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from vaedemo.onsets import HOP, detect_onsets, hit_segments, kept_lengths, lay_hits
+from vaedemo.onsets import HOP, cover_long_gaps, detect_onsets, hit_segments, kept_lengths, lay_hits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +36,43 @@ def test_onsets_of_a_click_track_are_found_within_a_hop():
 
 def test_silence_and_a_single_hit_give_only_the_start():
     assert list(detect_onsets(np.zeros(44100, np.float32), 44100)) == [0]
+
+
+def test_channels_in_opposite_polarity_keep_their_onsets():
+    """A mono mix would cancel them (a loop whose right channel is inverted had no onsets after 0)."""
+    sr, times = 44100, [0.25, 0.6, 0.9]
+    left = clicks(sr, times, 1.5)
+    found = detect_onsets(np.stack([left, -left], axis=1), sr)
+    assert len(found) == len(times) + 1 and np.all(np.abs(found[1:] / sr - times) <= 2 * HOP / sr)
+
+
+def test_a_sound_held_past_a_clip_is_cut_every_clip_and_silence_is_not():
+    sr, clip = 16000, 8000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(3 * sr) / sr).astype(np.float32)
+    assert list(cover_long_gaps(np.array([0]), tone[:, None], clip)) == [0, 8000, 16000, 24000, 32000, 40000]
+    hit_then_silence = np.zeros(3 * sr, np.float32)
+    hit_then_silence[:400] = 0.5
+    hit_then_silence[40000:40400] = 0.5
+    onsets = np.array([0, 40000])
+    assert list(cover_long_gaps(onsets, hit_then_silence[:, None], clip)) == [0, 40000]  # the silence between: no cut
+    assert list(cover_long_gaps(np.array([0]), np.zeros((3 * sr, 2), np.float32), clip)) == [0]
+
+
+def test_a_one_shot_model_keeps_what_follows_its_last_onset_and_inverted_channels(tiny_config, tmp_path):
+    """A held sound longer than a clip, and a loop whose channels are in opposite polarity, come back sounding to the
+    end (they fell silent after the first clip: no onset there)."""
+    from vaedemo.bundle import save_bundle
+    from vaedemo.inference import Engine
+    from vaedemo.nn.vae import AudioVAE
+
+    torch.manual_seed(0)
+    eng = Engine(save_bundle(AudioVAE(tiny_config("single").model), tmp_path / "b"))
+    sr, clip = eng.sample_rate, eng.clip_length
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(3 * clip) / sr).astype(np.float32)
+    assert np.abs(eng.reconstruct(tone, sr)[-clip // 2 :]).max() > 0
+    loop = clicks(sr, [0.01, 2.5 * clip / sr], 4 * clip / sr)
+    y = eng.reconstruct(np.stack([loop, -loop], axis=1), sr)
+    assert np.abs(y[int(2.5 * clip) : 3 * clip]).max(axis=0).min() > 0  # the second hit, in both channels
 
 
 def test_segments_and_laying_keep_the_exact_length():
@@ -78,8 +115,8 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     sr = eng.sample_rate
     mono = clicks(sr, [0.02, 0.1, 0.14, 0.35, 0.4, 0.45, 0.5, 0.9, 0.95, 1.3], 1.5)
     x = np.stack([mono * (1 - 0.2 * c) for c in range(inputs)], axis=1)
-    onsets = detect_onsets(x.mean(axis=1), sr)
     length, batch = eng.clip_length, eng.batch
+    onsets = cover_long_gaps(detect_onsets(x, sr), x, length)
     segments = hit_segments(onsets, len(x), length)
     clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in segments]
     # some batch of each side is cut short: the decode's (hits in order), the encoder's (hits sorted by length)

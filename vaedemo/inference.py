@@ -22,7 +22,7 @@ from .audio import check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
 from .nn.streaming import StreamingVAE, decoder_lookahead, encoder_lookahead, script
-from .onsets import detect_onsets, hit_segments, kept_lengths, lay_hits
+from .onsets import cover_long_gaps, detect_onsets, hit_segments, kept_lengths, lay_hits
 from .refine import refined_reconstruction, searched_latents
 
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
@@ -196,8 +196,8 @@ class Engine:
         the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`). Each hit is decoded only as far as
         the loop keeps it (to its fade after the next onset), and its silent tail (the clip past the next onset)
         encoded as a silent clip's: in a loop, a fraction of a clip each."""
-        onsets = detect_onsets(x.mean(axis=1), self.sample_rate)
         length = self.clip_length
+        onsets = cover_long_gaps(detect_onsets(x, self.sample_rate), x, length)
         segments = hit_segments(onsets, len(x), length)
         ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
         kept = kept_lengths(onsets, len(x), length, self.sample_rate)

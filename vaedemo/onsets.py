@@ -5,8 +5,11 @@ clips puts hits anywhere in a clip, which the model never saw. So a long input i
 hit (from its onset to the next, at most one clip) is encoded as a one-shot, and the decoded hits are laid back at
 their onset times, each faded out shortly after the next onset so that tails do not pile up.
 
-Onset strength is the spectral flux of log magnitudes (positive changes, summed over bins), peak-picked against a
-moving median with a minimum gap. Plain numpy/scipy: no learned detector, nothing downloaded.
+Onset strength is the spectral flux of log magnitudes (positive changes, summed over bins and channels: a mono mix
+would cancel what two channels in opposite polarity share), peak-picked against a moving median with a minimum gap.
+Where no onset comes for more than a clip while the input still sounds (a held note, a pad, a long roll the detector
+takes as one), cuts every clip length keep it from going silent (:func:`cover_long_gaps`). Plain numpy/scipy: no
+learned detector, nothing downloaded.
 """
 
 from __future__ import annotations
@@ -19,18 +22,22 @@ HOP = 256
 N_FFT = 1024
 MIN_GAP_S = 0.05  # two onsets closer than this are one hit (flams, double triggers)
 FADE_S = 0.03  # a decoded hit fades out over this long after the next onset
+SOUNDING_DB = -50.0  # a stretch whose peak is this far below the input's is silent (a silent clip decodes at ~-33 dBFS)
 
 
 def onset_strength(x: np.ndarray, sample_rate: int, n_fft: int = N_FFT) -> np.ndarray:
-    """Spectral flux per hop of the mono signal ``x``: (frames,) >= 0; frame k starts at sample k * HOP."""
-    _, _, spec = stft(x, nperseg=n_fft, noverlap=n_fft - HOP, boundary=None, padded=True)
+    """Spectral flux per hop of ``x`` (samples,) or (samples, channels), summed over channels: (frames,) >= 0; frame k
+    starts at sample k * HOP."""
+    channels = x.T if x.ndim == 2 else x[None]
+    _, _, spec = stft(channels, nperseg=n_fft, noverlap=n_fft - HOP, boundary=None, padded=True)  # (C, bins, frames)
     logmag = np.log1p(100.0 * np.abs(spec))
-    flux = np.maximum(np.diff(logmag, axis=1), 0.0).sum(axis=0)
+    flux = np.maximum(np.diff(logmag, axis=-1), 0.0).sum(axis=(0, 1))
     return np.concatenate([[flux[0] if flux.size else 0.0], flux])
 
 
 def detect_onsets(x: np.ndarray, sample_rate: int, sensitivity: float = 1.5) -> np.ndarray:
-    """Sample positions of the onsets of the mono signal ``x``, sorted; 0 is always one (the start of the input)."""
+    """Sample positions of the onsets of ``x`` (samples,) or (samples, channels), sorted; 0 is always one (the start
+    of the input)."""
     flux = onset_strength(x, sample_rate)
     if flux.size < 3 or flux.max() <= 0:
         return np.array([0], dtype=np.int64)
@@ -42,6 +49,20 @@ def detect_onsets(x: np.ndarray, sample_rate: int, sensitivity: float = 1.5) -> 
     positions = np.maximum(0, peaks * HOP + N_FFT // 2 - HOP // 2)
     positions = positions[positions < len(x)]
     return np.unique(np.concatenate([[0], positions])).astype(np.int64)
+
+
+def cover_long_gaps(onsets: np.ndarray, x: np.ndarray, clip_length: int) -> np.ndarray:
+    """``onsets`` and, in every gap longer than a clip, a cut every ``clip_length`` samples where the next clip of
+    ``x`` still sounds (its peak within SOUNDING_DB of the input's): a hit holds at most a clip, and what follows it
+    before the next onset would be silent in the output."""
+    floor = np.abs(x).max() * 10 ** (SOUNDING_DB / 20)
+    out = []
+    for start, nxt in zip(onsets, _next_onsets(onsets, len(x))):
+        out.append(start)
+        for cut in range(int(start) + clip_length, int(nxt), clip_length):
+            if floor > 0 and np.abs(x[cut : min(cut + clip_length, nxt)]).max() >= floor:
+                out.append(cut)
+    return np.asarray(out, dtype=np.int64)
 
 
 def hit_segments(onsets: np.ndarray, length: int, clip_length: int) -> list[tuple[int, int]]:
