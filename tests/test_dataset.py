@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,33 @@ def test_scan_is_recursive_case_insensitive_sorted_and_skips_hidden(tmp_path):
         (tmp_path / rel).write_bytes(b"x")
     found = [p.relative_to(tmp_path).as_posix() for p in scan_audio(tmp_path)]
     assert found == ["a.Flac", "b/a.ogg", "b/z.WAV"]
+
+
+def test_linked_folders_are_read_once_and_a_link_loop_ends(tmp_path):
+    kit, data = tmp_path / "kit", tmp_path / "data"
+    for rel in ["kick.wav", "sub/snare.wav"]:
+        (kit / rel).parent.mkdir(parents=True, exist_ok=True)
+        (kit / rel).write_bytes(b"x")
+    data.mkdir()
+    (data / "own.wav").write_bytes(b"x")
+    (data / "kit").symlink_to(kit)  # a kit linked in, not copied
+    (data / "kit_again").symlink_to(kit)
+    (kit / "sub" / "up").symlink_to(kit)  # a loop
+    found = [p.relative_to(data).as_posix() for p in scan_audio(data)]
+    assert found == ["kit/kick.wav", "kit/sub/snare.wav", "own.wav"]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg makes the m4a file")
+def test_every_container_the_decoder_reads_is_training_data(tmp_path):
+    """The README's "any files soundfile or ffmpeg read": aiff and m4a were skipped as "not an audio file"."""
+    x = (0.3 * np.random.default_rng(0).standard_normal((2 * L, 1))).astype(np.float32)
+    write(tmp_path / "a.wav", x)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(tmp_path / "a.wav"), str(tmp_path / "b.aiff"),
+                    str(tmp_path / "c.m4a")], check=True)  # fmt: skip
+    (tmp_path / "a.wav").unlink()
+    assert [p.name for p in scan_audio(tmp_path)] == ["b.aiff", "c.m4a"]
+    train, val = build((DataConfig(root=str(tmp_path), val_fraction=0.5), 1))
+    assert len(train) + len(val) >= 2
 
 
 # ------------------------------------------------------------------------------------------------------------ split

@@ -41,7 +41,9 @@ from ..config import AugmentConfig, DataConfig
 from ..errors import AudioError, DataError
 from .eq import band_limited, random_eq
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
+# the suffixes of what vaedemo.audio.decode reads (libsndfile's formats and the ffmpeg fallback's containers)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".opus", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".aifc",
+                  ".caf", ".au", ".w64", ".wma", ".webm", ".mka")  # fmt: skip
 CACHE_DIRNAME = ".vaedemo_cache"
 # training data is the user's own: the decode budget of uploads (128 MiB) would skip long recordings; 30 min of
 # 48 kHz stereo (the duration limit, which still applies) is 173 M values
@@ -59,11 +61,10 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     """All non-hidden files under ``root`` as (audio, other), each sorted by relative posix path."""
     audio, other = [], []
     excluded = exclude.resolve() if exclude is not None else None
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen = {root.resolve()}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # a kit linked into the folder is read
         here = Path(dirpath)
-        dirnames[:] = [
-            d for d in dirnames if not d.startswith(".") and (excluded is None or (here / d).resolve() != excluded)
-        ]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(here / d, seen, excluded)]
         for name in filenames:
             if name.startswith("."):  # .DS_Store, ._kick.wav (macOS resource forks), temp files
                 continue
@@ -75,6 +76,16 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     return sorted(audio, key=key), sorted(other, key=key)
 
 
+def _first_visit(folder: Path, seen: set[Path], excluded: Path | None) -> bool:
+    """Whether to walk into ``folder``: not the excluded one, and not a folder already walked (a link to a folder
+    above it would loop; two links to one kit would read it twice)."""
+    real = folder.resolve()
+    if real == excluded or real in seen:
+        return False
+    seen.add(real)
+    return True
+
+
 def _check_root(root: Path) -> None:
     if not root.exists():
         raise DataError(f"data folder {root} does not exist.")
@@ -83,7 +94,8 @@ def _check_root(root: Path) -> None:
 
 
 def scan_audio(root: str | Path) -> list[Path]:
-    """Audio files (wav, flac, ogg, mp3, opus; any case) under ``root``, recursively, sorted by relative path.
+    """Audio files (:data:`AUDIO_SUFFIXES`, any case) under ``root``, recursively (linked folders included, each
+    folder once), sorted by relative path.
 
     Hidden folders and files (names starting with '.') are skipped. Raises :class:`DataError` when ``root`` is not
     a folder.

@@ -19,6 +19,7 @@ import numpy as np
 import vaedemo.demo.training_set as training_set  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
 from vaedemo.audio import load_audio
+from vaedemo.data.dataset import AUDIO_SUFFIXES
 from vaedemo.data.gm import FAMILIES, drum_family, drum_name
 from vaedemo.data.oneshots import read_manifest
 from vaedemo.dataset_summary import prior_log_prob
@@ -43,7 +44,6 @@ from .guard import gated
 from .models import pca
 from .state import DemoState
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".m4a", ".webm"}
 MAP_MAX_FILES = 400
 TRAINING_SET = "training set (from the bundle)"
 COLOUR_BY = ["family", "kit", "key", "velocity", "program", "split"]  # manifest.csv columns; family from the key
