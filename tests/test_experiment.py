@@ -42,6 +42,12 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
     capsys.readouterr()
     assert experiment_main([str(abl), "--only", "both_flows"]) == 0
     assert "both_flows: reusing" in capsys.readouterr().err
+    # a variant edited since it trained is not reused (the table would name the old one): one sentence
+    doc = yaml.safe_load(abl.read_text())
+    doc["variants"]["both_flows"] = ["model.prior_flow_layers=1"]
+    abl.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert experiment_main([str(abl), "--only", "both_flows"]) == 2
+    assert "holds a run of another config (model.prior_flow_layers: stored 2, now 1)" in capsys.readouterr().err
 
 
 def test_ablation_file_errors(tmp_path):

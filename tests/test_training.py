@@ -213,6 +213,17 @@ def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
     assert json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]["step"] == 2
 
 
+def test_a_resume_that_would_change_the_model_is_one_sentence(drum_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    common = ["train.max_steps=2", "train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
+    assert subprocess.run(_train_cmd(drum_folder, run_dir, *common), cwd=ROOT, capture_output=True).returncode == 0
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=4", "model.latent_size=3") + ["--resume"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "--resume continues the run's model, and --set changes it (model.latent_size:" in res.stderr
+    assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2  # the run is as it was
+
+
 def test_resume_without_checkpoint_is_a_clear_error(drum_folder, tmp_path):
     res = subprocess.run(_train_cmd(drum_folder, tmp_path / "fresh", "train.max_steps=2") + ["--resume"], cwd=ROOT,
                          capture_output=True, text=True)

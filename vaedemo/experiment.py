@@ -59,7 +59,7 @@ def train_variant(doc: dict, name: str) -> Path:
     """Train (or resume, or reuse) one variant; returns its bundle folder."""
     from .training.runner import train_to_completion
 
-    return train_to_completion(doc["base"], variant_overrides(doc, name), "experiment", name)
+    return train_to_completion(doc["base"], variant_overrides(doc, name), "experiment", name, same_config=True)
 
 
 def evaluate_variant(bundle: Path, opts: dict) -> list[dict]:

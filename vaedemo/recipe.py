@@ -209,18 +209,18 @@ class Recipe:
         """Where the config stored in the step's run folder differs from every config of the run's steps (a recipe or
         config edited since the run trained), as "KEY: stored A, recipe B"; None when it is one of them or absent."""
         from .config import load_config
+        from .training.runner import comparable_keys, first_difference
 
         stored = self.run_dir(name) / "config.yaml"
         if not stored.is_file():
             return None
-        have = _compared(load_config(stored))
+        have = comparable_keys(load_config(stored))
         run = self.run_dir(name)  # every step of the run: the stored config is the last one that started
-        wants = [_compared(self.resolved(step)) for step in self.steps if self.run_dir(step) == run]
+        wants = [comparable_keys(self.resolved(step)) for step in self.steps if self.run_dir(step) == run]
         if have in wants:
             return None
         want = next((w for w in wants if w.get("train.max_steps") == have.get("train.max_steps")), wants[-1])
-        key = next(k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k))
-        return f"{key}: stored {have.get(key)}, recipe {want.get(key)}"
+        return first_difference(have, want, "recipe")
 
     def _check_inputs(self, name: str) -> None:
         train = self.resolved(name).train
@@ -238,23 +238,6 @@ def _scaled(key: str, value: int) -> int:
     """A step count of a smoke run: / 1000, 0 kept (no phase, no ramp), anything else at least 1 (a decay may
     start at 0)."""
     return value // 1000 if key == "lr_decay_start" or value == 0 else max(1, value // 1000)
-
-
-def _compared(cfg) -> dict:
-    """A config's keys that a run's stored config must share with the recipe's (flattened): all but the model of a
-    two-stage run, which stores the backbone's architecture filled in."""
-    doc = cfg.to_dict()
-    if cfg.model.latent_mode == "twostage":
-        doc.pop("model")
-    flat, todo = {}, [("", doc)]
-    while todo:
-        prefix, node = todo.pop()
-        for key, value in node.items():
-            if isinstance(value, dict):
-                todo.append((f"{prefix}{key}.", value))
-            else:
-                flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _read(path: Path) -> dict:

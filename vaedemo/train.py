@@ -174,6 +174,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         if not last.is_file():
             raise VaedemoError(f"nothing to resume: {last} does not exist (start the run without --resume).")
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
+        _check_same_model(load_config(stored).model, cfg.model)
     elif last.is_file():
         raise VaedemoError(
             f"{run_dir} already holds a training run; pass --resume to continue it or set another train.run_dir."
@@ -204,6 +205,20 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     if trainer.is_global_zero:
         print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
     return run_dir
+
+
+def _check_same_model(stored, asked) -> None:
+    """--resume continues the checkpoint's model: a --set that changes it would fail on the weights' shapes."""
+    import dataclasses
+
+    have, want = dataclasses.asdict(stored), dataclasses.asdict(asked)
+    key = next((k for k in have if have[k] != want[k]), None)
+    if key is not None:
+        raise VaedemoError(
+            f"--resume continues the run's model, and --set changes it (model.{key}: {have[key]} in the run, "
+            f"{want[key]} asked); train it in another train.run_dir (train.init_from=<this run>/bundle starts from "
+            "its weights where they fit)."
+        )
 
 
 @user_errors
