@@ -73,6 +73,7 @@ def test_save_round_trip(tmp_path):
         (lambda p: p.write_bytes(b"this is not audio at all" * 10), "could not be decoded"),
         (lambda p: sf.write(p, np.zeros((0, 1)), SR), "empty"),
         (lambda p: sf.write(p, np.full((100, 1), np.nan), SR, subtype="FLOAT"), "NaN or infinite"),
+        (lambda p: sf.write(p, np.full((100, 1), 1e30), SR, subtype="FLOAT"), r"samples up to 1e\+30, far beyond full"),
     ],
 )
 def test_bad_files_raise_audio_error(tmp_path, make, message):
@@ -80,6 +81,15 @@ def test_bad_files_raise_audio_error(tmp_path, make, message):
     make(p)
     with pytest.raises(AudioError, match=message):
         load_audio(p)
+
+
+def test_samples_far_beyond_full_scale_are_refused_before_they_overflow():
+    """A model decodes 1e30 to NaN, and float64's 1e300 would become float32's inf (a misleading "infinite")."""
+    from vaedemo.audio import as_samples
+
+    with pytest.raises(AudioError, match=r"^the audio has samples up to 1e\+300, far beyond full scale"):
+        as_samples(np.full(10, -1e300))
+    assert as_samples(np.full(10, 999.0)).max() == 999.0  # a hot float file (above 1.0) is still audio
 
 
 def test_truncated_wav(tmp_path):

@@ -35,6 +35,7 @@ from .errors import AudioError
 
 MAX_SECONDS_DEFAULT = 30 * 60  # anything longer is refused as absurd
 MAX_CHANNELS = 16
+MAX_SAMPLE = 1000.0  # float samples beyond this (60 dB over full scale) are not audio at any level a model can use
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 192_000  # the metrics fail at >= 352.8 kHz, and nothing here needs more than 192 kHz
 MAX_DECODED_VALUES = 32 * 1024 * 1024  # frames x channels one decode may hold: 128 MiB as float32
@@ -111,6 +112,11 @@ def as_samples(x, name: str = "the audio") -> np.ndarray:
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
         x = x.astype(np.float32) / max(abs(info.min), info.max)
+    elif x.dtype.kind == "f" and x.size and np.isfinite(x.max()) and np.isfinite(x.min()):  # (no copy: a max, a min)
+        peak = max(float(x.max()), -float(x.min()))
+        if peak > MAX_SAMPLE:  # a model decodes such a level to NaN; the float32 cast may overflow to inf
+            raise AudioError(f"{name} has samples up to {peak:.3g}, far beyond full scale (1.0); at most "
+                             f"{MAX_SAMPLE:g} is read as audio.")  # fmt: skip
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[:, None]
