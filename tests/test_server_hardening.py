@@ -9,6 +9,7 @@ out, inputs Gradio cannot read, and the login. Each refusal is one sentence; the
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -249,6 +250,24 @@ def test_bad_inputs_get_one_short_sentence_and_no_traceback(server, client, args
     assert_one_sentence(msg)
     log = server.stderr()[before:]
     assert "Traceback" not in log and len(log) < 300, log
+
+
+def test_a_stream_request_for_an_unknown_session_is_one_log_line(server):
+    """Anyone can send it as often as they like: Gradio's answer (a 404 in the event stream) stays, its 76-line
+    traceback in the server's log does not."""
+    before = len(server.stderr())
+    with urllib.request.urlopen(server.url + "gradio_api/queue/data?session_hash=nobody", timeout=10) as r:
+        try:
+            body = r.read()
+        except http.client.IncompleteRead as e:  # the stream ends without its last chunk (Gradio's error)
+            body = e.partial
+    assert b"session_not_found" in body
+    deadline = time.time() + 5
+    while "unknown session" not in server.stderr()[before:] and time.time() < deadline:
+        time.sleep(0.1)
+    log = server.stderr()[before:]
+    assert "a stream request for an unknown session (404)" in log and "Traceback" not in log, log
+    assert server.page_served()
 
 
 # ------------------------------------------------------------------------------------------------ login, temp, stop

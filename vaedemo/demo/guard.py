@@ -10,12 +10,15 @@ cannot read, and the optional login.
 * :func:`guard_inputs`: inputs Gradio itself cannot read (``'abc'`` for a number, a string for a file, too few
   inputs) fail before any handler runs; they get one sentence too, and no traceback in the log.
 * :func:`parse_auth`: ``--auth user:password`` / ``$VAEDEMO_AUTH`` for ``launch(auth=...)``.
+* :func:`quiet_unknown_sessions`: a stream request for a session the server does not know is one log line, not
+  Gradio's 76-line traceback (anyone can send it, as often as they like).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import re
 import threading
 from collections import Counter
@@ -212,3 +215,25 @@ def parse_auth(pairs: list[str], env: str | None = None) -> list[tuple[str, str]
             raise VaedemoError(f"a login must be user:password with neither part empty, got one for user {user}.")
         out.append((m.group(1), m.group(2)))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- the log
+class _UnknownSessionTraceback(logging.Filter):
+    """Gradio answers ``GET /gradio_api/queue/data?session_hash=<unknown>`` with a 404 inside an event stream that
+    has already started, and uvicorn logs what Starlette then raises ("Caught handled exception, but response already
+    started", from that 404) with its whole traceback. The client got its answer; the log gets one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        late_404 = getattr(exc, "__cause__", None) is not None and getattr(exc.__cause__, "status_code", None) == 404
+        if isinstance(exc, RuntimeError) and late_404 and "response already started" in str(exc):
+            record.msg, record.args = "a stream request for an unknown session (404)", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_unknown_sessions() -> None:
+    """Install the filter on uvicorn's error log (once)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _UnknownSessionTraceback) for f in logger.filters):
+        logger.addFilter(_UnknownSessionTraceback())

@@ -16,7 +16,7 @@ from vaedemo.card import parameter_table
 
 from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
 from .files import MAX_TEMP_MB, MB, served
-from .guard import MAX_WAITING, PER_CLIENT, gated, guard_inputs, pass_through
+from .guard import MAX_WAITING, PER_CLIENT, gated, guard_inputs, pass_through, quiet_unknown_sessions
 from .models import Models, discover
 from .state import DemoState
 
@@ -141,6 +141,7 @@ def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_W
     state.files.max_bytes = int(max_temp_mb * MB)
     state.files.start()
     served(demo)
+    quiet_unknown_sessions()
     # Gradio's queue only passes compute events on (they have no Gradio concurrency limit, and wait in the gate): its
     # workers outnumber what the gate may hold, and its queue is roomy, so that the gate decides who waits.
     demo.queue(default_concurrency_limit=concurrency, max_size=4 * max(queue_size, 16))
