@@ -75,6 +75,9 @@ def test_linked_folders_are_read_once_and_a_link_loop_ends(tmp_path):
     (data / "kit").symlink_to(kit)  # a kit linked in, not copied
     (data / "kit_again").symlink_to(kit)
     (kit / "sub" / "up").symlink_to(kit)  # a loop
+    (data / "parent").symlink_to(tmp_path)  # above the data folder: its siblings (and kit) are not the data
+    (tmp_path / "sibling").mkdir()
+    (tmp_path / "sibling" / "other.wav").write_bytes(b"x")
     found = [p.relative_to(data).as_posix() for p in scan_audio(data)]
     assert found == ["kit/kick.wav", "kit/sub/snare.wav", "own.wav"]
 

@@ -129,6 +129,9 @@ def test_batched_decoding_equals_one_at_a_time(tiny_config, tmp_path, mode, nois
     one = eng.sample_latents(1, seed=5)
     drawn = eng.interpolate(one, eng.sample_latents(1, seed=6), 4)  # latents as sample_latents gives them
     assert np.allclose(drawn[0], eng.decode(one), atol=1e-6)
+    if mode == "temporal":  # several sounds for one end: which one? (a one-vector model's rows are clips of one sound)
+        with pytest.raises(VaedemoError, match="got latents of 2 sounds for one end"):
+            eng.interpolate(eng.sample_latents(2, seed=5), one, 4)
     mono = np.random.default_rng(0).standard_normal(5000).astype(np.float32) * 0.1
     y = eng.reconstruct(np.stack([mono, mono], axis=1), eng.sample_rate)
     assert np.allclose(y[:, 0], y[:, 1], atol=1e-6)

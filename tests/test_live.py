@@ -183,9 +183,13 @@ def test_a_hostile_chunk_is_one_sentence(state, tmp_path):
     sf.write(secret, _signal(44100), 44100)
     playlist = tmp_path / "pl.wav"  # an HLS playlist under an audio name
     playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{secret}\n#EXT-X-ENDLIST\n")
+    opened = relay.get("tab-1").last_chunk
     with pytest.raises(gr.Error):
         live.live_chunk(state, relay, "tab-1", str(playlist), "b_causal")
     assert relay.get("tab-1").session is None  # nothing went through the stream
+    assert relay.get("tab-1").last_chunk == opened  # garbage does not keep a listener alive
+    # the recorder's last flush may be a wav header alone: nothing, not an error
+    assert live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, np.zeros((0, 1), np.int16)), "b_causal") is None
 
 
 def test_one_client_cannot_take_every_live_place(state):

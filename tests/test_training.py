@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, tiny_overrides
 
 import vaedemo
-from vaedemo.errors import ConfigError
+from vaedemo.errors import ConfigError, VaedemoError
 from vaedemo.train import build_trainer, make_loaders
 from vaedemo.training.module import VAEModule, beta_at, lr_factor_at, phase_at
 
@@ -195,6 +195,23 @@ def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder
     assert res.returncode == 0 and _ckpt_step(last) == saved + 1, res.stderr[-3000:]
 
 
+def test_a_run_killed_during_a_validation_validates_that_step_when_resumed(drum_folder, tmp_path):
+    """Each step's checkpoint is saved before that step's validation: a run killed (or stopped by SIGTERM) during it
+    resumes after the step, whose bundle would never be made."""
+    run_dir = tmp_path / "run"
+    common = ["train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=2", *common), cwd=ROOT, capture_output=True)
+    assert res.returncode == 0
+    shutil.rmtree(run_dir / "bundle")  # as if killed during step 2's validation: its checkpoint saved, no bundle
+    shutil.rmtree(run_dir / "bundles")
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=4", *common) + ["--resume"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p.name for p in (run_dir / "bundles").iterdir()) == ["step-0000002", "step-0000004"]
+    assert json.loads((run_dir / "bundles" / "step-0000002" / "config.json").read_text())["meta"]["step"] == 2
+    assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 4
+
+
 def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
     """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step) and writes
     the bundle of that step (a run stopped before its last validation has none)."""
@@ -263,3 +280,15 @@ def test_a_trainer_setting_this_machine_cannot_run_is_one_sentence_before_any_da
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the trainer settings cannot run on this machine:") and "\n" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_two_stage_resume_compares_what_the_backbone_does_not_set():
+    """A two-stage run stores its backbone's architecture whatever --set said; resumed with the same --set, those keys
+    differ from the stored ones and must not refuse the resume. Its own keys still must match."""
+    from vaedemo.config import load_config
+    from vaedemo.train import _check_same_model
+
+    stored = load_config(None, ["model.latent_mode=twostage", "model.capacity=32"]).model
+    _check_same_model(stored, load_config(None, ["model.latent_mode=twostage", "model.capacity=8"]).model)
+    with pytest.raises(VaedemoError, match=r"model.head_hidden: 512 in the run, 64 asked"):
+        _check_same_model(stored, load_config(None, ["model.latent_mode=twostage", "model.head_hidden=64"]).model)

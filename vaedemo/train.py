@@ -195,23 +195,48 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump_yaml(stored)
     try:
+        if resume and _validation_missed(last, run_dir, cfg.train):  # killed after its checkpoint, before its bundle
+            trainer.validate(module, val_loader, ckpt_path=str(last), verbose=False, weights_only=True)
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+        if getattr(module, "trained_nothing", False):  # resumed at max_steps: its bundle written (again) at that step
+            trainer.validate(module, val_loader, verbose=False)
     except SIGTERMException:  # a SystemExit of code None: the process would exit 0, as if the run had finished
         print(f"[vaedemo] stopped by SIGTERM at step {int(module.step)}, saved in {last}; continue it with --resume",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(128 + signal.SIGTERM) from None
-    if getattr(module, "trained_nothing", False):  # resumed at max_steps: its bundle written (again) at that step
-        trainer.validate(module, val_loader, verbose=False)
     if trainer.is_global_zero:
         print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
     return run_dir
 
 
+def _validation_missed(last: Path, run_dir: Path, train) -> bool:
+    """Whether the checkpoint stands at a validation step (before the last) whose bundle the run lacks: saved
+    before its validation ran (each step's checkpoint is), then killed (or stopped by a signal) during it. A resume
+    goes on after that step, so its validation would never run."""
+    import torch
+
+    from .bundle import read_bundle_config
+
+    state = torch.load(last, map_location="cpu", weights_only=True).get("state_dict", {})
+    if "step" not in state:
+        return False
+    step = int(state["step"])
+    if step >= train.max_steps or step % train.val_every_n_steps:
+        return False
+    bundle = run_dir / "bundle"
+    return not (bundle / "config.json").is_file() or read_bundle_config(bundle)[1].get("step", -1) < step
+
+
 def _check_same_model(stored, asked) -> None:
-    """--resume continues the checkpoint's model: a --set that changes it would fail on the weights' shapes."""
+    """--resume continues the checkpoint's model: a --set that changes it would fail on the weights' shapes. (A
+    two-stage run takes its architecture from its backbone, whatever --set says: those keys are not compared.)"""
     import dataclasses
 
     have, want = dataclasses.asdict(stored), dataclasses.asdict(asked)
+    if stored.latent_mode == "twostage":
+        from .training.twostage import ARCHITECTURE_KEYS
+
+        have = {k: v for k, v in have.items() if k not in ARCHITECTURE_KEYS}
     key = next((k for k in have if have[k] != want[k]), None)
     if key is not None:
         raise VaedemoError(

@@ -64,7 +64,8 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     seen = {root.resolve()}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # a kit linked into the folder is read
         here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(here / d, seen, excluded)]
+        dirnames.sort()  # a folder reached twice is filed under the same path every time (the split hashes it)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(here / d, root, seen, excluded)]
         for name in filenames:
             if name.startswith("."):  # .DS_Store, ._kick.wav (macOS resource forks), temp files
                 continue
@@ -76,11 +77,12 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     return sorted(audio, key=key), sorted(other, key=key)
 
 
-def _first_visit(folder: Path, seen: set[Path], excluded: Path | None) -> bool:
-    """Whether to walk into ``folder``: not the excluded one, and not a folder already walked (a link to a folder
-    above it would loop; two links to one kit would read it twice)."""
+def _first_visit(folder: Path, root: Path, seen: set[Path], excluded: Path | None) -> bool:
+    """Whether to walk into ``folder``: not the excluded one, not a folder already walked (two links to one kit would
+    read it twice), and not one that holds the data folder (a link to a folder above it would walk its siblings, or
+    the whole disk)."""
     real = folder.resolve()
-    if real == excluded or real in seen:
+    if real == excluded or real in seen or root.resolve().is_relative_to(real):
         return False
     seen.add(real)
     return True

@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -28,6 +29,7 @@ import soundfile as sf
 import soxr
 
 from vaedemo.audio import decode, resample, to_channels
+from vaedemo.decoders import soundfile_header
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, Stream
 
@@ -230,8 +232,11 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
         return None
     if not isinstance(chunk, str):  # a raw request can send anything
         raise VaedemoError("the microphone chunk must be an uploaded file.")
-    listener.last_chunk = time.monotonic()
+    header = soundfile_header(Path(chunk))
+    if header is not None and header.frames == 0:  # the recorder's last flush may hold a wav header alone
+        return None
     d = decode(chunk, max_seconds=MAX_CHUNK_SECONDS)  # any rate, shape or channel count: one sentence if wrong
+    listener.last_chunk = time.monotonic()  # (after the decode: a stream of garbage does not keep a listener)
     x, rate = d.audio, d.sample_rate
     if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
         made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import VaedemoError
 from .blocks import Act
 
 
@@ -108,9 +109,11 @@ class LatentMode:
         return np.ascontiguousarray(np.asarray(z, np.float32).reshape(-1, self.latent_size).T[None])
 
     def sound_latent(self, z: np.ndarray) -> np.ndarray:
-        """What interpolation moves between: the whole trajectory (frames, D); of sounds (n, frames, D) as
-        ``sample_latents`` gives them, the first's."""
+        """What interpolation moves between: the whole trajectory (frames, D), also given as one sound (1, frames, D)
+        as ``sample_latents(1)`` gives it."""
         z = np.asarray(z, np.float32)
+        if z.ndim == 3 and len(z) != 1:
+            raise VaedemoError(f"interpolation moves between two sounds: got latents of {len(z)} sounds for one end.")
         return z[0] if z.ndim == 3 else z
 
     def summary_vector(self, z: np.ndarray) -> np.ndarray:
