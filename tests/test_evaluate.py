@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,6 +82,21 @@ def test_every_folder_with_more_files_than_clips_gets_a_disjoint_real_floor(tiny
     assert "validation split" in described and val and train and not set(val) & set(train)
     res = evaluate_folder(engine, other, 0.1, 5, 0, opus=False)
     assert res["clips"] == 5 and "real vs real (floor)" in res["generation"]
+
+
+def test_the_training_folder_is_known_from_anywhere(tmp_path, monkeypatch):
+    """A bundle records data.root as its training command gave it, often relative to the repository: evaluated from
+    another folder, its training clips would have counted as unseen."""
+    from vaedemo.evaluate import is_training_folder
+
+    data = tmp_path / "repo" / "data" / "drums"
+    data.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert is_training_folder(data, Path("data/drums"))
+    monkeypatch.chdir(tmp_path)
+    assert is_training_folder(data, Path("data/drums")) and is_training_folder(data, data)
+    assert not is_training_folder(tmp_path / "repo" / "data", Path("data/drums"))
+    assert not is_training_folder(data, Path("other/drums")) and not is_training_folder(data, tmp_path / "x" / "drums")
 
 
 @pytest.mark.parametrize("mode, samples", [("single", 2048), ("temporal", 16000)])

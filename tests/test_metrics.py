@@ -271,6 +271,21 @@ def test_kid_is_zero_within_noise_for_one_distribution_and_grows_with_the_shift(
     assert M.kid(a, a, subsets=5, subset_size=100, seed=3) == M.kid(a, a, subsets=5, subset_size=100, seed=3)
 
 
+def test_paired_kid_scores_reconstructions_by_their_distribution_not_by_their_pairing():
+    """Reconstructions of the very clips: the same distribution, each row close to its clip. Scored as independent
+    sets, the close pairs drag KID far below 0 (what the decoder bound's row did); paired, it is 0 within noise, and
+    a real difference of distributions still shows."""
+    a = _gauss(200, 16, 0.0, 0)
+    b = 0.9 * a + np.sqrt(1 - 0.9**2) * _gauss(200, 16, 0.0, 1)  # each row near its own; the same N(0, 1)
+    naive, naive_std = M.kid(a, b, subsets=50, subset_size=100)
+    paired, paired_std = M.kid(a, b, subsets=50, subset_size=100, paired=True)
+    assert naive < -3 * naive_std and abs(paired) <= 2 * paired_std + 1e-3
+    shifted, _ = M.kid(a, b + 0.5, subsets=50, subset_size=100, paired=True)
+    assert shifted > paired + 3 * paired_std
+    with pytest.raises(ValueError, match="paired feature sets must have as many rows"):
+        M.kid(a, b[:50], paired=True)
+
+
 def test_clip_features_shapes_and_batching():
     sr = 16000
     rng = np.random.default_rng(0)

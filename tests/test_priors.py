@@ -12,7 +12,7 @@ from vaedemo.bundle import save_bundle
 from vaedemo.nn.fm_prior import FlowMatchingPrior
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.priors import main as priors_main
-from vaedemo.priors import nearest, train_flow_matching
+from vaedemo.priors import nearest, replay_share, train_flow_matching
 
 
 def test_flow_matching_moves_noise_onto_the_data():
@@ -57,6 +57,9 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
                          "real clips (floor)", exact, training}  # fmt: skip
     assert rows[cold]["fd"] != rows["RealNVP"]["fd"]  # other draws: the same noise, scaled by the temperature
     assert "memorisation" not in rows[training] and "memorisation" in rows[exact]
+    # a prior that replays training latents is seen as one: the exact prior's samples are decoded training latents
+    assert rows[exact]["replay"] == 1.0 and all(0.0 <= rows[p]["replay"] <= 1.0 for p in ("Gaussian", "RealNVP"))
+    assert "replay" not in rows[training] and "replay" not in rows["reconstructions (decoder bound)"]
     # the folder beside is a copy of the training folder: its clips are training clips, bit for bit
     assert other_rows[training]["fd"] < other_rows["Gaussian"]["fd"]
     assert all(0.0 <= r.get("memorisation", 0) <= 1.0 and r["diversity"] >= 0 for r in rows.values())
@@ -68,3 +71,11 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
 def test_priors_cli_refuses_a_temperature_out_of_range(capsys):
     assert priors_main(["--checkpoint", "unused", "--train-data", "x", "--data", "x", "--temperature", "0"]) != 0
     assert "--temperature must be above 0 and at most 3, got [0.0]." in capsys.readouterr().err
+
+
+def test_replay_share_sees_a_prior_that_replays_its_training_latents():
+    rng = np.random.default_rng(0)
+    real, decoded_train = rng.standard_normal((60, 8)), rng.standard_normal((80, 8))
+    recon = rng.standard_normal((60, 8))  # held-out reconstructions: as far from the decoded training set as any sound
+    assert replay_share(real, decoded_train, recon, decoded_train[:20]) == 1.0
+    assert replay_share(real, decoded_train, recon, rng.standard_normal((40, 8))) < 0.2

@@ -48,11 +48,21 @@ def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
     if not files:
         raise VaedemoError(f"{data} holds no audio files to evaluate on.")
     d = {**dataclasses.asdict(DataConfig()), **(engine.bundle.training.get("data") or {})}  # how it was trained
-    if Path(d["root"]).resolve() == data.resolve():
+    if is_training_folder(data, Path(d["root"])):
         rels = [f.relative_to(data).as_posix() for f in files]
         train, val = split_files(rels, d["val_fraction"], d["split_seed"])
         return [data / r for r in val], [data / r for r in train], f"{data} (validation split: {len(val)} files)"
     return files, [], f"{data} (all {len(files)} files, not seen in training)"
+
+
+def is_training_folder(data: Path, root: Path) -> bool:
+    """Whether ``data`` is the folder a bundle's training read, its ``data.root`` as the training command gave it: a
+    relative root (``data/drums_fluidr3``, from the repository) is the folder of that path from here, or any folder
+    whose path ends with it (the same folder named from elsewhere: its training clips are not held out)."""
+    if root.resolve() == data.resolve():
+        return True
+    parts = root.parts
+    return not root.is_absolute() and bool(parts) and data.resolve().parts[-len(parts) :] == parts
 
 
 def spread(files: list[Path], limit: int) -> list[Path]:
@@ -159,8 +169,9 @@ def evaluate_folder(
         floor_clips = load_clips(others, sr, length, ch, n)
         floor = clip_features(floor_clips, sr)
         gen["real vs real (floor)"] = _generation_scores(real, floor, kid, frechet_distance)
-    # the decoder's bound: its reconstructions of the very clips; prior samples seldom beat it
-    gen["reconstructions (decoder bound)"] = _generation_scores(real, clip_features(recon, sr), kid, frechet_distance)
+    # the decoder's bound: its reconstructions of the very clips (paired with them); prior samples seldom beat it
+    gen["reconstructions (decoder bound)"] = _generation_scores(real, clip_features(recon, sr), kid, frechet_distance,
+                                                                paired=True)  # fmt: skip
     gen["reconstructions (decoder bound)"].update(peak_levels(recon))
     gen["real vs real (floor)" if others else "reconstructions (decoder bound)"]["real_peak_dbfs"] = peak_levels(clips)[
         "median_peak_dbfs"]  # the held-out clips' own level, for the samples' loudness to be read against
@@ -179,9 +190,9 @@ def peak_levels(clips) -> dict[str, float]:
     return {"median_peak_dbfs": float(np.median(peaks)), "min_peak_dbfs": float(np.min(peaks))}
 
 
-def _generation_scores(real, fake, kid, frechet_distance) -> dict[str, float]:
+def _generation_scores(real, fake, kid, frechet_distance, paired: bool = False) -> dict[str, float]:
     # subsets of half the smaller set (1000 at most), so that the spread over subsets means something
-    k, k_std = kid(real, fake, subsets=100, subset_size=max(2, min(len(real), len(fake), 2000) // 2))
+    k, k_std = kid(real, fake, subsets=100, subset_size=max(2, min(len(real), len(fake), 2000) // 2), paired=paired)
     return {"kid": float(k), "kid_std": float(k_std), "fd": float(frechet_distance(real, fake))}
 
 

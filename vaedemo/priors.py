@@ -6,8 +6,10 @@ the training clips (posterior means of the training split of ``--train-data``). 
 folder: KID and Frechet distance to the held-out clips, the real-vs-real floor and the decoder's bound beside them,
 the samples' peak level, their diversity (mean distance from each sample to its nearest other sample, in
 standardised clip features), memorisation (share of samples nearer to a training clip than 95 % of held-out clips
-are) and the time to draw and decode one sample. ``--temperature T`` (repeatable) adds the RealNVP prior drawn at
-temperature T beside its draws at 1: colder draws stay nearer the prior's modes.
+are), replay (the same against the training clips as the model decodes their latents, measured by held-out clips'
+reconstructions: see :func:`replay_share`) and the time to draw and decode one sample. The decoder's bound is scored
+paired with the clips it reconstructs (:func:`~vaedemo.metrics.kid`'s ``paired``). ``--temperature T`` (repeatable)
+adds the RealNVP prior drawn at temperature T beside its draws at 1: colder draws stay nearer the prior's modes.
 """
 
 from __future__ import annotations
@@ -74,14 +76,26 @@ def nearest(a: np.ndarray, b: np.ndarray, same: bool = False) -> np.ndarray:
     return d.min(axis=1)
 
 
-def sample_scores(real: np.ndarray, train: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-    """KID, FD, diversity and memorisation of samples ``fake`` against held-out ``real`` (clip features)."""
-    k, k_std = kid(real, fake, subsets=100, subset_size=max(2, min(len(real), len(fake)) // 2))
+def sample_scores(real: np.ndarray, train: np.ndarray, fake: np.ndarray, paired: bool = False) -> dict[str, float]:
+    """KID, FD, diversity and memorisation of samples ``fake`` against held-out ``real`` (clip features); ``paired``:
+    ``fake`` row i was made from ``real`` row i (see :func:`~vaedemo.metrics.kid`)."""
+    k, k_std = kid(real, fake, subsets=100, subset_size=max(2, min(len(real), len(fake)) // 2), paired=paired)
     real_z, train_z, fake_z = standardise(real, train, fake)
     threshold = np.percentile(nearest(real_z, train_z), 5)  # 95 % of held-out clips are farther from training
     return {"kid": float(k), "kid_std": float(k_std), "fd": float(frechet_distance(real, fake)),
             "diversity": float(nearest(fake_z, fake_z, same=True).mean()),
             "memorisation": float((nearest(fake_z, train_z) < threshold).mean())}  # fmt: skip
+
+
+def replay_share(real: np.ndarray, decoded_train: np.ndarray, recon: np.ndarray, fake: np.ndarray) -> float:
+    """Share of samples ``fake`` nearer a training clip as the model decodes it (its own latent, decoded) than 95 % of
+    held-out clips' reconstructions ``recon`` are (clip features). Memorisation against the training clips as they
+    are cannot see a prior that replays training latents: the decoder changes every sound by more than held-out
+    clips lie from their nearest training clip, so even the training latents decoded score 0 %. Here they score
+    100 %, and a prior's share says how often it lands on a training clip's latent."""
+    _, train_z, recon_z, fake_z = standardise(real, decoded_train, recon, fake)
+    threshold = np.percentile(nearest(recon_z, train_z), 5)
+    return float((nearest(fake_z, train_z) < threshold).mean())
 
 
 def tempered(temperature: float) -> str:
@@ -95,6 +109,7 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     z_train, train_clips = training_latents(engine, train_data, seconds)
     fm = train_flow_matching(z_train, fm_steps, seed)
     train_feats = clip_features(train_clips, engine.sample_rate)
+    decoded_train = clip_features(list(engine.decode_many(z_train)), engine.sample_rate)  # what a replay would sound
     samples = {name: draw(engine, name, n, seed, fm, ode_steps) for name in ("Gaussian", "RealNVP", "flow matching")}
     samples |= {tempered(t): draw(engine, "RealNVP", n, seed, fm, ode_steps, t) for t in temperatures}
     length = round(seconds * engine.sample_rate)
@@ -110,17 +125,22 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
         files, others, described = evaluation_sets(folder, engine, n)
         clips = load_clips(files, engine.sample_rate, length, engine.channels, n)
         real = clip_features(clips, engine.sample_rate)
+        recon = clip_features([engine.reconstruct(c, engine.sample_rate) for c in clips], engine.sample_rate)
         rows = {}
         for name, (audio, per_sample) in samples.items():
-            rows[name] = sample_scores(real, train_feats, clip_features(list(audio[:, :length]), engine.sample_rate))
-            rows[name].update(peak_levels(list(audio)), ms_per_sample=1000 * per_sample)
+            fake = clip_features(list(audio[:, :length]), engine.sample_rate)
+            rows[name] = sample_scores(real, train_feats, fake)
+            rows[name].update(peak_levels(list(audio)), ms_per_sample=1000 * per_sample,
+                              replay=replay_share(real, decoded_train, recon, fake))  # fmt: skip
         for name, audio in ideal.items():
-            rows[name] = sample_scores(real, train_feats, clip_features(list(audio[:, :length]), engine.sample_rate))
+            fake = clip_features(list(audio[:, :length]), engine.sample_rate)
+            rows[name] = sample_scores(real, train_feats, fake)
             rows[name].update(peak_levels(list(audio)))
             if name == "training clips (real)":
                 del rows[name]["memorisation"]  # they are the training clips
-        recon = [engine.reconstruct(c, engine.sample_rate) for c in clips]
-        rows["reconstructions (decoder bound)"] = sample_scores(real, train_feats, clip_features(recon, engine.sample_rate))
+            else:
+                rows[name]["replay"] = replay_share(real, decoded_train, recon, fake)
+        rows["reconstructions (decoder bound)"] = sample_scores(real, train_feats, recon, paired=True)
         if others:  # other real clips scored as if they were samples: how close a perfect generator could come
             floor = load_clips(others, engine.sample_rate, length, engine.channels, n)
             rows["real clips (floor)"] = sample_scores(real, train_feats, clip_features(floor, engine.sample_rate))
@@ -143,13 +163,14 @@ def report(name: str, result: dict) -> str:
              f"Euler steps. Training clips' median peak: {result['train_peak_dbfs']:.1f} dBFS.", ""]  # fmt: skip
     for folder, rows in result["folders"].items():
         lines += [f"## {folder}", "", "| prior | KID | FD | median / lowest peak (dBFS) | diversity | memorisation | "
-                  "ms per sample |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "replay | ms per sample |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for prior, r in rows.items():
             level = f"{r['median_peak_dbfs']:.1f} / {r['min_peak_dbfs']:.1f}" if "median_peak_dbfs" in r else ""
             ms = f"{r['ms_per_sample']:.1f}" if "ms_per_sample" in r else ""
             memo = f"{r['memorisation']:.0%}" if "memorisation" in r else ""
+            replay = f"{r['replay']:.0%}" if "replay" in r else ""
             lines.append(f"| {prior} | {r['kid']:.3f} ± {r['kid_std']:.3f} | {r['fd']:.1f} | {level} | "
-                         f"{r['diversity']:.2f} | {memo} | {ms} |")  # fmt: skip
+                         f"{r['diversity']:.2f} | {memo} | {replay} | {ms} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
