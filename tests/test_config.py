@@ -66,14 +66,14 @@ def test_bands_power_of_two():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.lr=-1e-3", "train.lr must be a positive number, got -0.001"),
-    ("train.disc_lr=.inf", "train.disc_lr must be a positive number, got inf"),
+    ("train.lr=-1e-3", "train.lr must be a number from 0 up, got -0.001"),
+    ("train.disc_lr=.inf", "train.disc_lr must be a number from 0 up, got inf"),
     ("train.betas=[1.5, 0.9]", r"train.betas must lie in \[0, 1\)"),
     ("train.val_every_n_steps=0", "train.val_every_n_steps must be at least 1, got 0"),
     ("train.val_batches=0", "train.val_batches must be at least 1, got 0"),
     ("train.trajectory_copies=0", "train.trajectory_copies must be at least 1, got 0"),
     ("train.num_workers=-1", "train.num_workers must not be negative, got -1"),
-    ("train.grad_clip=-1", r"train.grad_clip must be positive \(or null: no clipping\), got -1.0"),
+    ("train.grad_clip=-1", r"train.grad_clip must not be negative \(0 or null: no clipping\), got -1.0"),
     ("train.beta=-1", "train.beta must not be negative, got -1.0"),
     ("data.max_files=0", r"data.max_files must be positive \(or null: all\), got 0"),
     ("trainer.precision=16-true", "trainer.precision must be one of 32-true, .*, got '16-true'"),

@@ -453,8 +453,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(d.max_files is None or d.max_files >= 1, f"data.max_files must be positive (or null: all), got {d.max_files}")
     need(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps must be positive")
     need(t.num_workers >= 0, f"train.num_workers must not be negative, got {t.num_workers}")
-    for key in ("lr", "disc_lr"):
-        need(0.0 < getattr(t, key) < math.inf, f"train.{key} must be a positive number, got {getattr(t, key)}")
+    for key in ("lr", "disc_lr"):  # (0 trains nothing, which a gradient check wants)
+        need(0.0 <= getattr(t, key) < math.inf, f"train.{key} must be a number from 0 up, got {getattr(t, key)}")
     need(all(0.0 <= b < 1.0 for b in t.betas), f"train.betas must lie in [0, 1), got {t.betas}")
     for key in ("val_every_n_steps", "val_batches", "checkpoint_every_n_steps", "trajectory_copies",
                 "decoder_loss_clips"):  # fmt: skip
@@ -462,8 +462,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
     for key in ("beta", "beta_start", "beta_warmup_steps", "adversarial_weight", "feature_matching_weight",
                 "log_audio_every_n_val"):  # fmt: skip
         need(0 <= getattr(t, key) < math.inf, f"train.{key} must not be negative, got {getattr(t, key)}")
-    need(t.grad_clip is None or 0.0 < t.grad_clip < math.inf,
-         f"train.grad_clip must be positive (or null: no clipping), got {t.grad_clip}")  # fmt: skip
+    need(t.grad_clip is None or 0.0 <= t.grad_clip < math.inf,
+         f"train.grad_clip must not be negative (0 or null: no clipping), got {t.grad_clip}")  # fmt: skip
     need(t.vae_steps >= 0 and t.discriminator_warmup_len >= 0, "train phase lengths must not be negative")
     need(t.lr_decay_start is None or t.lr_decay_start >= 0, "train.lr_decay_start must not be negative")
     need(0.0 < t.lr_final_factor <= 1.0, f"train.lr_final_factor must be in (0, 1], got {t.lr_final_factor}")
