@@ -97,6 +97,7 @@ def test_the_training_folder_is_known_from_anywhere(tmp_path, monkeypatch):
     assert is_training_folder(data, Path("data/drums")) and is_training_folder(data, data)
     assert not is_training_folder(tmp_path / "repo" / "data", Path("data/drums"))
     assert not is_training_folder(data, Path("other/drums")) and not is_training_folder(data, tmp_path / "x" / "drums")
+    assert not is_training_folder(data, Path("drums"))  # one part: any folder of that name would match
 
 
 @pytest.mark.parametrize("mode, samples", [("single", 2048), ("temporal", 16000)])

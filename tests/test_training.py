@@ -292,3 +292,20 @@ def test_a_two_stage_resume_compares_what_the_backbone_does_not_set():
     _check_same_model(stored, load_config(None, ["model.latent_mode=twostage", "model.capacity=8"]).model)
     with pytest.raises(VaedemoError, match=r"model.head_hidden: 512 in the run, 64 asked"):
         _check_same_model(stored, load_config(None, ["model.latent_mode=twostage", "model.head_hidden=64"]).model)
+
+
+class _InterruptValidation(pl.Callback):
+    def on_validation_batch_start(self, trainer, *args) -> None:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_validate_saves_no_checkpoint(tiny_config):
+    """A trainer.validate (a resume's missed validation) holds the weights only: saving it as last.ckpt would lose
+    the optimizers' state and the step count (fitting's Ctrl-C and SIGTERM still save)."""
+    cfg = tiny_config(train__max_steps=2, train__val_every_n_steps=2)
+    train, val, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[_InterruptValidation()])
+    with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt
+        trainer.validate(module, val, verbose=False)
+    assert not (Path(cfg.train.run_dir) / "checkpoints" / "last.ckpt").exists()

@@ -57,12 +57,15 @@ def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
 
 def is_training_folder(data: Path, root: Path) -> bool:
     """Whether ``data`` is the folder a bundle's training read, its ``data.root`` as the training command gave it: a
-    relative root (``data/drums_fluidr3``, from the repository) is the folder of that path from here, or any folder
-    whose path ends with it (the same folder named from elsewhere: its training clips are not held out)."""
+    relative root of two parts or more (``data/drums_fluidr3``, from the repository) is the folder of that path from
+    here, or any folder whose path ends with it (the same folder named from elsewhere: its training clips are not held
+    out). A one-part root (``drums``) is too common a name to match anywhere but here."""
     if root.resolve() == data.resolve():
         return True
     parts = root.parts
-    return not root.is_absolute() and bool(parts) and data.resolve().parts[-len(parts) :] == parts
+    if root.is_absolute() or len(parts) < 2:
+        return False
+    return any(p.parts[-len(parts) :] == parts for p in (data.absolute(), data.resolve()))
 
 
 def spread(files: list[Path], limit: int) -> list[Path]:

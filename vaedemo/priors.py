@@ -24,7 +24,7 @@ import torch
 
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
-from .evaluate import evaluation_sets, held_out_files, load_clips, peak_levels
+from .evaluate import evaluation_sets, held_out_files, is_training_folder, load_clips, peak_levels
 from .metrics import clip_features, frechet_distance, kid, standardise
 from .nn.fm_prior import FlowMatchingPrior
 
@@ -91,8 +91,11 @@ def replay_share(real: np.ndarray, decoded_train: np.ndarray, recon: np.ndarray,
     """Share of samples ``fake`` nearer a training clip as the model decodes it (its own latent, decoded) than 95 % of
     held-out clips' reconstructions ``recon`` are (clip features). Memorisation against the training clips as they
     are cannot see a prior that replays training latents: the decoder changes every sound by more than held-out
-    clips lie from their nearest training clip, so even the training latents decoded score 0 %. Here they score
-    100 %, and a prior's share says how often it lands on a training clip's latent."""
+    clips lie from their nearest training clip, so even the training latents decoded score 0 %. Here those score
+    100 % by construction (they are among the reference), and a prior's share says how often it lands about as near
+    a training clip's latent as a held-out clip's reconstruction lands on its nearest. The margin comes from the
+    folder's reconstructions: it reads as replay on the training folder's held-out split; on another folder, whose
+    reconstructions lie farther from the training set, the margin is wider."""
     _, train_z, recon_z, fake_z = standardise(real, decoded_train, recon, fake)
     threshold = np.percentile(nearest(recon_z, train_z), 5)
     return float((nearest(fake_z, train_z) < threshold).mean())
@@ -145,7 +148,7 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
             floor = load_clips(others, engine.sample_rate, length, engine.channels, n)
             rows["real clips (floor)"] = sample_scores(real, train_feats, clip_features(floor, engine.sample_rate))
             rows["real clips (floor)"].update(peak_levels(floor))
-            if folder.resolve() == train_data.resolve():  # the floor is the training split itself
+            if is_training_folder(folder, train_data):  # the floor is the training split itself
                 del rows["real clips (floor)"]["memorisation"]
         result["folders"][described] = rows
     return result

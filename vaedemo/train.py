@@ -195,7 +195,9 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump_yaml(stored)
     try:
-        if resume and _validation_missed(last, run_dir, cfg.train):  # killed after its checkpoint, before its bundle
+        checkpoint = _missed_validation(last, run_dir, cfg.train) if resume else None
+        if checkpoint is not None:  # killed after its checkpoint, before its bundle (logged at TensorBoard step 0)
+            next(c for c in trainer.callbacks if isinstance(c, BundleExport)).resume_for_validation(checkpoint)
             trainer.validate(module, val_loader, ckpt_path=str(last), verbose=False, weights_only=True)
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
         if getattr(module, "trained_nothing", False):  # resumed at max_steps: its bundle written (again) at that step
@@ -209,34 +211,38 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     return run_dir
 
 
-def _validation_missed(last: Path, run_dir: Path, train) -> bool:
-    """Whether the checkpoint stands at a validation step (before the last) whose bundle the run lacks: saved
-    before its validation ran (each step's checkpoint is), then killed (or stopped by a signal) during it. A resume
-    goes on after that step, so its validation would never run."""
+def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:
+    """The checkpoint when it stands at a validation step (before the last) whose bundle the run lacks: saved before
+    its validation ran (each step's checkpoint is), then killed (or stopped by a signal) during it. A resume goes on
+    after that step, so its validation would never run. None otherwise."""
     import torch
 
     from .bundle import read_bundle_config
 
-    state = torch.load(last, map_location="cpu", weights_only=True).get("state_dict", {})
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    state = checkpoint.get("state_dict", {})
     if "step" not in state:
-        return False
+        return None
     step = int(state["step"])
     if step >= train.max_steps or step % train.val_every_n_steps:
-        return False
+        return None
     bundle = run_dir / "bundle"
-    return not (bundle / "config.json").is_file() or read_bundle_config(bundle)[1].get("step", -1) < step
+    done = read_bundle_config(bundle)[1].get("step", -1) if (bundle / "config.json").is_file() else -1
+    return checkpoint if done < step else None
 
 
 def _check_same_model(stored, asked) -> None:
     """--resume continues the checkpoint's model: a --set that changes it would fail on the weights' shapes. (A
-    two-stage run takes its architecture from its backbone, whatever --set says: those keys are not compared.)"""
+    two-stage run takes its conv stacks' architecture from its backbone, whatever --set says: those keys are not
+    compared; its decoder's branches are.)"""
     import dataclasses
 
     have, want = dataclasses.asdict(stored), dataclasses.asdict(asked)
-    if stored.latent_mode == "twostage":
-        from .training.twostage import ARCHITECTURE_KEYS
+    if stored.latent_mode == "twostage":  # its conv stacks' keys are the backbone's (a branch it adds is its own)
+        from .training.twostage import ARCHITECTURE_KEYS, BRANCHES
 
-        have = {k: v for k, v in have.items() if k not in ARCHITECTURE_KEYS}
+        own = {k for keys in BRANCHES.values() for k in keys}
+        have = {k: v for k, v in have.items() if k not in ARCHITECTURE_KEYS or k in own}
     key = next((k for k in have if have[k] != want[k]), None)
     if key is not None:
         raise VaedemoError(

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..bundle import recover_interrupted_saves, save_bundle
@@ -43,8 +44,10 @@ class LastCheckpoint(pl.Callback):
         self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        # Ctrl-C, and SIGTERM (kill, docker stop, systemd, timeout), which Lightning turns into SIGTERMException
-        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+        # Ctrl-C, and SIGTERM (kill, docker stop, systemd, timeout), which Lightning turns into SIGTERMException; only
+        # while fitting: a trainer.validate (a resume's missed validation) holds no optimizer or loop state to save
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if fitting and isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             self.save(trainer)
 
 
@@ -70,6 +73,11 @@ class BundleExport(pl.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.previous_time = float(state.get("training_time_s", 0.0))
+
+    def resume_for_validation(self, checkpoint: dict) -> None:
+        """Before a trainer.validate of a checkpoint (which restores only the weights): its training time so far."""
+        self.load_state_dict(checkpoint.get("callbacks", {}).get(type(self).__name__, {}))
+        self.started = time.monotonic()
 
     def on_validation_end(self, trainer, pl_module: VAEModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
