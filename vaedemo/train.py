@@ -196,12 +196,10 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         cfg.dump_yaml(stored)
     try:
         checkpoint = _missed_validation(last, run_dir, cfg.train) if resume else None
-        if checkpoint is not None:  # killed after its checkpoint, before its bundle (logged at TensorBoard step 0)
+        if checkpoint is not None:  # stopped after its checkpoint, before its bundle (logged at TensorBoard step 0)
             next(c for c in trainer.callbacks if isinstance(c, BundleExport)).resume_for_validation(checkpoint)
             trainer.validate(module, val_loader, ckpt_path=str(last), verbose=False, weights_only=True)
         trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
-        if getattr(module, "trained_nothing", False):  # resumed at max_steps: its bundle written (again) at that step
-            trainer.validate(module, val_loader, verbose=False)
     except SIGTERMException:  # a SystemExit of code None: the process would exit 0, as if the run had finished
         print(f"[vaedemo] stopped by SIGTERM at step {int(module.step)}, saved in {last}; continue it with --resume",
               file=sys.stderr)  # fmt: skip
@@ -212,9 +210,10 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
 
 
 def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:
-    """The checkpoint when it stands at a validation step (before the last) whose bundle the run lacks: saved before
-    its validation ran (each step's checkpoint is), then killed (or stopped by a signal) during it. A resume goes on
-    after that step, so its validation would never run. None otherwise."""
+    """The checkpoint when it stands at a step that should have a bundle and the run's bundle is older: a validation
+    step, its checkpoint saved before its validation ran (each step's is) and the run killed or stopped during it; or
+    train.max_steps, a run stopped between its last checkpoint and its last validation. A resume goes on after that
+    step (or, at max_steps, trains nothing), so that validation would never run. None otherwise."""
     import torch
 
     from .bundle import read_bundle_config
@@ -224,7 +223,7 @@ def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:
     if "step" not in state:
         return None
     step = int(state["step"])
-    if step >= train.max_steps or step % train.val_every_n_steps:
+    if step < train.max_steps and step % train.val_every_n_steps:
         return None
     bundle = run_dir / "bundle"
     done = read_bundle_config(bundle)[1].get("step", -1) if (bundle / "config.json").is_file() else -1

@@ -71,11 +71,9 @@ def lr_factor_at(cfg: Config, step: int) -> float:
 
 def stop_if_done(module: pl.LightningModule) -> None:
     """At the start of a resumed run already at its train.max_steps: stop before any batch (Lightning would otherwise
-    train one more step before the module's own check stops it), and mark the module ``trained_nothing`` (the caller
-    then validates once, which writes the bundle of that step: a run stopped between its last checkpoint and its last
-    validation has none)."""
-    module.trained_nothing = module.steps_done >= module.cfg.train.max_steps
-    if module.trained_nothing:
+    train one more step before the module's own check stops it). (A bundle of that step that the run lacks is written
+    before the fit: see vaedemo.train's missed validation.)"""
+    if module.steps_done >= module.cfg.train.max_steps:
         rank_zero_info(f"[vaedemo] the run is at step {module.steps_done} and train.max_steps is "
                        f"{module.cfg.train.max_steps}: nothing to train (raise it with --set train.max_steps=N)")  # fmt: skip
         module.trainer.should_stop = True
