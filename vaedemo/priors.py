@@ -109,44 +109,46 @@ def tempered(temperature: float) -> str:
 def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int, ode_steps: int, seed: int,
             temperatures: tuple[float, ...] = ()) -> dict:  # fmt: skip
     seconds = engine.clip_length / engine.sample_rate
+    sr, length = engine.sample_rate, engine.clip_length
     z_train, train_clips = training_latents(engine, train_data, seconds)
     fm = train_flow_matching(z_train, fm_steps, seed)
-    train_feats = clip_features(train_clips, engine.sample_rate)
-    decoded_train = clip_features(list(engine.decode_many(z_train)), engine.sample_rate)  # what a replay would sound
+    train_feats = clip_features(train_clips, sr)
+    decoded = engine.decode_many(z_train)  # every training latent decoded: what a replay would sound like
+    decoded_train = clip_features(list(decoded), sr)
     samples = {name: draw(engine, name, n, seed, fm, ode_steps) for name in ("Gaussian", "RealNVP", "flow matching")}
     samples |= {tempered(t): draw(engine, "RealNVP", n, seed, fm, ode_steps, t) for t in temperatures}
-    length = round(seconds * engine.sample_rate)
     # what a prior that had learned the training set exactly could reach: n training clips' own latents, decoded, and
     # those clips themselves (on an unseen soundfont: the distance between the soundfonts)
     picked = np.random.default_rng(seed).permutation(len(train_clips))[:n]
-    ideal = {"training latents, decoded (an exact prior of the training set)": engine.decode_many(z_train[picked]),
+    ideal = {"training latents, decoded (an exact prior of the training set)": decoded[picked],
              "training clips (real)": np.stack([train_clips[i] for i in picked])}
+    # each set's features once: they do not depend on the held-out folder they are scored against
+    audio_of = {name: audio for name, (audio, _) in samples.items()} | ideal
+    features = {name: clip_features(list(audio[:, :length]), sr) for name, audio in audio_of.items()}
     result = {"train_clips": len(train_clips), "samples": n, "ode_steps": ode_steps, "fm_steps": fm_steps,
               "temperatures": list(temperatures),
               "train_peak_dbfs": peak_levels(train_clips)["median_peak_dbfs"], "folders": {}}  # fmt: skip
     for folder in folders:
         files, others, described = evaluation_sets(folder, engine, n)
-        clips = load_clips(files, engine.sample_rate, length, engine.channels, n)
-        real = clip_features(clips, engine.sample_rate)
-        recon = clip_features([engine.reconstruct(c, engine.sample_rate) for c in clips], engine.sample_rate)
+        clips = load_clips(files, sr, length, engine.channels, n)
+        real = clip_features(clips, sr)
+        recon = clip_features([engine.reconstruct(c, sr) for c in clips], sr)
         rows = {}
         for name, (audio, per_sample) in samples.items():
-            fake = clip_features(list(audio[:, :length]), engine.sample_rate)
-            rows[name] = sample_scores(real, train_feats, fake)
+            rows[name] = sample_scores(real, train_feats, features[name])
             rows[name].update(peak_levels(list(audio)), ms_per_sample=1000 * per_sample,
-                              replay=replay_share(real, decoded_train, recon, fake))  # fmt: skip
+                              replay=replay_share(real, decoded_train, recon, features[name]))  # fmt: skip
         for name, audio in ideal.items():
-            fake = clip_features(list(audio[:, :length]), engine.sample_rate)
-            rows[name] = sample_scores(real, train_feats, fake)
+            rows[name] = sample_scores(real, train_feats, features[name])
             rows[name].update(peak_levels(list(audio)))
             if name == "training clips (real)":
                 del rows[name]["memorisation"]  # they are the training clips
             else:
-                rows[name]["replay"] = replay_share(real, decoded_train, recon, fake)
+                rows[name]["replay"] = replay_share(real, decoded_train, recon, features[name])
         rows["reconstructions (decoder bound)"] = sample_scores(real, train_feats, recon, paired=True)
         if others:  # other real clips scored as if they were samples: how close a perfect generator could come
-            floor = load_clips(others, engine.sample_rate, length, engine.channels, n)
-            rows["real clips (floor)"] = sample_scores(real, train_feats, clip_features(floor, engine.sample_rate))
+            floor = load_clips(others, sr, length, engine.channels, n)
+            rows["real clips (floor)"] = sample_scores(real, train_feats, clip_features(floor, sr))
             rows["real clips (floor)"].update(peak_levels(floor))
             if is_training_folder(folder, train_data):  # the floor is the training split itself
                 del rows["real clips (floor)"]["memorisation"]

@@ -61,11 +61,12 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     """All non-hidden files under ``root`` as (audio, other), each sorted by relative posix path."""
     audio, other = [], []
     excluded = exclude.resolve() if exclude is not None else None
-    seen = {root.resolve()}
+    real_root = root.resolve()
+    seen = {real_root}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # a kit linked into the folder is read
         here = Path(dirpath)
         dirnames.sort()  # a folder reached twice is filed under the same path every time (the split hashes it)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(here / d, root, seen, excluded)]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(here / d, real_root, seen, excluded)]
         for name in filenames:
             if name.startswith("."):  # .DS_Store, ._kick.wav (macOS resource forks), temp files
                 continue
@@ -77,12 +78,12 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     return sorted(audio, key=key), sorted(other, key=key)
 
 
-def _first_visit(folder: Path, root: Path, seen: set[Path], excluded: Path | None) -> bool:
+def _first_visit(folder: Path, real_root: Path, seen: set[Path], excluded: Path | None) -> bool:
     """Whether to walk into ``folder``: not the excluded one, not a folder already walked (two links to one kit would
     read it twice), and not one that holds the data folder (a link to a folder above it would walk its siblings, or
     the whole disk)."""
     real = folder.resolve()
-    if real == excluded or real in seen or root.resolve().is_relative_to(real):
+    if real == excluded or real in seen or real_root.is_relative_to(real):
         return False
     seen.add(real)
     return True

@@ -225,7 +225,7 @@ class _UnknownSessionTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        late_404 = getattr(exc, "__cause__", None) is not None and getattr(exc.__cause__, "status_code", None) == 404
+        late_404 = getattr(getattr(exc, "__cause__", None), "status_code", None) == 404
         if isinstance(exc, RuntimeError) and late_404 and "response already started" in str(exc):
             record.msg, record.args = "a stream request for an unknown session (404)", ()
             record.exc_info = record.exc_text = None
