@@ -2,6 +2,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -36,9 +37,18 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
     assert all({"kid", "kid_std", "fd"} <= set(v) for v in res["generation"].values())
     levels = res["generation"]["flow prior"]
     assert levels["min_peak_dbfs"] <= levels["median_peak_dbfs"] <= 0.0 + 40  # the samples' loudness is reported
+    # each prior's row is the mean over five independent draws of samples, every draw's KID kept
+    assert res["prior_draws"] == 5 and res["prior_seeds"] == [0, 1, 2, 3, 4]
+    for prior in ("flow prior", "gaussian prior"):
+        draws = res["generation"][prior]["kid_draws"]
+        assert len(draws) == 5 and len(set(draws)) == 5  # other seeds, other samples
+        assert res["generation"][prior]["kid"] == pytest.approx(np.mean(draws))
+        assert res["generation"][prior]["kid_draw_std"] == pytest.approx(np.std(draws, ddof=1))
+    assert "kid_draws" not in res["generation"]["real vs real (floor)"]  # one set of real clips: nothing to draw
     assert "real_peak_dbfs" in res["generation"]["real vs real (floor)"]
     report = out.read_text()
     assert "| opus 12 kbps |" in report and "| flow prior |" in report
+    assert "the mean over 5 draws of samples (seeds 0, 1, 2, 3, 4)" in report and "| KID of each draw |" in report
     card = vaedemo.load(path).card
     assert "## Evaluation" in card and "python -m vaedemo.evaluate --checkpoint" in card
     assert "| log-mel L1, top 40 dB |" in card
@@ -127,3 +137,36 @@ def test_refine_adds_a_row_of_refined_reconstructions_and_their_speed(tiny_confi
     assert "| model, refined (2 steps) |" in out.read_text() and "refined" in out.read_text().split("\n")[4]
     assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--refine", "-1"]) == 2
     assert "--refine must be from 0 to 1000 steps, got -1." in capsys.readouterr().err
+
+
+def test_one_draw_of_prior_samples_and_a_seed_reproduce_the_draw_of_that_seed(tiny_config, drum_folder, tmp_path):
+    """--draws 1 --seed 3 scores exactly the fourth draw of --draws 5 --seed 0: a draw is its seed's samples."""
+    from vaedemo.evaluate import evaluate_folder
+    from vaedemo.inference import Engine
+
+    cfg = tiny_config("single", flows=2)
+    torch.manual_seed(0)
+    engine = Engine(save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict()))
+    five = evaluate_folder(engine, drum_folder, 0.1, 6, 0, opus=False, draws=5)["generation"]["flow prior"]
+    one = evaluate_folder(engine, drum_folder, 0.1, 6, 0, opus=False, seed=3, draws=1)["generation"]["flow prior"]
+    assert one["kid_draws"] == [five["kid_draws"][3]] and one["kid"] == five["kid_draws"][3]
+    assert one["kid_draw_std"] == 0.0
+
+
+def test_evaluate_refuses_no_draws_in_one_sentence(tiny_config, drum_folder, tmp_path, capsys):
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    args = ["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--no-opus", "--draws", "0"]
+    assert evaluate_main(args) == 2
+    assert "The priors need at least 1 draw of samples, got 0." in capsys.readouterr().err
+
+
+def test_scores_over_draws_average_every_number_and_keep_each_draws_kid():
+    from vaedemo.evaluate import scores_over_draws
+
+    def score(real, fake):
+        return {"kid": float(fake.mean()), "fd": 2.0 * float(fake.mean())}
+
+    out = scores_over_draws(np.zeros(3), [np.full(4, 1.0), np.full(4, 2.0), np.full(4, 6.0)], score)
+    assert out["kid"] == 3.0 and out["fd"] == 6.0 and out["kid_draws"] == [1.0, 2.0, 6.0]
+    assert out["kid_draw_std"] == pytest.approx(np.sqrt(7.0))  # ddof 1: ((2^2 + 1^2 + 3^2) / 2) ** 0.5

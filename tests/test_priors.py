@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from vaedemo.bundle import save_bundle
@@ -45,8 +46,10 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     shutil.copytree(drum_folder, other)
     assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
                         "--data", str(other), "--samples", "6", "--fm-steps", "20", "--out", str(out),
-                        "--json", str(js), "--temperature", "0.5"]) == 0  # fmt: skip
-    folders = json.loads(js.read_text())["folders"]
+                        "--json", str(js), "--temperature", "0.5", "--draws", "3"]) == 0  # fmt: skip
+    result = json.loads(js.read_text())
+    folders = result["folders"]
+    assert result["draws"] == 3 and result["seeds"] == [0, 1, 2]
     rows, other_rows = folders.values()
     # another folder: 6 of its 12 files are evaluated, the other 6 are the floor's (and say so)
     assert list(folders)[1] == f"{other} (6 of 12 files, not seen in training; the others are the floor's)"
@@ -65,6 +68,10 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     assert all(0.0 <= r.get("memorisation", 0) <= 1.0 and r["diversity"] >= 0 for r in rows.values())
     assert "memorisation" not in rows["real clips (floor)"]  # the training folder's floor is its training split
     assert rows["real clips (floor)"]["median_peak_dbfs"] < 0
+    # a prior's row is the mean of its three draws; the sets that are not drawn (exact prior, floor, bound) are one
+    for prior in ("Gaussian", "RealNVP", cold, "flow matching"):
+        assert len(rows[prior]["kid_draws"]) == 3 and rows[prior]["kid"] == pytest.approx(np.mean(rows[prior]["kid_draws"]))
+    assert all("kid_draws" not in rows[name] for name in (exact, training, "reconstructions (decoder bound)"))
     assert "| flow matching |" in out.read_text() and "(RealNVP also at 0.5)" in out.read_text()
 
 
@@ -79,3 +86,11 @@ def test_replay_share_sees_a_prior_that_replays_its_training_latents():
     recon = rng.standard_normal((60, 8))  # held-out reconstructions: as far from the decoded training set as any sound
     assert replay_share(real, decoded_train, recon, decoded_train[:20]) == 1.0
     assert replay_share(real, decoded_train, recon, rng.standard_normal((40, 8))) < 0.2
+
+
+def test_priors_cli_refuses_no_draws_in_one_sentence(tiny_config, drum_folder, tmp_path, capsys):
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
+                        "--draws", "0"]) == 2  # fmt: skip
+    assert "The priors need at least 1 draw of samples, got 0." in capsys.readouterr().err

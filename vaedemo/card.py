@@ -58,6 +58,15 @@ def _distance(metrics: dict, key: str) -> str:
     return f"{metrics[key]:.3f}" if key in metrics else "—"
 
 
+def each_draw(scores: dict) -> str:
+    """Every draw's KID and their spread over draws, or nothing for a row of one set (a floor, a bound, a result
+    stored before draws were averaged)."""
+    draws = scores.get("kid_draws", [])
+    if len(draws) < 2:
+        return ""
+    return f"{' / '.join(f'{k:.3f}' for k in draws)} (sd {scores['kid_draw_std']:.3f})"
+
+
 def report_markdown(name: str, results: list[dict]) -> str:
     """The evaluation report of :func:`vaedemo.evaluate.evaluate_folder` results."""
     lines = [f"# Evaluation of {name}", ""]
@@ -73,11 +82,16 @@ def report_markdown(name: str, results: list[dict]) -> str:
                          f"{m['multi_resolution_stft']:.3f} | "
                          f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} | {_db(m, 'level_db')} | "
                          f"{_db(m, 'hop_buzz_db')} |")  # fmt: skip
-        lines += ["", "| generation | KID | FD | median / lowest peak (dBFS) |", "|---|---|---|---|"]
+        draws = r.get("prior_draws", 1)
+        lines += ["", f"Prior rows: the mean over {draws} draw{'s' if draws > 1 else ''} of samples "
+                  f"(seeds {', '.join(map(str, r.get('prior_seeds', [0])))}); KID ± is over subsets within a draw.", "",
+                  "| generation | KID | KID of each draw | FD | median / lowest peak (dBFS) |",
+                  "|---|---|---|---|---|"]  # fmt: skip
         for g_name, m in r["generation"].items():
             level = (f"{m['median_peak_dbfs']:.1f} / {m['min_peak_dbfs']:.1f}" if "median_peak_dbfs" in m else
                      f"held-out clips: {m['real_peak_dbfs']:.1f}" if "real_peak_dbfs" in m else "")  # fmt: skip
-            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {m['fd']:.2f} | {level} |")
+            lines.append(f"| {g_name} | {m['kid']:.4f} ± {m['kid_std']:.4f} | {each_draw(m)} | {m['fd']:.2f} | "
+                         f"{level} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 

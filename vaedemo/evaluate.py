@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ from .errors import AudioError, VaedemoError
 RECON_KEYS = ("log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "level_db",
               "hop_buzz_db")
 OPUS_BITRATES = (6, 12, 24)
+# draws of prior samples averaged for each prior's row: one draw's KID moves from seed to seed (see scores_over_draws)
+DEFAULT_DRAWS = 5
 
 
 def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
@@ -136,10 +139,13 @@ def _mean_metrics(pairs, hop: int) -> dict[str, float]:
 
 
 def evaluate_folder(
-    engine, data: Path, seconds: float, max_clips: int, samples: int, opus: bool, seed: int = 0, refine: int = 0
+    engine, data: Path, seconds: float, max_clips: int, samples: int, opus: bool, seed: int = 0, refine: int = 0,
+    draws: int = DEFAULT_DRAWS,
 ) -> dict:
     from .metrics import clip_features, frechet_distance, kid
 
+    if draws < 1:
+        raise VaedemoError(f"The priors need at least 1 draw of samples, got {draws}.")
     sr, ch = engine.sample_rate, engine.channels
     length = int(round(seconds * sr))
     files, others, described = evaluation_sets(data, engine, max_clips)
@@ -179,18 +185,44 @@ def evaluate_folder(
     gen["real vs real (floor)" if others else "reconstructions (decoder bound)"]["real_peak_dbfs"] = peak_levels(clips)[
         "median_peak_dbfs"]  # the held-out clips' own level, for the samples' loudness to be read against
     priors = [("flow prior", True), ("gaussian prior", False)] if engine.has_prior_flow else [("gaussian prior", False)]
+    result["prior_draws"], result["prior_seeds"] = draws, [seed + d for d in range(draws)]
+    score = partial(_generation_scores, kid=kid, frechet_distance=frechet_distance)
     for name, use_flow in priors:
-        audio = engine.sample(n, temperature=1.0, seed=seed, use_flow=use_flow, seconds=seconds)[:, :length]
-        gen[name] = _generation_scores(real, clip_features(list(audio), sr), kid, frechet_distance)
-        gen[name].update(peak_levels(list(audio)))
+        features, peaks = [], []
+        for d in range(draws):  # a draw at a time: only its features and peaks are kept
+            audio = engine.sample(n, temperature=1.0, seed=seed + d, use_flow=use_flow, seconds=seconds)[:, :length]
+            features.append(clip_features(list(audio), sr))
+            peaks += peaks_dbfs(audio)
+        gen[name] = scores_over_draws(real, features, score) | level_summary(peaks)
     result["generation"] = gen
     return result
 
 
+def peaks_dbfs(clips) -> list[float]:
+    """Each clip's peak level in dBFS (silence: -200)."""
+    return [20 * np.log10(max(float(np.abs(c).max()), 1e-10)) for c in clips]
+
+
+def level_summary(peaks: list[float]) -> dict[str, float]:
+    return {"median_peak_dbfs": float(np.median(peaks)), "min_peak_dbfs": float(np.min(peaks))}
+
+
 def peak_levels(clips) -> dict[str, float]:
     """Median and lowest peak level (dBFS) of a set of clips: prior samples should sound as loud as real hits."""
-    peaks = [20 * np.log10(max(float(np.abs(c).max()), 1e-10)) for c in clips]
-    return {"median_peak_dbfs": float(np.median(peaks)), "min_peak_dbfs": float(np.min(peaks))}
+    return level_summary(peaks_dbfs(clips))
+
+
+def scores_over_draws(real: np.ndarray, draws: list[np.ndarray], score) -> dict:
+    """The scores ``score(real, fake)`` of several independent draws of prior samples (their clip features) against
+    the same clips: each number's mean over the draws, and every draw's KID with their spread over draws
+    (``kid_draw_std``, ddof 1; 0 for one draw). One draw's ``kid_std`` is over subsets of that draw: it says how sure
+    that draw's KID is, not where another draw's lands (drums_twostage's flow prior on TimGM6mb: 0.83 to 1.43 over
+    seeds 0-4, seed 0's ± 0.20), so a target near the line read on one draw is decided by its seed."""
+    rows = [score(real, fake) for fake in draws]
+    out: dict = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    out["kid_draws"] = [float(r["kid"]) for r in rows]
+    out["kid_draw_std"] = float(np.std(out["kid_draws"], ddof=1)) if len(rows) > 1 else 0.0
+    return out
 
 
 def _generation_scores(real, fake, kid, frechet_distance, paired: bool = False) -> dict[str, float]:
@@ -217,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-clips", type=int, default=200, help="clips per folder, spread over it (default 200)")
     parser.add_argument("--samples", type=int, default=0, help="prior samples (default: as many as clips)")
     parser.add_argument("--no-opus", action="store_true", help="skip the Opus baselines")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the prior samples (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the first draw of prior samples; draw d uses seed + d (default 0)")
+    parser.add_argument("--draws", type=int, default=DEFAULT_DRAWS,
+                        help=f"independent draws of prior samples, their scores averaged (default {DEFAULT_DRAWS})")
     parser.add_argument("--refine", type=int, default=0,
                         help="also reconstruct from latents searched for this many steps (default 0: not)")
     parser.add_argument("--out", help="write the markdown report here")
@@ -231,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.refine <= MAX_REFINE_STEPS:
         raise VaedemoError(f"--refine must be from 0 to {MAX_REFINE_STEPS} steps, got {args.refine}.")
     results = [evaluate_folder(engine, Path(d), seconds, args.max_clips, args.samples, not args.no_opus, args.seed,
-                               args.refine) for d in args.data]  # fmt: skip
+                               args.refine, args.draws) for d in args.data]  # fmt: skip
     emit_report(report_markdown(engine.bundle.name, results), results, args.out, args.json)
     if args.update_card:
         from .bundle import save_bundle

@@ -6,7 +6,7 @@ list of overrides) and the folders to evaluate on::
     base: configs/drums_single_flow.yaml
     run_root: runs/ablations/flows
     shared: [train.max_steps=3000, train.vae_steps=3000]
-    evaluate: {data: [data/drums_fluidr3], seconds: 1.0, max_clips: 100}
+    evaluate: {data: [data/drums_fluidr3], seconds: 1.0, max_clips: 100}   # also samples, opus, draws
     variants:
       no_flows: [model.posterior_flow_layers=0, model.prior_flow_layers=0]
       both_flows: []
@@ -63,12 +63,13 @@ def train_variant(doc: dict, name: str) -> Path:
 
 
 def evaluate_variant(bundle: Path, opts: dict) -> list[dict]:
-    from .evaluate import evaluate_folder
+    from .evaluate import DEFAULT_DRAWS, evaluate_folder
     from .inference import Engine
 
     engine = Engine(bundle)
     return [evaluate_folder(engine, Path(d), float(opts.get("seconds", 1.0)), int(opts.get("max_clips", 100)),
-                            int(opts.get("samples", 0)), bool(opts.get("opus", False))) for d in opts.get("data", [])]
+                            int(opts.get("samples", 0)), bool(opts.get("opus", False)),
+                            draws=int(opts.get("draws", DEFAULT_DRAWS))) for d in opts.get("data", [])]  # fmt: skip
 
 
 def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
@@ -95,6 +96,8 @@ def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
         prior = "flow prior" if "flow prior" in gen else "gaussian prior"
         row[f"{tag} KID (model prior)"] = round(gen[prior]["kid"], 4)
         row[f"{tag} KID std (model prior)"] = round(gen[prior]["kid_std"], 4)  # spread over the KID subsets
+        if "kid_draw_std" in gen[prior]:  # spread over draws of samples (the KID is their mean)
+            row[f"{tag} KID std over draws (model prior)"] = round(gen[prior]["kid_draw_std"], 4)
         row[f"{tag} KID (gaussian)"] = round(gen["gaussian prior"]["kid"], 4)
         if "real vs real (floor)" in gen:
             row[f"{tag} KID floor"] = round(gen["real vs real (floor)"]["kid"], 4)

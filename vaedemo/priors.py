@@ -10,6 +10,8 @@ are), replay (the same against the training clips as the model decodes their lat
 reconstructions: see :func:`replay_share`) and the time to draw and decode one sample. The decoder's bound is scored
 paired with the clips it reconstructs (:func:`~vaedemo.metrics.kid`'s ``paired``). ``--temperature T`` (repeatable)
 adds the RealNVP prior drawn at temperature T beside its draws at 1: colder draws stay nearer the prior's modes.
+Each prior is drawn ``--draws`` times (seeds ``--seed`` + 0, 1, ...) and its row is the mean over the draws, with every
+draw's KID beside it: one draw's ± covers subsets of that draw, not another draw.
 """
 
 from __future__ import annotations
@@ -17,14 +19,26 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .card import each_draw
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
-from .evaluate import evaluation_sets, held_out_files, is_training_folder, load_clips, peak_levels
+from .evaluate import (
+    DEFAULT_DRAWS,
+    evaluation_sets,
+    held_out_files,
+    is_training_folder,
+    level_summary,
+    load_clips,
+    peak_levels,
+    peaks_dbfs,
+    scores_over_draws,
+)
 from .metrics import clip_features, frechet_distance, kid, standardise
 from .nn.fm_prior import FlowMatchingPrior
 
@@ -101,13 +115,34 @@ def replay_share(real: np.ndarray, decoded_train: np.ndarray, recon: np.ndarray,
     return float((nearest(fake_z, train_z) < threshold).mean())
 
 
+def prior_scores(real: np.ndarray, fake: np.ndarray, train: np.ndarray, decoded_train: np.ndarray,
+                 recon: np.ndarray) -> dict[str, float]:  # fmt: skip
+    """Every number of a prior's row for one draw of its samples: :func:`sample_scores` and :func:`replay_share`."""
+    return sample_scores(real, train, fake) | {"replay": replay_share(real, decoded_train, recon, fake)}
+
+
 def tempered(temperature: float) -> str:
     """The name of the RealNVP prior's row at another temperature than 1."""
     return f"RealNVP, temperature {temperature:g}"
 
 
+def drawn(engine, prior: str, n: int, seeds: list[int], fm: FlowMatchingPrior | None, ode_steps: int,
+          temperature: float = 1.0) -> dict:  # fmt: skip
+    """One draw of n samples per seed, kept as what the scores need: each draw's clip features, every sample's peak
+    level and the mean time per sample."""
+    features, peaks, times = [], [], []
+    for seed in seeds:
+        audio, per_sample = draw(engine, prior, n, seed, fm, ode_steps, temperature)
+        features.append(clip_features(list(audio[:, : engine.clip_length]), engine.sample_rate))
+        peaks += peaks_dbfs(audio)
+        times.append(per_sample)
+    return {"features": features, "levels": level_summary(peaks), "ms_per_sample": 1000 * float(np.mean(times))}
+
+
 def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int, ode_steps: int, seed: int,
-            temperatures: tuple[float, ...] = ()) -> dict:  # fmt: skip
+            temperatures: tuple[float, ...] = (), draws: int = DEFAULT_DRAWS) -> dict:  # fmt: skip
+    if draws < 1:
+        raise VaedemoError(f"The priors need at least 1 draw of samples, got {draws}.")
     seconds = engine.clip_length / engine.sample_rate
     sr, length = engine.sample_rate, engine.clip_length
     z_train, train_clips = training_latents(engine, train_data, seconds)
@@ -115,29 +150,29 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     train_feats = clip_features(train_clips, sr)
     decoded = engine.decode_many(z_train)  # every training latent decoded: what a replay would sound like
     decoded_train = clip_features(list(decoded), sr)
-    samples = {name: draw(engine, name, n, seed, fm, ode_steps) for name in ("Gaussian", "RealNVP", "flow matching")}
-    samples |= {tempered(t): draw(engine, "RealNVP", n, seed, fm, ode_steps, t) for t in temperatures}
+    seeds = [seed + d for d in range(draws)]
+    samples = {name: drawn(engine, name, n, seeds, fm, ode_steps) for name in ("Gaussian", "RealNVP", "flow matching")}
+    samples |= {tempered(t): drawn(engine, "RealNVP", n, seeds, fm, ode_steps, t) for t in temperatures}
     # what a prior that had learned the training set exactly could reach: n training clips' own latents, decoded, and
     # those clips themselves (on an unseen soundfont: the distance between the soundfonts)
     picked = np.random.default_rng(seed).permutation(len(train_clips))[:n]
     ideal = {"training latents, decoded (an exact prior of the training set)": decoded[picked],
              "training clips (real)": np.stack([train_clips[i] for i in picked])}
     # each set's features once: they do not depend on the held-out folder they are scored against
-    audio_of = {name: audio for name, (audio, _) in samples.items()} | ideal
-    features = {name: clip_features(list(audio[:, :length]), sr) for name, audio in audio_of.items()}
-    result = {"train_clips": len(train_clips), "samples": n, "ode_steps": ode_steps, "fm_steps": fm_steps,
-              "temperatures": list(temperatures),
+    features = {name: clip_features(list(audio[:, :length]), sr) for name, audio in ideal.items()}
+    result = {"train_clips": len(train_clips), "samples": n, "draws": draws, "seeds": seeds, "ode_steps": ode_steps,
+              "fm_steps": fm_steps, "temperatures": list(temperatures),
               "train_peak_dbfs": peak_levels(train_clips)["median_peak_dbfs"], "folders": {}}  # fmt: skip
     for folder in folders:
         files, others, described = evaluation_sets(folder, engine, n)
         clips = load_clips(files, sr, length, engine.channels, n)
         real = clip_features(clips, sr)
         recon = clip_features([engine.reconstruct(c, sr) for c in clips], sr)
+        score = partial(prior_scores, train=train_feats, decoded_train=decoded_train, recon=recon)
         rows = {}
-        for name, (audio, per_sample) in samples.items():
-            rows[name] = sample_scores(real, train_feats, features[name])
-            rows[name].update(peak_levels(list(audio)), ms_per_sample=1000 * per_sample,
-                              replay=replay_share(real, decoded_train, recon, features[name]))  # fmt: skip
+        for name, s in samples.items():
+            rows[name] = scores_over_draws(real, s["features"], score) | s["levels"]
+            rows[name]["ms_per_sample"] = s["ms_per_sample"]
         for name, audio in ideal.items():
             rows[name] = sample_scores(real, train_feats, features[name])
             rows[name].update(peak_levels(list(audio)))
@@ -161,20 +196,23 @@ def _also(temperatures: list[float]) -> str:
 
 
 def report(name: str, result: dict) -> str:
+    draws = result.get("draws", 1)
     lines = [f"# Priors of {name}", "",
-             f"{result['samples']} samples per prior at temperature 1{_also(result['temperatures'])}; flow "
+             f"{result['samples']} samples per prior and draw at temperature 1{_also(result['temperatures'])}; a "
+             f"prior's row is the mean over {draws} draw{'s' if draws > 1 else ''} (seeds "
+             f"{', '.join(map(str, result.get('seeds', [0])))}), its KID ± over subsets within a draw; flow "
              f"matching trained {result['fm_steps']} steps "
              f"on the posterior means of {result['train_clips']} training clips, sampled with {result['ode_steps']} "
              f"Euler steps. Training clips' median peak: {result['train_peak_dbfs']:.1f} dBFS.", ""]  # fmt: skip
     for folder, rows in result["folders"].items():
-        lines += [f"## {folder}", "", "| prior | KID | FD | median / lowest peak (dBFS) | diversity | memorisation | "
-                  "replay | ms per sample |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"## {folder}", "", "| prior | KID | KID of each draw | FD | median / lowest peak (dBFS) | diversity | "
+                  "memorisation | replay | ms per sample |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for prior, r in rows.items():
             level = f"{r['median_peak_dbfs']:.1f} / {r['min_peak_dbfs']:.1f}" if "median_peak_dbfs" in r else ""
             ms = f"{r['ms_per_sample']:.1f}" if "ms_per_sample" in r else ""
             memo = f"{r['memorisation']:.0%}" if "memorisation" in r else ""
             replay = f"{r['replay']:.0%}" if "replay" in r else ""
-            lines.append(f"| {prior} | {r['kid']:.3f} ± {r['kid_std']:.3f} | {r['fd']:.1f} | {level} | "
+            lines.append(f"| {prior} | {r['kid']:.3f} ± {r['kid_std']:.3f} | {each_draw(r)} | {r['fd']:.1f} | {level} | "
                          f"{r['diversity']:.2f} | {memo} | {replay} | {ms} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
@@ -189,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=200, help="samples per prior (default 200)")
     ap.add_argument("--fm-steps", type=int, default=4000, help="training steps of the flow-matching prior (default 4000)")
     ap.add_argument("--ode-steps", type=int, default=8, help="Euler steps of a flow-matching sample (default 8)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the samples and the fit (default 0)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the fit and the first draw of samples; draw d uses seed + d (default 0)")
+    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS,
+                    help=f"independent draws of samples per prior, their scores averaged (default {DEFAULT_DRAWS})")
     ap.add_argument("--temperature", type=float, action="append", default=[],
                     help="also draw the RealNVP prior at this temperature (repeatable; 1 always)")
     ap.add_argument("--out", help="write the markdown table here")
@@ -203,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if not engine.mode.per_clip:
         raise VaedemoError(f"{a.checkpoint} is a temporal model; the prior comparison is for one-vector-per-clip models.")
     result = compare(engine, Path(a.train_data), [Path(d) for d in a.data], a.samples, a.fm_steps, a.ode_steps, a.seed,
-                     tuple(t for t in a.temperature if t != 1.0))  # fmt: skip
+                     tuple(t for t in a.temperature if t != 1.0), a.draws)  # fmt: skip
     emit_report(report(engine.bundle.name, result), result, a.out, a.json)
     return 0
 
