@@ -58,4 +58,14 @@ def test_ablation_file_errors(tmp_path):
     p.write_text("base: x.yaml\n")
     with pytest.raises(ConfigError, match="needs a 'variants' entry"):
         read_ablation(p)
+    # the evaluation's options are read before the first variant trains, not after it
+    p.write_text("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], draws: 0}\n")
+    with pytest.raises(ConfigError, match="evaluate.draws in .* must be a whole number of at least 1, got 0."):
+        read_ablation(p)
+    p.write_text("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], max_clip: 5}\n")
+    with pytest.raises(ConfigError, match="unknown evaluate option 'max_clip'"):
+        read_ablation(p)
+    p.write_text("base: x.yaml\nvariants: {a: []}\nevaluate: [d]\n")
+    with pytest.raises(ConfigError, match="'evaluate' in .* must map options to values"):
+        read_ablation(p)
     assert experiment_main([str(tmp_path / "missing.yaml")]) == 2

@@ -12,8 +12,8 @@ import torch
 from vaedemo.bundle import save_bundle
 from vaedemo.nn.fm_prior import FlowMatchingPrior
 from vaedemo.nn.vae import AudioVAE
+from vaedemo.priors import fit_gaussian, nearest, replay_share, train_flow_matching
 from vaedemo.priors import main as priors_main
-from vaedemo.priors import nearest, replay_share, train_flow_matching
 
 
 def test_flow_matching_moves_noise_onto_the_data():
@@ -56,7 +56,8 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     assert 0.0 <= other_rows["real clips (floor)"]["memorisation"] <= 1.0
     exact, training = "training latents, decoded (an exact prior of the training set)", "training clips (real)"
     cold = "RealNVP, temperature 0.5"
-    assert set(rows) == {"Gaussian", "RealNVP", cold, "flow matching", "reconstructions (decoder bound)",
+    fitted = "Gaussian fitted to the training latents"
+    assert set(rows) == {"Gaussian", fitted, "RealNVP", cold, "flow matching", "reconstructions (decoder bound)",
                          "real clips (floor)", exact, training}  # fmt: skip
     assert rows[cold]["fd"] != rows["RealNVP"]["fd"]  # other draws: the same noise, scaled by the temperature
     assert "memorisation" not in rows[training] and "memorisation" in rows[exact]
@@ -69,8 +70,9 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     assert "memorisation" not in rows["real clips (floor)"]  # the training folder's floor is its training split
     assert rows["real clips (floor)"]["median_peak_dbfs"] < 0
     # a prior's row is the mean of its three draws; the sets that are not drawn (exact prior, floor, bound) are one
-    for prior in ("Gaussian", "RealNVP", cold, "flow matching"):
-        assert len(rows[prior]["kid_draws"]) == 3 and rows[prior]["kid"] == pytest.approx(np.mean(rows[prior]["kid_draws"]))
+    for prior in ("Gaussian", fitted, "RealNVP", cold, "flow matching"):
+        draws = rows[prior]["kid_draws"]
+        assert len(set(draws)) == 3 and rows[prior]["kid"] == pytest.approx(np.mean(draws))  # three other draws
     assert all("kid_draws" not in rows[name] for name in (exact, training, "reconstructions (decoder bound)"))
     assert "| flow matching |" in out.read_text() and "(RealNVP also at 0.5)" in out.read_text()
 
@@ -94,3 +96,14 @@ def test_priors_cli_refuses_no_draws_in_one_sentence(tiny_config, drum_folder, t
     assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
                         "--draws", "0"]) == 2  # fmt: skip
     assert "The priors need at least 1 draw of samples, got 0." in capsys.readouterr().err
+
+
+def test_the_fitted_gaussian_draws_the_latents_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    mix = np.array([[2.0, 0.0, 0.0], [1.5, 0.5, 0.0], [0.0, -1.0, 0.3]])
+    z = rng.standard_normal((4000, 3)) @ mix.T + np.array([1.0, -2.0, 0.5])
+    x = fit_gaussian(z)(torch.randn(20000, 3, generator=torch.Generator().manual_seed(1)))
+    assert x.dtype == np.float32 and x.shape == (20000, 3)
+    assert np.allclose(x.mean(0), z.mean(0), atol=0.05)
+    assert np.allclose(np.cov(x, rowvar=False), np.cov(z, rowvar=False), atol=0.1)  # the correlations too, not a diagonal
+    assert fit_gaussian(z[:2])(torch.randn(5, 3)).shape == (5, 3)  # fewer latents than dimensions: still a Gaussian

@@ -67,6 +67,17 @@ def each_draw(scores: dict) -> str:
     return f"{' / '.join(f'{k:.3f}' for k in draws)} (sd {scores['kid_draw_std']:.3f})"
 
 
+def draws_line(seeds: list[int] | None) -> str:
+    """What a prior's row is made of: one draw of samples, or the mean over several (peak levels pooled over them);
+    nothing known of results stored before draws were recorded."""
+    if not seeds:
+        return "Prior rows: one draw of samples."
+    if len(seeds) == 1:
+        return f"Prior rows: one draw of samples (seed {seeds[0]}); KID ± is over subsets of it."
+    return (f"Prior rows: the mean over {len(seeds)} draws of samples (seeds {', '.join(map(str, seeds))}; peak levels "
+            "pooled over them); KID ± is over subsets within a draw.")
+
+
 def report_markdown(name: str, results: list[dict]) -> str:
     """The evaluation report of :func:`vaedemo.evaluate.evaluate_folder` results."""
     lines = [f"# Evaluation of {name}", ""]
@@ -82,9 +93,7 @@ def report_markdown(name: str, results: list[dict]) -> str:
                          f"{m['multi_resolution_stft']:.3f} | "
                          f"{m['spectral_convergence']:.3f} | {m['si_sdr']:.1f} | {_db(m, 'level_db')} | "
                          f"{_db(m, 'hop_buzz_db')} |")  # fmt: skip
-        draws = r.get("prior_draws", 1)
-        lines += ["", f"Prior rows: the mean over {draws} draw{'s' if draws > 1 else ''} of samples "
-                  f"(seeds {', '.join(map(str, r.get('prior_seeds', [0])))}); KID ± is over subsets within a draw.", "",
+        lines += ["", draws_line(r.get("prior_seeds")), "",
                   "| generation | KID | KID of each draw | FD | median / lowest peak (dBFS) |",
                   "|---|---|---|---|---|"]  # fmt: skip
         for g_name, m in r["generation"].items():

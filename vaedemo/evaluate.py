@@ -9,7 +9,8 @@ Evaluates a bundle on folders of audio clips (each file cut or padded to ``--sec
   for the flow prior and the plain Gaussian prior of the same model, with the real-vs-real value as the floor (other
   real clips of the same folder: the training split for the training folder, the files not picked otherwise) and
   the model's reconstructions of the same clips as the decoder's bound (a prior at that bound is limited by the
-  decoder, not by the prior).
+  decoder, not by the prior). Each prior's row is the mean over ``--draws`` draws of samples (seeds ``--seed`` + 0,
+  1, ...: another ``--seed`` shares draws with this one unless it is ``--draws`` or more apart), each draw's KID kept.
 
 When DIR is the bundle's training folder only its validation split is used (the same hash split as training);
 any other folder (another soundfont, say) is used whole, up to ``--max-clips`` files spread over it. ``--update-card``

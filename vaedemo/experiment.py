@@ -47,7 +47,24 @@ def read_ablation(path: Path) -> dict:
     doc.setdefault("run_root", f"runs/ablations/{path.stem}")
     doc.setdefault("shared", [])
     doc.setdefault("evaluate", {})
+    check_evaluate_options(doc["evaluate"], path)
     return doc
+
+
+EVALUATE_KEYS = {"data", "seconds", "max_clips", "samples", "opus", "draws"}
+
+
+def check_evaluate_options(opts, path: Path) -> None:
+    """The ``evaluate`` mapping, checked before any variant trains (a bad value would fail after the first one)."""
+    if not isinstance(opts, dict):
+        raise ConfigError(f"'evaluate' in {path} must map options to values, got {opts!r}.")
+    unknown = set(opts) - EVALUATE_KEYS
+    if unknown:
+        raise ConfigError(f"unknown evaluate option '{sorted(unknown)[0]}' in {path}; known: "
+                          f"{', '.join(sorted(EVALUATE_KEYS))}.")  # fmt: skip
+    draws = opts.get("draws", 1)
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ConfigError(f"evaluate.draws in {path} must be a whole number of at least 1, got {draws!r}.")
 
 
 def variant_overrides(doc: dict, name: str) -> list[str]:
@@ -96,7 +113,7 @@ def row_for(name: str, bundle: Path, results: list[dict]) -> dict:
         prior = "flow prior" if "flow prior" in gen else "gaussian prior"
         row[f"{tag} KID (model prior)"] = round(gen[prior]["kid"], 4)
         row[f"{tag} KID std (model prior)"] = round(gen[prior]["kid_std"], 4)  # spread over the KID subsets
-        if "kid_draw_std" in gen[prior]:  # spread over draws of samples (the KID is their mean)
+        if len(gen[prior].get("kid_draws", [])) > 1:  # spread over draws of samples (the KID is their mean)
             row[f"{tag} KID std over draws (model prior)"] = round(gen[prior]["kid_draw_std"], 4)
         row[f"{tag} KID (gaussian)"] = round(gen["gaussian prior"]["kid"], 4)
         if "real vs real (floor)" in gen:

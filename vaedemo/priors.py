@@ -1,8 +1,9 @@
 """``python -m vaedemo.priors --checkpoint B --train-data DIR --data DIR [--data DIR ...] [--out docs/priors.md]``
 
 Compares priors over the same latent space of a one-vector-per-clip model: the standard Gaussian, the model's
-learned RealNVP prior, and a flow-matching prior (:mod:`vaedemo.nn.fm_prior`) trained here on the model's latents of
-the training clips (posterior means of the training split of ``--train-data``). For every prior and every held-out
+learned RealNVP prior, and two priors fitted here to the model's latents of the training clips (posterior means of the
+training split of ``--train-data``): a full-covariance Gaussian and a flow-matching prior (:mod:`vaedemo.nn.fm_prior`).
+For every prior and every held-out
 folder: KID and Frechet distance to the held-out clips, the real-vs-real floor and the decoder's bound beside them,
 the samples' peak level, their diversity (mean distance from each sample to its nearest other sample, in
 standardised clip features), memorisation (share of samples nearer to a training clip than 95 % of held-out clips
@@ -19,13 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .card import each_draw
+from .card import draws_line, each_draw
 from .cli import emit_report, user_errors
 from .errors import VaedemoError
 from .evaluate import (
@@ -69,13 +71,24 @@ def train_flow_matching(z: np.ndarray, steps: int, seed: int = 0) -> FlowMatchin
     return prior.eval()
 
 
-def draw(engine, prior: str, n: int, seed: int, fm: FlowMatchingPrior | None, ode_steps: int,
+def fit_gaussian(z: np.ndarray) -> Callable[[torch.Tensor], np.ndarray]:
+    """The full-covariance Gaussian of the latents ``z`` (N, D), as a map from standard normal noise (n, D) to its
+    samples: the simplest prior fitted to the training latents, so that what RealNVP and flow matching gain beyond it
+    is what the latents' shape has beyond their mean and covariance."""
+    mean = z.mean(axis=0)
+    cov = np.cov(z, rowvar=False) + 1e-6 * np.eye(z.shape[1])  # a floor: fewer clips than dimensions stays definite
+    chol = np.linalg.cholesky(cov)
+    return lambda x0: (mean + x0.double().numpy() @ chol.T).astype(np.float32)
+
+
+def draw(engine, prior: str, n: int, seed: int, fitted: dict[str, Callable[[torch.Tensor], np.ndarray]],
          temperature: float = 1.0) -> tuple[np.ndarray, float]:  # fmt: skip
-    """(n decoded samples (n, samples, C), seconds per sample) from one prior ("flow matching": at temperature 1)."""
+    """(n decoded samples (n, samples, C), seconds per sample) from one prior: the model's ("Gaussian", "RealNVP") at
+    ``temperature``, or one fitted here (``fitted``: its name -> its map from standard normal noise; at temperature 1)."""
     t0 = time.perf_counter()
-    if prior == "flow matching":
+    if prior in fitted:
         x0 = torch.randn((n, engine.latent_size), generator=torch.Generator().manual_seed(seed))
-        z = fm.sample(x0, ode_steps).numpy()
+        z = fitted[prior](x0)
     else:
         z = engine.sample_latents(n, temperature, seed, use_flow=prior == "RealNVP")
     audio = engine.decode_many(z)
@@ -121,18 +134,21 @@ def prior_scores(real: np.ndarray, fake: np.ndarray, train: np.ndarray, decoded_
     return sample_scores(real, train, fake) | {"replay": replay_share(real, decoded_train, recon, fake)}
 
 
+FITTED_GAUSSIAN = "Gaussian fitted to the training latents"
+
+
 def tempered(temperature: float) -> str:
     """The name of the RealNVP prior's row at another temperature than 1."""
     return f"RealNVP, temperature {temperature:g}"
 
 
-def drawn(engine, prior: str, n: int, seeds: list[int], fm: FlowMatchingPrior | None, ode_steps: int,
+def drawn(engine, prior: str, n: int, seeds: list[int], fitted: dict[str, Callable[[torch.Tensor], np.ndarray]],
           temperature: float = 1.0) -> dict:  # fmt: skip
     """One draw of n samples per seed, kept as what the scores need: each draw's clip features, every sample's peak
     level and the mean time per sample."""
     features, peaks, times = [], [], []
     for seed in seeds:
-        audio, per_sample = draw(engine, prior, n, seed, fm, ode_steps, temperature)
+        audio, per_sample = draw(engine, prior, n, seed, fitted, temperature)
         features.append(clip_features(list(audio[:, : engine.clip_length]), engine.sample_rate))
         peaks += peaks_dbfs(audio)
         times.append(per_sample)
@@ -151,8 +167,10 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     decoded = engine.decode_many(z_train)  # every training latent decoded: what a replay would sound like
     decoded_train = clip_features(list(decoded), sr)
     seeds = [seed + d for d in range(draws)]
-    samples = {name: drawn(engine, name, n, seeds, fm, ode_steps) for name in ("Gaussian", "RealNVP", "flow matching")}
-    samples |= {tempered(t): drawn(engine, "RealNVP", n, seeds, fm, ode_steps, t) for t in temperatures}
+    fitted = {FITTED_GAUSSIAN: fit_gaussian(z_train), "flow matching": lambda x0: fm.sample(x0, ode_steps).numpy()}
+    samples = {name: drawn(engine, name, n, seeds, fitted) for name in ("Gaussian", FITTED_GAUSSIAN, "RealNVP",
+                                                                        "flow matching")}  # fmt: skip
+    samples |= {tempered(t): drawn(engine, "RealNVP", n, seeds, fitted, t) for t in temperatures}
     # what a prior that had learned the training set exactly could reach: n training clips' own latents, decoded, and
     # those clips themselves (on an unseen soundfont: the distance between the soundfonts)
     picked = np.random.default_rng(seed).permutation(len(train_clips))[:n]
@@ -196,12 +214,9 @@ def _also(temperatures: list[float]) -> str:
 
 
 def report(name: str, result: dict) -> str:
-    draws = result.get("draws", 1)
     lines = [f"# Priors of {name}", "",
-             f"{result['samples']} samples per prior and draw at temperature 1{_also(result['temperatures'])}; a "
-             f"prior's row is the mean over {draws} draw{'s' if draws > 1 else ''} (seeds "
-             f"{', '.join(map(str, result.get('seeds', [0])))}), its KID ± over subsets within a draw; flow "
-             f"matching trained {result['fm_steps']} steps "
+             f"{result['samples']} samples per prior and draw at temperature 1{_also(result['temperatures'])}. "
+             f"{draws_line(result.get('seeds'))} Flow matching trained {result['fm_steps']} steps "
              f"on the posterior means of {result['train_clips']} training clips, sampled with {result['ode_steps']} "
              f"Euler steps. Training clips' median peak: {result['train_peak_dbfs']:.1f} dBFS.", ""]  # fmt: skip
     for folder, rows in result["folders"].items():
