@@ -50,22 +50,24 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
     assert "holds a run of another config (model.prior_flow_layers: stored 2, now 1)" in capsys.readouterr().err
 
 
-def test_ablation_file_errors(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: x.yaml\nvariantz: {}\n", "unknown key 'variantz'"),
+        ("base: x.yaml\n", "needs a 'variants' entry"),
+        # the evaluation's options are read before the first variant trains, not after it
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], draws: 0}\n",
+         "evaluate.draws in .* must be a whole number of at least 1, got 0."),
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], max_clip: 5}\n", "unknown evaluate option 'max_clip'"),
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: [d]\n", "'evaluate' in .* must map options to values"),
+    ],
+)  # fmt: skip
+def test_ablation_file_errors(tmp_path, text, message):
     p = tmp_path / "a.yaml"
-    p.write_text("base: x.yaml\nvariantz: {}\n")
-    with pytest.raises(ConfigError, match="unknown key 'variantz'"):
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         read_ablation(p)
-    p.write_text("base: x.yaml\n")
-    with pytest.raises(ConfigError, match="needs a 'variants' entry"):
-        read_ablation(p)
-    # the evaluation's options are read before the first variant trains, not after it
-    p.write_text("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], draws: 0}\n")
-    with pytest.raises(ConfigError, match="evaluate.draws in .* must be a whole number of at least 1, got 0."):
-        read_ablation(p)
-    p.write_text("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], max_clip: 5}\n")
-    with pytest.raises(ConfigError, match="unknown evaluate option 'max_clip'"):
-        read_ablation(p)
-    p.write_text("base: x.yaml\nvariants: {a: []}\nevaluate: [d]\n")
-    with pytest.raises(ConfigError, match="'evaluate' in .* must map options to values"):
-        read_ablation(p)
+
+
+def test_a_missing_ablation_file_is_one_sentence(tmp_path):
     assert experiment_main([str(tmp_path / "missing.yaml")]) == 2
