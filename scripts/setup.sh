@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 
-# fluidsynth + soundfonts render training/evaluation data, ffmpeg decodes m4a/webm, chromium runs the browser tests
-packages="fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont ffmpeg opus-tools"
+# python3-venv: Debian's python3 only suggests it, and without it `python3 -m venv` fails; fluidsynth + soundfonts
+# render training/evaluation data, ffmpeg decodes m4a/webm, chromium runs the browser tests
+packages="python3-venv fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont ffmpeg opus-tools"
 [ $dev = 1 ] && packages="$packages chromium"
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   missing=""

@@ -1,6 +1,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -52,25 +54,12 @@ def test_bundle_round_trips_bit_exactly(bundle_dir):
 
 def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatch):
     """Builds the cache layout huggingface_hub writes (blobs, snapshots/<commit>, refs/main) and loads offline."""
+    from fake_hub import offline_cache
+
     path, model = bundle_dir
     cache = tmp_path / "hf_cache"
-    repo = cache / "models--someone--tiny-vae"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    snap = repo / "snapshots" / commit
-    (repo / "blobs").mkdir(parents=True)
-    snap.mkdir(parents=True)
-    for i, name in enumerate(BUNDLE_FILES):
-        blob = repo / "blobs" / f"{i:040x}"
-        shutil.copy(path / name, blob)
-        (snap / name).symlink_to(f"../../blobs/{blob.name}")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    import huggingface_hub.constants as C
-
-    monkeypatch.setattr(C, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(C, "HF_HUB_CACHE", str(cache))
+    commit = offline_cache(cache, "someone/tiny-vae", path, BUNDLE_FILES, monkeypatch)
+    snap = cache / "models--someone--tiny-vae" / "snapshots" / commit
     bundle = vaedemo.load("hf://someone/tiny-vae")
     _assert_same(model, bundle.model)
     assert bundle.path == snap
@@ -256,3 +245,107 @@ def test_a_save_killed_part_way_is_recovered(bundle_dir, tmp_path):
     assert sorted(p.name for p in run.iterdir()) == ["bundle", "bundles", "notes-1"]
     assert [p.name for p in (run / "bundles").iterdir()] == ["step-0000002"]
     assert vaedemo.load(run / "bundle").meta["name"] == "tiny"
+
+
+def _load_from(hub, cache, source: str = "hf://someone/vae"):
+    """Load ``source`` in a fresh interpreter whose Hugging Face endpoint is the fake Hub (the endpoint is read when
+    huggingface_hub is imported)."""
+    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(cache), HF_HUB_DISABLE_PROGRESS_BARS="1")
+    env.pop("HF_HUB_OFFLINE", None)
+    code = f"import vaedemo\ntry:\n    print(vaedemo.load({source!r}).path)\nexcept vaedemo.VaedemoError as e:\n    print(e)"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+
+
+def test_a_hub_bundle_comes_through_huggingface_hub_and_an_oversized_file_is_never_fetched(bundle_dir, tmp_path):
+    from fake_hub import FakeHub
+
+    path, _ = bundle_dir
+    files = {name: (path / name).read_bytes() for name in BUNDLE_FILES}
+    hub = FakeHub("someone/vae", files)
+    try:
+        out = _load_from(hub, tmp_path / "cache")
+        assert "models--someone--vae/snapshots/" in out and sorted(hub.fetched) == sorted(BUNDLE_FILES)
+    finally:
+        hub.close()
+    # the Hub lists the weights far larger than the model its config describes: refused before a byte of them
+    hub = FakeHub("someone/vae", files, listed_sizes={"model.safetensors": 300_000_000})
+    try:
+        out = _load_from(hub, tmp_path / "cache2")
+        assert "hf://someone/vae holds a model.safetensors of 300.0 MB, more than a bundle's" in out
+        assert "so it was not downloaded" in out and "model.safetensors" not in hub.fetched
+    finally:
+        hub.close()
+    hub = FakeHub("someone/vae", files, listed_sizes={"README.md": 5_000_000})  # a card of 5 MB: refused unfetched
+    try:
+        assert "holds a README.md of 5.0 MB, more than a bundle's 1.0 MB" in _load_from(hub, tmp_path / "cache3")
+        assert hub.fetched == []
+    finally:
+        hub.close()
+
+
+def test_a_bundle_file_linked_out_of_its_folder_is_refused(bundle_dir, tmp_path):
+    """A bundle folder anyone hands over (a clone, an archive) could link its card to a secret of the server, which
+    the demo would show on its page."""
+    path, _ = bundle_dir
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HF_TOKEN=hf_secret")
+    (path / "README.md").unlink()
+    (path / "README.md").symlink_to(secret)
+    with pytest.raises(CheckpointError, match="README.md is not a file of the bundle"):
+        vaedemo.load(path)
+    (path / "README.md").unlink()
+    (path / "notes.md").write_text("# a card kept under another name")
+    (path / "README.md").symlink_to("notes.md")  # a link inside the bundle is its own file
+    assert vaedemo.load(path).card == "# a card kept under another name"
+    (path / "README.md").unlink()
+    (path / "README.md").symlink_to(tmp_path)  # a folder
+    with pytest.raises(CheckpointError, match="not a file of the bundle"):
+        vaedemo.load(path)
+
+
+def test_a_card_in_another_encoding_loads_and_an_oversized_one_is_refused(bundle_dir):
+    path, _ = bundle_dir
+    (path / "README.md").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    assert vaedemo.load(path).card == "caf\ufffd au lait"
+    (path / "README.md").write_text("x" * 1_000_001)
+    with pytest.raises(CheckpointError, match="README.md is larger than 1.0 MB"):
+        vaedemo.load(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": [1]}, "format_version that is not a whole number: \\[1\\]"),
+        ({"format_version": "2"}, "format_version that is not a whole number: 2"),
+        ({"format_version": 1, "config": {"model": [1]}}, "has a config.model that is not a mapping"),
+        ({"format_version": 1, "config": {"data": ["sample_rate"]}}, "has a config.data that is not a mapping"),
+        ({"format_version": 1, "config": {"train": "warmup_steps"}}, "has a config.train that is not a mapping"),
+        ({"format_version": 1, "config": [1]}, "has a config that is not a mapping"),
+    ],
+)  # fmt: skip
+def test_a_malformed_config_is_one_sentence(bundle_dir, change, message):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text()) | change
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=message):
+        vaedemo.load(path)
+
+
+def test_a_config_nested_past_pythons_stack_is_not_json_to_us(bundle_dir):
+    path, _ = bundle_dir
+    (path / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(CheckpointError, match="is not valid JSON"):
+        vaedemo.load(path)
+
+
+def test_the_demo_skips_a_malformed_bundle_and_serves_the_others(bundle_dir, tmp_path):
+    from vaedemo.demo.models import discover
+
+    path, _ = bundle_dir
+    shelf = tmp_path / "shelf"
+    shutil.copytree(path, shelf / "good")
+    shutil.copytree(path, shelf / "broken")
+    doc = json.loads((shelf / "broken" / "config.json").read_text()) | {"format_version": {}}
+    (shelf / "broken" / "config.json").write_text(json.dumps(doc))
+    specs, default = discover(shelf)
+    assert [s.label for s in specs] == ["good"] and default == "good"

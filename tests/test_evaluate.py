@@ -74,6 +74,9 @@ def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):
     assert "holds no audio files" in capsys.readouterr().err
     assert evaluate_main(["--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path)]) == 2
     assert "not a bundle folder" in capsys.readouterr().err
+    # a Hub bundle's folder is the Hugging Face cache's: the card is not written there
+    assert evaluate_main(["--checkpoint", "hf://org/repo", "--data", str(tmp_path), "--update-card"]) == 2
+    assert "--update-card writes into the bundle's folder, and hf://org/repo is a Hub id" in capsys.readouterr().err
 
 
 def test_every_folder_with_more_files_than_clips_gets_a_disjoint_real_floor(tiny_config, drum_folder, tmp_path):

@@ -14,7 +14,7 @@ import soundfile as sf
 from e2e.bundles import tiny_bundles
 
 from vaedemo.data.gm import FAMILIES, GM_DRUM_FAMILY, drum_family, drum_group, drum_name
-from vaedemo.dataset_summary import JSON_FILE, LATENTS_FILE, main, prior_log_prob, read_summary
+from vaedemo.dataset_summary import FORMAT, JSON_FILE, LATENTS_FILE, main, prior_log_prob, read_summary
 from vaedemo.demo import typicality
 from vaedemo.demo.latent_map import (
     N_PRIOR,
@@ -108,6 +108,37 @@ def test_a_broken_summary_is_refused_with_a_sentence(tmp_path):
     (tmp_path / JSON_FILE).write_text("{not json")
     with pytest.raises(VaedemoError, match="could not be read"):
         read_summary(tmp_path)
+    # any shape of JSON is a sentence, never a traceback that would stop the latent map and typicality
+    clips = '"clips": [{}, {}]'
+    for text, message in [("[1, 2]", "does not fit"), ("[" * 100_000 + "]" * 100_000, "could not be read"),
+                          (f'{{"format": "{FORMAT}", {clips}, "typicality_reference": [1]}}', None),
+                          (f'{{"format": "{FORMAT}", {clips}, "typicality_reference": {{"log_prob": ["a"]}}}}',
+                           "typicality reference that is not a list of numbers"),
+                          (f'{{"format": "{FORMAT}", {clips}, "typicality_reference": {{"log_prob": [[1], 2]}}}}',
+                           "typicality reference that is not a list of numbers")]:  # fmt: skip
+        (tmp_path / JSON_FILE).write_text(text)
+        if message is None:  # a reference that is not a mapping holds no reference
+            assert read_summary(tmp_path).reference is None
+        else:
+            with pytest.raises(VaedemoError, match=message):
+                read_summary(tmp_path)
+
+
+def test_a_hub_bundle_offers_its_training_set_once_loaded(trained, tmp_path, monkeypatch):
+    """An hf:// id's files are somewhere in the Hugging Face cache: known once the model is loaded, and then its
+    training-set summary is offered like a folder's."""
+    from fake_hub import offline_cache
+
+    from vaedemo.hub import BUNDLE_FILES, OPTIONAL_FILES
+
+    bundle, data = trained
+    main([str(bundle), "--data", str(data)])
+    offline_cache(tmp_path / "cache", "someone/mapped", bundle, BUNDLE_FILES + OPTIONAL_FILES, monkeypatch)
+    specs, default = discover(ROOT / "no-such-folder", ["hf://someone/mapped"])
+    state = DemoState(Models(specs, default), max_seconds=3.0, folders={"examples": ROOT / "examples"})
+    assert source_choices(state, default) == ["examples"]  # not loaded yet: nothing known of its files
+    state.models.get(default)
+    assert source_choices(state, default) == [TRAINING_SET, "examples"]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,12 +32,11 @@ from safetensors.torch import load_file, save_file
 from .card import model_card
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError, ConfigError
-from .hub import OPTIONAL_FILES, resolve
+from .hub import FILE_LIMITS, OPTIONAL_FILES, bundle_file, resolve, weights_file
 from .nn.vae import AudioVAE
 
 FORMAT = "vaedemo-bundle"
 FORMAT_VERSION = 2
-MAX_CONFIG_BYTES = 1_000_000
 MAX_PARAMETERS = 200_000_000  # 800 MB of float32: far above any model this project trains, far below a crash
 
 
@@ -149,39 +149,46 @@ def recover_interrupted_saves(folder: Path, name_prefix: str) -> None:
 def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     """Format 1 (``config`` = the whole experiment, audio format under ``data``, discriminator under ``model``) ->
     format 2. Only the model section is interpreted; the rest is carried over as the training config."""
-    training = copy.deepcopy(doc.get("config") or {})
-    if not isinstance(training, dict):
-        raise CheckpointError("config.json of this format-1 bundle holds no config mapping.")
-    model = training.pop("model", None) or {}
-    data = training.get("data") or {}
+    training = _mapping(copy.deepcopy(doc.get("config")), "config")
+    model = _mapping(training.pop("model", None), "config.model")
+    data = _mapping(training.get("data"), "config.data")
+    train = training["train"] = _mapping(training.get("train"), "config.train")
     discriminator = model.pop("discriminator", None)
     if discriminator is not None:
-        training.setdefault("train", {})["discriminator"] = discriminator
+        train["discriminator"] = discriminator
     for key in ("sample_rate", "channels", "clip_length"):
         if key in data:
             model[key] = data.pop(key)
-    train = training.get("train") or {}
     if "warmup_steps" in train:
         train["vae_steps"] = train.pop("warmup_steps")
     return {"format": FORMAT, "format_version": 2, "model": model, "training": training, "meta": doc.get("meta") or {}}
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    """A section of a format-1 config: a mapping, or nothing (None) read as an empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CheckpointError(f"config.json of this format-1 bundle has a {what} that is not a mapping.")
+    return value
 
 
 MIGRATIONS = {1: migrate_v1}  # format version -> function to the next version
 
 
 def _read_doc(path: Path) -> dict[str, Any]:
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
+    cfg_file = bundle_file(path, "config.json", FILE_LIMITS["config.json"])
+    if cfg_file is None:
         raise CheckpointError(f"{path} holds no config.json, so it is not a vaedemo bundle.")
-    if cfg_file.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{cfg_file} is larger than {MAX_CONFIG_BYTES // 1000} kB, so it is not a bundle config.")
     try:
         doc = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{cfg_file} is not valid JSON.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python's stack
+        raise CheckpointError(f"{path / 'config.json'} is not valid JSON.") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vaedemo bundle (config.json has no '\"format\": \"{FORMAT}\"').")
     version = doc.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path}'s config.json has a format_version that is not a whole number: {str(version)[:20]}.")
     while version in MIGRATIONS:
         doc = MIGRATIONS[version](doc)
         version = doc["format_version"]
@@ -218,6 +225,11 @@ def _expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+def _weights_limit(expected: dict[str, tuple[int, ...]]) -> int:
+    """The most a weight file of these tensors can weigh: float32 values, and a header of their names and shapes."""
+    return 8 + 65_536 + 256 * len(expected) + 4 * sum(math.prod(shape) for shape in expected.values())
+
+
 def _check_weights(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
     try:
         with safe_open(str(weights), framework="pt") as f:
@@ -240,10 +252,9 @@ def load(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
     """Load a bundle from a folder or ``hf://org/repo[@revision]``; the model is returned in eval mode."""
     path = resolve(source)
     cfg, meta, training = read_bundle_config(path)
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        raise CheckpointError(f"{path} holds no model.safetensors.")
-    _check_weights(weights, _expected_shapes(cfg, path))
+    expected = _expected_shapes(cfg, path)
+    weights = weights_file(source, path, _weights_limit(expected))
+    _check_weights(weights, expected)
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError):
@@ -251,5 +262,6 @@ def load(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
     model = AudioVAE(cfg)
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
-    card = (path / "README.md").read_text() if (path / "README.md").is_file() else ""
+    card_file = bundle_file(path, "README.md", FILE_LIMITS["README.md"])
+    card = card_file.read_bytes().decode("utf-8", errors="replace") if card_file else ""  # shown as it is, never fatal
     return Bundle(cfg, model, meta, path, str(source), card, training)

@@ -33,6 +33,7 @@ from .data.dataset import scan_audio, split_files
 from .data.gm import drum_family
 from .data.oneshots import read_manifest
 from .errors import AudioError, VaedemoError
+from .hub import FILE_LIMITS, bundle_file
 
 LATENTS_FILE = "summary.safetensors"
 JSON_FILE = "summary.json"
@@ -133,24 +134,40 @@ def read_summary(folder: str | Path, latent_size: int | None = None) -> Training
     """The summary in a bundle folder, or None when it has none. Reads JSON and safetensors only (never unpickles);
     raises VaedemoError for a summary that does not fit (wrong format, counts or latent size)."""
     folder = Path(folder)
-    latents_path, json_path = folder / LATENTS_FILE, folder / JSON_FILE
-    if not (latents_path.is_file() and json_path.is_file()):
+    latents_path = bundle_file(folder, LATENTS_FILE, FILE_LIMITS[LATENTS_FILE])
+    json_path = bundle_file(folder, JSON_FILE, FILE_LIMITS[JSON_FILE])
+    if latents_path is None or json_path is None:
         return None
     from safetensors.numpy import load_file
 
     try:
         doc = json.loads(json_path.read_text())
         z = load_file(str(latents_path))["latents"]
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, RecursionError) as e:
         raise VaedemoError(f"the training-set summary in {folder.name} could not be read ({type(e).__name__}).") from None
     clips = doc.get("clips") if isinstance(doc, dict) else None
-    ok = doc.get("format") == FORMAT and isinstance(clips, list) and all(isinstance(c, dict) for c in clips)
-    if not ok or z.ndim != 2 or len(z) != len(clips) or (latent_size and z.shape[1] != latent_size):
+    ok = isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(clips, list)
+    if not ok or not all(isinstance(c, dict) for c in clips) or z.ndim != 2 or len(z) != len(clips) or (
+            latent_size and z.shape[1] != latent_size):  # fmt: skip
         raise VaedemoError(f"the training-set summary in {folder.name} does not fit its model.")
-    ref = (doc.get("typicality_reference") or {}).get("log_prob")
-    reference = np.sort(np.asarray(ref, np.float64)) if ref else None
+    reference = _typicality_reference(doc.get("typicality_reference"), folder)
     return TrainingSetSummary(z.astype(np.float32), clips, str(doc.get("data", "")), str(doc.get("latent", "")),
                               reference)  # fmt: skip
+
+
+def _typicality_reference(entry, folder: Path) -> np.ndarray | None:
+    """The sorted log-densities of the training clips' latents a summary keeps, or None when it keeps none."""
+    ref = entry.get("log_prob") if isinstance(entry, dict) else None
+    if not ref:
+        return None
+    try:
+        values = np.asarray(ref, np.float64)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.ndim != 1 or not np.isfinite(values).all():
+        raise VaedemoError(f"the training-set summary in {folder.name} has a typicality reference that is not a list "
+                           "of numbers.")  # fmt: skip
+    return np.sort(values)
 
 
 @user_errors

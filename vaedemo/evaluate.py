@@ -262,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .inference import MAX_REFINE_STEPS, Engine
 
+    if args.update_card and args.checkpoint.startswith("hf://"):  # its folder is the Hugging Face cache's snapshot
+        raise VaedemoError(f"--update-card writes into the bundle's folder, and {args.checkpoint[:80]} is a Hub id: "
+                           "download it to a folder (huggingface-cli download REPO --local-dir DIR) and evaluate that.")
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
     if not 0 <= args.refine <= MAX_REFINE_STEPS:

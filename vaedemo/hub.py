@@ -13,38 +13,103 @@ from .errors import CheckpointError
 BUNDLE_FILES = ("config.json", "model.safetensors", "README.md")  # what save_bundle writes
 # a training-set summary (python -m vaedemo.dataset_summary) feeds the demo's latent map and typicality
 OPTIONAL_FILES = ("summary.json", "summary.safetensors")
+# The most each file but the weights may weigh (bytes), far above any real bundle's (a card of 10 kB, a summary of
+# 100 k clips): a file over it is refused before it is downloaded or read. The weights' limit comes from the model
+# the config describes (vaedemo.bundle).
+FILE_LIMITS = {"config.json": 1_000_000, "README.md": 1_000_000, "summary.json": 50_000_000,
+               "summary.safetensors": 100_000_000}  # fmt: skip
+WEIGHTS = "model.safetensors"
 
 
 def parse_hub_id(source: str) -> tuple[str, str | None]:
     """``hf://org/repo[@revision]`` -> (repo id, revision or None)."""
     repo, _, revision = source[len("hf://") :].partition("@")
-    if repo.count("/") != 1:
+    org, _, name = repo.partition("/")
+    if not (org and name) or "/" in name or any(part in (".", "..") for part in (org, name)):
         raise CheckpointError(f"'{source[:80]}' is not a Hub id; write hf://org/repo or hf://org/repo@revision.")
     return repo, revision or None
 
 
-def download(source: str) -> Path:
-    """The local snapshot folder of ``hf://org/repo[@revision]``."""
+def download(source: str, limits: dict[str, int]) -> Path:
+    """The local snapshot folder of ``hf://org/repo[@revision]`` with those of the files named in ``limits`` that the
+    repo holds; a file the Hub lists as larger than its limit is refused before any of it is fetched (offline, the
+    cache's files are checked when read: :func:`bundle_file`)."""
     repo, revision = parse_hub_id(source)
+    for name, size in _listed_sizes(repo, revision).items():
+        if name in limits and size > limits[name]:
+            raise CheckpointError(f"{source} holds a {name} of {size / 1e6:.1f} MB, more than a bundle's "
+                                  f"{limits[name] / 1e6:.1f} MB, so it was not downloaded.")  # fmt: skip
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=[*BUNDLE_FILES, *OPTIONAL_FILES]))
+        return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=list(limits)))
     except LocalEntryNotFoundError:
         raise CheckpointError(
             f"{source} is not in the local Hugging Face cache and the Hub cannot be reached (offline or HF_HUB_OFFLINE=1)."
         ) from None
+    except HFValidationError:
+        raise CheckpointError(f"'{source[:80]}' is not a valid Hub id or revision.") from None
     except (HfHubHTTPError, OSError, ValueError) as e:
         raise CheckpointError(f"{source} could not be downloaded from the Hugging Face Hub ({type(e).__name__}).") from None
 
 
+def _listed_sizes(repo: str, revision: str | None) -> dict[str, int]:
+    """Size in bytes of each file at the top of the repo, as the Hub lists it; nothing when the Hub cannot be asked
+    (offline: the download then serves the cache or says it cannot)."""
+    import httpx
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return {f.path: f.size for f in HfApi().list_repo_tree(repo, revision=revision) if hasattr(f, "size")}
+    except (HfHubHTTPError, OSError, ValueError, httpx.HTTPError):
+        return {}
+
+
 def resolve(source: str | Path) -> Path:
-    """A local folder for ``source``: itself, or the Hub snapshot of ``hf://org/repo[@revision]``."""
+    """A local folder for ``source``: itself, or the Hub snapshot of ``hf://org/repo[@revision]`` with every bundle
+    file but the weights (:func:`vaedemo.bundle.load` fetches those once it knows how large the model is)."""
     s = str(source)
     if s.startswith("hf://"):
-        return download(s)
+        return download(s, FILE_LIMITS)
     p = Path(s)
     if not p.is_dir():
         raise CheckpointError(f"checkpoint {s[:200]} is not a bundle folder (expected a folder with config.json).")
     return p
+
+
+def weights_file(source: str | Path, folder: Path, limit: int) -> Path:
+    """The bundle's weight file, checked (:func:`bundle_file`); for a Hub bundle fetched now, refused unfetched when
+    the Hub lists it larger than ``limit``."""
+    if str(source).startswith("hf://"):
+        folder = download(str(source), {WEIGHTS: limit})
+    path = bundle_file(folder, WEIGHTS, limit)
+    if path is None:
+        raise CheckpointError(f"{folder} holds no {WEIGHTS}.")
+    return path
+
+
+def _containing_folder(folder: Path) -> Path:
+    """Where a bundle's files must lie: its folder; for a Hub snapshot the repo's cache folder, since huggingface_hub
+    keeps a snapshot's files as links into the repo's blobs."""
+    folder = folder.resolve()
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.parent.parent
+    return folder
+
+
+def bundle_file(folder: Path, name: str, limit: int) -> Path | None:
+    """``folder/name`` (the file it leads to), or None when the bundle has none; refused when it is not a plain file
+    inside the bundle or is larger than ``limit`` bytes. A bundle is a folder anyone can hand over (a clone, an
+    archive): a README.md linked to /proc/self/environ or ~/.ssh/id_rsa would put that file on the demo's page as
+    the model card."""
+    path = folder / name
+    if not (path.exists() or path.is_symlink()):
+        return None
+    real = path.resolve()
+    if not (real.is_relative_to(_containing_folder(folder)) and real.is_file()):
+        raise CheckpointError(f"{path} is not a file of the bundle (a link out of its folder, or not a plain file).")
+    if real.stat().st_size > limit:
+        raise CheckpointError(f"{path} is larger than {limit / 1e6:.1f} MB, more than a bundle's {name} can be.")
+    return real

@@ -10,15 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .bundle import read_bundle_config
+from .bundle import load
 from .cli import user_errors
+from .errors import VaedemoError
 from .hub import BUNDLE_FILES, OPTIONAL_FILES
 
 
 def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload a bundle folder to a Hub model repo (created if needed); returns the commit URL."""
     path = Path(bundle_dir)
-    read_bundle_config(path)  # refuse to upload something that is not a bundle
+    load(path)  # refuse to upload what would not load back (not a bundle, weights that do not fit), before any network
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
@@ -40,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         print(push_to_hub(args.bundle, args.repo_id, private=args.private, token=args.token))
+    except VaedemoError:
+        raise  # the user's own mistake (not a bundle): one sentence and exit 2, as every command says it
     except Exception as e:  # network and authorisation failures from huggingface_hub
-        print(f"error: the upload to {args.repo_id} failed ({type(e).__name__}: {str(e).splitlines()[0]}).", file=sys.stderr)
+        first_line = (str(e).splitlines() or [""])[0]  # a TimeoutError() has no message at all
+        print(f"error: the upload to {args.repo_id} failed ({type(e).__name__}: {first_line}).", file=sys.stderr)
         return 1
     return 0
 

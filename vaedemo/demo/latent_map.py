@@ -118,13 +118,10 @@ def _label(name: str, cats: dict) -> str:
 
 
 def has_training_set(state: DemoState, model: str | None) -> bool:
-    """Whether the model's bundle ships a training-set summary (a local bundle: its files; else once loaded)."""
+    """Whether the model's bundle ships a training-set summary (a local bundle: its files; an hf:// id's once it is
+    loaded, when its snapshot's folder is known)."""
     spec = state.models.specs.get(model or state.models.default)
-    if spec is None:
-        return False
-    if not spec.source.startswith("hf://"):
-        return (Path(spec.source) / "summary.json").is_file()
-    return False
+    return spec is not None and spec.folder is not None and (spec.folder / "summary.json").is_file()
 
 
 def source_choices(state: DemoState, model: str | None) -> list[str]:

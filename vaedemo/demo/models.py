@@ -27,6 +27,7 @@ class ModelSpec:
     single: bool | None = None  # one latent per clip; None: not known before loading (hf:// ids)
     prior_flow: bool | None = None
     causal: bool | None = None  # no look-ahead (what the Live tab offers first)
+    folder: Path | None = None  # where its files are: the source folder; an hf:// id's snapshot once loaded
 
 
 def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> tuple[list[ModelSpec], str]:
@@ -40,6 +41,7 @@ def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> 
             label = source
         spec = ModelSpec(label, source)
         if not source.startswith("hf://"):
+            spec.folder = Path(source)
             cfg, _, _ = read_bundle_config(resolve(source))  # refuses a folder that is not a bundle, with a sentence
             spec.single, spec.prior_flow, spec.causal = latent_mode(cfg).per_clip, cfg.prior_flow_layers > 0, cfg.causal
         specs.append(spec)
@@ -118,6 +120,7 @@ class Models:
             engine = Engine(self.specs[label].source, device=self.device)
             spec = self.specs[label]
             spec.single, spec.prior_flow, spec.causal = engine.mode.per_clip, engine.has_prior_flow, engine.config.causal
+            spec.folder = engine.bundle.path
             with self._lock:
                 self._engines[label] = engine
                 while len(self._engines) > self.cache_size:

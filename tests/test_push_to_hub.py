@@ -1,0 +1,36 @@
+"""Uploading a bundle: what would not load back is refused before any network, a failed upload is one line."""
+
+from __future__ import annotations
+
+import huggingface_hub
+import huggingface_hub.constants as constants
+
+from vaedemo.bundle import save_bundle
+from vaedemo.nn.vae import AudioVAE
+from vaedemo.push_to_hub import main
+
+
+def test_a_folder_that_is_not_a_bundle_is_refused_before_any_upload(tmp_path, capsys, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", no_network)
+    (tmp_path / "notes").mkdir()
+    assert main([str(tmp_path / "notes"), "org/repo"]) == 2
+    assert "holds no config.json, so it is not a vaedemo bundle." in capsys.readouterr().err
+
+
+def test_a_failed_upload_is_one_line_whatever_the_error_says(tiny_config, tmp_path, capsys, monkeypatch):
+    cfg = tiny_config("temporal", flows=0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
+    assert main([str(path), "org/repo", "--token", "hf_x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the upload to org/repo failed (") and err.count("\n") == 1
+
+    def silent_timeout(*args, **kwargs):
+        raise TimeoutError()  # no message at all
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", silent_timeout)
+    assert main([str(path), "org/repo", "--token", "hf_x"]) == 1
+    assert capsys.readouterr().err == "error: the upload to org/repo failed (TimeoutError: ).\n"
