@@ -66,8 +66,9 @@ def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatc
     assert vaedemo.load(f"hf://someone/tiny-vae@{commit}").path == snap
     with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
         vaedemo.load("hf://someone/other-vae")
-    with pytest.raises(CheckpointError, match="not a Hub id"):
-        vaedemo.load("hf://no-slash")
+    for not_an_id in ("hf://no-slash", "hf:///x", "hf://../..", "hf://org/", "hf://a/b/c"):
+        with pytest.raises(CheckpointError, match="not a Hub id"):
+            vaedemo.load(not_an_id)
 
 
 def test_other_format_version_is_refused(bundle_dir):
