@@ -4,8 +4,10 @@ order, resumed and reused; the shipped recipe against what the shipped bundles r
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import yaml
 from conftest import TINY
 
 from vaedemo.errors import ConfigError
-from vaedemo.recipe import Recipe
+from vaedemo.recipe import Recipe, make_data
 from vaedemo.recipe import main as recipe_main
 from vaedemo.training.runner import finished, train_command
 
@@ -199,3 +201,86 @@ def test_a_missing_data_folder_without_a_command_and_an_unknown_target_are_one_s
     assert "makes x, not y" in capsys.readouterr().err
     assert recipe_main([str(path)]) == 2
     assert f"data folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+
+
+def test_a_recipe_without_targets_shows_and_runs_every_step(tmp_path, capsys):
+    """No targets: every step is what the recipe asks for (not nothing, silently)."""
+    nowhere = tmp_path / "nowhere"
+    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={nowhere}"]}, "b": {"config": "BASE"}})
+    assert recipe_main([str(path), "--dry-run"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["a (to train)", "b (to train)"]
+    assert recipe_main([str(path)]) == 2  # it goes on to make the steps' data, which it cannot here
+    assert capsys.readouterr().err == f"error: data folder {nowhere} does not exist and {path} has no command that makes it.\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("steps: {a: {config: BASE}", "{path} is not valid YAML (while parsing a flow mapping)."),
+    ("data: [x]\nsteps: {a: {config: BASE}}", "'data' in {path} must map each data folder to the command line that makes it."),
+    ("data: {data/x: [python, x, data/x]}\nsteps: {a: {config: BASE}}",
+     "'data' in {path} must map each data folder to the command line that makes it."),
+    ("targets: [a]\nsteps: {a: {config: BASE}}",
+     "'targets' in {path} must map each bundle's name to the name of the step that makes it."),
+    ("targets: {x: [a]}\nsteps: {a: {config: BASE}}",
+     "'targets' in {path} must map each bundle's name to the name of the step that makes it."),
+    ("runs: [a]\nsteps: {a: {config: BASE}}", "'runs' in {path} must be the folder the steps' runs go in, not ['a']."),
+    ("steps: {1: {config: BASE}}", "{path} needs 'steps': a mapping of step names to a config (or a run to resume) each."),
+    ("steps: {a: {config: 5}}", "step 'a' of {path}: 'config' must be the path of a config file, not 5."),
+    ("steps: {a: {resume: null}}", "step 'a' of {path}: 'resume' must be the name of an earlier step, not None."),
+    ("steps: {a: {config: BASE}, b: {resume: [a]}}",
+     "step 'b' of {path}: 'resume' must be the name of an earlier step, not ['a']."),
+    ('data: {data/x: "python -m x \\"unclosed data/x"}\nsteps: {a: {config: BASE}}',
+     "the command for data folder data/x in {path} is not a command line (No closing quotation)."),
+    ("data: {data/x: python -m x --out=data/x}\nsteps: {a: {config: BASE}}",  # named only inside an argument
+     "the command for data folder data/x in {path} must name that folder (its output) as one of its arguments."),
+])  # fmt: skip
+def test_a_malformed_recipe_file_is_one_sentence(tmp_path, capsys, text, message):
+    base = tmp_path / "base.yaml"
+    base.write_text("name: base\n")
+    path = tmp_path / "r.yaml"
+    path.write_text(text.replace("BASE", str(base)))
+    assert recipe_main([str(path), "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"error: {message.format(path=path)}\n"
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    ("no-such-program-vaedemo --out DATA", "could not start (no-such-program-vaedemo: No such file or directory)."),
+    ("true DATA", "finished without making it (it runs with DATA.partial in place of DATA, moved into place when whole)."),
+])  # fmt: skip
+def test_a_data_command_that_cannot_start_or_makes_nothing_is_one_sentence(tmp_path, capsys, command, message):
+    data = tmp_path / "renders"
+    command = command.replace("DATA", str(data))
+    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={data}"]}}, data={str(data): command})
+    assert recipe_main([str(path)]) == 2
+    expected = f"error: the command for data folder {data} in {path} {message.replace('DATA', str(data))}"
+    assert capsys.readouterr().err.splitlines()[-1] == expected
+
+
+def test_a_data_command_runs_this_python_and_writes_aside_only_where_it_names_the_folder(tmp_path):
+    """``python3`` is this interpreter too; an argument that merely contains the folder's name (a soundfont beside it)
+    stays as it is, the one that is the folder becomes ROOT.partial."""
+    data = tmp_path / "renders"
+    script = ("import json, os, sys; os.mkdir(sys.argv[2]); "
+              "json.dump([sys.executable, *sys.argv[1:]], open(sys.argv[2] + '/argv', 'w'))")
+    command = shlex.join(["python3", "-c", script, f"{data}-kit.sf2", str(data)])
+    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={data}"]}}, data={str(data): command})
+    make_data(Recipe(path), ["a"])
+    assert json.loads((data / "argv").read_text()) == [sys.executable, f"{data}-kit.sf2", f"{data}.partial"]
+
+
+def test_a_dry_run_shows_a_step_the_run_refuses_for_its_stored_config(tmp_path, capsys):
+    """A run folder of another config (here a finished one): the dry run names the key that the real run refuses on,
+    rather than "(done)"."""
+    runs = tmp_path / "runs"
+    step = {"config": "BASE", "set": ["train.beta=0.02", "train.max_steps=10", f"data.root={tmp_path}"]}
+    path = _recipe(tmp_path, {"a": step}, runs=str(runs), targets={"x": "a"})
+    stored = Recipe(path).resolved("a").to_dict()
+    stored["train"]["beta"] = 0.01
+    (runs / "a" / "bundle").mkdir(parents=True)
+    (runs / "a" / "config.yaml").write_text(yaml.safe_dump(stored))
+    shutil.copy(ROOT / "checkpoints" / "drums_causal" / "config.json", runs / "a" / "bundle")  # a bundle of step 8000
+    assert recipe_main([str(path), "--dry-run"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("a (refused, its run was trained with another config: train.beta: stored 0.01, recipe 0.02): ")
+    assert recipe_main([str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: {runs / 'a'} was trained with another config than step 'a' of {path} gives "
+                                       "(train.beta: stored 0.01, recipe 0.02); move it away to train that step again.\n")

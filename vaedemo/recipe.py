@@ -27,11 +27,14 @@ depends on its configs and data alone; a run's folder is named after its first s
 names) only the last step of a run. Each step runs to completion through :mod:`vaedemo.training.runner` (a finished
 run is reused, an interrupted one resumes): after a crash, the same command goes on where it stopped. A run folder
 whose stored config is none of its steps' (a recipe or config edited since) stops the recipe with the first key that
-differs. A missing data folder is made by its command, aside (``ROOT.partial``) and moved into place when whole.
+differs. A missing data folder is made by its command, aside (the argument that is the folder becomes ``ROOT.partial``;
+``python`` or ``python3`` is this interpreter) and moved into place when whole.
 ``--target`` runs what that bundle needs (its step, the steps that one continues or reads, and theirs), then writes
-the command into the bundle's card; ``--dry-run`` prints each step's command and state and runs nothing; ``--smoke``
-runs the whole chain scaled down (step counts / 1000, a dozen files: the shipped recipe's 19 steps in 2.5 minutes on
-two cores, its data already rendered) in folders of its own, to check that it runs before spending hours on it.
+the command into the bundle's card (no ``--target``: every target; a recipe without targets runs every step);
+``--dry-run`` prints each step's command and state (refused, with the key, where the run would stop on a stored
+config) and runs nothing; ``--smoke`` runs the whole chain scaled down (step counts / 1000, a dozen files: the shipped
+recipe's 19 steps in 2.5 minutes on two cores, its data already rendered) in folders of its own, to check that it
+runs before spending hours on it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from pathlib import Path
 import yaml
 
 from .cli import user_errors
-from .errors import ConfigError, VaedemoError
+from .errors import ConfigError, DataError, VaedemoError
 
 KEYS = {"runs", "data", "targets", "steps", "description"}
 STEP_KEYS = {"config", "resume", "set"}
@@ -58,6 +61,7 @@ SCALED = ("max_steps", "vae_steps", "discriminator_warmup_len", "lr_decay_start"
 SMOKE = ["data.max_files=12", "train.trajectory_copies=1", "train.batch_size=4", "train.val_every_n_steps=2",
          "train.val_batches=1", "train.checkpoint_every_n_steps=1"]  # fmt: skip
 REFERENCE = re.compile(r"\{([A-Za-z0-9_]+)\}")
+PYTHONS = {"python", "python3"}  # a data command's interpreter names that mean this project's (the venv's)
 
 
 @dataclass
@@ -89,9 +93,8 @@ class Recipe:
         for name in self.steps:
             self._check_inputs(name)
             self._check_continuation(name)
-        for root, command in self.data.items():
-            if root not in command:
-                raise ConfigError(f"the command for data folder {root} in {path} must name that folder (its output).")
+        for root, command in self.data.items():  # checked as the recipe is read: a dry run shows a bad one too
+            _data_argv(root, command, path)
 
     def _link(self, step: Step) -> None:
         """Note which step continues which run: one line per run."""
@@ -118,6 +121,9 @@ class Recipe:
         where = f"step '{name}' of {self.path}"
         if not isinstance(spec, dict) or set(spec) - STEP_KEYS or ("config" in spec) == ("resume" in spec):
             raise ConfigError(f"{where} needs either a config or the step it resumes (and a list 'set'), nothing else.")
+        for key, what in (("config", "the path of a config file"), ("resume", "the name of an earlier step")):
+            if key in spec and not isinstance(spec[key], str):
+                raise ConfigError(f"{where}: '{key}' must be {what}, not {spec[key]!r}.")
         overrides = spec.get("set") or []
         if not isinstance(overrides, list) or not all(isinstance(o, str) and "=" in o for o in overrides):
             raise ConfigError(f"{where}: 'set' must be a list of KEY=VALUE overrides.")
@@ -243,29 +249,80 @@ def _scaled(key: str, value: int) -> int:
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist.")
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid YAML ({str(e).splitlines()[0]}).") from None
     if not isinstance(doc, dict) or set(doc) - KEYS:
         raise ConfigError(f"{path} may only have the keys {', '.join(sorted(KEYS))}.")
-    if not isinstance(doc.get("steps"), dict) or not doc["steps"]:
-        raise ConfigError(f"{path} needs 'steps': a mapping of step names to a config (or a run to resume) each.")
+    _check_shape(doc, path)
     return doc
+
+
+def _check_shape(doc: dict, path: Path) -> None:
+    """Each key of a recipe holds the kind of value the recipe reads from it (names and commands as text), so that
+    a wrong one is a sentence naming the key rather than a failure wherever it is first used."""
+    steps = doc.get("steps")
+    if not isinstance(steps, dict) or not steps or not all(isinstance(name, str) for name in steps):
+        raise ConfigError(f"{path} needs 'steps': a mapping of step names to a config (or a run to resume) each.")
+    if not isinstance(doc.get("runs") or "", str):
+        raise ConfigError(f"'runs' in {path} must be the folder the steps' runs go in, not {doc['runs']!r}.")
+    for key, what in (("data", "each data folder to the command line that makes it"),
+                      ("targets", "each bundle's name to the name of the step that makes it")):  # fmt: skip
+        value = doc.get(key) or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ConfigError(f"'{key}' in {path} must map {what}.")
 
 
 # ---------------------------------------------------------------------------------------------------------- running
 def state(recipe: Recipe, name: str) -> str:
-    """Where a step stands: trained, half-trained (its run resumes) or not started."""
+    """Where a step stands: refused (its run folder holds a run of another config, which :func:`run_step` will not
+    reuse: the dry run says so rather than "done"), trained, half-trained (its run resumes) or not started."""
     from .training.runner import finished
 
+    differs = recipe.stored_differs(name)
+    if differs:
+        return f"refused, its run was trained with another config: {differs}"
     run_dir, steps = recipe.run_dir(name), recipe.resolved(name).train.max_steps
     if finished(run_dir, steps):
         return "done"
     return "resumes" if (run_dir / "checkpoints" / "last.ckpt").is_file() else "to train"
 
 
-def _data_command(command: str, root: str, out: Path) -> list[str]:
-    """The recipe's command for a data folder, writing to ``out`` instead (argv; ``python`` as this interpreter)."""
-    argv = [a.replace(root, str(out)) for a in shlex.split(command)]
-    return [sys.executable, *argv[1:]] if argv and argv[0] == "python" else argv
+def _data_argv(root: str, command: str, path: Path) -> list[str]:
+    """A data folder's command as argv; one that cannot be split, or that does not name the folder as one of its
+    arguments (where it writes: the recipe replaces that argument to make the folder aside), is refused."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:  # an unbalanced quote, a trailing backslash
+        raise ConfigError(f"the command for data folder {root} in {path} is not a command line ({e}).") from None
+    if root not in argv:
+        raise ConfigError(f"the command for data folder {root} in {path} must name that folder (its output) as one of "
+                          "its arguments.")  # fmt: skip
+    return argv
+
+
+def _data_command(recipe: Recipe, root: str, out: Path) -> list[str]:
+    """The recipe's command for a data folder, writing to ``out`` instead: only an argument that is the folder changes
+    (another may merely contain its name, a soundfont's path); ``python`` or ``python3`` is this interpreter (the
+    venv's, where vaedemo is installed)."""
+    argv = [str(out) if a == root else a for a in _data_argv(root, recipe.data[root], recipe.path)]
+    return [sys.executable, *argv[1:]] if argv[0] in PYTHONS else argv
+
+
+def _run_data_command(recipe: Recipe, root: str, out: Path) -> None:
+    """Run a data folder's command to make it in ``out``; its failing to start, failing or making nothing is one
+    sentence."""
+    try:
+        code = subprocess.run(_data_command(recipe, root, out)).returncode
+    except OSError as e:  # no such program, or not executable
+        raise DataError(f"the command for data folder {root} in {recipe.path} could not start ({e.filename}: "
+                        f"{e.strerror}).") from None  # fmt: skip
+    if code != 0:
+        raise VaedemoError(f"making {root} failed; see its output above.")
+    if not out.is_dir():  # it ran, but wrote elsewhere or nothing: there is nothing to move into place
+        raise DataError(f"the command for data folder {root} in {recipe.path} finished without making it (it runs "
+                        f"with {out} in place of {root}, moved into place when whole).")  # fmt: skip
 
 
 def make_data(recipe: Recipe, names: list[str]) -> None:
@@ -278,8 +335,7 @@ def make_data(recipe: Recipe, names: list[str]) -> None:
         print(f"[recipe] {root}: {recipe.data[root]}", file=sys.stderr)
         partial = Path(f"{root}.partial")  # made aside and moved into place whole: a crash leaves no half folder
         shutil.rmtree(partial, ignore_errors=True)
-        if subprocess.run(_data_command(recipe.data[root], root, partial)).returncode != 0:
-            raise VaedemoError(f"making {root} failed; see its output above.")
+        _run_data_command(recipe, root, partial)
         partial.rename(root)
 
 
@@ -304,13 +360,24 @@ def record(bundle: Path, command: str) -> None:
     save_bundle(made.model, bundle, {**made.meta, "recipe": command}, made.training)
 
 
+def steps_for(recipe: Recipe, targets: list[str]) -> list[str]:
+    """The steps that make ``targets``, in the recipe's order. A recipe without targets runs every step: its steps
+    are then all it asks for (a chain tried out before its bundles are named), and doing nothing, which is all
+    "every target" could mean, would look like success."""
+    if not recipe.targets:
+        return list(recipe.steps)
+    wanted = {step for target in targets for step in recipe.needs(recipe.targets[target])}
+    return [s for s in recipe.steps if s in wanted]
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     from .training.runner import train_command
 
     parser = argparse.ArgumentParser(prog="python -m vaedemo.recipe", description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", help="configs/recipes/NAME.yaml")
-    parser.add_argument("--target", action="append", help="the bundle to make (repeatable; default: every target)")
+    parser.add_argument("--target", action="append",
+                        help="the bundle to make (repeatable; default: every target; without targets: every step)")
     parser.add_argument("--dry-run", action="store_true", help="print each step's command and state; run nothing")
     parser.add_argument("--smoke", action="store_true",
                         help="run the chain scaled down (step counts / 1000, 12 files) in RUNS-smoke: minutes, not hours")
@@ -320,8 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         if target not in recipe.targets:
             raise ConfigError(f"{recipe.path} makes {', '.join(recipe.targets) or 'no target'}, not {target}.")
-    wanted = {step for target in targets for step in recipe.needs(recipe.targets[target])}
-    names = [s for s in recipe.steps if s in wanted]
+    names = steps_for(recipe, targets)
     for name in names:
         step = recipe.steps[name]
         argv = train_command(step.config, recipe.overrides(name), resume=step.resumes is not None)
@@ -335,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         bundle = recipe.bundle(recipe.targets[target])
         record(bundle, f"python -m vaedemo.recipe {recipe.path} --target {target}" + (" --smoke" if args.smoke else ""))
         print(f"{target}: {bundle}")
+    if not recipe.targets:  # no target names the bundles: each run's, by the step it ends with
+        for name in (n for n in names if n not in recipe.continued_by):
+            print(f"{name}: {recipe.bundle(name)}")
     return 0
 
 
