@@ -54,6 +54,8 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
     ("text", "message"),
     [
         ("base: x.yaml\nvariantz: {}\n", "unknown key 'variantz'"),
+        ("base: [x.yaml\n", "is not valid YAML"),
+        ("- base\n", "must map the keys base, description, evaluate, run_root, shared, variants to their values"),
         ("base: x.yaml\n", "needs a 'variants' entry"),
         # the evaluation's options are read before the first variant trains, not after it
         ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], draws: 0}\n",

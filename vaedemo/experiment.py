@@ -35,7 +35,12 @@ KEYS = {"base", "run_root", "shared", "evaluate", "variants", "description"}
 def read_ablation(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"ablation file {path} does not exist.")
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid YAML ({str(e).splitlines()[0]}).") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path} must map the keys {', '.join(sorted(KEYS))} to their values.")
     unknown = set(doc) - KEYS
     if unknown:
         raise ConfigError(f"unknown key '{sorted(unknown)[0]}' in {path}; known keys: {', '.join(sorted(KEYS))}.")
