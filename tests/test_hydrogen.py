@@ -89,3 +89,104 @@ def test_no_kits_is_one_sentence(tmp_path, capsys):
     assert main(["--root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) != 0
     err = capsys.readouterr().err
     assert err.startswith("error: no Hydrogen kits") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------ names, paths, broken kits
+
+
+def kit(root: Path, name: str, instruments: list[tuple[str, str]]) -> Path:
+    """A kit folder ``root/name`` whose drumkit.xml lists (instrument, filename) pairs."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"<instrument><name>{i}</name><filename>{f}</filename></instrument>" for i, f in instruments)
+    (folder / "drumkit.xml").write_text(f"<drumkit_info><name>{name}</name><instrumentList>{body}</instrumentList>"
+                                        "</drumkit_info>")  # fmt: skip
+    return folder
+
+
+def test_instruments_and_kits_whose_names_slug_alike_write_distinct_files(tmp_path):
+    for name in ("K 1", "k-1"):
+        folder = kit(tmp_path / "kits", name, [("Kick 1", "a.wav"), ("Kick-1", "b.wav"), ("Kick 1", "c.wav")])
+        for i, f in enumerate("abc"):
+            sf.write(folder / f"{f}.wav", hit(44100, 100.0 * (i + 1) + 50.0 * (name == "k-1")), 44100)
+    assert collect(tmp_path / "kits", tmp_path / "out", duration=0.2)["written"] == 6
+    with open(tmp_path / "out" / "manifest.csv", newline="") as f:
+        files = [r["file"] for r in csv.DictReader(f)]
+    assert files == ["k-1/kick-1_1.wav", "k-1/kick-1-2_1.wav", "k-1/kick-1-3_1.wav",
+                     "k-1-2/kick-1_1.wav", "k-1-2/kick-1-2_1.wav", "k-1-2/kick-1-3_1.wav"]  # fmt: skip
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.wav")) == sorted(files)
+
+
+def test_sample_files_outside_the_kit_folder_are_left_out_with_a_warning(tmp_path, capsys):
+    secret = tmp_path / "secret.wav"
+    sf.write(secret, hit(44100, 300.0), 44100)
+    folder = kit(tmp_path / "kits", "K", [("Abs", str(secret)), ("Up", "../../secret.wav"), ("Link", "link.wav"),
+                                          ("Own", "own.wav")])  # fmt: skip
+    (folder / "link.wav").symlink_to(secret)
+    sf.write(folder / "own.wav", hit(44100, 100.0), 44100)
+    assert [(n, [f.name for f in files]) for n, files in read_kit(folder).instruments] == [("Own", ["own.wav"])]
+    xml = folder / "drumkit.xml"
+    assert capsys.readouterr().err.splitlines() == [
+        f"skipping {secret} in {xml}: it lies outside the kit's folder",
+        f"skipping ../../secret.wav in {xml}: it lies outside the kit's folder",
+        f"skipping link.wav in {xml}: it lies outside the kit's folder"]  # fmt: skip
+
+
+def test_a_kit_whose_drumkit_xml_is_broken_is_skipped_with_a_warning(kits, tmp_path, capsys):
+    (kits / "broken").mkdir()
+    (kits / "broken" / "drumkit.xml").write_text("<drumkit_info><name>")
+    assert collect(kits, tmp_path / "out", duration=0.5)["written"] == 4
+    assert capsys.readouterr().err == (f"skipping the kit broken: {kits / 'broken' / 'drumkit.xml'} could not be read: "
+                                       "no element found: line 1, column 20\n")  # fmt: skip
+    for folder in ("Old Kit", "new"):
+        (kits / folder / "drumkit.xml").write_text("not xml")
+    with pytest.raises(DataError, match=r"^no kit under .* gave a one-shot \(0 silent, 0 undecodable files; unreadable "
+                                        r"kits are named above\)\.$"):  # fmt: skip
+        collect(kits, tmp_path / "out", duration=0.5)
+
+
+# --------------------------------------------------------------------------------------------------- output folder
+
+
+def wavs(out: Path) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav") if ".vaedemo_cache" not in p.parts)
+
+
+def test_collecting_again_replaces_the_earlier_output(kits, tmp_path):
+    out = tmp_path / "out"
+    collect(kits, out, duration=0.5)
+    (out / ".vaedemo_cache").mkdir()  # what training adds to a data folder
+    (out / ".vaedemo_cache" / "0a.npy").write_bytes(b"")
+    (kits / "new" / "drumkit.xml").unlink()  # a kit fewer: its files must not stay behind
+    collect(kits, out, duration=0.5)
+    with open(out / "manifest.csv", newline="") as f:
+        assert wavs(out) == sorted(r["file"] for r in csv.DictReader(f)) == ["old-kit/closed-hh_1.wav",
+                                                                            "old-kit/kick-1_1.wav"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drumkits", "out"]  # nothing left beside it
+    (kits / "Old Kit" / "drumkit.xml").write_text("not xml")
+    with pytest.raises(DataError, match="no kit under"):  # a failed run keeps the earlier output
+        collect(kits, out, duration=0.5)
+    assert wavs(out) == ["old-kit/closed-hh_1.wav", "old-kit/kick-1_1.wav"]
+
+
+def test_an_output_folder_of_other_files_or_a_file_is_refused_in_one_sentence(kits, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["--root", str(kits), "--out", str(mine)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {mine} is not empty and is not an earlier output of this builder (a manifest.csv with columns "
+        "file,kit,instrument,family,license, .wav files and a training cache): choose another folder or empty it.\n")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    (tmp_path / "a-file").write_text("")
+    assert main(["--root", str(kits), "--out", str(tmp_path / "a-file")]) == 2
+    assert capsys.readouterr().err == f"error: the output folder {tmp_path / 'a-file'} is a file.\n"
+    assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--duration", "nan"]) == 2
+    assert capsys.readouterr().err == "error: --sample-rate and --duration must be positive (and finite).\n"
+
+
+def test_the_training_cache_name_is_the_datasets():
+    from vaedemo.data.dataset import CACHE_DIRNAME
+    from vaedemo.data.oneshots import TRAINING_CACHE
+
+    assert TRAINING_CACHE == CACHE_DIRNAME

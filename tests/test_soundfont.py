@@ -174,3 +174,64 @@ def test_cli_renders_and_prints_a_summary(tmp_path, capsys):
     assert main(args) == 0
     assert "wrote 1 one-shots from 1 presets (Yamaha Grand Piano)" in capsys.readouterr().out
     assert (tmp_path / "yamaha-grand-piano" / "60_90.wav").is_file()
+
+
+@pytest.mark.parametrize("args, sentence", [
+    (["--max-kits", "-1"], "the number of kits (--max-kits) must be at least 1, got -1."),
+    (["--max-kits", "0"], "the number of kits (--max-kits) must be at least 1, got 0."),
+    (["--jobs", "-1"], "the number of fluidsynth processes (--jobs) must be at least 1, got -1."),
+    (["--jobs", "0"], "the number of fluidsynth processes (--jobs) must be at least 1, got 0."),
+    (["--duration", "nan"], "velocities must be 1..127, pitches and programs 0..127, duration > 0 and finite; got nan."),
+    (["--duration", "inf"], "velocities must be 1..127, pitches and programs 0..127, duration > 0 and finite; got inf."),
+    (["--gain", "nan"], "the gain must be 0..10 (fluidsynth's range), got nan."),
+    (["--pitches", ","], "the pitches and programs, when given, must name at least one number."),
+    (["--programs", ""], "the pitches and programs, when given, must name at least one number."),
+])  # fmt: skip
+def test_cli_settings_are_checked_in_one_sentence(tmp_path, capsys, args, sentence):
+    out = tmp_path / "o"
+    assert main(["--soundfont", str(tiny_sf2(tmp_path / "t.sf2")), "--kind", "drums", "--out", str(out), *args]) == 2
+    assert capsys.readouterr().err == f"error: {sentence}\n" and not out.exists()
+
+
+def test_an_empty_range_is_refused_not_read_as_every_key(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--soundfont", str(tiny_sf2(tmp_path / "t.sf2")), "--kind", "drums", "--out", str(tmp_path / "o"),
+              "--pitches", "81-35"])  # fmt: skip
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+        "python -m vaedemo.data.soundfont: error: argument --pitches: a range goes from low to high, like 35-81, "
+        "not '81-35'")
+
+
+def test_an_out_that_is_a_file_or_holds_other_files_is_refused_in_one_sentence(tmp_path, capsys):
+    font = tiny_sf2(tmp_path / "t.sf2")
+    assert main(["--soundfont", str(font), "--kind", "drums", "--out", str(font)]) == 2
+    assert capsys.readouterr().err == f"error: the output folder {font} is a file.\n"
+    hydrogen = tmp_path / "hydrogen"  # another builder's output: its manifest has other columns
+    (hydrogen / "kit").mkdir(parents=True)
+    (hydrogen / "kit" / "kick_1.wav").write_bytes(b"")
+    (hydrogen / "manifest.csv").write_text("file,kit,instrument,family,license\nkit/kick_1.wav,Kit,Kick,kick,\n")
+    for folder in (tmp_path, hydrogen):
+        assert main(["--soundfont", str(font), "--kind", "drums", "--out", str(folder)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: {folder} is not empty and is not an earlier output of this builder (a manifest.csv with columns "
+            "file,kit,program,key,velocity, .wav files and a training cache): choose another folder or empty it.\n")
+    assert (hydrogen / "kit" / "kick_1.wav").is_file() and font.is_file()
+
+
+@needs_fluidsynth
+@needs_fluidr3
+def test_rendering_again_replaces_the_earlier_output(tmp_path):
+    out = tmp_path / "out"
+    kw = dict(sample_rate=22050, duration=0.2, pitches=(36, 38), max_kits=1)
+    render_soundfont(FLUID_R3, out, "drums", velocities=(40, 120), **kw)
+    (out / ".vaedemo_cache").mkdir()  # what training adds to a data folder
+    summary = render_soundfont(FLUID_R3, out, "drums", velocities=(80,), **kw)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav"))
+    assert summary.out == out and files == ["standard/36_80.wav", "standard/38_80.wav"]  # no 40s and 120s left
+    with open(out / "manifest.csv", newline="") as f:
+        assert sorted(r["file"] for r in csv.DictReader(f)) == files
+    with pytest.raises(DataError, match="was silent"):  # a failed render keeps the earlier output
+        render_soundfont(FLUID_R3, out, "drums", sample_rate=22050, duration=0.2, velocities=(9,), pitches=(5,),
+                         max_kits=1)  # fmt: skip
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == files
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing left beside it

@@ -202,3 +202,8 @@ def test_link_parameters_are_checked_and_bad_ones_ignored():
     assert ok == {} and len(ignored) == 2
     ok, ignored = read_query({"seed": "x" * 10_000}, ["a"], 9999, 2.0)
     assert ok == {} and len(ignored[0]) < 200  # a long value is echoed as a short excerpt
+
+
+def test_threads_below_one_is_one_sentence(tmp_path, capsys):
+    assert main([str(tmp_path), "--data", str(tmp_path), "--threads", "0"]) == 2
+    assert capsys.readouterr().err == "error: --threads must be at least 1, got 0.\n"

@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="the folder the bundle was trained on (manifest.csv optional)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.threads < 1:  # torch.set_num_threads raises a RuntimeError for these
+        raise VaedemoError(f"--threads must be at least 1, got {args.threads}.")
     torch.set_num_threads(args.threads)
     from .inference import Engine
 

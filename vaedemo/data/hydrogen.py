@@ -8,7 +8,8 @@ Each kit folder holds a ``drumkit.xml`` that lists its instruments and, per inst
 (velocity layers). Every listed file is decoded, mixed to mono, resampled, cut like a soundfont render
 (:func:`vaedemo.data.soundfont.cut_oneshot`: leading silence below -60 dBFS trimmed, a fixed duration with a short
 fade-out), and written to ``<out>/<kit-slug>/<instrument-slug>_<n>.wav`` with a ``manifest.csv`` (file, kit,
-instrument, family, license). Silent and duplicate one-shots are dropped. Usage::
+instrument, family, license); an earlier output in ``<out>`` is replaced as a whole. Silent and duplicate one-shots are
+dropped, and so are sample files outside their kit's folder and kits whose drumkit.xml cannot be read. Usage::
 
     sudo apt-get install hydrogen-drumkits
     python -m vaedemo.data.hydrogen --out data/drums_hydrogen
@@ -17,6 +18,7 @@ instrument, family, license). Silent and duplicate one-shots are dropped. Usage:
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -28,10 +30,11 @@ import numpy as np
 from ..audio import load_audio
 from ..cli import user_errors
 from ..errors import AudioError, DataError
-from .oneshots import first_seen, write_manifest, write_oneshot
+from .oneshots import first_seen, replaced_folder, write_manifest, write_oneshot
 from .soundfont import cut_oneshot, slug
 
 DEFAULT_ROOT = Path("/usr/share/hydrogen/data/drumkits")
+MANIFEST_FIELDS = ["file", "kit", "instrument", "family", "license"]
 MAX_SOURCE_SECONDS = 30.0  # longer files are loops or ambiences, not hits
 # An instrument's family from words in its name (first match wins: "hat" before "tom" for "tom hat", which no kit has,
 # and "ride bell" is a cymbal, as GM's key 53 is).
@@ -78,10 +81,33 @@ def read_kit(folder: Path) -> Kit:
     instruments = []
     for inst in root.iter(prefix + "instrument"):
         names = [text(inst, "filename")] + [(f.text or "").strip() for f in inst.iter(prefix + "filename")]
-        files = list(dict.fromkeys(folder / n for n in names if n and (folder / n).is_file()))
+        # the old layout's <filename> is found twice (as a child, then by iter): one check, one warning per name
+        files = [folder / n for n in dict.fromkeys(names) if n and (folder / n).is_file() and _inside(folder, n)]
+        files = list(dict.fromkeys(files))
         if files:
             instruments.append((text(inst, "name") or files[0].stem, files))
     return Kit(text(root, "name") or folder.name, text(root, "license"), instruments)
+
+
+def _inside(folder: Path, name: str) -> bool:
+    """Whether the file a kit names lies in its folder: an absolute name or one with ``..`` (or a link out) could pull
+    any audio file of the machine into the dataset, so such a name is left out with a warning."""
+    if (folder / name).resolve().is_relative_to(folder.resolve()):
+        return True
+    print(f"skipping {name} in {folder / 'drumkit.xml'}: it lies outside the kit's folder", file=sys.stderr)
+    return False
+
+
+def unique_slugs(names: list[str]) -> list[str]:
+    """:func:`slug` of each name, a later one whose slug is taken suffixed -2, -3, ... ("Kick 1", "Kick-1" -> kick-1,
+    kick-1-2): two instruments (or kits) must not write one file."""
+    slugs: list[str] = []
+    for name in names:
+        s, n = slug(name), 2
+        while s in slugs:
+            s, n = f"{slug(name)}-{n}", n + 1
+        slugs.append(s)
+    return slugs
 
 
 def oneshot(path: Path, sample_rate: int, length: int) -> np.ndarray | None:
@@ -100,29 +126,47 @@ def collect(root: Path, out: Path, sample_rate: int = 44100, duration: float = 1
     counts = {"written": 0, "silent": 0, "duplicates": 0, "undecodable": 0}
     seen: set[str] = set()
     rows = []
-    for folder in kits:
-        kit = read_kit(folder)
-        for name, files in kit.instruments:
-            for n, path in enumerate(files, 1):
-                try:
-                    shot = oneshot(path, sample_rate, length)
-                except AudioError as e:
-                    print(f"skipping {path}: {e}", file=sys.stderr)
-                    counts["undecodable"] += 1
-                    continue
-                if shot is None:
-                    counts["silent"] += 1
-                    continue
-                if not first_seen(shot, seen):
-                    counts["duplicates"] += 1
-                    continue
-                rel = f"{slug(folder.name)}/{slug(name)}_{n}.wav"
-                write_oneshot(out, rel, shot, sample_rate)
-                rows.append({"file": rel, "kit": kit.name, "instrument": name, "family": drum_family_of(name),
-                             "license": kit.license})  # fmt: skip
-                counts["written"] += 1
-    write_manifest(out, rows, ["file", "kit", "instrument", "family", "license"])
+    with replaced_folder(out, MANIFEST_FIELDS) as work:
+        for folder, kit_slug in zip(kits, unique_slugs([p.name for p in kits])):
+            rows += _collect_kit(folder, kit_slug, work, sample_rate, length, counts, seen)
+        if not rows:  # raised inside the block: an earlier output is kept rather than replaced by an empty one
+            raise DataError(f"no kit under {root} gave a one-shot ({counts['silent']} silent, {counts['undecodable']} "
+                            "undecodable files; unreadable kits are named above).")  # fmt: skip
+        write_manifest(work, rows, MANIFEST_FIELDS)
     return counts
+
+
+def _collect_kit(
+    folder: Path, kit_slug: str, out: Path, sample_rate: int, length: int, counts: dict[str, int], seen: set[str]
+) -> list[dict]:
+    """Write one kit's one-shots under ``out/kit_slug`` (counting the rest in ``counts``) and return the manifest rows;
+    a kit whose drumkit.xml cannot be read is left out with a warning, as an undecodable sample is."""
+    try:
+        kit = read_kit(folder)
+    except DataError as e:
+        print(f"skipping the kit {folder.name}: {e}", file=sys.stderr)
+        return []
+    rows = []
+    for (name, files), inst_slug in zip(kit.instruments, unique_slugs([name for name, _ in kit.instruments])):
+        for n, path in enumerate(files, 1):
+            try:
+                shot = oneshot(path, sample_rate, length)
+            except AudioError as e:
+                print(f"skipping {path}: {e}", file=sys.stderr)
+                counts["undecodable"] += 1
+                continue
+            if shot is None:
+                counts["silent"] += 1
+                continue
+            if not first_seen(shot, seen):
+                counts["duplicates"] += 1
+                continue
+            rel = f"{kit_slug}/{inst_slug}_{n}.wav"
+            write_oneshot(out, rel, shot, sample_rate)
+            rows.append({"file": rel, "kit": kit.name, "instrument": name, "family": drum_family_of(name),
+                         "license": kit.license})  # fmt: skip
+            counts["written"] += 1
+    return rows
 
 
 @user_errors
@@ -133,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-rate", type=int, default=44100)
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per one-shot")
     a = ap.parse_args(argv)
-    if a.sample_rate <= 0 or a.duration <= 0:
-        raise DataError("--sample-rate and --duration must be positive.")
+    if not (a.sample_rate > 0 and 0 < a.duration < math.inf):  # written so that a NaN duration fails it too
+        raise DataError("--sample-rate and --duration must be positive (and finite).")
     counts = collect(a.root, a.out, a.sample_rate, a.duration)
     print(f"{a.out}: {counts['written']} one-shots ({counts['silent']} silent, {counts['duplicates']} duplicate, "
           f"{counts['undecodable']} undecodable files left out)")  # fmt: skip

@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from ..errors import DataError
+
+# training's decoded cache inside a data folder: dataset.CACHE_DIRNAME, not imported (that module loads torch)
+TRAINING_CACHE = ".vaedemo_cache"
 
 
 def first_seen(shot: np.ndarray, seen: set[str]) -> bool:
@@ -42,3 +52,57 @@ def read_manifest(folder: Path) -> dict[str, dict]:
         return {}
     with open(path, newline="") as f:
         return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
+
+
+# A builder replaces its output folder as a whole rather than writing into it: files of an earlier run that this one does
+# not write (other velocities, kits, instruments) would otherwise stay, and training reads every audio file in the folder,
+# manifest or not. The new folder is written beside the old one and swapped in only when complete, so a failed or
+# interrupted run leaves the earlier dataset as it was. Only a folder that holds nothing but an earlier output of the
+# same builder is replaced: pointed at a folder of other files by mistake, a builder refuses rather than deletes them.
+
+
+@contextmanager
+def replaced_folder(out: Path, fields: list[str]) -> Iterator[Path]:
+    """An empty folder to write a dataset into (manifest columns ``fields``), put in the place of ``out`` when the block
+    ends without an error, and removed when it raises."""
+    _check_replaceable(out, fields)
+    target = Path(os.path.abspath(out))  # lexically: "." and "a/.." get a name; a link to a folder is itself replaced
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))  # same file system: renames
+    except OSError as e:
+        raise DataError(f"cannot create the output folder {out} ({e.strerror}).") from None
+    try:
+        (staging / "new").mkdir()  # mkdir, not mkdtemp's private mode: the dataset gets the usual permissions
+        yield staging / "new"
+        if target.exists() or target.is_symlink():
+            target.rename(staging / "old")
+        (staging / "new").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_replaceable(out: Path, fields: list[str]) -> None:
+    if out.exists() and not out.is_dir():
+        raise DataError(f"the output folder {out} is a file.")
+    if out.is_dir() and any(out.iterdir()) and not _earlier_output(out, fields):
+        raise DataError(f"{out} is not empty and is not an earlier output of this builder (a manifest.csv with "
+                        f"columns {','.join(fields)}, .wav files and a training cache): choose another folder or empty "
+                        "it.")  # fmt: skip
+
+
+def _earlier_output(out: Path, fields: list[str]) -> bool:
+    """Whether ``out`` holds only what a builder writes (its manifest and .wav files) and training adds (its cache)."""
+    try:
+        with open(out / "manifest.csv", newline="") as f:
+            if next(csv.reader(f), None) != fields:
+                return False
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    for folder, subfolders, files in os.walk(out):
+        if Path(folder) == out:
+            subfolders[:] = [d for d in subfolders if d != TRAINING_CACHE]
+            files = [f for f in files if f != "manifest.csv"]
+        if any(not f.endswith(".wav") for f in files):
+            return False
+    return True

@@ -9,7 +9,8 @@ This module owns turning a soundfont into a folder of real sampled one-shots tha
   -60 dBFS is trimmed, the duration fixed (pad/crop) with a short fade-out, silent notes (keys a kit lacks) skipped;
 * one-shots identical to one already written are dropped (FluidR3_GM's 31 kits share most samples: ~500 distinct
   hits of ~4400), so duplicates cannot end up on both sides of a train/val split;
-* files land in ``<out>/<preset-slug>/<key>_<velocity>.wav`` with a ``manifest.csv`` (file,kit,program,key,velocity).
+* files land in ``<out>/<preset-slug>/<key>_<velocity>.wav`` with a ``manifest.csv`` (file,kit,program,key,velocity);
+  an earlier output in ``<out>`` is replaced as a whole (:func:`vaedemo.data.oneshots.replaced_folder`).
 
 Usage::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import re
 import shutil
@@ -38,7 +40,7 @@ import soundfile as sf
 
 from ..cli import user_errors
 from ..errors import DataError
-from .oneshots import first_seen, write_manifest, write_oneshot
+from .oneshots import first_seen, replaced_folder, write_manifest, write_oneshot
 from .sf2 import DRUM_BANK, Preset, read_presets
 
 DRUM_CHANNEL = 9  # 0-based MIDI channel 10: fluidsynth takes program changes there from bank 128
@@ -52,6 +54,7 @@ GAP_S = 0.5  # between the end of one note's window and the next onset
 WINDOW_SLACK_S = 0.25  # extra audio cut after each onset, so trimming leading silence still leaves `duration`
 SILENCE_DBFS = -60.0
 FADE_S = 0.02
+MANIFEST_FIELDS = ["file", "kit", "program", "key", "velocity"]
 
 
 # -------------------------------------------------------------------------------------------------------------- midi
@@ -245,32 +248,42 @@ def render_soundfont(
     """
     t0 = time.perf_counter()
     soundfont, out = Path(soundfont), Path(out)
-    _check_settings(kind, velocities, pitches, programs, duration)
+    _check_settings(kind, velocities, pitches, programs, duration, gain, max_kits, jobs)
     chosen, keys = _choose_presets(soundfont, kind, programs, pitches, max_kits)
     notes = [(k, v) for k in keys for v in velocities]
-    out.mkdir(parents=True, exist_ok=True)
-    summary = RenderSummary(out, presets=[q.name for q in chosen])
     seen: set[str] | None = None if keep_duplicates else set()
-    with tempfile.TemporaryDirectory(prefix="vaedemo-sf-") as tmp:
+    with replaced_folder(out, MANIFEST_FIELDS) as work, tempfile.TemporaryDirectory(prefix="vaedemo-sf-") as tmp:
+        summary = RenderSummary(work, presets=[q.name for q in chosen])
         render = _Render(_fluidsynth(), soundfont, kind, Path(tmp), notes, sample_rate, duration, gain)
         rows: list[dict] = []
         for q, folder, x in _render_in_order(render, chosen, _folders(chosen), jobs or min(4, os.cpu_count() or 1)):
             rows += _write_oneshots(x, q, folder, render, channels, subtype, summary, seen)
-    if not rows and not summary.duplicates:
-        raise DataError(f"every note rendered from {soundfont} was silent (keys {min(keys)}..{max(keys)}).")
-    write_manifest(out, rows, ["file", "kit", "program", "key", "velocity"])
+        if not rows and not summary.duplicates:
+            raise DataError(f"every note rendered from {soundfont} was silent (keys {min(keys)}..{max(keys)}).")
+        write_manifest(work, rows, MANIFEST_FIELDS)
+    summary.out = out  # where the one-shots now lie (they were written beside it)
     summary.files = len(rows)
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
-def _check_settings(kind: str, velocities, pitches, programs, duration: float) -> None:
+def _check_settings(kind: str, velocities, pitches, programs, duration: float, gain: float, max_kits, jobs) -> None:
+    """Each setting a caller can get wrong as one sentence before anything is rendered (NaN fails every comparison,
+    so ``not 0 < x`` catches it where ``x <= 0`` would not)."""
     if kind not in ("drums", "pitched"):
         raise DataError(f"kind must be 'drums' or 'pitched', got '{kind}'.")
     midi_numbers = (*(pitches or ()), *(programs or ()))
     bad = [v for v in velocities if not 0 < v < 128] + [k for k in midi_numbers if not 0 <= k < 128]
-    if bad or not velocities or duration <= 0:
-        raise DataError(f"velocities must be 1..127, pitches and programs 0..127, duration > 0; got {bad or duration}.")
+    if bad or not velocities or not 0 < duration < math.inf:
+        raise DataError(f"velocities must be 1..127, pitches and programs 0..127, duration > 0 and finite; "
+                        f"got {bad or duration}.")  # fmt: skip
+    if any(given is not None and len(given) == 0 for given in (pitches, programs)):  # None, not (), means "all"
+        raise DataError("the pitches and programs, when given, must name at least one number.")
+    if not 0 <= gain <= 10:
+        raise DataError(f"the gain must be 0..10 (fluidsynth's range), got {gain}.")
+    for what, n in (("kits (--max-kits)", max_kits), ("fluidsynth processes (--jobs)", jobs)):
+        if n is not None and n < 1:
+            raise DataError(f"the number of {what} must be at least 1, got {n}.")
 
 
 def _choose_presets(
@@ -322,6 +335,8 @@ def _int_list(text: str) -> tuple[int, ...]:
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
             lo, _, hi = part.partition("-")
+            if hi and int(hi) < int(lo):  # an empty range would leave the list empty, read as "all keys"
+                raise argparse.ArgumentTypeError(f"a range goes from low to high, like 35-81, not '{part}'")
             values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers like 40,80 or ranges like 35-81, not '{text}'") from None
