@@ -284,3 +284,18 @@ def test_a_dry_run_shows_a_step_the_run_refuses_for_its_stored_config(tmp_path, 
     assert recipe_main([str(path)]) == 2
     assert capsys.readouterr().err == (f"error: {runs / 'a'} was trained with another config than step 'a' of {path} gives "
                                        "(train.beta: stored 0.01, recipe 0.02); move it away to train that step again.\n")
+
+
+def test_a_step_of_another_config_is_refused_before_any_step_trains(tmp_path, capsys):
+    """The chain's second run holds a run of another config: refused at once, not after the first run has trained."""
+    runs = tmp_path / "runs"
+    common = ["train.max_steps=10", f"data.root={tmp_path}"]
+    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": common}, "b": {"config": "BASE", "set": ["train.beta=0.02",
+                   *common]}}, runs=str(runs), targets={"x": "a", "y": "b"})  # fmt: skip
+    stored = Recipe(path).resolved("b").to_dict()
+    stored["train"]["beta"] = 0.01
+    (runs / "b").mkdir(parents=True)
+    (runs / "b" / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert recipe_main([str(path)]) == 2
+    assert "was trained with another config than step 'b'" in capsys.readouterr().err
+    assert not (runs / "a").exists()  # the first step never started

@@ -339,14 +339,20 @@ def make_data(recipe: Recipe, names: list[str]) -> None:
         partial.rename(root)
 
 
+def refuse_another_config(recipe: Recipe, name: str) -> None:
+    """A step whose run folder holds a run of another config (a recipe or config edited since) is refused: its run
+    would be neither reused nor resumed."""
+    differs = recipe.stored_differs(name)
+    if differs:
+        raise VaedemoError(f"{recipe.run_dir(name)} was trained with another config than step '{name}' of "
+                           f"{recipe.path} gives ({differs}); move it away to train that step again.")  # fmt: skip
+
+
 def run_step(recipe: Recipe, name: str) -> Path:
     from .training.runner import finished, train_to_completion
 
     run_dir, steps = recipe.run_dir(name), recipe.resolved(name).train.max_steps
-    differs = recipe.stored_differs(name)
-    if differs:
-        raise VaedemoError(f"{run_dir} was trained with another config than step '{name}' of {recipe.path} gives "
-                           f"({differs}); move it away to train that step again.")  # fmt: skip
+    refuse_another_config(recipe, name)
     if not finished(run_dir, steps) and recipe.steps[name].resumes and not (run_dir / "checkpoints" / "last.ckpt").is_file():
         raise VaedemoError(f"step '{name}' continues the run in {run_dir}, which holds no last.ckpt.")
     return train_to_completion(recipe.steps[name].config, recipe.overrides(name), "recipe", name, max_steps=steps)
@@ -394,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} ({state(recipe, name)}): {shlex.join(['python', *argv[1:]])}")
     if args.dry_run:
         return 0
+    for name in names:  # every step before the first one trains: not hours in, when the chain reaches it
+        refuse_another_config(recipe, name)
     make_data(recipe, names)
     for name in names:
         run_step(recipe, name)
