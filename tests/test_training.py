@@ -309,3 +309,57 @@ def test_an_interrupted_validate_saves_no_checkpoint(tiny_config):
     with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt
         trainer.validate(module, val, verbose=False)
     assert not (Path(cfg.train.run_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+class _FailAtStep(pl.Callback):
+    """An error after some steps, as a data folder replaced mid-run raises one."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.steps_done == self.step:
+            raise VaedemoError("the data went away.")
+
+
+def test_a_run_stopped_by_an_error_saves_its_steps_for_resume(tiny_config, tmp_path, capsys):
+    """Any error while fitting, after the first step, keeps what was trained (only Ctrl-C and SIGTERM did: a cache
+    removed mid-run lost every step since the last periodic checkpoint); before the first step nothing is saved."""
+    for fail_at, saved in ((3, 3), (0, None)):
+        cfg = tiny_config(train__max_steps=10, train__checkpoint_every_n_steps=1000, train__val_every_n_steps=1000,
+                          train__run_dir=str(tmp_path / f"run{fail_at}"))  # fmt: skip
+        train, val, summary = make_loaders(cfg)
+        trainer = build_trainer(cfg, Path(cfg.train.run_dir), "test", summary, extra_callbacks=[_FailAtStep(fail_at)])
+        with pytest.raises(VaedemoError, match="the data went away"):
+            trainer.fit(VAEModule(cfg), train, val)
+        last = Path(cfg.train.run_dir) / "checkpoints" / "last.ckpt"
+        if saved is None:
+            assert not last.exists() and "stopped on an error" not in capsys.readouterr().err
+        else:
+            assert _ckpt_step(last) == saved
+            assert f"the run stopped on an error at step {saved}; saved in {last}" in capsys.readouterr().err
+
+
+def test_a_hundred_steps_of_gradients_that_are_not_finite_stop_the_run(tiny_config):
+    """One skipped step is a glitch the guard absorbs; a hundred in a row is a diverged model or data of NaNs, which
+    trained on to the end, unchanged, and exited 0."""
+    from vaedemo.training.module import MAX_SKIPPED_IN_A_ROW
+
+    module = VAEModule(tiny_config())
+    opt = torch.optim.Adam(module.parameters())
+
+    def nan_step() -> None:
+        for p in module.parameters():
+            p.grad = torch.full_like(p, float("nan"))
+        module.on_before_optimizer_step(opt)
+
+    for _ in range(MAX_SKIPPED_IN_A_ROW - 1):
+        nan_step()
+    for p in module.parameters():  # a finite step between starts the count again
+        p.grad = torch.zeros_like(p)
+    module.on_before_optimizer_step(opt)
+    for _ in range(MAX_SKIPPED_IN_A_ROW - 1):
+        nan_step()
+    assert module.skipped_steps == 2 * (MAX_SKIPPED_IN_A_ROW - 1)
+    with pytest.raises(VaedemoError, match=f"the last {MAX_SKIPPED_IN_A_ROW} optimiser steps all had gradients that"):
+        nan_step()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import threading
@@ -71,8 +72,10 @@ def _undecodable(name: str) -> AudioError:
 def soundfile_header(p: Path) -> Header | None:
     """The header as libsndfile reads it, or None when libsndfile does not read the format."""
     try:
-        info = sf.info(str(p))
+        info = sf.info(os.fsencode(p))  # bytes: a name that is not UTF-8 (an old archive's) opens too
     except Exception:
+        return None
+    if info.format == "RAW":  # a .au without its magic: libsndfile reads any bytes as headerless 8 kHz audio
         return None
     frames = info.frames if 0 <= info.frames < 2**62 else None  # libsndfile says SF_COUNT_MAX when it cannot tell
     return Header(info.samplerate, info.channels, frames, exact=True)
@@ -81,7 +84,7 @@ def soundfile_header(p: Path) -> Header | None:
 def read_soundfile(p: Path, frames: int) -> np.ndarray | None:
     """At most ``frames`` frames from the start of ``p`` (soundfile allocates no more than the file holds)."""
     try:
-        data, _ = sf.read(str(p), frames=frames, dtype="float32", always_2d=True)
+        data, _ = sf.read(os.fsencode(p), frames=frames, dtype="float32", always_2d=True)
     except Exception:
         return None
     return data

@@ -68,14 +68,14 @@ def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_cal
 def make_loaders(cfg):
     import torch
 
-    from .data.dataset import build_datasets
+    from .data.dataset import build_datasets, validation_clips
 
     train_ds, val_ds = build_datasets(cfg.data, cfg.model.sample_rate, cfg.model.channels, cfg.model.clip_length)
     common = dict(batch_size=cfg.train.batch_size, num_workers=cfg.train.num_workers, pin_memory=torch.cuda.is_available())
     if cfg.train.num_workers:
         common["persistent_workers"] = True
     train = torch.utils.data.DataLoader(train_ds, shuffle=True, drop_last=len(train_ds) > cfg.train.batch_size, **common)
-    val = torch.utils.data.DataLoader(val_ds if len(val_ds) else train_ds, shuffle=False, **common)
+    val = torch.utils.data.DataLoader(validation_clips(train_ds, val_ds, cfg.data), shuffle=False, **common)
     summary = f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}"
     return train, val, summary
 

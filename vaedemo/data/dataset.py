@@ -6,7 +6,8 @@ This module owns the way from a folder on disk to the tensors a DataLoader batch
   as the cache skipped), sorted by relative path so every machine sees the same order;
 * every file is decoded once with :func:`vaedemo.audio.load_audio` at the configured rate and channel count and kept
   as a float32 ``.npy`` file of shape (channels, samples) under ``cfg.cache_dir`` (default ``<root>/.vaedemo_cache``),
-  keyed by a hash of (relative path, size, mtime_ns, sample rate, channels); items are read from it with
+  keyed by a hash of (relative path, size, mtime_ns, ctime_ns, device, inode, sample rate, channels, frames kept:
+  a one-shot's start only); items are read from it with
   ``np.load(mmap_mode="r")``, so epochs never decode again (stale entries of changed files are left in place);
 * the train/val split is a hash of (split_seed, relative path) compared to ``val_fraction``: stable across runs,
   machines and additions of other files;
@@ -26,9 +27,11 @@ torch.Size([1, 44032])
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,15 +125,23 @@ class _Source:
 
     def read(self) -> np.ndarray:
         """(channels, frames) float32, memory-mapped when cached."""
-        if self.cache is not None:
+        if self.cache is None:
+            return self.array
+        try:
             return np.load(self.cache, mmap_mode="r")
-        return self.array
+        except FileNotFoundError:  # a re-rendered data folder, a cache cleared by hand: the run saves and stops
+            raise DataError(f"the decoded copy of {self.rel} in {self.cache.parent} went away during training (was "
+                            "the data folder replaced or its cache removed?); continue the run with --resume.") from None
 
 
-def cache_key(rel: str, size: int, mtime_ns: int, sample_rate: int, channels: int) -> str:
-    """Hex sha1 naming the cached decode of one file; changes when the file or the decode settings change."""
-    text = f"v{CACHE_VERSION}\0{rel}\0{size}\0{mtime_ns}\0{sample_rate}\0{channels}"
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+def cache_key(rel: str, st: os.stat_result, sample_rate: int, channels: int, max_frames: int | None = None) -> str:
+    """Hex sha1 naming the cached decode of one file; changes when the file or the decode settings change. The file
+    is known by its inode and change time as well as its size and mtime: a copy that keeps the timestamps (cp -p,
+    rsync -a, an archive) over a file of the same size, or a folder of the same names sharing a cache_dir, would
+    otherwise be served the other audio."""
+    text = (f"v{CACHE_VERSION}\0{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_dev}\0{st.st_ino}\0"
+            f"{sample_rate}\0{channels}\0{max_frames}")  # fmt: skip
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()  # names need not be UTF-8 (old archives)
 
 
 def _load_cached(path: Path, channels: int) -> np.ndarray | None:
@@ -143,11 +154,19 @@ def _load_cached(path: Path, channels: int) -> np.ndarray | None:
     return x
 
 
-class _Decoder:
-    """Decodes files through the cache; falls back to memory (with one warning) when the cache is not writable."""
+# a file this quiet throughout is silence (-100 dBFS: below any 24-bit recording's noise); its spectral losses divide
+# by its magnitude, so one silent clip in a batch made a loss of 1e9
+SILENCE_PEAK = 1e-5
 
-    def __init__(self, root: Path, cache_dir: Path, sample_rate: int, channels: int):
+
+class _Decoder:
+    """Decodes files through the cache; falls back to memory (with one warning) when the cache is not writable.
+    ``max_frames``: keep only a file's first frames (a one-shot's start; a long recording would otherwise be decoded,
+    cached and mapped whole for the second of it that is used)."""
+
+    def __init__(self, root: Path, cache_dir: Path, sample_rate: int, channels: int, max_frames: int | None = None):
         self.root, self.cache_dir, self.sample_rate, self.channels = root, cache_dir, sample_rate, channels
+        self.max_frames = max_frames
         self.writable = True
         self.decoded = 0
         self.cached = 0
@@ -155,34 +174,51 @@ class _Decoder:
     def __call__(self, path: Path) -> _Source:
         rel = path.relative_to(self.root).as_posix()
         st = path.stat()
-        target = self.cache_dir / f"{cache_key(rel, st.st_size, st.st_mtime_ns, self.sample_rate, self.channels)}.npy"
+        target = self.cache_dir / f"{cache_key(rel, st, self.sample_rate, self.channels, self.max_frames)}.npy"
         hit = _load_cached(target, self.channels) if target.is_file() else None
         if hit is not None:
             self.cached += 1
             return _Source(rel, hit.shape[1], target)
-        x, _ = load_audio(path, self.sample_rate, self.channels, max_values=LOCAL_MAX_VALUES)  # raises AudioError
-        if x.shape[0] == 0:
-            raise AudioError(f"{path.name} is too short to keep a sample at {self.sample_rate} Hz.")
-        x = np.ascontiguousarray(x.T, dtype=np.float32)  # (channels, samples) inside the package
+        x = self._decode(path)
         self.decoded += 1
         if self.writable:
+            tmp = self.cache_dir / f".{target.stem}.{os.getpid()}.tmp.npy"
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
-                tmp = self.cache_dir / f".{target.stem}.{os.getpid()}.tmp.npy"
                 np.save(tmp, x)
                 os.replace(tmp, target)  # atomic: concurrent runs (DDP ranks) never read half a file
                 return _Source(rel, x.shape[1], target)
             except OSError as e:
+                with contextlib.suppress(OSError):  # a full disk leaves half a file otherwise
+                    tmp.unlink(missing_ok=True)
                 self.writable = False
                 log.warning("cannot write the decoded cache in %s (%s); keeping audio in memory.", self.cache_dir, e)
         return _Source(rel, x.shape[1], None, x)
+
+
+    def _decode(self, path: Path) -> np.ndarray:
+        """(channels, samples) float32 at the model's rate and channels; AudioError for what cannot be trained on."""
+        seconds = None if self.max_frames is None else self.max_frames / self.sample_rate
+        x, _ = load_audio(path, self.sample_rate, self.channels, seconds, trim=seconds is not None,
+                          max_values=LOCAL_MAX_VALUES)  # fmt: skip
+        if x.shape[0] == 0:
+            raise AudioError(f"{path.name} is too short to keep a sample at {self.sample_rate} Hz.")
+        if not float(np.abs(x).max()) > SILENCE_PEAK:
+            raise AudioError(f"{path.name} is silent (no sample above -100 dBFS).")
+        return np.ascontiguousarray(x.T, dtype=np.float32)  # (channels, samples) inside the package
+
+
+def oneshot_frames(clip_length: int, augment: AugmentConfig) -> int:
+    """What a one-shot clip reads of its file at most: its start, retuned up to ``1 + augment.rate`` times faster
+    (:meth:`ClipDataset._augmented`), and a margin for the resampler's filter at the cut."""
+    return int(np.ceil(clip_length * (1 + augment.rate))) + 64 + 4096
 
 
 # ------------------------------------------------------------------------------------------------------------ split
 
 
 def _unit_hash(seed: int, rel: str) -> float:
-    digest = hashlib.sha1(f"{seed}\0{rel}".encode()).digest()
+    digest = hashlib.sha1(f"{seed}\0{rel}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
@@ -366,7 +402,8 @@ def build_datasets(
     skipped = [(p.relative_to(root).as_posix(), "not an audio file") for p in other]
     if cfg.max_files is not None:
         audio.sort(key=lambda p: _unit_hash(cfg.split_seed, "max_files\0" + p.relative_to(root).as_posix()))
-    decode = _Decoder(root, cache_dir, sample_rate, channels)
+    max_frames = oneshot_frames(clip_length, cfg.augment) if cfg.mode == "oneshot" else None
+    decode = _Decoder(root, cache_dir, sample_rate, channels, max_frames)
     sources: list[_Source] = []
     for path in audio:
         if cfg.max_files is not None and len(sources) >= cfg.max_files:
@@ -389,10 +426,21 @@ def build_datasets(
         root, len(sources), decode.decoded, decode.cached, cache_dir, len(skipped) - len(other), len(other),
     )  # fmt: skip
     train_rels, val_rels = split_files([s.rel for s in sources], cfg.val_fraction, cfg.split_seed)
-    if cfg.val_fraction > 0 and not val_rels:
-        log.warning("%s holds a single usable file; the validation set is empty.", root)
     by_rel = {s.rel: s for s in sources}
     common = dict(clip_length=clip_length, mode=cfg.mode, sample_rate=sample_rate, channels=channels)
     train = ClipDataset([by_rel[r] for r in train_rels], random_crops=True, augment=cfg.augment, **common)
     val = ClipDataset([by_rel[r] for r in val_rels], random_crops=False, **common)
     return train, val
+
+
+def validation_clips(train: ClipDataset, val: ClipDataset, cfg: DataConfig) -> ClipDataset:
+    """What a run validates on: the validation split, or, when there is none (``data.val_fraction`` 0, a single
+    file), the training clips as the files have them, said once. (Validating on the training set as it trains, its
+    clips augmented afresh each time, scored a random augmentation: the same weights read 24 to 35.)"""
+    if len(val):
+        return val
+    why = "data.val_fraction is 0" if cfg.val_fraction == 0 else "it holds a single usable file"
+    print(f"[vaedemo] warning: {cfg.root} has no validation split ({why}); validating on the training clips as they "
+          "are, so the val/ metrics measure training data.", file=sys.stderr)  # fmt: skip
+    return ClipDataset(train.sources, train.clip_length, train.mode, random_crops=False, sample_rate=train.sample_rate,
+                       channels=train.channels)  # fmt: skip

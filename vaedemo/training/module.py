@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..config import Config
+from ..errors import VaedemoError
 from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
 from ..nn.losses import (
@@ -34,6 +35,9 @@ from ..nn.vae import AudioVAE
 from .precision import discriminator_in_bfloat16
 
 PHASES = ("vae", "discriminator_warmup", "adversarial")
+# optimiser steps skipped one after another for non-finite gradients before the run stops: a step or two is a glitch
+# the guard absorbs; a hundred is a diverged model or data of NaNs, which would otherwise "train" to the end unchanged
+MAX_SKIPPED_IN_A_ROW = 100
 
 
 def phase_at(cfg: Config, step: int) -> str:
@@ -121,7 +125,8 @@ class VAEModule(pl.LightningModule):
         self.val_stft = self.stft if t.loss_floor_db is None else MultiScaleSTFT(t.stft_sizes)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
-        self.skipped_steps = 0
+        self.skipped_steps = 0  # logged as train/skipped_steps
+        self.skipped_in_a_row = 0
         self.steps_done = 0
         self.val_examples: list[torch.Tensor] = []
 
@@ -165,9 +170,15 @@ class VAEModule(pl.LightningModule):
         norm = torch.nn.utils.get_total_norm(grads, foreach=True)
         if not bool(torch.isfinite(norm)):
             self.skipped_steps += 1
+            self.skipped_in_a_row += 1
+            if self.skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+                raise VaedemoError(f"the last {MAX_SKIPPED_IN_A_ROW} optimiser steps all had gradients that are not "
+                                   "finite (NaN or Inf: the model diverged, or the data holds such values); stopped at "
+                                   f"step {self.steps_done}.")  # fmt: skip
             for p in params:
                 p.grad = None
             return
+        self.skipped_in_a_row = 0
         if self.cfg.train.grad_clip:
             torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.train.grad_clip, norm, foreach=True)
 
@@ -320,6 +331,8 @@ class VAEModule(pl.LightningModule):
         self.log("phase", float(PHASES.index(phase)), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.log("recon", recon.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log("train/skipped_steps", float(self.skipped_steps), on_step=False, on_epoch=True, reduce_fx="max",
+                 batch_size=bs)  # fmt: skip
         self.step += 1
         self.steps_done += 1
         if self.steps_done >= self.cfg.train.max_steps:

@@ -261,7 +261,7 @@ def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
     """(train loader, val loader, summary, training statistics, training clips): augmented statistics of the training
     clips, plain ones of the validation clips; the training clips as they are (unaugmented), where a level latent or
     train.prior_level_weight needs their levels (None otherwise: they would be one more copy of the data)."""
-    from ..data.dataset import build_datasets
+    from ..data.dataset import build_datasets, validation_clips
 
     m = model.cfg
     torch.manual_seed(cfg.train.seed)
@@ -277,7 +277,7 @@ def trajectory_loaders(cfg: Config, model: AudioVAE) -> tuple:
         train_data = torch.utils.data.TensorDataset(train, clips)
     else:
         train = train_data = encode_statistics(model, train_ds, copies)
-    val = encode_statistics(model, val_ds if len(val_ds) else train_ds, 1)
+    val = encode_statistics(model, validation_clips(train_ds, val_ds, cfg.data), 1)
     loader = torch.utils.data.DataLoader
     summary = (f"{len(train_ds)} train / {len(val_ds)} val clips from {cfg.data.root}, as trajectories of the frozen "
                f"{cfg.train.backbone} ({cfg.train.trajectory_copies} augmented encodings per training clip)")  # fmt: skip
