@@ -190,3 +190,44 @@ def test_the_training_cache_name_is_the_datasets():
     from vaedemo.data.oneshots import TRAINING_CACHE
 
     assert TRAINING_CACHE == CACHE_DIRNAME
+
+
+def test_an_output_that_is_the_current_folder_is_refused_whatever_its_name(kits, tmp_path, monkeypatch):
+    """``typo/..`` does not exist by that name but is the current folder: it was checked by name, found absent, and
+    the current folder (a project with its .git) moved aside and deleted."""
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "notes.txt").write_text("mine")
+    monkeypatch.chdir(project)
+    for out in (Path("typo/.."), Path("."), tmp_path, Path.home()):
+        with pytest.raises(DataError, match="is (the current folder or one above it|your home folder); choose a folder"):
+            collect(kits, out, duration=0.5)
+    assert sorted(p.name for p in project.iterdir()) == [".git", "notes.txt"]
+
+
+def test_a_failure_between_the_two_renames_or_a_kill_keeps_the_earlier_dataset(kits, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    collect(kits, out, duration=0.5)
+    before = sorted(p.name for p in out.iterdir())
+    real_rename, calls = Path.rename, []
+
+    def second_rename_fails(self, target):
+        calls.append(self)
+        if len(calls) == 2:  # the old dataset is aside, the new one not yet in place
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", second_rename_fails)
+    with pytest.raises(OSError):
+        collect(kits, out, duration=0.5)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert sorted(p.name for p in out.iterdir()) == before and not list(tmp_path.glob(".out.*"))
+    # killed between the renames (kill -9: no handler ran): the next run puts the earlier dataset back first
+    staging = tmp_path / ".out.killed"
+    staging.mkdir()
+    out.rename(staging / "old")
+    (staging / "new").mkdir()
+    collect(kits, tmp_path / "other", duration=0.5)  # another output: this one's leftovers are not its business
+    assert not out.exists()
+    collect(kits, out, duration=0.5)
+    assert sorted(p.name for p in out.iterdir()) == before and not staging.exists()

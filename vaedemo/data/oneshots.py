@@ -65,27 +65,52 @@ def read_manifest(folder: Path) -> dict[str, dict]:
 def replaced_folder(out: Path, fields: list[str]) -> Iterator[Path]:
     """An empty folder to write a dataset into (manifest columns ``fields``), put in the place of ``out`` when the block
     ends without an error, and removed when it raises."""
-    _check_replaceable(out, fields)
     target = Path(os.path.abspath(out))  # lexically: "." and "a/.." get a name; a link to a folder is itself replaced
+    _check_replaceable(out, target, fields)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _tidy_leftovers(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))  # same file system: renames
     except OSError as e:
         raise DataError(f"cannot create the output folder {out} ({e.strerror}).") from None
+    old = staging / "old"
     try:
         (staging / "new").mkdir()  # mkdir, not mkdtemp's private mode: the dataset gets the usual permissions
         yield staging / "new"
         if target.exists() or target.is_symlink():
-            target.rename(staging / "old")
+            target.rename(old)
         (staging / "new").rename(target)
+    except BaseException:
+        if (old.exists() or old.is_symlink()) and not (target.exists() or target.is_symlink()):
+            old.rename(target)  # failed between the two renames: the earlier dataset goes back, not into the bin
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_replaceable(out: Path, fields: list[str]) -> None:
-    if out.exists() and not out.is_dir():
+def _tidy_leftovers(target: Path) -> None:
+    """Remove what a builder killed mid-run (kill -9, a power cut) left beside ``target``: its staging folders, with an
+    earlier dataset put back where the kill came between the two renames."""
+    for staging in target.parent.glob(f".{target.name}.*"):
+        if not staging.is_dir() or staging.is_symlink():
+            continue
+        if (staging / "old").is_dir() and not (target.exists() or target.is_symlink()):
+            (staging / "old").rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_replaceable(out: Path, target: Path, fields: list[str]) -> None:
+    """Refuse, before anything is written, an output that is a file, a folder holding more than a builder's earlier
+    output, or a folder the user stands in or lives in (``x/..`` is the current folder: it is checked as what it is,
+    ``target``, never by the name as written)."""
+    here, home = Path.cwd().resolve(), Path.home().resolve()
+    if target.exists() and not target.is_dir():
         raise DataError(f"the output folder {out} is a file.")
-    if out.is_dir() and any(out.iterdir()) and not _earlier_output(out, fields):
+    real = target.resolve()
+    if real == home or here.is_relative_to(real):
+        what = "your home folder" if real == home else "the current folder or one above it"
+        raise DataError(f"the output folder {out} is {what}; choose a folder of its own.")
+    if target.is_dir() and any(target.iterdir()) and not _earlier_output(target, fields):
         raise DataError(f"{out} is not empty and is not an earlier output of this builder (a manifest.csv with "
                         f"columns {','.join(fields)}, .wav files and a training cache): choose another folder or empty "
                         "it.")  # fmt: skip
