@@ -1,8 +1,8 @@
 """A Hugging Face Hub of one repo on 127.0.0.1, for tests of the real huggingface_hub download path without a network.
 
-It answers what ``snapshot_download`` and ``HfApi.list_repo_tree`` ask (the repo's revision, its file tree with sizes,
-each file by ``resolve``) from a dict of file names to contents; ``listed_sizes`` can make the tree claim other sizes
-than the files have (a repo whose weights the Hub lists as 300 MB, say).
+It answers what ``snapshot_download`` and ``HfApi.model_info`` / ``list_repo_tree`` ask (the repo's revision with its
+files' sizes, its file tree, each file by ``resolve``) from a dict of file names to contents; ``listed_sizes`` can make
+the listings claim other sizes than the files have (a repo whose weights the Hub lists as 300 MB, say).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class FakeHub:
     def __init__(self, repo: str, files: dict[str, bytes], listed_sizes: dict[str, int] | None = None):
         self.repo, self.files, self.listed = repo, files, {n: len(b) for n, b in files.items()} | (listed_sizes or {})
         self.fetched: list[str] = []  # the files whose contents were sent
+        self.info_requests = 0
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,8 +43,10 @@ class FakeHub:
     def answer(self, request: BaseHTTPRequestHandler, head: bool) -> None:
         path = request.path.split("?")[0]
         api = f"/api/models/{self.repo}/"
-        if path.startswith(api + "revision/"):
-            body = {"id": self.repo, "sha": COMMIT, "siblings": [{"rfilename": n} for n in self.files]}
+        if path.startswith(api + "revision/") or path == api.rstrip("/"):
+            body = {"id": self.repo, "sha": COMMIT, "siblings": [{"rfilename": n, "size": self.listed[n]}
+                                                                   for n in self.files]}  # fmt: skip
+            self.info_requests += 1
             return self.send(request, json.dumps(body).encode(), head)
         if path.startswith(api + "tree/"):
             tree = [{"type": "file", "path": n, "size": self.listed[n], "oid": hashlib.sha1(n.encode()).hexdigest()}

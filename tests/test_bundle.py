@@ -3,7 +3,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -268,17 +270,21 @@ def test_a_hub_bundle_comes_through_huggingface_hub_and_an_oversized_file_is_nev
         assert "models--someone--vae/snapshots/" in out and sorted(hub.fetched) == sorted(BUNDLE_FILES)
     finally:
         hub.close()
+    # the Hub gone (nothing listens at its address any more), HF_HUB_OFFLINE unset: the cache serves it, no traceback
+    started = time.monotonic()
+    assert "models--someone--vae/snapshots/" in _load_from(hub, tmp_path / "cache")
+    assert time.monotonic() - started < 60  # one refused request, not five with backoff (27 s) before a traceback
     # the Hub lists the weights far larger than the model its config describes: refused before a byte of them
     hub = FakeHub("someone/vae", files, listed_sizes={"model.safetensors": 300_000_000})
     try:
         out = _load_from(hub, tmp_path / "cache2")
-        assert "hf://someone/vae holds a model.safetensors of 300.0 MB, more than a bundle's" in out
-        assert "so it was not downloaded" in out and "model.safetensors" not in hub.fetched
+        assert "hf://someone/vae@c0ffee" in out and "holds a model.safetensors of 300.0 MB, more than the " in out
+        assert "MB it can weigh, so it was not downloaded" in out and "model.safetensors" not in hub.fetched
     finally:
         hub.close()
     hub = FakeHub("someone/vae", files, listed_sizes={"README.md": 5_000_000})  # a card of 5 MB: refused unfetched
     try:
-        assert "holds a README.md of 5.0 MB, more than a bundle's 1.0 MB" in _load_from(hub, tmp_path / "cache3")
+        assert "holds a README.md of 5.0 MB, more than the 1.0 MB it can weigh" in _load_from(hub, tmp_path / "cache3")
         assert hub.fetched == []
     finally:
         hub.close()
@@ -350,3 +356,67 @@ def test_the_demo_skips_a_malformed_bundle_and_serves_the_others(bundle_dir, tmp
     (shelf / "broken" / "config.json").write_text(json.dumps(doc))
     specs, default = discover(shelf)
     assert [s.label for s in specs] == ["good"] and default == "good"
+
+
+def test_every_file_of_a_bundle_is_its_own_whoever_reads_or_copies_it(bundle_dir, tmp_path, capsys, monkeypatch):
+    """A summary.json linked to a secret: not read by the latent map, not copied into the bundle by a card update (a
+    copy turns the link into the secret's contents), not uploaded, and a summary written over it replaces the link."""
+    import huggingface_hub
+
+    from vaedemo.dataset_summary import JSON_FILE, LATENTS_FILE, read_summary
+    from vaedemo.push_to_hub import main as push_main
+
+    path, model = bundle_dir
+    secret = tmp_path / "token"
+    secret.write_text("hf_SECRET")
+    (path / JSON_FILE).symlink_to(secret)
+    (path / LATENTS_FILE).write_bytes(b"")
+    with pytest.raises(CheckpointError, match="summary.json is not a file of the bundle"):
+        read_summary(path)
+    with pytest.raises(CheckpointError, match="summary.json is not a file of the bundle"):
+        save_bundle(model, path, {"name": "card update"})  # the same weights: the summary would be kept
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda *a, **k: pytest.fail("the Hub was asked"))
+    assert push_main([str(path), "org/repo"]) == 2
+    assert "summary.json is not a file of the bundle" in capsys.readouterr().err
+    from vaedemo.dataset_summary import TrainingSetSummary, write_summary
+
+    write_summary(TrainingSetSummary(np.zeros((1, 4), np.float32), [{"file": "a.wav"}], "data/x", "z"), path)
+    assert secret.read_text() == "hf_SECRET" and not (path / JSON_FILE).is_symlink()
+
+
+def test_files_larger_than_a_bundle_can_hold_are_refused_unread(bundle_dir):
+    path, _ = bundle_dir
+    config = path / "config.json"
+    doc = json.loads(config.read_text())
+    config.write_text(json.dumps(doc | {"meta": {"padding": "x" * 1_000_000}}))
+    with pytest.raises(CheckpointError, match="config.json is larger than 1.0 MB"):
+        vaedemo.load(path)
+    config.write_text(json.dumps(doc))
+    with open(path / "model.safetensors", "ab") as f:  # far more than the config's model can weigh
+        f.truncate(50_000_000)
+    with pytest.raises(CheckpointError, match="model.safetensors is larger than .* MB, more than a bundle's"):
+        vaedemo.load(path)
+
+
+def test_a_hub_snapshot_linking_outside_its_repos_cache_is_refused(bundle_dir, tmp_path, monkeypatch):
+    from fake_hub import offline_cache
+
+    path, _ = bundle_dir
+    cache = tmp_path / "hf_cache"
+    commit = offline_cache(cache, "someone/tiny-vae", path, BUNDLE_FILES, monkeypatch)
+    card = cache / "models--someone--tiny-vae" / "snapshots" / commit / "README.md"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HF_TOKEN=hf_secret")
+    card.unlink()
+    card.symlink_to(secret)
+    with pytest.raises(CheckpointError, match="README.md is not a file of the bundle"):
+        vaedemo.load("hf://someone/tiny-vae")
+
+
+def test_a_config_without_a_format_version_says_so(bundle_dir):
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    del doc["format_version"]
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="config.json has no format_version."):
+        vaedemo.load(path)

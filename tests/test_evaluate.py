@@ -76,7 +76,9 @@ def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):
     assert "not a bundle folder" in capsys.readouterr().err
     # a Hub bundle's folder is the Hugging Face cache's: the card is not written there
     assert evaluate_main(["--checkpoint", "hf://org/repo", "--data", str(tmp_path), "--update-card"]) == 2
-    assert "--update-card writes into the bundle's folder, and hf://org/repo is a Hub id" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--update-card writes into the bundle's folder, and hf://org/repo is a Hub id" in err
+    assert "(hf download org/repo --local-dir DIR)" in err
 
 
 def test_every_folder_with_more_files_than_clips_gets_a_disjoint_real_floor(tiny_config, drum_folder, tmp_path):

@@ -190,6 +190,8 @@ def test_training_files_are_found_only_under_their_data_folder_in_the_repository
     files = _training_files("examples", ["timgm6mb-standard_kick.flac", "../README.md", "missing.wav"])
     assert files == [ROOT / "examples" / "timgm6mb-standard_kick.flac", None, None]
     assert _training_files("/etc", ["passwd"]) == [None] and _training_files("../x", ["a.wav"]) == [None]
+    for whole_repository in (".", "examples/..", "./"):  # a stranger's summary would open every audio file of it
+        assert _training_files(whole_repository, ["examples/timgm6mb-standard_kick.flac"]) == [None]
 
 
 def test_link_parameters_are_checked_and_bad_ones_ignored():

@@ -32,12 +32,13 @@ from safetensors.torch import load_file, save_file
 from .card import model_card
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError, ConfigError
-from .hub import FILE_LIMITS, OPTIONAL_FILES, bundle_file, resolve, weights_file
+from .hub import FILE_LIMITS, OPTIONAL_FILES, WEIGHTS, bundle_file, resolve, weights_file
 from .nn.vae import AudioVAE
 
 FORMAT = "vaedemo-bundle"
 FORMAT_VERSION = 2
 MAX_PARAMETERS = 200_000_000  # 800 MB of float32: far above any model this project trains, far below a crash
+MAX_WEIGHT_BYTES = 4 * MAX_PARAMETERS + 100_000_000  # any weight file a bundle can have, its header included
 
 
 @dataclass
@@ -100,12 +101,17 @@ def _umask() -> int:
 def _keep_unchanged(old: Path, new: Path) -> None:
     """A re-saved bundle with the same weights (a card update) keeps its weight file byte for byte (a shipped bundle's
     card update then changes no binary in git, whatever order the tensors were saved in) and its training-set
-    summary; new weights drop the summary, since its latents came from the old ones."""
-    if _same_weights(old / "model.safetensors", new / "model.safetensors"):
-        shutil.copy2(old / "model.safetensors", new / "model.safetensors")
+    summary; new weights drop the summary, since its latents came from the old ones. Only the bundle's own files are
+    kept (:func:`~vaedemo.hub.bundle_file`): a copy would turn a link to a file elsewhere into that file's contents."""
+    if not old.is_dir():
+        return
+    weights = bundle_file(old, WEIGHTS, MAX_WEIGHT_BYTES)
+    if weights is not None and _same_weights(weights, new / WEIGHTS):
+        shutil.copy2(weights, new / WEIGHTS)
         for name in OPTIONAL_FILES:
-            if (old / name).is_file():
-                shutil.copy2(old / name, new / name)
+            kept = bundle_file(old, name, FILE_LIMITS[name])
+            if kept is not None:
+                shutil.copy2(kept, new / name)
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -187,6 +193,8 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vaedemo bundle (config.json has no '\"format\": \"{FORMAT}\"').")
     version = doc.get("format_version")
+    if version is None:
+        raise CheckpointError(f"{path}'s config.json has no format_version.")
     if isinstance(version, bool) or not isinstance(version, int):
         raise CheckpointError(f"{path}'s config.json has a format_version that is not a whole number: {str(version)[:20]}.")
     while version in MIGRATIONS:

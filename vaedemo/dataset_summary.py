@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from .data.dataset import scan_audio, split_files
 from .data.gm import drum_family
 from .data.oneshots import read_manifest
 from .errors import AudioError, VaedemoError
-from .hub import FILE_LIMITS, bundle_file
+from .hub import FILE_LIMITS, bundle_file, refuse_hub_id_for_writing
 
 LATENTS_FILE = "summary.safetensors"
 JSON_FILE = "summary.json"
@@ -116,8 +117,10 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
 
     folder = Path(folder)
     latents = folder / LATENTS_FILE
-    save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(latents))
-    as_user_file(latents)
+    aside = folder / f".{LATENTS_FILE}.tmp"
+    save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(aside))
+    as_user_file(aside)
+    os.replace(aside, latents)  # replaces a link by a file: writing through it would overwrite what it points at
     doc = {"format": FORMAT, "version": VERSION, "data": summary.data, "latent": summary.latent,
            "clips": summary.clips, **summary.meta}  # fmt: skip
     if summary.reference is not None:
@@ -125,8 +128,9 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
             "what": "log p(z) in nats of the training clips' latents under the prior flow, sorted",
             "log_prob": [round(float(v), 3) for v in summary.reference],
         }
-    path = folder / JSON_FILE
-    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    path, aside = folder / JSON_FILE, folder / f".{JSON_FILE}.tmp"
+    aside.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    os.replace(aside, path)
     return latents, path
 
 
@@ -179,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads < 1:  # torch.set_num_threads raises a RuntimeError for these
         raise VaedemoError(f"--threads must be at least 1, got {args.threads}.")
+    refuse_hub_id_for_writing(args.bundle, "python -m vaedemo.dataset_summary")
     torch.set_num_threads(args.threads)
     from .inference import Engine
 

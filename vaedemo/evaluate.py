@@ -36,6 +36,7 @@ from .card import report_markdown
 from .cli import emit_report, user_errors
 from .config import DataConfig
 from .errors import AudioError, VaedemoError
+from .hub import refuse_hub_id_for_writing
 
 RECON_KEYS = ("log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "level_db",
               "hop_buzz_db")
@@ -262,9 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .inference import MAX_REFINE_STEPS, Engine
 
-    if args.update_card and args.checkpoint.startswith("hf://"):  # its folder is the Hugging Face cache's snapshot
-        raise VaedemoError(f"--update-card writes into the bundle's folder, and {args.checkpoint[:80]} is a Hub id: "
-                           "download it to a folder (huggingface-cli download REPO --local-dir DIR) and evaluate that.")
+    if args.update_card:
+        refuse_hub_id_for_writing(args.checkpoint, "--update-card")
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
     if not 0 <= args.refine <= MAX_REFINE_STEPS:

@@ -19,6 +19,7 @@ OPTIONAL_FILES = ("summary.json", "summary.safetensors")
 FILE_LIMITS = {"config.json": 1_000_000, "README.md": 1_000_000, "summary.json": 50_000_000,
                "summary.safetensors": 100_000_000}  # fmt: skip
 WEIGHTS = "model.safetensors"
+LISTING_TIMEOUT_SECONDS = 10.0  # asking the Hub for a repo's file sizes; the download itself has huggingface_hub's
 
 
 def parse_hub_id(source: str) -> tuple[str, str | None]:
@@ -37,12 +38,13 @@ def download(source: str, limits: dict[str, int]) -> Path:
     repo, revision = parse_hub_id(source)
     for name, size in _listed_sizes(repo, revision).items():
         if name in limits and size > limits[name]:
-            raise CheckpointError(f"{source} holds a {name} of {size / 1e6:.1f} MB, more than a bundle's "
-                                  f"{limits[name] / 1e6:.1f} MB, so it was not downloaded.")  # fmt: skip
+            raise CheckpointError(f"{source} holds a {name} of {size / 1e6:.1f} MB, more than the "
+                                  f"{limits[name] / 1e6:.1f} MB it can weigh, so it was not downloaded.")  # fmt: skip
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
     try:
+        # the revision as given, not the listing's commit: a branch's ref is what the cache answers offline later
         return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=list(limits)))
     except LocalEntryNotFoundError:
         raise CheckpointError(
@@ -55,16 +57,17 @@ def download(source: str, limits: dict[str, int]) -> Path:
 
 
 def _listed_sizes(repo: str, revision: str | None) -> dict[str, int]:
-    """Size in bytes of each file at the top of the repo, as the Hub lists it; nothing when the Hub cannot be asked
-    (offline: the download then serves the cache or says it cannot)."""
-    import httpx
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    """The size in bytes of each file of the revision as the Hub lists it, in one request without retries; nothing
+    offline or when the Hub cannot be asked (the download then serves the cache or says why it cannot)."""
+    from huggingface_hub import HfApi, constants
 
-    try:
-        return {f.path: f.size for f in HfApi().list_repo_tree(repo, revision=revision) if hasattr(f, "size")}
-    except (HfHubHTTPError, OSError, ValueError, httpx.HTTPError):
+    if constants.HF_HUB_OFFLINE:
         return {}
+    try:
+        info = HfApi().model_info(repo, revision=revision, files_metadata=True, timeout=LISTING_TIMEOUT_SECONDS)
+    except Exception:  # no route, refused, timed out, not found, a proxy's answer: whatever it is, the download says it
+        return {}
+    return {f.rfilename: f.size for f in info.siblings or () if f.size is not None}
 
 
 def resolve(source: str | Path) -> Path:
@@ -79,11 +82,21 @@ def resolve(source: str | Path) -> Path:
     return p
 
 
+def refuse_hub_id_for_writing(source: str, command: str) -> None:
+    """A command that writes into a bundle's folder is refused a Hub id: its folder is the Hugging Face cache's
+    snapshot, which would then disagree with the commit it is filed under."""
+    if str(source).startswith("hf://"):
+        repo = str(source)[len("hf://") :].partition("@")[0][:80]
+        raise CheckpointError(f"{command} writes into the bundle's folder, and {str(source)[:80]} is a Hub id: download "
+                              f"it to a folder (hf download {repo} --local-dir DIR) and use that.")  # fmt: skip
+
+
 def weights_file(source: str | Path, folder: Path, limit: int) -> Path:
     """The bundle's weight file, checked (:func:`bundle_file`); for a Hub bundle fetched now, refused unfetched when
     the Hub lists it larger than ``limit``."""
-    if str(source).startswith("hf://"):
-        folder = download(str(source), {WEIGHTS: limit})
+    if str(source).startswith("hf://"):  # the weights of the commit whose config was read (the snapshot's name)
+        repo, _ = parse_hub_id(str(source))
+        folder = download(f"hf://{repo}@{folder.name}", {WEIGHTS: limit})
     path = bundle_file(folder, WEIGHTS, limit)
     if path is None:
         raise CheckpointError(f"{folder} holds no {WEIGHTS}.")

@@ -10,25 +10,33 @@ import argparse
 import sys
 from pathlib import Path
 
-from .bundle import load
+from .bundle import MAX_WEIGHT_BYTES, load
 from .cli import user_errors
+from .dataset_summary import read_summary
 from .errors import VaedemoError
-from .hub import BUNDLE_FILES, OPTIONAL_FILES
+from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, bundle_file
 
 
 def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload a bundle folder to a Hub model repo (created if needed); returns the commit URL."""
     path = Path(bundle_dir)
-    load(path)  # refuse to upload what would not load back (not a bundle, weights that do not fit), before any network
-    from huggingface_hub import HfApi
+    files = bundle_files(path)
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(
-        folder_path=str(path), repo_id=repo_id, allow_patterns=[*BUNDLE_FILES, *OPTIONAL_FILES],
-        commit_message="Upload vaedemo bundle",
-    )
-    return str(info)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(real)) for name, real in files.items()]
+    return str(api.create_commit(repo_id, operations, commit_message="Upload vaedemo bundle"))
+
+
+def bundle_files(path: Path) -> dict[str, Path]:
+    """The files of the bundle to upload (name -> the file it is), checked before any network: the bundle loads back
+    (config, weights, card) and its training-set summary reads; each is a plain file inside the folder (an upload of
+    the folder would follow a link, say a summary.json linked to a token file, and publish what it points at)."""
+    load(path)
+    read_summary(path)
+    files = {name: bundle_file(path, name, FILE_LIMITS.get(name, MAX_WEIGHT_BYTES)) for name in BUNDLE_FILES + OPTIONAL_FILES}
+    return {name: real for name, real in files.items() if real is not None}
 
 
 @user_errors
