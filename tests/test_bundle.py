@@ -380,8 +380,14 @@ def test_every_file_of_a_bundle_is_its_own_whoever_reads_or_copies_it(bundle_dir
     assert "summary.json is not a file of the bundle" in capsys.readouterr().err
     from vaedemo.dataset_summary import TrainingSetSummary, write_summary
 
+    victim = tmp_path / "bashrc"
+    victim.write_text("export PATH")
+    for planted in (".summary.json.tmp", ".summary.safetensors.tmp"):  # the names an earlier version wrote aside
+        (path / planted).symlink_to(victim)
     write_summary(TrainingSetSummary(np.zeros((1, 4), np.float32), [{"file": "a.wav"}], "data/x", "z"), path)
     assert secret.read_text() == "hf_SECRET" and not (path / JSON_FILE).is_symlink()
+    assert victim.read_text() == "export PATH" and read_summary(path).clips == [{"file": "a.wav"}]
+    assert not [f for f in path.iterdir() if f.name.startswith(".summary") and not f.is_symlink()]  # nothing left aside
 
 
 def test_files_larger_than_a_bundle_can_hold_are_refused_unread(bundle_dir):

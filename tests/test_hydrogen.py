@@ -223,11 +223,14 @@ def test_a_failure_between_the_two_renames_or_a_kill_keeps_the_earlier_dataset(k
     monkeypatch.setattr(Path, "rename", real_rename)
     assert sorted(p.name for p in out.iterdir()) == before and not list(tmp_path.glob(".out.*"))
     # killed between the renames (kill -9: no handler ran): the next run puts the earlier dataset back first
-    staging = tmp_path / ".out.killed"
+    staging = tmp_path / ".out.vaedemo-staging-killed"
     staging.mkdir()
+    (tmp_path / ".out.backup").mkdir()  # the user's, named alike: never taken for a builder's leftover
+    (tmp_path / ".out.backup" / "my_take.wav").write_bytes(b"mine")
     out.rename(staging / "old")
     (staging / "new").mkdir()
     collect(kits, tmp_path / "other", duration=0.5)  # another output: this one's leftovers are not its business
     assert not out.exists()
     collect(kits, out, duration=0.5)
     assert sorted(p.name for p in out.iterdir()) == before and not staging.exists()
+    assert (tmp_path / ".out.backup" / "my_take.wav").read_bytes() == b"mine"

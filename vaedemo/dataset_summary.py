@@ -21,6 +21,9 @@ import argparse
 import json
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,10 +120,10 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
 
     folder = Path(folder)
     latents = folder / LATENTS_FILE
-    aside = folder / f".{LATENTS_FILE}.tmp"
-    save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(aside))
-    as_user_file(aside)
-    os.replace(aside, latents)  # replaces a link by a file: writing through it would overwrite what it points at
+    with _aside(folder, LATENTS_FILE) as aside:
+        save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(aside))
+        as_user_file(aside)
+        os.replace(aside, latents)  # replaces a link by a file: writing through it would overwrite what it points at
     doc = {"format": FORMAT, "version": VERSION, "data": summary.data, "latent": summary.latent,
            "clips": summary.clips, **summary.meta}  # fmt: skip
     if summary.reference is not None:
@@ -128,10 +131,24 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
             "what": "log p(z) in nats of the training clips' latents under the prior flow, sorted",
             "log_prob": [round(float(v), 3) for v in summary.reference],
         }
-    path, aside = folder / JSON_FILE, folder / f".{JSON_FILE}.tmp"
-    aside.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-    os.replace(aside, path)
+    path = folder / JSON_FILE
+    with _aside(folder, JSON_FILE) as aside:
+        aside.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        as_user_file(aside)
+        os.replace(aside, path)
     return latents, path
+
+
+@contextmanager
+def _aside(folder: Path, name: str) -> Iterator[Path]:
+    """A new file of a fresh name in ``folder`` (created exclusively: no link planted there is followed) to write
+    ``name`` into before it is renamed over it; removed if the writing fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def read_summary(folder: str | Path, latent_size: int | None = None) -> TrainingSetSummary | None:

@@ -69,10 +69,16 @@ def _undecodable(name: str) -> AudioError:
 # ---------------------------------------------------------------------------------------------------- libsndfile
 
 
+def _sf_path(p: Path) -> str | bytes:
+    """The path as soundfile opens it: bytes on POSIX, so that a name that is not UTF-8 (an old archive's) opens too;
+    text on Windows, where soundfile opens wide-character names."""
+    return str(p) if os.name == "nt" else os.fsencode(p)
+
+
 def soundfile_header(p: Path) -> Header | None:
     """The header as libsndfile reads it, or None when libsndfile does not read the format."""
     try:
-        info = sf.info(os.fsencode(p))  # bytes: a name that is not UTF-8 (an old archive's) opens too
+        info = sf.info(_sf_path(p))
     except Exception:
         return None
     if info.format == "RAW":  # a .au without its magic: libsndfile reads any bytes as headerless 8 kHz audio
@@ -84,7 +90,7 @@ def soundfile_header(p: Path) -> Header | None:
 def read_soundfile(p: Path, frames: int) -> np.ndarray | None:
     """At most ``frames`` frames from the start of ``p`` (soundfile allocates no more than the file holds)."""
     try:
-        data, _ = sf.read(os.fsencode(p), frames=frames, dtype="float32", always_2d=True)
+        data, _ = sf.read(_sf_path(p), frames=frames, dtype="float32", always_2d=True)
     except Exception:
         return None
     return data

@@ -129,9 +129,10 @@ class _Source:
             return self.array
         try:
             return np.load(self.cache, mmap_mode="r")
-        except FileNotFoundError:  # a re-rendered data folder, a cache cleared by hand: the run saves and stops
+        except FileNotFoundError:  # a re-rendered data folder, a cache cleared by hand
             raise DataError(f"the decoded copy of {self.rel} in {self.cache.parent} went away during training (was "
-                            "the data folder replaced or its cache removed?); continue the run with --resume.") from None
+                            "the data folder replaced or its cache removed?); --resume continues from the last "
+                            "checkpoint.") from None  # fmt: skip
 
 
 def cache_key(rel: str, st: os.stat_result, sample_rate: int, channels: int, max_frames: int | None = None) -> str:
@@ -154,9 +155,10 @@ def _load_cached(path: Path, channels: int) -> np.ndarray | None:
     return x
 
 
-# a file this quiet throughout is silence (-100 dBFS: below any 24-bit recording's noise); its spectral losses divide
-# by its magnitude, so one silent clip in a batch made a loss of 1e9
-SILENCE_PEAK = 1e-5
+# a file this quiet throughout is silence for training (-80 dBFS: dither at 16 bits is -90; the quietest shipped
+# one-shot peaks at -46, the soundfont renderer drops notes below -60): the spectral losses divide by its magnitude,
+# so a batch of such clips made a loss of 1e4 (dither) to 1e9 (digital silence) against a hit's 20-100
+SILENCE_PEAK = 1e-4
 
 
 class _Decoder:
@@ -204,7 +206,8 @@ class _Decoder:
         if x.shape[0] == 0:
             raise AudioError(f"{path.name} is too short to keep a sample at {self.sample_rate} Hz.")
         if not float(np.abs(x).max()) > SILENCE_PEAK:
-            raise AudioError(f"{path.name} is silent (no sample above -100 dBFS).")
+            where = "" if seconds is None else f" in the first {seconds:.2f} s, all that a one-shot clip reads"
+            raise AudioError(f"{path.name} is silent (no sample above -80 dBFS{where}).")
         return np.ascontiguousarray(x.T, dtype=np.float32)  # (channels, samples) inside the package
 
 

@@ -69,8 +69,8 @@ def replaced_folder(out: Path, fields: list[str]) -> Iterator[Path]:
     _check_replaceable(out, target, fields)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _tidy_leftovers(target)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))  # same file system: renames
+        _tidy_leftovers(target, fields)  # after the check: it refuses the current folder before anything moves
+        staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))  # one file system: renames
     except OSError as e:
         raise DataError(f"cannot create the output folder {out} ({e.strerror}).") from None
     old = staging / "old"
@@ -88,14 +88,22 @@ def replaced_folder(out: Path, fields: list[str]) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _tidy_leftovers(target: Path) -> None:
+def _staging_prefix(target: Path) -> str:
+    """The name a builder's staging folders beside ``target`` start with: marked as a builder's, so that nothing of
+    the user's (a ``.drums.backup``, another output's staging) is ever taken for one."""
+    return f".{target.name}.vaedemo-staging-"
+
+
+def _tidy_leftovers(target: Path, fields: list[str]) -> None:
     """Remove what a builder killed mid-run (kill -9, a power cut) left beside ``target``: its staging folders, with an
-    earlier dataset put back where the kill came between the two renames."""
-    for staging in target.parent.glob(f".{target.name}.*"):
-        if not staging.is_dir() or staging.is_symlink():
+    earlier dataset put back where the kill came between the two renames (when it is one: :func:`_earlier_output`)."""
+    prefix = _staging_prefix(target)
+    for staging in target.parent.iterdir():
+        if not staging.name.startswith(prefix) or not staging.is_dir() or staging.is_symlink():
             continue
-        if (staging / "old").is_dir() and not (target.exists() or target.is_symlink()):
-            (staging / "old").rename(target)
+        old = staging / "old"
+        if old.is_dir() and not (target.exists() or target.is_symlink()) and _earlier_output(old, fields):
+            old.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
 
 

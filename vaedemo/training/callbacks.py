@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ..bundle import recover_interrupted_saves, save_bundle
@@ -46,21 +44,14 @@ class LastCheckpoint(pl.Callback):
         self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        # Ctrl-C, SIGTERM (kill, docker stop, systemd, timeout; Lightning turns it into SIGTERMException) and any error
-        # after the first step (a data folder replaced mid-run, a diverged model): the steps done are kept for
-        # --resume. Only while fitting: a trainer.validate (a resume's missed validation) holds no optimizer or loop
-        # state to save.
-        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
-        if trainer.state.fn != TrainerFn.FITTING or not (interrupted or pl_module.steps_done):
-            return
-        try:
+        # Ctrl-C, and SIGTERM (kill, docker stop, systemd, timeout), which Lightning turns into SIGTERMException; only
+        # while fitting: a trainer.validate (a resume's missed validation) holds no optimizer or loop state to save.
+        # Not on other errors: one may come half-way through a step (between the generator's and the discriminator's
+        # updates), from diverged weights, from a config that --resume would keep, or on one DDP rank while the others
+        # wait in a collective; the last periodic checkpoint is the state to resume from.
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        if fitting and isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             self.save(trainer)
-        except Exception as e:  # a full disk, say: the error that stopped the run is the one to see
-            rank_zero_warn(f"[vaedemo] could not save {self.path} ({type(e).__name__}: {e})")
-            return
-        if not interrupted and trainer.is_global_zero:
-            print(f"[vaedemo] the run stopped on an error at step {pl_module.steps_done}; saved in {self.path}: continue "
-                  "it with --resume once its cause is fixed.", file=sys.stderr)  # fmt: skip
 
 
 class BundleExport(pl.Callback):
