@@ -223,7 +223,7 @@ def test_a_failure_between_the_two_renames_or_a_kill_keeps_the_earlier_dataset(k
     monkeypatch.setattr(Path, "rename", real_rename)
     assert sorted(p.name for p in out.iterdir()) == before and not list(tmp_path.glob(".out.*"))
     # killed between the renames (kill -9: no handler ran): the next run puts the earlier dataset back first
-    staging = tmp_path / ".out.vaedemo-staging-killed"
+    staging = tmp_path / ".out.vaedemo-staging-k1ll3d00"  # mkdtemp's random part: eight of [a-z0-9_]
     staging.mkdir()
     (tmp_path / ".out.backup").mkdir()  # the user's, named alike: never taken for a builder's leftover
     (tmp_path / ".out.backup" / "my_take.wav").write_bytes(b"mine")
@@ -234,3 +234,15 @@ def test_a_failure_between_the_two_renames_or_a_kill_keeps_the_earlier_dataset(k
     collect(kits, out, duration=0.5)
     assert sorted(p.name for p in out.iterdir()) == before and not staging.exists()
     assert (tmp_path / ".out.backup" / "my_take.wav").read_bytes() == b"mine"
+
+
+def test_a_leftover_this_builder_cannot_tell_for_its_own_is_left_where_it_is(kits, tmp_path, capsys):
+    """A killed run's earlier dataset of other columns (the other builder's, an older version's) is the user's only
+    copy: not restored as this output, not deleted."""
+    staging = tmp_path / ".out.vaedemo-staging-k1ll3d00"
+    (staging / "old").mkdir(parents=True)
+    (staging / "old" / "manifest.csv").write_text("file,kit,key,velocity,program\nkick.wav,a,36,100,0\n")
+    (staging / "old" / "kick.wav").write_bytes(b"take")
+    collect(kits, tmp_path / "out", duration=0.5)
+    assert (staging / "old" / "kick.wav").read_bytes() == b"take"
+    assert "holds an earlier dataset this builder did not write; left where it is" in capsys.readouterr().err

@@ -209,3 +209,24 @@ def test_link_parameters_are_checked_and_bad_ones_ignored():
 def test_threads_below_one_is_one_sentence(tmp_path, capsys):
     assert main([str(tmp_path), "--data", str(tmp_path), "--threads", "0"]) == 2
     assert capsys.readouterr().err == "error: --threads must be at least 1, got 0.\n"
+
+
+def test_a_summary_written_half_way_keeps_the_old_pair(tmp_path, monkeypatch):
+    """Both files are written aside before either replaces its own: a full disk between them would have paired new
+    latents with the old clips (read back without complaint when the counts match)."""
+    from vaedemo.dataset_summary import TrainingSetSummary, write_summary
+
+    write_summary(TrainingSetSummary(np.zeros((2, 4), np.float32), [{"file": "a.wav"}, {"file": "b.wav"}], "old", "z"),
+                  tmp_path)  # fmt: skip
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError):
+        write_summary(TrainingSetSummary(np.ones((2, 4), np.float32), [{"file": "c.wav"}, {"file": "d.wav"}], "new", "z"),
+                      tmp_path)  # fmt: skip
+    monkeypatch.undo()
+    kept = read_summary(tmp_path)
+    assert kept.data == "old" and not kept.latents.any() and sorted(p.name for p in tmp_path.iterdir()) == [
+        JSON_FILE, LATENTS_FILE]  # fmt: skip

@@ -119,11 +119,6 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
     from safetensors.numpy import save_file
 
     folder = Path(folder)
-    latents = folder / LATENTS_FILE
-    with _aside(folder, LATENTS_FILE) as aside:
-        save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(aside))
-        as_user_file(aside)
-        os.replace(aside, latents)  # replaces a link by a file: writing through it would overwrite what it points at
     doc = {"format": FORMAT, "version": VERSION, "data": summary.data, "latent": summary.latent,
            "clips": summary.clips, **summary.meta}  # fmt: skip
     if summary.reference is not None:
@@ -131,11 +126,15 @@ def write_summary(summary: TrainingSetSummary, folder: str | Path) -> tuple[Path
             "what": "log p(z) in nats of the training clips' latents under the prior flow, sorted",
             "log_prob": [round(float(v), 3) for v in summary.reference],
         }
-    path = folder / JSON_FILE
-    with _aside(folder, JSON_FILE) as aside:
-        aside.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-        as_user_file(aside)
-        os.replace(aside, path)
+    latents, path = folder / LATENTS_FILE, folder / JSON_FILE
+    # both written aside before either replaces its file (a full disk half-way must not pair new latents with the old
+    # clips); a rename replaces a link by a file, where writing through it would overwrite what it points at
+    with _aside(folder, LATENTS_FILE) as latents_aside, _aside(folder, JSON_FILE) as json_aside:
+        save_file({"latents": np.ascontiguousarray(summary.latents, np.float32)}, str(latents_aside))
+        json_aside.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        for aside, final in ((latents_aside, latents), (json_aside, path)):
+            as_user_file(aside)
+            os.replace(aside, final)
     return latents, path
 
 

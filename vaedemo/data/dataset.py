@@ -51,7 +51,7 @@ CACHE_DIRNAME = ".vaedemo_cache"
 # training data is the user's own: the decode budget of uploads (128 MiB) would skip long recordings; 30 min of
 # 48 kHz stereo (the duration limit, which still applies) is 173 M values
 LOCAL_MAX_VALUES = 1 << 28
-CACHE_VERSION = 1  # bump when the cached array layout changes
+CACHE_VERSION = 2  # bump when what is cached changes (2: nothing silent below -80 dBFS is)
 _MAX_LISTED = 5  # skipped files named in an error message
 
 log = logging.getLogger(__name__)

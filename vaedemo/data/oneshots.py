@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,10 +101,16 @@ def _tidy_leftovers(target: Path, fields: list[str]) -> None:
     earlier dataset put back where the kill came between the two renames (when it is one: :func:`_earlier_output`)."""
     prefix = _staging_prefix(target)
     for staging in target.parent.iterdir():
-        if not staging.name.startswith(prefix) or not staging.is_dir() or staging.is_symlink():
+        rest = staging.name[len(prefix) :]  # mkdtemp's random part: another output's name cannot pass for it
+        if not staging.name.startswith(prefix) or not re.fullmatch(r"[a-z0-9_]{8}", rest) or not staging.is_dir() \
+                or staging.is_symlink():  # fmt: skip
             continue
         old = staging / "old"
-        if old.is_dir() and not (target.exists() or target.is_symlink()) and _earlier_output(old, fields):
+        if old.is_dir() and not _earlier_output(old, fields):  # not one this builder can tell for its own: kept
+            print(f"[vaedemo] warning: {old} holds an earlier dataset this builder did not write; left where it is.",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        if old.is_dir() and not (target.exists() or target.is_symlink()):
             old.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
 
