@@ -103,9 +103,7 @@ def _keep_unchanged(old: Path, new: Path) -> None:
     card update then changes no binary in git, whatever order the tensors were saved in) and its training-set
     summary; new weights drop the summary, since its latents came from the old ones. Only the bundle's own files are
     kept (:func:`~vaedemo.hub.bundle_file`): a copy would turn a link to a file elsewhere into that file's contents."""
-    if not old.is_dir():
-        return
-    weights = bundle_file(old, WEIGHTS, MAX_WEIGHT_BYTES)
+    weights = bundle_file(old, WEIGHTS, MAX_WEIGHT_BYTES)  # None for a first save: nothing there yet
     if weights is not None and _same_weights(weights, new / WEIGHTS):
         shutil.copy2(weights, new / WEIGHTS)
         for name in OPTIONAL_FILES:

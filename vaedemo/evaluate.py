@@ -146,8 +146,7 @@ def evaluate_folder(
 ) -> dict:
     from .metrics import clip_features, frechet_distance, kid
 
-    if draws < 1:
-        raise VaedemoError(f"The priors need at least 1 draw of samples, got {draws}.")
+    check_draws(draws)
     sr, ch = engine.sample_rate, engine.channels
     length = int(round(seconds * sr))
     files, others, described = evaluation_sets(data, engine, max_clips)
@@ -198,6 +197,11 @@ def evaluate_folder(
         gen[name] = scores_over_draws(real, features, score) | level_summary(peaks)
     result["generation"] = gen
     return result
+
+
+def check_draws(draws: int) -> None:
+    if draws < 1:
+        raise VaedemoError(f"The priors need at least 1 draw of samples, got {draws}.")
 
 
 def peaks_dbfs(clips) -> list[float]:

@@ -6,6 +6,7 @@ bundle's own files are fetched. Uploading lives in :mod:`vaedemo.push_to_hub`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import CheckpointError
@@ -86,7 +87,7 @@ def refuse_hub_id_for_writing(source: str, command: str) -> None:
     """A command that writes into a bundle's folder is refused a Hub id: its folder is the Hugging Face cache's
     snapshot, which would then disagree with the commit it is filed under."""
     if str(source).startswith("hf://"):
-        repo = str(source)[len("hf://") :].partition("@")[0][:80]
+        repo, _ = parse_hub_id(str(source))
         raise CheckpointError(f"{command} writes into the bundle's folder, and {str(source)[:80]} is a Hub id: download "
                               f"it to a folder (hf download {repo} --local-dir DIR) and use that.")  # fmt: skip
 
@@ -118,7 +119,7 @@ def bundle_file(folder: Path, name: str, limit: int) -> Path | None:
     archive): a README.md linked to /proc/self/environ or ~/.ssh/id_rsa would put that file on the demo's page as
     the model card."""
     path = folder / name
-    if not (path.exists() or path.is_symlink()):
+    if not os.path.lexists(path):  # a dangling link is there too, and refused below
         return None
     real = path.resolve()
     if not (real.is_relative_to(_containing_folder(folder)) and real.is_file()):

@@ -32,6 +32,7 @@ from .cli import emit_report, user_errors
 from .errors import VaedemoError
 from .evaluate import (
     DEFAULT_DRAWS,
+    check_draws,
     evaluation_sets,
     held_out_files,
     is_training_folder,
@@ -157,8 +158,7 @@ def drawn(engine, prior: str, n: int, seeds: list[int], fitted: dict[str, Callab
 
 def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int, ode_steps: int, seed: int,
             temperatures: tuple[float, ...] = (), draws: int = DEFAULT_DRAWS) -> dict:  # fmt: skip
-    if draws < 1:
-        raise VaedemoError(f"The priors need at least 1 draw of samples, got {draws}.")
+    check_draws(draws)
     seconds = engine.clip_length / engine.sample_rate
     sr, length = engine.sample_rate, engine.clip_length
     z_train, train_clips = training_latents(engine, train_data, seconds)

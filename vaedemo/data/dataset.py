@@ -197,7 +197,6 @@ class _Decoder:
                 log.warning("cannot write the decoded cache in %s (%s); keeping audio in memory.", self.cache_dir, e)
         return _Source(rel, x.shape[1], None, x)
 
-
     def _decode(self, path: Path) -> np.ndarray:
         """(channels, samples) float32 at the model's rate and channels; AudioError for what cannot be trained on."""
         seconds = None if self.max_frames is None else self.max_frames / self.sample_rate

@@ -79,11 +79,11 @@ def replaced_folder(out: Path, fields: list[str]) -> Iterator[Path]:
     try:
         (staging / "new").mkdir()  # mkdir, not mkdtemp's private mode: the dataset gets the usual permissions
         yield staging / "new"
-        if target.exists() or target.is_symlink():
+        if os.path.lexists(target):  # a link to a folder is itself replaced
             target.rename(old)
         (staging / "new").rename(target)
     except BaseException:
-        if (old.exists() or old.is_symlink()) and not (target.exists() or target.is_symlink()):
+        if os.path.lexists(old) and not os.path.lexists(target):
             old.rename(target)  # failed between the two renames: the earlier dataset goes back, not into the bin
         raise
     finally:
@@ -102,15 +102,15 @@ def _tidy_leftovers(target: Path, fields: list[str]) -> None:
     prefix = _staging_prefix(target)
     for staging in target.parent.iterdir():
         rest = staging.name[len(prefix) :]  # mkdtemp's random part: another output's name cannot pass for it
-        if not staging.name.startswith(prefix) or not re.fullmatch(r"[a-z0-9_]{8}", rest) or not staging.is_dir() \
-                or staging.is_symlink():  # fmt: skip
+        ours = staging.name.startswith(prefix) and re.fullmatch(r"[a-z0-9_]{8}", rest)
+        if not ours or not staging.is_dir() or staging.is_symlink():
             continue
         old = staging / "old"
         if old.is_dir() and not _earlier_output(old, fields):  # not one this builder can tell for its own: kept
             print(f"[vaedemo] warning: {old} holds an earlier dataset this builder did not write; left where it is.",
                   file=sys.stderr)  # fmt: skip
             continue
-        if old.is_dir() and not (target.exists() or target.is_symlink()):
+        if old.is_dir() and not os.path.lexists(target):
             old.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -133,11 +133,9 @@ def _training_files(data: str, files: list[str]) -> list[Path | None]:
     """The summary's clips as files of this machine: under the data folder it names (a folder inside the repository,
     not the repository itself: a stranger's summary naming "." would open every audio file of it), never outside it;
     None for those that are not here (their latents are decoded instead)."""
-    root = Path(data)
-    if not data or root.is_absolute() or ".." in root.parts:
-        return [None] * len(files)
-    root = (ROOT / root).resolve()
-    if not root.is_relative_to(ROOT.resolve()) or root == ROOT.resolve():
+    repository = ROOT.resolve()
+    root = (repository / data).resolve()  # an absolute data, "..", a link out: all resolve outside
+    if not data or not root.is_relative_to(repository) or root == repository:
         return [None] * len(files)
     out = []
     for rel in files:

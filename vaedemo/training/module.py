@@ -126,7 +126,7 @@ class VAEModule(pl.LightningModule):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.phase_changes: list[tuple[int, str]] = []  # (step, phase) each time the phase changes in this process
         self.skipped_steps = 0  # logged as train/skipped_steps
-        self.skipped_in_a_row: dict[int, int] = {}  # per optimiser: a generator's finite steps must not hide a NaN critic
+        self.skipped_in_a_row: dict = {}  # per optimiser: a generator's finite steps must not hide a NaN critic
         self.steps_done = 0
         self.val_examples: list[torch.Tensor] = []
 
@@ -170,7 +170,7 @@ class VAEModule(pl.LightningModule):
         norm = torch.nn.utils.get_total_norm(grads, foreach=True)
         if not bool(torch.isfinite(norm)):
             self.skipped_steps += 1
-            in_a_row = self.skipped_in_a_row[id(optimizer)] = self.skipped_in_a_row.get(id(optimizer), 0) + 1
+            in_a_row = self.skipped_in_a_row[optimizer] = self.skipped_in_a_row.get(optimizer, 0) + 1
             if in_a_row >= MAX_SKIPPED_IN_A_ROW:
                 raise VaedemoError(f"the last {MAX_SKIPPED_IN_A_ROW} optimiser steps all had gradients that are not "
                                    "finite (NaN or Inf: the model diverged, or the data holds such values); stopped at "
@@ -178,7 +178,7 @@ class VAEModule(pl.LightningModule):
             for p in params:
                 p.grad = None
             return
-        self.skipped_in_a_row[id(optimizer)] = 0
+        self.skipped_in_a_row[optimizer] = 0
         if self.cfg.train.grad_clip:
             torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.train.grad_clip, norm, foreach=True)
 
