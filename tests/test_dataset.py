@@ -521,6 +521,37 @@ def test_a_cache_removed_during_training_is_one_sentence(tmp_path):
         train[0]
 
 
+def test_a_cache_removed_under_a_dataloader_worker_is_the_same_one_sentence(tmp_path, capsys):
+    """With train.num_workers > 0 torch raises the worker's DataError again in the main process with the worker's
+    traceback as its message: the command line prints the sentence alone."""
+    from vaedemo.cli import user_errors
+
+    write(tmp_path / "kick.wav", ramp(L))
+    train, _ = build(cfg(tmp_path, val_fraction=0.0))
+    shutil.rmtree(tmp_path / ".vaedemo_cache")
+
+    @user_errors
+    def main() -> int:
+        next(iter(torch.utils.data.DataLoader(train, num_workers=1)))
+        return 0
+
+    assert main() == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the decoded copy of kick.wav in ") and err.endswith("last checkpoint.\n"), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_large_folder_says_how_far_its_reading_is(tmp_path, capsys, monkeypatch):
+    for i in range(3):
+        write(tmp_path / f"k{i}.wav", ramp(L))
+    monkeypatch.setattr(ds, "PROGRESS_EVERY_S", 0.0)
+    build(cfg(tmp_path, val_fraction=0.0))
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("[vaedemo] reading")]
+    assert lines[-1] == f"[vaedemo] reading {tmp_path}: 2 of 3 files (2 decoded, 0 from the cache, 0 skipped)"
+    build(cfg(tmp_path, val_fraction=0.0))
+    assert f"{tmp_path}: 2 of 3 files (0 decoded, 2 from the cache" in capsys.readouterr().err
+
+
 def test_without_a_validation_split_the_run_validates_on_the_training_clips_as_they_are(tmp_path, capsys):
     """Validating on the training set as it trains scored a random augmentation each time (the same weights read
     24 to 35); now its clips as the files have them, said once."""

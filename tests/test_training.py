@@ -15,6 +15,7 @@ import torch
 from conftest import ROOT, tiny_overrides
 
 import vaedemo
+from vaedemo.config import load_config
 from vaedemo.errors import ConfigError, VaedemoError
 from vaedemo.train import build_trainer, make_loaders
 from vaedemo.training.module import VAEModule, beta_at, lr_factor_at, phase_at
@@ -190,9 +191,17 @@ def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder
     last = run_dir / "checkpoints" / "last.ckpt"
     saved = _ckpt_step(last)
     assert saved >= 2 and f"stopped by SIGTERM at step {saved}" in err and "Traceback" not in err
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, f"train.max_steps={saved + 1}") + ["--resume"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    # resumed through a --config file edited since: the run's stored config is used, and the warning says where the
+    # file differs (a learning rate edited in the file was silently not used)
+    edited = tmp_path / "edited.yaml"
+    edited.write_text((run_dir / "config.yaml").read_text().replace("lr: ", "lr: 0.5 #", 1))
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, f"train.max_steps={saved + 1}") + ["--resume", "--config",
+                         str(edited)], cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0 and _ckpt_step(last) == saved + 1, res.stderr[-3000:]
+    stored_lr = load_config(run_dir / "config.yaml").train.lr
+    assert stored_lr != 0.5 and (f"warning: --resume continues with the run's own config ({run_dir / 'config.yaml'}) "
+                                 f"and --set, not {edited}, which differs from it (train.lr: {stored_lr} in the run, "
+                                 "0.5 in the file); pass --set KEY=VALUE") in res.stderr  # fmt: skip
 
 
 def test_a_run_killed_during_a_validation_validates_that_step_when_resumed(drum_folder, tmp_path):

@@ -304,3 +304,29 @@ def test_a_decoder_of_its_own_may_add_relative_noise_that_the_backbone_lacks(dru
     bundle = load(run(None, overrides + ["train.finetune_decoder=true"], resume=False) / "bundle")
     assert bundle.config.noise_bands == 2 and any(k.startswith("decoder.noise.") for k in bundle.model.state_dict())
     assert Engine(bundle).reconstruct(np.zeros(3000, np.float32), 16000).shape == (3000, 1)
+
+
+def test_trajectory_statistics_are_filled_in_order_and_refused_when_they_would_not_fit(drum_folder, tmp_path, backbone,
+                                                                                        monkeypatch):  # fmt: skip
+    """encode_statistics allocates its outputs whole (copy c of clip i at c * N + i, across batch boundaries) and says
+    in one sentence when they would not fit in the memory free, before encoding the folder for an hour."""
+    from vaedemo.training import twostage
+    from vaedemo.training.twostage import encode_statistics
+
+    model, _ = build_two_stage(load_config(None, two_stage_overrides(drum_folder, tmp_path / "run", backbone)))
+    model.eval()
+    torch.manual_seed(0)
+    clips = 0.1 * torch.randn(5, 1, 2048)
+    one = torch.cat([encode_statistics(model, clips[i : i + 1], copies=1) for i in range(5)])
+    stats, kept = encode_statistics(model, clips, copies=3, batch=2, keep_clips=True)
+    torch.testing.assert_close(stats, one.repeat(3, 1, 1), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(kept, model.normalised(clips)[0].repeat(3, 1, 1))
+    need = 4 * (stats.numel() + kept.numel())
+    assert twostage.available_memory() > need  # this machine's MemAvailable, read
+    monkeypatch.setattr(twostage, "available_memory", lambda: int(need / 0.75) - 4)
+    with pytest.raises(ConfigError, match=r"^two-stage training keeps 3 encodings of each of 5 clips in memory, 0\.0 GiB, "
+                                          r"and this machine has 0\.0 GiB free: lower train.trajectory_copies or "
+                                          r"data.max_files\.$"):  # fmt: skip
+        encode_statistics(model, clips, copies=3, keep_clips=True)
+    monkeypatch.setattr(twostage, "available_memory", lambda: int(need / 0.75) + 4)
+    assert encode_statistics(model, clips, copies=3, keep_clips=True)[0].shape == stats.shape

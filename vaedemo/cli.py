@@ -21,10 +21,22 @@ def user_errors(main: Callable[..., int]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs)
         except VaedemoError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {own_sentence(e)}", file=sys.stderr)
             return USER_ERROR
 
     return wrapper
+
+
+def own_sentence(error: VaedemoError) -> str:
+    """The error's sentence. One raised in a DataLoader worker (train.num_workers > 0: a data folder replaced during
+    training) reaches the main process raised again by torch, the worker's whole traceback in its message ("Caught
+    DataError in DataLoader worker process 0. Original Traceback ..."); the sentence is its last line's tail."""
+    text = str(error)
+    if not (text.startswith("Caught ") and "DataLoader worker" in text.partition("\n")[0]):
+        return text
+    marker = f"{type(error).__module__}.{type(error).__qualname__}: "  # how the traceback's last line names it
+    at = text.rfind(marker)
+    return text[at + len(marker) :].strip() if at >= 0 else text
 
 
 def checked_device(name: str) -> str:

@@ -173,8 +173,11 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     if resume:
         if not last.is_file():
             raise VaedemoError(f"nothing to resume: {last} does not exist (start the run without --resume).")
+        asked = cfg
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
         _check_same_model(load_config(stored).model, cfg.model)
+        if config_path:
+            _warn_file_not_used(config_path, asked, cfg, stored)
     elif last.is_file():
         raise VaedemoError(
             f"{run_dir} already holds a training run; pass --resume to continue it or set another train.run_dir."
@@ -228,6 +231,23 @@ def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:
     bundle = run_dir / "bundle"
     done = read_bundle_config(bundle)[1].get("step", -1) if (bundle / "config.json").is_file() else -1
     return checkpoint if done < step else None
+
+
+def _warn_file_not_used(config_path: str, asked, used, stored: Path) -> None:
+    """--resume continues with the run's stored config (and --set), not the --config file, which only names the run
+    folder: say so where the file says otherwise (a learning rate edited in the file before a resume was silently
+    not used)."""
+    from .training.runner import comparable_keys
+
+    have, want = comparable_keys(used), comparable_keys(asked)
+    keys = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    if not keys:
+        return
+    shown = "; ".join(f"{k}: {have.get(k)} in the run, {want.get(k)} in the file" for k in keys[:3])
+    more = f"; and {len(keys) - 3} more" if len(keys) > 3 else ""
+    print(f"[vaedemo] warning: --resume continues with the run's own config ({stored}) and --set, not {config_path}, "
+          f"which differs from it ({shown}{more}); pass --set KEY=VALUE to change a key on resume.",
+          file=sys.stderr)  # fmt: skip
 
 
 def _check_same_model(stored, asked) -> None:

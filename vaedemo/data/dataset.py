@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ CACHE_DIRNAME = ".vaedemo_cache"
 LOCAL_MAX_VALUES = 1 << 28
 CACHE_VERSION = 2  # bump when what is cached changes (2: nothing silent below -80 dBFS is)
 _MAX_LISTED = 5  # skipped files named in an error message
+PROGRESS_EVERY_S = 15.0  # a large folder decodes for minutes before the first step: a line this often says how far
 
 log = logging.getLogger(__name__)
 
@@ -407,9 +409,14 @@ def build_datasets(
     max_frames = oneshot_frames(clip_length, cfg.augment) if cfg.mode == "oneshot" else None
     decode = _Decoder(root, cache_dir, sample_rate, channels, max_frames)
     sources: list[_Source] = []
-    for path in audio:
+    said = time.monotonic()
+    for done, path in enumerate(audio):
         if cfg.max_files is not None and len(sources) >= cfg.max_files:
             break
+        if time.monotonic() - said >= PROGRESS_EVERY_S:
+            said = time.monotonic()
+            print(f"[vaedemo] reading {root}: {done} of {len(audio)} files ({decode.decoded} decoded, "
+                  f"{decode.cached} from the cache, {len(skipped) - len(other)} skipped)", file=sys.stderr)  # fmt: skip
         try:
             sources.append(decode(path))
         except AudioError as e:

@@ -103,17 +103,48 @@ def encode_statistics(
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The frozen encoder's posterior statistics (N, 2d, frames) of every clip of ``dataset``, ``copies`` times
     (a training set draws new augmentations each time); with ``keep_clips``, also the clips they encode (N, C, T),
-    as the encoder saw them."""
-    out, kept = [], []
-    for _ in range(copies):
-        for i in range(0, len(dataset), batch):
-            clips = torch.stack([dataset[j] for j in range(i, min(i + batch, len(dataset)))])
+    as the encoder saw them. The outputs are allocated whole once their size is known, after the first batch, and
+    checked against the memory this machine has free: a large folder would otherwise be encoded for an hour and then
+    killed (and concatenating the batches held everything twice)."""
+    n = len(dataset)
+    out = kept = None
+    for copy in range(copies):
+        for i in range(0, n, batch):
+            clips = torch.stack([dataset[j] for j in range(i, min(i + batch, n))])
             clips, _ = model.normalised(model.mode.fold(model.mode.pad(clips)))  # at one peak with a level latent
-            bands = model.pqmf.analysis(clips)
-            out.append(model.encoder.net(bands))  # the temporal encoder's statistics, before the two-stage head
+            stats = model.encoder.net(model.pqmf.analysis(clips))  # the temporal encoder's, before the two-stage head
+            if out is None:
+                shapes = [(copies * n, *stats.shape[1:])] + [(copies * n, *clips.shape[1:])] * keep_clips
+                check_memory(shapes, n, copies)
+                out = stats.new_empty(shapes[0])
+                kept = clips.new_empty(shapes[1]) if keep_clips else None
+            at = copy * n + i
+            out[at : at + len(stats)] = stats
             if keep_clips:
-                kept.append(clips)
-    return (torch.cat(out), torch.cat(kept)) if keep_clips else torch.cat(out)
+                kept[at : at + len(clips)] = clips
+    return (out, kept) if keep_clips else out
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give without swapping (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_memory(shapes: list[tuple[int, ...]], clips: int, copies: int) -> None:
+    """A ConfigError when float32 tensors of ``shapes`` would not fit in the memory free now (with a quarter left for
+    the training itself)."""
+    need = sum(4 * torch.Size(shape).numel() for shape in shapes)
+    free = available_memory()
+    if free is not None and need > 0.75 * free:
+        raise ConfigError(
+            f"two-stage training keeps {copies} encodings of each of {clips} clips in memory, {need / 2**30:.1f} GiB, "
+            f"and this machine has {free / 2**30:.1f} GiB free: lower train.trajectory_copies or data.max_files."
+        )
 
 
 class TwoStageModule(pl.LightningModule):
