@@ -552,6 +552,27 @@ def test_a_large_folder_says_how_far_its_reading_is(tmp_path, capsys, monkeypatc
     assert f"{tmp_path}: 2 of 3 files (0 decoded, 2 from the cache" in capsys.readouterr().err
 
 
+def test_a_cache_holding_decodes_the_run_does_not_read_says_how_much_and_keeps_them(tmp_path, capsys, monkeypatch):
+    """A changed file's old decode stays in the cache (another run may read it): past UNUSED_CACHE_NOTE a line says
+    how much that is and how to reclaim it; nothing is deleted."""
+    write(tmp_path / "kick.wav", ramp(L))
+    write(tmp_path / "snare.wav", ramp(L))
+    monkeypatch.setattr(ds, "UNUSED_CACHE_NOTE", 1)
+    build(cfg(tmp_path, val_fraction=0.0))
+    assert "note:" not in capsys.readouterr().err  # every decode in the cache is read
+    write(tmp_path / "kick.wav", -ramp(L))  # changed: decoded again, its old decode kept
+    os.utime(tmp_path / "kick.wav", ns=(1, 1))
+    build(cfg(tmp_path, val_fraction=0.0))
+    cache = tmp_path / ".vaedemo_cache"
+    old = (cache / next(iter(os.listdir(cache)))).stat().st_size  # every entry has the same size here
+    assert len(list(cache.glob("*.npy"))) == 3
+    err = capsys.readouterr().err
+    assert f"[vaedemo] note: {old / 2**30:.1f} GiB of {cache} are decodes this run does not read (of changed" in err
+    monkeypatch.setattr(ds, "UNUSED_CACHE_NOTE", old + 1)
+    build(cfg(tmp_path, val_fraction=0.0))
+    assert "note:" not in capsys.readouterr().err
+
+
 def test_without_a_validation_split_the_run_validates_on_the_training_clips_as_they_are(tmp_path, capsys):
     """Validating on the training set as it trains scored a random augmentation each time (the same weights read
     24 to 35); now its clips as the files have them, said once."""

@@ -8,7 +8,8 @@ This module owns the way from a folder on disk to the tensors a DataLoader batch
   as a float32 ``.npy`` file of shape (channels, samples) under ``cfg.cache_dir`` (default ``<root>/.vaedemo_cache``),
   keyed by a hash of (relative path, size, mtime_ns, ctime_ns, device, inode, sample rate, channels, frames kept:
   a one-shot's start only); items are read from it with
-  ``np.load(mmap_mode="r")``, so epochs never decode again (stale entries of changed files are left in place);
+  ``np.load(mmap_mode="r")``, so epochs never decode again (decodes of changed files, or at other settings, are
+  left in place: another run may read them; a line says how much once it is over 1 GiB);
 * the train/val split is a hash of (split_seed, relative path) compared to ``val_fraction``: stable across runs,
   machines and additions of other files;
 * :class:`ClipDataset` yields torch.float32 tensors of shape (channels, clip_length): one clip from the start of each
@@ -54,6 +55,7 @@ CACHE_DIRNAME = ".vaedemo_cache"
 LOCAL_MAX_VALUES = 1 << 28
 CACHE_VERSION = 2  # bump when what is cached changes (2: nothing silent below -80 dBFS is)
 _MAX_LISTED = 5  # skipped files named in an error message
+UNUSED_CACHE_NOTE = 1 << 30  # bytes of cache that a run does not read before a line says so
 PROGRESS_EVERY_S = 15.0  # a large folder decodes for minutes before the first step: a line this often says how far
 
 log = logging.getLogger(__name__)
@@ -389,6 +391,21 @@ def _no_audio_message(root: Path, skipped: list[tuple[str, str]]) -> str:
     return f"{root} holds no usable audio: {n} file{'s' if n != 1 else ''} skipped ({listed}{more})."
 
 
+def _note_unused_cache(cache_dir: Path, used: set[str]) -> None:
+    """Say so once the cache holds much that this run does not read. Decodes of changed or removed files stay, as do
+    those of other settings (rate, channels, a one-shot's length), which another run may be reading now: nothing is
+    deleted behind it."""
+    try:
+        unused = sum(e.stat().st_size for e in os.scandir(cache_dir)
+                     if e.name.endswith(".npy") and not e.name.startswith(".") and e.name not in used)  # fmt: skip
+    except OSError:  # no cache (not writable), or it changed while listed: nothing to say
+        return
+    if unused >= UNUSED_CACHE_NOTE:
+        print(f"[vaedemo] note: {unused / 2**30:.1f} GiB of {cache_dir} are decodes this run does not read (of "
+              "changed or removed files, or at other settings, which another run may read); deleting the folder "
+              "reclaims them (what a run reads is decoded again).", file=sys.stderr)  # fmt: skip
+
+
 def build_datasets(
     cfg: DataConfig, sample_rate: int, channels: int, clip_length: int
 ) -> tuple[ClipDataset, ClipDataset]:
@@ -430,6 +447,7 @@ def build_datasets(
     if not sources:
         raise DataError(_no_audio_message(root, sorted(skipped)))
     sources.sort(key=lambda s: s.rel)
+    _note_unused_cache(cache_dir, {s.cache.name for s in sources if s.cache is not None})
     log.info(
         "%s: %d audio files (%d decoded, %d from cache in %s), %d undecodable, %d other files ignored",
         root, len(sources), decode.decoded, decode.cached, cache_dir, len(skipped) - len(other), len(other),
