@@ -167,6 +167,8 @@ def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"[vaedemo] step {saved}: phase" in res.stdout + res.stderr  # continued at the saved step, not 0
+    for noise in ("💡 Tip", "Trainer already configured with model summary", "LeafSpec"):  # Lightning's, every run
+        assert noise not in res.stdout + res.stderr
     assert _ckpt_step(last) == target
     meta = json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]
     assert meta["step"] == target

@@ -8,14 +8,35 @@ validation. ``--resume`` continues from ``last.ckpt`` with the run's stored conf
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from .cli import user_errors
 from .errors import VaedemoError
 from .training.precision import fast_cpu_kernels
+
+
+class _LightningNoise(logging.Filter):
+    """Lines Lightning prints on every run that say nothing about this one: an advertisement, and a note that our own
+    model summary (two levels deep) replaces its default."""
+
+    LINES = ("💡 Tip: ", "Trainer already configured with model summary callbacks")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.LINES)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _LightningNoise) for f in target.filters):
+            target.addFilter(_LightningNoise())
+    # a deprecation inside Lightning itself under this torch, on every run
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_callbacks=()):
@@ -27,6 +48,7 @@ def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_cal
 
     from .training.callbacks import AudioLogger, BundleExport, LastCheckpoint
 
+    _quiet_lightning()
     t, tr = cfg.train, cfg.trainer
     strategy = tr.strategy
     if strategy == "ddp":
