@@ -98,3 +98,36 @@ def test_the_run_to_bundle_form_is_unchanged(tmp_path, capsys):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2
+
+
+def test_the_file_is_written_aside_and_never_over_the_bundle_or_a_folder(tiny_config, tmp_path, monkeypatch):
+    """A folder at the path was torch's traceback; the bundle's own weights were overwritten (the bundle lost); a link
+    at the path was written through; a full disk aborted the process with half a file over the earlier export."""
+    import errno
+    import os
+
+    from vaedemo.bundle import load
+    from vaedemo.errors import VaedemoError
+
+    bundle = _bundle(tiny_config, tmp_path, causal=True)
+    (tmp_path / "folder.ts").mkdir()
+    with pytest.raises(VaedemoError, match="is a folder"):
+        export_torchscript(bundle, tmp_path / "folder.ts")
+    with pytest.raises(VaedemoError, match="one of the bundle's own files"):
+        export_torchscript(bundle, bundle / "model.safetensors")
+    load(bundle)  # intact
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (tmp_path / "link.ts").symlink_to(precious)
+    export_torchscript(bundle, tmp_path / "link.ts")
+    assert precious.read_text() == "keep me" and not (tmp_path / "link.ts").is_symlink()
+    assert torch.jit.load(str(tmp_path / "link.ts")).get_methods()
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("vaedemo.export.os.replace", full)
+    before = (tmp_path / "link.ts").read_bytes()
+    with pytest.raises(VaedemoError, match="cannot write .*link.ts .No space left on device.; nothing was changed"):
+        export_torchscript(bundle, tmp_path / "link.ts", streaming=True)
+    assert (tmp_path / "link.ts").read_bytes() == before and not list(tmp_path.glob(".link.ts.*"))  # nothing aside

@@ -162,6 +162,24 @@ def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, cha
     assert np.allclose(stream.process(x[: 4 * eng.hop]), streamed[: 4 * eng.hop], atol=1e-6)  # reset starts afresh
 
 
+def test_a_non_finite_stream_chunk_is_refused_before_it_reaches_the_caches(tiny_config, tmp_path):
+    """One NaN in a stream's caches made every later chunk NaN until reset(): it is refused in one sentence, and the
+    stream goes on as if it had never come."""
+    stream = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=True).stream()
+    x = np.random.default_rng(0).standard_normal((8 * stream.hop, 1)).astype(np.float32) * 0.1
+    want = stream.process(x)
+    stream.reset()
+    for bad in (np.nan, np.inf):
+        chunk = x.copy()
+        chunk[5] = bad
+        with pytest.raises(AudioError, match="a stream chunk contains NaN or infinite samples"):
+            stream.process(chunk)
+    assert np.array_equal(stream.process(x), want)
+    with pytest.raises(AudioError, match="must be 1-D .samples. or 2-D"):
+        stream.process(np.zeros((2, stream.hop, 1), np.float32))
+    assert stream.process(np.zeros((0, 1), np.float32)).shape == (0, 1)  # nothing in, nothing out
+
+
 def test_single_latent_models_do_not_stream(tiny_config, tmp_path):
     with pytest.raises(VaedemoError, match="cannot stream: it encodes one latent vector per clip"):
         _engine(tiny_config, tmp_path, "single", flows=0).stream()

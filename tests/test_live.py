@@ -225,3 +225,61 @@ def test_a_file_through_the_stream_is_decoded_inside_the_gate(state, tmp_path):
     with gate(None), pytest.raises(gr.Error, match="You already have 1 requests"):
         next(live.play_file(state, gate, None, str(garbage), "b_causal"))
     assert len(list(live.play_file(state, gate, None, str(path), "b_causal"))) == 2
+
+
+def test_chunks_of_one_session_go_through_its_stream_one_at_a_time(state, tmp_path):
+    """Two chunk events of one session at once (a raw client, a recording restarted while a chunk computes) fed one
+    resampler and one scripted stream from two threads, which corrupted the heap: the server died of a segfault."""
+    relay = live.Relay()
+    listener = relay.open("tab-1")
+    chunk = _chunk(tmp_path, 48000, (_signal(4800) * 32767).astype(np.int16))
+    live.live_chunk(state, relay, "tab-1", chunk, "b_causal")
+    stream = listener.session.stream
+    process, inside, most = stream.process, [0], [0]
+
+    def slow(x):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for another thread to come in, if it may
+        try:
+            return process(x)
+        finally:
+            inside[0] -= 1
+
+    stream.process = slow
+    threads = [threading.Thread(target=live.live_chunk, args=(state, relay, "tab-1", chunk, "b_causal")) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and listener.session.hops * listener.session.hop == sum(len(y) for y in _outputs(listener))
+
+
+def _outputs(listener) -> list[np.ndarray]:
+    return [sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)[0] for wav, _ in _drain(listener)]
+
+
+def test_a_chunk_of_many_channels_streams_as_stereo(state, tmp_path):
+    """As a file through the stream does: a raw request's 16 channels cost the shared live pool 8 stereo streams."""
+    relay = live.Relay()
+    listener = relay.open("tab-1")
+    x = np.concatenate([_signal(11025, 3, seed=1), -_signal(11025, 3, seed=2)], axis=1)  # 6 channels
+    live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, x), "b_causal")
+    assert listener.session.channels == 2 and all(y.shape[1] == 2 for y in _outputs(listener))
+
+
+def test_a_new_rate_restarts_the_sessions_stream_rather_than_making_another(state, tmp_path):
+    """A stream costs ~0.25 s to make (it is scripted): chunks whose rate alternates made one each, a few hundred
+    times a tiny chunk's cost. The session's own stream starts afresh instead, as a new one would."""
+    relay = live.Relay()
+    listener = relay.open("tab-1")
+    live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, (_signal(4410) * 32767).astype(np.int16)), "b_causal")
+    stream = listener.session.stream
+    _drain(listener)
+    second = _chunk(tmp_path, 48000, (_signal(9600, seed=5) * 32767).astype(np.int16))
+    live.live_chunk(state, relay, "tab-1", second, "b_causal")
+    assert listener.session.stream is stream and listener.session.rate == 48000
+    got = np.concatenate(_outputs(listener))
+    eng = state.models.get("b_causal")
+    want = live.LiveSession(eng, "b_causal", 48000, 1).feed(sf.read(second, dtype="float32", always_2d=True)[0])
+    np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1.5 / 32768)

@@ -19,7 +19,10 @@ models with a latent time series export.
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -149,7 +152,8 @@ class HostModule(nn.Module):
 
 def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = False) -> Path:
     """Write ``bundle``'s model as a TorchScript file for nn~ and other hosts (see the module doc)."""
-    from .bundle import load
+    from .bundle import as_user_file, load
+    from .hub import FILE_LIMITS, WEIGHTS
 
     b = load(bundle)
     if b.model.mode.per_clip:
@@ -162,9 +166,28 @@ def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = Fa
     path = Path(out)
     if not path.parent.is_dir():
         raise VaedemoError(f"{path.parent} is not a folder; create it first or choose another path for {path.name}.")
+    if path.is_dir():
+        raise VaedemoError(f"{path} is a folder; give the path of the TorchScript file to write, such as {path / 'model.ts'}.")
+    if b.path is not None and path.parent.resolve() == b.path.resolve() and path.name in (*FILE_LIMITS, WEIGHTS):
+        raise VaedemoError(f"{path} is one of the bundle's own files; write the TorchScript file under another name.")
     module = HostModule(b.model.float().eval(), streaming)
-    scripted = script(module)
-    scripted.save(str(path))
+    buffer = io.BytesIO()  # torch's own writer aborts the process on a full disk, half a file written over the old one
+    torch.jit.save(script(module), buffer)
+    # written aside, then renamed over the path: an earlier export survives a failed write, and a link at the path is
+    # replaced rather than written through
+    try:
+        fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        raise VaedemoError(f"cannot write into {path.parent} ({e.strerror or type(e).__name__}).") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getbuffer())
+        as_user_file(Path(aside))
+        os.replace(aside, path)
+    except OSError as e:
+        raise VaedemoError(f"cannot write {path} ({e.strerror or type(e).__name__}); nothing was changed there.") from None
+    finally:
+        Path(aside).unlink(missing_ok=True)
     return path
 
 

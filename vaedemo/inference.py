@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import check_audio, resample, to_channels
+from .audio import as_samples, check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
 from .nn.streaming import StreamingVAE, decoder_lookahead, encoder_lookahead, script
@@ -86,8 +86,11 @@ class Stream:
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """float32 (samples, channels) at the model rate, samples a multiple of the hop -> the same shape."""
-        x = np.asarray(chunk, np.float32)
-        x = x[:, None] if x.ndim == 1 else x
+        x = np.asarray(chunk)
+        if x.size:  # checked before it reaches the caches: one NaN there would make every later chunk NaN until reset()
+            x = as_samples(x, "a stream chunk")
+        else:  # nothing in, nothing out (as_samples refuses it as empty)
+            x = np.zeros((0, x.shape[1] if x.ndim == 2 else 1), np.float32)
         if x.shape[0] % self.hop:
             raise VaedemoError(f"a stream chunk must hold a multiple of {self.hop} samples, got {x.shape[0]}.")
         if self._channels not in (None, x.shape[1]):

@@ -20,7 +20,7 @@ import io
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -143,6 +143,9 @@ class Listener:
     session: LiveSession | None = None
     stream: tuple[str, Stream] | None = None  # (model label, its stream) made when the recording starts
     last_chunk: float = 0.0  # time.monotonic() of the last chunk (or of the opening)
+    # one chunk at a time: two events of one session at once (a raw client, a recording restarted while a chunk
+    # computes) would feed one resampler and one scripted stream from two threads, which corrupts the process's heap
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Relay:
@@ -237,16 +240,21 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
         return None
     d = decode(chunk, max_seconds=MAX_CHUNK_SECONDS)  # any rate, shape or channel count: one sentence if wrong
     listener.last_chunk = time.monotonic()  # (after the decode: a stream of garbage does not keep a listener)
-    x, rate = d.audio, d.sample_rate
-    if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
-        made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
-        stream = made[1] if made and made[0] == label else None  # (the picker may have changed since)
-        listener.session = LiveSession(state.models.get(label), label, rate, x.shape[1], stream)
-    session = listener.session
-    y = session.feed(x)
-    report = session.report()
-    if len(y):
-        _post(listener.box, (wav_bytes(y, session.model_rate), report))
+    x, rate = to_channels(d.audio, min(2, d.audio.shape[1])), d.sample_rate  # at most stereo, as a file's stream
+    with listener.lock:
+        if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
+            made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
+            stream = made[1] if made and made[0] == label else None  # (the picker may have changed since)
+            engine, old = state.models.get(label), listener.session
+            if stream is None and old is not None and old.label == label:  # another rate or channel count only:
+                stream = old.stream  # the same model's stream afresh, not a new one to script (~0.25 s a chunk)
+                stream.reset()
+            listener.session = LiveSession(engine, label, rate, x.shape[1], stream)
+        session = listener.session
+        y = session.feed(x)
+        report = session.report()
+        if len(y):
+            _post(listener.box, (wav_bytes(y, session.model_rate), report))
     return report
 
 
