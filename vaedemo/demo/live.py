@@ -98,12 +98,26 @@ class LiveSession:
         x = np.concatenate([self._pending, x.reshape(-1, self.channels)])
         whole = len(x) // self.hop * self.hop
         self._pending = x[whole:]
-        if not whole:
+        return self._process(x[:whole])
+
+    def flush(self) -> np.ndarray:
+        """The rest of what was fed: the resampler's held samples, the partial hop waiting and the model's delay,
+        pushed out with silence (the end of a file played through the stream, whose last ~0.1 s never came out)."""
+        held = np.zeros((0, self.channels), np.float32)
+        if self._to_model is not None:
+            held = self._to_model.resample_chunk(held, last=True).reshape(-1, self.channels)
+        x = np.concatenate([self._pending, held])
+        self._pending = x[:0]
+        total = -(-(len(x) + self.stream.latency) // self.hop) * self.hop  # all of it out, in whole hops
+        return self._process(np.concatenate([x, np.zeros((total - len(x), self.channels), np.float32)]))
+
+    def _process(self, x: np.ndarray) -> np.ndarray:
+        if not len(x):
             return np.zeros((0, self.channels), np.float32)
         start = time.perf_counter()
-        y = self.stream.process(x[:whole])
+        y = self.stream.process(x)
         self.compute_seconds += time.perf_counter() - start
-        self.hops += whole // self.hop
+        self.hops += len(x) // self.hop
         return y
 
     @property
@@ -275,9 +289,9 @@ def play_file(state: DemoState, gate: Gate, request: gr.Request, path: str | Non
     with gate(request):
         session, x = file_session(state, path, label)
     step = int(FILE_CHUNK_SECONDS * session.model_rate)
-    for start in range(0, len(x), step):
+    for start in range(0, len(x) + step, step):  # and one piece more: the file's end, out of the stream
         with gate(request, "live"):
-            y = session.feed(x[start : start + step])
+            y = session.feed(x[start : start + step]) if start < len(x) else session.flush()
         if len(y):
             yield wav_bytes(y, session.model_rate), session.report(FILE_CHUNK_SECONDS)
 
