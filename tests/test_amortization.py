@@ -57,3 +57,24 @@ def test_a_one_vector_flow_model_with_a_summary_reports_the_demos_typicality(dru
     assert median == pytest.approx(float(np.median(by_hand))) and below == sum(p < 1 for p in by_hand)
     unrefined = folder_gap(engine, drum_folder, clips=4, steps=0, lr=0.05)
     assert unrefined["refined_typicality"] == unrefined["encoder_typicality"] == row["encoder_typicality"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--lr", "nan"], "--clips must be at least 1, --steps and --prior-weight not negative and --lr positive."),
+        (["--steps", "100000"], "--steps must be at most 1000, got 100000."),
+        (["--out", "{tmp}"], "--out {tmp} is a folder; give a file name."),
+    ],
+)  # fmt: skip
+def test_odd_arguments_and_a_folder_without_usable_clips_get_one_sentence(backbone, tmp_path, capsys, extra, message):
+    """--lr nan was torch's traceback, --steps unbounded (hours of search), an --out folder IsADirectoryError after
+    the searches, a folder of undecodable files numpy's "need at least one array to stack"."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.wav").write_bytes(b"RIFF not a wave file")
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    assert main(["--checkpoint", str(backbone), "--data", str(bad), "--steps", "1", *extra]) == 2
+    assert capsys.readouterr().err == f"error: {message.replace('{tmp}', str(tmp_path))}\n"
+    assert main(["--checkpoint", str(backbone), "--data", str(bad), "--steps", "1"]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {bad} gave no usable clips to measure the amortisation gap on.\n")

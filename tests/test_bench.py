@@ -27,3 +27,23 @@ def test_refined_reconstruction_is_timed_only_when_asked(tiny_config, tmp_path):
     assert "refined x RT" not in alone[0] and alone[0].count("|") == rows[0].count("|") - 1
     full = table([{c[0]: 1.0 for c in COLUMNS}]).splitlines()  # every column measured: all of them shown
     assert full[0].count("|") == len(COLUMNS) + 1
+
+
+def test_odd_arguments_are_one_sentence_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    """--runs 0 and --chunks 0 were statistics' "no median for empty data" (a traceback for --stream), --chunk 0 a
+    row of 0.0 x real time, a --json folder a traceback after the whole benchmark, and no model to measure outside
+    the repository an IndexError."""
+    from vaedemo.bench import main
+
+    common = ["--checkpoint", str(tmp_path / "not_loaded")]
+    for extra, message in [(["--runs", "0"], "--runs, --chunks and --chunk must be at least 1 and --train-steps not "
+                             "negative, got 0, 300, 512 and 3."),
+                           (["--stream", "--chunk", "0"], "--runs, --chunks and --chunk must be at least 1"),
+                           (["--seconds", "-1"], "--seconds must be a length above 0, got -1.0."),
+                           (["--refine", "-1"], "--refine must be from 0 to 1000 steps, got -1."),
+                           (["--json", str(tmp_path)], f"--json {tmp_path} is a folder; give a file name.")]:
+        assert main(common + extra) == 2
+        assert capsys.readouterr().err.startswith(f"error: {message}")
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    assert capsys.readouterr().err == "error: no --config or --checkpoint given and no configs/*.yaml here to measure.\n"

@@ -180,3 +180,74 @@ def test_scores_over_draws_average_every_number_and_keep_each_draws_kid():
     out = scores_over_draws(np.zeros(3), [np.full(4, 1.0), np.full(4, 2.0), np.full(4, 6.0)], score)
     assert out["kid"] == 3.0 and out["fd"] == 6.0 and out["kid_draws"] == [1.0, 2.0, 6.0]
     assert out["kid_draw_std"] == pytest.approx(np.sqrt(7.0))  # ddof 1: ((2^2 + 1^2 + 3^2) / 2) ** 0.5
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-clips", "-1"], "--max-clips must be at least 2 (KID and FD compare sets of clips), got -1."),
+        (["--samples", "1"], "--samples must be 0 (as many as clips) or at least 2, got 1."),
+        (["--samples", "-3"], "--samples must be 0 (as many as clips) or at least 2, got -3."),
+        (["--seconds", "-1"], "--seconds must be a length above 0, got -1.0."),
+        (["--seconds", "nan"], "--seconds must be a length above 0, got nan."),
+        (["--seconds", "1e9", "--max-clips", "2"], "2 clips of 1e+09 s are more audio than one evaluation holds"),
+        (["--json", "{tmp}"], "--json {tmp} is a folder; give a file name."),
+        (["--json", "{tmp}/missing/r.json"], "--json {tmp}/missing/r.json: the folder {tmp}/missing does not exist."),
+        (["--out", "{tmp}/r.txt", "--json", "{tmp}/r.txt"], "--json and --out name the same file {tmp}/r.txt"),
+    ],
+)  # fmt: skip
+def test_odd_arguments_and_outputs_are_one_sentence_before_any_work(tiny_config, drum_folder, tmp_path, capsys, extra,
+                                                                    message):  # fmt: skip
+    """Each was a traceback (numpy's, the metrics', IsADirectoryError after the whole evaluation, a 16 GiB allocation),
+    or, for --out and --json on one file, the markdown silently replaced by the JSON."""
+    cfg = tiny_config("single", flows=0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--no-opus", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message.replace("{tmp}", str(tmp_path))) and err.count("\n") == 1
+    assert not (tmp_path / "r.txt").exists()
+
+
+def test_a_short_clip_gives_no_nan_and_a_folder_used_whole_shows_its_level(tiny_config, drum_folder, tmp_path):
+    """Clips too short for the frame buzz wrote NaN into --json (and the card's config.json), which JSON readers
+    refuse; a folder used whole (no floor row) kept its held-out clips' level out of the markdown."""
+    cfg = tiny_config("temporal", flows=0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    other = tmp_path / "other_soundfont"
+    shutil.copytree(drum_folder, other)
+    js, out = tmp_path / "r.json", tmp_path / "r.md"
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(other), "--no-opus", "--seconds", "0.002",
+                          "--json", str(js), "--out", str(out)]) == 0  # fmt: skip
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the JSON")
+
+    res = json.loads(js.read_text(), parse_constant=refuse)[0]
+    assert "hop_buzz_db" not in res["reconstruction"]["model"] and "| — |" in out.read_text()
+    assert "real vs real (floor)" not in res["generation"]  # all 12 files evaluated: none left for a floor
+    held = res["generation"]["reconstructions (decoder bound)"]["real_peak_dbfs"]
+    assert f"(held-out clips: {held:.1f})" in out.read_text()
+
+
+def test_one_file_left_over_makes_no_floor_and_samples_are_as_long_as_the_clips(tiny_config, drum_folder, tmp_path,
+                                                                                monkeypatch):  # fmt: skip
+    """11 of 12 files left one for the floor: KID of one clip was a traceback after the reconstructions. A one-vector
+    model's samples are one clip whatever --seconds asks: they are zero-padded to it as the clips are (features of
+    short samples against long, half-silent clips made the priors' KID a hundred times worse)."""
+    from vaedemo import metrics
+    from vaedemo.evaluate import evaluate_folder
+    from vaedemo.inference import Engine
+
+    cfg = tiny_config("single", flows=2)
+    engine = Engine(save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict()))
+    other = tmp_path / "other_soundfont"
+    shutil.copytree(drum_folder, other)
+    lengths = set()
+    features = metrics.clip_features
+    monkeypatch.setattr(metrics, "clip_features", lambda clips, sr: lengths.update(len(c) for c in clips)
+                        or features(clips, sr))  # fmt: skip
+    seconds = 3 * engine.clip_length / engine.sample_rate
+    res = evaluate_folder(engine, other, seconds, 11, 0, opus=False, draws=1)
+    assert "real vs real (floor)" not in res["generation"] and "the floor's" not in res["data"]
+    assert lengths == {3 * engine.clip_length}

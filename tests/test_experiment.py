@@ -62,6 +62,18 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
          "evaluate.draws in .* must be a whole number of at least 1, got 0."),
         ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], max_clip: 5}\n", "unknown evaluate option 'max_clip'"),
         ("base: x.yaml\nvariants: {a: []}\nevaluate: [d]\n", "'evaluate' in .* must map options to values"),
+        # read before training too: int() / float()'s tracebacks after the first variant, a folder read letter by
+        # letter, "no" taken for true
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], max_clips: many}\n",
+         "evaluate.max_clips in .* must be a whole number, at least 2, got 'many'."),
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], samples: 1}\n",
+         "evaluate.samples in .* must be a whole number, 0 or at least 2, got 1."),
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], seconds: -1}\n",
+         "evaluate.seconds in .* must be a length above 0, got -1."),
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: data/drums}\n",
+         "evaluate.data in .* must be a list of folders, got 'data/drums'."),
+        ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], opus: 'no'}\n",
+         "evaluate.opus in .* must be true or false, got 'no'."),
     ],
 )  # fmt: skip
 def test_ablation_file_errors(tmp_path, text, message):
@@ -73,3 +85,16 @@ def test_ablation_file_errors(tmp_path, text, message):
 
 def test_a_missing_ablation_file_is_one_sentence(tmp_path):
     assert experiment_main([str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_a_variant_is_evaluated_at_evaluates_own_default_length(tiny_config, drum_folder, tmp_path):
+    """Without evaluate.seconds a one-vector model was evaluated on 1 s, its clip and a few samples more (decoded as
+    a second clip): worse numbers than python -m vaedemo.evaluate gives the same bundle."""
+    from vaedemo.bundle import save_bundle
+    from vaedemo.experiment import evaluate_variant
+    from vaedemo.nn.vae import AudioVAE
+
+    cfg = tiny_config("single", flows=0)
+    bundle = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    (result,) = evaluate_variant(bundle, {"data": [str(drum_folder)], "max_clips": 2, "draws": 1})
+    assert round(result["seconds"] * 16000) == 2048  # the model's clip, as evaluate's default

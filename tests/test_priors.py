@@ -107,3 +107,42 @@ def test_the_fitted_gaussian_draws_the_latents_mean_and_covariance():
     assert np.allclose(x.mean(0), z.mean(0), atol=0.05)
     assert np.allclose(np.cov(x, rowvar=False), np.cov(z, rowvar=False), atol=0.1)  # the correlations too, not a diagonal
     assert fit_gaussian(z[:2])(torch.randn(5, 3)).shape == (5, 3)  # fewer latents than dimensions: still a Gaussian
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--samples", "1"], "--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got 1, "
+                             "4000 and 8."),
+        (["--ode-steps", "0"], "--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got "
+                               "200, 4000 and 0."),
+        (["--json", "{tmp}"], "--json {tmp} is a folder; give a file name."),
+    ],
+)  # fmt: skip
+def test_priors_cli_refuses_odd_arguments_in_one_sentence(tiny_config, drum_folder, tmp_path, capsys, extra, message):
+    """--samples 1 was the metrics' traceback, --ode-steps 0 a ZeroDivisionError, a --json folder IsADirectoryError
+    after the whole comparison."""
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
+                        *extra]) == 2  # fmt: skip
+    assert capsys.readouterr().err == f"error: {message.replace('{tmp}', str(tmp_path))}\n"
+
+
+def test_a_folder_of_one_clip_is_one_sentence_and_one_left_over_file_makes_no_floor(tiny_config, drum_folder,
+                                                                                    tmp_path, capsys):  # fmt: skip
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    one, three = tmp_path / "one", tmp_path / "three"
+    for folder, count in ((one, 1), (three, 3)):
+        folder.mkdir()
+        for f in sorted(drum_folder.glob("*.wav"))[:count]:
+            shutil.copy(f, folder / f.name)
+    common = ["--checkpoint", str(path), "--train-data", str(drum_folder), "--fm-steps", "2", "--draws", "1"]
+    assert priors_main([*common, "--data", str(one), "--samples", "4"]) == 2
+    assert capsys.readouterr().err.endswith(f"error: {one} gave 1 usable clips; the comparison needs at least 2.\n")
+    js = tmp_path / "r.json"
+    assert priors_main([*common, "--data", str(three), "--samples", "2", "--json", str(js)]) == 0  # 2 of 3: 1 left
+    rows = next(iter(json.loads(js.read_text())["folders"].values()))
+    assert "real clips (floor)" not in rows and "reconstructions (decoder bound)" in rows

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cli import emit_report, user_errors
+from .cli import check_outputs, emit_report, user_errors
 from .dataset_summary import prior_log_prob, read_summary, typicality_percentiles
 from .errors import VaedemoError
 from .evaluate import default_seconds, evaluation_sets, load_clips
@@ -57,6 +57,8 @@ def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float, prior_we
     length = round(default_seconds(engine) * engine.sample_rate)
     files, _, described = evaluation_sets(folder, engine, 200)
     audio = load_clips(files, engine.sample_rate, length, engine.channels, clips)  # spread over the set
+    if not audio:  # every file undecodable: numpy's "need at least one array to stack" otherwise
+        raise VaedemoError(f"{folder} gave no usable clips to measure the amortisation gap on.")
     x = torch.from_numpy(np.stack([a.T for a in audio]))  # (B, C, T)
     model = engine.model.eval()
     t0 = time.perf_counter()
@@ -107,9 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)
-    if a.clips < 1 or a.steps < 0 or a.lr <= 0 or not a.prior_weight >= 0:
+    from .inference import MAX_REFINE_STEPS, Engine
+
+    # --lr nan passed "<= 0" and was torch's traceback; --steps as the demo's and evaluate's refinement, bounded
+    if a.clips < 1 or a.steps < 0 or not 0 < a.lr < float("inf") or not 0 <= a.prior_weight < float("inf"):
         raise VaedemoError("--clips must be at least 1, --steps and --prior-weight not negative and --lr positive.")
-    from .inference import Engine
+    if a.steps > MAX_REFINE_STEPS:
+        raise VaedemoError(f"--steps must be at most {MAX_REFINE_STEPS}, got {a.steps}.")
+    check_outputs(out=a.out, json_path=a.json)  # before the searches, not a traceback after them
 
     engine = Engine(a.checkpoint)
     rows = [folder_gap(engine, Path(d), a.clips, a.steps, a.lr, a.prior_weight) for d in a.data]

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import checked_device, user_errors
+from .cli import check_outputs, checked_device, user_errors
+from .errors import VaedemoError
 
 
 def _median_time(fn, runs: int) -> float:
@@ -321,9 +322,26 @@ def _medians(rows: list[dict]) -> list[dict]:
     return out
 
 
+def check_arguments(args) -> None:
+    """Counts and lengths in one sentence each, before any model loads: --runs 0 or --chunks 0 was statistics'
+    "no median for empty data", --chunk 0 a table of 0.0 x real time, a --json folder a traceback after the whole
+    benchmark."""
+    from .inference import MAX_REFINE_STEPS
+
+    if args.runs < 1 or args.chunks < 1 or args.chunk < 1 or args.train_steps < 0:
+        raise VaedemoError(f"--runs, --chunks and --chunk must be at least 1 and --train-steps not negative, got "
+                           f"{args.runs}, {args.chunks}, {args.chunk} and {args.train_steps}.")  # fmt: skip
+    if not 0 < args.seconds < float("inf"):
+        raise VaedemoError(f"--seconds must be a length above 0, got {args.seconds}.")
+    if not 0 <= args.refine <= MAX_REFINE_STEPS:
+        raise VaedemoError(f"--refine must be from 0 to {MAX_REFINE_STEPS} steps, got {args.refine}.")
+    check_outputs(json_path=args.json)
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    check_arguments(args)
     if args._worker:
         kind, target = args._worker
         print(json.dumps(measure(target, kind, args.seconds, args.runs, args.train_steps, args.refine)))
@@ -335,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     targets = [("config", c) for c in args.config] + [("checkpoint", c) for c in args.checkpoint]
     if not targets:
         targets = [("config", str(p)) for p in sorted(Path("configs").glob("*.yaml"))]
+    if not targets:  # run outside the repository: rows[0] below was an IndexError
+        raise VaedemoError("no --config or --checkpoint given and no configs/*.yaml here to measure.")
     rows = []
     for kind, target in targets:
         cmd = [sys.executable, "-m", "vaedemo.bench", "--_worker", kind, target, "--seconds", str(args.seconds),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,10 +60,76 @@ def checked_device(name: str) -> str:
     return name
 
 
+def check_outputs(**paths: str | None) -> None:
+    """Refuse, before any work, output files (``--out``, ``--json``, ... by flag name, ``json_path`` for ``--json``)
+    that could not be written: one named twice (the second would silently replace the first), a folder, or a file in
+    a folder that does not exist. Without this the error came as a traceback after the whole evaluation."""
+    seen: dict[str, str] = {}
+    for flag, path in paths.items():
+        if not path:
+            continue
+        name = "--" + flag.removesuffix("_path").replace("_", "-")
+        p = Path(path)
+        key = os.path.normcase(os.path.abspath(p))
+        if key in seen:
+            raise VaedemoError(f"{name} and {seen[key]} name the same file {path}; give each its own.")
+        seen[key] = name
+        if p.is_dir():
+            raise VaedemoError(f"{name} {path} is a folder; give a file name.")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise VaedemoError(f"{name} {path}: the folder {parent} does not exist.")
+        if not os.access(parent, os.W_OK):
+            raise VaedemoError(f"{name} {path}: the folder {parent} is not writable.")
+
+
+def json_safe(data):
+    """``data`` with every non-finite float as None: ``json.dumps`` writes NaN and Infinity, which are not JSON
+    (JavaScript's and most other readers refuse the whole file)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return data
+
+
+def write_outputs(texts: dict[str, str]) -> None:
+    """Write each (path -> text), every file aside first and only then each over its path: an error writing one
+    (a full disk) leaves no file half-written and none replaced."""
+    asides: list[tuple[str, Path]] = []
+    try:
+        for path, text in texts.items():
+            p = Path(path)
+            fd, aside = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
+            asides.append((aside, p))
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(aside, 0o666 & ~_umask())  # mkstemp makes it private; a report is a file like any other
+        for aside, p in asides:
+            os.replace(aside, p)
+    except OSError as e:
+        raise VaedemoError(f"could not write {p}: {e.strerror or e}.") from None
+    finally:
+        for aside, _ in asides:
+            if os.path.lexists(aside):
+                os.unlink(aside)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def emit_report(text: str, data, out: str | None, json_path: str | None) -> None:
-    """Print a markdown report; also write it to ``out`` and the numbers behind it to ``json_path`` when given."""
+    """Print a markdown report; also write it to ``out`` and the numbers behind it to ``json_path`` when given (the
+    command checked both with :func:`check_outputs` before its work). Non-finite numbers are null in the JSON."""
     print(text)
+    texts = {}
     if out:
-        Path(out).write_text(text)
+        texts[out] = text
     if json_path:
-        Path(json_path).write_text(json.dumps(data, indent=2))
+        texts[json_path] = json.dumps(json_safe(data), indent=2, allow_nan=False)
+    write_outputs(texts)

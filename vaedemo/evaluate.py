@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import report_markdown
-from .cli import emit_report, user_errors
+from .cli import check_outputs, emit_report, user_errors
 from .config import DataConfig
 from .errors import AudioError, VaedemoError
 from .hub import refuse_hub_id_for_writing
@@ -41,6 +42,10 @@ from .hub import refuse_hub_id_for_writing
 RECON_KEYS = ("log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr", "level_db",
               "hop_buzz_db")
 OPUS_BITRATES = (6, 12, 24)
+# the held-out clips one evaluation holds (values, all clips together; their reconstructions as many again): 512 MiB
+# as float32, 200 clips of 15 s mono. A long --seconds zero-pads every clip to it, so without a bound a typo (3600)
+# allocated tens of GiB before failing with a traceback.
+MAX_EVALUATED_VALUES = 128 * 1024 * 1024
 # draws of prior samples averaged for each prior's row: one draw's KID moves from seed to seed (see scores_over_draws)
 DEFAULT_DRAWS = 5
 
@@ -86,7 +91,7 @@ def evaluation_sets(data: Path, engine, limit: int) -> tuple[list[Path], list[Pa
     files that were not picked for the evaluation (disjoint, same soundfont), so every folder has a floor."""
     files, others, described = held_out_files(data, engine)
     picked = spread(files, limit)
-    if not others and len(picked) < len(files):
+    if not others and len(files) - len(picked) >= 2:  # one file left over is no set to compare with: no floor
         chosen = set(picked)
         others = [f for f in files if f not in chosen]
         described = f"{data} ({len(picked)} of {len(files)} files, not seen in training; the others are the floor's)"
@@ -129,15 +134,18 @@ def opus_round_trip(x: np.ndarray, sr: int, kbps: int, tmp: Path) -> np.ndarray:
 def _pair_metrics(ref: np.ndarray, est: np.ndarray, sr: int, hop: int) -> dict[str, float]:
     from .metrics import hop_buzz_db, hop_buzz_min_samples, level_difference_db, reconstruction_metrics
 
-    buzz = hop_buzz_db(ref, est, sr, hop) if len(ref) >= hop_buzz_min_samples(hop) else float("nan")
-    return reconstruction_metrics(ref, est, sr) | {"level_db": level_difference_db(ref, est), "hop_buzz_db": buzz}
+    row = reconstruction_metrics(ref, est, sr) | {"level_db": level_difference_db(ref, est)}
+    if len(ref) >= hop_buzz_min_samples(hop):
+        row["hop_buzz_db"] = hop_buzz_db(ref, est, sr, hop)
+    return row
 
 
 def _mean_metrics(pairs, hop: int) -> dict[str, float]:
     """Each metric's mean over (reference, estimate, sample rate) pairs; the buzz is measured at the model's hop
-    (for an Opus row too, whose value is then the baseline)."""
+    (for an Opus row too, whose value is then the baseline). Clips too short for the buzz leave it out (the report
+    shows a dash): a NaN there was written into --json and the bundle's config.json, which JSON readers refuse."""
     rows = [_pair_metrics(ref, est, sr, hop) for ref, est, sr in pairs]
-    return {k: float(np.mean([r[k] for r in rows])) for k in RECON_KEYS}
+    return {k: float(np.mean([r[k] for r in rows])) for k in RECON_KEYS if all(k in r for r in rows)}
 
 
 def evaluate_folder(
@@ -175,10 +183,14 @@ def evaluate_folder(
     n = min(samples, len(clips)) if samples else len(clips)
     real = clip_features(clips, sr)
     gen: dict = {}
-    if others:
-        floor_clips = load_clips(others, sr, length, ch, n)
-        floor = clip_features(floor_clips, sr)
-        gen["real vs real (floor)"] = _generation_scores(real, floor, kid, frechet_distance)
+    floor_clips = load_clips(others, sr, length, ch, n) if others else []
+    if len(floor_clips) < 2:  # KID and FD need two clips a set: one other file (or one readable) makes no floor
+        if others:
+            print(f"no real-vs-real floor for {data}: {len(floor_clips)} other usable clip(s), it needs 2.",
+                  file=sys.stderr)
+        others = []
+    else:
+        gen["real vs real (floor)"] = _generation_scores(real, clip_features(floor_clips, sr), kid, frechet_distance)
     # the decoder's bound: its reconstructions of the very clips (paired with them); prior samples seldom beat it
     gen["reconstructions (decoder bound)"] = _generation_scores(real, clip_features(recon, sr), kid, frechet_distance,
                                                                 paired=True)  # fmt: skip
@@ -192,11 +204,30 @@ def evaluate_folder(
         features, peaks = [], []
         for d in range(draws):  # a draw at a time: only its features and peaks are kept
             audio = engine.sample(n, temperature=1.0, seed=seed + d, use_flow=use_flow, seconds=seconds)[:, :length]
+            # zero-padded to the clips' length as the clips are: a one-vector model's sample is one clip whatever
+            # --seconds asks, and features of 1 s against 2 s clips (half of them silence) made KID 100 times worse
+            audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1]), (0, 0)))
             features.append(clip_features(list(audio), sr))
             peaks += peaks_dbfs(audio)
         gen[name] = scores_over_draws(real, features, score) | level_summary(peaks)
     result["generation"] = gen
     return result
+
+
+def check_options(seconds: float, max_clips: int, samples: int, values_per_second: float) -> None:
+    """The clip length and counts of an evaluation, in one sentence each (a negative count or length came out as
+    numpy's traceback, a count of 1 as the metrics' after the reconstructions were done); ``values_per_second``:
+    sample rate x channels, for the bound on what the clips hold."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise VaedemoError(f"--seconds must be a length above 0, got {seconds}.")
+    if max_clips < 2:
+        raise VaedemoError(f"--max-clips must be at least 2 (KID and FD compare sets of clips), got {max_clips}.")
+    if samples != 0 and samples < 2:
+        raise VaedemoError(f"--samples must be 0 (as many as clips) or at least 2, got {samples}.")
+    if max_clips * round(seconds * values_per_second) > MAX_EVALUATED_VALUES:
+        most = MAX_EVALUATED_VALUES / values_per_second / max_clips
+        raise VaedemoError(f"{max_clips} clips of {seconds:g} s are more audio than one evaluation holds; at "
+                           f"--max-clips {max_clips}, --seconds may be at most {most:.3g}.")  # fmt: skip
 
 
 def check_draws(draws: int) -> None:
@@ -269,10 +300,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.update_card:
         refuse_hub_id_for_writing(args.checkpoint, "--update-card")
-    engine = Engine(args.checkpoint)
-    seconds = default_seconds(engine) if args.seconds is None else args.seconds
+    check_outputs(out=args.out, json_path=args.json)  # before the work, not a traceback after it
+    check_draws(args.draws)
     if not 0 <= args.refine <= MAX_REFINE_STEPS:
         raise VaedemoError(f"--refine must be from 0 to {MAX_REFINE_STEPS} steps, got {args.refine}.")
+    engine = Engine(args.checkpoint)
+    seconds = default_seconds(engine) if args.seconds is None else args.seconds
+    check_options(seconds, args.max_clips, args.samples, engine.sample_rate * engine.channels)
     results = [evaluate_folder(engine, Path(d), seconds, args.max_clips, args.samples, not args.no_opus, args.seed,
                                args.refine, args.draws) for d in args.data]  # fmt: skip
     emit_report(report_markdown(engine.bundle.name, results), results, args.out, args.json)

@@ -70,6 +70,21 @@ def check_evaluate_options(opts, path: Path) -> None:
     draws = opts.get("draws", 1)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ConfigError(f"evaluate.draws in {path} must be a whole number of at least 1, got {draws!r}.")
+    # each was int() / float()'s traceback, or evaluate's sentence, after the first variant had trained; a folder
+    # given as a string was read letter by letter, and opus: "no" was true
+    data = opts.get("data", [])
+    if not isinstance(data, list) or not all(isinstance(d, str) and d for d in data):
+        raise ConfigError(f"evaluate.data in {path} must be a list of folders, got {data!r}.")
+    for key, least in (("max_clips", 2), ("samples", 0)):
+        value = opts.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least or (key == "samples" and value == 1):
+            wanted = "0 or at least 2" if key == "samples" else f"at least {least}"
+            raise ConfigError(f"evaluate.{key} in {path} must be a whole number, {wanted}, got {value!r}.")
+    seconds = opts.get("seconds", 1.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ConfigError(f"evaluate.seconds in {path} must be a length above 0, got {seconds!r}.")
+    if not isinstance(opts.get("opus", False), bool):
+        raise ConfigError(f"evaluate.opus in {path} must be true or false, got {opts['opus']!r}.")
 
 
 def variant_overrides(doc: dict, name: str) -> list[str]:
@@ -85,11 +100,14 @@ def train_variant(doc: dict, name: str) -> Path:
 
 
 def evaluate_variant(bundle: Path, opts: dict) -> list[dict]:
-    from .evaluate import DEFAULT_DRAWS, evaluate_folder
+    from .evaluate import DEFAULT_DRAWS, default_seconds, evaluate_folder
     from .inference import Engine
 
     engine = Engine(bundle)
-    return [evaluate_folder(engine, Path(d), float(opts.get("seconds", 1.0)), int(opts.get("max_clips", 100)),
+    # without seconds, evaluate's own default: 1 s was a one-vector model's clip and 68 samples (0.08 worse log-mel
+    # L1 for drums_single_flow on TimGM6mb than python -m vaedemo.evaluate gives)
+    seconds = float(opts["seconds"]) if "seconds" in opts else default_seconds(engine)
+    return [evaluate_folder(engine, Path(d), seconds, int(opts.get("max_clips", 100)),
                             int(opts.get("samples", 0)), bool(opts.get("opus", False)),
                             draws=int(opts.get("draws", DEFAULT_DRAWS))) for d in opts.get("data", [])]  # fmt: skip
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .card import draws_line, each_draw
-from .cli import emit_report, user_errors
+from .cli import check_outputs, emit_report, user_errors
 from .errors import VaedemoError
 from .evaluate import (
     DEFAULT_DRAWS,
@@ -184,6 +184,8 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     for folder in folders:
         files, others, described = evaluation_sets(folder, engine, n)
         clips = load_clips(files, sr, length, engine.channels, n)
+        if len(clips) < 2:  # KID, FD and the nearest other clip need two: one was the metrics' traceback
+            raise VaedemoError(f"{folder} gave {len(clips)} usable clips; the comparison needs at least 2.")
         real = clip_features(clips, sr)
         recon = clip_features([engine.reconstruct(c, sr) for c in clips], sr)
         score = partial(prior_scores, train=train_feats, decoded_train=decoded_train, recon=recon)
@@ -199,8 +201,8 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
             else:
                 rows[name]["replay"] = replay_share(real, decoded_train, recon, features[name])
         rows["reconstructions (decoder bound)"] = sample_scores(real, train_feats, recon, paired=True)
-        if others:  # other real clips scored as if they were samples: how close a perfect generator could come
-            floor = load_clips(others, sr, length, engine.channels, n)
+        floor = load_clips(others, sr, length, engine.channels, n) if others else []
+        if len(floor) >= 2:  # other real clips scored as if they were samples: how close a perfect generator could come
             rows["real clips (floor)"] = sample_scores(real, train_feats, clip_features(floor, sr))
             rows["real clips (floor)"].update(peak_levels(floor))
             if is_training_folder(folder, train_data):  # the floor is the training split itself
@@ -251,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)
+    check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
+    check_draws(a.draws)
+    if a.samples < 2 or a.fm_steps < 0 or a.ode_steps < 1:  # a sample alone has no KID; 0 Euler steps divided by 0
+        raise VaedemoError(f"--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got "
+                           f"{a.samples}, {a.fm_steps} and {a.ode_steps}.")  # fmt: skip
     if any(not 0 < t <= 3 for t in a.temperature):  # the demo's API takes up to 3 as well
         raise VaedemoError(f"--temperature must be above 0 and at most 3, got {a.temperature}.")
     from .inference import Engine
