@@ -81,6 +81,21 @@ def test_evaluate_errors_are_one_sentence(tiny_config, tmp_path, capsys):
     assert "(hf download org/repo --local-dir DIR)" in err
 
 
+def test_silent_clips_are_skipped_as_training_skips_them(tiny_config, tmp_path, capsys):
+    """A folder of silent files scored SI-SDR -100 dB and a level of +200 dB and exited 0: its clips are skipped,
+    as training's are, and nothing left is one sentence."""
+    import soundfile as sf
+
+    path = save_bundle(AudioVAE(tiny_config("temporal", flows=0).model), tmp_path / "b")
+    (tmp_path / "silent").mkdir()
+    for i in range(4):
+        sf.write(tmp_path / "silent" / f"s{i}.wav", np.full(8000, 3e-5 * (i % 2), np.float32), 16000, subtype="FLOAT")
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(tmp_path / "silent"), "--no-opus"]) == 2
+    err = capsys.readouterr().err
+    assert "s1.wav: silent (no sample above -80 dBFS in its first" in err
+    assert err.strip().endswith("gave 0 usable clips; the evaluation needs at least 2.")
+
+
 def test_every_folder_with_more_files_than_clips_gets_a_disjoint_real_floor(tiny_config, drum_folder, tmp_path):
     """Another soundfont's folder: the evaluation clips are spread over it and the floor comes from its other files;
     the training folder keeps its split (validation clips vs training clips)."""

@@ -110,7 +110,10 @@ def check_against(engine, expected: dict, exact: bool) -> None:
             scale = max(1.0, abs(want["abs_sum"]))
             assert abs(g["sum"] - want["sum"]) <= 1e-4 * scale, key
             assert abs(g["abs_sum"] - want["abs_sum"]) <= 1e-4 * scale, key
-            assert np.allclose(g["head"], want["head"], rtol=2e-4, atol=1e-5), key  # a flow amplifies rounding
+            # a flow amplifies rounding, in proportion to the output's scale: drums_twostage's latent vector (values
+            # up to 4.1) moved its small entries by 1.2e-5 between AVX2 and AVX-512 kernels (1.7e-4 at most)
+            atol = 1e-5 * max(1.0, float(np.abs(want["head"]).max()))
+            assert np.allclose(g["head"], want["head"], rtol=2e-4, atol=atol), key
 
 
 @pytest.fixture(scope="module")

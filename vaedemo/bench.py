@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
                "--runs", str(args.runs), "--train-steps", str(args.train_steps), "--refine", str(args.refine)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
-            print(f"error: benchmarking {target} failed: {res.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+            why = (res.stderr.strip().splitlines() or [f"its process ended with status {res.returncode}"])[-1]
+            print(f"error: benchmarking {target} failed: {why}", file=sys.stderr)  # (killed: nothing on stderr)
             return 1
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(f"measured {target}", file=sys.stderr)

@@ -102,6 +102,7 @@ def load_named_clips(files: list[Path], sr: int, length: int, channels: int, lim
     """(file, its first ``length`` samples, zero-padded to that) for at most ``limit`` files spread over the list; a
     file that cannot be read is skipped with a note."""
     from .audio import load_audio
+    from .data.dataset import SILENCE_PEAK
 
     clips = []
     for f in spread(files, limit):
@@ -111,6 +112,9 @@ def load_named_clips(files: list[Path], sr: int, length: int, channels: int, lim
             print(f"skipping {f}: {e}", file=sys.stderr)
             continue
         x = x[:length]
+        if not float(np.abs(x).max(initial=0.0)) > SILENCE_PEAK:  # as training skips it: its metrics are of nothing
+            print(f"skipping {f}: silent (no sample above -80 dBFS in its first {length / sr:.2f} s).", file=sys.stderr)
+            continue
         clips.append((f, np.pad(x, ((0, length - len(x)), (0, 0)))))
     return clips
 
