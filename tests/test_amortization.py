@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from vaedemo.amortization import folder_gap, main
+from vaedemo.amortization import folder_gap, main, report
 from vaedemo.evaluate import default_seconds, evaluation_sets, load_clips
 from vaedemo.inference import Engine
 
@@ -57,6 +57,9 @@ def test_a_one_vector_flow_model_with_a_summary_reports_the_demos_typicality(dru
     assert median == pytest.approx(float(np.median(by_hand))) and below == sum(p < 1 for p in by_hand)
     unrefined = folder_gap(engine, drum_folder, clips=4, steps=0, lr=0.05)
     assert unrefined["refined_typicality"] == unrefined["encoder_typicality"] == row["encoder_typicality"]
+    assert row["latent_spread"] > 0
+    one = folder_gap(engine, drum_folder, clips=1, steps=0, lr=0.05)  # one vector has no spread (was NaN)
+    assert one["latent_spread"] is None and "| — |" in report("b", [one], 0.05)
 
 
 @pytest.mark.parametrize(

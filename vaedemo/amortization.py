@@ -76,7 +76,8 @@ def folder_gap(engine, folder: Path, clips: int, steps: int, lr: float, prior_we
             "encoder_typicality": typicality(engine, reference, start, len(x)),
             "refined_typicality": typicality(engine, reference, refined, len(x)),
             "latent_shift_rms": float((refined - start).square().mean().sqrt()),
-            "latent_spread": float(per_dim.std(dim=1).mean()), "seconds": seconds}  # fmt: skip
+            "latent_spread": float(per_dim.std(dim=1).mean()) if per_dim.shape[1] > 1 else None,  # one vector: none
+            "seconds": seconds}  # fmt: skip
 
 
 def report(name: str, rows: list[dict], lr: float, prior_weight: float = 0.0) -> str:
@@ -92,7 +93,8 @@ def report(name: str, rows: list[dict], lr: float, prior_weight: float = 0.0) ->
             if r["encoder_typicality"] else "n/a"  # fmt: skip
         lines.append(f"| {r['data']} | {r['clips']} | {r['encoder']:.3f} | {r['refined']:.3f} | {r['steps']} | "
                      f"{r['encoder_nats']:.2f} -> {r['refined_nats']:.2f} | {typical} | {r['latent_shift_rms']:.2f} | "
-                     f"{r['latent_spread']:.2f} | {r['seconds']:.0f} |")  # fmt: skip
+                     f"{'—' if r['latent_spread'] is None else format(r['latent_spread'], '.2f')} | "
+                     f"{r['seconds']:.0f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
