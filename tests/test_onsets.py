@@ -148,18 +148,3 @@ def test_a_loop_through_the_shipped_one_shot_model_is_cut_at_its_hits():
     by_clips = eng._reconstruct_channels(x)  # what fixed one-clip cutting gives
     assert by_hits.shape == x.shape
     assert log_mel_l1(x, by_hits, sr) < log_mel_l1(x, by_clips, sr)
-
-
-@pytest.mark.parametrize("kind", ["noise", "vibrato", "sawtooth", "chord"])
-def test_a_steady_sound_has_no_onsets_but_its_start_and_a_hit_on_it_has_its_own(kind):
-    """A steady sound's flux wanders without outliers: it was cut every 0.1-0.2 s (28 cuts in 3 s of noise), each cut
-    a one-shot of the middle of a tone. A hit on top of it is still found."""
-    sr = 44100
-    t = np.arange(3 * sr) / sr
-    steady = {"noise": 0.3 * np.random.default_rng(1).standard_normal(t.size),
-              "vibrato": 0.5 * np.sin(2 * np.pi * 440 * t + 3 * np.sin(2 * np.pi * 5 * t)),
-              "sawtooth": 0.3 * ((t * 110) % 1 - 0.5),
-              "chord": sum(0.1 * np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 440))}[kind].astype(np.float32)  # fmt: skip
-    assert list(detect_onsets(steady, sr)) == [0]
-    found = detect_onsets(steady + clicks(sr, [1.5], 3.0), sr)
-    assert len(found) == 2 and abs(found[1] / sr - 1.5) <= 2 * HOP / sr
