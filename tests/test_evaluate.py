@@ -266,3 +266,26 @@ def test_one_file_left_over_makes_no_floor_and_samples_are_as_long_as_the_clips(
     res = evaluate_folder(engine, other, seconds, 11, 0, opus=False, draws=1)
     assert "real vs real (floor)" not in res["generation"] and "the floor's" not in res["data"]
     assert lengths == {3 * engine.clip_length}
+
+
+def test_a_report_goes_into_a_pipe_or_device_it_names_rather_than_replacing_it(tmp_path, capsys):
+    """--out /dev/stdout (a link to /proc/self/fd/1) or bash's --json >(jq .) (/dev/fd/N): the report is written into
+    it, as before; written aside and renamed over the path, it replaced the link (as root: /dev/stdout itself became a
+    regular file) or failed with "No such file or directory" (nothing can be created in /dev/fd)."""
+    import os
+    import threading
+
+    from vaedemo.cli import check_outputs, emit_report
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "stdout"  # as /dev/stdout links to /proc/self/fd/1
+    link.symlink_to(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    check_outputs(out=str(link))
+    emit_report("# report", {"a": 1}, str(link), None)
+    reader.join(timeout=10)
+    assert got == ["# report"] and link.is_symlink() and fifo.is_fifo()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left aside

@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -76,6 +77,10 @@ def check_outputs(**paths: str | None) -> None:
         seen[key] = name
         if p.is_dir():
             raise VaedemoError(f"{name} {path} is a folder; give a file name.")
+        if _is_stream(p):  # /dev/stdout, a pipe (bash's >(...) is /dev/fd/N): written as it is, not replaced
+            if not os.access(p, os.W_OK):
+                raise VaedemoError(f"{name} {path} is not writable.")
+            continue
         parent = p.parent if str(p.parent) else Path(".")
         if not parent.is_dir():
             raise VaedemoError(f"{name} {path}: the folder {parent} does not exist.")
@@ -99,9 +104,12 @@ def write_outputs(texts: dict[str, str]) -> None:
     """Write each (path -> text), every file aside first and only then each over its path: an error writing one
     (a full disk) leaves no file half-written and none replaced."""
     asides: list[tuple[str, Path]] = []
+    streams = {Path(path): text for path, text in texts.items() if _is_stream(Path(path))}
     try:
         for path, text in texts.items():
             p = Path(path)
+            if p in streams:
+                continue
             fd, aside = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
             asides.append((aside, p))
             with os.fdopen(fd, "w") as f:
@@ -109,12 +117,24 @@ def write_outputs(texts: dict[str, str]) -> None:
             os.chmod(aside, 0o666 & ~_umask())  # mkstemp makes it private; a report is a file like any other
         for aside, p in asides:
             os.replace(aside, p)
+        for p, text in streams.items():  # a device or a pipe cannot be replaced (and must not be: /dev/stdout as root)
+            with open(p, "w") as f:
+                f.write(text)
     except OSError as e:
         raise VaedemoError(f"could not write {p}: {e.strerror or e}.") from None
     finally:
         for aside, _ in asides:
             if os.path.lexists(aside):
                 os.unlink(aside)
+
+
+def _is_stream(p: Path) -> bool:
+    """Whether ``p`` is (or links to) something that is not a regular file or a folder: a device, a pipe."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _umask() -> int:
