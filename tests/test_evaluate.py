@@ -289,3 +289,16 @@ def test_a_report_goes_into_a_pipe_or_device_it_names_rather_than_replacing_it(t
     reader.join(timeout=10)
     assert got == ["# report"] and link.is_symlink() and fifo.is_fifo()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left aside
+
+
+def test_a_report_through_a_link_replaces_the_file_it_names_and_keeps_the_link(tmp_path):
+    from vaedemo.cli import emit_report
+
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "run7.json"
+    target.write_text("old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(target)
+    emit_report("# report", {"a": 1}, None, str(link))
+    assert link.is_symlink() and json.loads(target.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["latest.json", "run7.json", "runs"]  # nothing aside

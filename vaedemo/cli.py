@@ -102,7 +102,8 @@ def json_safe(data):
 
 def write_outputs(texts: dict[str, str]) -> None:
     """Write each (path -> text), every file aside first and only then each over its path: an error writing one
-    (a full disk) leaves no file half-written and none replaced."""
+    (a full disk) leaves no file half-written and none replaced. A link to a report is kept and its file replaced (the
+    aside is made beside the file it names); a device or a pipe (/dev/stdout, bash's >(...)) is written as it is."""
     asides: list[tuple[str, Path]] = []
     streams = {Path(path): text for path, text in texts.items() if _is_stream(Path(path))}
     try:
@@ -110,6 +111,7 @@ def write_outputs(texts: dict[str, str]) -> None:
             p = Path(path)
             if p in streams:
                 continue
+            p = Path(os.path.realpath(p))  # through a link: results/latest.json -> run7.json stays a link
             fd, aside = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
             asides.append((aside, p))
             with os.fdopen(fd, "w") as f:
