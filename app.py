@@ -19,6 +19,7 @@ from vaedemo.cli import checked_device, user_errors
 from vaedemo.demo import INVALID_PORT, create, launch
 from vaedemo.demo.files import MAX_TEMP_MB, private_temp_files
 from vaedemo.demo.guard import PER_CLIENT, check_file_size, parse_auth
+from vaedemo.demo.page import check_listen_address
 from vaedemo.errors import VaedemoError
 
 
@@ -53,8 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     auth = parse_auth(a.auth, os.environ.get("VAEDEMO_AUTH"))
     if a.max_seconds <= 0 or a.max_temp_mb <= 0 or a.concurrency < 1 or a.per_client < 1:
         raise VaedemoError("--max-seconds, --max-temp-mb, --concurrency and --per-client must be positive.")
+    if a.threads is not None and a.threads < 1:
+        raise VaedemoError(f"--threads must be at least 1, got {a.threads}.")
+    missing = next((d for d in a.data if not Path(d).is_dir()), None)
+    if missing is not None:
+        raise VaedemoError(f"--data {missing} is not a folder (the latent map reads folders of audio).")
     device = checked_device(a.device)
     check_file_size(a.max_file_size)
+    check_listen_address(a.host, a.port)  # before the models load, not Gradio's traceback after
     try:
         with private_temp_files():  # entered before the page is built (Gradio reads its cache folder then)
             demo = create(a.checkpoint, a.data, a.max_seconds, device)

@@ -162,7 +162,10 @@ def test_a_bad_port_in_the_environment_is_one_sentence_not_a_traceback_in_gradio
 @pytest.mark.parametrize(
     "flags, sentence",
     [(["--device", "cuda:7"], "--device cuda:7"), (["--device", "gpu"], "must name a torch device"),
-     (["--max-file-size", "50"], "whole number and a unit")],
+     (["--max-file-size", "50"], "whole number and a unit"), (["--port", "99999"], "--port must be from 1 to 65535"),
+     (["--host", "999.1.1.1"], "--host 999.1.1.1 is not an address or a name of this machine"),
+     (["--host", "192.0.2.1"], "cannot serve on 192.0.2.1:7860"), (["--threads", "0"], "--threads must be at least 1"),
+     (["--data", "/nonexistent"], "--data /nonexistent is not a folder")],
 )  # fmt: skip
 def test_settings_this_machine_cannot_use_are_one_sentence(tmp_path, capsys, flags, sentence):
     import app
@@ -170,6 +173,20 @@ def test_settings_this_machine_cannot_use_are_one_sentence(tmp_path, capsys, fla
     assert app.main(["--checkpoint", str(tmp_path / "nowhere"), *flags]) == 2
     err = capsys.readouterr().err
     assert sentence in err and err.count("\n") == 1
+
+
+def test_a_port_in_use_is_one_sentence_before_the_models_load(tmp_path, capsys):
+    import socket
+
+    import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert app.main(["--checkpoint", str(tmp_path / "nowhere"), "--port", str(port)]) == 2
+    assert capsys.readouterr().err == f"error: port {port} is in use on 127.0.0.1; stop what serves there or pass " \
+                                      "another --port.\n"  # fmt: skip
 
 
 def test_model_info(state):

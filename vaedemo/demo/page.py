@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 
 import gradio as gr
@@ -13,6 +15,7 @@ import vaedemo.demo.reconstruct as reconstruct_tab
 import vaedemo.demo.sample as sample_tab
 import vaedemo.demo.share as share
 from vaedemo.card import parameter_table
+from vaedemo.errors import VaedemoError
 
 from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
 from .files import MAX_TEMP_MB, MB, served
@@ -127,6 +130,28 @@ def build_demo(state: DemoState) -> gr.Blocks:
     guard_inputs(demo)
     demo.vaedemo_state = state  # for launch(): the limits and the temporary files
     return demo
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """One sentence, before the models load, where the server could not listen: Gradio's own message for a host that
+    is not this machine's, or a port in use, is "Cannot find empty port in range", after a traceback."""
+    if not 1 <= port <= 65535:
+        raise VaedemoError(f"--port must be from 1 to 65535, got {port}.")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        raise VaedemoError(f"--host {host} is not an address or a name of this machine (0.0.0.0 serves on all of its "
+                           "addresses, 127.0.0.1 on itself only).") from None  # fmt: skip
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closed one's port is free
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise VaedemoError(f"port {port} is in use on {host}; stop what serves there or pass another --port.") \
+                    from None  # fmt: skip
+            raise VaedemoError(f"cannot serve on {host}:{port} ({e.strerror}); --host must be an address of this "
+                               "machine (0.0.0.0 serves on all of them).") from None  # fmt: skip
 
 
 def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_WAITING, concurrency: int = 2,
