@@ -415,6 +415,36 @@ def test_interpolate_from_searched_latents(state, files, model, tmp_path):
                      r"sound for source B has 6\.[57] s: the encoder's latents were used\.$", line)  # fmt: skip
 
 
+def test_interpolate_ends_are_a_causal_models_reconstructions(tmp_path):
+    # a temporal causal model's decoded audio lags its input (PQMF + one frame): the path drops the lag, as
+    # Engine.reconstruct does, so that its first and last steps are the reconstructions of A and B
+    import torch
+    from e2e.bundles import APP_TINY
+
+    from vaedemo.bundle import save_bundle
+    from vaedemo.config import load_config
+    from vaedemo.nn.vae import AudioVAE
+
+    cfg = load_config(None, APP_TINY + ["name=tiny_causal", "model.latent_mode=temporal", "model.causal=true",
+                                        "model.posterior_flow_layers=0", "model.prior_flow_layers=0"])  # fmt: skip
+    torch.manual_seed(0)
+    model = AudioVAE(cfg.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert model.delay > 0
+    bundle = save_bundle(model, tmp_path / "tiny_causal", {"name": "tiny_causal", "data": "none"})
+    specs, default = discover(tmp_path / "none", [str(bundle)])
+    causal = DemoState(Models(specs, default))
+    kick, hat = (str(ROOT / "examples" / f"timgm6mb-standard_{n}.flac") for n in ("kick", "open-hat"))
+    paths, _ = interpolate(causal, "sound file", kick, 0, "sound file", hat, 0, 3, "lerp", default)
+    for step, source in ((paths[0], kick), (paths[-1], hat)):
+        rec = sf.read(reconstruct(causal, source, default)[0])[0]
+        assert np.allclose(sf.read(step)[0][: len(rec)], rec, atol=1e-4)
+    start, _ = interpolate_at(causal, "sound file", kick, 0, "sound file", hat, 0, 0.0, "lerp", default)
+    assert np.allclose(sf.read(start)[0], sf.read(paths[0])[0], atol=1e-4)
+
+
 def test_interpolate_needs_both_sources(state):
     with pytest.raises(gr.Error, match="Choose a sound for source B"):
         interpolate(state, "prior sample", None, 1, "sound file", None, 0, 5, "slerp", "tiny_single_flow")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import gradio as gr
@@ -26,6 +27,18 @@ SOURCE_EXAMPLES = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", 
                    "timgm6mb-tr-808_closed-hat.flac"]  # fmt: skip
 
 
+def _lag(eng: Engine) -> int:
+    """Samples by which a temporal causal model's decoded audio lags its input (0 for the others): Engine.reconstruct
+    runs such a model past the input's end and drops the lag; the path does the same, so that its ends are the
+    reconstructions of A and B (not 21 ms late and 21 ms short for drums_causal)."""
+    return 0 if eng.mode.per_clip else int(eng.model.delay)
+
+
+def _decoded(eng: Engine, y: np.ndarray) -> np.ndarray:
+    """Decoded audio (..., samples, channels) with the model's lag (see :func:`_lag`) dropped from its start."""
+    return y[..., _lag(eng) :, :]
+
+
 def _encoded(state: DemoState, eng: Engine, label: str, path: str, name: str, search: bool) -> tuple[np.ndarray, str]:
     """The latents of a source file and a note on their search (empty when not asked for), cached by (model, path,
     modification time, search): the position slider decodes from them without encoding or searching again."""
@@ -35,6 +48,8 @@ def _encoded(state: DemoState, eng: Engine, label: str, path: str, name: str, se
     if cached is None:
         d = state.load(path, f"a sound for {name}")
         x = to_channels(d.audio, eng.channels)  # the model's channels before resampling
+        lag = math.ceil(_lag(eng) * d.sample_rate / eng.sample_rate)  # the input's end reaches the output past the lag
+        x = np.pad(x, ((0, lag), (0, 0))) if lag else x
         steps, why_not = search_plan(eng, len(x), d.sample_rate, eng.channels, f"the sound for {name}") if search \
             else (0, "")  # fmt: skip
         note = f"The latents of {name} searched for {steps} steps." if steps else why_not
@@ -93,7 +108,7 @@ def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b
     steps = number(steps, "the number of steps", 2, MAX_STEPS)
     method = choice(method, "the interpolation method", METHODS)
     (a, b), notes = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine)
-    path, levels = zip(*(for_listening(y, normalise) for y in eng.interpolate(a, b, steps, method)))
+    path, levels = zip(*(for_listening(y, normalise) for y in _decoded(eng, eng.interpolate(a, b, steps, method))))
     paths = [state.files.wav(y, eng.sample_rate, f"step{i + 1}") for i, y in enumerate(path)]
     titles = [f"{i / (steps - 1):.2f}<br>{level_text(lv, short=True)}" for i, lv in enumerate(levels)]
     fig = themed(plots.spectrogram_row(list(path), eng.sample_rate, titles, height=280)).update_layout(margin={"t": 60})
@@ -112,7 +127,7 @@ def interpolate_at(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, see
     method = choice(method, "the interpolation method", METHODS)
     (a, b), _ = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine)
     z = slerp(a, b, t) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32)
-    y, level = for_listening(eng.decode(z), normalise)
+    y, level = for_listening(_decoded(eng, eng.decode(z)), normalise)
     title = f"Position {t:.2f} ({method}) · {level_text(level)}"
     fig = plots.spectrogram_figure(plots.display_spectrogram(y, eng.sample_rate), title, height=240)
     return state.files.wav(y, eng.sample_rate, "position"), themed(fig)
