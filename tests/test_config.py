@@ -82,6 +82,15 @@ def test_bands_power_of_two():
     ("model.flow_hidden=-5", "model.single_channels and model.flow_hidden must be positive"),
     ("model.flow_scale_bound=.nan", r"model.flow_scale_bound must be in \(0, 20\], got nan"),
     ("model.pqmf_attenuation=1e308", r"model.pqmf_attenuation must be in \[20, 300\] dB, got 1e\+308"),
+    # the discriminator's keys: each was a traceback at the first adversarial step, after the whole VAE phase
+    ("train.discriminator.capacity=0", "train.discriminator.capacity must be positive, got 0"),
+    ("train.discriminator.periods=[2, 0]", r"train.discriminator.periods must be positive, got \[2, 0\]"),
+    ("train.discriminator.stft_sizes=[65536]", r"train.discriminator.stft_sizes must lie in \[4, model.clip_length "
+                                               r"\(44032\)\], got \[65536\]"),
+    ("train.discriminator.stft_sizes=[0]", r"train.discriminator.stft_sizes must lie in \[4, "),
+    ("train.discriminator.scales=17", r"train.discriminator.scales \(17\) halves model.clip_length \(44032\) too "
+                                      "often: at most 16"),
+    ("train.seed=-1", r"train.seed must be in \[0, 2\*\*32\), got -1"),
 ])  # fmt: skip
 def test_values_that_cannot_train_are_one_sentence_before_anything_runs(override, message):
     """A sign or range that Adam, Lightning or a layer would refuse with a traceback minutes later (a negative lr), or
@@ -139,3 +148,18 @@ def test_the_discriminator_section_moved_to_train(tmp_path):
 def test_old_and_new_name_together_are_refused():
     with pytest.raises(ConfigError, match="sets both train.warmup_steps and train.vae_steps"):
         load_config(None, ["train.warmup_steps=3", "train.vae_steps=4"])
+
+
+def test_a_discriminator_of_nothing_is_one_sentence():
+    with pytest.raises(ConfigError, match="train.discriminator needs at least one of scales, periods and stft_sizes"):
+        load_config(None, ["train.discriminator.scales=0", "train.discriminator.periods=[]"])
+
+
+def test_an_integer_trainer_precision_is_read_as_lightning_reads_it(tmp_path):
+    """Lightning's precision 16, 32 or 64 is an integer in YAML: it was refused as "must be a string, got 32"."""
+    assert load_config(None, ["trainer.precision=32"]).trainer.precision == "32"
+    p = tmp_path / "c.yaml"
+    p.write_text("trainer:\n  precision: 64\n")
+    assert load_config(p).trainer.precision == "64"
+    with pytest.raises(ConfigError, match="trainer.precision must be one of .*, got '8'"):
+        load_config(None, ["trainer.precision=8"])

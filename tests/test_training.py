@@ -250,6 +250,39 @@ def test_a_resume_that_would_change_the_model_is_one_sentence(drum_folder, tmp_p
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "--resume continues the run's model, and --set changes it (model.latent_size:" in res.stderr
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2  # the run is as it was
+    # the discriminator's weights are in last.ckpt too: a change was torch's size-mismatch traceback, after the run's
+    # config.yaml had been replaced by the changed one (so that a plain --resume failed as well from then on)
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, "train.discriminator.capacity=3") + ["--resume"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "--resume continues the run's discriminator, and --set changes it (train.discriminator.capacity: 2 in " \
+           "the run, 3 asked)" in res.stderr
+    assert load_config(run_dir / "config.yaml").train.discriminator.capacity == 2
+
+
+def test_a_two_stage_resume_that_would_change_which_weights_train_is_one_sentence():
+    """A two-stage run's optimiser holds only the weights that train: resumed with another train.freeze_* or
+    train.finetune_decoder, torch refused its parameter groups with a traceback."""
+    from vaedemo.train import _check_same_training_state
+
+    two = ["model.latent_mode=twostage", "model.prior_flow_layers=2"]
+    stored = load_config(None, two)
+    _check_same_training_state(stored, load_config(None, [*two, "train.max_steps=5000", "train.lr=0.0001"]))
+    with pytest.raises(VaedemoError, match=r"changes which weights train \(train.freeze_encoder: False in the run, "
+                                           r"True asked\)"):  # fmt: skip
+        _check_same_training_state(stored, load_config(None, [*two, "train.freeze_encoder=true"]))
+
+
+def test_a_run_dir_that_cannot_hold_the_run_is_one_sentence_before_any_data_is_read(tmp_path, capsys):
+    """It was a FileExistsError (or NotADirectoryError) traceback once the data had been read and the model built."""
+    from vaedemo.train import main
+
+    (tmp_path / "taken").write_text("")
+    for run_dir, says in [(tmp_path / "taken", "is a file"), (tmp_path / "taken" / "run", "lies under")]:
+        argv = ["--set", f"train.run_dir={run_dir}", "--set", f"data.root={tmp_path / 'no_such_folder'}"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: train.run_dir {run_dir} {says}") and "\n" not in err
 
 
 def test_resume_without_checkpoint_is_a_clear_error(drum_folder, tmp_path):

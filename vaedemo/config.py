@@ -337,6 +337,10 @@ def config_from_dict(values: dict[str, Any], source: str = "the config") -> Conf
     if not isinstance(values or {}, dict):
         raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
     values = rename_old_keys(values or {}, source)
+    trainer = values.get("trainer")
+    precision = trainer.get("precision") if isinstance(trainer, dict) else None
+    if isinstance(precision, int) and not isinstance(precision, bool):  # Lightning's 16, 32, 64: YAML reads integers
+        values = merge_dicts(values, {"trainer": {"precision": str(precision)}})  # ("must be a string, got 32")
     cfg = build_dataclass(Config, merge_dicts(dataclasses.asdict(Config()), values), "", source)
     validate(cfg, source)
     return cfg
@@ -434,6 +438,23 @@ def _check_model_bounds(m: ModelConfig, need) -> None:
     need(m.clip_length <= 600 * m.sample_rate, f"model.clip_length must be at most 10 minutes, got {m.clip_length}")
 
 
+def _validate_discriminator(disc: DiscriminatorConfig, clip_length: int, need) -> None:
+    """train.discriminator: nothing checked it, and its layers failed only at the first adversarial step, after the
+    whole VAE phase (a ZeroDivisionError for a period of 0, torch's padding error for an STFT size above the clip)."""
+    need(disc.capacity >= 1, f"train.discriminator.capacity must be positive, got {disc.capacity}")
+    need(disc.scales >= 0, f"train.discriminator.scales must not be negative, got {disc.scales}")
+    need(all(p >= 1 for p in disc.periods), f"train.discriminator.periods must be positive, got {disc.periods}")
+    need(disc.scales or disc.periods or disc.stft_sizes,
+         "train.discriminator needs at least one of scales, periods and stft_sizes")  # fmt: skip
+    # each scale halves the audio of the one before: the last must still hold two samples
+    need(disc.scales <= 1 or 2 ** (disc.scales - 1) <= clip_length,
+         f"train.discriminator.scales ({disc.scales}) halves model.clip_length ({clip_length}) too often: at most "
+         f"{clip_length.bit_length()}")  # fmt: skip
+    # an STFT's centred frames pad half a window of the clip's own samples on each side (and hop a quarter window)
+    need(all(4 <= n <= clip_length for n in disc.stft_sizes),
+         f"train.discriminator.stft_sizes must lie in [4, model.clip_length ({clip_length})], got {disc.stft_sizes}")
+
+
 def validate(cfg: Config, source: str = "the config") -> None:
     """Check the whole experiment: the model, then data, training and trainer keys."""
     d, t = cfg.data, cfg.train
@@ -499,6 +520,9 @@ def validate(cfg: Config, source: str = "the config") -> None:
         all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),
         "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two",
     )
+    _validate_discriminator(t.discriminator, cfg.model.clip_length, need)
+    # Lightning seeds numpy, which takes 32-bit seeds: another was its ValueError traceback before the run started
+    need(0 <= t.seed < 2**32, f"train.seed must be in [0, 2**32), got {t.seed}")
     need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")
     need(str(cfg.trainer.precision) in TRAINER_PRECISIONS,
          f"trainer.precision must be one of {', '.join(TRAINER_PRECISIONS)} (the weights stay float32; half precision "

@@ -8,6 +8,7 @@ validation. ``--resume`` continues from ``last.ckpt`` with the run's stored conf
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shlex
 import signal
@@ -190,6 +191,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
 
     cfg = load_config(config_path, overrides)
     run_dir = Path(cfg.train.run_dir)
+    _check_run_dir(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     stored = run_dir / "config.yaml"
     if resume:
@@ -198,6 +200,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         asked = cfg
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
         _check_same_model(load_config(stored).model, cfg.model)
+        _check_same_training_state(load_config(stored), cfg)
         if config_path:
             _warn_file_not_used(config_path, asked, cfg, stored)
     elif last.is_file():
@@ -270,6 +273,45 @@ def _warn_file_not_used(config_path: str, asked, used, stored: Path) -> None:
     print(f"[vaedemo] warning: --resume continues with the run's own config ({stored}) and --set, not {config_path}, "
           f"which differs from it ({shown}{more}); pass --set KEY=VALUE to change a key on resume.",
           file=sys.stderr)  # fmt: skip
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """A train.run_dir that cannot hold the run is one sentence before anything runs: it failed as a FileExistsError
+    or NotADirectoryError traceback once the data had been read and the model built."""
+    import os
+
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        what = "is a file" if existing == run_dir else f"lies under {existing}, which is a file"
+        raise VaedemoError(f"train.run_dir {run_dir} {what}; set it to a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VaedemoError(f"train.run_dir {run_dir} cannot be written ({existing} is not writable).")
+
+
+def _check_same_training_state(stored, asked) -> None:
+    """--resume restores the discriminator's weights and the optimisers' parameter groups from last.ckpt: a --set that
+    changes the discriminator, or which parameters of a two-stage model train, failed as torch's traceback (a size
+    mismatch, "a parameter group that doesn't match") once the data had been read."""
+    if stored.model.latent_mode == "twostage":
+        from .training.twostage import untrained_prefixes
+
+        if untrained_prefixes(stored) != untrained_prefixes(asked):
+            keys = ("freeze_encoder", "freeze_decoder", "freeze_prior", "finetune_decoder")
+            key = next(k for k in keys if getattr(stored.train, k) != getattr(asked.train, k))
+            raise VaedemoError(
+                f"--resume continues the run's optimiser, and --set changes which weights train (train.{key}: "
+                f"{getattr(stored.train, key)} in the run, {getattr(asked.train, key)} asked); train it in another "
+                "train.run_dir (train.init_from=<this run>/bundle starts from its weights)."
+            )
+        return
+    have, want = stored.train.discriminator, asked.train.discriminator
+    if have != want:
+        key = next(f.name for f in dataclasses.fields(have) if getattr(have, f.name) != getattr(want, f.name))
+        raise VaedemoError(
+            f"--resume continues the run's discriminator, and --set changes it (train.discriminator.{key}: "
+            f"{getattr(have, key)} in the run, {getattr(want, key)} asked); train it in another train.run_dir "
+            "(train.init_from=<this run>/bundle starts from its model's weights)."
+        )
 
 
 def _check_same_model(stored, asked) -> None:
