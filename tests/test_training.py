@@ -424,3 +424,19 @@ def test_each_optimiser_counts_its_own_steps_of_gradients_that_are_not_finite(ti
     step(gen, opt_g, 0.0)
     with pytest.raises(VaedemoError, match="optimiser steps all had gradients that are not finite"):
         step(critic, opt_d, float("nan"))
+
+
+@pytest.mark.parametrize("clip", [0.0, 1.0])
+def test_gradients_are_clipped_to_train_grad_clip_by_their_global_norm(tiny_config, clip):
+    """clip_grads_with_norm_ takes the parameters: given their gradients (whose own .grad is None) it clipped nothing,
+    so every run trained unclipped whatever train.grad_clip said."""
+    module = VAEModule(tiny_config(train__grad_clip=clip))
+    params = [p for p in module.vae.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    before = torch.nn.utils.get_total_norm([p.grad for p in params])
+    module.on_before_optimizer_step(opt)
+    after = torch.nn.utils.get_total_norm([p.grad for p in params])
+    assert float(before) > 10
+    assert float(after) == pytest.approx(clip if clip else float(before), rel=1e-4)

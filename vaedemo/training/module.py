@@ -179,8 +179,9 @@ class VAEModule(pl.LightningModule):
                 p.grad = None
             return
         self.skipped_in_a_row[optimizer] = 0
-        if self.cfg.train.grad_clip:
-            torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.train.grad_clip, norm, foreach=True)
+        if self.cfg.train.grad_clip:  # it takes the parameters (and scales their .grad): given the gradients, whose
+            # own .grad is None, it clipped nothing, and every run before this fix trained unclipped
+            torch.nn.utils.clip_grads_with_norm_(params, self.cfg.train.grad_clip, norm, foreach=True)
 
     # ------------------------------------------------------------------------------------------------ losses
     def reconstruction_loss(self, out) -> torch.Tensor:
