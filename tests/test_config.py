@@ -72,6 +72,7 @@ def test_bands_power_of_two():
     ("train.val_every_n_steps=0", "train.val_every_n_steps must be at least 1, got 0"),
     ("train.val_batches=0", "train.val_batches must be at least 1, got 0"),
     ("train.trajectory_copies=0", "train.trajectory_copies must be at least 1, got 0"),
+    ("train.backbone=checkpoints/drums_temporal", "train.backbone is read by two-stage models only"),
     ("train.num_workers=-1", "train.num_workers must not be negative, got -1"),
     ("train.grad_clip=-1", r"train.grad_clip must not be negative \(0 or null: no clipping\), got -1.0"),
     ("train.beta=-1", "train.beta must not be negative, got -1.0"),

@@ -475,3 +475,13 @@ def test_a_stream_with_relative_noise_and_a_partial_bank_is_the_offline_pass_del
     assert_streams_like_offline(model, causal, resets=2)
     if causal:
         assert_never_looks_ahead(model.float())
+
+
+def test_init_from_a_bundle_of_another_sample_rate_says_so(tmp_path, capsys):
+    """Its tensors fit whatever the rate: a start from a 16 kHz model's filters at 22.05 kHz was silent."""
+    rate = _config().model.sample_rate
+    path = save_bundle(_model(), tmp_path / "b")
+    init_weights(AudioVAE(_config().model), str(path))
+    assert "warning" not in capsys.readouterr().err
+    init_weights(AudioVAE(_config(f"model.sample_rate={rate * 2}").model), str(path))
+    assert f"was trained at {rate} Hz and this model runs at {rate * 2} Hz" in capsys.readouterr().err

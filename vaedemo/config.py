@@ -521,6 +521,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
         "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two",
     )
     _validate_discriminator(t.discriminator, cfg.model.clip_length, need)
+    # read by two-stage models only: on another, a train.backbone meant for stage two trained something else silently
+    need(t.backbone is None or cfg.model.latent_mode == "twostage",
+         f"train.backbone is read by two-stage models only (model.latent_mode twostage), and this one is "
+         f"{cfg.model.latent_mode}; remove it or set the mode")  # fmt: skip
     # Lightning seeds numpy, which takes 32-bit seeds: another was its ValueError traceback before the run started
     need(0 <= t.seed < 2**32, f"train.seed must be in [0, 2**32), got {t.seed}")
     need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")

@@ -137,8 +137,13 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     Tensors whose names start with a prefix in ``keep`` are checked the same way but keep ``vae``'s values."""
     from .bundle import load
 
-    state = load(source).model.state_dict()
+    bundle = load(source)
+    state = bundle.model.state_dict()
     own = vae.state_dict()
+    rates = (bundle.config.sample_rate, vae.cfg.sample_rate)
+    if rates[0] != rates[1]:  # the shapes fit whatever the rate: a start from another rate was silent
+        print(f"[vaedemo] warning: train.init_from {source} was trained at {rates[0]} Hz and this model runs at "
+              f"{rates[1]} Hz: its filters start tuned to other frequencies.", file=sys.stderr)  # fmt: skip
     kept = {k: v.clone() for k, v in own.items() if k.startswith(keep)}
     fresh = sorted(k for k in own if k not in state and k.startswith(NEW_BRANCHES))
     differ = sorted((set(own) - set(fresh)) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
