@@ -12,7 +12,7 @@ from vaedemo.errors import ConfigError
 from vaedemo.inference import Engine
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import run
-from vaedemo.training.twostage import FROZEN, build_two_stage
+from vaedemo.training.twostage import FROZEN, TwoStageModule, build_two_stage
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Lightning's notes on tiny data loaders
 
@@ -330,3 +330,19 @@ def test_trajectory_statistics_are_filled_in_order_and_refused_when_they_would_n
         encode_statistics(model, clips, copies=3, keep_clips=True)
     monkeypatch.setattr(twostage, "available_memory", lambda: int(need / 0.75) + 4)
     assert encode_statistics(model, clips, copies=3, keep_clips=True)[0].shape == stats.shape
+
+
+def test_stage_two_clips_its_gradients_and_skips_a_step_that_is_not_finite(drum_folder, tmp_path, backbone):
+    """Stage two had neither: train.grad_clip did nothing there, and a NaN step went into Adam's moments."""
+    cfg = load_config(None, two_stage_overrides(drum_folder, tmp_path / "run", backbone) + ["train.grad_clip=1"])
+    model, cfg.model = build_two_stage(cfg)
+    module = TwoStageModule(cfg, model)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    module.on_before_optimizer_step(opt)
+    assert float(torch.nn.utils.get_total_norm([p.grad for p in params])) == pytest.approx(1.0, rel=1e-4)
+    params[0].grad = torch.full_like(params[0], float("nan"))
+    module.on_before_optimizer_step(opt)
+    assert all(p.grad is None for p in params) and module.skipped_steps == 1

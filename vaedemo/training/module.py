@@ -107,6 +107,35 @@ def fused_adam_allowed(trainer) -> bool:
     return getattr(plugin, "scaler", None) is None
 
 
+def finite_and_clipped(module, optimizer, grad_clip: float | None) -> None:
+    """Clip ``optimizer``'s gradients by their global norm (one fused norm) to ``grad_clip``, and skip a step whose
+    gradients are not finite (NaN guard); ``module`` counts skipped steps (``skipped_steps``, ``skipped_in_a_row``:
+    per optimiser, so that a generator's finite steps do not hide a NaN critic).
+
+    A skipped step drops the gradients, so the optimiser leaves every parameter (and its moments) untouched; a
+    GradScaler has already seen the overflow while unscaling and lowers its scale. One host sync a step.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not params:
+        return
+    grads = [p.grad for p in params]
+    norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+    if not bool(torch.isfinite(norm)):
+        module.skipped_steps += 1
+        in_a_row = module.skipped_in_a_row[optimizer] = module.skipped_in_a_row.get(optimizer, 0) + 1
+        if in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise VaedemoError(f"the last {MAX_SKIPPED_IN_A_ROW} optimiser steps all had gradients that are not "
+                               "finite (NaN or Inf: the model diverged, or the data holds such values); stopped at "
+                               f"step {module.steps_done}.")  # fmt: skip
+        for p in params:
+            p.grad = None
+        return
+    module.skipped_in_a_row[optimizer] = 0
+    if grad_clip:  # it takes the parameters (and scales their .grad): given the gradients, whose own .grad is None,
+        # it clipped nothing, and every run before 2026-12-06 trained unclipped
+        torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm, foreach=True)
+
+
 class VAEModule(pl.LightningModule):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -158,30 +187,7 @@ class VAEModule(pl.LightningModule):
         self.manual_backward(loss, inputs=self._params_of(opt), **kwargs)
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Clip by the global norm (one fused norm) and skip a step whose gradients are not finite (NaN guard).
-
-        A skipped step drops the gradients, so the optimiser leaves every parameter (and its moments) untouched; a
-        GradScaler has already seen the overflow while unscaling and lowers its scale. One host sync a step.
-        """
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if not params:
-            return
-        grads = [p.grad for p in params]
-        norm = torch.nn.utils.get_total_norm(grads, foreach=True)
-        if not bool(torch.isfinite(norm)):
-            self.skipped_steps += 1
-            in_a_row = self.skipped_in_a_row[optimizer] = self.skipped_in_a_row.get(optimizer, 0) + 1
-            if in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                raise VaedemoError(f"the last {MAX_SKIPPED_IN_A_ROW} optimiser steps all had gradients that are not "
-                                   "finite (NaN or Inf: the model diverged, or the data holds such values); stopped at "
-                                   f"step {self.steps_done}.")  # fmt: skip
-            for p in params:
-                p.grad = None
-            return
-        self.skipped_in_a_row[optimizer] = 0
-        if self.cfg.train.grad_clip:  # it takes the parameters (and scales their .grad): given the gradients, whose
-            # own .grad is None, it clipped nothing, and every run before this fix trained unclipped
-            torch.nn.utils.clip_grads_with_norm_(params, self.cfg.train.grad_clip, norm, foreach=True)
+        finite_and_clipped(self, optimizer, self.cfg.train.grad_clip)
 
     # ------------------------------------------------------------------------------------------------ losses
     def reconstruction_loss(self, out) -> torch.Tensor:

@@ -26,7 +26,7 @@ from ..nn.level import peak_db
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, spectra_of_parts
 from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
-from .module import beta_at, branch_param_groups, fused_adam_allowed, lr_factor_at, stop_if_done
+from .module import beta_at, branch_param_groups, finite_and_clipped, fused_adam_allowed, lr_factor_at, stop_if_done
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
@@ -159,6 +159,7 @@ class TwoStageModule(pl.LightningModule):
         # the data at every start, so not in checkpoints (runs of earlier versions resume)
         self.register_buffer("level_targets", torch.zeros(cfg.train.prior_level_samples), persistent=False)
         self.steps_done, self.skipped_steps, self.val_examples = 0, 0, []
+        self.skipped_in_a_row: dict = {}
         self.phase_changes: list[tuple[int, str]] = []
         t = cfg.train
         floor = {"floor_db": t.loss_floor_db}
@@ -258,6 +259,9 @@ class TwoStageModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
         stop_if_done(self)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        finite_and_clipped(self, optimizer, self.cfg.train.grad_clip)
 
     def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         # (statistics, clips) with train.decoder_loss_target: audio, statistics alone otherwise
