@@ -440,3 +440,26 @@ def test_gradients_are_clipped_to_train_grad_clip_by_their_global_norm(tiny_conf
     after = torch.nn.utils.get_total_norm([p.grad for p in params])
     assert float(before) > 10
     assert float(after) == pytest.approx(clip if clip else float(before), rel=1e-4)
+
+
+def test_a_resume_of_a_run_checkpointed_before_clipping_clipped_says_so(drum_folder, tmp_path):
+    """Until 2026-12-06 train.grad_clip clipped nothing: a run checkpointed then, whose config.yaml says 10, trained
+    unclipped, and resumed it was clipped from there on without a word (its weights then differed from the same
+    resume before the fix)."""
+    from vaedemo.training.module import CLIPPING_KEY
+
+    run_dir = tmp_path / "run"
+    common = ["train.checkpoint_every_n_steps=1", "train.val_every_n_steps=1000", "train.vae_steps=1000"]
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, "train.max_steps=1"), cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    assert state[CLIPPING_KEY] is True
+    state.pop(CLIPPING_KEY)  # as a checkpoint of a run before the fix
+    for extra, warned in [("train.max_steps=2", True), ("train.grad_clip=0", False)]:
+        torch.save(state, last)
+        res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, extra, "train.max_steps=2") + ["--resume"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert ("was written before train.grad_clip clipped" in res.stderr) == warned, res.stderr[-2000:]

@@ -206,6 +206,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
         _check_same_model(load_config(stored).model, cfg.model)
         _check_same_training_state(load_config(stored), cfg)
+        _warn_clipping_starts(last, cfg.train.grad_clip)
         if config_path:
             _warn_file_not_used(config_path, asked, cfg, stored)
     elif last.is_file():
@@ -278,6 +279,25 @@ def _warn_file_not_used(config_path: str, asked, used, stored: Path) -> None:
     print(f"[vaedemo] warning: --resume continues with the run's own config ({stored}) and --set, not {config_path}, "
           f"which differs from it ({shown}{more}); pass --set KEY=VALUE to change a key on resume.",
           file=sys.stderr)  # fmt: skip
+
+
+def _warn_clipping_starts(last: Path, grad_clip: float | None) -> None:
+    """A run checkpointed before train.grad_clip clipped (2026-12-06) trained unclipped whatever its config.yaml says:
+    resumed, it would be clipped from here on, silently changing how it trains mid-run."""
+    import torch
+
+    from .training.module import CLIPPING_KEY
+
+    if not grad_clip:
+        return
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # a checkpoint that cannot be read is reported by Lightning's own load
+        return
+    if isinstance(state, dict) and not state.get(CLIPPING_KEY):
+        print(f"[vaedemo] warning: {last} was written before train.grad_clip clipped (2026-12-06): the run trained "
+              f"unclipped so far, and its gradients are clipped to {grad_clip:g} from here on; --set "
+              "train.grad_clip=0 continues it as it trained.", file=sys.stderr)  # fmt: skip
 
 
 def _check_run_dir(run_dir: Path) -> None:

@@ -107,6 +107,10 @@ def fused_adam_allowed(trainer) -> bool:
     return getattr(plugin, "scaler", None) is None
 
 
+# in every checkpoint written since train.grad_clip clips (2026-12-06): a run checkpointed before trained unclipped
+CLIPPING_KEY = "vaedemo_grad_clip_clips"
+
+
 def finite_and_clipped(module, optimizer, grad_clip: float | None) -> None:
     """Clip ``optimizer``'s gradients by their global norm (one fused norm) to ``grad_clip``, and skip a step whose
     gradients are not finite (NaN guard); ``module`` counts skipped steps (``skipped_steps``, ``skipped_in_a_row``:
@@ -362,3 +366,4 @@ class VAEModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets `python -m vaedemo.export` rebuild the model from the Lightning checkpoint alone
         checkpoint["vaedemo_config"] = self.cfg.to_dict()
+        checkpoint[CLIPPING_KEY] = True

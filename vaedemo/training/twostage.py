@@ -26,7 +26,15 @@ from ..nn.level import peak_db
 from ..nn.losses import MultiScaleMel, MultiScaleSTFT, spectra_of_parts
 from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
-from .module import beta_at, branch_param_groups, finite_and_clipped, fused_adam_allowed, lr_factor_at, stop_if_done
+from .module import (
+    CLIPPING_KEY,
+    beta_at,
+    branch_param_groups,
+    finite_and_clipped,
+    fused_adam_allowed,
+    lr_factor_at,
+    stop_if_done,
+)
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
                      "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
@@ -262,6 +270,9 @@ class TwoStageModule(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         finite_and_clipped(self, optimizer, self.cfg.train.grad_clip)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CLIPPING_KEY] = True  # see train._warn_clipping_starts
 
     def training_step(self, batch: torch.Tensor | list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         # (statistics, clips) with train.decoder_loss_target: audio, statistics alone otherwise
