@@ -138,20 +138,28 @@ def check_listen_address(host: str, port: int) -> None:
     if not 1 <= port <= 65535:
         raise VaedemoError(f"--port must be from 1 to 65535, got {port}.")
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise VaedemoError(f"--host {host} is not an address or a name of this machine (0.0.0.0 serves on all of its "
                            "addresses, 127.0.0.1 on itself only).") from None  # fmt: skip
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closed one's port is free
-        try:
+    errors = [_bind_error(*a[:3], a[4]) for a in addresses]  # any will do: localhost may be ::1 first, IPv6 off
+    if all(errors):
+        e = next((e for e in errors if e.errno == errno.EADDRINUSE), errors[0])
+        if e.errno == errno.EADDRINUSE:
+            raise VaedemoError(f"port {port} is in use on {host}; stop what serves there or pass another --port.")
+        raise VaedemoError(f"cannot serve on {host}:{port} ({e.strerror}); --host must be an address of this machine "
+                           "(0.0.0.0 serves on all of them).")  # fmt: skip
+
+
+def _bind_error(family, kind, proto, address) -> OSError | None:
+    """What binding a socket to ``address`` raises (None: it can), as the server will bind it."""
+    try:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closed one's port is free
             s.bind(address)
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise VaedemoError(f"port {port} is in use on {host}; stop what serves there or pass another --port.") \
-                    from None  # fmt: skip
-            raise VaedemoError(f"cannot serve on {host}:{port} ({e.strerror}); --host must be an address of this "
-                               "machine (0.0.0.0 serves on all of them).") from None  # fmt: skip
+    except OSError as e:
+        return e
+    return None
 
 
 def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_WAITING, concurrency: int = 2,
