@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .card import model_card
+from .cli import as_user_file, current_umask
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError, ConfigError
 from .hub import FILE_LIMITS, OPTIONAL_FILES, WEIGHTS, bundle_file, resolve, weights_file
@@ -69,7 +69,7 @@ def save_bundle(
     training = {k: v for k, v in (training or {}).items() if k != "model"}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); a bundle is a folder like any other the user makes
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700); a bundle is a folder like any other the user makes
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "vaedemo": str(FORMAT_VERSION)})
@@ -85,17 +85,6 @@ def save_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
-
-def as_user_file(path: Path) -> None:
-    """Give a written file the permissions of any file the user makes (the umask's): safetensors writes its files
-    private (0600), which other users of a shared run folder or a Docker volume could not load."""
-    path.chmod(0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def _keep_unchanged(old: Path, new: Path) -> None:

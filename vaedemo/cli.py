@@ -116,7 +116,7 @@ def write_outputs(texts: dict[str, str]) -> None:
             asides.append((aside, p))
             with os.fdopen(fd, "w") as f:
                 f.write(text)
-            os.chmod(aside, 0o666 & ~_umask())  # mkstemp makes it private; a report is a file like any other
+            as_user_file(Path(aside))  # a report is a file like any other
         for aside, p in asides:
             os.replace(aside, p)
         for p, text in streams.items():  # a device or a pipe cannot be replaced (and must not be: /dev/stdout as root)
@@ -139,7 +139,13 @@ def _is_stream(p: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def _umask() -> int:
+def as_user_file(path: Path) -> None:
+    """Give a written file the permissions of any file the user makes (the umask's): safetensors and mkstemp write
+    their files private (0600), which other users of a shared run folder or a Docker volume could not read."""
+    path.chmod(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it
     os.umask(mask)
     return mask

@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio
-from .bundle import as_user_file
-from .cli import user_errors
+from .cli import as_user_file, user_errors
 from .data.dataset import scan_audio, split_files
 from .data.gm import drum_family
 from .data.oneshots import read_manifest

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cli import user_errors
+from .cli import as_user_file, user_errors
 from .errors import CheckpointError, VaedemoError
 from .nn.decoder import mod_sigmoid
 from .nn.streaming import NoBranch, PosteriorMean, StreamingVAE, script
@@ -152,7 +152,7 @@ class HostModule(nn.Module):
 
 def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = False) -> Path:
     """Write ``bundle``'s model as a TorchScript file for nn~ and other hosts (see the module doc)."""
-    from .bundle import as_user_file, load
+    from .bundle import load
     from .hub import FILE_LIMITS, WEIGHTS
 
     b = load(bundle)
