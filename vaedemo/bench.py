@@ -326,15 +326,14 @@ def check_arguments(args) -> None:
     """Counts and lengths in one sentence each, before any model loads: --runs 0 or --chunks 0 was statistics'
     "no median for empty data", --chunk 0 a table of 0.0 x real time, a --json folder a traceback after the whole
     benchmark."""
-    from .inference import MAX_REFINE_STEPS
+    from .inference import check_refine_option
 
     if args.runs < 1 or args.chunks < 1 or args.chunk < 1 or args.train_steps < 0:
         raise VaedemoError(f"--runs, --chunks and --chunk must be at least 1 and --train-steps not negative, got "
                            f"{args.runs}, {args.chunks}, {args.chunk} and {args.train_steps}.")  # fmt: skip
     if not 0 < args.seconds < float("inf"):
         raise VaedemoError(f"--seconds must be a length above 0, got {args.seconds}.")
-    if not 0 <= args.refine <= MAX_REFINE_STEPS:
-        raise VaedemoError(f"--refine must be from 0 to {MAX_REFINE_STEPS} steps, got {args.refine}.")
+    check_refine_option(args.refine)
     check_outputs(json_path=args.json)
 
 

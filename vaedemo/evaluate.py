@@ -300,14 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results as JSON here")
     parser.add_argument("--update-card", action="store_true", help="store the results in the bundle's card")
     args = parser.parse_args(argv)
-    from .inference import MAX_REFINE_STEPS, Engine
+    from .inference import Engine, check_refine_option
 
     if args.update_card:
         refuse_hub_id_for_writing(args.checkpoint, "--update-card")
     check_outputs(out=args.out, json_path=args.json)  # before the work, not a traceback after it
     check_draws(args.draws)
-    if not 0 <= args.refine <= MAX_REFINE_STEPS:
-        raise VaedemoError(f"--refine must be from 0 to {MAX_REFINE_STEPS} steps, got {args.refine}.")
+    check_refine_option(args.refine)
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
     check_options(seconds, args.max_clips, args.samples, engine.sample_rate * engine.channels)

@@ -28,6 +28,12 @@ from .refine import refined_reconstruction, searched_latents
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
 
 
+def check_refine_option(steps: int, flag: str = "--refine") -> None:
+    """A command line's refinement steps, in one sentence when out of bounds."""
+    if not 0 <= steps <= MAX_REFINE_STEPS:
+        raise VaedemoError(f"{flag} must be from 0 to {MAX_REFINE_STEPS} steps, got {steps}.")
+
+
 def _check_refine(refine) -> None:
     # a bool is an int to Python, and True would search for one step: the demo's tick box means its own step count
     if isinstance(refine, (bool, np.bool_)) or not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):

@@ -202,10 +202,10 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     if resume:
         if not last.is_file():
             raise VaedemoError(f"nothing to resume: {last} does not exist (start the run without --resume).")
-        asked = cfg
+        asked, trained = cfg, load_config(stored)
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
-        _check_same_model(load_config(stored).model, cfg.model)
-        _check_same_training_state(load_config(stored), cfg)
+        _check_same_model(trained.model, cfg.model)
+        _check_same_training_state(trained, cfg)
         _warn_clipping_starts(last, cfg.train.grad_clip)
         if config_path:
             _warn_file_not_used(config_path, asked, cfg, stored)
@@ -268,10 +268,10 @@ def _warn_file_not_used(config_path: str, asked, used, stored: Path) -> None:
     """--resume continues with the run's stored config (and --set), not the --config file, which only names the run
     folder: say so where the file says otherwise (a learning rate edited in the file before a resume was silently
     not used)."""
-    from .training.runner import comparable_keys
+    from .training.runner import comparable_keys, differing_keys
 
     have, want = comparable_keys(used), comparable_keys(asked)
-    keys = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    keys = differing_keys(have, want)
     if not keys:
         return
     shown = "; ".join(f"{k}: {have.get(k)} in the run, {want.get(k)} in the file" for k in keys[:3])

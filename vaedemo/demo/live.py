@@ -55,6 +55,12 @@ def live_models(state: DemoState) -> list[str]:
     return sorted(labels, key=lambda label: not specs[label].causal)
 
 
+def at_most_stereo(audio: np.ndarray) -> np.ndarray:
+    """(samples, channels) downmixed to two channels where it has more: a wide input would cost the shared live pool
+    what several stereo streams do."""
+    return to_channels(audio, min(2, audio.shape[1]))
+
+
 def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     """A chunk of audio as a 16-bit wav file in memory (what a streamed gr.Audio output takes)."""
     buf = io.BytesIO()
@@ -254,7 +260,7 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
         return None
     d = decode(chunk, max_seconds=MAX_CHUNK_SECONDS)  # any rate, shape or channel count: one sentence if wrong
     listener.last_chunk = time.monotonic()  # (after the decode: a stream of garbage does not keep a listener)
-    x, rate = to_channels(d.audio, min(2, d.audio.shape[1])), d.sample_rate  # at most stereo, as a file's stream
+    x, rate = at_most_stereo(d.audio), d.sample_rate  # as a file's stream
     with listener.lock:
         if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
             made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
@@ -277,7 +283,7 @@ def file_session(state: DemoState, path: str | None, label: str) -> tuple[LiveSe
     """The session and the audio (at the model's rate, at most stereo) of "play a file through the stream"."""
     eng = state.models.get(label)
     d = state.load(path, "a sound to stream")
-    x = to_channels(d.audio, min(2, d.audio.shape[1]))
+    x = at_most_stereo(d.audio)
     x = resample(x, d.sample_rate, eng.sample_rate)
     return LiveSession(eng, label, eng.sample_rate, x.shape[1]), x
 

@@ -29,9 +29,14 @@ def comparable_keys(cfg) -> dict:
     return flat
 
 
+def differing_keys(have: dict, want: dict) -> list[str]:
+    """The keys, sorted, where two :func:`comparable_keys` differ (one missing counts)."""
+    return [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+
+
 def first_difference(have: dict, want: dict, wanted_by: str) -> str:
     """The first key where two :func:`comparable_keys` differ, as "KEY: stored A, <wanted_by> B"."""
-    key = next(k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k))
+    key = differing_keys(have, want)[0]
     return f"{key}: stored {have.get(key)}, {wanted_by} {want.get(key)}"
 
 
