@@ -34,3 +34,17 @@ def test_shapes_and_band_layout():
 def test_bands_must_be_power_of_two():
     with pytest.raises(ValueError, match="power of two"):
         PQMF(6)
+
+
+@pytest.mark.parametrize("bands", [2, 16])
+@pytest.mark.parametrize("causal", [False, True])
+def test_the_polyphase_analysis_is_the_strided_filter_bank(bands, causal):
+    """The analysis runs as a stride-1 conv over the input's phases: the same sums as the strided conv of each
+    channel with the analysis filters, in float64 to rounding."""
+    pqmf = PQMF(bands, causal=causal).double()
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, bands * 37, dtype=torch.float64)
+    b, c, t = x.shape
+    padded = torch.nn.functional.pad(x.reshape(b * c, 1, t), (pqmf.lookbehind, pqmf.lookahead))
+    want = torch.nn.functional.conv1d(padded, pqmf.h_analysis, stride=bands).reshape(b, c * bands, t // bands)
+    assert torch.allclose(pqmf.analysis(x), want, atol=1e-12, rtol=0)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .blocks import Act, Conv, ConvUp, ResidualUnit, ResizeUp, stack_span
+from .fastconv import from_rows, to_rows
 from .noise import NoiseGenerator
 from .partials import PartialBank
 
@@ -94,10 +95,10 @@ class Decoder(nn.Module):
         its bands' level, relative noise and the partial bank (none, one or both), which training may compare with
         the input as an incoherent sum beside it (see ``train.incoherent_partials``). ``offset``: the band sample
         of a longer signal that the first output sample is (a chunk's start), where the noise is drawn from."""
-        hidden = h
+        hidden = to_rows(h)  # the stack runs as rows (faster, see fastconv.to_rows); the noise branch reads them too
         for layer in self.net[:-1]:
             hidden = layer(hidden)
-        wave, amp = self.net[-1](hidden).chunk(2, dim=1)
+        wave, amp = from_rows(self.net[-1](hidden)).chunk(2, dim=1)
         stack = wave * mod_sigmoid(amp)
         followers: list[torch.Tensor] = []
         if self.noise is not None:

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Act, Conv
+from .fastconv import from_rows
 from .partials import relative_amplitude
 
 
@@ -221,12 +222,15 @@ class NoiseGenerator(nn.Module):
         return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
     def magnitudes(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, channels, T) -> (B, bands, T / hop, noise_bands) filter magnitudes, one set per block."""
-        return block_magnitudes(self.net(h), self.bands, self.noise_bands, self.relative)
+        """(B, channels, T), or rows (B, channels, 1, T) (:func:`~vaedemo.nn.fastconv.to_rows`) -> (B, bands,
+        T / hop, noise_bands) filter magnitudes, one set per block."""
+        x = self.net(h)
+        return block_magnitudes(from_rows(x) if x.dim() == 4 else x, self.bands, self.noise_bands, self.relative)
 
     def forward(self, h: torch.Tensor, wave: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
-        """The noise for the hidden map ``h``, whose first sample is sample ``offset`` (a multiple of ``hop``) of a
-        longer signal (a chunk of it); a relative branch needs the conv stack's bands ``wave`` as well."""
+        """The noise for the hidden map ``h`` (either layout, see :meth:`magnitudes`), whose first sample is sample
+        ``offset`` (a multiple of ``hop``) of a longer signal (a chunk of it); a relative branch needs the conv
+        stack's bands ``wave`` as well."""
         noise = self.filtered(self.magnitudes(h), offset)
         if not self.relative:
             return noise

@@ -112,7 +112,7 @@ class AudioVAE(nn.Module):
     def encoder_map(self, clips: torch.Tensor) -> torch.Tensor:
         """The encoder's conv map (B', the mode's encoder channels, frames) of padded, folded, normalised audio: the
         posterior statistics before the latent mode's head."""
-        return self.encoder.net(self.pqmf.analysis(clips))
+        return self.encoder.conv_map(self.pqmf.analysis(clips))
 
     def encode(self, x: torch.Tensor, map_of: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Deterministic latents (the posterior mean) of any-length audio (B, C, T): (B * clips, D) for one vector

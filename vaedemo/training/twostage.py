@@ -120,7 +120,7 @@ def encode_statistics(
         for i in range(0, n, batch):
             clips = torch.stack([dataset[j] for j in range(i, min(i + batch, n))])
             clips, _ = model.normalised(model.mode.fold(model.mode.pad(clips)))  # at one peak with a level latent
-            stats = model.encoder.net(model.pqmf.analysis(clips))  # the temporal encoder's, before the two-stage head
+            stats = model.encoder_map(clips)  # the temporal encoder's, before the two-stage head
             if out is None:
                 shapes = [(copies * n, *stats.shape[1:])] + [(copies * n, *clips.shape[1:])] * keep_clips
                 check_memory(shapes, n, copies)
