@@ -37,14 +37,29 @@ def test_a_block_of_rows_is_the_block_of_its_map(name, causal):
         assert torch.allclose(got, want, atol=1e-10, rtol=0)
 
 
-def test_conv_weights_are_laid_out_for_rows_and_load_from_any_layout():
-    """A conv's weight, unsqueezed to 2-D, is channels-last (a conv of rows takes it without a copy); a state dict
-    saved contiguous (as bundles are) loads into it with the same values."""
+def test_a_conv_of_rows_follows_its_weight_out_of_autograd():
+    """Out of autograd a conv of rows keeps its weight's channels-last copy (vaedemo.nn.fastconv.rows_weight):
+    loading other weights, an optimiser's step, a move to float64 and a frozen weight under autograd all give the
+    (B, C, T) conv's result, and the parameters keep nn.Conv1d's layout."""
     torch.manual_seed(0)
-    a, b = ResidualUnit(8, 3, 1, False), ResidualUnit(8, 3, 1, False)
-    assert a.conv1.conv.weight.unsqueeze(2).is_contiguous(memory_format=torch.channels_last)
-    b.load_state_dict({k: v.contiguous() for k, v in a.state_dict().items()})
-    assert b.conv1.conv.weight.unsqueeze(2).is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(b.conv1.conv.weight, a.conv1.conv.weight)
-    x = torch.randn(1, 8, 32)
-    assert torch.equal(b(x), a(x))
+    a, b = ResidualUnit(8, 3, 3, False), ResidualUnit(8, 3, 3, False)
+    x = torch.randn(1, 8, 40)
+
+    def agree(unit, x):
+        with torch.inference_mode():
+            assert torch.allclose(from_rows(unit(to_rows(x))), unit(x), atol=1e-5, rtol=1e-5)
+
+    agree(a, x)
+    assert all(p.is_contiguous() for p in a.parameters())
+    a.load_state_dict(b.state_dict())
+    agree(a, x)
+    loss = from_rows(a(to_rows(x))).square().sum()  # a training step between inference calls
+    loss.backward()
+    torch.optim.SGD(a.parameters(), lr=0.01).step()
+    agree(a, x)
+    agree(a.double(), x.double())
+    a.requires_grad_(False)  # frozen: the kept copy under autograd, the input's gradient through it
+    xd = x.double().requires_grad_(True)
+    (grad_rows,) = torch.autograd.grad(from_rows(a(to_rows(xd))).sum(), xd)
+    (grad_plain,) = torch.autograd.grad(a(xd).sum(), xd)
+    assert torch.allclose(grad_rows, grad_plain, atol=1e-12, rtol=0)

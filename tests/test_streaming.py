@@ -18,8 +18,8 @@ def _model(causal: bool, bands: int, channels: int = 1, flows: int = 2, upsampli
     torch.manual_seed(0)
     model = AudioVAE(cfg.model).eval().double()
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
-        for p in model.parameters():  # (randn_like would follow a conv weight's channels-last memory order)
-            p.add_(0.05 * torch.randn(p.shape, dtype=p.dtype))
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
     return model
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fastconv import channels_last_weight, from_rows, interleave_phases, pointwise_conv1d, pointwise_rows, to_rows
+from .fastconv import from_rows, interleave_phases, pointwise_conv1d, pointwise_rows, rows_weight, to_rows
 
 
 def _split(total: int, causal: bool) -> tuple[int, int]:
@@ -32,7 +32,6 @@ class Conv(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, dilation: int = 1, stride: int = 1, causal: bool = False):
         super().__init__()
         self.conv = nn.Conv1d(cin, cout, kernel, stride=stride, dilation=dilation)
-        channels_last_weight(self.conv)
         self.pad = _split(dilation * (kernel - 1) + 1 - stride, causal)
         self.span = dilation * (kernel - 1)
         self.stride = stride
@@ -43,10 +42,10 @@ class Conv(nn.Module):
         """(B, C, T), or rows (B, C, 1, T) (:func:`~vaedemo.nn.fastconv.to_rows`), in the same layout out."""
         c = self.conv
         left, right = self.pad
-        if x.dim() == 4:
+        if x.dim() == 4 and not torch.jit.is_scripting():  # (an export runs on (B, C, T): see fastconv.rows_weight)
             if left != right:
                 x, left = F.pad(x, (left, right)), 0
-            return F.conv2d(x, c.weight.unsqueeze(2), c.bias, (1, c.stride[0]), (0, left), (1, c.dilation[0]))
+            return F.conv2d(x, rows_weight(c.weight), c.bias, (1, c.stride[0]), (0, left), (1, c.dilation[0]))
         if left == right:  # the conv pads inside itself: the same sums without a padded copy of the input
             return F.conv1d(x, c.weight, c.bias, c.stride, left, c.dilation)
         return c(F.pad(x, self.pad))
@@ -62,7 +61,6 @@ class ConvUp(nn.Module):
         super().__init__()
         self.ratio = ratio
         self.conv = nn.ConvTranspose1d(cin, cout, 2 * ratio, stride=ratio)
-        channels_last_weight(self.conv)
         self.crop = (0, ratio) if causal else _split(ratio, False)
         self.span = 2  # input frames that touch one output sample
         self.lookahead = self.crop[0]  # output samples cropped on the left: a stream that keeps them runs that late
@@ -70,8 +68,8 @@ class ConvUp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) or rows (B, C, 1, T), in the same layout out."""
         c = self.conv
-        if x.dim() == 4:
-            y = F.conv_transpose2d(x, c.weight.unsqueeze(2), c.bias, (1, c.stride[0]))
+        if x.dim() == 4 and not torch.jit.is_scripting():
+            y = F.conv_transpose2d(x, rows_weight(c.weight), c.bias, (1, c.stride[0]))
         else:
             y = c(x)
         return y[..., self.crop[0] : y.shape[-1] - self.crop[1]]

@@ -71,13 +71,22 @@ def from_rows(x: torch.Tensor) -> torch.Tensor:
     return x.squeeze(2)
 
 
-def channels_last_weight(conv: nn.Conv1d | nn.ConvTranspose1d) -> None:
-    """Lay ``conv``'s weight out in memory tap by tap, its second dimension innermost: unsqueezed to 2-D (a kernel one
-    row high) it is channels-last, so a conv of rows takes it as it is instead of copying it on every call (0.3 ms of
-    a one-shot's 10 ms). Shape and values stay nn.Conv1d's; loading a state dict copies into this layout, and a
-    bundle stores it contiguous."""
-    w = conv.weight
-    conv.weight = nn.Parameter(w.detach().permute(0, 2, 1).contiguous().permute(0, 2, 1), requires_grad=w.requires_grad)
+def rows_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A conv's weight (O, I, k), or a transposed conv's (I, O, k), as a conv of rows takes it: (.., 1, k) in
+    channels-last memory; else the conv copies it on every call (0.3 ms of a one-shot's 10 ms). Outside autograd
+    (inference, a frozen weight) the copy is kept while the weight stays the same tensor at the same version (an
+    optimiser step or ``load_state_dict`` writes into it, a move to another device or dtype makes another). The
+    parameters themselves keep nn.Conv1d's layout: an optimiser's fused kernels, DDP's buckets and checkpoints
+    expect it."""
+    if weight.requires_grad and torch.is_grad_enabled():  # the same layout (so the same sums), copied each call
+        return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    state = (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.shape)
+    kept = getattr(weight, "rows_copy", None)  # kept on the weight itself: it lives as long as the weight does
+    if kept is None or kept[0] != state:
+        with torch.inference_mode(False), torch.no_grad():  # a plain tensor: autograd may read it (a frozen decoder)
+            kept = (state, weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last))
+        weight.rows_copy = kept
+    return kept[1]
 
 
 def pointwise_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
