@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 from scipy.signal import find_peaks, stft
 
-HOP = 256
+HOP = 256  # at 44.1 kHz (and 48): 5.8 ms; other rates scale both to about the same durations (stft_size)
 N_FFT = 1024
 MIN_GAP_S = 0.05  # two onsets closer than this are one hit (flams, double triggers)
 FADE_S = 0.03  # a decoded hit fades out over this long after the next onset
@@ -29,16 +29,25 @@ RISE_FLOOR_DB = -40.0  # bands this far under a frame's total are not read for a
 SOUNDING_DB = -50.0  # a stretch whose peak is this far below the input's is silent (a silent clip decodes at ~-33 dBFS)
 
 
-def magnitudes(x: np.ndarray, n_fft: int = N_FFT) -> np.ndarray:
-    """|STFT| of ``x`` (samples,) or (samples, channels): (channels, bins, frames), frame k from sample k * HOP."""
+def stft_size(sample_rate: int) -> tuple[int, int]:
+    """(window, hop) in samples at ``sample_rate``: N_FFT and HOP at 44.1 kHz, at other rates the power of two
+    nearest the same duration (and a quarter of it), so that frames span about the same time (at 16 kHz 1024 samples
+    would be 64 ms: two hits 50 ms apart would share frames)."""
+    n_fft = int(2 ** round(np.log2(N_FFT * sample_rate / 44100)))
+    n_fft = min(max(n_fft, 64), 4 * N_FFT)
+    return n_fft, n_fft * HOP // N_FFT
+
+
+def magnitudes(x: np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
+    """|STFT| of ``x`` (samples,) or (samples, channels): (channels, bins, frames), frame k from sample k * hop."""
     channels = x.T if x.ndim == 2 else x[None]
-    return np.abs(stft(channels, nperseg=n_fft, noverlap=n_fft - HOP, boundary=None, padded=True)[2])
+    return np.abs(stft(channels, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=True)[2])
 
 
-def onset_strength(x: np.ndarray, sample_rate: int, n_fft: int = N_FFT) -> np.ndarray:
+def onset_strength(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Spectral flux per hop of ``x`` (samples,) or (samples, channels), summed over channels: (frames,) >= 0; frame k
-    starts at sample k * HOP."""
-    return spectral_flux(magnitudes(x, n_fft))
+    starts at sample k * hop (:func:`stft_size`)."""
+    return spectral_flux(magnitudes(x, *stft_size(sample_rate)))
 
 
 def spectral_flux(mag: np.ndarray) -> np.ndarray:
@@ -71,19 +80,20 @@ def band_rise_db(mag: np.ndarray, frames: np.ndarray) -> np.ndarray:
 def detect_onsets(x: np.ndarray, sample_rate: int, sensitivity: float = 1.0) -> np.ndarray:
     """Sample positions of the onsets of ``x`` (samples,) or (samples, channels), sorted; 0 is always one (the start
     of the input)."""
-    mag = magnitudes(x)
+    n_fft, hop = stft_size(sample_rate)
+    mag = magnitudes(x, n_fft, hop)
     flux = spectral_flux(mag)
     if flux.size < 3 or flux.max() <= 0:
         return np.array([0], dtype=np.int64)
-    baseline = median_filter(flux, size=int(0.5 * sample_rate / HOP) | 1, mode="nearest")
+    baseline = median_filter(flux, size=int(0.5 * sample_rate / hop) | 1, mode="nearest")
     threshold = baseline + sensitivity * flux.std()
-    peaks, _ = find_peaks(flux, height=threshold, distance=max(1, int(MIN_GAP_S * sample_rate / HOP)))
+    peaks, _ = find_peaks(flux, height=threshold, distance=max(1, int(MIN_GAP_S * sample_rate / hop)))
     # the flux's threshold is relative to its own spread, which a steady sound (noise, a held chord) makes tiny, so
     # that its fluctuations pass it; a hit also raises the energy in some band by RISE_DB
     peaks = peaks[band_rise_db(mag, peaks) >= RISE_DB]
-    # frame k spans samples [k * HOP, k * HOP + N_FFT): its flux peaks when the attack reaches the window's centre;
+    # frame k spans samples [k * hop, k * hop + n_fft): its flux peaks when the attack reaches the window's centre;
     # cut half a hop before that, so that the attack is never clipped
-    positions = np.maximum(0, peaks * HOP + N_FFT // 2 - HOP // 2)
+    positions = np.maximum(0, peaks * hop + n_fft // 2 - hop // 2)
     positions = positions[positions < len(x)]
     return np.unique(np.concatenate([[0], positions])).astype(np.int64)
 
