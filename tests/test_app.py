@@ -529,6 +529,27 @@ def test_user_input_is_echoed_as_a_short_escaped_excerpt(state):
         sample(state, 1, 1.0, 0, {"a": 1}, None)
 
 
+def test_a_result_of_a_model_the_page_switched_away_from_is_dropped(state, files):
+    """A change of model clears the results at once; a request still running on the model before returns "leave
+    the outputs as they are" when it ends, so that its sound does not land under the new model's name."""
+    from types import SimpleNamespace
+
+    blocks = build_demo(state)
+    handler = {fn.name: fn.fn for fn in blocks.fns.values()}
+    page = SimpleNamespace(client=SimpleNamespace(host="10.0.0.9"), session_hash="page-1")
+    other = SimpleNamespace(client=SimpleNamespace(host="10.0.0.9"), session_hash="page-2")
+    path, (first, second) = str(files["stereo"]), state.models.labels[:2]
+    ran = handler["ui_reconstruct"](page, path, first, False)  # nothing chosen yet: the page's first model
+    assert ran[0] is not None and not any(isinstance(v, dict) and v == gr.skip() for v in ran)
+    handler["on_another_model"](page, second)  # the page switches while a request on `first` runs
+    dropped = handler["ui_reconstruct"](page, path, first, False)
+    assert len(dropped) == len(ran) and all(isinstance(v, dict) and v == gr.skip() for v in dropped)
+    assert handler["ui_reconstruct"](page, path, second, False)[0] is not None  # the model now chosen
+    assert handler["ui_reconstruct"](other, path, first, False)[0] is not None  # another page's choice is its own
+    samples = handler["ui_sample"](page, 2, 1.0, 0, True, first, True)
+    assert samples and all(isinstance(v, dict) and v == gr.skip() for v in samples)
+
+
 def test_gate_limits_each_client_and_the_server():
     from types import SimpleNamespace
 

@@ -21,16 +21,22 @@ def e2e_bundles(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(e2e_bundles, tmp_path_factory):
-    """URL of a running demo: default model tiny_single_flow, tiny_temporal selectable."""
+def served_demo(e2e_bundles, tmp_path_factory):
+    """(URL, Blocks) of a running demo: default model tiny_single_flow, tiny_temporal selectable."""
     from vaedemo.demo import create, launch
 
     empty = tmp_path_factory.mktemp("no-checkpoints")  # the test does not depend on what checkpoints/ holds
     demo = create([str(p) for p in e2e_bundles.values()], max_seconds=10.0, checkpoint_dir=empty)
     port = free_port()
     launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield f"http://127.0.0.1:{port}/", demo
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def server(served_demo):
+    """URL of the running demo (:func:`served_demo`)."""
+    return served_demo[0]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from vaedemo.audio import to_channels
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, slerp
 
+from .chosen import for_chosen_model
 from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, flag, intro, level_text, number, themed, user_errors
 from .guard import gated
 from .sample import NORMALISE_LABEL, for_listening, new_seed
@@ -202,6 +203,7 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
                     pos_fig = gr.Plot(show_label=False, scale=2)
                     pos_audio = Audio(label="Sound at this position", scale=1, **AUDIO_OUT)
 
+    @for_chosen_model(state.chosen, model_at=8)  # the six sources' inputs, steps, method, model
     @gated(state.gate)
     def ui_path(*args):
         *values, norm, refine = args
@@ -209,6 +211,7 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
         pad = [None] * (MAX_STEPS - len(paths))
         return [gr.update(visible=i < len(paths)) for i in range(MAX_STEPS)] + paths + pad + [fig, typical]
 
+    @for_chosen_model(state.chosen, model_at=8)  # the six sources' inputs, position, method, model
     @gated(state.gate)
     def ui_position(*args):
         *values, norm, refine = args

@@ -26,6 +26,7 @@ from vaedemo.dataset_summary import prior_log_prob
 from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine
 
+from .chosen import for_chosen_model
 from .common import (
     AUDIO_OUT,
     ROOT,
@@ -307,11 +308,13 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
         click = gr.Textbox(visible="hidden", elem_id="map-click")  # set by JS when a point is clicked
         on_screen = gr.Checkbox(False, visible="hidden")  # filled in by ON_SCREEN_JS: is this tab the one shown?
 
+    @for_chosen_model(state.chosen, model_at=2)
     @gated(state.gate)
     def ui_map(f, c, m):
         fig, points = latent_map(state, f, c, m)
         return fig, gr.update(choices=points, value=None), None, None, caption(state, f, m)
 
+    @for_chosen_model(state.chosen, model_at=3)
     @gated(state.gate)
     def ui_point(f, i, c, m):
         return *map_point(state, f, i, c, m), gr.update(value=str(i).split(":")[0])

@@ -123,10 +123,15 @@ def build_demo(state: DemoState) -> gr.Blocks:
 
         gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs, *rec_examples],
               concurrency_limit=None, api_visibility="private")  # one model load at a time: the "model-load" pool  # fmt: skip
-        # another model's results are cleared (their sounds and figures came from the model that was chosen before)
+        # another model's results are cleared (their sounds and figures came from the model that was chosen before),
+        # and so are those of requests still running on it when they finish (vaedemo.demo.chosen)
         results = rec_out + sample_out + interp_out
-        model.change(lambda: [*reconstruct_tab.cleared(), *sample_cleared, *interp_cleared], None, results,
-                     api_visibility="private", queue=False)  # fmt: skip
+
+        def on_another_model(request: gr.Request, m):
+            state.chosen.choose(request, m)
+            return [*reconstruct_tab.cleared(), *sample_cleared, *interp_cleared]
+
+        model.change(on_another_model, model, results, api_visibility="private", queue=False)
     guard_inputs(demo)
     demo.vaedemo_state = state  # for launch(): the limits and the temporary files
     return demo

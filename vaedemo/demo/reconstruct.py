@@ -14,6 +14,7 @@ from vaedemo.audio import resample, to_channels
 from vaedemo.inference import Engine
 from vaedemo.metrics import reconstruction_metrics
 
+from .chosen import for_chosen_model
 from .common import AUDIO_OUT, UI, Audio, examples, flag, intro, themed, user_errors
 from .guard import gated
 from .search import REFINE_SECONDS, REFINE_STEPS, SWITCH, search_plan
@@ -186,6 +187,7 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                         rec_metrics = gr.Markdown(NO_METRICS, elem_id="rec-metrics")
         rec_state = gr.State()
 
+    @for_chosen_model(state.chosen, model_at=1)
     @gated(state.gate)
     def ui_reconstruct(path, m, search):
         out, f_in, f_out, table, result, typical = reconstruct(state, path, m, with_typicality=True, refine=search)

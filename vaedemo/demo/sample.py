@@ -8,6 +8,7 @@ import numpy as np
 from vaedemo import plots
 from vaedemo.inference import Engine
 
+from .chosen import for_chosen_model
 from .common import (
     AUDIO_OUT,
     N_DIRECTIONS,
@@ -122,6 +123,7 @@ def _directions(state: DemoState, prior: list, normalise: gr.Checkbox) -> tuple[
                 dir_audio = Audio(label="Moved sample", **AUDIO_OUT)
                 dir_reset = gr.Button("Reset directions")
 
+    @for_chosen_model(state.chosen, model_at=4)  # prior: n, temperature, seed, use_flow, model
     @gated(state.gate)
     def ui_move(*args):
         *values, norm = args
@@ -154,6 +156,7 @@ def build(state: DemoState, model: gr.Dropdown, has_flow: bool) -> tuple[gr.Chec
         prior = [n, temperature, seed, use_flow, model]
         dirs, dir_out = _directions(state, prior, normalise)
 
+    @for_chosen_model(state.chosen, model_at=4)
     @gated(state.gate)
     def ui_sample(k, t, s, f, m, norm):
         paths, figs = sample(state, k, t, s, f, m, norm)

@@ -12,6 +12,7 @@ import gradio as gr
 from vaedemo.audio import Decoded, decode, shown_name
 from vaedemo.errors import VaedemoError
 
+from .chosen import ChosenModels
 from .files import TempFiles
 from .guard import Gate
 from .models import Models
@@ -29,6 +30,7 @@ class DemoState:
         self.folders = {k: Path(v) for k, v in (folders or {}).items()}
         self.files = TempFiles()
         self.gate = Gate()
+        self.chosen = ChosenModels()  # each page session's model: a result of another is dropped
         self.latents: OrderedDict[tuple, tuple] = OrderedDict()  # Interpolate: (latents, search note) of its sources
         self.maps: dict[tuple, Any] = {}  # Latent map: a MapData per (model, folder)
         # Uploads decoded by an event's first step (which checks them, see `check_readable`), kept for its second
