@@ -4,7 +4,7 @@ encoder and decoder stacks run in, see vaedemo.nn.fastconv.to_rows), forward and
 import pytest
 import torch
 
-from vaedemo.nn.blocks import Conv, ConvUp, ResidualUnit, ResizeUp
+from vaedemo.nn.blocks import Conv, ConvUp, ResidualUnit, ResizeUp, keep_rows_weights
 from vaedemo.nn.fastconv import from_rows, to_rows
 
 BLOCKS = {  # name: (block, its input channels)
@@ -37,23 +37,23 @@ def test_a_block_of_rows_is_the_block_of_its_map(name, causal):
         assert torch.allclose(got, want, atol=1e-10, rtol=0)
 
 
-def test_a_conv_of_rows_follows_its_weight_out_of_autograd():
-    """Out of autograd a conv of rows keeps its weight's channels-last copy (vaedemo.nn.fastconv.rows_weight):
-    loading other weights, an optimiser's step, a move to float64 and a frozen weight under autograd all give the
-    (B, C, T) conv's result, and the parameters keep nn.Conv1d's layout."""
+def agree(unit, x):
+    with torch.inference_mode():
+        assert torch.allclose(from_rows(unit(to_rows(x))), unit(x), atol=1e-5, rtol=1e-5)
+
+
+def test_an_inferring_model_keeps_its_weights_rows_copies_while_they_stay_the_same():
+    """A model marked as only inferring (keep_rows_weights, as the Engine's is) keeps each weight's channels-last
+    copy (vaedemo.nn.fastconv.rows_weight); loading other weights, an optimiser's step, a move to float64 and a
+    frozen weight under autograd all give the (B, C, T) conv's result, and the parameters keep nn.Conv1d's layout."""
     torch.manual_seed(0)
-    a, b = ResidualUnit(8, 3, 3, False), ResidualUnit(8, 3, 3, False)
+    a, b = keep_rows_weights(ResidualUnit(8, 3, 3, False)), ResidualUnit(8, 3, 3, False)
     x = torch.randn(1, 8, 40)
-
-    def agree(unit, x):
-        with torch.inference_mode():
-            assert torch.allclose(from_rows(unit(to_rows(x))), unit(x), atol=1e-5, rtol=1e-5)
-
     agree(a, x)
-    assert all(p.is_contiguous() for p in a.parameters())
+    assert hasattr(a.conv1.conv.weight, "rows_copy") and all(p.is_contiguous() for p in a.parameters())
     a.load_state_dict(b.state_dict())
     agree(a, x)
-    loss = from_rows(a(to_rows(x))).square().sum()  # a training step between inference calls
+    loss = from_rows(a(to_rows(x))).square().sum()
     loss.backward()
     torch.optim.SGD(a.parameters(), lr=0.01).step()
     agree(a, x)
@@ -63,3 +63,28 @@ def test_a_conv_of_rows_follows_its_weight_out_of_autograd():
     (grad_rows,) = torch.autograd.grad(from_rows(a(to_rows(xd))).sum(), xd)
     (grad_plain,) = torch.autograd.grad(a(xd).sum(), xd)
     assert torch.allclose(grad_rows, grad_plain, atol=1e-12, rtol=0)
+
+
+def test_a_training_model_reads_its_weights_as_they_are_after_a_fused_step():
+    """A fused Adam step writes into a weight without bumping its version: a model in training (not marked) copies
+    its weights each call, so that validation between steps reads the trained weights, not a copy of the first."""
+    torch.manual_seed(0)
+    unit = ResidualUnit(8, 3, 3, False)
+    opt = torch.optim.Adam(unit.parameters(), lr=0.05, fused=True)
+    x = torch.randn(2, 8, 40)
+    for _ in range(3):
+        unit.eval()
+        agree(unit, x)  # validation, as Lightning runs it
+        unit.train()
+        from_rows(unit(to_rows(x))).square().sum().backward()
+        opt.step()
+        opt.zero_grad()
+    assert not hasattr(unit.conv1.conv.weight, "rows_copy")
+
+
+def test_a_model_loaded_in_inference_mode_infers():
+    """Its weights are inference tensors, which have no version to key a kept copy by: copied each call."""
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        unit = keep_rows_weights(ResidualUnit(8, 3, 3, False))
+        agree(unit, torch.randn(1, 8, 40))

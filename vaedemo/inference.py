@@ -21,6 +21,7 @@ import torch
 from .audio import as_samples, check_audio, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
+from .nn.blocks import keep_rows_weights
 from .nn.streaming import StreamingVAE, decoder_lookahead, encoder_lookahead, script
 from .onsets import cover_long_gaps, detect_onsets, hit_segments, kept_lengths, lay_hits
 from .refine import refined_reconstruction, searched_latents
@@ -112,7 +113,8 @@ class Engine:
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "cpu", chunk_seconds: float = 8.0, batch: int = 16):
         self.bundle = bundle if isinstance(bundle, Bundle) else load(bundle, device=device)
-        self.model = self.bundle.model.to(device).eval()
+        # an Engine only infers: its convs keep their weights' channels-last copies (nn.blocks.keep_rows_weights)
+        self.model = keep_rows_weights(self.bundle.model.to(device).eval())
         self.device = torch.device(device)
         cfg = self.bundle.config
         self.config = cfg

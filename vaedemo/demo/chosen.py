@@ -4,7 +4,8 @@ A change of model clears the tabs' results at once, but a request already runnin
 latent, a path of many steps) goes on, and its result used to land afterwards under the new model's name: a sound
 and figures from the model that was chosen before. Each page session's last choice is kept (:class:`ChosenModels`,
 set by the model picker's change event), and a handler wrapped by :func:`for_chosen_model` returns "leave the
-outputs as they are" when the session chose another model while it ran.
+outputs as they are" when the session chose another model while it ran. A choice recorded late (the change event
+goes outside the queue) lets a stale result land, as before, and then clears it; it never drops a current one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ class ChosenModels:
 
     def __init__(self, limit: int = 4096):
         self.limit = limit
-        self._chosen: OrderedDict[str, str] = OrderedDict()
+        self._chosen: OrderedDict[str, tuple[int, str]] = OrderedDict()  # session -> (choice number, label)
+        self._count = 0
         self._lock = threading.Lock()
 
     def choose(self, request: gr.Request | None, label: str | None) -> None:
@@ -29,17 +31,25 @@ class ChosenModels:
         if session is None or label is None:
             return
         with self._lock:
-            self._chosen[session] = label
+            self._count += 1
+            self._chosen[session] = (self._count, label)
             self._chosen.move_to_end(session)
             while len(self._chosen) > self.limit:
                 self._chosen.popitem(last=False)
 
-    def moved_on(self, request: gr.Request | None, label: str | None) -> bool:
-        """Whether the session of ``request`` has chosen a model other than ``label`` (the one a request ran on)."""
+    def last(self, request: gr.Request | None) -> tuple[int, str] | None:
+        """The session's last choice (its number among all choices, the label); None when it has made none."""
         session = getattr(request, "session_hash", None)
         with self._lock:
-            chosen = self._chosen.get(session) if session is not None else None
-        return chosen is not None and chosen != label
+            return self._chosen.get(session) if session is not None else None
+
+    def moved_on(self, request: gr.Request | None, label: str | None, since: tuple[int, str] | None) -> bool:
+        """Whether the session of ``request`` chose a model other than ``label`` (the one a request ran on) after
+        ``since`` (its :meth:`last` choice when the request started). Only a choice made while the request ran
+        counts: the picker's change event goes outside the queue and may be recorded after requests on the new model
+        have run (the Latent map redraws on a change), which a comparison with the last choice alone would drop."""
+        now = self.last(request)
+        return now is not None and now != since and now[1] != label
 
 
 def for_chosen_model(chosen: ChosenModels, model_at: int):
@@ -48,8 +58,9 @@ def for_chosen_model(chosen: ChosenModels, model_at: int):
 
     def wrap(handler):
         def run(request: gr.Request, *inputs):
+            since = chosen.last(request)
             out = handler(request, *inputs)
-            if not chosen.moved_on(request, inputs[model_at]):
+            if not chosen.moved_on(request, inputs[model_at], since):
                 return out
             return [gr.skip() for _ in out] if isinstance(out, (list, tuple)) else gr.skip()
 

@@ -37,6 +37,7 @@ class Conv(nn.Module):
         self.stride = stride
         self.lookahead = self.pad[1]  # input samples read past an output's own position (its right padding)
         self.lookbehind = self.pad[0]  # and before it (its left padding)
+        self.keep_rows_weight = False  # see keep_rows_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T), or rows (B, C, 1, T) (:func:`~vaedemo.nn.fastconv.to_rows`), in the same layout out."""
@@ -45,7 +46,8 @@ class Conv(nn.Module):
         if x.dim() == 4 and not torch.jit.is_scripting():  # (an export runs on (B, C, T): see fastconv.rows_weight)
             if left != right:
                 x, left = F.pad(x, (left, right)), 0
-            return F.conv2d(x, rows_weight(c.weight), c.bias, (1, c.stride[0]), (0, left), (1, c.dilation[0]))
+            w = rows_weight(c.weight, self.keep_rows_weight)
+            return F.conv2d(x, w, c.bias, (1, c.stride[0]), (0, left), (1, c.dilation[0]))
         if left == right:  # the conv pads inside itself: the same sums without a padded copy of the input
             return F.conv1d(x, c.weight, c.bias, c.stride, left, c.dilation)
         return c(F.pad(x, self.pad))
@@ -64,12 +66,13 @@ class ConvUp(nn.Module):
         self.crop = (0, ratio) if causal else _split(ratio, False)
         self.span = 2  # input frames that touch one output sample
         self.lookahead = self.crop[0]  # output samples cropped on the left: a stream that keeps them runs that late
+        self.keep_rows_weight = False  # see keep_rows_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) or rows (B, C, 1, T), in the same layout out."""
         c = self.conv
         if x.dim() == 4 and not torch.jit.is_scripting():
-            y = F.conv_transpose2d(x, rows_weight(c.weight), c.bias, (1, c.stride[0]))
+            y = F.conv_transpose2d(x, rows_weight(c.weight, self.keep_rows_weight), c.bias, (1, c.stride[0]))
         else:
             y = c(x)
         return y[..., self.crop[0] : y.shape[-1] - self.crop[1]]
@@ -133,6 +136,15 @@ class ResidualUnit(nn.Module):
         if x.dim() == 4:  # conv2(h), faster
             return pointwise_rows(h, self.conv2.weight, self.conv2.bias).add_(x)
         return pointwise_conv1d(h, self.conv2.weight, self.conv2.bias).add_(x)
+
+
+def keep_rows_weights(model: nn.Module) -> nn.Module:
+    """Mark ``model``'s convs to keep their weights' rows copies (:func:`~vaedemo.nn.fastconv.rows_weight`): for a
+    model that only infers (the Engine's); one that trains must not be marked."""
+    for module in model.modules():
+        if isinstance(module, (Conv, ConvUp)):
+            module.keep_rows_weight = True
+    return model
 
 
 def stack_span(layers: nn.Sequential, rate: int = 1) -> int:

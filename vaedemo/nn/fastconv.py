@@ -71,19 +71,23 @@ def from_rows(x: torch.Tensor) -> torch.Tensor:
     return x.squeeze(2)
 
 
-def rows_weight(weight: torch.Tensor) -> torch.Tensor:
+def rows_weight(weight: torch.Tensor, keep: bool = False) -> torch.Tensor:
     """A conv's weight (O, I, k), or a transposed conv's (I, O, k), as a conv of rows takes it: (.., 1, k) in
-    channels-last memory; else the conv copies it on every call (0.3 ms of a one-shot's 10 ms). Outside autograd
-    (inference, a frozen weight) the copy is kept while the weight stays the same tensor at the same version (an
-    optimiser step or ``load_state_dict`` writes into it, a move to another device or dtype makes another). The
-    parameters themselves keep nn.Conv1d's layout: an optimiser's fused kernels, DDP's buckets and checkpoints
-    expect it."""
-    if weight.requires_grad and torch.is_grad_enabled():  # the same layout (so the same sums), copied each call
-        return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    channels-last memory (else the conv makes that copy itself on every call). The parameters keep nn.Conv1d's layout:
+    fused optimisers (whose CPU kernels pair a parameter with its moments by memory order), DDP's buckets and
+    checkpoints expect it.
+
+    ``keep`` (a model that only infers, see :func:`~vaedemo.nn.blocks.keep_rows_weights`): outside autograd the copy
+    is kept, on the weight itself, while the weight stays the same tensor at the same version (0.3 ms of a one-shot's
+    10 ms). Only there: a fused optimiser's step writes into a weight without bumping its version, and an edit
+    through ``.data`` does not either, so a model in training would read a stale copy; an inference tensor has no
+    version at all."""
+    if not keep or weight.is_inference() or (weight.requires_grad and torch.is_grad_enabled()):
+        return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (the same sums either way)
     state = (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.shape)
-    kept = getattr(weight, "rows_copy", None)  # kept on the weight itself: it lives as long as the weight does
+    kept = getattr(weight, "rows_copy", None)
     if kept is None or kept[0] != state:
-        with torch.inference_mode(False), torch.no_grad():  # a plain tensor: autograd may read it (a frozen decoder)
+        with torch.inference_mode(False), torch.no_grad():  # a plain tensor: autograd may read it (refinement)
             kept = (state, weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last))
         weight.rows_copy = kept
     return kept[1]
