@@ -223,6 +223,24 @@ def test_a_run_killed_during_a_validation_validates_that_step_when_resumed(drum_
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 4
 
 
+def _audio_tags(run_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"audio": 0})
+    events.Reload()
+    return set(events.Tags()["audio"])
+
+
+def test_validation_audio_goes_to_tensorboard_every_n_validations_and_never_at_0(drum_folder, tmp_path):
+    common = ["train.max_steps=2", "train.val_every_n_steps=1"]
+    for every, logged in ((1, True), (0, False)):  # 0 logged at every validation before (it meant 1)
+        run_dir = tmp_path / f"every-{every}"
+        res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, f"train.log_audio_every_n_val={every}"),
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert bool(_audio_tags(run_dir)) == logged
+
+
 def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
     """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step) and writes
     the bundle of that step (a run stopped before its last validation has none)."""

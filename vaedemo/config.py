@@ -208,7 +208,7 @@ class TrainConfig:
     val_every_n_steps: int = 500
     val_batches: int = 4
     checkpoint_every_n_steps: int = 100
-    log_audio_every_n_val: int = 1
+    log_audio_every_n_val: int = 1  # audio, spectrograms and prior samples to TensorBoard every n validations; 0: never
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     # twostage models: the temporal bundle (folder or hf:// id) whose conv stacks are frozen, and how many augmented
     # encodings of each training clip stage two learns from

@@ -116,15 +116,16 @@ def spectrogram_image(x: torch.Tensor, n_fft: int = 1024) -> np.ndarray:
 
 
 class AudioLogger(pl.Callback):
-    """Every ``every_n`` validations: input/reconstruction audio, spectrograms and prior samples to TensorBoard."""
+    """Every ``every_n`` validations (0: never): input/reconstruction audio, spectrograms and prior samples to
+    TensorBoard."""
 
     def __init__(self, every_n: int = 1, examples: int = 2):
-        self.every_n = max(1, every_n)
+        self.every_n = every_n
         self.examples = examples
         self.count = 0
 
     def on_validation_end(self, trainer, pl_module: VAEModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_examples:
+        if not self.every_n or trainer.sanity_checking or not trainer.is_global_zero or not pl_module.val_examples:
             return
         self.count += 1
         if (self.count - 1) % self.every_n:
