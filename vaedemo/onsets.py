@@ -44,14 +44,9 @@ def magnitudes(x: np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
     return np.abs(stft(channels, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=True)[2])
 
 
-def onset_strength(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Spectral flux per hop of ``x`` (samples,) or (samples, channels), summed over channels: (frames,) >= 0; frame k
-    starts at sample k * hop (:func:`stft_size`)."""
-    return spectral_flux(magnitudes(x, *stft_size(sample_rate)))
-
-
 def spectral_flux(mag: np.ndarray) -> np.ndarray:
-    """:func:`onset_strength` of :func:`magnitudes`."""
+    """Onset strength from :func:`magnitudes`: the flux of log magnitudes per frame, summed over bins and channels,
+    (frames,) >= 0 (frame 0 repeats frame 1's)."""
     logmag = np.log1p(100.0 * mag)
     flux = np.maximum(np.diff(logmag, axis=-1), 0.0).sum(axis=(0, 1))
     return np.concatenate([[flux[0] if flux.size else 0.0], flux])

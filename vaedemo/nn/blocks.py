@@ -43,7 +43,7 @@ class Conv(nn.Module):
         """(B, C, T), or rows (B, C, 1, T) (:func:`~vaedemo.nn.fastconv.to_rows`), in the same layout out."""
         c = self.conv
         left, right = self.pad
-        if x.dim() == 4 and not torch.jit.is_scripting():  # (an export runs on (B, C, T): see fastconv.rows_weight)
+        if x.dim() == 4 and not torch.jit.is_scripting():  # (not compiled: a TorchScript export runs on (B, C, T))
             if left != right:
                 x, left = F.pad(x, (left, right)), 0
             w = rows_weight(c.weight, self.keep_rows_weight)

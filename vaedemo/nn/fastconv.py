@@ -72,8 +72,8 @@ def from_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def rows_weight(weight: torch.Tensor, keep: bool = False) -> torch.Tensor:
-    """A conv's weight (O, I, k), or a transposed conv's (I, O, k), as a conv of rows takes it: (.., 1, k) in
-    channels-last memory (else the conv makes that copy itself on every call). The parameters keep nn.Conv1d's layout:
+    """A conv's weight (O, I, k), or a transposed conv's (I, O, k), as a conv of rows takes it: as rows itself,
+    (.., 1, k) in channels-last memory (else the conv makes that copy on every call). The parameters keep nn.Conv1d's layout:
     fused optimisers (whose CPU kernels pair a parameter with its moments by memory order), DDP's buckets and
     checkpoints expect it.
 
@@ -83,12 +83,12 @@ def rows_weight(weight: torch.Tensor, keep: bool = False) -> torch.Tensor:
     through ``.data`` does not either, so a model in training would read a stale copy; an inference tensor has no
     version at all."""
     if not keep or weight.is_inference() or (weight.requires_grad and torch.is_grad_enabled()):
-        return weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (the same sums either way)
+        return to_rows(weight)  # (the same layout either way, so the same sums)
     state = (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.shape)
     kept = getattr(weight, "rows_copy", None)
     if kept is None or kept[0] != state:
         with torch.inference_mode(False), torch.no_grad():  # a plain tensor: autograd may read it (refinement)
-            kept = (state, weight.detach().unsqueeze(2).contiguous(memory_format=torch.channels_last))
+            kept = (state, to_rows(weight.detach()))
         weight.rows_copy = kept
     return kept[1]
 
