@@ -123,3 +123,6 @@ def test_bad_arguments_get_one_sentence(backbone, drum_folder, tmp_path, capsys)
     empty.mkdir()
     assert main(["--checkpoint", str(backbone), "--data", str(empty), "--no-opus"]) != 0
     assert capsys.readouterr().err.strip() == f"error: {empty} holds no audio files to evaluate on."
+    missing = tmp_path / "no" / "report.md"  # refused before the models load and the clips are scored
+    assert main(["--checkpoint", str(tmp_path / "none"), "--data", str(empty), "--out", str(missing)]) != 0
+    assert capsys.readouterr().err.strip() == f"error: --out {missing}: the folder {missing.parent} does not exist."

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import emit_report, user_errors
+from .cli import check_outputs, emit_report, user_errors
 from .data.gm import PITCHED, drum_group
 from .data.oneshots import read_manifest
 from .errors import VaedemoError
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.clips < 1:
         raise VaedemoError("--clips must be at least 1.")
+    check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
     from .inference import Engine
 
     engines = [Engine(c) for c in a.checkpoint]
