@@ -426,3 +426,63 @@ def test_a_config_without_a_format_version_says_so(bundle_dir):
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="config.json has no format_version."):
         vaedemo.load(path)
+
+
+def test_a_model_whose_own_tables_are_huge_is_refused_before_building(bundle_dir):
+    """The partial bank's frame table is a buffer kept out of the weights, of bands x 4 partials x partials x frame:
+    6 GB at bands 128, partials 1024 and a ratio of 3, each within its key's bound and 17 M parameters."""
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    doc["model"] |= {"bands": 128, "ratios": [3], "partials": 1024, "capacity": 1, "latent_size": 2,
+                     "latent_mode": "temporal", "clip_length": 3840, "dilations": [1], "posterior_flow_layers": 0,
+                     "prior_flow_layers": 0}  # fmt: skip
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"whose own tables hold \d+ M values, above the limit"):
+        vaedemo.load(path)
+
+
+def test_a_number_longer_than_python_reads_is_one_sentence(bundle_dir, tmp_path):
+    from vaedemo.demo.models import discover
+
+    path, model = bundle_dir
+    shelf = tmp_path / "shelf"
+    save_bundle(model, shelf / "good")
+    text = (path / "config.json").read_text().replace('"format_version": 2', '"format_version": 2' + "0" * 5000, 1)
+    (path / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match="holds a number too long to read"):
+        vaedemo.load(path)
+    shutil.copytree(path, shelf / "broken")
+    assert [s.label for s in discover(shelf)[0]] == ["good"]  # the other skipped (it stopped the demo's start)
+
+
+def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, tmp_path):
+    """``export RUN OUT`` swapped the whole of OUT for the bundle: a run folder or a folder of bundles pointed at by
+    mistake was deleted, a file moved aside."""
+    path, model = bundle_dir
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match=r"is not a bundle to replace \(it holds checkpoints and 1 more\)"):
+        save_bundle(model, run)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints").is_dir()
+    file = tmp_path / "model"
+    file.write_text("mine")
+    with pytest.raises(CheckpointError, match="exists and is not a folder"):
+        save_bundle(model, file)
+    assert file.read_text() == "mine"
+    save_bundle(model, path, {"name": "again"})  # a bundle (with a summary or not) is replaced as before
+    assert vaedemo.load(path).meta["name"] == "again"
+    (tmp_path / "empty").mkdir()
+    save_bundle(model, tmp_path / "empty")
+    assert vaedemo.load(tmp_path / "empty").meta == {}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_a_model_trained_in_another_precision_saves_a_float32_bundle_that_loads(tiny_config, tmp_path, dtype):
+    """A run at trainer.precision 64-true left its weights float64 in the bundle: twice the size the loader allows."""
+    model = AudioVAE(tiny_config("single", flows=2).model).to(dtype)
+    path = save_bundle(model, tmp_path / "bundle")
+    assert {t.dtype for t in load_file(path / "model.safetensors").values() if t.is_floating_point()} == {torch.float32}
+    loaded = vaedemo.load(path).model
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a.float(), b), name

@@ -164,3 +164,70 @@ def test_an_integer_trainer_precision_is_read_as_lightning_reads_it(tmp_path):
     assert load_config(p).trainer.precision == "64"
     with pytest.raises(ConfigError, match="trainer.precision must be one of .*, got '8'"):
         load_config(None, ["trainer.precision=8"])
+
+
+def test_a_config_nested_too_deeply_or_with_a_number_too_long_is_one_sentence(tmp_path):
+    p = tmp_path / "deep.yaml"
+    p.write_text("train:\n  lr: " + "[" * 5000)
+    with pytest.raises(ConfigError, match="is nested too deeply to read"):
+        load_config(p)
+    p.write_text("train:\n  lr: " + "9" * 5000)
+    with pytest.raises(ConfigError, match="holds a number too long to read"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="override 'train.lr' holds a value nested too deeply"):
+        load_config(None, ["train.lr=" + "[" * 5000])
+    with pytest.raises(ConfigError, match="override 'train.lr' holds a number too long"):
+        load_config(None, ["train.lr=" + "9" * 5000])
+
+
+def test_a_value_of_shared_aliases_is_quoted_in_a_few_characters(tmp_path):
+    """485 bytes of YAML aliases are 10^9 strings once the type error printed the value whole (a MemoryError after
+    17 s, not a sentence)."""
+    anchors = ['&a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        anchors.append(f"&{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    p = tmp_path / "laughs.yaml"
+    p.write_text("anchors:\n" + "".join(f"  - {a}\n" for a in anchors) + "model:\n  sample_rate: *i\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "model.sample_rate" in str(e.value) and len(str(e.value)) < 600
+
+
+@pytest.mark.parametrize("key", ["train.mel_weight", "train.noise_lr_factor", "train.loss_floor_db",
+                                 "train.decoder_stft_weight", "train.trajectory_weight"])  # fmt: skip
+def test_an_infinite_number_is_refused(key):
+    """A loss weight of inf trained nothing (every step skipped as non-finite) and exited 0 with a bundle."""
+    with pytest.raises(ConfigError, match=f"{key} must be a finite number, got inf"):
+        load_config(None, [f"{key}=.inf"])
+
+
+def test_a_runs_config_is_written_aside_so_a_full_disk_leaves_the_old_one(tmp_path, monkeypatch):
+    """config.yaml was truncated and then written: cut short by a full disk (or a kill), it was read back on resume as
+    a valid config of defaults (other losses, the run back in an earlier phase)."""
+    import errno
+    import os
+
+    from vaedemo.errors import VaedemoError
+
+    path = tmp_path / "config.yaml"
+    load_config(None, ["train.max_steps=7"]).dump_yaml(path)
+    before = path.read_text()
+    real = os.fdopen
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real(fd, mode)))
+    with pytest.raises(VaedemoError, match="could not write .*config.yaml: No space left on device"):
+        load_config(None, ["train.max_steps=9"]).dump_yaml(path)
+    assert path.read_text() == before and list(tmp_path.iterdir()) == [path]

@@ -302,3 +302,22 @@ def test_a_report_through_a_link_replaces_the_file_it_names_and_keeps_the_link(t
     emit_report("# report", {"a": 1}, None, str(link))
     assert link.is_symlink() and json.loads(target.read_text()) == {"a": 1}
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["latest.json", "run7.json", "runs"]  # nothing aside
+
+
+def test_a_seed_out_of_range_and_an_unreadable_training_data_section_are_one_sentence(tiny_config, drum_folder,
+                                                                                      tmp_path, capsys):  # fmt: skip
+    """A seed past 2**64 was an overflow traceback after the whole reconstruction pass; a bundle (a stranger's) whose
+    training.data is not a mapping a TypeError."""
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    args = ["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--no-opus"]
+    for seed in (str(2**64), "-1"):
+        assert evaluate_main([*args, "--seed", seed]) == 2
+        assert f"--seed must be a whole number from 0 to 2**31 - 1, got {seed}." in capsys.readouterr().err
+    doc = json.loads((path / "config.json").read_text())
+    for data, says in [([1, 2], "has a data section that is not a mapping"), ({"root": 5}, "cannot read")]:
+        doc["training"]["data"] = data
+        (path / "config.json").write_text(json.dumps(doc))
+        assert evaluate_main(args) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err

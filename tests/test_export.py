@@ -131,3 +131,22 @@ def test_the_file_is_written_aside_and_never_over_the_bundle_or_a_folder(tiny_co
     with pytest.raises(VaedemoError, match="cannot write .*link.ts .No space left on device.; nothing was changed"):
         export_torchscript(bundle, tmp_path / "link.ts", streaming=True)
     assert (tmp_path / "link.ts").read_bytes() == before and not list(tmp_path.glob(".link.ts.*"))  # nothing aside
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_sentence(tiny_config, tmp_path, capsys):
+    """Its model was built (whatever its size) and then torch's size-mismatch traceback, or a KeyError without a
+    state_dict."""
+    cfg = tiny_config("temporal", flows=0)
+    other = AudioVAE(tiny_config("temporal", flows=0, model__capacity=6).model)
+    weights = {f"vae.{k}": v for k, v in other.state_dict().items()}
+    huge = cfg.to_dict()
+    huge["model"]["capacity"] = 4000
+    cases = [({"vaedemo_config": cfg.to_dict(), "state_dict": weights}, "do not fit its vaedemo_config"),
+             ({"vaedemo_config": cfg.to_dict()}, "holds no state_dict of a model"),
+             ({"vaedemo_config": huge, "state_dict": weights}, "M parameters, above the limit")]  # fmt: skip
+    for i, (state, says) in enumerate(cases):
+        torch.save(state, tmp_path / f"{i}.ckpt")
+        assert main([str(tmp_path / f"{i}.ckpt"), str(tmp_path / f"out{i}")]) == USER_ERROR
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and says in err and "\n" not in err
+        assert not (tmp_path / f"out{i}").exists()

@@ -481,3 +481,16 @@ def test_a_resume_of_a_run_checkpointed_before_clipping_clipped_says_so(drum_fol
                              cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
         assert res.returncode == 0, res.stderr[-2000:]
         assert ("was written before train.grad_clip clipped" in res.stderr) == warned, res.stderr[-2000:]
+
+
+def test_a_checkpoint_cut_short_is_one_sentence_on_resume(drum_folder, tmp_path):
+    """A last.ckpt cut short (a full disk while it was saved) was a zip reader's traceback."""
+    from vaedemo.train import run
+
+    overrides = tiny_overrides(drum_folder, tmp_path / "run", "single", 2)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    load_config(None, overrides).dump_yaml(tmp_path / "run" / "config.yaml")
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(VaedemoError, match=r"last.ckpt is not a readable checkpoint \(RuntimeError\), so the run "
+                                           "cannot resume from it"):  # fmt: skip
+        run(None, overrides, resume=True)

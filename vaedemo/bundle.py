@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from .card import model_card
 from .cli import as_user_file, current_umask
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError, ConfigError
-from .hub import FILE_LIMITS, OPTIONAL_FILES, WEIGHTS, bundle_file, resolve, weights_file
+from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, WEIGHTS, bundle_file, resolve, weights_file
 from .nn.vae import AudioVAE
 
 FORMAT = "vaedemo-bundle"
@@ -65,13 +66,14 @@ def save_bundle(
     """Write a bundle folder atomically (a half-written bundle never replaces a good one). ``training`` is the
     experiment's config dict (its ``model`` section is dropped: the model config is stored on its own)."""
     out = Path(out_dir)
+    _check_replaceable(out)
     meta = dict(meta or {})
     training = {k: v for k, v in (training or {}).items() if k != "model"}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700); a bundle is a folder like any other the user makes
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = {k: _as_stored(v) for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "vaedemo": str(FORMAT_VERSION)})
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
                "training": training, "meta": meta}  # fmt: skip
@@ -85,6 +87,27 @@ def save_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to save over anything but an earlier bundle: the save swaps the whole folder, so an export pointed at
+    a run folder or at a folder of bundles deleted all of it (and a file there was moved aside)."""
+    if not os.path.lexists(out):
+        return
+    if not out.is_dir():
+        raise CheckpointError(f"{out} exists and is not a folder; give a new folder or a bundle to replace.")
+    others = sorted(p.name for p in out.iterdir() if p.name not in BUNDLE_FILES + OPTIONAL_FILES)
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise CheckpointError(f"{out} is not a bundle to replace (it holds {others[0][:80]}{more}); give a new folder "
+                              "or a bundle.")  # fmt: skip
+
+
+def _as_stored(tensor: torch.Tensor) -> torch.Tensor:
+    """A weight as a bundle stores it: float32 (a run trained in float64 or bfloat16 gives a bundle like any other; the
+    loader's size limit counts four bytes a value), other types as they are."""
+    t = tensor.detach().cpu()
+    return (t.float() if t.is_floating_point() else t).contiguous()
 
 
 def _keep_unchanged(old: Path, new: Path) -> None:
@@ -177,6 +200,8 @@ def _read_doc(path: Path) -> dict[str, Any]:
         doc = json.loads(cfg_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python's stack
         raise CheckpointError(f"{path / 'config.json'} is not valid JSON.") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise CheckpointError(f"{path / 'config.json'} holds a number too long to read.") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a vaedemo bundle (config.json has no '\"format\": \"{FORMAT}\"').")
     version = doc.get("format_version")
@@ -207,7 +232,7 @@ def read_bundle_config(path: Path) -> tuple[ModelConfig, dict[str, Any], dict[st
 
 
 # ---------------------------------------------------------------------------------------------------------- load
-def _expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]]:
+def expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]]:
     """Tensor shapes of the model the config describes, built on the meta device (no memory, no time)."""
     with torch.device("meta"):
         model = AudioVAE(cfg)
@@ -216,6 +241,14 @@ def _expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]
         raise CheckpointError(
             f"{where} describes a model of {n / 1e6:.0f} M parameters, above the limit of {MAX_PARAMETERS / 1e6:.0f} M "
             "(check model.capacity, model.latent_size, model.flow_hidden)."
+        )
+    # tables the model builds for itself (buffers, some kept out of the weights: the partial bank's grows with bands x
+    # partials^2 x the upsampling, 6 GB at bands 128, partials 1024 and a ratio of 3 within the bounds of each key)
+    tables = sum(b.numel() for b in model.buffers())
+    if tables > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{where} describes a model whose own tables hold {tables / 1e6:.0f} M values, above the limit of "
+            f"{MAX_PARAMETERS / 1e6:.0f} M (check model.partials, model.bands, model.ratios)."
         )
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -231,23 +264,26 @@ def _check_weights(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
             stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     except (SafetensorError, OSError, ValueError):
         raise CheckpointError(f"{weights} is not a readable safetensors file.") from None
+    check_shapes(stored, expected, f"the weights in {weights} do not fit its config")
+
+
+def check_shapes(stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], what: str) -> None:
+    """Refuse tensors (name -> shape) that are not those of :func:`expected_shapes`: ``what`` begins the sentence."""
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     wrong = [k for k in expected if k in stored and stored[k] != expected[k]]
     if missing or unexpected or wrong:
         k = (missing or unexpected or wrong)[0]
-        what = "missing" if missing else "unexpected" if unexpected else "of the wrong shape"
+        kind = "missing" if missing else "unexpected" if unexpected else "of the wrong shape"
         n = len(missing) + len(unexpected) + len(wrong)
-        raise CheckpointError(
-            f"the weights in {weights} do not fit its config ({n} tensors differ; first: '{k[:80]}' is {what})."
-        )
+        raise CheckpointError(f"{what} ({n} tensors differ; first: '{str(k)[:80]}' is {kind}).")
 
 
 def load(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
     """Load a bundle from a folder or ``hf://org/repo[@revision]``; the model is returned in eval mode."""
     path = resolve(source)
     cfg, meta, training = read_bundle_config(path)
-    expected = _expected_shapes(cfg, path)
+    expected = expected_shapes(cfg, path)
     weights = weights_file(source, path, _weights_limit(expected))
     _check_weights(weights, expected)
     try:

@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
+from .cli import write_outputs
 from .errors import ConfigError
-from .typed import build_dataclass, merge_dicts
+from .typed import build_dataclass, merge_dicts, shown
 
 LATENT_MODES = ("temporal", "single", "twostage")
 UPSAMPLINGS = ("transposed", "resize")  # model.upsampling
@@ -257,7 +258,9 @@ class Config:
         return json.dumps(self.to_dict(), indent=2)
 
     def dump_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Written aside, then renamed over ``path``: a run's config.yaml, cut short by a full disk or a kill, was read
+        back on resume as a valid config of defaults (other losses, another phase)."""
+        write_outputs({str(path): yaml.safe_dump(self.to_dict(), sort_keys=False)})
 
 
 # ----------------------------------------------------------------------------------------------------------- building
@@ -271,6 +274,10 @@ def _apply_override(tree: dict, item: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override {shown(key.strip())} holds a value nested too deeply to read.") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise ConfigError(f"override {shown(key.strip())} holds a number too long to read.") from None
     parts = key.strip().split(".")
     node = tree
     for p in parts[:-1]:
@@ -359,6 +366,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             values = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{source} is not valid YAML ({str(e).splitlines()[0]}).") from None
+        except RecursionError:
+            raise ConfigError(f"{source} is nested too deeply to read.") from None
+        except ValueError:  # an integer of more digits than Python converts (4300)
+            raise ConfigError(f"{source} holds a number too long to read.") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
     for item in overrides or []:
@@ -410,7 +421,7 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     flows = m.posterior_flow_layers > 0 or m.prior_flow_layers > 0
     need(not flows or m.latent_size >= 2, "model.latent_size must be at least 2 when flows are used")
     need(m.posterior_flow_layers >= 0 and m.prior_flow_layers >= 0, "flow layer counts must not be negative")
-    need(m.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {', '.join(UPSAMPLINGS)}, got {m.upsampling!r}")
+    need(m.upsampling in UPSAMPLINGS, f"model.upsampling must be one of {', '.join(UPSAMPLINGS)}, got {shown(m.upsampling)}")
     need(m.noise_bands == 0 or m.noise_bands >= 2, f"model.noise_bands must be 0 (off) or at least 2, got {m.noise_bands}")
     need(
         m.noise_bands == 0 or (m.noise_hop >= 1 and math.prod(m.ratios) % m.noise_hop == 0),
@@ -453,6 +464,17 @@ def _validate_discriminator(disc: DiscriminatorConfig, clip_length: int, need) -
     # an STFT's centred frames pad half a window of the clip's own samples on each side (and hop a quarter window)
     need(all(4 <= n <= clip_length for n in disc.stft_sizes),
          f"train.discriminator.stft_sizes must lie in [4, model.clip_length ({clip_length})], got {disc.stft_sizes}")
+
+
+def _numbers(tree: dict, prefix: str = ""):
+    """(dotted key, value) of every float in a config's dict, lists' items included."""
+    for key, value in tree.items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                yield from _numbers(item, f"{prefix}{key}.")
+            elif isinstance(item, float):
+                yield f"{prefix}{key}", item
 
 
 def validate(cfg: Config, source: str = "the config") -> None:
@@ -530,4 +552,7 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")
     need(str(cfg.trainer.precision) in TRAINER_PRECISIONS,
          f"trainer.precision must be one of {', '.join(TRAINER_PRECISIONS)} (the weights stay float32; half precision "
-         f"only inside autocast), got {cfg.trainer.precision!r}")  # fmt: skip
+         f"only inside autocast), got {shown(cfg.trainer.precision)}")  # fmt: skip
+    # what the checks above leave: a loss weight of inf trained nothing (every step skipped) and exited 0
+    for key, value in _numbers(cfg.to_dict()):
+        need(math.isfinite(value), f"{key} must be a finite number, got {value}")

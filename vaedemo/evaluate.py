@@ -57,11 +57,20 @@ def held_out_files(data: Path, engine) -> tuple[list[Path], list[Path], str]:
     files = scan_audio(data)
     if not files:
         raise VaedemoError(f"{data} holds no audio files to evaluate on.")
-    d = {**dataclasses.asdict(DataConfig()), **(engine.bundle.training.get("data") or {})}  # how it was trained
-    if is_training_folder(data, Path(d["root"])):
-        rels = [f.relative_to(data).as_posix() for f in files]
-        train, val = split_files(rels, d["val_fraction"], d["split_seed"])
-        return [data / r for r in val], [data / r for r in train], f"{data} (validation split: {len(val)} files)"
+    trained = engine.bundle.training.get("data") or {}
+    if not isinstance(trained, dict):
+        raise VaedemoError(f"{engine.bundle.path}'s training config has a data section that is not a mapping, so which "
+                           "files it trained on is unknown.")  # fmt: skip
+    d = {**dataclasses.asdict(DataConfig()), **trained}  # how it was trained
+    try:
+        if is_training_folder(data, Path(d["root"])):
+            rels = [f.relative_to(data).as_posix() for f in files]
+            train, val = split_files(rels, d["val_fraction"], d["split_seed"])
+            return [data / r for r in val], [data / r for r in train], f"{data} (validation split: {len(val)} files)"
+    except (TypeError, ValueError):  # a bundle from elsewhere may say anything there
+        raise VaedemoError(f"{engine.bundle.path}'s training config has a data section this vaedemo cannot read "
+                           "(data.root, data.val_fraction, data.split_seed), so which files it trained on is "
+                           "unknown.") from None  # fmt: skip
     return files, [], f"{data} (all {len(files)} files, not seen in training)"
 
 
@@ -307,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     check_outputs(out=args.out, json_path=args.json)  # before the work, not a traceback after it
     check_draws(args.draws)
     check_refine_option(args.refine)
+    if not 0 <= args.seed < 2**31:  # (a seed past 2**64 was an overflow traceback after the whole reconstruction pass)
+        raise VaedemoError(f"--seed must be a whole number from 0 to 2**31 - 1, got {args.seed}.")
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
     check_options(seconds, args.max_clips, args.samples, engine.sample_rate * engine.channels)

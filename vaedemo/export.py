@@ -37,7 +37,7 @@ from .nn.vae import AudioVAE
 
 
 def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
-    from .bundle import save_bundle
+    from .bundle import check_shapes, expected_shapes, save_bundle
     from .card import hardware_description
     from .config import config_from_dict
     from .training.module import phase_reached
@@ -53,10 +53,16 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     if "vaedemo_config" not in state:
         raise CheckpointError(f"{ckpt} was not written by vaedemo's training (it stores no vaedemo_config).")
     cfg = config_from_dict(state["vaedemo_config"], str(ckpt))
+    states = state.get("state_dict")
+    if not isinstance(states, dict):
+        raise CheckpointError(f"{ckpt} holds no state_dict of a model.")
+    weights = {k[len("vae.") :]: v for k, v in states.items() if isinstance(k, str) and k.startswith("vae.")}
+    # checked as a bundle's weights are, before the model is built: a config of a model too large to build is refused
+    check_shapes({k: tuple(v.shape) if isinstance(v, torch.Tensor) else () for k, v in weights.items()},
+                 expected_shapes(cfg.model, ckpt), f"the weights in {ckpt} do not fit its vaedemo_config")  # fmt: skip
     model = AudioVAE(cfg.model)
-    weights = {k[len("vae.") :]: v for k, v in state["state_dict"].items() if k.startswith("vae.")}
     model.load_state_dict(weights, strict=True)
-    step = int(state["state_dict"].get("step", 0))
+    step = int(states.get("step", 0))
     seconds = float((state.get("callbacks") or {}).get("BundleExport", {}).get("training_time_s", 0.0))
     meta = {"name": name or cfg.name, "step": step, "phase": phase_reached(cfg, step),
             "hardware": hardware_description(), "data": cfg.data.root}

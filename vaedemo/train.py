@@ -206,6 +206,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
         _check_same_model(trained.model, cfg.model)
         _check_same_training_state(trained, cfg)
+        _check_readable(last)
         _warn_clipping_starts(last, cfg.train.grad_clip)
         if config_path:
             _warn_file_not_used(config_path, asked, cfg, stored)
@@ -241,6 +242,20 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     if trainer.is_global_zero:
         print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
     return run_dir
+
+
+def _check_readable(last: Path) -> None:
+    """A checkpoint cut short (a full disk while it was saved) or not one at all fails here in one sentence, not in a
+    traceback from the first reader."""
+    import torch
+
+    try:
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # torch raises several types for a damaged or foreign file
+        raise VaedemoError(f"{last} is not a readable checkpoint ({type(e).__name__}), so the run cannot resume from "
+                           "it; its bundles hold the weights of its last validations.") from None  # fmt: skip
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise VaedemoError(f"{last} is not a Lightning checkpoint of a training run (it has no state_dict).")
 
 
 def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import reprlib
 import types
 import typing
 from typing import Any
@@ -59,14 +60,29 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     elif tp is str:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(f"{key} in {source} must be {_type_name(tp)}, got {value!r}.")
+        raise ConfigError(f"{key} in {source} must be {_type_name(tp)}, got {shown(value)}.")
     return value
+
+
+# A value as a message quotes it: a few items of each list or mapping, a few levels deep, long strings and numbers cut.
+# (A 485-byte YAML of shared aliases is 10^9 strings once printed whole.)
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxlong, _QUOTE.maxother = 2, 80, 40, 80
+_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = _QUOTE.maxset = 4
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, bounded in length however large or nested the value is."""
+    try:
+        return _QUOTE.repr(value)
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        return "a number too long to print"
 
 
 def build_dataclass(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
     """An instance of ``cls`` from ``values``, nested dataclasses included; ``prefix`` names the keys in messages."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} in {source} must be a mapping, got {values!r}.")
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} in {source} must be a mapping, got {shown(values)}.")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
