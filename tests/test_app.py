@@ -22,7 +22,7 @@ from gradio.utils import get_upload_folder
 
 from vaedemo import plots
 from vaedemo.demo import build_demo, typicality
-from vaedemo.demo.files import GRACE_SECONDS, TempFiles
+from vaedemo.demo.files import FILE_OVERHEAD_BYTES, GRACE_SECONDS, TempFiles
 from vaedemo.demo.interpolate import interpolate, interpolate_at
 from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
 from vaedemo.demo.models import Models, discover
@@ -328,7 +328,8 @@ def test_output_files_are_unique_and_cleaned_up():
 
 
 def test_temporary_files_are_bounded_oldest_first(tmp_path):
-    tmp = TempFiles(max_bytes=5000 + 3 * 2044)  # the page's file and three of the wavs below (2000 bytes + header)
+    # the page's file and three of the wavs below (2000 bytes + header), each with its overhead
+    tmp = TempFiles(max_bytes=5000 + 3 * 2044 + 4 * FILE_OVERHEAD_BYTES)
     page = tmp.dir / "example.flac"  # there when the server starts: kept whatever the bound, and counted
     page.write_bytes(b"x" * 5000)
     tmp.start(every=3600)
@@ -343,6 +344,24 @@ def test_temporary_files_are_bounded_oldest_first(tmp_path):
     fresh = Path(tmp.wav(np.zeros((10, 1), np.float32), SR, "fresh"))
     age(fresh, 2 * 3600)
     assert tmp.sweep(force=True) == 1 and not fresh.exists()  # older than max_age
+    tmp.close()
+
+
+def test_many_tiny_uploads_are_bounded_by_count_and_their_cost_on_disk():
+    """80 000 uploads of one byte each (Gradio's upload route takes 1000 files a request, outside any handler) passed
+    the bound on bytes: 16 MB by size, 660 MB on disk, and every output's sweep walked them all."""
+    tmp = TempFiles(max_bytes=10**9, max_files=20)
+    uploads = []
+    for i in range(50):  # as Gradio keeps them: a folder of its own each
+        folder = tmp.dir / f"upload{i:02d}"
+        folder.mkdir()
+        uploads.append(folder / "a.wav")
+        uploads[-1].write_bytes(b"x")
+        age(uploads[-1], 100 - i)  # upload00 the oldest
+    assert tmp.total_bytes() == 50 * (1 + FILE_OVERHEAD_BYTES)
+    assert tmp.sweep(force=True) == 30 and [p.exists() for p in uploads] == [False] * 30 + [True] * 20
+    tmp.max_files, tmp.max_bytes = 10**6, 10 * (1 + FILE_OVERHEAD_BYTES)
+    assert tmp.sweep(force=True) == 10 and sum(p.exists() for p in uploads) == 10
     tmp.close()
 
 
@@ -605,3 +624,25 @@ def test_logins_from_the_command_line_and_the_environment():
         assert "secret" not in str(e.value)
     with pytest.raises(VaedemoError, match="without a ':'"):  # it may be a password alone: nothing of it shown
         parse_auth(["hunter2"])
+
+
+def test_a_message_quoting_markup_is_shown_as_text():
+    """The page renders a toast's message as HTML: a file name or a link's value in it was markup there."""
+    from vaedemo.demo.common import user_errors
+
+    @user_errors
+    def refuse():
+        raise VaedemoError('<a href="https://evil.example">x</a>.wav is not audio & never was.')
+
+    with pytest.raises(gr.Error) as e:
+        refuse()
+    assert e.value.message == '&lt;a href="https://evil.example"&gt;x&lt;/a&gt;.wav is not audio &amp; never was.'
+
+
+def test_the_figure_of_a_sound_beyond_what_is_read_as_audio_is_drawn_clipped():
+    """A prior sample at temperature 3 (which the API takes) peaked at 2.5e3: its figure failed with the sentence
+    meant for an input, after the sound had been written."""
+    x = np.sin(np.arange(SR) / 10.0).astype(np.float32)[:, None] * 2500
+    x[100] = np.nan
+    spec = plots.display_spectrogram(x, SR)
+    assert spec.db.size and np.isfinite(spec.db).all()

@@ -287,3 +287,45 @@ def test_a_new_rate_restarts_the_sessions_stream_rather_than_making_another(stat
     eng = state.models.get("b_causal")
     want = live.LiveSession(eng, "b_causal", 48000, 1).feed(sf.read(second, dtype="float32", always_2d=True)[0])
     np.testing.assert_allclose(got, np.clip(want, -1, 1), atol=1.5 / 32768)
+
+
+def test_a_recording_is_started_within_the_clients_limit_on_requests(state, monkeypatch):
+    """One session's recordings started forty at once each made a stream (scripting took the interpreter ~0.14 s a
+    stream) before the relay replaced the listener of the one before: the other clients' requests waited 7-19 s."""
+    from vaedemo.demo.guard import Gate
+
+    gate = Gate(per_client=1)
+    monkeypatch.setattr(state, "gate", gate)
+    relay = live.Relay()
+    with gate(None), pytest.raises(gr.Error, match="You already have 1 requests"):
+        next(live.listen(state, relay, "tab-1", "b_causal", request=None))
+    assert relay.get("tab-1") is None
+
+
+def test_streams_made_at_once_are_scripted_once_and_each_has_caches_of_its_own(state, monkeypatch):
+    """Scripting is not thread-safe: two streams started at the same moment on a fresh server failed with "Can't
+    redefine method: forward"."""
+    import vaedemo.inference
+
+    scripted = []
+    script = vaedemo.inference.script
+    monkeypatch.setattr(vaedemo.inference, "script", lambda m: scripted.append(m) or script(m))
+    eng = Engine(state.models.get("b_causal").bundle)  # fresh: nothing scripted yet
+    streams, errors = [], []
+
+    def make():
+        try:
+            streams.append(eng.stream())
+        except Exception as e:  # the failure under test
+            errors.append(e)
+
+    threads = [threading.Thread(target=make) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(streams) == 6 and len(scripted) == 1
+    x = _signal(8 * eng.hop)
+    first = streams[0].process(x)
+    assert np.array_equal(streams[1].process(x), first)  # a copy of the same model, not the caches of another
+    assert not np.array_equal(streams[0].process(x), first)  # (its caches moved on: the same input sounds on)

@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .audio import MAX_SAMPLE
 from .dsp import hz_to_mel, mel_to_hz
 from .metrics import log_mel_spectrogram
 
@@ -50,6 +51,9 @@ def display_spectrogram(audio: np.ndarray, sample_rate: int) -> Spectrogram:
     """Log-mel spectrogram of the mono mix of ``audio`` (samples[, channels]) for display, <= 64 x 400."""
     x = np.asarray(audio, np.float32)
     x = x.mean(axis=1) if x.ndim == 2 else x
+    # a model's output may lie past what is read as audio (a prior sample at temperature 3 peaked at 2.5e3, and the
+    # figure of its sound, already written, failed with the input's sentence): the figure shows it clipped there
+    x = np.clip(np.nan_to_num(x), -MAX_SAMPLE, MAX_SAMPLE)
     n_fft = 2 ** max(6, round(math.log2(sample_rate * 0.046)))  # ~46 ms: 2048 at 44.1/48 kHz
     hop = max(n_fft // 4, math.ceil(len(x) / (MAX_FRAMES - 1)))
     for n_mels in (MAX_MELS, 48, 32, 16, 8):  # low rates: fewer mels so that every filter holds an FFT bin

@@ -94,6 +94,19 @@ def test_bad_values_in_a_link_are_ignored_with_one_gentle_message(browser, serve
     page.close()
 
 
+def test_markup_in_a_link_is_shown_as_text_not_rendered(browser, server):
+    """A crafted link put a login link (or an image) into the visitor's page, in the demo's own message."""
+    from urllib.parse import quote
+
+    payload = '<a href="https://evil.example/login" id="evil">Log in again</a><img id="evil-img" src="x">'
+    page = open_page(browser, server + "?model=" + quote(payload))
+    page.get_by_text("Ignored from the link").wait_for(timeout=30000)
+    toast = page.locator(".toast-body").first
+    assert 'href="https://evil.example/login"' in toast.inner_text()  # the text as it came
+    assert page.locator("#evil, #evil-img").count() == 0  # no element of it
+    page.close()
+
+
 def test_a_link_to_another_models_map_draws_that_models_map_and_a_model_change_redraws_it(browser, server):
     page = open_page(browser, server + "?model=tiny_temporal&tab=map")
     page.locator("#latent-map path.point").first.wait_for(timeout=60000)

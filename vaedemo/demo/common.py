@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import math
 from pathlib import Path
@@ -129,12 +130,19 @@ def user_errors(fn):
         except VaedemoError as e:
             msg = str(e)  # "the audio ..." -> "The audio ..."; a leading file name stays as it is
             msg = msg[:1].upper() + msg[1:] if msg.split(" ", 1)[0].isalpha() else msg
-            raise gr.Error(msg, print_exception=False) from None
+            raise gr.Error(as_text(msg), print_exception=False) from None
         except Exception as e:
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"Something went wrong ({type(e).__name__}); please try another sound or setting.") from None
 
     return wrapper
+
+
+def as_text(message: str) -> str:
+    """A message for a toast (gr.Error, gr.Warning, gr.Info), which the page renders as HTML: a user's value quoted in
+    it (a file name, a link's parameter) is shown as the text it is, not as markup (a crafted link put a login link
+    into another visitor's page under the demo's name)."""
+    return html.escape(message, quote=False)
 
 
 def shown(value) -> str:

@@ -32,6 +32,10 @@ from gradio.utils import get_upload_folder
 
 MB = 1024 * 1024
 MAX_TEMP_MB = 500
+MAX_TEMP_FILES = 5000  # files kept at most, oldest deleted first: every sweep walks them all, under a lock
+# what a file costs besides its bytes: a block of its own, and Gradio's folder for each upload (80 000 uploads of one
+# byte each passed a bound on bytes alone: 16 MB by size, 660 MB on disk, and every request walked them)
+FILE_OVERHEAD_BYTES = 8192
 GRACE_SECONDS = 3.0  # a file this young is kept whatever the bound: its request may not have fetched it yet
 SWEEP_SECONDS = 10.0  # how often the bound is checked in the background (uploads arrive without any handler)
 _OWNED: list[Path] = []  # private temporary folders of this process: removed at exit and on signals
@@ -74,7 +78,6 @@ def private_temp_files(grace: float = 5.0):
         os._exit(code)
 
     def stop(signum, frame):
-        remove_private_temp()
         if getattr(stop, "stopping", False):  # a second signal: do not wait any longer
             exit_now(128 + signum)
         stop.stopping = True
@@ -82,9 +85,10 @@ def private_temp_files(grace: float = 5.0):
             if getattr(demo, "server", None) is not None:
                 demo.server.force_exit = True
         logging.getLogger("uvicorn.error").disabled = True  # the cut connections' CancelledError tracebacks
-        timer = threading.Timer(grace, exit_now, (128 + signum,))
+        timer = threading.Timer(grace, exit_now, (128 + signum,))  # counted from the signal, not after the removal
         timer.daemon = True
         timer.start()
+        remove_private_temp()
         raise KeyboardInterrupt  # Gradio's launch() stops its server on this; then the block ends
 
     handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -113,16 +117,17 @@ class TempFiles:
 
     ``root`` is the folder whose size is bounded: by default the outputs folder itself; when Gradio's cache folder is
     a private one of this process (:func:`private_temp_files`), the whole cache folder, uploads included. Files
-    older than ``max_age`` seconds are deleted; while the folder holds more than ``max_bytes``, the oldest files are
-    deleted first. Files younger than :data:`GRACE_SECONDS` and files that were there when the bound was first
-    applied (Gradio's copies of the examples) are kept."""
+    older than ``max_age`` seconds are deleted; while the folder holds more than ``max_bytes`` (each file counted
+    with :data:`FILE_OVERHEAD_BYTES`) or more than ``max_files`` files, the oldest files are deleted first. Files
+    younger than :data:`GRACE_SECONDS` and files that were there when the bound was first applied (Gradio's copies of
+    the examples) are kept."""
 
-    def __init__(self, max_bytes: int = MAX_TEMP_MB * MB, max_age: float = 3600.0):
+    def __init__(self, max_bytes: int = MAX_TEMP_MB * MB, max_age: float = 3600.0, max_files: int = MAX_TEMP_FILES):
         cache = Path(get_upload_folder()).resolve()
         cache.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="vaedemo-outputs-", dir=cache))
         self.root = cache if cache in _OWNED else self.dir
-        self.max_bytes, self.max_age = max_bytes, max_age
+        self.max_bytes, self.max_age, self.max_files = max_bytes, max_age, max_files
         self._lock = threading.Lock()
         self._kept: set[str] = set()  # what was there when start() was called: Gradio's copies of the examples
         self._last_sweep = 0.0
@@ -153,10 +158,11 @@ class TempFiles:
                 path = os.path.join(folder, name)
                 with contextlib.suppress(OSError):  # a file another thread is deleting
                     st = os.lstat(path)
-                    out.append((st.st_mtime, st.st_size, path))
+                    out.append((st.st_mtime, st.st_size + FILE_OVERHEAD_BYTES, path))
         return out
 
     def total_bytes(self) -> int:
+        """What the files count against ``max_bytes``: their sizes and :data:`FILE_OVERHEAD_BYTES` each."""
         return sum(size for _, size, _ in self._files())
 
     def sweep(self, force: bool = False) -> int:
@@ -166,15 +172,16 @@ class TempFiles:
                 return 0
             self._last_sweep = time.monotonic()
             files = sorted(self._files())  # oldest first
-            now, total, n = time.time(), sum(size for _, size, _ in files), 0
+            now, total, count, n = time.time(), sum(size for _, size, _ in files), len(files), 0
             for mtime, size, path in files:
                 if now - mtime < GRACE_SECONDS:
                     break  # sorted: the rest are younger still
-                if path in self._kept or (total <= self.max_bytes and now - mtime <= self.max_age):
+                within = total <= self.max_bytes and count <= self.max_files
+                if path in self._kept or (within and now - mtime <= self.max_age):
                     continue
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-                    total, n = total - size, n + 1
+                    total, count, n = total - size, count - 1, n + 1
             self._remove_empty_folders(now)
             return n
 

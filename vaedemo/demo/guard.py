@@ -29,7 +29,7 @@ from gradio_client import utils as client_utils
 
 from vaedemo.errors import VaedemoError
 
-from .common import log, shown
+from .common import as_text, log, shown
 
 PER_CLIENT = 4
 MAX_WAITING = 64
@@ -138,7 +138,7 @@ def guard_inputs(demo: gr.Blocks) -> None:
                 message = unreadable(block_fn, inputs)
             except Exception:  # a value odd enough to break the diagnosis too
                 message = "An input of the request could not be read."
-            raise gr.Error(message, print_exception=False) from None
+            raise gr.Error(as_text(message), print_exception=False) from None
 
     demo.preprocess_data = preprocess_data
 

@@ -215,10 +215,13 @@ def _post(box: queue.Queue, item) -> None:
 
 
 def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float = LIVE_SECONDS, client: str = "",
-           idle: float = IDLE_SECONDS):  # fmt: skip
+           idle: float = IDLE_SECONDS, request: gr.Request | None = None):  # fmt: skip
     """The streamed output of the key's microphone: yields (wav bytes, report) as chunks are processed, until the
-    recording stops, ``seconds`` have passed or no chunk has come for ``idle`` seconds."""
-    listener = _open(state, relay, key, label, client)
+    recording stops, ``seconds`` have passed or no chunk has come for ``idle`` seconds. The stream is made within
+    the gate's per-client limit (``request``'s client): one session's recordings started forty at once replace each
+    other's listener, and each made a stream before that."""
+    with state.gate(request, "live"):
+        listener = _open(state, relay, key, label, client)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -325,7 +328,7 @@ def build(state: DemoState) -> None:
     relay = Relay()
 
     def on_record(request: gr.Request, label):
-        yield from listen(state, relay, _session(request), label, client=client_key(request))
+        yield from listen(state, relay, _session(request), label, client=client_key(request), request=request)
 
     def on_chunk(request: gr.Request, chunk, label):
         with state.gate(request, "live"):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import gradio as gr
 
-from .common import shown
+from .common import as_text, shown
 from .state import DemoState
 
 TABS = {"reconstruct": "Reconstruct", "sample": "Sample", "interpolate": "Interpolate", "map": "Latent map",
@@ -81,7 +81,7 @@ def build(state: DemoState, model: gr.Dropdown, tabs: gr.Tabs, seed: gr.Slider, 
         query = dict(getattr(request, "query_params", None) or {})
         settings, ignored = read_query(query, state.models.labels, max_seed, max_temperature, present)
         if ignored:
-            gr.Info("Ignored from the link: " + "; ".join(ignored) + ".")
+            gr.Info(as_text("Ignored from the link: " + "; ".join(ignored) + "."))
         return (gr.update(value=settings["model"]) if "model" in settings else gr.update(),
                 gr.Tabs(selected=settings["tab"]) if "tab" in settings else gr.update(),
                 gr.update(value=settings["seed"]) if "seed" in settings else gr.update(),
@@ -96,4 +96,4 @@ def build(state: DemoState, model: gr.Dropdown, tabs: gr.Tabs, seed: gr.Slider, 
 def show_link(url: str) -> None:
     """The link in a message that stays until it is closed (it is on the clipboard too, where the browser allows)."""
     if isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) < 2000:
-        gr.Info(f"Link to this view (copied): {url}", duration=None, title="Link")
+        gr.Info(as_text(f"Link to this view (copied): {url}"), duration=None, title="Link")

@@ -13,6 +13,7 @@ from vaedemo.audio import Decoded, decode, shown_name
 from vaedemo.errors import VaedemoError
 
 from .chosen import ChosenModels
+from .common import as_text
 from .files import TempFiles
 from .guard import Gate
 from .models import Models
@@ -51,7 +52,7 @@ class DemoState:
             return d
         d = decode(path, max_seconds=self.max_seconds, trim=True)
         if d.trimmed:
-            gr.Warning(trim_notice(Path(path).name, d, self.max_seconds))
+            gr.Warning(as_text(trim_notice(Path(path).name, d, self.max_seconds)))
         if key and d.audio.size <= DECODED_MAX_VALUES:
             with self.lock:
                 self.decoded[key] = d
