@@ -646,3 +646,14 @@ def test_the_figure_of_a_sound_beyond_what_is_read_as_audio_is_drawn_clipped():
     x[100] = np.nan
     spec = plots.display_spectrogram(x, SR)
     assert spec.db.size and np.isfinite(spec.db).all()
+
+
+def test_a_reconstruction_beyond_what_is_read_as_audio_still_gets_its_figures_and_metrics(state, tmp_path,
+                                                                                        monkeypatch):  # fmt: skip
+    """An input near the decoder's bound (1000) came back at 1.9e3: its sound was written, then the metrics refused it
+    with the sentence meant for an input."""
+    eng = state.models.get("tiny_temporal")
+    monkeypatch.setattr(eng, "reconstruct", lambda x, sr, refine=0: np.full(x.shape, 2000.0, np.float32))
+    sf.write(tmp_path / "loud.wav", noise(9000, amp=100.0), SR, subtype="FLOAT")
+    out, fig_in, fig_out, table, result = reconstruct(state, str(tmp_path / "loud.wav"), "tiny_temporal")
+    assert sf.read(out)[0].max() == 2000.0 and "| metric | value |" in table and np.isfinite(result["log_mel_l1"])

@@ -10,7 +10,7 @@ import numpy as np
 
 import vaedemo.demo.typicality as typicality  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
-from vaedemo.audio import resample, to_channels
+from vaedemo.audio import MAX_SAMPLE, resample, to_channels
 from vaedemo.inference import Engine
 from vaedemo.metrics import reconstruction_metrics
 
@@ -85,7 +85,9 @@ def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -
 
 
 def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray:
-    return resample(to_channels(a, channels), sr, rate)
+    """What the figures and metrics read: the figures' channels at ``rate``, within what is read as audio (an input
+    near the decoder's bound of 1000 came back at 1.9e3, and the metrics refused the reconstruction)."""
+    return np.clip(resample(to_channels(a, channels), sr, rate), -MAX_SAMPLE, MAX_SAMPLE)
 
 
 @user_errors
