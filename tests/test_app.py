@@ -636,7 +636,7 @@ def test_a_message_quoting_markup_is_shown_as_text():
 
     with pytest.raises(gr.Error) as e:
         refuse()
-    assert e.value.message == '&lt;a href="https://evil.example"&gt;x&lt;/a&gt;.wav is not audio &amp; never was.'
+    assert e.value.message == '&lt;a href="https://evil.example">x&lt;/a>.wav is not audio & never was.'
 
 
 def test_the_figure_of_a_sound_beyond_what_is_read_as_audio_is_drawn_clipped():

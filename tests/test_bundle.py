@@ -462,7 +462,8 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "notes.txt").write_text("mine")
-    with pytest.raises(CheckpointError, match=r"is not a bundle to replace \(it holds checkpoints and 1 more\)"):
+    with pytest.raises(CheckpointError, match=r"is not a bundle to replace \(it holds checkpoints and 1 more and no "
+                                              r"config.json\)"):  # fmt: skip
         save_bundle(model, run)
     assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints").is_dir()
     file = tmp_path / "model"
@@ -470,8 +471,12 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     with pytest.raises(CheckpointError, match="exists and is not a folder"):
         save_bundle(model, file)
     assert file.read_text() == "mine"
+    (path / ".git").mkdir()  # a clone of a Hub repo: what else its folder holds stays
+    (path / ".gitattributes").write_text("*.safetensors filter=lfs")
     save_bundle(model, path, {"name": "again"})  # a bundle (with a summary or not) is replaced as before
     assert vaedemo.load(path).meta["name"] == "again"
+    assert (path / ".git").is_dir() and (path / ".gitattributes").read_text() == "*.safetensors filter=lfs"
+    assert not list(tmp_path.glob(".bundle*"))  # nothing left aside
     (tmp_path / "empty").mkdir()
     save_bundle(model, tmp_path / "empty")
     assert vaedemo.load(tmp_path / "empty").meta == {}

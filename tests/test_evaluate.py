@@ -313,7 +313,7 @@ def test_a_seed_out_of_range_and_an_unreadable_training_data_section_are_one_sen
     args = ["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--no-opus"]
     for seed in (str(2**64), "-1"):
         assert evaluate_main([*args, "--seed", seed]) == 2
-        assert f"--seed must be a whole number from 0 to 2**31 - 1, got {seed}." in capsys.readouterr().err
+        assert f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}." in capsys.readouterr().err
     doc = json.loads((path / "config.json").read_text())
     for data, says in [([1, 2], "has a data section that is not a mapping"), ({"root": 5}, "cannot read")]:
         doc["training"]["data"] = data

@@ -91,6 +91,10 @@ def test_the_command_writes_its_report_and_numbers(tmp_path, capsys):
     assert "| recall | precision |" in out.read_text() and '"recall"' in js.read_text()
     assert main(["--data", str(folder), "--sensitivity", "0"]) != 0
     assert "sensitivity" in capsys.readouterr().err
+    assert main(["--data", str(folder), "--seed", "-1"]) != 0
+    assert "--seed must be a whole number" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path / "missing")]) != 0
+    assert "missing is not a folder." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("hats", onset_eval.HAT_DIVISIONS)

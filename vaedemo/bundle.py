@@ -90,17 +90,17 @@ def save_bundle(
 
 
 def _check_replaceable(out: Path) -> None:
-    """Refuse to save over anything but an earlier bundle: the save swaps the whole folder, so an export pointed at
-    a run folder or at a folder of bundles deleted all of it (and a file there was moved aside)."""
+    """Refuse to save over anything but an earlier bundle or an empty folder: the save swaps the whole folder, so an
+    export pointed at a run folder or at a folder of bundles deleted all of it (and a file there was moved aside)."""
     if not os.path.lexists(out):
         return
     if not out.is_dir():
         raise CheckpointError(f"{out} exists and is not a folder; give a new folder or a bundle to replace.")
-    others = sorted(p.name for p in out.iterdir() if p.name not in BUNDLE_FILES + OPTIONAL_FILES)
-    if others:
-        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-        raise CheckpointError(f"{out} is not a bundle to replace (it holds {others[0][:80]}{more}); give a new folder "
-                              "or a bundle.")  # fmt: skip
+    entries = sorted(p.name for p in out.iterdir())
+    if entries and not (out / "config.json").is_file():
+        more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+        raise CheckpointError(f"{out} is not a bundle to replace (it holds {entries[0][:80]}{more} and no config.json); "
+                              "give a new folder or a bundle.")  # fmt: skip
 
 
 def _as_stored(tensor: torch.Tensor) -> torch.Tensor:
@@ -136,11 +136,16 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 def _replace(tmp: Path, out: Path) -> None:
+    """Put the written folder ``tmp`` in the place of ``out``; what else the earlier bundle's folder held (a git
+    clone's .git and .gitattributes, a download's .cache, notes) moves into the new one."""
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
         tmp.rename(out)
+        for entry in old.iterdir():
+            if entry.name not in BUNDLE_FILES + OPTIONAL_FILES and not os.path.lexists(out / entry.name):
+                entry.rename(out / entry.name)
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(out)

@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     check_outputs(out=args.out, json_path=args.json)  # before the work, not a traceback after it
     check_draws(args.draws)
     check_refine_option(args.refine)
-    if not 0 <= args.seed < 2**31:  # (a seed past 2**64 was an overflow traceback after the whole reconstruction pass)
-        raise VaedemoError(f"--seed must be a whole number from 0 to 2**31 - 1, got {args.seed}.")
+    if not 0 <= args.seed < 2**63:  # (a seed past 2**64 was an overflow traceback after the whole reconstruction pass)
+        raise VaedemoError(f"--seed must be a whole number from 0 to 2**63 - 1, got {args.seed}.")
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
     check_options(seconds, args.max_clips, args.samples, engine.sample_rate * engine.channels)

@@ -289,12 +289,22 @@ class Engine:
                 "before anything can be decoded (streaming needs a model with a latent time series)."
             ) from None
 
+    def __getstate__(self) -> dict:
+        """A copy or a pickle of an Engine leaves out its lock and its scripted stream (made again when needed)."""
+        state = self.__dict__.copy()
+        state["_stream_template"], state["_stream_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._stream_lock = threading.Lock()
+
     def _scripted_stream(self) -> tuple[torch.jit.ScriptModule, int]:
         """(a fresh scripted StreamingVAE of the model, its latency in samples). TorchScript runs the ~100 small ops of
-        a chunk at about half the Python interpreter's overhead, but scripting takes ~0.14 s of the interpreter and is
-        not thread-safe (two streams scripted at once failed with "Can't redefine method"): the model is scripted once,
-        under a lock, and each stream gets a copy of its own (5 ms; caches of its own). Raises ValueError for a model
-        that cannot stream."""
+        a chunk at about half the Python interpreter's overhead, but scripting takes ~0.14 s of the interpreter (and
+        one module at a time in the process, see :func:`~vaedemo.nn.streaming.script`): the model is scripted once and
+        each stream gets a copy of its own (5 ms; caches of its own). Raises ValueError for a model that cannot
+        stream."""
         with self._stream_lock:
             if self._stream_template is None:
                 vae = StreamingVAE(self.model).to(self.device)

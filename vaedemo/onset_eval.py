@@ -101,6 +101,8 @@ def score(detected: np.ndarray, truth: np.ndarray, tolerance: int) -> tuple[floa
 def evaluate_folder(folder: Path, sensitivity: float = 1.0, seed: int = 0,
                     detector: Callable[..., np.ndarray] = detect_onsets) -> dict:  # fmt: skip
     """The mean recall and precision of ``detector`` over the loops built from ``folder``'s kits."""
+    if not folder.is_dir():
+        raise VaedemoError(f"{folder} is not a folder.")
     kits = kit_parts(folder)
     if not kits:
         raise VaedemoError(f"{folder} has no kit with a kick, a snare and a closed hi-hat in its manifest.csv.")
@@ -138,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", action="append", required=True, help="folder of one-shots with a manifest.csv (repeatable)")
     ap.add_argument("--sensitivity", type=float, default=1.0, help="the detector's threshold in standard deviations of "
                     "the onset strength (default 1.0, what reconstruction uses)")  # fmt: skip
-    ap.add_argument("--seed", type=int, default=0, help="which one-shots and gains the loops draw (default 0)")
+    ap.add_argument("--seed", type=int, default=0, help="which one-shots the loops draw (default 0)")
     ap.add_argument("--out", help="write the markdown report here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)
     if not 0 < a.sensitivity < float("inf"):
         raise VaedemoError("--sensitivity must be a positive number.")
+    if not 0 <= a.seed < 2**63:
+        raise VaedemoError(f"--seed must be a whole number from 0 to 2**63 - 1, got {a.seed}.")
     check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
     results = [evaluate_folder(Path(d), a.sensitivity, a.seed) for d in a.data]
     command = "python -m vaedemo.onset_eval " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -34,6 +34,7 @@ one-vector-per-clip model needs the whole clip before it can encode anything.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
@@ -572,9 +573,16 @@ class StreamingVAE(nn.Module):
         return self(x)
 
 
+# TorchScript compiles classes into one registry per process: two modules of the same classes scripted at once (two
+# streaming models' first recordings on a fresh server) failed with "Can't redefine method: forward on class ...".
+# (catch_warnings, which changes the process's warning filters, is not thread-safe either.)
+_SCRIPTING = threading.Lock()
+
+
 def script(module: nn.Module) -> torch.jit.ScriptModule:
-    """``torch.jit.script`` without its deprecation warning: TorchScript is what nn~ and other real-time hosts load,
-    and what runs a stream's many small ops at about half the Python interpreter's overhead."""
-    with warnings.catch_warnings():
+    """``torch.jit.script`` without its deprecation warning, one module at a time in the process: TorchScript is what
+    nn~ and other real-time hosts load, and what runs a stream's many small ops at about half the Python interpreter's
+    overhead."""
+    with _SCRIPTING, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning)
         return torch.jit.script(module)
