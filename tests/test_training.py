@@ -494,3 +494,14 @@ def test_a_checkpoint_cut_short_is_one_sentence_on_resume(drum_folder, tmp_path)
     with pytest.raises(VaedemoError, match=r"last.ckpt is not a readable checkpoint \(RuntimeError\), so the run "
                                            "cannot resume from it"):  # fmt: skip
         run(None, overrides, resume=True)
+
+
+def test_a_decay_that_never_starts_is_warned_about():
+    from vaedemo.train import decay_never_starts
+
+    assert decay_never_starts(load_config(None, ["train.max_steps=100", "train.lr_decay_start=50"])) is None
+    assert decay_never_starts(load_config(None, ["train.max_steps=100"])) is None
+    warning = decay_never_starts(load_config(None, ["train.max_steps=100", "train.lr_decay_start=100"]))
+    assert warning.startswith("train.lr_decay_start (100) is at or past train.max_steps (100)")
+    no_decay = ["train.max_steps=100", "train.lr_decay_start=200", "train.lr_final_factor=1.0"]
+    assert decay_never_starts(load_config(None, no_decay)) is None  # nothing to decay to anyway

@@ -182,6 +182,15 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
             "may run many times slower than trainer.precision=32-true.")
 
 
+def decay_never_starts(cfg) -> str | None:
+    """A warning when train.lr_decay_start is at or past train.max_steps: the setting was accepted and did nothing."""
+    t = cfg.train
+    if t.lr_decay_start is None or t.lr_decay_start < t.max_steps or t.lr_final_factor >= 1.0:
+        return None
+    return (f"train.lr_decay_start ({t.lr_decay_start}) is at or past train.max_steps ({t.max_steps}): the learning "
+            "rate stays constant for this whole run (lower the start, or raise train.max_steps when resuming).")
+
+
 def slow_cpu_discriminator(cfg) -> str | None:
     """A warning when train.discriminator_precision is bfloat16 (not auto) on a CPU without fast kernels for it."""
     if cfg.train.discriminator_precision != "bfloat16" or not trains_on_cpu(cfg.trainer) or fast_cpu_kernels("bfloat16"):
@@ -219,7 +228,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
 
     from .training.callbacks import BundleExport
 
-    for warning in (slow_cpu_precision(cfg.trainer), slow_cpu_discriminator(cfg)):
+    for warning in (slow_cpu_precision(cfg.trainer), slow_cpu_discriminator(cfg), decay_never_starts(cfg)):
         if warning:
             print(f"[vaedemo] warning: {warning}", file=sys.stderr)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
