@@ -167,6 +167,11 @@ def test_collecting_again_replaces_the_earlier_output(kits, tmp_path):
     with pytest.raises(DataError, match="no kit under"):  # a failed run keeps the earlier output
         collect(kits, out, duration=0.5)
     assert wavs(out) == ["old-kit/closed-hh_1.wav", "old-kit/kick-1_1.wav"]
+    (out / "mine").mkdir()  # a recording added to the dataset (training reads it too): a rebuild deleted it
+    (out / "mine" / "snare_take3.wav").write_bytes(b"RIFF")
+    with pytest.raises(DataError, match="is not empty and is not an earlier output of this builder"):
+        collect(kits, out, duration=0.5)
+    assert (out / "mine" / "snare_take3.wav").read_bytes() == b"RIFF"
 
 
 def test_an_output_folder_of_other_files_or_a_file_is_refused_in_one_sentence(kits, tmp_path, capsys):
@@ -176,7 +181,8 @@ def test_an_output_folder_of_other_files_or_a_file_is_refused_in_one_sentence(ki
     assert main(["--root", str(kits), "--out", str(mine)]) == 2
     assert capsys.readouterr().err == (
         f"error: {mine} is not empty and is not an earlier output of this builder (a manifest.csv with columns "
-        "file,kit,instrument,family,license, .wav files and a training cache): choose another folder or empty it.\n")
+        "file,kit,instrument,family,license, the .wav files it lists and a training cache): choose another folder or "
+        "empty it.\n")
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     (tmp_path / "a-file").write_text("")
     assert main(["--root", str(kits), "--out", str(tmp_path / "a-file")]) == 2

@@ -103,3 +103,19 @@ def test_the_pattern_keeps_time(hats):
     assert len(steps) == onset_eval.STEPS
     assert all("hi-hat" in s for s in steps[:: 16 // hats])
     assert all("kick" in steps[i] for i in (0, 8, 16, 24)) and all("snare" in steps[i] for i in (4, 12, 20, 28))
+
+
+def test_a_manifest_that_is_not_utf8_csv_is_ignored_with_a_warning(tmp_path, caplog):
+    """A spreadsheet's export in cp1252, or a field over csv's limit, was a traceback in every reader."""
+    import logging
+
+    from vaedemo.data.oneshots import read_manifest
+
+    folder = write_kit(tmp_path / "kits", KIT)
+    (folder / "manifest.csv").write_bytes("file,kit,instrument,family\nkit/a.wav,Café Kit,Kick,kick\n".encode("cp1252"))
+    with caplog.at_level(logging.WARNING):
+        assert read_manifest(folder) == {}
+    assert "does not read as UTF-8 CSV (UnicodeDecodeError)" in caplog.text
+    (folder / "manifest.csv").write_text("file,kit\nkit/a.wav," + "x" * 200_000 + "\n")
+    assert read_manifest(folder) == {}
+    assert main(["--data", str(folder)]) != 0  # one sentence: no kit (the manifest said nothing)

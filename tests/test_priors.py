@@ -117,6 +117,7 @@ def test_the_fitted_gaussian_draws_the_latents_mean_and_covariance():
         (["--ode-steps", "0"], "--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got "
                                "200, 4000 and 0."),
         (["--json", "{tmp}"], "--json {tmp} is a folder; give a file name."),
+        (["--seed", "-1"], "--seed must be a whole number from 0 to 2**63 - 1, got -1."),  # numpy's, after the fit
     ],
 )  # fmt: skip
 def test_priors_cli_refuses_odd_arguments_in_one_sentence(tiny_config, drum_folder, tmp_path, capsys, extra, message):

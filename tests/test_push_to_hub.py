@@ -34,3 +34,29 @@ def test_a_failed_upload_is_one_line_whatever_the_error_says(tiny_config, tmp_pa
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", silent_timeout)
     assert main([str(path), "org/repo", "--token", "hf_x"]) == 1
     assert capsys.readouterr().err == "error: the upload to org/repo failed (TimeoutError: ).\n"
+
+
+def test_a_server_that_never_answers_fails_the_upload_after_the_timeout(tiny_config, tmp_path, capsys, monkeypatch):
+    """huggingface_hub's client waits without a timeout: a stalled proxy held the command forever."""
+    import socket
+    import threading
+    import time
+
+    import vaedemo.push_to_hub as push
+
+    cfg = tiny_config("temporal", flows=0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(50)  # connections are taken (the kernel's backlog) and never answered
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setattr(push, "UPLOAD_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    codes: list[int] = []
+    upload = threading.Thread(target=lambda: codes.append(main([str(path), "org/repo", "--token", "hf_x"])), daemon=True)
+    start = time.monotonic()
+    upload.start()
+    upload.join(timeout=60)  # (without a timeout it would never end)
+    silent.close()
+    huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
+    assert codes == [1] and time.monotonic() - start < 60 and "Timeout" in capsys.readouterr().err

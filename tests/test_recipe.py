@@ -255,14 +255,17 @@ def test_a_data_command_that_cannot_start_or_makes_nothing_is_one_sentence(tmp_p
     assert capsys.readouterr().err.splitlines()[-1] == expected
 
 
-def test_a_data_command_runs_this_python_and_writes_aside_only_where_it_names_the_folder(tmp_path):
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_a_data_command_runs_this_python_and_writes_aside_only_where_it_names_the_folder(tmp_path, slash):
     """``python3`` is this interpreter too; an argument that merely contains the folder's name (a soundfont beside it)
-    stays as it is, the one that is the folder becomes ROOT.partial."""
+    stays as it is, the one that is the folder becomes ROOT.partial (beside it, also when the folder is written with a
+    trailing slash: "renders/.partial" inside it could not be moved into place, and every rerun then skipped it)."""
     data = tmp_path / "renders"
     script = ("import json, os, sys; os.mkdir(sys.argv[2]); "
               "json.dump([sys.executable, *sys.argv[1:]], open(sys.argv[2] + '/argv', 'w'))")
-    command = shlex.join(["python3", "-c", script, f"{data}-kit.sf2", str(data)])
-    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={data}"]}}, data={str(data): command})
+    command = shlex.join(["python3", "-c", script, f"{data}-kit.sf2", f"{data}{slash}"])
+    path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={data}{slash}"]}},
+                   data={f"{data}{slash}": command})  # fmt: skip
     make_data(Recipe(path), ["a"])
     assert json.loads((data / "argv").read_text()) == [sys.executable, f"{data}-kit.sf2", f"{data}.partial"]
 

@@ -214,7 +214,8 @@ def test_an_out_that_is_a_file_or_holds_other_files_is_refused_in_one_sentence(t
         assert main(["--soundfont", str(font), "--kind", "drums", "--out", str(folder)]) == 2
         assert capsys.readouterr().err == (
             f"error: {folder} is not empty and is not an earlier output of this builder (a manifest.csv with columns "
-            "file,kit,program,key,velocity, .wav files and a training cache): choose another folder or empty it.\n")
+            "file,kit,program,key,velocity, the .wav files it lists and a training cache): choose another folder or empty "
+            "it.\n")
     assert (hydrogen / "kit" / "kick_1.wav").is_file() and font.is_file()
 
 

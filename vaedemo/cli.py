@@ -61,6 +61,13 @@ def checked_device(name: str) -> str:
     return name
 
 
+def check_seed(seed: int) -> None:
+    """Refuse, before the work, a --seed that numpy and torch do not take (a negative one, one past 2**64 - 1, which
+    a report met only after its whole evaluation); draws seeded seed + 0, 1, ... stay within torch's range."""
+    if not 0 <= seed < 2**63:
+        raise VaedemoError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}.")
+
+
 def check_outputs(**paths: str | None) -> None:
     """Refuse, before any work, output files (``--out``, ``--json``, ... by flag name, ``json_path`` for ``--json``)
     that could not be written: one named twice (the second would silently replace the first), a folder, or a file in

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .card import report_markdown
-from .cli import check_outputs, emit_report, user_errors
+from .cli import check_outputs, check_seed, emit_report, user_errors
 from .config import DataConfig
 from .errors import AudioError, VaedemoError
 from .hub import refuse_hub_id_for_writing
@@ -316,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     check_outputs(out=args.out, json_path=args.json)  # before the work, not a traceback after it
     check_draws(args.draws)
     check_refine_option(args.refine)
-    if not 0 <= args.seed < 2**63:  # (a seed past 2**64 was an overflow traceback after the whole reconstruction pass)
-        raise VaedemoError(f"--seed must be a whole number from 0 to 2**63 - 1, got {args.seed}.")
+    check_seed(args.seed)
     engine = Engine(args.checkpoint)
     seconds = default_seconds(engine) if args.seconds is None else args.seconds
     check_options(seconds, args.max_clips, args.samples, engine.sample_rate * engine.channels)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import load_audio
-from .cli import check_outputs, emit_report, user_errors
+from .cli import check_outputs, check_seed, emit_report, user_errors
 from .data.gm import drum_family
 from .data.oneshots import read_manifest
 from .errors import VaedemoError
@@ -146,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if not 0 < a.sensitivity < float("inf"):
         raise VaedemoError("--sensitivity must be a positive number.")
-    if not 0 <= a.seed < 2**63:
-        raise VaedemoError(f"--seed must be a whole number from 0 to 2**63 - 1, got {a.seed}.")
+    check_seed(a.seed)
     check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
     results = [evaluate_folder(Path(d), a.sensitivity, a.seed) for d in a.data]
     command = "python -m vaedemo.onset_eval " + " ".join(argv if argv is not None else sys.argv[1:])

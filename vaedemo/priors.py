@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .card import draws_line, each_draw
-from .cli import check_outputs, emit_report, user_errors
+from .cli import check_outputs, check_seed, emit_report, user_errors
 from .errors import VaedemoError
 from .evaluate import (
     DEFAULT_DRAWS,
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
     check_draws(a.draws)
+    check_seed(a.seed)
     if a.samples < 2 or a.fm_steps < 0 or a.ode_steps < 1:  # a sample alone has no KID; 0 Euler steps divided by 0
         raise VaedemoError(f"--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got "
                            f"{a.samples}, {a.fm_steps} and {a.ode_steps}.")  # fmt: skip

@@ -23,10 +23,29 @@ def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, tok
     files = bundle_files(path)
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    _bound_waiting()
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(real)) for name, real in files.items()]
     return str(api.create_commit(repo_id, operations, commit_message="Upload vaedemo bundle"))
+
+
+UPLOAD_TIMEOUT_SECONDS = 60.0  # the longest wait for a connection, or for the server's next bytes
+
+
+def _bound_waiting() -> None:
+    """Give huggingface_hub's HTTP client a timeout: its default has none, and the upload to a server that took the
+    connection and never answered (a stalled proxy) waited forever. (Each wait is bounded, not the whole upload: a
+    large file still takes its time.)"""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    def factory():
+        client = _http.default_client_factory()
+        client.timeout = UPLOAD_TIMEOUT_SECONDS
+        return client
+
+    set_client_factory(factory)
 
 
 def bundle_files(path: Path) -> dict[str, Path]:

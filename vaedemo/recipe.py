@@ -333,10 +333,13 @@ def make_data(recipe: Recipe, names: list[str]) -> None:
         if root not in recipe.data:
             raise VaedemoError(f"data folder {root} does not exist and {recipe.path} has no command that makes it.")
         print(f"[recipe] {root}: {recipe.data[root]}", file=sys.stderr)
-        partial = Path(f"{root}.partial")  # made aside and moved into place whole: a crash leaves no half folder
-        shutil.rmtree(partial, ignore_errors=True)
+        partial = Path(root).with_name(Path(root).name + ".partial")  # made aside, moved into place whole: a crash
+        shutil.rmtree(partial, ignore_errors=True)  # leaves no half folder (beside it: "data/d/" is the folder data/d)
         _run_data_command(recipe, root, partial)
-        partial.rename(root)
+        try:
+            partial.rename(root)
+        except OSError as e:
+            raise DataError(f"the data folder {root} made as {partial} could not be moved into place ({e.strerror}).") from None
 
 
 def refuse_another_config(recipe: Recipe, name: str) -> None:

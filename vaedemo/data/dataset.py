@@ -70,7 +70,13 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     excluded = exclude.resolve() if exclude is not None else None
     real_root = root.resolve()
     seen = {real_root}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # a kit linked into the folder is read
+
+    def unreadable(e: OSError) -> None:  # a folder that cannot be listed: its files are not trained on, so say so
+        if Path(e.filename or "") == root:
+            raise DataError(f"data folder {root} cannot be read ({e.strerror}).")
+        log.warning("skipping the folder %s: %s", e.filename, e.strerror)
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):  # a linked kit is read
         here = Path(dirpath)
         dirnames.sort()  # a folder reached twice is filed under the same path every time (the split hashes it)
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(here / d, real_root, seen, excluded)]

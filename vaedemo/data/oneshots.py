@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -48,12 +49,19 @@ def write_manifest(out: Path, rows: list[dict], fields: list[str]) -> None:
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:
-    """``folder/manifest.csv``'s rows keyed by their ``file`` (a path relative to the folder); {} without one."""
+    """``folder/manifest.csv``'s rows keyed by their ``file`` (a path relative to the folder); {} without one, and
+    with a warning for one that does not read as UTF-8 CSV (a spreadsheet's export in another encoding, a field of
+    more than 128 KiB): a manifest only names what the files are."""
     path = folder / "manifest.csv"
     if not path.is_file():
         return {}
-    with open(path, newline="") as f:
-        return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return {r["file"]: r for r in csv.DictReader(f) if r.get("file")}
+    except (UnicodeDecodeError, csv.Error) as e:
+        logging.getLogger(__name__).warning("ignoring %s: it does not read as UTF-8 CSV (%s)", path,
+                                            type(e).__name__)  # fmt: skip
+        return {}
 
 
 # A builder replaces its output folder as a whole rather than writing into it: files of an earlier run that this one does
@@ -128,22 +136,27 @@ def _check_replaceable(out: Path, target: Path, fields: list[str]) -> None:
         raise DataError(f"the output folder {out} is {what}; choose a folder of its own.")
     if target.is_dir() and any(target.iterdir()) and not _earlier_output(target, fields):
         raise DataError(f"{out} is not empty and is not an earlier output of this builder (a manifest.csv with "
-                        f"columns {','.join(fields)}, .wav files and a training cache): choose another folder or empty "
-                        "it.")  # fmt: skip
+                        f"columns {','.join(fields)}, the .wav files it lists and a training cache): choose another "
+                        "folder or empty it.")  # fmt: skip
 
 
 def _earlier_output(out: Path, fields: list[str]) -> bool:
-    """Whether ``out`` holds only what a builder writes (its manifest and .wav files) and training adds (its cache)."""
+    """Whether ``out`` holds only what a builder writes (its manifest and the .wav files it lists) and training adds
+    (its cache). A .wav file the manifest does not list is the user's (a recording added to the dataset, which
+    training reads as well): a rebuild would delete it."""
     try:
         with open(out / "manifest.csv", newline="") as f:
-            if next(csv.reader(f), None) != fields:
+            rows = csv.reader(f)
+            if next(rows, None) != fields:
                 return False
+            listed = {row[0] for row in rows if row}
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
     for folder, subfolders, files in os.walk(out):
         if Path(folder) == out:
             subfolders[:] = [d for d in subfolders if d != TRAINING_CACHE]
             files = [f for f in files if f != "manifest.csv"]
-        if any(not f.endswith(".wav") for f in files):
+        rel = Path(folder).relative_to(out)
+        if any(not f.endswith(".wav") or (rel / f).as_posix() not in listed for f in files):
             return False
     return True
