@@ -463,7 +463,7 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     (run / "checkpoints").mkdir(parents=True)
     (run / "notes.txt").write_text("mine")
     with pytest.raises(CheckpointError, match=r"is not a bundle to replace \(it holds checkpoints and 1 more and no "
-                                              r"config.json\)"):  # fmt: skip
+                                              r"vaedemo config.json\)"):  # fmt: skip
         save_bundle(model, run)
     assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints").is_dir()
     file = tmp_path / "model"
@@ -471,12 +471,29 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     with pytest.raises(CheckpointError, match="exists and is not a folder"):
         save_bundle(model, file)
     assert file.read_text() == "mine"
-    (path / ".git").mkdir()  # a clone of a Hub repo: what else its folder holds stays
+    (path / ".git").mkdir()  # a clone of a Hub repo: replacing the folder would delete its history
     (path / ".gitattributes").write_text("*.safetensors filter=lfs")
+    with pytest.raises(CheckpointError, match=r"holds .git and 1 more besides the bundle's files"):
+        save_bundle(model, path, {"name": "again"})
+    assert (path / ".git").is_dir() and vaedemo.load(path).meta["name"] == "tiny"
+    shutil.rmtree(path / ".git")
+    (path / ".gitattributes").unlink()
+    (path / ".summary.json.x1y2").write_text("")  # a killed summary's aside: this project's own, replaced with the rest
     save_bundle(model, path, {"name": "again"})  # a bundle (with a summary or not) is replaced as before
+    assert vaedemo.load(path).meta["name"] == "again" and not (path / ".summary.json.x1y2").exists()
+    other = tmp_path / "transformers-model"  # a config.json of something else: not ours to replace
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(CheckpointError, match="no vaedemo config.json"):
+        save_bundle(model, other)
+    assert json.loads((other / "config.json").read_text()) == {"model_type": "bert"}
+    link = tmp_path / "latest"  # a link to a bundle: the link is replaced (twice), its target left as it is
+    link.symlink_to(path)
+    save_bundle(model, link, {"name": "linked"})
+    save_bundle(model, link, {"name": "linked again"})
+    assert not link.is_symlink() and vaedemo.load(link).meta["name"] == "linked again"
     assert vaedemo.load(path).meta["name"] == "again"
-    assert (path / ".git").is_dir() and (path / ".gitattributes").read_text() == "*.safetensors filter=lfs"
-    assert not list(tmp_path.glob(".bundle*"))  # nothing left aside
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left aside
     (tmp_path / "empty").mkdir()
     save_bundle(model, tmp_path / "empty")
     assert vaedemo.load(tmp_path / "empty").meta == {}

@@ -58,5 +58,6 @@ def test_a_server_that_never_answers_fails_the_upload_after_the_timeout(tiny_con
     upload.start()
     upload.join(timeout=60)  # (without a timeout it would never end)
     silent.close()
-    huggingface_hub.set_client_factory(huggingface_hub.utils._http.default_client_factory)
     assert codes == [1] and time.monotonic() - start < 60 and "Timeout" in capsys.readouterr().err
+    # the process's client is as it was: the timeout was the command's own
+    assert huggingface_hub.utils._http._GLOBAL_CLIENT_FACTORY is huggingface_hub.utils._http.default_client_factory

@@ -501,7 +501,8 @@ def test_a_decay_that_never_starts_is_warned_about():
 
     assert decay_never_starts(load_config(None, ["train.max_steps=100", "train.lr_decay_start=50"])) is None
     assert decay_never_starts(load_config(None, ["train.max_steps=100"])) is None
-    warning = decay_never_starts(load_config(None, ["train.max_steps=100", "train.lr_decay_start=100"]))
-    assert warning.startswith("train.lr_decay_start (100) is at or past train.max_steps (100)")
+    assert decay_never_starts(load_config(None, ["train.max_steps=100", "train.lr_decay_start=98"])) is None
+    warning = decay_never_starts(load_config(None, ["train.max_steps=100", "train.lr_decay_start=99"]))
+    assert warning.startswith("train.lr_decay_start (99) is at or past the run's last step (99;")  # steps 0-99
     no_decay = ["train.max_steps=100", "train.lr_decay_start=200", "train.lr_final_factor=1.0"]
     assert decay_never_starts(load_config(None, no_decay)) is None  # nothing to decay to anyway

@@ -90,17 +90,34 @@ def save_bundle(
 
 
 def _check_replaceable(out: Path) -> None:
-    """Refuse to save over anything but an earlier bundle or an empty folder: the save swaps the whole folder, so an
-    export pointed at a run folder or at a folder of bundles deleted all of it (and a file there was moved aside)."""
+    """Refuse to save over anything but nothing, an empty folder or an earlier bundle that holds only a bundle's files:
+    the save swaps the whole folder, so an export pointed at a run folder or at a folder of bundles deleted all of it,
+    and a bundle's folder lost what else it held (a clone's .git)."""
     if not os.path.lexists(out):
         return
     if not out.is_dir():
         raise CheckpointError(f"{out} exists and is not a folder; give a new folder or a bundle to replace.")
     entries = sorted(p.name for p in out.iterdir())
-    if entries and not (out / "config.json").is_file():
+    if not entries:
+        return
+    try:
+        _read_doc(out)
+    except CheckpointError:
         more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
-        raise CheckpointError(f"{out} is not a bundle to replace (it holds {entries[0][:80]}{more} and no config.json); "
-                              "give a new folder or a bundle.")  # fmt: skip
+        raise CheckpointError(f"{out} is not a bundle to replace (it holds {entries[0][:80]}{more} and no vaedemo "
+                              "config.json); give a new folder or a bundle.") from None  # fmt: skip
+    others = [name for name in entries if name not in BUNDLE_FILES + OPTIONAL_FILES and not _own_aside(name)]
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise CheckpointError(f"{out} holds {others[0][:80]}{more} besides the bundle's files, which replacing the "
+                              "folder would delete; save to a new folder and copy the bundle's files over, or move "
+                              "them out.")  # fmt: skip
+
+
+def _own_aside(name: str) -> bool:
+    """Whether ``name`` is a file this project writes aside in a bundle's folder and renames into place (left by a
+    killed write): ``.summary.json.XXXX``, ``.README.md.XXXX``, ..."""
+    return any(name.startswith(f".{own}.") for own in BUNDLE_FILES + OPTIONAL_FILES)
 
 
 def _as_stored(tensor: torch.Tensor) -> torch.Tensor:
@@ -136,19 +153,23 @@ def _same_weights(a: Path, b: Path) -> bool:
 
 
 def _replace(tmp: Path, out: Path) -> None:
-    """Put the written folder ``tmp`` in the place of ``out``; what else the earlier bundle's folder held (a git
-    clone's .git and .gitattributes, a download's .cache, notes) moves into the new one."""
-    if out.exists():
+    """Put the written folder ``tmp`` in the place of ``out`` (a link there is replaced, its target left as it is)."""
+    if os.path.lexists(out):
         old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
         out.rename(old)
         tmp.rename(out)
-        for entry in old.iterdir():
-            if entry.name not in BUNDLE_FILES + OPTIONAL_FILES and not os.path.lexists(out / entry.name):
-                entry.rename(out / entry.name)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         tmp.rename(out)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, or a link (to a folder: the link alone), if there is one."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def recover_interrupted_saves(folder: Path, name_prefix: str) -> None:

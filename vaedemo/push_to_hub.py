@@ -7,6 +7,7 @@ The token comes from ``--token``, ``HF_TOKEN`` or ``huggingface-cli login``. Loa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -23,7 +24,6 @@ def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, tok
     files = bundle_files(path)
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    _bound_waiting()
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(real)) for name, real in files.items()]
@@ -33,19 +33,28 @@ def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, tok
 UPLOAD_TIMEOUT_SECONDS = 60.0  # the longest wait for a connection, or for the server's next bytes
 
 
-def _bound_waiting() -> None:
-    """Give huggingface_hub's HTTP client a timeout: its default has none, and the upload to a server that took the
-    connection and never answered (a stalled proxy) waited forever. (Each wait is bounded, not the whole upload: a
-    large file still takes its time.)"""
+@contextlib.contextmanager
+def bounded_waits():
+    """Within the block, huggingface_hub's HTTP client (the one its factory makes, a user's own included) waits at
+    most UPLOAD_TIMEOUT_SECONDS for a connection or the server's next bytes: its default waits forever, and an upload
+    to a server that took the connection and never answered (a stalled proxy) never ended. The factory before it is
+    restored afterwards. (Each wait is bounded, not the whole upload; the weights may go through hf_xet's own
+    client, which this does not reach.)"""
     from huggingface_hub import set_client_factory
     from huggingface_hub.utils import _http
 
+    before = _http._GLOBAL_CLIENT_FACTORY  # (no public getter)
+
     def factory():
-        client = _http.default_client_factory()
+        client = before()
         client.timeout = UPLOAD_TIMEOUT_SECONDS
         return client
 
     set_client_factory(factory)
+    try:
+        yield
+    finally:
+        set_client_factory(before)
 
 
 def bundle_files(path: Path) -> dict[str, Path]:
@@ -67,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token")
     args = parser.parse_args(argv)
     try:
-        print(push_to_hub(args.bundle, args.repo_id, private=args.private, token=args.token))
+        with bounded_waits():
+            print(push_to_hub(args.bundle, args.repo_id, private=args.private, token=args.token))
     except VaedemoError:
         raise  # the user's own mistake (not a bundle): one sentence and exit 2, as every command says it
     except Exception as e:  # network and authorisation failures from huggingface_hub

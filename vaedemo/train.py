@@ -183,12 +183,14 @@ def slow_cpu_precision(trainer_cfg) -> str | None:
 
 
 def decay_never_starts(cfg) -> str | None:
-    """A warning when train.lr_decay_start is at or past train.max_steps: the setting was accepted and did nothing."""
+    """A warning when train.lr_decay_start is at or past the run's last step (train.max_steps - 1; the rate decays
+    after its start): the setting was accepted and did nothing."""
     t = cfg.train
-    if t.lr_decay_start is None or t.lr_decay_start < t.max_steps or t.lr_final_factor >= 1.0:
+    if t.lr_decay_start is None or t.lr_decay_start < t.max_steps - 1 or t.lr_final_factor >= 1.0:
         return None
-    return (f"train.lr_decay_start ({t.lr_decay_start}) is at or past train.max_steps ({t.max_steps}): the learning "
-            "rate stays constant for this whole run (lower the start, or raise train.max_steps when resuming).")
+    return (f"train.lr_decay_start ({t.lr_decay_start}) is at or past the run's last step ({t.max_steps - 1}; "
+            "train.max_steps - 1): the learning rate stays constant for this whole run (lower the start, or raise "
+            "train.max_steps when resuming).")
 
 
 def slow_cpu_discriminator(cfg) -> str | None:

@@ -42,7 +42,7 @@ def write_oneshot(out: Path, rel: str, shot: np.ndarray, sample_rate: int, subty
 
 def write_manifest(out: Path, rows: list[dict], fields: list[str]) -> None:
     """``out/manifest.csv``: one row per written file, ``fields`` as columns (``file`` first)."""
-    with open(out / "manifest.csv", "w", newline="") as f:
+    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:  # as read_manifest reads it, anywhere
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
@@ -145,7 +145,7 @@ def _earlier_output(out: Path, fields: list[str]) -> bool:
     (its cache). A .wav file the manifest does not list is the user's (a recording added to the dataset, which
     training reads as well): a rebuild would delete it."""
     try:
-        with open(out / "manifest.csv", newline="") as f:
+        with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
             rows = csv.reader(f)
             if next(rows, None) != fields:
                 return False
