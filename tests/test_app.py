@@ -657,3 +657,20 @@ def test_a_reconstruction_beyond_what_is_read_as_audio_still_gets_its_figures_an
     sf.write(tmp_path / "loud.wav", noise(9000, amp=100.0), SR, subtype="FLOAT")
     out, fig_in, fig_out, table, result = reconstruct(state, str(tmp_path / "loud.wav"), "tiny_temporal")
     assert sf.read(out)[0].max() == 2000.0 and "| metric | value |" in table and np.isfinite(result["log_mel_l1"])
+
+
+def test_a_performance_through_a_one_shot_model_says_it_was_rebuilt_hit_by_hit(state, tmp_path):
+    """A loop dropped on the default model is cut at its onsets: the table says so, and which model follows loops."""
+    eng = state.models.get("tiny_single_flow")
+    sr = eng.sample_rate
+    x = np.zeros((3 * eng.clip_length, 1), np.float32)
+    rng = np.random.default_rng(0)
+    for start in np.linspace(0.1, 0.9, 5) * len(x):
+        n = int(0.05 * sr)
+        x[int(start) : int(start) + n, 0] += (0.5 * rng.standard_normal(n) * np.exp(-np.arange(n) / (0.01 * sr)))
+    sf.write(tmp_path / "loop.wav", x, sr)
+    *_, table, result = reconstruct(state, str(tmp_path / "loop.wav"), "tiny_single_flow")
+    assert result["hits"] == eng.hits(x, sr) >= 5
+    assert f"cut at {result['hits']} detected onsets and rebuilt hit by hit; for loops, **tiny_temporal**" in table
+    *_, table, result = reconstruct(state, str(tmp_path / "loop.wav"), "tiny_temporal")
+    assert result["hits"] is None and "hit by hit" not in table

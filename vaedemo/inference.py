@@ -209,11 +209,24 @@ class Engine:
         the loop keeps it (to its fade after the next onset), and its silent tail (the clip past the next onset)
         encoded as a silent clip's: in a loop, a fraction of a clip each."""
         length = self.clip_length
-        onsets = cover_long_gaps(detect_onsets(x, self.sample_rate), x, length)
+        onsets = self._hit_starts(x)
         segments = hit_segments(onsets, len(x), length)
         ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
         kept = kept_lengths(onsets, len(x), length, self.sample_rate)
         return lay_hits(self._through_clips(self._clips(x, segments), ends, kept, refine), onsets, len(x), self.sample_rate)
+
+    def _hit_starts(self, x: np.ndarray) -> np.ndarray:
+        """Where a one-shot model's reconstruction of ``x`` (samples, C) at the model rate cuts it: its onsets, and a
+        cut every clip where a long stretch without one still sounds."""
+        return cover_long_gaps(detect_onsets(x, self.sample_rate), x, self.clip_length)
+
+    def hits(self, audio: np.ndarray, sr: int) -> int | None:
+        """How many hits :meth:`reconstruct` cuts ``audio`` into: None where it is not cut (a temporal model, or an
+        input shorter than two clips, which is reconstructed clip by clip)."""
+        x = resample(check_audio(audio, sr), sr, self.sample_rate)
+        if not self.mode.per_clip or len(x) < 2 * self.clip_length:
+            return None
+        return len(self._hit_starts(x))
 
     def _clips(self, x: np.ndarray, segments: list[tuple[int, int]]) -> list[np.ndarray]:
         """The (start, end) segments of ``x`` (samples, C), each zero-padded to one clip."""

@@ -108,6 +108,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
     steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
+    hits = eng.hits(x[:, :2], sr)
     started = time.perf_counter()
     y = reconstruct_channels(eng, x, sr, steps)
     took = time.perf_counter() - started
@@ -121,7 +122,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     ref, est = _for_metrics(x, sr, rate, k), _for_metrics(y, sr, rate, k)
     notice = trim_notice(Path(path).name, d, state.max_seconds) if d.trimmed else ""
     result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3), "refine_steps": steps, "refine_note": why_not,
-              "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3)}  # fmt: skip
+              "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3), "hits": hits}  # fmt: skip
     del d, x, y  # the input at its own rate and channel count is not needed any more
     ch = f", {c_in} channels (mono mix shown)" if c_in > 1 else ""
     fig_in, fig_out = plots.spectrogram_figures(
@@ -131,9 +132,18 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     rows = [f"| {METRIC_LABELS[m][0]} ({METRIC_LABELS[m][1]} is better) | {v:.3f} |" for m, v in metrics.items()]
     table = "| metric | value |\n|---|---|\n" + "\n".join(rows)
     searched = f"Latent searched for {steps} steps: {took:.1f} s." if steps else why_not
-    table += "".join(f"\n\n{line}" for line in (searched, notice) if line)
+    table += "".join(f"\n\n{line}" for line in (searched, hits_note(state, hits), notice) if line)
     res = (out, themed(fig_in), themed(fig_out), table, {**metrics, **result})
     return (*res, typical) if with_typicality else res
+
+
+def hits_note(state: DemoState, hits: int | None) -> str:
+    """What a one-shot model did with a performance (it knows single hits), and which model follows a whole one."""
+    if hits is None:
+        return ""
+    temporal = [label for label, spec in state.models.specs.items() if spec.single is False]
+    better = f"; for loops, **{temporal[0]}** (a latent time series) follows the whole performance" if temporal else ""
+    return f"One vector per hit: the input was cut at {hits} detected onsets and rebuilt hit by hit{better}."
 
 
 def check_input(path) -> None:
