@@ -141,7 +141,9 @@ def hits_note(state: DemoState, hits: int | None) -> str:
     """What a one-shot model did with a performance (it knows single hits), and which model follows a whole one."""
     if hits is None:
         return ""
-    temporal = [label for label, spec in state.models.specs.items() if spec.single is False]
+    # a centred model first: offline, its look-ahead costs nothing and it reconstructs closer than a causal one
+    temporal = sorted((label for label, spec in state.models.specs.items() if spec.single is False),
+                      key=lambda label: bool(state.models.specs[label].causal))  # fmt: skip
     better = f"; for loops, **{temporal[0]}** (a latent time series) follows the whole performance" if temporal else ""
     return f"One vector per hit: the input was cut at {hits} detected onsets and rebuilt hit by hit{better}."
 
