@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -611,3 +612,18 @@ def test_a_folder_that_cannot_be_listed_is_named_not_silently_left_out(tmp_path,
     (tmp_path / "locked").mkdir()
     with pytest.raises(DataError, match=r"data folder .*locked cannot be read \(Permission denied\)"):
         scan_audio(tmp_path / "locked")
+
+
+def test_a_decode_left_half_written_by_a_killed_run_is_removed_once_stale(tmp_path):
+    """A run killed while it wrote a decode aside left the file (up to a file's decode each) for ever: never read,
+    never counted. One an hour old goes; a fresh one (a run elsewhere writing it now) stays."""
+    write(tmp_path / "kick.wav", ramp(L))
+    cache = tmp_path / ".vaedemo_cache"
+    cache.mkdir()
+    stale, fresh = cache / ".abc.4242.tmp.npy", cache / ".def.4243.tmp.npy"
+    for p in (stale, fresh):
+        p.write_bytes(b"half a decode")
+    old = time.time() - 2 * ds.STALE_WRITE_SECONDS
+    os.utime(stale, (old, old))
+    build(cfg(tmp_path, val_fraction=0.0))
+    assert not stale.exists() and fresh.exists() and len([p for p in cache.glob("*.npy") if p.name[0] != "."]) == 1

@@ -56,6 +56,7 @@ LOCAL_MAX_VALUES = 1 << 28
 CACHE_VERSION = 2  # bump when what is cached changes (2: nothing silent below -80 dBFS is)
 _MAX_LISTED = 5  # skipped files named in an error message
 UNUSED_CACHE_NOTE = 1 << 30  # bytes of cache that a run does not read before a line says so
+STALE_WRITE_SECONDS = 3600.0  # a decode written aside this long ago was never renamed into place: its writer died
 PROGRESS_EVERY_S = 15.0  # a large folder decodes for minutes before the first step: a line this often says how far
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,21 @@ def _no_audio_message(root: Path, skipped: list[tuple[str, str]]) -> str:
     return f"{root} holds no usable audio: {n} file{'s' if n != 1 else ''} skipped ({listed}{more})."
 
 
+def _remove_stale_writes(cache_dir: Path) -> None:
+    """Remove the decodes that a killed run left half-written beside the cache's files (``.KEY.PID.tmp.npy``, up to
+    the size of a file's decode each, never read and never counted). An hour old: a write takes seconds, and a run on
+    another machine sharing the folder may be writing one now."""
+    try:
+        entries = [e for e in os.scandir(cache_dir) if e.name.startswith(".") and e.name.endswith(".tmp.npy")]
+    except OSError:  # no cache yet, or not readable: nothing to tidy
+        return
+    now = time.time()
+    for e in entries:
+        with contextlib.suppress(OSError):
+            if now - e.stat(follow_symlinks=False).st_mtime > STALE_WRITE_SECONDS:
+                os.unlink(e.path)
+
+
 def _note_unused_cache(cache_dir: Path, used: set[str]) -> None:
     """Say so once the cache holds much that this run does not read. Decodes of changed or removed files stay, as do
     those of other settings (rate, channels, a one-shot's length), which another run may be reading now: nothing is
@@ -453,6 +469,7 @@ def build_datasets(
     if not sources:
         raise DataError(_no_audio_message(root, sorted(skipped)))
     sources.sort(key=lambda s: s.rel)
+    _remove_stale_writes(cache_dir)
     _note_unused_cache(cache_dir, {s.cache.name for s in sources if s.cache is not None})
     log.info(
         "%s: %d audio files (%d decoded, %d from cache in %s), %d undecodable, %d other files ignored",
