@@ -674,3 +674,19 @@ def test_a_performance_through_a_one_shot_model_says_it_was_rebuilt_hit_by_hit(s
     assert f"cut at {result['hits']} detected onsets and rebuilt hit by hit; for loops, **tiny_temporal**" in table
     *_, table, result = reconstruct(state, str(tmp_path / "loop.wav"), "tiny_temporal")
     assert result["hits"] is None and "hit by hit" not in table
+
+
+def test_a_performance_of_many_channels_counts_the_hits_of_each_pair(state, tmp_path):
+    """Two channels at a time, each pair cut at its own onsets: the count was the first pair's alone."""
+    eng = state.models.get("tiny_single_flow")
+    sr, n = eng.sample_rate, 3 * eng.clip_length
+    x = np.zeros((n, 4), np.float32)
+    rng = np.random.default_rng(1)
+    for channel, count in ((0, 2), (2, 6)):  # few hits on the first pair, more on the second
+        for start in np.linspace(0.1, 0.9, count) * n:
+            m = int(0.05 * sr)
+            x[int(start) : int(start) + m, channel] += 0.5 * rng.standard_normal(m) * np.exp(-np.arange(m) / (0.01 * sr))
+    sf.write(tmp_path / "wide.wav", x, sr)
+    *_, table, result = reconstruct(state, str(tmp_path / "wide.wav"), "tiny_single_flow")
+    assert result["hits"] == eng.hits(x[:, :2], sr) + eng.hits(x[:, 2:], sr) > eng.hits(x[:, :2], sr) + 1
+    assert f"cut into {result['hits']} hits in all (two channels at a time" in table

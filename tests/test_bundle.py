@@ -462,8 +462,8 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "notes.txt").write_text("mine")
-    with pytest.raises(CheckpointError, match=r"is not a bundle to replace \(it holds checkpoints and 1 more and no "
-                                              r"vaedemo config.json\)"):  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"run is not a bundle to replace \(.*run holds no config.json, so it is "
+                                              r"not a vaedemo bundle\); give a new folder or a bundle."):  # fmt: skip
         save_bundle(model, run)
     assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints").is_dir()
     file = tmp_path / "model"
@@ -484,7 +484,8 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     other = tmp_path / "transformers-model"  # a config.json of something else: not ours to replace
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "bert"}')
-    with pytest.raises(CheckpointError, match="no vaedemo config.json"):
+    with pytest.raises(CheckpointError, match=r"transformers-model is not a bundle to replace \(.* is not a vaedemo "
+                                              r"bundle \(config.json has no"):  # fmt: skip
         save_bundle(model, other)
     assert json.loads((other / "config.json").read_text()) == {"model_type": "bert"}
     link = tmp_path / "latest"  # a link to a bundle: the link is replaced (twice), its target left as it is
@@ -494,6 +495,11 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     assert not link.is_symlink() and vaedemo.load(link).meta["name"] == "linked again"
     assert vaedemo.load(path).meta["name"] == "again"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left aside
+    # a run's own bundle folder is replaced whatever it holds: a file browser's .DS_Store, an emptied config.json
+    (path / ".DS_Store").write_bytes(b"")
+    (path / "config.json").write_text("")
+    save_bundle(model, path, {"name": "the run's"}, own_folder=True)
+    assert vaedemo.load(path).meta["name"] == "the run's" and not (path / ".DS_Store").exists()
     (tmp_path / "empty").mkdir()
     save_bundle(model, tmp_path / "empty")
     assert vaedemo.load(tmp_path / "empty").meta == {}

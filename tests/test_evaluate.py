@@ -321,3 +321,16 @@ def test_a_seed_out_of_range_and_an_unreadable_training_data_section_are_one_sen
         assert evaluate_main(args) == 2
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err
+
+
+def test_a_card_update_a_bundle_folder_refuses_is_refused_before_the_evaluation(tiny_config, drum_folder, tmp_path,
+                                                                                capsys, monkeypatch):  # fmt: skip
+    """It was refused when the card was written, after minutes of evaluation."""
+    import vaedemo.evaluate as ev
+
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    (path / ".git").mkdir()
+    monkeypatch.setattr(ev, "evaluate_folder", lambda *a, **k: pytest.fail("evaluated before refusing"))
+    assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--update-card"]) == 2
+    assert "holds .git besides the bundle's files" in capsys.readouterr().err

@@ -61,12 +61,17 @@ class Bundle:
 
 # ---------------------------------------------------------------------------------------------------------- save
 def save_bundle(
-    model: AudioVAE, out_dir: str | Path, meta: dict[str, Any] | None = None, training: dict[str, Any] | None = None
+    model: AudioVAE, out_dir: str | Path, meta: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
+    own_folder: bool = False,
 ) -> Path:
     """Write a bundle folder atomically (a half-written bundle never replaces a good one). ``training`` is the
-    experiment's config dict (its ``model`` section is dropped: the model config is stored on its own)."""
+    experiment's config dict (its ``model`` section is dropped: the model config is stored on its own).
+    ``own_folder``: the folder is the caller's own output (a run's bundles), replaced whatever it holds now (a
+    .DS_Store a file browser left, a bundle of a newer format, a config.json a power cut emptied); else only an empty
+    folder or a bundle holding only a bundle's files is replaced (:func:`check_replaceable`)."""
     out = Path(out_dir)
-    _check_replaceable(out)
+    if not own_folder:
+        check_replaceable(out)
     meta = dict(meta or {})
     training = {k: v for k, v in (training or {}).items() if k != "model"}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +94,7 @@ def save_bundle(
 
 
 
-def _check_replaceable(out: Path) -> None:
+def check_replaceable(out: Path) -> None:
     """Refuse to save over anything but nothing, an empty folder or an earlier bundle that holds only a bundle's files:
     the save swaps the whole folder, so an export pointed at a run folder or at a folder of bundles deleted all of it,
     and a bundle's folder lost what else it held (a clone's .git)."""
@@ -102,10 +107,9 @@ def _check_replaceable(out: Path) -> None:
         return
     try:
         _read_doc(out)
-    except CheckpointError:
-        more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
-        raise CheckpointError(f"{out} is not a bundle to replace (it holds {entries[0][:80]}{more} and no vaedemo "
-                              "config.json); give a new folder or a bundle.") from None  # fmt: skip
+    except CheckpointError as e:
+        raise CheckpointError(f"{out} is not a bundle to replace ({str(e).rstrip('.')}); give a new folder or a "
+                              "bundle.") from None  # fmt: skip
     others = [name for name in entries if name not in BUNDLE_FILES + OPTIONAL_FILES and not _own_aside(name)]
     if others:
         more = f" and {len(others) - 1} more" if len(others) > 1 else ""

@@ -223,10 +223,10 @@ class Engine:
     def hits(self, audio: np.ndarray, sr: int) -> int | None:
         """How many hits :meth:`reconstruct` cuts ``audio`` into: None where it is not cut (a temporal model, or an
         input shorter than two clips, which is reconstructed clip by clip)."""
-        x = resample(check_audio(audio, sr), sr, self.sample_rate)
-        if not self.mode.per_clip or len(x) < 2 * self.clip_length:
+        if not self.mode.per_clip:
             return None
-        return len(self._hit_starts(x))
+        x = resample(check_audio(audio, sr), sr, self.sample_rate)
+        return len(self._hit_starts(x)) if len(x) >= 2 * self.clip_length else None
 
     def _clips(self, x: np.ndarray, segments: list[tuple[int, int]]) -> list[np.ndarray]:
         """The (start, end) segments of ``x`` (samples, C), each zero-padded to one clip."""

@@ -40,10 +40,14 @@ def bounded_waits():
     to a server that took the connection and never answered (a stalled proxy) never ended. The factory before it is
     restored afterwards. (Each wait is bounded, not the whole upload; the weights may go through hf_xet's own
     client, which this does not reach.)"""
-    from huggingface_hub import set_client_factory
-    from huggingface_hub.utils import _http
+    try:
+        from huggingface_hub import set_client_factory
+        from huggingface_hub.utils import _http
 
-    before = _http._GLOBAL_CLIENT_FACTORY  # (no public getter)
+        before = _http._GLOBAL_CLIENT_FACTORY  # (no public getter)
+    except (ImportError, AttributeError):  # huggingface_hub before 1.0 (requests, not httpx): its own defaults
+        yield
+        return
 
     def factory():
         client = before()

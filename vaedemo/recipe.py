@@ -366,7 +366,7 @@ def record(bundle: Path, command: str) -> None:
     from .bundle import load, save_bundle
 
     made = load(bundle)
-    save_bundle(made.model, bundle, {**made.meta, "recipe": command}, made.training)
+    save_bundle(made.model, bundle, {**made.meta, "recipe": command}, made.training, own_folder=True)  # a run's own
 
 
 def steps_for(recipe: Recipe, targets: list[str]) -> list[str]:

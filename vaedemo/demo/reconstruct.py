@@ -108,7 +108,8 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
     steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
-    hits = eng.hits(x[:, :2], sr)
+    hits = [eng.hits(x[:, i : i + 2], sr) for i in range(0, c_in, 2)]  # as reconstruct_channels cuts it
+    hits = None if hits[0] is None else sum(hits)
     started = time.perf_counter()
     y = reconstruct_channels(eng, x, sr, steps)
     took = time.perf_counter() - started
@@ -132,12 +133,12 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     rows = [f"| {METRIC_LABELS[m][0]} ({METRIC_LABELS[m][1]} is better) | {v:.3f} |" for m, v in metrics.items()]
     table = "| metric | value |\n|---|---|\n" + "\n".join(rows)
     searched = f"Latent searched for {steps} steps: {took:.1f} s." if steps else why_not
-    table += "".join(f"\n\n{line}" for line in (searched, hits_note(state, hits), notice) if line)
+    table += "".join(f"\n\n{line}" for line in (searched, hits_note(state, hits, c_in), notice) if line)
     res = (out, themed(fig_in), themed(fig_out), table, {**metrics, **result})
     return (*res, typical) if with_typicality else res
 
 
-def hits_note(state: DemoState, hits: int | None) -> str:
+def hits_note(state: DemoState, hits: int | None, channels: int = 1) -> str:
     """What a one-shot model did with a performance (it knows single hits), and which model follows a whole one."""
     if hits is None:
         return ""
@@ -145,7 +146,9 @@ def hits_note(state: DemoState, hits: int | None) -> str:
     temporal = sorted((label for label, spec in state.models.specs.items() if spec.single is False),
                       key=lambda label: bool(state.models.specs[label].causal))  # fmt: skip
     better = f"; for loops, **{temporal[0]}** (a latent time series) follows the whole performance" if temporal else ""
-    return f"One vector per hit: the input was cut at {hits} detected onsets and rebuilt hit by hit{better}."
+    cut = (f"cut into {hits} hits in all (two channels at a time, each pair of its {channels} at its own onsets)"
+           if channels > 2 else f"cut at {hits} detected onsets")  # fmt: skip
+    return f"One vector per hit: the input was {cut} and rebuilt hit by hit{better}."
 
 
 def check_input(path) -> None:

@@ -100,9 +100,9 @@ class BundleExport(pl.Callback):
             "metrics": metrics,
         }
         training = pl_module.cfg.to_dict()
-        save_bundle(pl_module.vae, self.run_dir / "bundle", meta, training)
+        save_bundle(pl_module.vae, self.run_dir / "bundle", meta, training, own_folder=True)
         folder = self.run_dir / "bundles"
-        save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta, training)
+        save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta, training, own_folder=True)
         for old in sorted(folder.glob("step-*"))[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
