@@ -38,7 +38,7 @@ def test_reconstruct_keeps_rate_length_and_channels(client, upload, model):
     assert (info.samplerate, info.frames, info.channels) == (22050, 28665, 2)
     assert set(metrics) == {"log_mel_l1", "audible_log_mel_l1", "multi_resolution_stft", "spectral_convergence", "si_sdr",
                             "trimmed",
-                            "seconds_used", "seconds_in_file", "refine_steps", "refine_note"}  # fmt: skip
+                            "seconds_used", "seconds_in_file", "refine_steps", "refine_note", "hits"}  # fmt: skip
     assert (metrics["trimmed"], metrics["seconds_used"], metrics["seconds_in_file"]) == (False, 1.3, 1.3)
     assert metrics["refine_steps"] == 0  # refine defaults to off: the two-argument call of earlier clients
     searched, refined = client.predict(audio=handle_file(str(upload)), model=model, refine=True,
