@@ -93,7 +93,6 @@ def save_bundle(
     return out
 
 
-
 def check_replaceable(out: Path) -> None:
     """Refuse to save over anything but nothing, an empty folder or an earlier bundle that holds only a bundle's files:
     the save swaps the whole folder, so an export pointed at a run folder or at a folder of bundles deleted all of it,
