@@ -186,3 +186,58 @@ def test_single_latent_models_do_not_stream(tiny_config, tmp_path):
     stream = _engine(tiny_config, tmp_path, "temporal", flows=0).stream()
     with pytest.raises(VaedemoError, match="multiple of"):
         stream.process(np.zeros((100, 1), np.float32))
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_latents_and_sampling_arguments_outside_their_contract_are_one_sentence(tiny_config, tmp_path, mode):
+    """Each was a traceback from deep inside (an empty array, a scalar, another rank, n=2.0, seconds=nan), or a
+    result outside the contract: NaN latents decoded to NaN audio, a 3-D array was flattened into one sound, a
+    negative temperature and seconds=-1 were accepted."""
+    eng = _engine(tiny_config, tmp_path, mode)
+    d = eng.latent_size
+    bad_latents = [(np.zeros((0, d)), "must not be empty"), (np.float32(1.0), "must be shaped"),
+                   (np.zeros((2, 3, d)), "must be shaped" if mode == "single" else "one sound's latents, got 2"),
+                   (np.full((2, d), np.nan), "NaN or infinite"),
+                   (np.full(d, np.inf), "NaN or infinite"), (np.zeros((2, d + 1)), f"must have {d} dimensions"),
+                   ("abc", "must be an array of numbers")]  # fmt: skip
+    for z, says in bad_latents:
+        with pytest.raises(VaedemoError, match=says):
+            eng.decode(z)
+    with pytest.raises(VaedemoError, match=r"must be shaped \(n, "):
+        eng.decode_many(np.zeros(d))
+    with pytest.raises(VaedemoError, match="must not be empty"):
+        eng.interpolate(np.zeros((0, d)), np.zeros((1, d)))
+    with pytest.raises(VaedemoError, match="a whole number of at least 2 steps, got 2.0"):
+        eng.interpolate(np.zeros(d), np.zeros(d), steps=2.0)
+    for kwargs, says in [({"n": 2.0}, "number of samples"), ({"n": True}, "number of samples"),
+                         ({"temperature": -1.0}, "temperature"), ({"temperature": float("nan")}, "temperature"),
+                         ({"seed": 2**64}, "seed"), ({"seed": 1.7}, "seed"), ({"seconds": float("nan")}, "seconds"),
+                         ({"seconds": -1.0}, "seconds"), ({"seconds": 0}, "seconds")]:  # fmt: skip
+        with pytest.raises(VaedemoError, match=says):
+            eng.sample(**kwargs)
+    assert eng.sample(np.int64(2), np.float32(0.5), np.uint64(3)).shape[0] == 2  # numpy numbers are numbers
+
+
+def test_an_empty_stream_chunk_leaves_the_channel_count_open(tiny_config, tmp_path):
+    """It set the stream's channel count to its own (0, or 3): every later chunk was refused until reset()."""
+    eng = _engine(tiny_config, tmp_path, "temporal", causal=True)
+    stream = eng.stream()
+    assert stream.process(np.zeros((0, 3), np.float32)).shape == (0, 3)
+    assert stream.process(np.zeros((eng.hop, 1), np.float32)).shape == (eng.hop, 1)
+    with pytest.raises(VaedemoError, match="1-D .* or 2-D"):
+        stream.process(np.zeros((0, 1, 1), np.float32))
+
+
+def test_the_streaming_module_refuses_other_channel_counts_and_latent_sizes(tiny_config, tmp_path):
+    """What nn~ loads: a stereo buffer into a mono model streamed its first channel alone, latents of 17 or 32
+    dimensions decoded their first 16 (fewer read out of bounds)."""
+    from vaedemo.nn.streaming import StreamingVAE, script
+
+    eng = _engine(tiny_config, tmp_path, "temporal", causal=True)
+    vae = script(StreamingVAE(eng.model))
+    with pytest.raises(Exception, match="a chunk must have 1 channels, got 2"):
+        vae.encode(torch.zeros(1, 2, eng.hop))
+    for size in (eng.latent_size - 1, eng.latent_size + 1):
+        with pytest.raises(Exception, match=f"latents must be \\(batch, {eng.latent_size}, frames\\)"):
+            vae.decode(torch.zeros(1, size, 2))
+    assert vae.decode(torch.zeros(1, eng.latent_size, 2)).shape == (1, 1, 2 * eng.hop)

@@ -56,13 +56,44 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (wa * a + wb * b).astype(np.float32)
 
 
+def _whole(value) -> bool:
+    """A whole number as an argument (an int or numpy integer; not a bool, a float or a string)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _number(value) -> bool:
+    """A real number as an argument (not a bool or a string)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_latents(z, size: int, ranks: tuple[int, ...]) -> np.ndarray:
+    """Latents at the numpy edge as float32, or one sentence: ``ranks`` dimensions (a vector (D,), rows (n, D), sounds
+    of frames (n, frames, D)), the last ``size`` long, none empty, every value finite (NaN decoded to NaN audio; an
+    empty array, a scalar or another rank was a traceback from deep inside, and a 3-D array was flattened into one
+    sound)."""
+    try:
+        z = np.asarray(z, np.float32)
+    except (TypeError, ValueError):
+        raise VaedemoError("latents must be an array of numbers.") from None
+    if z.ndim not in ranks:
+        shapes = " or ".join({1: "(D,)", 2: "(n, D)", 3: "(n, frames, D)"}[r] for r in ranks)
+        raise VaedemoError(f"latents must be shaped {shapes} with D = {size}, got shape {z.shape}.")
+    if z.shape[-1] != size:
+        raise VaedemoError(f"latents must have {size} dimensions, got {z.shape[-1]}.")
+    if z.size == 0:
+        raise VaedemoError(f"latents must not be empty, got shape {z.shape}.")
+    if not np.isfinite(z).all():
+        raise VaedemoError("latents contain NaN or infinite values.")
+    return z
+
+
 def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
     """``steps`` latents from a to b inclusive; temporal latents (frames, D) are interpolated frame by frame and
     cut to the shorter of the two."""
     if method not in ("slerp", "lerp"):
         raise VaedemoError(f"interpolation method must be 'slerp' or 'lerp', got '{method}'.")
-    if steps < 2:
-        raise VaedemoError(f"an interpolation needs at least 2 steps, got {steps}.")
+    if not _whole(steps) or steps < 2:
+        raise VaedemoError(f"an interpolation needs a whole number of at least 2 steps, got {steps!r}.")
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     if a.shape[-1] != b.shape[-1]:
         raise VaedemoError(f"latents of different sizes cannot be interpolated ({a.shape[-1]} vs {b.shape[-1]}).")
@@ -93,10 +124,11 @@ class Stream:
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """float32 (samples, channels) at the model rate, samples a multiple of the hop -> the same shape."""
         x = np.asarray(chunk)
-        if x.size:  # checked before it reaches the caches: one NaN there would make every later chunk NaN until reset()
-            x = as_samples(x, "a stream chunk")
-        else:  # nothing in, nothing out (as_samples refuses it as empty)
-            x = np.zeros((0, x.shape[1] if x.ndim == 2 else 1), np.float32)
+        if not x.size:  # nothing in, nothing out (as_samples refuses it as empty), and the channel count stays open
+            if x.ndim > 2:
+                raise VaedemoError(f"a stream chunk must be 1-D (samples) or 2-D (samples, channels), got {x.shape}.")
+            return np.zeros((0, x.shape[1] if x.ndim == 2 else 1), np.float32)
+        x = as_samples(x, "a stream chunk")  # before the caches: one NaN there would make every later chunk NaN
         if x.shape[0] % self.hop:
             raise VaedemoError(f"a stream chunk must hold a multiple of {self.hop} samples, got {x.shape[0]}.")
         if self._channels not in (None, x.shape[1]):
@@ -374,22 +406,25 @@ class Engine:
 
     @torch.inference_mode()
     def _decode_batches(self, z: np.ndarray, layout) -> torch.Tensor:
-        """Latents at the numpy edge -> ``layout`` (the mode's decoder layout) -> audio (B', C, T), ``batch`` rows
-        per forward."""
-        z = np.asarray(z, np.float32)
-        if z.shape[-1] != self.latent_size:
-            raise VaedemoError(f"latents must have {self.latent_size} dimensions, got {z.shape[-1]}.")
+        """Latents at the numpy edge (checked) -> ``layout`` (the mode's decoder layout) -> audio (B', C, T),
+        ``batch`` rows per forward."""
         t = self._tensor(layout(z))
         return torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        """Latents (D,), (clips, D) or (frames, D) -> float32 (samples, channels) at the model rate."""
+        """Latents (D,), (clips, D) or (frames, D) (or one sound's (1, frames, D), as :meth:`sample_latents` gives
+        it) -> float32 (samples, channels) at the model rate."""
+        z = check_latents(z, self.latent_size, (1, 2) if self.mode.per_clip else (1, 2, 3))
+        if z.ndim == 3 and z.shape[0] != 1:  # (it was flattened into one sound)
+            raise VaedemoError(f"decode takes one sound's latents, got {z.shape[0]} sounds' (decode_many decodes "
+                               "several).")  # fmt: skip
         y = self._decode_batches(z, self.mode.from_numpy)
         return self.mode.unfold(y, 1)[0].T.cpu().numpy().astype(np.float32)
 
     def decode_many(self, z: np.ndarray) -> np.ndarray:
         """The latents of n sounds, (n, D) or (n, frames, D) as :meth:`sample_latents` gives them -> float32
         (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time."""
+        z = check_latents(z, self.latent_size, (2,) if self.mode.per_clip else (3,))
         y = self._decode_batches(z, self.mode.batch_from_numpy)
         return y.transpose(1, 2).cpu().numpy().astype(np.float32)
 
@@ -398,10 +433,16 @@ class Engine:
     ) -> np.ndarray:
         """Prior latents, one sound each: (n, D) one vector per clip, (n, frames, D) a time series (``seconds``
         long, default one clip)."""
-        if n < 1:
-            raise VaedemoError(f"the number of samples must be at least 1, got {n}.")
+        if not _whole(n) or n < 1:
+            raise VaedemoError(f"the number of samples must be a whole number of at least 1, got {n!r}.")
+        if not _number(temperature) or not 0 <= temperature < math.inf:
+            raise VaedemoError(f"the temperature must be a number from 0 up, got {temperature!r}.")
+        if not _whole(seed) or not 0 <= seed < 2**64:
+            raise VaedemoError(f"the seed must be a whole number from 0 to 2**64 - 1, got {seed!r}.")
+        if seconds is not None and (not _number(seconds) or not 0 < seconds < math.inf):
+            raise VaedemoError(f"seconds must be a positive number (or None: one clip), got {seconds!r}.")
         g = torch.Generator().manual_seed(int(seed))
-        shape = self.mode.prior_shape(n, round(seconds * self.sample_rate) if seconds else None)
+        shape = self.mode.prior_shape(int(n), round(seconds * self.sample_rate) if seconds is not None else None)
         with torch.inference_mode():
             flow = use_flow and self.has_prior_flow
             z = self.model.sample_latents(shape, float(temperature), g, flow, self.device)
@@ -416,5 +457,8 @@ class Engine:
     def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 5, method: str = "slerp") -> np.ndarray:
         """Decode the path between latents a and b (as returned by ``encode`` / ``sample_latents``):
         float32 (steps, samples, channels). Inputs of several clips use their first clip."""
+        # a vector or rows (a one-vector model's clips, a time series' frames), or one sound as sample_latents gives it
+        ranks = (1, 2) if self.mode.per_clip else (1, 2, 3)
+        a, b = (check_latents(v, self.latent_size, ranks) for v in (a, b))
         path = interpolate_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), steps, method)
         return self.decode_many(path)

@@ -425,7 +425,7 @@ class StreamingEncoder(nn.Module):
     def __init__(self, model: AudioVAE):
         super().__init__()
         pqmf = model.pqmf
-        self.bands, self.hop = pqmf.bands, model.hop
+        self.bands, self.hop, self.channels = pqmf.bands, model.hop, model.channels
         ahead = pqmf.lookahead
         # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
         self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
@@ -443,6 +443,8 @@ class StreamingEncoder(nn.Module):
         b, c, n = x.shape
         if n % self.hop != 0:
             raise ValueError(f"a chunk must hold a multiple of {self.hop} samples, got {n}")
+        if c != self.channels:  # the caches' views read self.channels: another count was cut or padded silently
+            raise ValueError(f"a chunk must have {self.channels} channels, got {c}")
         h = x
         if self.bands > 1:
             h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
@@ -463,6 +465,7 @@ class StreamingDecoder(nn.Module):
         super().__init__()
         pqmf = model.pqmf
         self.bands, self.channels = pqmf.bands, model.channels
+        self.latent_size: int = model.decoder.net[0].conv.in_channels
         self.frame_delay = Delay(model.frame_delay)  # a causal decoder reads the previous frame (offline too)
         latents_delay = input_delay
         self.decoder, delay = cached_stack(model.decoder.net[:-1], input_delay)  # up to the hidden map the noise reads
@@ -499,6 +502,8 @@ class StreamingDecoder(nn.Module):
         self.synthesis.reset()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 3 or z.shape[1] != self.latent_size:  # (another size was cut or read out of bounds silently)
+            raise ValueError(f"latents must be (batch, {self.latent_size}, frames), got {list(z.shape)}")
         h = self.frame_delay(z)
         latents = h
         for layer in self.decoder:
