@@ -209,6 +209,9 @@ def test_latents_and_sampling_arguments_outside_their_contract_are_one_sentence(
         eng.interpolate(np.zeros((0, d)), np.zeros((1, d)))
     with pytest.raises(VaedemoError, match="a whole number of at least 2 steps, got 2.0"):
         eng.interpolate(np.zeros(d), np.zeros(d), steps=2.0)
+    assert eng.interpolate(np.zeros(d), np.ones(d), steps=3).shape[0] == 3  # a vector: one frame, or one clip
+    with pytest.raises(VaedemoError, match="must not be empty"):
+        eng.decode([])
     for kwargs, says in [({"n": 2.0}, "number of samples"), ({"n": True}, "number of samples"),
                          ({"temperature": -1.0}, "temperature"), ({"temperature": float("nan")}, "temperature"),
                          ({"seed": 2**64}, "seed"), ({"seed": 1.7}, "seed"), ({"seconds": float("nan")}, "seconds"),

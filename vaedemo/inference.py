@@ -78,10 +78,10 @@ def check_latents(z, size: int, ranks: tuple[int, ...]) -> np.ndarray:
     if z.ndim not in ranks:
         shapes = " or ".join({1: "(D,)", 2: "(n, D)", 3: "(n, frames, D)"}[r] for r in ranks)
         raise VaedemoError(f"latents must be shaped {shapes} with D = {size}, got shape {z.shape}.")
-    if z.shape[-1] != size:
-        raise VaedemoError(f"latents must have {size} dimensions, got {z.shape[-1]}.")
     if z.size == 0:
         raise VaedemoError(f"latents must not be empty, got shape {z.shape}.")
+    if z.shape[-1] != size:
+        raise VaedemoError(f"latents must have {size} dimensions, got {z.shape[-1]}.")
     if not np.isfinite(z).all():
         raise VaedemoError("latents contain NaN or infinite values.")
     return z
@@ -460,5 +460,7 @@ class Engine:
         # a vector or rows (a one-vector model's clips, a time series' frames), or one sound as sample_latents gives it
         ranks = (1, 2) if self.mode.per_clip else (1, 2, 3)
         a, b = (check_latents(v, self.latent_size, ranks) for v in (a, b))
+        if not self.mode.per_clip:  # a time series' vector is one frame, as decode reads it
+            a, b = (v[None] if v.ndim == 1 else v for v in (a, b))
         path = interpolate_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), steps, method)
         return self.decode_many(path)
