@@ -37,9 +37,19 @@ def check_refine_option(steps: int, flag: str = "--refine") -> None:
         raise VaedemoError(f"{flag} must be from 0 to {MAX_REFINE_STEPS} steps, got {steps}.")
 
 
+def _whole(value) -> bool:
+    """A whole number as an argument (an int or numpy integer; not a bool, a float or a string)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _number(value) -> bool:
+    """A real number as an argument (not a bool or a string)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_refine(refine) -> None:
     # a bool is an int to Python, and True would search for one step: the demo's tick box means its own step count
-    if isinstance(refine, (bool, np.bool_)) or not (isinstance(refine, (int, np.integer)) and 0 <= refine <= MAX_REFINE_STEPS):
+    if not _whole(refine) or not 0 <= refine <= MAX_REFINE_STEPS:
         raise VaedemoError(f"refine must be a whole number of steps from 0 to {MAX_REFINE_STEPS}, got {refine!r}.")
 
 
@@ -54,16 +64,6 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     wa = np.where(safe, np.sin((1 - t) * omega) / np.where(safe, so, 1.0), 1 - t)
     wb = np.where(safe, np.sin(t * omega) / np.where(safe, so, 1.0), t)
     return (wa * a + wb * b).astype(np.float32)
-
-
-def _whole(value) -> bool:
-    """A whole number as an argument (an int or numpy integer; not a bool, a float or a string)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _number(value) -> bool:
-    """A real number as an argument (not a bool or a string)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_latents(z, size: int, ranks: tuple[int, ...]) -> np.ndarray:
@@ -393,9 +393,7 @@ class Engine:
         a posteriori search (:func:`vaedemo.refine.refine_latents`): latents meant for the latent space
         (interpolation, maps) stay where the prior has mass; an unweighted search leaves it."""
         _check_refine(refine)
-        if isinstance(prior_weight, (bool, np.bool_)) or not (
-            isinstance(prior_weight, (int, float, np.integer, np.floating)) and 0 <= prior_weight < float("inf")
-        ):
+        if not _number(prior_weight) or not 0 <= prior_weight < math.inf:
             raise VaedemoError(f"prior_weight must be a number from 0 up, got {prior_weight!r}.")
         x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
         if not refine:

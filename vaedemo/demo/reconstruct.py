@@ -108,8 +108,8 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
     steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
-    hits = [eng.hits(x[:, i : i + 2], sr) for i in range(0, c_in, 2)]  # as reconstruct_channels cuts it
-    hits = None if hits[0] is None else sum(hits)
+    pair_hits = [eng.hits(x[:, i : i + 2], sr) for i in range(0, c_in, 2)]  # as reconstruct_channels cuts it
+    hits = None if pair_hits[0] is None else sum(pair_hits)
     started = time.perf_counter()
     y = reconstruct_channels(eng, x, sr, steps)
     took = time.perf_counter() - started
