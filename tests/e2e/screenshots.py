@@ -22,11 +22,24 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
+PENDING = ".progress-text, .eta-bar, .wrap.pending"
+# what is still pending, for the message of a wait that timed out: each indicator's nearest element with an id, and
+# the progress text it shows (a wait that fails says which event hung, not just that one did)
+DESCRIBE_PENDING = f"""() => [...document.querySelectorAll('{PENDING}')].map(e => {{
+    const owner = e.closest('[id]');
+    return (owner ? '#' + owner.id : e.className) + ' ' + JSON.stringify((e.innerText || '').slice(0, 80)); }})"""
+
+
 def wait_idle(page, timeout: float = 60.0) -> None:
-    """Wait until no Gradio progress indicator is shown."""
+    """Wait until no Gradio progress indicator is shown (an AssertionError naming what is still pending if one stays
+    for ``timeout`` seconds)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('.progress-text, .eta-bar, .wrap.pending')",
-                           timeout=timeout * 1000)  # fmt: skip
+    try:
+        page.wait_for_function(f"() => !document.querySelector('{PENDING}')", timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"still pending after {timeout:.0f} s: {page.evaluate(DESCRIBE_PENDING)}") from None
     page.wait_for_timeout(500)
 
 
