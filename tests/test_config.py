@@ -180,6 +180,23 @@ def test_a_config_nested_too_deeply_or_with_a_number_too_long_is_one_sentence(tm
         load_config(None, ["train.lr=" + "9" * 5000])
 
 
+def test_a_key_written_twice_is_refused_and_merge_keys_still_override(tmp_path):
+    """YAML keeps the last of two equal keys: a second ``train:`` section silently dropped the first one's settings."""
+    p = tmp_path / "twice.yaml"
+    p.write_text("train:\n  lr: 0.001\nmodel:\n  bands: 8\ntrain:\n  max_steps: 3\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml is not valid YAML \(the key 'train' is written twice in one "
+                                          r"mapping \(line 5\); YAML would keep only the last\)\.$"):  # fmt: skip
+        load_config(p)
+    with pytest.raises(ConfigError, match="^override 'train': the key 'lr' is written twice"):
+        load_config(None, ["train={lr: 0.1, lr: 0.2}"])
+    p.write_text("train:\n  <<: {lr: 0.1, seed: 3}\n  seed: 4\n")
+    values = load_config(p).train
+    assert (values.lr, values.seed) == (0.1, 4)  # what a merge key brings in is overridden, as YAML intends
+    p.write_bytes(b"train:\n  lr: \xff\n")
+    with pytest.raises(ConfigError, match="twice.yaml is not UTF-8 text.$"):
+        load_config(p)
+
+
 def test_a_value_of_shared_aliases_is_quoted_in_a_few_characters(tmp_path):
     """485 bytes of YAML aliases are 10^9 strings once the type error printed the value whole (a MemoryError after
     17 s, not a sentence)."""

@@ -209,6 +209,8 @@ def test_scores_over_draws_average_every_number_and_keep_each_draws_kid():
         (["--json", "{tmp}"], "--json {tmp} is a folder; give a file name."),
         (["--json", "{tmp}/missing/r.json"], "--json {tmp}/missing/r.json: the folder {tmp}/missing does not exist."),
         (["--out", "{tmp}/r.txt", "--json", "{tmp}/r.txt"], "--json and --out name the same file {tmp}/r.txt"),
+        (["--json", "{tmp}/b/config.json"], "--json {tmp}/b/config.json would replace a file of the model in {tmp}/b;"),
+        (["--out", "{tmp}/b/README.md"], "--out {tmp}/b/README.md would replace a file of the model in {tmp}/b;"),
     ],
 )  # fmt: skip
 def test_odd_arguments_and_outputs_are_one_sentence_before_any_work(tiny_config, drum_folder, tmp_path, capsys, extra,
@@ -222,6 +224,7 @@ def test_odd_arguments_and_outputs_are_one_sentence_before_any_work(tiny_config,
     err = capsys.readouterr().err
     assert err.startswith("error: " + message.replace("{tmp}", str(tmp_path))) and err.count("\n") == 1
     assert not (tmp_path / "r.txt").exists()
+    assert json.loads((path / "config.json").read_text())["format"] == "vaedemo-bundle"  # the bundle is untouched
 
 
 def test_a_short_clip_gives_no_nan_and_a_folder_used_whole_shows_its_level(tiny_config, drum_folder, tmp_path):

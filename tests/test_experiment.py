@@ -55,6 +55,7 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
     [
         ("base: x.yaml\nvariantz: {}\n", "unknown key 'variantz'"),
         ("base: [x.yaml\n", "is not valid YAML"),
+        ("base: x.yaml\nvariants: {a: []}\nvariants: {b: []}\n", "the key 'variants' is written twice .*line 3"),
         ("- base\n", "must map the keys base, description, evaluate, run_root, shared, variants to their values"),
         ("base: x.yaml\n", "needs a 'variants' entry"),
         # the evaluation's options are read before the first variant trains, not after it

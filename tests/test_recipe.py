@@ -215,6 +215,9 @@ def test_a_recipe_without_targets_shows_and_runs_every_step(tmp_path, capsys):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("steps: {a: {config: BASE}", "{path} is not valid YAML (while parsing a flow mapping)."),
+    # YAML keeps the last of two equal keys: the first step named "a" was never run, without a word
+    ("steps:\n  a: {config: BASE}\n  b: {resume: a}\n  a: {config: BASE}\n",
+     "{path} is not valid YAML (the key 'a' is written twice in one mapping (line 4); YAML would keep only the last)."),
     ("data: [x]\nsteps: {a: {config: BASE}}", "'data' in {path} must map each data folder to the command line that makes it."),
     ("data: {data/x: [python, x, data/x]}\nsteps: {a: {config: BASE}}",
      "'data' in {path} must map each data folder to the command line that makes it."),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import VaedemoError
+from .hub import BUNDLE_FILES, OPTIONAL_FILES
 
 USER_ERROR = 2  # exit status for everything a user can get wrong (bad config, audio, bundle, data)
 
@@ -93,6 +94,15 @@ def check_outputs(**paths: str | None) -> None:
             raise VaedemoError(f"{name} {path}: the folder {parent} does not exist.")
         if not os.access(parent, os.W_OK):
             raise VaedemoError(f"{name} {path}: the folder {parent} is not writable.")
+        if _a_models_own_file(p):
+            raise VaedemoError(f"{name} {path} would replace a file of the model in {parent}; write it elsewhere.")
+
+
+def _a_models_own_file(path: Path) -> bool:
+    """Whether ``path`` names one of a bundle's own files (its config, card or training-set summary) in a folder that
+    holds model weights: ``evaluate --json BUNDLE/config.json`` replaced the bundle's config with the evaluation's, and
+    the model could not be loaded again."""
+    return path.name in BUNDLE_FILES + OPTIONAL_FILES and (path.parent / "model.safetensors").exists()
 
 
 def json_safe(data):

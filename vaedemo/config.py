@@ -27,6 +27,7 @@ import yaml
 from .cli import write_outputs
 from .errors import ConfigError
 from .typed import build_dataclass, merge_dicts, shown
+from .yamlfile import DuplicateKeyError, loads, read_yaml
 
 LATENT_MODES = ("temporal", "single", "twostage")
 UPSAMPLINGS = ("transposed", "resize")  # model.upsampling
@@ -271,7 +272,9 @@ def _apply_override(tree: dict, item: str) -> None:
         raise ConfigError(f"override '{item}' must look like key.subkey=value.")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = loads(raw) if raw.strip() else ""
+    except DuplicateKeyError as e:
+        raise ConfigError(f"override {shown(key.strip())}: {e}.") from None
     except yaml.YAMLError:
         value = raw
     except RecursionError:
@@ -362,14 +365,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {source} does not exist.")
-        try:
-            values = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{source} is not valid YAML ({str(e).splitlines()[0]}).") from None
-        except RecursionError:
-            raise ConfigError(f"{source} is nested too deeply to read.") from None
-        except ValueError:  # an integer of more digits than Python converts (4300)
-            raise ConfigError(f"{source} holds a number too long to read.") from None
+        values = read_yaml(p, source) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
     for item in overrides or []:

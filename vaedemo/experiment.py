@@ -24,10 +24,9 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from .cli import user_errors
 from .errors import ConfigError
+from .yamlfile import read_yaml
 
 KEYS = {"base", "run_root", "shared", "evaluate", "variants", "description"}
 
@@ -35,10 +34,7 @@ KEYS = {"base", "run_root", "shared", "evaluate", "variants", "description"}
 def read_ablation(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"ablation file {path} does not exist.")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid YAML ({str(e).splitlines()[0]}).") from None
+    doc = read_yaml(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path} must map the keys {', '.join(sorted(KEYS))} to their values.")
     unknown = set(doc) - KEYS

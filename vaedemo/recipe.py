@@ -48,10 +48,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .cli import user_errors
 from .errors import ConfigError, DataError, VaedemoError
+from .yamlfile import read_yaml
 
 KEYS = {"runs", "data", "targets", "steps", "description"}
 STEP_KEYS = {"config", "resume", "set"}
@@ -249,10 +248,7 @@ def _scaled(key: str, value: int) -> int:
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist.")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid YAML ({str(e).splitlines()[0]}).") from None
+    doc = read_yaml(path) or {}
     if not isinstance(doc, dict) or set(doc) - KEYS:
         raise ConfigError(f"{path} may only have the keys {', '.join(sorted(KEYS))}.")
     _check_shape(doc, path)
