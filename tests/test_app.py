@@ -516,6 +516,17 @@ def test_the_page_builds_with_named_api_endpoints(state):
     assert len(inputs) >= 5 and {b.type for b in inputs} == {"filepath"}
 
 
+def test_a_fresh_page_sends_one_queued_event_at_a_time(state):
+    """Two queued events sent at once when a page opens raced Gradio's event stream: the server closed the stream after
+    the first one's result just as the second was accepted, the page (Gradio 6.31) did not open it again, and the
+    second's outputs stayed pending for good (a CI run's fresh page waited 60 s). What runs at load is one chain."""
+    blocks = build_demo(state)
+    at_load = [fn for fn in blocks.fns.values() if any(event == "load" for _, event in fn.targets)]
+    assert [fn.name for fn in at_load] == ["apply"] and at_load[0].queue  # the link's settings first
+    after = [fn.name for fn in blocks.fns.values() if fn.trigger_after == at_load[0]._id]
+    assert after == ["on_model"]  # then the chosen model's card, prior switch and examples
+
+
 def test_spectrogram_display_is_small_for_long_audio():
     s = plots.display_spectrogram(noise(60 * SR, 2), SR)
     assert s.db.shape[0] == 64 and 300 < s.db.shape[1] <= 400 and s.db.dtype == np.int8

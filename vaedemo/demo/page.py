@@ -108,8 +108,9 @@ def build_demo(state: DemoState) -> gr.Blocks:
             interp_out, interp_cleared = interpolate_tab.build(state, model)
             latent_map_tab.build(state, model)
             live_tab.build(state)
-        share.build(state, model, tabs, sample_controls["seed"], sample_controls["temperature"], demo, header,
-                    sample_tab.MAX_SEED, sample_tab.MAX_TEMPERATURE)  # the state in the URL, the link button  # fmt: skip
+        # the state in the URL, the link button
+        loaded = share.build(state, model, tabs, sample_controls["seed"], sample_controls["temperature"], demo, header,
+                             sample_tab.MAX_SEED, sample_tab.MAX_TEMPERATURE)  # fmt: skip
         with gr.Accordion("Model card: config, parameters per module, training data, metrics", open=False,
                           elem_id="model-card"):  # fmt: skip
             card_md = gr.Markdown(card)
@@ -121,8 +122,13 @@ def build_demo(state: DemoState) -> gr.Blocks:
             return [s, c, gr.update(value=flow, interactive=flow), *labels,
                     *reconstruct_tab.example_visibility(state, m)]  # fmt: skip
 
-        gr.on([model.change, demo.load], on_model, model, [info, card_md, use_flow, *dirs, *rec_examples],
-              concurrency_limit=None, api_visibility="private")  # one model load at a time: the "model-load" pool  # fmt: skip
+        # one model load at a time: the "model-load" pool. On a fresh page it follows the link's settings rather than
+        # running beside them: with two queued events at load, the server could close the page's event stream after the
+        # first one's result just as the second was accepted, and Gradio's page (6.31) never reopened it: the second's
+        # outputs stayed pending for good (seen once in CI; reproduced with delayed messages)
+        model_outputs = [info, card_md, use_flow, *dirs, *rec_examples]
+        model.change(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private")
+        loaded.then(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private")
         # another model's results are cleared (their sounds and figures came from the model that was chosen before),
         # and so are those of requests still running on it when they finish (vaedemo.demo.chosen)
         results = rec_out + sample_out + interp_out

@@ -70,8 +70,9 @@ def read_query(query: Mapping[str, str], models: list[str], max_seed: int, max_t
 
 
 def build(state: DemoState, model: gr.Dropdown, tabs: gr.Tabs, seed: gr.Slider, temperature: gr.Slider,
-          demo: gr.Blocks, header: gr.Row, max_seed: int, max_temperature: float) -> None:  # fmt: skip
-    """The link button (in the header row), the box that shows the link, and the query applied when the page opens."""
+          demo: gr.Blocks, header: gr.Row, max_seed: int, max_temperature: float):  # fmt: skip
+    """The link button (in the header row), the box that shows the link, and the query applied when the page opens
+    (returns that load event, for what must follow it)."""
     with header:
         link_btn = gr.Button("Link to this view", size="sm", scale=0, min_width=150, elem_id="share-btn")
         link_box = gr.Textbox(visible="hidden", elem_id="share-link")  # the link, written by LINK_JS
@@ -88,9 +89,10 @@ def build(state: DemoState, model: gr.Dropdown, tabs: gr.Tabs, seed: gr.Slider, 
                 gr.update(value=settings["temperature"]) if "temperature" in settings else gr.update())  # fmt: skip
 
     # queued (its message travels with the queue's events), with no limit: it computes nothing
-    demo.load(apply, None, [model, tabs, seed, temperature], api_visibility="private", concurrency_limit=None)
+    loaded = demo.load(apply, None, [model, tabs, seed, temperature], api_visibility="private", concurrency_limit=None)
     link_btn.click(None, [model, seed, temperature], link_box, js=LINK_JS, api_visibility="private").then(
         show_link, link_box, None, api_visibility="private", concurrency_limit=None)  # fmt: skip
+    return loaded
 
 
 def show_link(url: str) -> None:
