@@ -624,6 +624,23 @@ def test_gate_limits_each_client_and_the_server():
     assert gate.in_flight() == 0
 
 
+def test_a_request_that_fails_inside_the_gate_gives_its_place_back():
+    """A handler's error (a refused input, a failed reconstruction) leaves the gate as a finished request does; kept
+    counted, a client that failed per_client times was refused for good."""
+    from types import SimpleNamespace
+
+    from vaedemo.demo.guard import Gate
+
+    gate = Gate(concurrency=1, per_client=2, max_waiting=1)
+    a = SimpleNamespace(client=SimpleNamespace(host="10.0.0.1"), session_hash="s")
+    for _ in range(3):
+        with pytest.raises(VaedemoError, match="not audio"), gate(a):
+            raise VaedemoError("the file is not audio.")
+    assert gate.in_flight() == 0
+    with gate(a):
+        assert gate.in_flight("ip:10.0.0.1") == 1
+
+
 def test_logins_from_the_command_line_and_the_environment():
     from vaedemo.demo.guard import parse_auth
 

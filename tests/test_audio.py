@@ -59,6 +59,15 @@ def test_resample_and_channels(tmp_path):
     assert np.array_equal(to_channels(_sine(10), 2)[:, 0], to_channels(_sine(10), 2)[:, 1])
 
 
+def test_a_stereo_downmix_puts_the_odd_channels_left_and_the_even_right():
+    """The odd channels (1, 3, 5, counted from 1) are averaged into the left, the even ones into the right, as the
+    downmix promises; swapped, every multichannel file came out mirrored."""
+    six = np.random.default_rng(0).standard_normal((100, 6)).astype(np.float32)
+    stereo = to_channels(six, 2)
+    np.testing.assert_allclose(stereo[:, 0], six[:, [0, 2, 4]].mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(stereo[:, 1], six[:, [1, 3, 5]].mean(axis=1), atol=1e-6)
+
+
 def test_save_round_trip(tmp_path):
     x = _sine(1000, 2)
     p = save_audio(tmp_path / "o.wav", x, SR, subtype="FLOAT")
@@ -117,3 +126,12 @@ def test_check_audio_arrays():
         check_audio(np.array([0.0, np.inf]), SR)
     with pytest.raises(AudioError, match="channels"):
         check_audio(np.zeros((100, 40)), SR)
+
+
+def test_a_short_multichannel_sound_keeps_its_samples_by_channels_layout():
+    """An array reads as (channels, samples) given by mistake only when its second axis is longer than any channel
+    count and its first could be one; a sound of fewer samples than channels is (samples, channels) as given
+    (transposed, a single stereo frame became two mono samples, three frames of five channels five of three)."""
+    for shape in ((1, 2), (3, 5), (16, 16)):
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        assert np.array_equal(check_audio(x, SR), x)

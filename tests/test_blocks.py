@@ -37,6 +37,23 @@ def test_a_block_of_rows_is_the_block_of_its_map(name, causal):
         assert torch.allclose(got, want, atol=1e-10, rtol=0)
 
 
+def test_a_causal_conv_up_reads_no_frame_ahead_of_its_output():
+    """Output sample m of a causal ConvUp (ratio r) mixes input frames m // r - 1 and m // r: a change of frame t
+    moves samples t * r to (t + 2) * r - 1 and none before (cropped a sample early, sample t * r - 1 read frame t: a
+    causal decoder looked ahead)."""
+    torch.manual_seed(0)
+    r, frames = 4, 16
+    block = ConvUp(6, 3, r, causal=True).double()
+    x = torch.randn(2, 6, frames, dtype=torch.float64)
+    with torch.no_grad():
+        for t in (5, 0, frames - 1):
+            moved = x.clone()
+            moved[..., t] += 1.0
+            changed = (block(moved) - block(x)).abs().amax(dim=(0, 1)) > 1e-12
+            assert not changed[: t * r].any()
+            assert torch.nonzero(changed).flatten().tolist() == list(range(t * r, min(frames, t + 2) * r))
+
+
 def agree(unit, x):
     with torch.inference_mode():
         assert torch.allclose(from_rows(unit(to_rows(x))), unit(x), atol=1e-5, rtol=1e-5)

@@ -324,6 +324,7 @@ def test_a_card_in_another_encoding_loads_and_an_oversized_one_is_refused(bundle
     [
         ({"format_version": [1]}, "format_version that is not a whole number: \\[1\\]"),
         ({"format_version": "2"}, "format_version that is not a whole number: 2"),
+        ({"format_version": True}, "format_version that is not a whole number: True"),  # JSON's true, not 1
         ({"format_version": 1, "config": {"model": [1]}}, "has a config.model that is not a mapping"),
         ({"format_version": 1, "config": {"data": ["sample_rate"]}}, "has a config.data that is not a mapping"),
         ({"format_version": 1, "config": {"train": "warmup_steps"}}, "has a config.train that is not a mapping"),
@@ -476,8 +477,11 @@ def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, t
     with pytest.raises(CheckpointError, match=r"holds .git and 1 more besides the bundle's files"):
         save_bundle(model, path, {"name": "again"})
     assert (path / ".git").is_dir() and vaedemo.load(path).meta["name"] == "tiny"
+    (path / ".gitattributes").unlink()  # one foreign entry alone is refused as well
+    with pytest.raises(CheckpointError, match=r"holds .git besides the bundle's files"):
+        save_bundle(model, path, {"name": "again"})
+    assert (path / ".git").is_dir() and vaedemo.load(path).meta["name"] == "tiny"
     shutil.rmtree(path / ".git")
-    (path / ".gitattributes").unlink()
     (path / ".summary.json.x1y2").write_text("")  # a killed summary's aside: this project's own, replaced with the rest
     save_bundle(model, path, {"name": "again"})  # a bundle (with a summary or not) is replaced as before
     assert vaedemo.load(path).meta["name"] == "again" and not (path / ".summary.json.x1y2").exists()

@@ -77,8 +77,10 @@ def test_bands_power_of_two():
     ("train.grad_clip=-1", r"train.grad_clip must not be negative \(0 or null: no clipping\), got -1.0"),
     ("train.beta=-1", "train.beta must not be negative, got -1.0"),
     ("data.max_files=0", r"data.max_files must be positive \(or null: all\), got 0"),
+    ("data.val_fraction=1", r"data.val_fraction must be in \[0, 1\), got 1.0"),  # nothing left to train on
     ("trainer.precision=16-true", "trainer.precision must be one of 32-true, .*, got '16-true'"),
     ("model.kernel_size=-1", "model.kernel_size must be odd and positive, got -1"),
+    ("model.kernel_size=4", "model.kernel_size must be odd and positive, got 4"),  # an even kernel has no centre
     ("model.dilations=[1, 0, 9]", r"model.dilations must be positive, got \[1, 0, 9\]"),
     ("model.flow_hidden=-5", "model.single_channels and model.flow_hidden must be positive"),
     ("model.flow_scale_bound=.nan", r"model.flow_scale_bound must be in \(0, 20\], got nan"),

@@ -41,6 +41,18 @@ def test_stereo_model_keeps_stereo(tiny_config, tmp_path):
     assert eng.sample(2, seed=1).shape == (2, 2048, 2)
 
 
+def test_an_odd_last_channel_through_a_stereo_model_comes_back_as_its_pair_alone(tiny_config, tmp_path):
+    """Channels go through a stereo model in pairs; a fifth channel goes as a pair of itself, and comes back as the
+    mean of that pair's two outputs: what the channel reconstructs to alone (it came back as the pair's left only)."""
+    eng = _engine(tiny_config, tmp_path, "single", channels=2)
+    x = np.random.default_rng(0).standard_normal((3000, 5)).astype(np.float32) * 0.1
+    pair = eng.reconstruct(np.repeat(x[:, 4:], 2, axis=1), 16000)
+    assert np.abs(pair[:, 0] - pair[:, 1]).max() > 1e-3  # the model's two outputs differ
+    y = eng.reconstruct(x, 16000)
+    np.testing.assert_allclose(y[:, 4], pair.mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(y[:, :2], eng.reconstruct(x[:, :2], 16000), atol=1e-5)  # the pairs before, as pairs
+
+
 @pytest.mark.parametrize("causal,upsampling", [(False, "transposed"), (True, "transposed"), (False, "resize")])
 def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal, upsampling):
     """Chunked reconstruction equals the whole signal through the model; a causal model's lag is shifted back."""
@@ -54,6 +66,22 @@ def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal, upsampling
         padded = torch.from_numpy(np.pad(x, ((0, lag), (0, 0))).T[None].copy())
         whole = eng.model(padded, sample=False).audio[0].numpy().T[lag : lag + len(x)]
     assert chunked.shape == x.shape and np.allclose(chunked, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [22050, 48000])
+def test_audio_at_another_rate_comes_back_at_that_rate(tiny_config, tmp_path, rate):
+    """The reconstruction of the same sound given at another rate is the model-rate reconstruction at that rate
+    (it came back at the model's rate, padded with silence to the input's length: sped up and pitched up)."""
+    from vaedemo.audio import resample
+
+    eng = _engine(tiny_config, tmp_path, "temporal", flows=0)
+    sr = eng.sample_rate
+    t = np.arange(8000) / sr
+    x = sum(a * np.sin(2 * np.pi * f * t + a) for a, f in ((0.3, 440), (0.2, 1234), (0.1, 3000)))[:, None]
+    x = x.astype(np.float32)  # well below either rate's Nyquist: resampling it there and back keeps it
+    at_rate = eng.reconstruct(resample(x, sr, rate), rate)
+    assert at_rate.shape == (len(x) * rate // sr, 1)
+    np.testing.assert_allclose(at_rate, resample(eng.reconstruct(x, sr), sr, rate), atol=1e-4)
 
 
 def test_sample_is_deterministic_per_seed(tiny_config, tmp_path):

@@ -34,6 +34,14 @@ def test_identical_signals_give_zero_and_a_gain_of_two_gives_ln2():
     assert mel(x, 2 * x).item() == pytest.approx(math.log(2), rel=1e-3)
 
 
+def test_the_stft_distance_is_relative_to_the_target():
+    """Of an estimate at twice the target's gain, per FFT size: |2S - S| / |S| = 1 plus |ln 2S - ln S| = ln 2. It is
+    one-sided: target and estimate swapped, the linear term is relative to the estimate, |S - 2S| / |2S| = 0.5."""
+    sizes = [2048, 512, 128]
+    x = noise()
+    assert MultiScaleSTFT(sizes)(x, 2 * x).item() == pytest.approx(len(sizes) * (1 + math.log(2)), rel=1e-3)
+
+
 def test_low_frequencies_weigh_more_than_in_the_linear_stft_loss():
     x = noise(1)
     low, high = band_stop(x, 0, 700), band_stop(x, 15000, 15700)  # the same 700 Hz width removed

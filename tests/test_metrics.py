@@ -261,6 +261,15 @@ def test_frechet_distance_is_zero_on_itself_and_grows_with_the_shift():
     assert same < 0.5 * near
 
 
+def test_frechet_distance_of_a_change_of_spread_alone_is_its_known_value():
+    """N(0, I) against N(0, 4 I) in d dimensions: tr(I + 4 I - 2 sqrt(I 4 I)) = 5d - 4d = d. The distance depends on
+    the product of both covariances (the reference's covariance squared instead gave 3d)."""
+    d = 8
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((8000, d)), 2 * rng.standard_normal((8000, d))
+    assert M.frechet_distance(a, b, standardise_features=False) == pytest.approx(d, rel=0.1)
+
+
 def test_kid_is_zero_within_noise_for_one_distribution_and_grows_with_the_shift():
     a = _gauss(400, 16, 0.0, 0)
     mean_same, std_same = M.kid(a, _gauss(400, 16, 0.0, 1), subsets=50, subset_size=200)

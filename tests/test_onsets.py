@@ -34,6 +34,15 @@ def test_onsets_of_a_click_track_are_found_within_a_hop():
     assert np.all(hits <= np.array(times) + 1e-9)  # never after the attack
 
 
+def test_each_onset_lies_a_margin_before_its_attack():
+    """The cut lies half a hop before the centre of the frame where the flux peaks, so that the attack is never
+    clipped; without that half hop the cuts fell 0.2-0.4 ms before the clicks, still 'never after' them."""
+    sr, times = 44100, [0.25, 0.6, 0.9, 1.4, 1.45, 2.0]
+    found = detect_onsets(clicks(sr, times, 2.5), sr)[1:]
+    assert len(found) == len(times)
+    assert np.all(np.array(times) - found / sr >= 0.001)  # 3.1-7.5 ms here (half a hop: 2.9 ms)
+
+
 @pytest.mark.parametrize("sr", [11025, 16000, 22050, 48000])
 def test_hits_50_ms_apart_are_found_at_other_sample_rates(sr):
     """The STFT spans about the same time at every rate (at 16 kHz a 1024-sample window is 64 ms: hits 50 ms apart
