@@ -516,15 +516,24 @@ def test_the_page_builds_with_named_api_endpoints(state):
     assert len(inputs) >= 5 and {b.type for b in inputs} == {"filepath"}
 
 
-def test_a_fresh_page_sends_one_queued_event_at_a_time(state):
-    """Two queued events sent at once when a page opens raced Gradio's event stream: the server closed the stream after
-    the first one's result just as the second was accepted, the page (Gradio 6.31) did not open it again, and the
-    second's outputs stayed pending for good (a CI run's fresh page waited 60 s). What runs at load is one chain."""
+def test_a_fresh_page_and_a_change_of_model_send_one_queued_event_at_a_time(state):
+    """Two queued events sent at once raced Gradio's event stream: the server closed the stream after the first one's
+    result just as the second was accepted, the page (Gradio 6.31) did not open it again, and the second's outputs
+    stayed pending for good (a CI run's fresh page waited 60 s). What runs at load, and what a change of model sets
+    off, are one chain each."""
     blocks = build_demo(state)
-    at_load = [fn for fn in blocks.fns.values() if any(event == "load" for _, event in fn.targets)]
+    fns = list(blocks.fns.values())
+    at_load = [fn for fn in fns if any(event == "load" for _, event in fn.targets)]
     assert [fn.name for fn in at_load] == ["apply"] and at_load[0].queue  # the link's settings first
-    after = [fn.name for fn in blocks.fns.values() if fn.trigger_after == at_load[0]._id]
-    assert after == ["on_model"]  # then the chosen model's card, prior switch and examples
+    assert [fn.name for fn in fns if fn.trigger_after == at_load[0]._id] == ["on_model"]  # then the model's card
+    picker = next(b._id for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "model-picker")
+    on_change = [fn for fn in fns if (picker, "change") in fn.targets and fn.queue]
+    assert [fn.name for fn in on_change] == ["on_model"]  # (the results are cleared outside the queue)
+    chain, fn = [], on_change[0]
+    while fn is not None:
+        chain.append(fn.name)
+        fn = next((f for f in fns if f.trigger_after == fn._id), None)
+    assert chain == ["on_model", "another_model", "ui_map_on_screen"]  # the map follows the model once it is loaded
 
 
 def test_spectrogram_display_is_small_for_long_audio():

@@ -10,11 +10,13 @@ plane (see :func:`density_slice`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.events import Dependency
 
 import vaedemo.demo.training_set as training_set  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
@@ -288,9 +290,10 @@ def _no_map():
     return themed(plots.empty_figure("Press 'Draw the map'", MAP_HEIGHT))
 
 
-def build(state: DemoState, model: gr.Dropdown) -> None:
+def build(state: DemoState, model: gr.Dropdown) -> Callable[[Dependency], None]:
     """The tab: the sounds and their colouring, the map (drawn on demand, when the tab opens, by hand or by a link,
-    and again for another model while the tab is on screen) with its caption, the selected point."""
+    and again for another model while the tab is on screen) with its caption, the selected point. Returns what wires
+    the map's answer to a change of model after the event that loads the model (see :func:`follow`)."""
     with gr.Tab(TAB_LABEL, id="map") as map_tab:
         choices = source_choices(state, None)
         with gr.Row(equal_height=True):
@@ -335,9 +338,15 @@ def build(state: DemoState, model: gr.Dropdown) -> None:
     def ui_map_on_screen(request: gr.Request, f, c, m, shown_now):  # ui_map is gated: the request comes first
         return ui_map(request, f, c, m) if shown_now else _unchanged(map_args["outputs"])
 
-    model.change(another_model, model, [map_fig, point, point_audio, point_fig, map_caption, source],
-                 api_visibility="private").then(ui_map_on_screen, [source, colour, model, on_screen],
-                                                map_args["outputs"], js=ON_SCREEN_JS, **UI)  # fmt: skip
+    def follow(model_loaded: Dependency) -> None:
+        """After the chosen model is loaded (not beside it: the sounds offered are its own, those of an hf:// model's
+        training set included, which are known once it is loaded; and one queued event at a time, see page.py), the
+        map of the model before is cleared, and redrawn for the new one while the tab is on screen."""
+        model_loaded.then(another_model, model, [map_fig, point, point_audio, point_fig, map_caption, source],
+                          api_visibility="private").then(ui_map_on_screen, [source, colour, model, on_screen],
+                                                         map_args["outputs"], js=ON_SCREEN_JS, **UI)  # fmt: skip
+
+    return follow
 
 
 def _unchanged(outputs: list) -> tuple:

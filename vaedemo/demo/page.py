@@ -106,7 +106,7 @@ def build_demo(state: DemoState) -> gr.Blocks:
             rec_out, rec_examples = reconstruct_tab.build(state, model)
             use_flow, dirs, sample_out, sample_cleared, sample_controls = sample_tab.build(state, model, has_flow)
             interp_out, interp_cleared = interpolate_tab.build(state, model)
-            latent_map_tab.build(state, model)
+            map_follows = latent_map_tab.build(state, model)
             live_tab.build(state)
         # the state in the URL, the link button
         loaded = share.build(state, model, tabs, sample_controls["seed"], sample_controls["temperature"], demo, header,
@@ -127,7 +127,7 @@ def build_demo(state: DemoState) -> gr.Blocks:
         # first one's result just as the second was accepted, and Gradio's page (6.31) never reopened it: the second's
         # outputs stayed pending for good (seen once in CI; reproduced with delayed messages)
         model_outputs = [info, card_md, use_flow, *dirs, *rec_examples]
-        model.change(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private")
+        map_follows(model.change(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private"))
         loaded.then(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private")
         # another model's results are cleared (their sounds and figures came from the model that was chosen before),
         # and so are those of requests still running on it when they finish (vaedemo.demo.chosen)
