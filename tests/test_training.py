@@ -107,6 +107,21 @@ def test_a_decoder_fine_tune_on_posterior_means_keeps_the_encoder_and_its_latent
     assert len(set(dec)) == 4, "the decoder trains every step"
 
 
+def test_a_decoder_fine_tune_on_posterior_means_leaves_the_posterior_flow_as_it_is(tiny_config):
+    """train.decode_posterior_mean freezes the encoder and the posterior: the posterior flow, between the encoder and
+    the mean, got the reconstruction's gradient (with no KL holding it to the prior), so every clip's latent moved
+    away from the prior the model samples from."""
+    torch.manual_seed(0)
+    cfg = tiny_config("single", flows=2, train__decode_posterior_mean=True)
+    module = VAEModule(cfg)
+    out = module.forward_for_training(0.3 * torch.randn(2, 1, cfg.model.clip_length), "vae")
+    module.generator_loss(out, "vae", 0)[0].backward()
+    grads = {n: p.grad for n, p in module.vae.named_parameters()}
+    assert all(g is None for n, g in grads.items() if n.startswith(("encoder.", "latent.posterior_flow.")))
+    assert any(n.startswith("latent.posterior_flow.") for n in grads)
+    assert all(g is not None for n, g in grads.items() if n.startswith("decoder."))
+
+
 def test_an_encoder_fine_tune_keeps_the_decoder_and_trains_the_encoder_on_the_means_it_decodes(tiny_config, tmp_path):
     """train.freeze_decoder: the decoder never moves while the encoder trains; the step decodes the posterior mean
     (deterministic reconstruction) and its loss keeps the posterior's KL."""

@@ -281,6 +281,21 @@ def test_a_decoding_side_fine_tune_keeps_every_vector_and_the_prior(drum_folder,
         load_config(None, decoding + ["train.freeze_prior=true"])
 
 
+def test_a_frozen_side_trains_in_evaluation_mode_so_each_clip_keeps_the_vector_inference_gives(drum_folder, tmp_path,
+                                                                                                  backbone):  # fmt: skip
+    """train.freeze_encoder (the encoding side frozen): Lightning's train() left the encoder head's dropout on, so the
+    decoding side learned from vectors that inference never encodes; train.freeze_decoder: the decoding side's."""
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
+        "model.head_dropout=0.5", "train.mel_sizes=[256, 128]", "train.decoder_loss_target=audio"]  # fmt: skip
+    for frozen, still, learning in (("freeze_decoder", "decoder", "encoder"), ("freeze_encoder", "encoder", "decoder")):
+        cfg = load_config(None, overrides + [f"train.{frozen}=true"])
+        module = TwoStageModule(cfg, build_two_stage(cfg)[0]).train()
+        assert not getattr(module.vae, still).training and getattr(module.vae, learning).training
+    vae = module.vae  # the encoding side frozen: each clip's posterior statistics the same in every step
+    stats = torch.randn(4, 2 * vae.cfg.trajectory_size, vae.mode.frames_per_clip)
+    assert torch.equal(vae.encoder.head(stats), vae.encoder.head(stats))
+
+
 def test_a_decoder_of_its_own_may_add_relative_noise_that_the_backbone_lacks(drum_folder, tmp_path, backbone):
     """A two-stage config that fine-tunes its decoder may give it a branch the backbone lacks (its keys then come from
     the config, its weights start fresh and get the audio loss's gradient); a frozen backbone decoder cannot."""

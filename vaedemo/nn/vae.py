@@ -172,9 +172,10 @@ class AudioVAE(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
             stats = self.encoder(bands_in)
         if sample:
-            z, kl = self.latent.kl(stats, frozen_posterior=freeze_encoder)
+            z, kl = self.latent.kl(stats, frozen_posterior=freeze_encoder)  # (the prior flow still learns from the KL)
         else:
-            z = self.latent.posterior_mean(stats)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):  # the posterior flow's too
+                z = self.latent.posterior_mean(stats)
             kl = z.new_zeros(z.shape[0])
         h = self.decoder.head(self._delayed(z, self.frame_delay))
         conv_bands, followers = self.decoder.parts(h, offset // self.cfg.bands)
