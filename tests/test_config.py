@@ -194,6 +194,16 @@ def test_a_key_written_twice_is_refused_and_merge_keys_still_override(tmp_path):
     p.write_text("train:\n  <<: {lr: 0.1, seed: 3}\n  seed: 4\n")
     values = load_config(p).train
     assert (values.lr, values.seed) == (0.1, 4)  # what a merge key brings in is overridden, as YAML intends
+    # a merge of a mapping that itself merges and overrides (flattened in place before its own turn came)
+    p.write_text("name: x\ndata:\n  augment: &aug\n    <<: {gain_db: 3.0, rate: 0.1}\n    rate: 0.2\n"
+                 "trainer:\n  accelerator: cpu\n  <<: {}\ntrain: {}\nmodel: {}\n")  # fmt: skip
+    assert load_config(p).data.augment.rate == 0.2
+    import yaml
+
+    from vaedemo.yamlfile import loads
+
+    for text in ("a: &a {x: 1}\nb:\n  inner: &m\n    <<: *a\n    x: 2\nc:\n  <<: *m\n", "=: 1\n"):
+        assert loads(text) == yaml.safe_load(text)  # read as YAML reads them
     p.write_bytes(b"train:\n  lr: \xff\n")
     with pytest.raises(ConfigError, match="twice.yaml is not UTF-8 text.$"):
         load_config(p)

@@ -23,22 +23,32 @@ class DuplicateKeyError(yaml.YAMLError):
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a mapping with a key written twice."""
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:  # before merge keys are flattened in: what the file itself writes twice
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    duplicate = key in seen
-                except TypeError:  # an unhashable key: SafeLoader refuses it itself, with its own message
-                    continue
-                if duplicate:
-                    raise DuplicateKeyError(f"the key {str(key)[:80]!r} is written twice in one mapping (line "
-                                            f"{key_node.start_mark.line + 1}); YAML would keep only the last")  # fmt: skip
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+    def flatten_mapping(self, node):
+        # Checked here, before the merge keys' pairs are put in front of the node's own (in place, once per node: an
+        # anchored mapping merged elsewhere before it is built itself is flattened then), so that what a merge brings
+        # in and the node overrides never reads as a key written twice.
+        checked = self.__dict__.setdefault("_checked_nodes", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            self._refuse_duplicate_keys(node)
+        super().flatten_mapping(node)
+
+    def _refuse_duplicate_keys(self, node) -> None:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key_node.tag == "tag:yaml.org,2002:value":  # a bare "=": a string, as flatten_mapping makes it
+                key_node.tag = "tag:yaml.org,2002:str"
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeLoader refuses it itself, with its own message
+                continue
+            if duplicate:
+                raise DuplicateKeyError(f"the key {str(key)[:80]!r} is written twice in one mapping (line "
+                                        f"{key_node.start_mark.line + 1}); YAML would keep only the last")  # fmt: skip
+            seen.add(key)
 
 
 def loads(text: str) -> Any:
