@@ -72,15 +72,20 @@ AB_TOGGLE = """
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
 
 
+def channel_pairs(channels: int) -> list[slice]:
+    """The groups of an input's channels that go through the model together: two at a time."""
+    return [slice(i, i + 2) for i in range(0, channels, 2)]
+
+
 def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> np.ndarray:
     """Engine.reconstruct of any channel count, two channels at a time: memory grows with the length and the channel
     count of the input, but the model never sees more than a stereo input's worth at once."""
     if x.shape[1] <= 2:
         return eng.reconstruct(x, sr, refine)
     y = np.empty_like(x)
-    for i in range(0, x.shape[1], 2):
-        part = eng.reconstruct(x[:, i : i + 2], sr, refine)
-        y[:, i : i + 2] = part if part.shape[1] == min(2, x.shape[1] - i) else part.mean(1, keepdims=True)
+    for pair in channel_pairs(x.shape[1]):
+        part = eng.reconstruct(x[:, pair], sr, refine)
+        y[:, pair] = part if part.shape[1] == y[:, pair].shape[1] else part.mean(1, keepdims=True)
     return y
 
 
@@ -108,7 +113,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
     steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
-    pair_hits = [eng.hits(x[:, i : i + 2], sr) for i in range(0, c_in, 2)]  # as reconstruct_channels cuts it
+    pair_hits = [eng.hits(x[:, pair], sr) for pair in channel_pairs(c_in)]  # as reconstruct_channels cuts it
     hits = None if pair_hits[0] is None else sum(pair_hits)
     started = time.perf_counter()
     y = reconstruct_channels(eng, x, sr, steps)
