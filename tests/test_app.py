@@ -20,7 +20,7 @@ import soundfile as sf
 from e2e.bundles import tiny_bundles
 from gradio.utils import get_upload_folder
 
-from vaedemo import plots
+from vaedemo import inference, plots
 from vaedemo.demo import build_demo, typicality
 from vaedemo.demo.files import FILE_OVERHEAD_BYTES, GRACE_SECONDS, TempFiles
 from vaedemo.demo.interpolate import interpolate, interpolate_at
@@ -32,6 +32,7 @@ from vaedemo.demo.sample import direction_labels, move, sample
 from vaedemo.demo.search import REFINE_SECONDS, REFINE_STEPS
 from vaedemo.demo.state import DemoState
 from vaedemo.errors import CheckpointError, VaedemoError
+from vaedemo.inference import Reconstruction
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 44100
@@ -690,7 +691,8 @@ def test_a_reconstruction_beyond_what_is_read_as_audio_still_gets_its_figures_an
     """An input near the decoder's bound (1000) came back at 1.9e3: its sound was written, then the metrics refused it
     with the sentence meant for an input."""
     eng = state.models.get("tiny_temporal")
-    monkeypatch.setattr(eng, "reconstruct", lambda x, sr, refine=0: np.full(x.shape, 2000.0, np.float32))
+    loud = lambda x, sr, refine=0: Reconstruction(np.full(x.shape, 2000.0, np.float32), None)
+    monkeypatch.setattr(eng, "reconstruction", loud)
     sf.write(tmp_path / "loud.wav", noise(9000, amp=100.0), SR, subtype="FLOAT")
     out, fig_in, fig_out, table, result = reconstruct(state, str(tmp_path / "loud.wav"), "tiny_temporal")
     assert sf.read(out)[0].max() == 2000.0 and "| metric | value |" in table and np.isfinite(result["log_mel_l1"])
@@ -727,3 +729,20 @@ def test_a_performance_of_many_channels_counts_the_hits_of_each_pair(state, tmp_
     *_, table, result = reconstruct(state, str(tmp_path / "wide.wav"), "tiny_single_flow")
     assert result["hits"] == eng.hits(x[:, :2], sr) + eng.hits(x[:, 2:], sr) > eng.hits(x[:, :2], sr) + 1
     assert f"cut into {result['hits']} hits in all (two channels at a time" in table
+
+
+def test_a_performance_is_cut_at_its_onsets_once_per_request(state, tmp_path, monkeypatch):
+    """The hit count comes with the reconstruction: the onsets of a 4-channel loop were found twice per pair (once
+    to count the hits, once to cut them), 11 % of a 30 s loop's time."""
+    eng = state.models.get("tiny_single_flow")
+    sr, n = eng.sample_rate, 3 * eng.clip_length
+    x = np.zeros((n, 4), np.float32)
+    for start in np.linspace(0.1, 0.9, 4) * n:
+        x[int(start) : int(start) + 400] = 0.5
+    sf.write(tmp_path / "wide.wav", x, sr)
+    calls = []
+    real = inference.detect_onsets
+    monkeypatch.setattr(inference, "detect_onsets", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    *_, result = reconstruct(state, str(tmp_path / "wide.wav"), "tiny_single_flow")
+    assert calls == [(n, 2), (n, 2)]  # one pair, then the other
+    assert result["hits"] == eng.hits(x[:, :2], sr) + eng.hits(x[:, 2:], sr) >= 2

@@ -179,6 +179,9 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     y = eng.reconstruct(x, sr)
     assert y.shape == x.shape
     assert np.allclose(y, expected, rtol=0, atol=1e-6) and np.abs(expected).max() > 0.01
+    counted = eng.reconstruction(x, sr)  # the same audio, with the count of what it was cut into
+    assert np.array_equal(counted.audio, y) and counted.hits == len(clips) == eng.hits(x, sr)
+    assert eng.reconstruction(x[: length + 1], sr).hits is None  # shorter than two clips: clip by clip
 
 
 def test_a_loop_through_the_shipped_one_shot_model_is_cut_at_its_hits():

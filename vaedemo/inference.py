@@ -15,6 +15,7 @@ import copy
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,15 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = 
     for t in np.linspace(0.0, 1.0, steps):
         out.append(slerp(a, b, float(t)) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32))
     return np.stack(out)
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """:meth:`Engine.reconstruction`'s result: the audio (samples, channels), and how many hits a one-shot model cut
+    a performance into (None where it was not cut: a temporal model, or an input shorter than two clips)."""
+
+    audio: np.ndarray
+    hits: int | None
 
 
 class Stream:
@@ -235,17 +245,18 @@ class Engine:
         groups = self._tensor(self._groups(x))
         return self._ungroup(self._run(groups, refine).cpu().numpy(), x.shape[1])
 
-    def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
-        """A one-shot model's reconstruction of a longer input: cut at its onsets, each hit encoded as a one-shot,
-        the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`). Each hit is decoded only as far as
-        the loop keeps it (to its fade after the next onset), and its silent tail (the clip past the next onset)
-        encoded as a silent clip's: in a loop, a fraction of a clip each."""
+    def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> tuple[np.ndarray, int]:
+        """A one-shot model's reconstruction of a longer input, and into how many hits it was cut: cut at its onsets,
+        each hit encoded as a one-shot, the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`). Each
+        hit is decoded only as far as the loop keeps it (to its fade after the next onset), and its silent tail (the
+        clip past the next onset) encoded as a silent clip's: in a loop, a fraction of a clip each."""
         length = self.clip_length
         onsets = self._hit_starts(x)
         segments = hit_segments(onsets, len(x), length)
         ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
         kept = kept_lengths(onsets, len(x), length, self.sample_rate)
-        return lay_hits(self._through_clips(self._clips(x, segments), ends, kept, refine), onsets, len(x), self.sample_rate)
+        hits = self._through_clips(self._clips(x, segments), ends, kept, refine)
+        return lay_hits(hits, onsets, len(x), self.sample_rate), len(onsets)
 
     def _hit_starts(self, x: np.ndarray) -> np.ndarray:
         """Where a one-shot model's reconstruction of ``x`` (samples, C) at the model rate cuts it: its onsets, and a
@@ -369,19 +380,25 @@ class Engine:
         ``refine`` > 0: analysis by synthesis (:mod:`vaedemo.refine`), each latent searched for that many steps
         against its own decoded audio, starting from the encoder's; closer to the input, about ``3 x refine`` times
         the work of a plain reconstruction."""
+        return self.reconstruction(audio, sr, refine).audio
+
+    def reconstruction(self, audio: np.ndarray, sr: int, refine: int = 0) -> Reconstruction:
+        """:meth:`reconstruct`'s audio with the number of hits it was cut into (what :meth:`hits` counts, without
+        finding the onsets a second time)."""
         _check_refine(refine)
         x = check_audio(audio, sr)
         n, c_in = x.shape
         xm = resample(x, sr, self.sample_rate)
+        hits = None
         if self.mode.per_clip and len(xm) >= 2 * self.clip_length:  # a performance through a one-shot model
-            y = self._reconstruct_hits(xm, refine)  # (a one-shot with a short tail past one clip stays whole: cutting it at
-            # the inner transients of a snare or a flam splits one hit into several)
+            y, hits = self._reconstruct_hits(xm, refine)  # (a one-shot with a short tail past one clip stays whole:
+            # cutting it at the inner transients of a snare or a flam splits one hit into several)
         else:
             y = self._reconstruct_channels(xm, refine)
         y = resample(y, self.sample_rate, sr)
         if y.shape[0] < n:
             y = np.pad(y, ((0, n - y.shape[0]), (0, 0)))
-        return np.ascontiguousarray(y[:n], dtype=np.float32)
+        return Reconstruction(np.ascontiguousarray(y[:n], dtype=np.float32), hits)
 
     @torch.inference_mode()
     def encode(self, audio: np.ndarray, sr: int, refine: int = 0, prior_weight: float = 0.0) -> np.ndarray:

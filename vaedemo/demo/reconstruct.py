@@ -11,7 +11,7 @@ import numpy as np
 import vaedemo.demo.typicality as typicality  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
 from vaedemo.audio import MAX_SAMPLE, resample, to_channels
-from vaedemo.inference import Engine
+from vaedemo.inference import Engine, Reconstruction
 from vaedemo.metrics import reconstruction_metrics
 
 from .chosen import for_chosen_model
@@ -77,16 +77,18 @@ def channel_pairs(channels: int) -> list[slice]:
     return [slice(i, i + 2) for i in range(0, channels, 2)]
 
 
-def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> np.ndarray:
-    """Engine.reconstruct of any channel count, two channels at a time: memory grows with the length and the channel
-    count of the input, but the model never sees more than a stereo input's worth at once."""
+def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> Reconstruction:
+    """Engine.reconstruction of any channel count, two channels at a time: memory grows with the length and the
+    channel count of the input, but the model never sees more than a stereo input's worth at once. Its hits are
+    those of every pair, summed (None where the model did not cut the input)."""
     if x.shape[1] <= 2:
-        return eng.reconstruct(x, sr, refine)
-    y = np.empty_like(x)
+        return eng.reconstruction(x, sr, refine)
+    y, hits = np.empty_like(x), []
     for pair in channel_pairs(x.shape[1]):
-        part = eng.reconstruct(x[:, pair], sr, refine)
-        y[:, pair] = part if part.shape[1] == y[:, pair].shape[1] else part.mean(1, keepdims=True)
-    return y
+        part = eng.reconstruction(x[:, pair], sr, refine)
+        y[:, pair] = part.audio if part.audio.shape[1] == y[:, pair].shape[1] else part.audio.mean(1, keepdims=True)
+        hits.append(part.hits)
+    return Reconstruction(y, None if hits[0] is None else sum(hits))
 
 
 def _for_metrics(a: np.ndarray, sr: int, rate: int, channels: int) -> np.ndarray:
@@ -113,10 +115,9 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     x, sr = d.audio, d.sample_rate
     n, c_in = x.shape
     steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
-    pair_hits = [eng.hits(x[:, pair], sr) for pair in channel_pairs(c_in)]  # as reconstruct_channels cuts it
-    hits = None if pair_hits[0] is None else sum(pair_hits)
     started = time.perf_counter()
-    y = reconstruct_channels(eng, x, sr, steps)
+    rec = reconstruct_channels(eng, x, sr, steps)
+    y, hits = rec.audio, rec.hits
     took = time.perf_counter() - started
     score = typicality.score_audio(eng, x, sr) if with_typicality else None
     typical = typicality.describe(score) if with_typicality else None
@@ -129,7 +130,7 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     notice = trim_notice(Path(path).name, d, state.max_seconds) if d.trimmed else ""
     result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3), "refine_steps": steps, "refine_note": why_not,
               "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3), "hits": hits}  # fmt: skip
-    del d, x, y  # the input at its own rate and channel count is not needed any more
+    del d, x, y, rec  # the input at its own rate and channel count is not needed any more
     ch = f", {c_in} channels (mono mix shown)" if c_in > 1 else ""
     fig_in, fig_out = plots.spectrogram_figures(
         [ref, est], rate, [f"Input — {n / sr:.2f} s, {sr} Hz{ch}", "Reconstruction"]
