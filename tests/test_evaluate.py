@@ -227,6 +227,21 @@ def test_odd_arguments_and_outputs_are_one_sentence_before_any_work(tiny_config,
     assert json.loads((path / "config.json").read_text())["format"] == "vaedemo-bundle"  # the bundle is untouched
 
 
+def test_an_output_through_a_link_is_checked_as_its_target(tiny_config, drum_folder, tmp_path, capsys):
+    """Written through a link, a file is its target: a link to a bundle's config replaced the config, and a link
+    beside its target passed as a second file."""
+    cfg = tiny_config("single", flows=0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    (tmp_path / "report.json").symlink_to(path / "config.json")
+    (tmp_path / "same.md").symlink_to(tmp_path / "r.md")
+    base = ["--checkpoint", str(path), "--data", str(drum_folder), "--no-opus"]
+    assert evaluate_main([*base, "--json", str(tmp_path / "report.json")]) == 2
+    assert f"--json {tmp_path}/report.json would replace a file of the model in {path};" in capsys.readouterr().err
+    assert evaluate_main([*base, "--out", str(tmp_path / "r.md"), "--json", str(tmp_path / "same.md")]) == 2
+    assert f"--json and --out name the same file {tmp_path}/same.md" in capsys.readouterr().err
+    assert json.loads((path / "config.json").read_text())["format"] == "vaedemo-bundle"  # the bundle is untouched
+
+
 def test_a_short_clip_gives_no_nan_and_a_folder_used_whole_shows_its_level(tiny_config, drum_folder, tmp_path):
     """Clips too short for the frame buzz wrote NaN into --json (and the card's config.json), which JSON readers
     refuse; a folder used whole (no floor row) kept its held-out clips' level out of the markdown."""

@@ -79,7 +79,7 @@ def check_outputs(**paths: str | None) -> None:
             continue
         name = "--" + flag.removesuffix("_path").replace("_", "-")
         p = Path(path)
-        key = os.path.normcase(os.path.abspath(p))
+        key = os.path.normcase(os.path.realpath(p))  # a link and its target are one file
         if key in seen:
             raise VaedemoError(f"{name} and {seen[key]} name the same file {path}; give each its own.")
         seen[key] = name
@@ -94,8 +94,10 @@ def check_outputs(**paths: str | None) -> None:
             raise VaedemoError(f"{name} {path}: the folder {parent} does not exist.")
         if not os.access(parent, os.W_OK):
             raise VaedemoError(f"{name} {path}: the folder {parent} is not writable.")
-        if _a_models_own_file(p):
-            raise VaedemoError(f"{name} {path} would replace a file of the model in {parent}; write it elsewhere.")
+        for written in (p, Path(os.path.realpath(p))):  # written through a link, a file is its target
+            if _a_models_own_file(written):
+                raise VaedemoError(f"{name} {path} would replace a file of the model in {written.parent}; write it "
+                                   "elsewhere.")
 
 
 def _a_models_own_file(path: Path) -> bool:
