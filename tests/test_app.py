@@ -366,6 +366,32 @@ def test_many_tiny_uploads_are_bounded_by_count_and_their_cost_on_disk():
     tmp.close()
 
 
+def test_an_upload_is_admitted_where_old_files_can_make_room_for_it():
+    """Uploads arrive before any handler: one is admitted while the files no sweep may delete yet (within the grace
+    period), the uploads still arriving and itself fit the bound; older files are deleted to make room."""
+    kb = 1000 + FILE_OVERHEAD_BYTES  # a 1000-byte file as the bound counts it
+    tmp = TempFiles(max_bytes=4 * kb)
+    old = [tmp.dir / f"old{i}" for i in range(2)]
+    for i, path in enumerate(old):
+        path.write_bytes(b"x" * 1000)
+        age(path, 100 - i)
+    young = tmp.dir / "young"
+    young.write_bytes(b"x" * 1000)
+    assert tmp.admit_upload(1000)  # within the bound as it is
+    assert old[0].exists()
+    assert tmp.admit_upload(1000)  # the oldest file goes
+    assert not old[0].exists() and old[1].exists()
+    assert tmp.admit_upload(1000)  # the next one
+    assert not old[1].exists() and young.exists()
+    assert not tmp.admit_upload(1000)  # the young file and three arriving: one more passes the bound
+    (tmp.dir / "arrived").write_bytes(b"x" * 1000)  # one of them arrives: a young file
+    tmp.upload_done(1000)
+    assert not tmp.admit_upload(1000)
+    age(young, 100)
+    assert tmp.admit_upload(1000) and not young.exists()  # old now: deleted to make room
+    tmp.close()
+
+
 # ---------------------------------------------------------------------------------------------------- sample
 def test_sample_gallery_is_deterministic_and_switches_prior(state):
     paths, figs = sample(state, 3, 0.8, 5, True, "tiny_single_flow")

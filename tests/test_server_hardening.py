@@ -29,7 +29,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 
 from vaedemo.demo.bench import free_port
-from vaedemo.demo.files import GRACE_SECONDS
+from vaedemo.demo.files import FILE_OVERHEAD_BYTES, GRACE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -69,6 +69,7 @@ class Server:
                 pytest.fail(f"app.py did not serve its page: {self.stderr()[-2000:]}")
             time.sleep(0.2)
         self.idle = self.memory()["VmRSS"]
+        self.started = time.time()  # the page's own temporary files (copies of the examples) are older
 
     def page_served(self) -> bool:
         try:
@@ -270,6 +271,44 @@ def test_a_stream_request_for_an_unknown_session_is_one_log_line(server):
     assert server.page_served()
 
 
+def test_a_file_input_given_as_a_web_address_is_refused_unfetched(server, client):
+    """Gradio's reading of a file input downloads an http(s) address into its cache, whatever its size, before any
+    handler runs (a 300 MB file through a proxy: +744 MB of memory, then on disk): the demo downloads nothing."""
+    before = len(server.stderr())
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file("https://example.com/drums.wav"), "tiny_single_flow", False, api_name="/reconstruct")
+    assert str(e.value) == ("The input 'audio' is a web address, and this server downloads nothing: upload the file "
+                            "itself (handle_file of a local file).")  # fmt: skip
+    assert "Traceback" not in server.stderr()[before:]
+    assert not list(server.folder().rglob("drums.wav"))
+
+
+def post(url: str, body, headers: dict) -> tuple[int, str]:
+    """(status, text) of a raw POST; a body that is an iterator of bytes goes in chunks."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_a_request_body_too_large_or_of_unstated_length_is_refused_unread(server):
+    """A 200 MB JSON body to the queue was read whole (half a gigabyte of memory each, not given back); a body sent
+    in chunks has no length to check before it is read."""
+    server.reset_peak()
+    before = server.memory()["VmRSS"]
+    join = server.url + "gradio_api/queue/join"
+    big = b'{"data": ["' + b"x" * (2 * MB) + b'"], "fn_index": 0, "session_hash": "abc"}'
+    assert post(join, big, {"Content-Type": "application/json"}) == (
+        413, "A request may send at most 1024 kB; files go through the upload route.")  # fmt: skip
+    chunked = post(join, iter([b'{"data": [], ', b'"fn_index": 0}']), {"Content-Type": "application/json",
+                                                                       "Transfer-Encoding": "chunked"})  # fmt: skip
+    assert chunked == (411, "Send the request with its length (Content-Length), not in chunks.")
+    assert server.memory()["VmHWM"] - before < 64 * MB
+    assert server.page_served()
+
+
 # ------------------------------------------------------------------------------------------------ login, temp, stop
 
 
@@ -298,16 +337,45 @@ def test_temporary_files_stay_within_the_bound(locked, tmp_path):
     upload = tmp_path / "five.wav"  # 0.9 MB, and as much again for each reconstruction
     sf.write(upload, 0.1 * np.random.default_rng(1).standard_normal((5 * 44100, 2)), 44100, subtype="PCM_16")
     c = locked.client(tmp_path, auth=("ann", "pa:ss"))
-    for i in range(3):
+    for i in range(2):
         copy = tmp_path / f"five{i}.wav"  # another file each time: Gradio keeps one upload per content
         shutil.copy(upload, copy)
         c.predict(handle_file(str(copy)), api_name="/reconstruct")
-    time.sleep(GRACE_SECONDS + 1.2)  # the newest files are kept a few seconds, for their requests to fetch them
+        time.sleep(GRACE_SECONDS + 1.2)  # the newest files are kept a few seconds, for their requests to fetch them
     c.predict(n=1, api_name="/sample")  # writing an output applies the bound
     files = [p for p in locked.folder().rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
     assert total <= 2 * MB, sorted((p.stat().st_mtime, p.name, p.stat().st_size) for p in files)
     assert any(p.name.startswith("sample1-") for p in files)  # the newest output is there
+
+
+def test_uploads_beyond_the_bound_are_refused_while_the_files_before_them_are_young(locked):
+    """Gradio writes an upload before any handler runs, and the bound was applied by background sweeps alone: a flood
+    of uploads filled 5.6 times --max-temp-mb between two of them. Now an upload is admitted only where the files no
+    sweep may delete yet and it fit the bound (2 MB here); older files make room."""
+    import httpx
+
+    time.sleep(GRACE_SECONDS + 0.2)  # what the tests before left is old: it makes room
+    files = [p.stat() for p in locked.folder().rglob("*") if p.is_file()]
+    kept = sum(f.st_size + FILE_OVERHEAD_BYTES for f in files if f.st_mtime < locked.started)  # the page's own
+    size = int(0.4 * (2 * MB - kept)) - FILE_OVERHEAD_BYTES  # two fit beside the page's files, three do not
+    rng = np.random.default_rng(7)
+    with httpx.Client(base_url=locked.url, timeout=30) as c:
+        assert c.post("login", data={"username": "ann", "password": "pa:ss"}).status_code == 200
+
+        def upload() -> tuple[int, str]:
+            r = c.post("gradio_api/upload", files={"files": ("x.wav", rng.bytes(size))})  # distinct each time
+            return r.status_code, r.text
+
+        assert [upload()[0] for _ in range(2)] == [200, 200]
+        assert upload() == (503, "The server's space for uploads is full; please try again in a minute.")
+        assert c.post("gradio_api/upload", files={"files": ("x.wav", rng.bytes(3 * MB))}).text == (
+            "An upload may be at most 2 MB here (the server's space for uploads).")  # fmt: skip
+        time.sleep(GRACE_SECONDS + 0.2)
+        assert upload()[0] == 200  # the two before are old now: deleted to make room
+    total = sum(p.stat().st_size for p in locked.folder().rglob("*") if p.is_file())
+    assert total <= 2 * MB
+    assert locked.page_served()
 
 
 def test_sigterm_removes_the_temporary_files_and_stops_promptly(locked, tmp_path):
@@ -320,4 +388,26 @@ def test_sigterm_removes_the_temporary_files_and_stops_promptly(locked, tmp_path
     assert code == 0 and time.monotonic() - start < 4.0  # stopped, not killed by the fallback timer (5 s)
     assert list(locked.base.iterdir()) == []
     assert "Traceback" not in locked.stderr()
+
+
+def test_sigterm_while_a_request_computes_exits_cleanly(bundle, tmp_path):
+    """Python shut down under a request's thread still inside a torch op, and the process aborted (exit status 134,
+    "terminate called without an active exception"): Docker and systemd saw a crash."""
+    server = Server(tmp_path, bundle, "--max-seconds", "30")
+    try:
+        wide = tmp_path / "wide.wav"  # 30 s of 8 channels: seconds of work, hit by hit, pair by pair
+        sf.write(wide, 0.1 * np.random.default_rng(0).standard_normal((30 * 44100, 8)), 44100, subtype="PCM_16")
+        job = server.client(tmp_path).submit(handle_file(str(wide)), api_name="/reconstruct")
+        deadline = time.monotonic() + 60
+        while not list(server.folder().rglob("wide*.wav")):  # uploaded: the work starts
+            assert time.monotonic() < deadline and not job.done()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        assert not job.done()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(timeout=30)
+        assert code == 0 and "terminate called" not in server.stderr(), (code, server.stderr()[-2000:])
+        assert list(server.base.iterdir()) == []
+    finally:
+        server.stop()
 

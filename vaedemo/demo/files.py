@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -80,7 +81,7 @@ def private_temp_files(grace: float = 5.0):
     def stop(signum, frame):
         if getattr(stop, "stopping", False):  # a second signal: do not wait any longer
             exit_now(128 + signum)
-        stop.stopping = True
+        stop.stopping, stop.signum = True, signum
         for demo in list(_SERVED):  # no waiting for open connections (an event stream stays open for minutes)
             if getattr(demo, "server", None) is not None:
                 demo.server.force_exit = True
@@ -104,6 +105,13 @@ def private_temp_files(grace: float = 5.0):
         for m, value in before_modules.items():
             m.DEFAULT_TEMP_DIR = value
         remove_private_temp()
+        if getattr(stop, "stopping", False):
+            # stopped by a signal: a request's thread may still be inside a torch op, and an interpreter that shuts
+            # down under it aborts (SIGABRT, exit status 134: "terminate called without an active exception")
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(128 + stop.signum if sys.exc_info()[0] else 0)  # a server that had started stopped cleanly
 
 
 def remove_private_temp() -> None:
@@ -131,6 +139,9 @@ class TempFiles:
         self._lock = threading.Lock()
         self._kept: set[str] = set()  # what was there when start() was called: Gradio's copies of the examples
         self._last_sweep = 0.0
+        # what the last sweep left (bytes, files counted as in _files) and how much of it no sweep may delete yet
+        # (files within the grace period, the kept ones), plus uploads admitted since: see admit_upload
+        self._total = self._unremovable = self._incoming = 0
         self._stop = threading.Event()
         atexit.register(self.close)
 
@@ -170,20 +181,56 @@ class TempFiles:
         with self._lock:
             if not force and time.monotonic() - self._last_sweep < 1.0:
                 return 0
-            self._last_sweep = time.monotonic()
-            files = sorted(self._files())  # oldest first
-            now, total, count, n = time.time(), sum(size for _, size, _ in files), len(files), 0
-            for mtime, size, path in files:
-                if now - mtime < GRACE_SECONDS:
-                    break  # sorted: the rest are younger still
-                within = total <= self.max_bytes and count <= self.max_files
-                if path in self._kept or (within and now - mtime <= self.max_age):
-                    continue
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                    total, count, n = total - size, count - 1, n + 1
-            self._remove_empty_folders(now)
-            return n
+            return self._sweep()
+
+    def _sweep(self) -> int:
+        """:meth:`sweep` with the lock held: uploads admitted but still arriving count against the bound."""
+        self._last_sweep = time.monotonic()
+        files = sorted(self._files())  # oldest first
+        now, total, count, n = time.time(), sum(size for _, size, _ in files), len(files), 0
+        unremovable = 0
+        for mtime, size, path in files:
+            if now - mtime < GRACE_SECONDS or path in self._kept:
+                unremovable += size
+                continue
+            within = total + self._incoming <= self.max_bytes and count <= self.max_files
+            if within and now - mtime <= self.max_age:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                total, count, n = total - size, count - 1, n + 1
+        self._total, self._unremovable = total, unremovable
+        self._remove_empty_folders(now)
+        return n
+
+    def admit_upload(self, size: int) -> bool:
+        """Whether an upload of ``size`` bytes (its request's length) fits: the bound holds the files no sweep may
+        delete yet (within the grace period), the uploads still arriving and this one; older files are deleted to
+        make room, oldest first. Gradio writes an upload before any handler runs, and a bound applied only by the
+        background sweeps let a flood of uploads fill 5.6 times the bound between two of them. An admitted upload
+        ends with :meth:`upload_done`."""
+        size += FILE_OVERHEAD_BYTES
+        with self._lock:
+            due = time.monotonic() - self._last_sweep >= 1.0
+            if due or self._total + self._incoming + size > self.max_bytes:
+                self._incoming += size  # what the sweep must make room for
+                try:
+                    self._sweep()
+                finally:
+                    self._incoming -= size
+            if self._unremovable + self._incoming + size > self.max_bytes:
+                return False
+            self._incoming += size
+            return True
+
+    def upload_done(self, size: int) -> None:
+        """An admitted upload has arrived (or failed): its bytes count as a file within the grace period until the
+        next sweep measures the folder again."""
+        size += FILE_OVERHEAD_BYTES
+        with self._lock:
+            self._incoming -= size
+            self._total += size
+            self._unremovable += size
 
     def _remove_empty_folders(self, now: float) -> None:
         """Gradio keeps each upload in a folder of its own: remove those left empty (not just made, though)."""

@@ -130,6 +130,10 @@ def guard_inputs(demo: gr.Blocks) -> None:
 
     @functools.wraps(read)
     async def preprocess_data(block_fn, inputs, *args, **kwargs):
+        address = web_address_input(block_fn, inputs)
+        if address:  # Gradio would download it (any size) before any handler could look
+            log.warning("refused a request to %s: a file input named a web address", block_fn.name)
+            raise gr.Error(as_text(address), print_exception=False)
         try:
             return await read(block_fn, inputs, *args, **kwargs)
         except Exception as e:  # every failure to read an input is the request's
@@ -141,6 +145,22 @@ def guard_inputs(demo: gr.Blocks) -> None:
             raise gr.Error(as_text(message), print_exception=False) from None
 
     demo.preprocess_data = preprocess_data
+
+
+def web_address_input(block_fn, inputs) -> str | None:
+    """The sentence for a file input given as a web address (http://...), else None. Gradio's reading of a file
+    input downloads such an address into its cache, whatever its size and before any handler runs: a stranger could
+    make the server fetch anything public. The demo downloads nothing; files come through the upload route."""
+    if not isinstance(inputs, list):
+        return None
+    for component, value in zip(block_fn.inputs, inputs):
+        if getattr(component, "data_model", None) is None:
+            continue
+        if any(isinstance(p, str) and client_utils.is_http_url_like(p) for p in _file_paths(value)):
+            label = shown(str(getattr(component, "label", None) or type(component).__name__.lower()))
+            return (f"The input {label} is a web address, and this server downloads nothing: upload the file itself "
+                    "(handle_file of a local file).")  # fmt: skip
+    return None
 
 
 def unreadable(block_fn, inputs: list) -> str:
@@ -174,10 +194,14 @@ def _readable(component, value) -> bool:
 
 def _uploaded(value) -> bool:
     """Whether the files of a file input's value are in Gradio's upload folder (where uploads land), as Gradio wants."""
+    return all(isinstance(p, str) and is_in_or_equal(p, get_upload_folder()) for p in _file_paths(value))
+
+
+def _file_paths(value) -> list:
+    """The ``path`` of every file object (a dict with one) in a file input's value."""
     paths = []
     client_utils.traverse(value, lambda d: paths.append(d.get("path")) or d, client_utils.is_file_obj)
-    return all(isinstance(p, str) and (client_utils.is_http_url_like(p) or is_in_or_equal(p, get_upload_folder()))
-               for p in paths)  # fmt: skip
+    return paths
 
 
 def pass_through(component: gr.components.Component) -> gr.components.Component:

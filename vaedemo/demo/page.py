@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 import vaedemo.demo.interpolate as interpolate_tab  # not `from . import x`: that names vaedemo.demo, which imports us
 import vaedemo.demo.latent_map as latent_map_tab
@@ -17,6 +18,7 @@ import vaedemo.demo.share as share
 from vaedemo.card import parameter_table
 from vaedemo.errors import VaedemoError
 
+from .bodies import RequestBodies
 from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
 from .files import MAX_TEMP_MB, MB, served
 from .guard import MAX_WAITING, PER_CLIENT, gated, guard_inputs, pass_through, quiet_unknown_sessions
@@ -190,7 +192,9 @@ def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_W
     # workers outnumber what the gate may hold, and its queue is roomy, so that the gate decides who waits.
     demo.queue(default_concurrency_limit=concurrency, max_size=4 * max(queue_size, 16))
     paths = [str(p.resolve()) for p in (EXAMPLES, *allowed)]
+    bodies = Middleware(RequestBodies, files=state.files)  # before Gradio reads a body
     return demo.launch(theme=THEME, css=CSS, js=latent_map_tab.JS, max_file_size=max_file_size, allowed_paths=paths,
+                       app_kwargs={"middleware": [bodies]},
                        ssr_mode=False, footer_links=["api", "settings"], max_threads=state.gate.capacity + 16,
                        auth=auth or None, auth_message=AUTH_MESSAGE if auth else None, **kwargs)  # fmt: skip
 
