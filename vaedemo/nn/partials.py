@@ -75,6 +75,29 @@ def frame_table(table: torch.Tensor, frame: int) -> torch.Tensor:
     return table[..., n].reshape(bands, partials, phases, frame).permute(0, 2, 1, 3).contiguous()
 
 
+def bank_table(bands: int, partials: int, frame: int, dtype: torch.dtype = torch.float32,
+               chunk: int = 1 << 22) -> torch.Tensor:  # fmt: skip
+    """``frame_table(partial_table(bands, partials), frame)``, the same values, written into the result a band and
+    a few partials at a time (about ``chunk`` values): built whole, the float64 table and its copies took about 20
+    bytes a value (a bundle's 198 M values within the tables' bound: 3.5 GB), this takes the result's 4."""
+    period = 4 * partials
+    phases = period // math.gcd(period, frame)
+    out = torch.empty(bands, phases, partials, frame, dtype=dtype)
+    if out.is_meta:  # only its shape is asked for (vaedemo.bundle.expected_shapes)
+        return out
+    n = torch.arange(phases * frame, dtype=torch.int64) % period
+    golden = (math.sqrt(5) - 1) / 2
+    step = max(1, chunk // len(n))
+    for k in range(bands):
+        for first in range(0, partials, step):
+            i = torch.arange(first, min(first + step, partials), dtype=torch.int64)
+            cycles = ((2 * i + 1)[:, None] * n[None]) % period  # as partial_table's, at the frames' phases
+            phase = 2 * math.pi * torch.frac((k * partials + i).to(torch.float64)[:, None] * golden)
+            sines = torch.sin(2 * math.pi * cycles.to(torch.float64) / period + phase)
+            out[k, :, first : first + len(i)] = sines.reshape(len(i), phases, frame).permute(1, 0, 2)
+    return out
+
+
 def _per_frame(amplitudes: torch.Tensor, frames_table: torch.Tensor, first_frame: int) -> torch.Tensor:
     """Amplitudes (B, bands, partials, frames) held over each frame -> the bank's sum (B, bands, frames, frame): the
     frames padded to whole periods of the table so that the sum is one batched matrix product per (band, phase)."""
@@ -109,7 +132,7 @@ class PartialBank(nn.Module):
         super().__init__()
         self.bands, self.partials, self.frame = bands, partials, frame
         self.net = nn.Sequential(Conv(channels, hidden, 3, causal=causal), Act(), Conv(hidden, bands * partials, 1))
-        self.register_buffer("frames_table", frame_table(partial_table(bands, partials), frame), persistent=False)
+        self.register_buffer("frames_table", bank_table(bands, partials, frame), persistent=False)
 
     @property
     def period(self) -> int:
