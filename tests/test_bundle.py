@@ -71,6 +71,13 @@ def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatc
     for not_an_id in ("hf://no-slash", "hf:///x", "hf://../..", "hf://org/", "hf://a/b/c"):
         with pytest.raises(CheckpointError, match="not a Hub id"):
             vaedemo.load(not_an_id)
+    for revision in ("../../models--someone--other/refs/main", "main\nforged", "x" * 5000):  # a path, a line, a book
+        with pytest.raises(CheckpointError, match="has a revision that is not a branch, tag or commit name") as e:
+            vaedemo.load(f"hf://someone/tiny-vae@{revision}")
+        assert "\n" not in str(e.value) and len(str(e.value)) < 200
+    with pytest.raises(CheckpointError, match="is not a valid Hub id or revision") as e:
+        vaedemo.load("hf://someone/" + "v" * 5000)
+    assert len(str(e.value)) < 300
 
 
 def test_other_format_version_is_refused(bundle_dir):
@@ -180,7 +187,7 @@ def test_absurd_config_values_are_refused_in_one_sentence(bundle_dir, key, value
     ("dilations", [0, 3, 9], "model.dilations must be positive"),
     ("flow_hidden", -5, "model.flow_hidden must be positive"),
     ("flow_scale_bound", float("nan"), "model.flow_scale_bound must be in"),
-    (None, [1, 2], "must hold the model's keys as a mapping, got list"),
+    (None, [1, 2], "config.json has no model section \\(a mapping of the model's settings\\)"),
 ])  # fmt: skip
 def test_hostile_config_values_are_refused_in_one_sentence(bundle_dir, key, value, message):
     """Values below a key's sense (a bundle from the Hub is a stranger's file): one sentence, not a traceback from
@@ -339,6 +346,68 @@ def test_a_malformed_config_is_one_sentence(bundle_dir, change, message):
         vaedemo.load(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (lambda t: t.replace('"model": {', '"model": {"latent_size": 3, ', 1), "writes the key 'latent_size' twice"),
+        (lambda t: t.replace('"model": {', '"model": {}, "model": {', 1), "writes the key 'model' twice"),
+        (lambda t: t.replace('"model": {', '"no_model": {', 1), "has no model section"),
+        (lambda t: t.replace('"model": {', '"model": null, "no_model": {', 1), "has no model section"),
+        (lambda t: t.replace('"meta": {', '"meta": "x", "no_meta": {', 1), "has a meta section that is not a mapping"),
+        (lambda t: t.replace('"training": {', '"training": 7, "no_training": {', 1),
+         "has a training section that is not a mapping"),
+    ],
+)  # fmt: skip
+def test_a_config_that_json_would_read_one_way_silently_is_refused(bundle_dir, text, message):
+    """JSON keeps the last of two equal keys, and a missing or empty model section read as every default: a bundle
+    loaded with settings its file does not say (the YAML configs refuse the same since 2026-12-06)."""
+    path, _ = bundle_dir
+    (path / "config.json").write_text(text((path / "config.json").read_text()))
+    with pytest.raises(CheckpointError, match=message):
+        vaedemo.load(path)
+
+
+def test_a_format_1_bundle_with_two_sample_rates_is_refused(bundle_dir):
+    """Format 1 kept the audio format under ``data``; one that also says it under ``model`` took data's silently."""
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    model = dict(doc["model"], sample_rate=44100)
+    legacy = {"format": "vaedemo-bundle", "format_version": 1, "meta": {},
+              "config": {"model": model, "data": {"sample_rate": 22050}}}  # fmt: skip
+    (path / "config.json").write_text(json.dumps(legacy))
+    with pytest.raises(CheckpointError, match="sets both config.data.sample_rate and config.model.sample_rate"):
+        vaedemo.load(path)
+
+
+@pytest.mark.parametrize("depth", [600, 900])
+def test_a_format_1_config_nested_deep_is_one_sentence(bundle_dir, depth):
+    """json reads about 900 levels; the format-1 migration copied the document and failed at about 600 with a raw
+    RecursionError, which also stopped the demo from starting."""
+    path, _ = bundle_dir
+    doc = json.loads((path / "config.json").read_text())
+    deep = "[" * depth + "]" * depth
+    text = json.dumps({"format": "vaedemo-bundle", "format_version": 1, "meta": {}, "config": {"model": doc["model"],
+                       "train": {"notes": "DEEP"}}}).replace('"DEEP"', deep)  # fmt: skip
+    (path / "config.json").write_text(text)
+    assert vaedemo.load(path).training["train"]["notes"] == json.loads(deep)  # the training's notes, carried over
+
+
+@pytest.mark.parametrize("change", ["float16", "int32", "nan", "inf"])
+def test_weights_of_another_type_or_not_finite_are_refused(bundle_dir, change):
+    """Every type loaded (cast silently), and NaN or infinite weights decoded every sound to NaN."""
+    path, model = bundle_dir
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    first = next(iter(state))
+    if change in ("nan", "inf"):
+        state[first].view(-1)[0] = float(change)
+    else:
+        state[first] = state[first].to(getattr(torch, change))
+    save_file(state, str(path / "model.safetensors"))
+    message = "are not all float32" if change in ("float16", "int32") else "hold values that are not finite"
+    with pytest.raises(CheckpointError, match=message):
+        vaedemo.load(path)
+
+
 def test_a_config_nested_past_pythons_stack_is_not_json_to_us(bundle_dir):
     path, _ = bundle_dir
     (path / "config.json").write_text("[" * 200_000 + "]" * 200_000)
@@ -418,6 +487,19 @@ def test_a_hub_snapshot_linking_outside_its_repos_cache_is_refused(bundle_dir, t
     card.symlink_to(secret)
     with pytest.raises(CheckpointError, match="README.md is not a file of the bundle"):
         vaedemo.load("hf://someone/tiny-vae")
+
+
+def test_a_local_folder_laid_out_as_a_hub_snapshot_is_held_to_its_own_folder(bundle_dir, tmp_path):
+    """Only the Hugging Face cache's snapshots may link into their repo's folder: a folder handed over as
+    ``models--x/snapshots/b`` showed a file beside it (README.md -> ../../secret.txt) as its card."""
+    path, _ = bundle_dir
+    snapshot = tmp_path / "models--x" / "snapshots" / "b"
+    shutil.copytree(path, snapshot)
+    (tmp_path / "models--x" / "secret.txt").write_text("HF_TOKEN=hf_secret")
+    (snapshot / "README.md").unlink()
+    (snapshot / "README.md").symlink_to("../../secret.txt")
+    with pytest.raises(CheckpointError, match="README.md is not a file of the bundle"):
+        vaedemo.load(snapshot)
 
 
 def test_a_config_without_a_format_version_says_so(bundle_dir):

@@ -124,6 +124,27 @@ def test_a_broken_summary_is_refused_with_a_sentence(tmp_path):
                 read_summary(tmp_path)
 
 
+def test_summary_latents_that_are_unreadable_or_not_finite_float32_are_refused(tmp_path):
+    """A garbage or bfloat16 summary.safetensors raised safetensors' own error or a TypeError, which the demo did not
+    catch (its typicality failed on every request), and NaN or integer latents were read as they were."""
+    import torch
+    from safetensors.numpy import save_file
+    from safetensors.torch import save_file as save_torch
+
+    (tmp_path / JSON_FILE).write_text(json.dumps({"format": FORMAT, "clips": [{}, {}]}))
+    latents = tmp_path / LATENTS_FILE
+    cases = [(lambda: latents.write_bytes(b"\x10" * 64), "could not be read"),
+             (lambda: save_torch({"latents": torch.zeros(2, 4, dtype=torch.bfloat16)}, str(latents)), "could not be read"),
+             (lambda: save_file({"latents": np.full((2, 4), np.nan, np.float32)}, str(latents)), "not finite float32"),
+             (lambda: save_file({"latents": np.zeros((2, 4), np.int32)}, str(latents)), "not finite float32")]  # fmt: skip
+    for write, message in cases:
+        write()
+        with pytest.raises(VaedemoError, match=message):
+            read_summary(tmp_path)
+    save_file({"latents": np.zeros((2, 4), np.float32)}, str(latents))
+    assert read_summary(tmp_path, 4).latents.shape == (2, 4)
+
+
 def test_a_hub_bundle_offers_its_training_set_once_loaded(trained, tmp_path, monkeypatch):
     """An hf:// id's files are somewhere in the Hugging Face cache: known once the model is loaded, and then its
     training-set summary is offered like a folder's."""

@@ -15,7 +15,6 @@ raise :class:`CheckpointError` with one sentence.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -194,7 +193,7 @@ def recover_interrupted_saves(folder: Path, name_prefix: str) -> None:
 def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     """Format 1 (``config`` = the whole experiment, audio format under ``data``, discriminator under ``model``) ->
     format 2. Only the model section is interpreted; the rest is carried over as the training config."""
-    training = _mapping(copy.deepcopy(doc.get("config")), "config")
+    training = _mapping(doc.get("config"), "config")  # (the document is the reader's own: changed in place)
     model = _mapping(training.pop("model", None), "config.model")
     data = _mapping(training.get("data"), "config.data")
     train = training["train"] = _mapping(training.get("train"), "config.train")
@@ -202,6 +201,9 @@ def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     if discriminator is not None:
         train["discriminator"] = discriminator
     for key in ("sample_rate", "channels", "clip_length"):
+        if key in data and key in model:  # which one the model was trained at, the file cannot say
+            raise CheckpointError(f"config.json of this format-1 bundle sets both config.data.{key} and "
+                                  f"config.model.{key}.")  # fmt: skip
         if key in data:
             model[key] = data.pop(key)
     if "warmup_steps" in train:
@@ -226,9 +228,12 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if cfg_file is None:
         raise CheckpointError(f"{path} holds no config.json, so it is not a vaedemo bundle.")
     try:
-        doc = json.loads(cfg_file.read_text())
+        doc = json.loads(cfg_file.read_text(), object_pairs_hook=_object_without_repeats)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python's stack
         raise CheckpointError(f"{path / 'config.json'} is not valid JSON.") from None
+    except _RepeatedKeyError as e:
+        raise CheckpointError(f"{path / 'config.json'} writes the key '{str(e.key)[:80]}' twice in one object (JSON "
+                              "would keep the last without a word).") from None  # fmt: skip
     except ValueError:  # an integer of more digits than Python converts (4300)
         raise CheckpointError(f"{path / 'config.json'} holds a number too long to read.") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -239,7 +244,10 @@ def _read_doc(path: Path) -> dict[str, Any]:
     if isinstance(version, bool) or not isinstance(version, int):
         raise CheckpointError(f"{path}'s config.json has a format_version that is not a whole number: {str(version)[:20]}.")
     while version in MIGRATIONS:
-        doc = MIGRATIONS[version](doc)
+        try:
+            doc = MIGRATIONS[version](doc)
+        except RecursionError:  # a value nested deeper than the migration walks (json reads deeper)
+            raise CheckpointError(f"{path / 'config.json'} is nested too deeply to read.") from None
         version = doc["format_version"]
     if version != FORMAT_VERSION:
         raise CheckpointError(
@@ -249,15 +257,36 @@ def _read_doc(path: Path) -> dict[str, Any]:
     return doc
 
 
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refused where a key is written twice (``json`` keeps the last: a second ``model``
+    section would silently replace the first)."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedKeyError(key)
+        seen.add(key)
+    return dict(pairs)
+
+
 def read_bundle_config(path: Path) -> tuple[ModelConfig, dict[str, Any], dict[str, Any]]:
     """(model config, meta, training config) of a bundle folder, any supported format version."""
     doc = _read_doc(path)
+    if not isinstance(doc.get("model"), dict):  # without one, every setting would silently be the default's
+        raise CheckpointError(f"{path}'s config.json has no model section (a mapping of the model's settings).")
+    for section in ("meta", "training"):
+        if not isinstance(doc.get(section) or {}, dict):
+            raise CheckpointError(f"{path}'s config.json has a {section} section that is not a mapping.")
     try:
-        cfg = model_config_from_dict(doc.get("model") or {}, str(path / "config.json"))
+        cfg = model_config_from_dict(doc["model"], str(path / "config.json"))
     except ConfigError as e:
         raise CheckpointError(f"{path} has a model config this vaedemo cannot use: {e}") from None
-    meta, training = doc.get("meta") or {}, doc.get("training") or {}
-    return cfg, meta if isinstance(meta, dict) else {}, training if isinstance(training, dict) else {}
+    return cfg, doc.get("meta") or {}, doc.get("training") or {}
 
 
 # ---------------------------------------------------------------------------------------------------------- load
@@ -290,10 +319,23 @@ def _weights_limit(expected: dict[str, tuple[int, ...]]) -> int:
 def _check_weights(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
     try:
         with safe_open(str(weights), framework="pt") as f:
-            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
+            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
+            stored = {k: tuple(v.get_shape()) for k, v in slices.items()}
+            dtypes = {k: v.get_dtype() for k, v in slices.items()}
     except (SafetensorError, OSError, ValueError):
         raise CheckpointError(f"{weights} is not a readable safetensors file.") from None
     check_shapes(stored, expected, f"the weights in {weights} do not fit its config")
+    other = next((k for k, dtype in dtypes.items() if dtype != "F32"), None)  # the model loads any type silently
+    if other is not None:
+        raise CheckpointError(f"the weights in {weights} are not all float32 (first: '{str(other)[:80]}' is "
+                              f"{str(dtypes[other])[:10]}).")  # fmt: skip
+
+
+def _check_finite(state: dict[str, torch.Tensor], weights: Path) -> None:
+    """NaN or infinite weights load and decode every sound to NaN: refused as the bundle's fault, in one sentence."""
+    bad = next((k for k, t in state.items() if not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"the weights in {weights} hold values that are not finite (first in '{str(bad)[:80]}').")
 
 
 def check_shapes(stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]], what: str) -> None:
@@ -319,6 +361,7 @@ def load(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError):
         raise CheckpointError(f"{weights} is not a readable safetensors file.") from None
+    _check_finite(state, weights)
     model = AudioVAE(cfg)
     model.load_state_dict(state, strict=True)
     model.eval().to(device)

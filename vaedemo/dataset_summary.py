@@ -157,18 +157,22 @@ def read_summary(folder: str | Path, latent_size: int | None = None) -> Training
     json_path = bundle_file(folder, JSON_FILE, FILE_LIMITS[JSON_FILE])
     if latents_path is None or json_path is None:
         return None
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     try:
         doc = json.loads(json_path.read_text())
         z = load_file(str(latents_path))["latents"]
-    except (OSError, ValueError, KeyError, RecursionError) as e:
+    except (OSError, ValueError, KeyError, RecursionError, SafetensorError, TypeError) as e:
+        # (TypeError: a dtype numpy has not, such as bfloat16)
         raise VaedemoError(f"the training-set summary in {folder.name} could not be read ({type(e).__name__}).") from None
     clips = doc.get("clips") if isinstance(doc, dict) else None
     ok = isinstance(doc, dict) and doc.get("format") == FORMAT and isinstance(clips, list)
     if not ok or not all(isinstance(c, dict) for c in clips) or z.ndim != 2 or len(z) != len(clips) or (
             latent_size and z.shape[1] != latent_size):  # fmt: skip
         raise VaedemoError(f"the training-set summary in {folder.name} does not fit its model.")
+    if z.dtype != np.float32 or not np.isfinite(z).all():  # NaN latents put NaN on the map and in every percentile
+        raise VaedemoError(f"the training-set summary in {folder.name} holds latents that are not finite float32 values.")
     reference = _typicality_reference(doc.get("typicality_reference"), folder)
     return TrainingSetSummary(z.astype(np.float32), clips, str(doc.get("data", "")), str(doc.get("latent", "")),
                               reference)  # fmt: skip

@@ -29,6 +29,10 @@ def parse_hub_id(source: str) -> tuple[str, str | None]:
     org, _, name = repo.partition("/")
     if not (org and name) or "/" in name or any(part in (".", "..") for part in (org, name)):
         raise CheckpointError(f"'{source[:80]}' is not a Hub id; write hf://org/repo or hf://org/repo@revision.")
+    # a revision is a branch, a tag or a commit: not a path (huggingface_hub reads one as a ref file's path in its
+    # cache), nor a long or multi-line text for the messages that name it
+    if revision and (".." in revision or len(revision) > 200 or not revision.isprintable()):
+        raise CheckpointError(f"{source[:80]!r} has a revision that is not a branch, tag or commit name.")
     return repo, revision or None
 
 
@@ -39,7 +43,7 @@ def download(source: str, limits: dict[str, int]) -> Path:
     repo, revision = parse_hub_id(source)
     for name, size in _listed_sizes(repo, revision).items():
         if name in limits and size > limits[name]:
-            raise CheckpointError(f"{source} holds a {name} of {size / 1e6:.1f} MB, more than the "
+            raise CheckpointError(f"{source[:120]} holds a {name} of {size / 1e6:.1f} MB, more than the "
                                   f"{limits[name] / 1e6:.1f} MB it can weigh, so it was not downloaded.")  # fmt: skip
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
@@ -48,13 +52,13 @@ def download(source: str, limits: dict[str, int]) -> Path:
         # the revision as given, not the listing's commit: a branch's ref is what the cache answers offline later
         return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=list(limits)))
     except LocalEntryNotFoundError:
-        raise CheckpointError(
-            f"{source} is not in the local Hugging Face cache and the Hub cannot be reached (offline or HF_HUB_OFFLINE=1)."
-        ) from None
+        raise CheckpointError(f"{source[:120]} is not in the local Hugging Face cache and the Hub cannot be reached "
+                              "(offline or HF_HUB_OFFLINE=1).") from None  # fmt: skip
     except HFValidationError:
         raise CheckpointError(f"'{source[:80]}' is not a valid Hub id or revision.") from None
     except (HfHubHTTPError, OSError, ValueError) as e:
-        raise CheckpointError(f"{source} could not be downloaded from the Hugging Face Hub ({type(e).__name__}).") from None
+        raise CheckpointError(f"{source[:120]} could not be downloaded from the Hugging Face Hub "
+                              f"({type(e).__name__}).") from None  # fmt: skip
 
 
 def _listed_sizes(repo: str, revision: str | None) -> dict[str, int]:
@@ -105,11 +109,16 @@ def weights_file(source: str | Path, folder: Path, limit: int) -> Path:
 
 
 def _containing_folder(folder: Path) -> Path:
-    """Where a bundle's files must lie: its folder; for a Hub snapshot the repo's cache folder, since huggingface_hub
-    keeps a snapshot's files as links into the repo's blobs."""
+    """Where a bundle's files must lie: its folder; for a snapshot in the Hugging Face cache the repo's cache folder,
+    since huggingface_hub keeps a snapshot's files as links into the repo's blobs. Only in the cache: a folder
+    anyone can hand over (an archive) laid out as ``models--x/snapshots/b`` could link its card to a file beside it."""
+    from huggingface_hub import constants
+
     folder = folder.resolve()
-    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
-        return folder.parent.parent
+    repo = folder.parent.parent
+    in_cache = repo.parent == Path(constants.HF_HUB_CACHE).resolve()
+    if in_cache and folder.parent.name == "snapshots" and repo.name.startswith("models--"):
+        return repo
     return folder
 
 
