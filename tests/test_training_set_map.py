@@ -225,6 +225,16 @@ def test_link_parameters_are_checked_and_bad_ones_ignored():
     assert ok == {} and len(ignored) == 2
     ok, ignored = read_query({"seed": "x" * 10_000}, ["a"], 9999, 2.0)
     assert ok == {} and len(ignored[0]) < 200  # a long value is echoed as a short excerpt
+    assert read_query({"prior": "gaussian"}, ["a"], 9999, 2.0) == ({"prior": False}, [])
+    assert read_query({"prior": "flow"}, ["a"], 9999, 2.0) == ({"prior": True}, [])
+    assert read_query({"prior": "normal"}, ["a"], 9999, 2.0) == ({}, ["prior='normal' (expected flow or gaussian)"])
+
+
+def test_a_links_prior_sets_the_switch_where_the_model_has_a_flow():
+    from vaedemo.demo.share import prior_switch
+
+    assert [prior_switch(True, p) for p in (None, True, False)] == [True, True, False]
+    assert [prior_switch(False, p) for p in (None, True, False)] == [False, False, False]  # no flow: Gaussian only
 
 
 def test_threads_below_one_is_one_sentence(tmp_path, capsys):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .screenshots import CHROMIUM, wait_idle
-from .test_layout import in_first_screen, open_page
+from .test_layout import choose_model, in_first_screen, open_page
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -77,8 +77,25 @@ def test_a_link_sets_the_model_tab_seed_and_temperature(browser, server):
     page.get_by_text("Link to this view (copied)").wait_for(timeout=30000)
     link = page.locator("#share-link textarea, #share-link input").first.input_value()
     assert link.startswith(server) and "model=tiny_temporal" in link and "tab=sample" in link
-    assert "seed=12" in link and "temperature=0.8" in link
+    assert "seed=12" in link and "temperature=0.8" in link and "prior=" not in link  # the flow: the default
     assert link in page.locator(".toast-body").first.inner_text()
+    page.close()
+
+
+def test_a_link_sets_the_prior_until_the_switch_is_changed_by_hand(browser, server):
+    """The prior was left out of the link: a model's load set the switch (and a link that names a model loads it
+    twice as the page opens)."""
+    flow = "#sample-use-flow input[type=checkbox]"
+    page = open_page(browser, server + "?model=tiny_single_flow&tab=sample&seed=3&prior=gaussian")
+    wait_idle(page)
+    assert not page.locator(flow).is_checked()
+    page.locator("#share-btn").click()
+    page.get_by_text("Link to this view (copied)").wait_for(timeout=30000)
+    assert "prior=gaussian" in page.locator("#share-link textarea, #share-link input").first.input_value()
+    page.locator(flow).check()  # by hand: the link's prior no longer holds
+    choose_model(page, "tiny_temporal")
+    choose_model(page, "tiny_single_flow")
+    assert page.locator(flow).is_checked()
     page.close()
 
 

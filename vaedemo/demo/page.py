@@ -111,17 +111,17 @@ def build_demo(state: DemoState) -> gr.Blocks:
             map_follows = latent_map_tab.build(state, model)
             live_tab.build(state)
         # the state in the URL, the link button
-        loaded = share.build(state, model, tabs, sample_controls["seed"], sample_controls["temperature"], demo, header,
-                             sample_tab.MAX_SEED, sample_tab.MAX_TEMPERATURE)  # fmt: skip
+        loaded, link_prior = share.build(state, model, tabs, sample_controls["seed"], sample_controls["temperature"],
+                                         use_flow, demo, header, sample_tab.MAX_SEED, sample_tab.MAX_TEMPERATURE)  # fmt: skip
         with gr.Accordion("Model card: config, parameters per module, training data, metrics", open=False,
                           elem_id="model-card"):  # fmt: skip
             card_md = gr.Markdown(card)
 
         @gated(state.gate, "model-load")
-        def on_model(m):  # loads the model (LRU-cached) and its prior PCA
+        def on_model(m, prior):  # loads the model (LRU-cached) and its prior PCA
             s, c, flow = model_info(state, m)
             labels = [gr.update(label=lab) for lab in sample_tab.direction_labels(state, m)]
-            return [s, c, gr.update(value=flow, interactive=flow), *labels,
+            return [s, c, gr.update(value=share.prior_switch(flow, prior), interactive=flow), *labels,
                     *reconstruct_tab.example_visibility(state, m)]  # fmt: skip
 
         # one model load at a time: the "model-load" pool. On a fresh page it follows the link's settings rather than
@@ -129,8 +129,10 @@ def build_demo(state: DemoState) -> gr.Blocks:
         # first one's result just as the second was accepted, and Gradio's page (6.31) never reopened it: the second's
         # outputs stayed pending for good (seen once in CI; reproduced with delayed messages)
         model_outputs = [info, card_md, use_flow, *dirs, *rec_examples]
-        map_follows(model.change(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private"))
-        loaded.then(on_model, model, model_outputs, concurrency_limit=None, api_visibility="private")
+        on_model_inputs = [model, link_prior]
+        map_follows(model.change(on_model, on_model_inputs, model_outputs, concurrency_limit=None,
+                                 api_visibility="private"))  # fmt: skip
+        loaded.then(on_model, on_model_inputs, model_outputs, concurrency_limit=None, api_visibility="private")
         # another model's results are cleared (their sounds and figures came from the model that was chosen before),
         # and so are those of requests still running on it when they finish (vaedemo.demo.chosen)
         results = rec_out + sample_out + interp_out

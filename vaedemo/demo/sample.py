@@ -149,7 +149,8 @@ def build(state: DemoState, model: gr.Dropdown, has_flow: bool) -> tuple[gr.Chec
             seed = gr.Slider(0, MAX_SEED, value=0, step=1, label="Seed", min_width=160)
             dice = gr.Button("⚄ New seed", min_width=120, scale=0, elem_id="sample-dice")
             with gr.Column(min_width=200, scale=1):
-                use_flow = gr.Checkbox(value=has_flow, interactive=has_flow, label="Flow prior (off: plain Gaussian)")
+                use_flow = gr.Checkbox(value=has_flow, interactive=has_flow, label="Flow prior (off: plain Gaussian)",
+                                       elem_id="sample-use-flow")
                 normalise = gr.Checkbox(value=True, label=NORMALISE_LABEL)
             sample_btn = gr.Button("Sample", variant="primary", size="lg", min_width=140, scale=0, elem_id="sample-btn")
         slots, slot_audio, slot_fig = _gallery()
