@@ -368,7 +368,7 @@ def test_many_tiny_uploads_are_bounded_by_count_and_their_cost_on_disk():
 
 def test_an_upload_is_admitted_where_old_files_can_make_room_for_it():
     """Uploads arrive before any handler: one is admitted while the files no sweep may delete yet (within the grace
-    period), the uploads still arriving and itself fit the bound; older files are deleted to make room."""
+    period), what admitted uploads have yet to send and itself fit the bound; older files are deleted to make room."""
     kb = 1000 + FILE_OVERHEAD_BYTES  # a 1000-byte file as the bound counts it
     tmp = TempFiles(max_bytes=4 * kb)
     old = [tmp.dir / f"old{i}" for i in range(2)]
@@ -377,18 +377,69 @@ def test_an_upload_is_admitted_where_old_files_can_make_room_for_it():
         age(path, 100 - i)
     young = tmp.dir / "young"
     young.write_bytes(b"x" * 1000)
-    assert tmp.admit_upload(1000)  # within the bound as it is
+    assert tmp.admit_upload(kb)  # within the bound as it is
     assert old[0].exists()
-    assert tmp.admit_upload(1000)  # the oldest file goes
+    assert tmp.admit_upload(kb)  # the oldest file goes
     assert not old[0].exists() and old[1].exists()
-    assert tmp.admit_upload(1000)  # the next one
+    assert tmp.admit_upload(kb)  # the next one
     assert not old[1].exists() and young.exists()
-    assert not tmp.admit_upload(1000)  # the young file and three arriving: one more passes the bound
+    assert not tmp.admit_upload(kb)  # the young file and three to come: one more passes the bound
     (tmp.dir / "arrived").write_bytes(b"x" * 1000)  # one of them arrives: a young file
-    tmp.upload_done(1000)
-    assert not tmp.admit_upload(1000)
+    tmp.upload_received(kb)
+    tmp.upload_done(0)
+    assert not tmp.admit_upload(kb)
     age(young, 100)
-    assert tmp.admit_upload(1000) and not young.exists()  # old now: deleted to make room
+    assert tmp.admit_upload(kb) and not young.exists()  # old now: deleted to make room
+    tmp.close()
+
+
+def test_an_arriving_upload_is_counted_once():
+    """Gradio writes an upload as it arrives: its bytes so far were counted as a young file and again as
+    reserved, and valid uploads were refused at about half the bound."""
+    tmp = TempFiles(max_bytes=2600 + FILE_OVERHEAD_BYTES)  # one file's overhead: the arriving one's
+    assert tmp.admit_upload(1000) and tmp.admit_upload(1000)
+    (tmp.dir / "tmp-arriving").write_bytes(b"x" * 600)  # the first, part way
+    tmp.upload_received(600)
+    tmp.sweep(force=True)
+    assert tmp.admit_upload(600)  # 600 there, 400 and 1000 to come, and 600: the bound exactly
+    assert not tmp.admit_upload(1)
+    tmp.upload_done(400)  # the first fails part way: what it never sent is free again
+    assert tmp.admit_upload(400) and not tmp.admit_upload(1)
+    tmp.close()
+
+
+def test_an_upload_that_stops_sending_is_cut_off_and_its_place_freed(monkeypatch):
+    """A connection that claimed a length and sent nothing held its place in the bound for as long as it stayed
+    open (uvicorn has no timeout on reading a body)."""
+    import asyncio
+
+    from vaedemo.demo import bodies
+
+    monkeypatch.setattr(bodies, "STALL_SECONDS", 0.2)
+    tmp = TempFiles(max_bytes=10**6)
+
+    async def reads_the_body(scope, receive, send):  # as Gradio's upload route does, then answers
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def one_part_then_nothing():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"x" * 100, "more_body": True}
+        await asyncio.sleep(60)
+
+    sent, replies = [], []
+
+    async def reply(message):
+        replies.append(message)
+
+    scope = {"type": "http", "path": "/gradio_api/upload", "headers": [(b"content-length", b"1000")]}
+    middleware = bodies.RequestBodies(reads_the_body, tmp, max_file_size=10**6)
+    asyncio.run(asyncio.wait_for(middleware(scope, one_part_then_nothing, reply), 10))
+    assert replies[0]["status"] == 408 and replies[1]["body"].startswith(b"The upload stopped arriving")
+    assert tmp._incoming == 0 and tmp.admit_upload(10**6 - FILE_OVERHEAD_BYTES - 100)  # only what came counts
     tmp.close()
 
 

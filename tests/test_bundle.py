@@ -71,7 +71,7 @@ def test_bundle_from_hugging_face_cache_offline(bundle_dir, tmp_path, monkeypatc
     for not_an_id in ("hf://no-slash", "hf:///x", "hf://../..", "hf://org/", "hf://a/b/c"):
         with pytest.raises(CheckpointError, match="not a Hub id"):
             vaedemo.load(not_an_id)
-    for revision in ("../../models--someone--other/refs/main", "main\nforged", "x" * 5000):  # a path, a line, a book
+    for revision in ("../../models--someone--other/refs/main", "/tmp/ref", "main\nforged", "x" * 5000):
         with pytest.raises(CheckpointError, match="has a revision that is not a branch, tag or commit name") as e:
             vaedemo.load(f"hf://someone/tiny-vae@{revision}")
         assert "\n" not in str(e.value) and len(str(e.value)) < 200
@@ -489,13 +489,19 @@ def test_a_hub_snapshot_linking_outside_its_repos_cache_is_refused(bundle_dir, t
         vaedemo.load("hf://someone/tiny-vae")
 
 
-def test_a_local_folder_laid_out_as_a_hub_snapshot_is_held_to_its_own_folder(bundle_dir, tmp_path):
-    """Only the Hugging Face cache's snapshots may link into their repo's folder: a folder handed over as
-    ``models--x/snapshots/b`` showed a file beside it (README.md -> ../../secret.txt) as its card."""
-    path, _ = bundle_dir
-    snapshot = tmp_path / "models--x" / "snapshots" / "b"
-    shutil.copytree(path, snapshot)
-    (tmp_path / "models--x" / "secret.txt").write_text("HF_TOKEN=hf_secret")
+def test_a_folder_laid_out_as_a_hub_snapshot_may_link_into_its_blobs_only(bundle_dir, tmp_path):
+    """A snapshot of a cache anywhere (``hf download --cache-dir``) links its files into the repo's blobs; a folder
+    handed over as ``models--x/snapshots/b`` showed a file beside them (README.md -> ../../secret.txt) as its card."""
+    path, model = bundle_dir
+    repo = tmp_path / "models--x"
+    snapshot = repo / "snapshots" / "b"
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for f in path.iterdir():  # as huggingface_hub keeps them
+        shutil.copy(f, repo / "blobs" / f.name)
+        (snapshot / f.name).symlink_to(f"../../blobs/{f.name}")
+    _assert_same(model, vaedemo.load(snapshot).model)
+    (repo / "secret.txt").write_text("HF_TOKEN=hf_secret")
     (snapshot / "README.md").unlink()
     (snapshot / "README.md").symlink_to("../../secret.txt")
     with pytest.raises(CheckpointError, match="README.md is not a file of the bundle"):

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -240,6 +241,21 @@ def test_an_output_through_a_link_is_checked_as_its_target(tiny_config, drum_fol
     assert evaluate_main([*base, "--out", str(tmp_path / "r.md"), "--json", str(tmp_path / "same.md")]) == 2
     assert f"--json and --out name the same file {tmp_path}/same.md" in capsys.readouterr().err
     assert json.loads((path / "config.json").read_text())["format"] == "vaedemo-bundle"  # the bundle is untouched
+
+
+def test_two_outputs_to_one_terminal_are_two_streams_not_one_file(tmp_path):
+    """--out /dev/stdout --json /dev/stderr at a terminal lead to one device: each is written as it is (appended, not
+    replaced), so they are not one file named twice."""
+    from vaedemo.cli import check_outputs
+
+    main_side, terminal = os.openpty()
+    try:
+        (tmp_path / "stdout").symlink_to(os.ttyname(terminal))
+        (tmp_path / "stderr").symlink_to(os.ttyname(terminal))
+        check_outputs(out=str(tmp_path / "stdout"), json_path=str(tmp_path / "stderr"))
+    finally:
+        os.close(main_side)
+        os.close(terminal)
 
 
 def test_a_short_clip_gives_no_nan_and_a_folder_used_whole_shows_its_level(tiny_config, drum_folder, tmp_path):

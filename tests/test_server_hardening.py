@@ -309,6 +309,19 @@ def test_a_request_body_too_large_or_of_unstated_length_is_refused_unread(server
     assert server.page_served()
 
 
+def test_an_upload_claiming_more_than_the_file_size_is_refused_before_its_body(server):
+    """A claimed length holds its place in the temporary folder's bound until the body arrives: a claim beyond
+    --max-file-size (50 MB here) is refused at once, from its headers alone."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (60 * MB))  # fmt: skip
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413") and reply.endswith("An upload may be at most 50 MB here.")
+    assert server.page_served()
+
+
 # ------------------------------------------------------------------------------------------------ login, temp, stop
 
 
@@ -370,7 +383,7 @@ def test_uploads_beyond_the_bound_are_refused_while_the_files_before_them_are_yo
         assert [upload()[0] for _ in range(2)] == [200, 200]
         assert upload() == (503, "The server's space for uploads is full; please try again in a minute.")
         assert c.post("gradio_api/upload", files={"files": ("x.wav", rng.bytes(3 * MB))}).text == (
-            "An upload may be at most 2 MB here (the server's space for uploads).")  # fmt: skip
+            "An upload may be at most 2 MB here.")  # fmt: skip
         time.sleep(GRACE_SECONDS + 0.2)
         assert upload()[0] == 200  # the two before are old now: deleted to make room
     total = sum(p.stat().st_size for p in locked.folder().rglob("*") if p.is_file())

@@ -79,13 +79,14 @@ def check_outputs(**paths: str | None) -> None:
             continue
         name = "--" + flag.removesuffix("_path").replace("_", "-")
         p = Path(path)
-        key = os.path.normcase(os.path.realpath(p))  # a link and its target are one file
+        stream = _is_stream(p)  # /dev/stdout and /dev/stderr lead to one terminal, and each is written as it is
+        key = os.path.normcase(os.path.abspath(p) if stream else os.path.realpath(p))  # a link and its target: one
         if key in seen:
             raise VaedemoError(f"{name} and {seen[key]} name the same file {path}; give each its own.")
         seen[key] = name
         if p.is_dir():
             raise VaedemoError(f"{name} {path} is a folder; give a file name.")
-        if _is_stream(p):  # /dev/stdout, a pipe (bash's >(...) is /dev/fd/N): written as it is, not replaced
+        if stream:  # /dev/stdout, a pipe (bash's >(...) is /dev/fd/N): written as it is, not replaced
             if not os.access(p, os.W_OK):
                 raise VaedemoError(f"{name} {path} is not writable.")
             continue

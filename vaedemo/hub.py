@@ -31,7 +31,8 @@ def parse_hub_id(source: str) -> tuple[str, str | None]:
         raise CheckpointError(f"'{source[:80]}' is not a Hub id; write hf://org/repo or hf://org/repo@revision.")
     # a revision is a branch, a tag or a commit: not a path (huggingface_hub reads one as a ref file's path in its
     # cache), nor a long or multi-line text for the messages that name it
-    if revision and (".." in revision or len(revision) > 200 or not revision.isprintable()):
+    if revision and (".." in revision or revision.startswith("/") or "\\" in revision or len(revision) > 200
+                     or not revision.isprintable()):  # fmt: skip
         raise CheckpointError(f"{source[:80]!r} has a revision that is not a branch, tag or commit name.")
     return repo, revision or None
 
@@ -108,18 +109,16 @@ def weights_file(source: str | Path, folder: Path, limit: int) -> Path:
     return path
 
 
-def _containing_folder(folder: Path) -> Path:
-    """Where a bundle's files must lie: its folder; for a snapshot in the Hugging Face cache the repo's cache folder,
-    since huggingface_hub keeps a snapshot's files as links into the repo's blobs. Only in the cache: a folder
-    anyone can hand over (an archive) laid out as ``models--x/snapshots/b`` could link its card to a file beside it."""
-    from huggingface_hub import constants
-
+def _containing_folders(folder: Path) -> tuple[Path, ...]:
+    """Where a bundle's files may lie: its folder; for a snapshot of a Hugging Face cache (``models--org--name/
+    snapshots/<commit>``, wherever the cache is) the repo's blobs too, since huggingface_hub keeps a snapshot's files
+    as links into them. Only the blobs: a folder anyone can hand over laid out that way could link its card to a
+    file beside them (``../../secret.txt``)."""
     folder = folder.resolve()
     repo = folder.parent.parent
-    in_cache = repo.parent == Path(constants.HF_HUB_CACHE).resolve()
-    if in_cache and folder.parent.name == "snapshots" and repo.name.startswith("models--"):
-        return repo
-    return folder
+    if folder.parent.name == "snapshots" and repo.name.startswith("models--"):
+        return folder, repo / "blobs"
+    return (folder,)
 
 
 def bundle_file(folder: Path, name: str, limit: int) -> Path | None:
@@ -131,7 +130,7 @@ def bundle_file(folder: Path, name: str, limit: int) -> Path | None:
     if not os.path.lexists(path):  # a dangling link is there too, and refused below
         return None
     real = path.resolve()
-    if not (real.is_relative_to(_containing_folder(folder)) and real.is_file()):
+    if not (any(real.is_relative_to(inside) for inside in _containing_folders(folder)) and real.is_file()):
         raise CheckpointError(f"{path} is not a file of the bundle (a link out of its folder, or not a plain file).")
     if real.stat().st_size > limit:
         raise CheckpointError(f"{path} is larger than {limit / 1e6:.1f} MB, more than a bundle's {name} can be.")

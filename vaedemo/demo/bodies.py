@@ -6,8 +6,11 @@ flood of uploads filled 5.6 times ``--max-temp-mb`` between two background sweep
 
 * A body other than an upload: at most :data:`MAX_BODY_BYTES` (the page's own messages are a few kB: files travel
   through the upload route).
-* An upload: admitted only where the temporary folder has room for it (:meth:`TempFiles.admit_upload
-  <vaedemo.demo.files.TempFiles.admit_upload>`).
+* An upload: at most ``--max-file-size`` (and a little for its form's framing), admitted only where the temporary
+  folder has room for it (:meth:`TempFiles.admit_upload <vaedemo.demo.files.TempFiles.admit_upload>`). What it has
+  yet to send stays reserved, so it must keep sending: a body that stalls for :data:`STALL_SECONDS`, or arrives
+  slower than :data:`MIN_BYTES_PER_SECOND` on average after that long, is cut off (a connection that claimed a
+  length and sent nothing held its place for as long as it stayed open).
 * A body of unstated length (chunked) is refused: its size could only be learnt by reading it.
 
 Each refusal is an HTTP status and one plain sentence (the page shows an upload's as "HTTP 503: ...").
@@ -15,12 +18,22 @@ Each refusal is an HTTP status and one plain sentence (the page shows an upload'
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from starlette.concurrency import run_in_threadpool
 
 from .files import MB, TempFiles
 
 MAX_BODY_BYTES = 1 * MB
 UPLOAD_ROUTE = "/gradio_api/upload"
+FORM_FRAMING_BYTES = 64 * 1024  # an upload's multipart boundaries and headers, beyond its file
+STALL_SECONDS = 30.0
+MIN_BYTES_PER_SECOND = 16 * 1024  # 128 kbit/s: a 50 MB file in under an hour
+
+
+class StalledBodyError(Exception):
+    """An upload's body stopped arriving, or arrives too slowly to keep its reserved place."""
 
 
 def _header(scope: dict, name: bytes) -> bytes | None:
@@ -36,10 +49,10 @@ async def _refuse(send, status: int, sentence: str) -> None:
 
 
 class RequestBodies:
-    """ASGI middleware: the bounds of the module's docstring, on the app it wraps."""
+    """ASGI middleware: the bounds of the module's docstring, on the app it wraps (``max_file_size`` in bytes)."""
 
-    def __init__(self, app, files: TempFiles, max_body: int = MAX_BODY_BYTES):
-        self.app, self.files, self.max_body = app, files, max_body
+    def __init__(self, app, files: TempFiles, max_file_size: int, max_body: int = MAX_BODY_BYTES):
+        self.app, self.files, self.max_file_size, self.max_body = app, files, max_file_size, max_body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -56,12 +69,34 @@ class RequestBodies:
         return await self.app(scope, receive, send)
 
     async def _upload(self, scope, receive, send, length: int):
-        if length > self.files.max_bytes:
-            return await _refuse(send, 413, f"An upload may be at most {self.files.max_bytes / MB:g} MB here "
-                                 "(the server's space for uploads).")  # fmt: skip
-        if not await run_in_threadpool(self.files.admit_upload, length):  # (it may walk the folder)
-            return await _refuse(send, 503, "The server's space for uploads is full; please try again in a minute.")
+        if length > min(self.max_file_size + FORM_FRAMING_BYTES, self.files.max_bytes):
+            limit = min(self.max_file_size, self.files.max_bytes)
+            return await _refuse(send, 413, f"An upload may be at most {limit / MB:g} MB here.")
+        unsent, admitted = length, False
+        started = time.monotonic()
+
+        async def receiving():
+            nonlocal unsent
+            waited = time.monotonic() - started
+            if waited > STALL_SECONDS and length - unsent < MIN_BYTES_PER_SECOND * waited:
+                raise StalledBodyError()
+            try:
+                message = await asyncio.wait_for(receive(), STALL_SECONDS)
+            except TimeoutError:
+                raise StalledBodyError() from None
+            got = min(len(message.get("body", b"")), unsent)
+            if got:
+                unsent -= got
+                self.files.upload_received(got)
+            return message
+
         try:
-            return await self.app(scope, receive, send)
+            admitted = await run_in_threadpool(self.files.admit_upload, length)  # (it may walk the folder)
+            if not admitted:
+                return await _refuse(send, 503, "The server's space for uploads is full; please try again in a minute.")
+            return await self.app(scope, receiving, send)
+        except StalledBodyError:
+            return await _refuse(send, 408, "The upload stopped arriving (or came too slowly); please send it again.")
         finally:
-            self.files.upload_done(length)
+            if admitted:
+                self.files.upload_done(unsent)

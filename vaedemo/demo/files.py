@@ -140,7 +140,10 @@ class TempFiles:
         self._kept: set[str] = set()  # what was there when start() was called: Gradio's copies of the examples
         self._last_sweep = 0.0
         # what the last sweep left (bytes, files counted as in _files) and how much of it no sweep may delete yet
-        # (files within the grace period, the kept ones), plus uploads admitted since: see admit_upload
+        # (files within the grace period, the kept ones), and what admitted uploads have yet to send: see
+        # admit_upload. Under a lock of their own, held for arithmetic only (the event loop updates them as bytes
+        # arrive; a sweep holds the other lock for as long as its walk takes)
+        self._counts = threading.Lock()
         self._total = self._unremovable = self._incoming = 0
         self._stop = threading.Event()
         atexit.register(self.close)
@@ -188,49 +191,56 @@ class TempFiles:
         self._last_sweep = time.monotonic()
         files = sorted(self._files())  # oldest first
         now, total, count, n = time.time(), sum(size for _, size, _ in files), len(files), 0
-        unremovable = 0
+        unremovable, incoming = 0, self._incoming  # (an arriving upload's bytes so far are files here already)
         for mtime, size, path in files:
             if now - mtime < GRACE_SECONDS or path in self._kept:
                 unremovable += size
                 continue
-            within = total + self._incoming <= self.max_bytes and count <= self.max_files
+            within = total + incoming <= self.max_bytes and count <= self.max_files
             if within and now - mtime <= self.max_age:
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(path)
                 total, count, n = total - size, count - 1, n + 1
-        self._total, self._unremovable = total, unremovable
+        with self._counts:
+            self._total, self._unremovable = total, unremovable
         self._remove_empty_folders(now)
         return n
 
     def admit_upload(self, size: int) -> bool:
         """Whether an upload of ``size`` bytes (its request's length) fits: the bound holds the files no sweep may
-        delete yet (within the grace period), the uploads still arriving and this one; older files are deleted to
-        make room, oldest first. Gradio writes an upload before any handler runs, and a bound applied only by the
-        background sweeps let a flood of uploads fill 5.6 times the bound between two of them. An admitted upload
-        ends with :meth:`upload_done`."""
-        size += FILE_OVERHEAD_BYTES
+        delete yet (within the grace period, an arriving upload's bytes so far among them), what admitted uploads
+        have yet to send, and this one; older files are deleted to make room, oldest first. Gradio writes an upload
+        before any handler runs, and a bound applied only by the background sweeps let a flood of uploads fill 5.6
+        times the bound between two of them. An admitted upload reports its bytes as they arrive
+        (:meth:`upload_received`) and ends with :meth:`upload_done`. (Its file's overhead counts once the file is
+        there, as every file's does.)"""
         with self._lock:
-            due = time.monotonic() - self._last_sweep >= 1.0
-            if due or self._total + self._incoming + size > self.max_bytes:
-                self._incoming += size  # what the sweep must make room for
-                try:
+            with self._counts:
+                over = self._total + self._incoming + size > self.max_bytes
+                self._incoming += size  # what a sweep must make room for
+            try:
+                if over or time.monotonic() - self._last_sweep >= 1.0:
                     self._sweep()
-                finally:
-                    self._incoming -= size
-            if self._unremovable + self._incoming + size > self.max_bytes:
-                return False
-            self._incoming += size
-            return True
+            finally:
+                with self._counts:
+                    fits = self._unremovable + self._incoming <= self.max_bytes
+                    if not fits:
+                        self._incoming -= size
+            return fits
 
-    def upload_done(self, size: int) -> None:
-        """An admitted upload has arrived (or failed): its bytes count as a file within the grace period until the
-        next sweep measures the folder again."""
-        size += FILE_OVERHEAD_BYTES
-        with self._lock:
+    def upload_received(self, size: int) -> None:
+        """``size`` bytes of an admitted upload have arrived: a file within the grace period now, as far as the bound
+        knows until the next sweep measures the folder."""
+        with self._counts:
             self._incoming -= size
             self._total += size
             self._unremovable += size
+
+    def upload_done(self, unsent: int) -> None:
+        """An admitted upload has ended (or failed) with ``unsent`` bytes of its length never received."""
+        with self._counts:
+            self._incoming -= unsent
 
     def _remove_empty_folders(self, now: float) -> None:
         """Gradio keeps each upload in a folder of its own: remove those left empty (not just made, though)."""

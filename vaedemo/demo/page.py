@@ -21,7 +21,7 @@ from vaedemo.errors import VaedemoError
 from .bodies import RequestBodies
 from .common import CSS, EXAMPLES, ROOT, THEME, Audio, user_errors
 from .files import MAX_TEMP_MB, MB, served
-from .guard import MAX_WAITING, PER_CLIENT, gated, guard_inputs, pass_through, quiet_unknown_sessions
+from .guard import MAX_WAITING, PER_CLIENT, file_size_bytes, gated, guard_inputs, pass_through, quiet_unknown_sessions
 from .models import Models, discover
 from .state import DemoState
 
@@ -194,7 +194,7 @@ def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_W
     # workers outnumber what the gate may hold, and its queue is roomy, so that the gate decides who waits.
     demo.queue(default_concurrency_limit=concurrency, max_size=4 * max(queue_size, 16))
     paths = [str(p.resolve()) for p in (EXAMPLES, *allowed)]
-    bodies = Middleware(RequestBodies, files=state.files)  # before Gradio reads a body
+    bodies = Middleware(RequestBodies, files=state.files, max_file_size=file_size_bytes(max_file_size))
     return demo.launch(theme=THEME, css=CSS, js=latent_map_tab.JS, max_file_size=max_file_size, allowed_paths=paths,
                        app_kwargs={"middleware": [bodies]},
                        ssr_mode=False, footer_links=["api", "settings"], max_threads=state.gate.capacity + 16,
