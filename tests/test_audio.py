@@ -117,6 +117,8 @@ def test_missing_and_too_long(tmp_path):
     sf.write(p, np.zeros((SR * 3, 1), np.float32), SR)
     with pytest.raises(AudioError, match=r"3 s long; the limit is 2 s"):
         load_audio(p, max_seconds=2)
+    with pytest.raises(AudioError, match=r"is 2\.0001 s long; the limit is 2 s\.$"):  # not "is 2 s long"
+        check_audio(np.zeros((2 * SR + 1, 1), np.float32), SR, max_seconds=2)
 
 
 def test_check_audio_arrays():

@@ -356,3 +356,74 @@ def test_streams_of_two_models_made_at_once_and_an_engine_copied(state):
     x = _signal(4 * twin.hop)
     assert np.array_equal(twin.stream().process(x), engines[0].stream().process(x))
     assert pickle.loads(pickle.dumps(engines[1])).stream().process(x).shape == x.shape
+
+
+def test_a_microphone_sending_faster_than_real_time_is_refused(state, tmp_path):
+    """Nothing held a listener to real time: one streamed 784 s of audio in 60 s, a core the whole time, taken from
+    everyone's live pool. A chunk's worth of slack covers a network's bunching."""
+    relay = live.Relay()
+    listener = relay.open("tab-1")
+    second = (_signal(44100) * 32767).astype(np.int16)
+    for _ in range(2):  # the slack: two seconds at once
+        live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, second), "b_causal")
+    with pytest.raises(gr.Error, match="This microphone sends audio faster than it can be recorded"):
+        live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, second), "b_causal")
+    assert listener.seconds_in == 2.0
+    listener.opened -= 1.0  # a second later
+    live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, second), "b_causal")
+    assert listener.seconds_in == 3.0
+
+
+def test_an_empty_chunk_of_any_format_is_nothing_to_stream(state, tmp_path):
+    relay = live.Relay()
+    relay.open("tab-1")
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    assert live.live_chunk(state, relay, "tab-1", str(empty), "b_causal") is None
+
+
+def test_chunks_waiting_for_their_session_wait_outside_the_live_pool(state):
+    """A session's chunks go one at a time; those waiting held live slots meanwhile (three of one session held three
+    of the four, idle). The gate takes the session's lock first, then a slot."""
+    from vaedemo.demo.guard import LIVE_STREAMS, Gate
+
+    gate, session_lock = Gate(per_client=8), threading.RLock()
+    session_lock.acquire()  # a chunk of the session computes
+    def chunk():
+        with gate(None, "live", first=session_lock):
+            pass
+
+    waiting = [threading.Thread(target=chunk, daemon=True) for _ in range(3)]
+    for t in waiting:
+        t.start()
+    time.sleep(0.2)
+    taken = []
+    for _ in range(LIVE_STREAMS):  # every live slot is still free for the other sessions
+        cm = gate(None, "live")
+        cm.__enter__()
+        taken.append(cm)
+    assert gate._pools["live"]._value == 0 and all(t.is_alive() for t in waiting)
+    for cm in taken:
+        cm.__exit__(None, None, None)
+    session_lock.release()
+    for t in waiting:
+        t.join(5)
+    assert not any(t.is_alive() for t in waiting) and gate._pools["live"]._value == LIVE_STREAMS
+
+
+def test_starting_a_recording_loads_its_model_in_the_model_load_pool(state, monkeypatch):
+    """A model no longer in the cache loaded inside a live slot, beside the picker's loads (one at a time)."""
+    from vaedemo.demo.guard import LIVE_STREAMS, Gate
+
+    gate = Gate()
+    monkeypatch.setattr(state, "gate", gate)
+    held, get = [], state.models.get
+
+    def watched(label):
+        held.append((gate._pools["model-load"]._value, gate._pools["live"]._value))
+        return get(label)
+
+    monkeypatch.setattr(state.models, "get", watched)
+    listening = live.listen(state, live.Relay(), "tab-1", "b_causal", idle=0.1)
+    assert list(listening) == []
+    assert held[0] == (0, LIVE_STREAMS)  # the load: in the model-load pool, no live slot

@@ -80,7 +80,12 @@ def _plural(n: int, word: str) -> str:
 def _too_long(name: str, seconds: float | None, limit: float) -> AudioError:
     if seconds is None:
         return AudioError(f"{name} is longer than the limit of {_secs(limit)} s.")
-    return AudioError(f"{name} is {_secs(seconds)} s long; the limit is {_secs(limit)} s.")
+    length = _secs(seconds)
+    digits = 1
+    while float(length) <= limit and digits < 6:  # "is 2 s long; the limit is 2 s" for 2.00002 s: more digits
+        digits += 1
+        length = f"{seconds:.{digits}f}"
+    return AudioError(f"{name} is {length} s long; the limit is {_secs(limit)} s.")
 
 
 def _over_budget(name: str, frames: int | None, h: Header, max_values: int) -> AudioError:

@@ -78,8 +78,10 @@ class Gate:
             return self._clients[key] if key else sum(self._clients.values())
 
     @contextlib.contextmanager
-    def __call__(self, request: gr.Request | None, pool: str = "compute"):
-        """Admit a request (or refuse it with one sentence), then hold one of the pool's slots while it runs."""
+    def __call__(self, request: gr.Request | None, pool: str = "compute", first=None):
+        """Admit a request (or refuse it with one sentence), then hold one of the pool's slots while it runs.
+        ``first``: a lock to take before the slot, so that what waits on it waits outside the pool (a live
+        session's chunks wait for each other: three of one session held three of the four live slots, idle)."""
         key = client_key(request)
         with self._lock:
             if self._clients[key] >= self.per_client:
@@ -94,7 +96,7 @@ class Gate:
             self._clients[key] += 1
             slots = self._pools[pool]
         try:
-            with slots:
+            with first or contextlib.nullcontext(), slots:
                 yield
         finally:
             with self._lock:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import queue
 import threading
 import time
@@ -163,9 +164,12 @@ class Listener:
     session: LiveSession | None = None
     stream: tuple[str, Stream] | None = None  # (model label, its stream) made when the recording starts
     last_chunk: float = 0.0  # time.monotonic() of the last chunk (or of the opening)
+    opened: float = field(default_factory=time.monotonic)
+    seconds_in: float = 0.0  # of microphone audio accepted: at most the time since the opening (and a chunk's slack)
     # one chunk at a time: two events of one session at once (a raw client, a recording restarted while a chunk
-    # computes) would feed one resampler and one scripted stream from two threads, which corrupts the process's heap
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # computes) would feed one resampler and one scripted stream from two threads, which corrupts the process's heap.
+    # Re-entrant: the chunk's event takes it before its live slot (see on_chunk), live_chunk again.
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 class Relay:
@@ -220,6 +224,8 @@ def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float 
     recording stops, ``seconds`` have passed or no chunk has come for ``idle`` seconds. The stream is made within
     the gate's per-client limit (``request``'s client): one session's recordings started forty at once replace each
     other's listener, and each made a stream before that."""
+    with state.gate(request, "model-load"):  # a model no longer in the cache loads one at a time, as the picker's
+        _load(state, label)
     with state.gate(request, "live"):
         listener = _open(state, relay, key, label, client)
     deadline = time.monotonic() + seconds
@@ -236,6 +242,11 @@ def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float 
             yield item
     finally:
         relay.close(key, listener)
+
+
+@user_errors
+def _load(state: DemoState, label: str) -> None:
+    state.models.get(label)
 
 
 @user_errors
@@ -259,12 +270,13 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
     if not isinstance(chunk, str):  # a raw request can send anything
         raise VaedemoError("the microphone chunk must be an uploaded file.")
     header = soundfile_header(Path(chunk))
-    if header is not None and header.frames == 0:  # the recorder's last flush may hold a wav header alone
-        return None
+    if _empty_file(chunk) or (header is not None and header.frames == 0):  # the recorder's last flush may hold a
+        return None  # wav header alone
     d = decode(chunk, max_seconds=MAX_CHUNK_SECONDS)  # any rate, shape or channel count: one sentence if wrong
     listener.last_chunk = time.monotonic()  # (after the decode: a stream of garbage does not keep a listener)
     x, rate = at_most_stereo(d.audio), d.sample_rate  # as a file's stream
     with listener.lock:
+        _in_real_time(listener, len(x) / rate)
         if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
             made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
             stream = made[1] if made and made[0] == label else None  # (the picker may have changed since)
@@ -279,6 +291,23 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
         if len(y):
             _post(listener.box, (wav_bytes(y, session.model_rate), report))
     return report
+
+
+def _empty_file(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False  # (decode says what is wrong with it)
+
+
+def _in_real_time(listener: Listener, seconds: float) -> None:
+    """Count a chunk of ``seconds`` against the listener's real time, or refuse it: a microphone sends its audio as it
+    is recorded, and a client that sent faster (13 times real time, one core the whole time) took from everyone's
+    share of the live pool what the limit of LIVE_STREAMS microphones for LIVE_SECONDS each meant to bound."""
+    allowed = time.monotonic() - listener.opened + MAX_CHUNK_SECONDS  # (a chunk's worth of slack: network jitter)
+    if listener.seconds_in + seconds > allowed:
+        raise VaedemoError("This microphone sends audio faster than it can be recorded; the chunk was dropped.")
+    listener.seconds_in += seconds
 
 
 @user_errors
@@ -331,7 +360,8 @@ def build(state: DemoState) -> None:
         yield from listen(state, relay, _session(request), label, client=client_key(request), request=request)
 
     def on_chunk(request: gr.Request, chunk, label):
-        with state.gate(request, "live"):
+        listener = relay.get(_session(request))  # its chunks wait for each other outside the live pool
+        with state.gate(request, "live", first=listener.lock if listener else None):
             live_chunk(state, relay, _session(request), chunk, label)  # its listener sends the output and report
 
     def on_stop(request: gr.Request):
