@@ -408,6 +408,27 @@ def test_an_arriving_upload_is_counted_once():
     tmp.close()
 
 
+def test_an_upload_that_pauses_keeps_its_file_while_it_may_still_arrive():
+    """Gradio writes an arriving upload to a "tmp..." file at the top of its folder; an upload may pause for 30 s
+    before it is cut off, and a sweep deleted its file after the 3 s every other file is kept."""
+    from vaedemo.demo.files import UPLOAD_PAUSE_SECONDS
+
+    tmp = TempFiles(max_bytes=1000 + FILE_OVERHEAD_BYTES)
+    arriving, output = tmp.root / "tmpab12cd", tmp.dir / "old.wav"
+    for path in (arriving, output):
+        path.write_bytes(b"x" * 1000)
+        age(path, GRACE_SECONDS + 5)
+    tmp.sweep(force=True)  # over the bound: the old output goes, the paused upload stays
+    assert arriving.exists() and not output.exists()
+    tmp.max_bytes = 0
+    tmp.sweep(force=True)
+    assert arriving.exists()
+    age(arriving, UPLOAD_PAUSE_SECONDS + 1)
+    tmp.sweep(force=True)
+    assert not arriving.exists()  # cut off by now: its file is any old file
+    tmp.close()
+
+
 def test_an_upload_that_stops_sending_is_cut_off_and_its_place_freed(monkeypatch):
     """A connection that claimed a length and sent nothing held its place in the bound for as long as it stayed
     open (uvicorn has no timeout on reading a body)."""

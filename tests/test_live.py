@@ -358,18 +358,21 @@ def test_streams_of_two_models_made_at_once_and_an_engine_copied(state):
     assert pickle.loads(pickle.dumps(engines[1])).stream().process(x).shape == x.shape
 
 
-def test_a_microphone_sending_faster_than_real_time_is_refused(state, tmp_path):
+def test_a_microphone_sending_faster_than_real_time_is_refused(state, tmp_path, monkeypatch):
     """Nothing held a listener to real time: one streamed 784 s of audio in 60 s, a core the whole time, taken from
     everyone's live pool. A chunk's worth of slack covers a network's bunching."""
+    clock = [1000.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])  # time stands still unless the test moves it
     relay = live.Relay()
     listener = relay.open("tab-1")
+    listener.opened = clock[0]
     second = (_signal(44100) * 32767).astype(np.int16)
     for _ in range(2):  # the slack: two seconds at once
         live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, second), "b_causal")
     with pytest.raises(gr.Error, match="This microphone sends audio faster than it can be recorded"):
         live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, second), "b_causal")
     assert listener.seconds_in == 2.0
-    listener.opened -= 1.0  # a second later
+    clock[0] += 1.0  # a second later
     live.live_chunk(state, relay, "tab-1", _chunk(tmp_path, 44100, second), "b_causal")
     assert listener.seconds_in == 3.0
 
@@ -382,33 +385,39 @@ def test_an_empty_chunk_of_any_format_is_nothing_to_stream(state, tmp_path):
     assert live.live_chunk(state, relay, "tab-1", str(empty), "b_causal") is None
 
 
-def test_chunks_waiting_for_their_session_wait_outside_the_live_pool(state):
+def test_chunks_wait_for_their_session_outside_the_live_pool_and_a_replaced_one_is_dropped(state, tmp_path,
+                                                                                               monkeypatch):  # fmt: skip
     """A session's chunks go one at a time; those waiting held live slots meanwhile (three of one session held three
-    of the four, idle). The gate takes the session's lock first, then a slot."""
+    of the four, idle), and with the session's lock looked up before the slot and again inside it, a chunk for a
+    recording that was replaced meanwhile held a slot while the new recording's chunk held the lock it waited for:
+    the live pool stayed full for good."""
+    import types
+
     from vaedemo.demo.guard import LIVE_STREAMS, Gate
 
-    gate, session_lock = Gate(per_client=8), threading.RLock()
-    session_lock.acquire()  # a chunk of the session computes
-    def chunk():
-        with gate(None, "live", first=session_lock):
-            pass
-
-    waiting = [threading.Thread(target=chunk, daemon=True) for _ in range(3)]
-    for t in waiting:
-        t.start()
-    time.sleep(0.2)
-    taken = []
-    for _ in range(LIVE_STREAMS):  # every live slot is still free for the other sessions
-        cm = gate(None, "live")
+    gate = Gate(per_client=8)
+    monkeypatch.setattr(state, "gate", gate)
+    relay = live.Relay()
+    request = types.SimpleNamespace(client=types.SimpleNamespace(host="10.0.0.1"), session_hash="tab-1")
+    chunk = _chunk(tmp_path, 44100, (_signal(4410) * 32767).astype(np.int16))
+    old = relay.open("tab-1")
+    busy = [gate(None, "live") for _ in range(LIVE_STREAMS)]  # other sessions' chunks hold every slot
+    for cm in busy:
         cm.__enter__()
-        taken.append(cm)
-    assert gate._pools["live"]._value == 0 and all(t.is_alive() for t in waiting)
-    for cm in taken:
+    first = threading.Thread(target=live.chunk_event, args=(state, relay, request, chunk, "b_causal"), daemon=True)
+    first.start()  # the old recording's chunk: its lock taken, waiting for a slot
+    time.sleep(0.2)
+    new = relay.open("tab-1")  # record pressed again: a new listener
+    second = threading.Thread(target=live.chunk_event, args=(state, relay, request, chunk, "b_causal"), daemon=True)
+    second.start()
+    time.sleep(0.2)
+    assert gate._pools["live"]._value == 0 and first.is_alive() and second.is_alive()  # waiting, no slot taken
+    for cm in busy:
         cm.__exit__(None, None, None)
-    session_lock.release()
-    for t in waiting:
-        t.join(5)
-    assert not any(t.is_alive() for t in waiting) and gate._pools["live"]._value == LIVE_STREAMS
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive() and gate._pools["live"]._value == LIVE_STREAMS
+    assert old.session is None and new.session is not None and new.seconds_in == 0.1  # the old one's chunk dropped
 
 
 def test_starting_a_recording_loads_its_model_in_the_model_load_pool(state, monkeypatch):

@@ -80,12 +80,14 @@ def _plural(n: int, word: str) -> str:
 def _too_long(name: str, seconds: float | None, limit: float) -> AudioError:
     if seconds is None:
         return AudioError(f"{name} is longer than the limit of {_secs(limit)} s.")
-    length = _secs(seconds)
+    length, shown_limit = _secs(seconds), _secs(limit)
     digits = 1
-    while float(length) <= limit and digits < 6:  # "is 2 s long; the limit is 2 s" for 2.00002 s: more digits
+    while float(length) <= float(shown_limit) and digits < 6:  # "is 2 s long; the limit is 2 s" for 2.00002 s
         digits += 1
-        length = f"{seconds:.{digits}f}"
-    return AudioError(f"{name} is {length} s long; the limit is {_secs(limit)} s.")
+        length, shown_limit = (f"{v:.{digits}f}".rstrip("0").rstrip(".") for v in (seconds, limit))
+    if float(length) <= float(shown_limit):
+        length = f"just over {shown_limit}"
+    return AudioError(f"{name} is {length} s long; the limit is {shown_limit} s.")
 
 
 def _over_budget(name: str, frames: int | None, h: Header, max_values: int) -> AudioError:

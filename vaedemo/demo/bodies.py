@@ -23,12 +23,12 @@ import time
 
 from starlette.concurrency import run_in_threadpool
 
-from .files import MB, TempFiles
+from .files import MB, UPLOAD_PAUSE_SECONDS, TempFiles
 
 MAX_BODY_BYTES = 1 * MB
 UPLOAD_ROUTE = "/gradio_api/upload"
 FORM_FRAMING_BYTES = 64 * 1024  # an upload's multipart boundaries and headers, beyond its file
-STALL_SECONDS = 30.0
+STALL_SECONDS = UPLOAD_PAUSE_SECONDS  # (the sweeps keep an arriving upload's file that long after its last write)
 MIN_BYTES_PER_SECOND = 16 * 1024  # 128 kbit/s: a 50 MB file in under an hour
 
 

@@ -38,6 +38,9 @@ MAX_TEMP_FILES = 5000  # files kept at most, oldest deleted first: every sweep w
 # byte each passed a bound on bytes alone: 16 MB by size, 660 MB on disk, and every request walked them)
 FILE_OVERHEAD_BYTES = 8192
 GRACE_SECONDS = 3.0  # a file this young is kept whatever the bound: its request may not have fetched it yet
+# an upload still arriving (Gradio writes it to a "tmp..." file at the top of its folder) may pause this long before
+# it is cut off (vaedemo.demo.bodies): its file is kept that long after its last write
+UPLOAD_PAUSE_SECONDS = 30.0
 SWEEP_SECONDS = 10.0  # how often the bound is checked in the background (uploads arrive without any handler)
 _OWNED: list[Path] = []  # private temporary folders of this process: removed at exit and on signals
 _SERVED: weakref.WeakSet = weakref.WeakSet()  # pages launch() served: stopped without waiting on a signal
@@ -192,8 +195,10 @@ class TempFiles:
         files = sorted(self._files())  # oldest first
         now, total, count, n = time.time(), sum(size for _, size, _ in files), len(files), 0
         unremovable, incoming = 0, self._incoming  # (an arriving upload's bytes so far are files here already)
+        root = str(self.root)
         for mtime, size, path in files:
-            if now - mtime < GRACE_SECONDS or path in self._kept:
+            arriving = os.path.dirname(path) == root and os.path.basename(path).startswith("tmp")
+            if now - mtime < (UPLOAD_PAUSE_SECONDS if arriving else GRACE_SECONDS) or path in self._kept:
                 unremovable += size
                 continue
             within = total + incoming <= self.max_bytes and count <= self.max_files

@@ -260,11 +260,26 @@ def _open(state: DemoState, relay: Relay, key: str, label: str, client: str = ""
     return listener
 
 
-@user_errors
-def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, label: str) -> str | None:
-    """One microphone chunk (the path of its file): through the key's stream, its output posted to the key's
-    listener. Returns the stream's report (None when nobody listens)."""
+def chunk_event(state: DemoState, relay: Relay, request: gr.Request, chunk: str | None, label: str) -> None:
+    """A microphone chunk's event: through its session's listener (looked up once: none yet, or none any more, and
+    the chunk is dropped), whose chunks wait for each other outside the live pool (the listener's lock before a
+    slot: waiting chunks of one session held three of the four live slots, and a lock looked up twice, before and
+    inside the slot, let two chunks each hold what the other waited for)."""
+    key = _session(request)
     listener = relay.get(key)
+    if listener is None:
+        return
+    with state.gate(request, "live", first=listener.lock):
+        live_chunk(state, relay, key, chunk, label, listener)  # its listener sends the output and report
+
+
+@user_errors
+def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, label: str,
+               listener: Listener | None = None) -> str | None:  # fmt: skip
+    """One microphone chunk (the path of its file): through the key's stream (``listener``: the one the chunk came
+    for), its output posted to the key's listener. Returns the stream's report (None when nobody listens, or a new
+    recording has replaced the one the chunk came for)."""
+    listener = listener or relay.get(key)
     if chunk is None or listener is None:
         return None
     if not isinstance(chunk, str):  # a raw request can send anything
@@ -276,6 +291,8 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
     listener.last_chunk = time.monotonic()  # (after the decode: a stream of garbage does not keep a listener)
     x, rate = at_most_stereo(d.audio), d.sample_rate  # as a file's stream
     with listener.lock:
+        if relay.get(key) is not listener:  # replaced while the chunk waited: not the new recording's audio
+            return None
         _in_real_time(listener, len(x) / rate)
         if listener.session is None or not listener.session.fits(label, rate, x.shape[1]):
             made, listener.stream = listener.stream, None  # fresh: nothing has gone through it yet
@@ -360,9 +377,7 @@ def build(state: DemoState) -> None:
         yield from listen(state, relay, _session(request), label, client=client_key(request), request=request)
 
     def on_chunk(request: gr.Request, chunk, label):
-        listener = relay.get(_session(request))  # its chunks wait for each other outside the live pool
-        with state.gate(request, "live", first=listener.lock if listener else None):
-            live_chunk(state, relay, _session(request), chunk, label)  # its listener sends the output and report
+        chunk_event(state, relay, request, chunk, label)
 
     def on_stop(request: gr.Request):
         relay.close(_session(request))
