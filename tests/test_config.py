@@ -86,14 +86,22 @@ def test_bands_power_of_two():
     ("model.flow_scale_bound=.nan", r"model.flow_scale_bound must be in \(0, 20\], got nan"),
     ("model.pqmf_attenuation=1e308", r"model.pqmf_attenuation must be in \[20, 300\] dB, got 1e\+308"),
     # the discriminator's keys: each was a traceback at the first adversarial step, after the whole VAE phase
-    ("train.discriminator.capacity=0", "train.discriminator.capacity must be positive, got 0"),
-    ("train.discriminator.periods=[2, 0]", r"train.discriminator.periods must be positive, got \[2, 0\]"),
+    ("train.discriminator.capacity=0", "train.discriminator.capacity must be from 1 to 64, got 0"),
+    ("train.discriminator.capacity=2000", "train.discriminator.capacity must be from 1 to 64, got 2000"),  # 20 GB
+    ("train.discriminator.periods=[2, 0]", r"train.discriminator.periods must lie in \[1, model.clip_length "
+                                           r"\(44032\)\], got \[2, 0\]"),
+    ("train.discriminator.periods=[1000000000]", r"train.discriminator.periods must lie in \[1, model.clip_length "),
+    ("train.stft_sizes=[2]", "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two of "
+                             "at least 4"),  # a hop of n // 4 = 0: torch's error at the first step
+    ("train.band_stft_sizes=[1]", "must be powers of two of at least 4"),
+    ("train.mel_sizes=[2]", "must be powers of two of at least 4"),  # no FFT bin for any mel filter
     ("train.discriminator.stft_sizes=[65536]", r"train.discriminator.stft_sizes must lie in \[4, model.clip_length "
                                                r"\(44032\)\], got \[65536\]"),
     ("train.discriminator.stft_sizes=[0]", r"train.discriminator.stft_sizes must lie in \[4, "),
     ("train.discriminator.scales=17", r"train.discriminator.scales \(17\) halves model.clip_length \(44032\) too "
                                       "often: at most 16"),
     ("train.seed=-1", r"train.seed must be in \[0, 2\*\*32\), got -1"),
+    ("train.run_dir=", "train.run_dir must name a folder"),  # the current folder, filled with the run's files
 ])  # fmt: skip
 def test_values_that_cannot_train_are_one_sentence_before_anything_runs(override, message):
     """A sign or range that Adam, Lightning or a layer would refuse with a traceback minutes later (a negative lr), or

@@ -347,15 +347,20 @@ def test_two_process_ddp_on_cpu(drum_folder, tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
-def test_a_trainer_setting_this_machine_cannot_run_is_one_sentence_before_any_data_is_read(tmp_path, capsys):
+@pytest.mark.parametrize("accelerator, message", [
+    ("gpu", "error: the trainer settings cannot run on this machine:"),
+    ("tpu", "error: the trainer settings need a package this machine does not have:"),  # torch_xla: ImportError
+])  # fmt: skip
+def test_a_trainer_setting_this_machine_cannot_run_is_one_sentence_before_any_data_is_read(tmp_path, capsys,
+                                                                                          accelerator, message):  # fmt: skip
     from vaedemo.train import main
 
     missing = tmp_path / "no_such_folder"  # the data would be refused too, but the trainer is built first
-    argv = ["--config", str(ROOT / "configs" / "temporal_mono.yaml"), "--set", "trainer.accelerator=gpu",
+    argv = ["--config", str(ROOT / "configs" / "temporal_mono.yaml"), "--set", f"trainer.accelerator={accelerator}",
             "--set", f"train.run_dir={tmp_path / 'run'}", "--set", f"data.root={missing}"]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: the trainer settings cannot run on this machine:") and "\n" not in err
+    assert err.startswith(message) and "\n" not in err
     assert not (tmp_path / "run").exists()
 
 

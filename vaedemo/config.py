@@ -445,12 +445,19 @@ def _check_model_bounds(m: ModelConfig, need) -> None:
     need(m.clip_length <= 600 * m.sample_rate, f"model.clip_length must be at most 10 minutes, got {m.clip_length}")
 
 
+DISCRIMINATOR_MAX_CAPACITY = 64
+
+
 def _validate_discriminator(disc: DiscriminatorConfig, clip_length: int, need) -> None:
     """train.discriminator: nothing checked it, and its layers failed only at the first adversarial step, after the
     whole VAE phase (a ZeroDivisionError for a period of 0, torch's padding error for an STFT size above the clip)."""
-    need(disc.capacity >= 1, f"train.discriminator.capacity must be positive, got {disc.capacity}")
+    # capacity 64 is 51 M parameters (the default 16: 3 M), 128 already 206 M; a period beyond the clip folds it
+    # into one column, and a billion allocated that much at the first adversarial step, after the whole VAE phase
+    need(1 <= disc.capacity <= DISCRIMINATOR_MAX_CAPACITY,
+         f"train.discriminator.capacity must be from 1 to {DISCRIMINATOR_MAX_CAPACITY}, got {disc.capacity}")
     need(disc.scales >= 0, f"train.discriminator.scales must not be negative, got {disc.scales}")
-    need(all(p >= 1 for p in disc.periods), f"train.discriminator.periods must be positive, got {disc.periods}")
+    need(all(1 <= p <= clip_length for p in disc.periods),
+         f"train.discriminator.periods must lie in [1, model.clip_length ({clip_length})], got {disc.periods}")
     need(disc.scales or disc.periods or disc.stft_sizes,
          "train.discriminator needs at least one of scales, periods and stft_sizes")  # fmt: skip
     # each scale halves the audio of the one before: the last must still hold two samples
@@ -535,8 +542,9 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(t.loss_floor_db is None or t.loss_floor_db > 0, f"train.loss_floor_db must be positive, got {t.loss_floor_db}")
     need(
-        all(_power_of_two(p) for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),
-        "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two",
+        all(_power_of_two(p) and p >= 4 for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),
+        "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two of at least 4 (a hop of a "
+        "quarter window: 2 has none)",
     )
     _validate_discriminator(t.discriminator, cfg.model.clip_length, need)
     # read by two-stage models only: on another, a train.backbone meant for stage two trained something else silently
@@ -545,6 +553,8 @@ def validate(cfg: Config, source: str = "the config") -> None:
          f"{cfg.model.latent_mode}; remove it or set the mode")  # fmt: skip
     # Lightning seeds numpy, which takes 32-bit seeds: another was its ValueError traceback before the run started
     need(0 <= t.seed < 2**32, f"train.seed must be in [0, 2**32), got {t.seed}")
+    # an empty one was the current folder: config.yaml, bundle/, checkpoints/ and tb/ written wherever it ran
+    need(str(t.run_dir).strip(), "train.run_dir must name a folder (it was empty: the run would fill the current one)")
     need(cfg.trainer.devices >= 1 and cfg.trainer.num_nodes >= 1, "trainer.devices and num_nodes must be positive")
     need(str(cfg.trainer.precision) in TRAINER_PRECISIONS,
          f"trainer.precision must be one of {', '.join(TRAINER_PRECISIONS)} (the weights stay float32; half precision "

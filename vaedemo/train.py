@@ -86,6 +86,8 @@ def build_trainer(cfg, run_dir: Path, command: str, data_summary: str, extra_cal
         raise VaedemoError(f"the trainer settings cannot run on this machine: {e}") from None
     except ValueError as e:  # an accelerator or strategy Lightning does not know (its sentence lists the known ones)
         raise VaedemoError(f"the trainer settings are not valid: {e}") from None
+    except ImportError as e:  # an accelerator whose package is not installed (tpu: torch_xla)
+        raise VaedemoError(f"the trainer settings need a package this machine does not have: {e}") from None
 
 
 def make_loaders(cfg):
