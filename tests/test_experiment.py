@@ -75,6 +75,13 @@ def test_ablation_trains_reuses_and_tabulates(drum_folder, tmp_path, capsys):
          "evaluate.data in .* must be a list of folders, got 'data/drums'."),
         ("base: x.yaml\nvariants: {a: []}\nevaluate: {data: [d], opus: 'no'}\n",
          "evaluate.opus in .* must be true or false, got 'no'."),
+        # the entries' types: each was a TypeError at its variant's turn (a string read letter by letter)
+        ("base: x.yaml\nvariants: {a: 5}\n", "variant 'a' in .* must be a name with a list of key=value overrides, got 5."),
+        ("base: x.yaml\nvariants: {a: train.beta=1}\n", "variant 'a' .* got 'train.beta=1'."),
+        ("base: x.yaml\nvariants: {a: [7]}\n", "variant 'a' .* got \\[7\\]."),
+        ("base: x.yaml\nvariants: {a: []}\nshared: 7\n", "'shared' in .* must be a list of key=value overrides, got 7."),
+        ("base: 5\nvariants: {a: []}\n", "'base' in .* must be a path, got 5."),
+        ("base: x.yaml\nvariants: {a: []}\nrun_root: [1, 2]\n", "'run_root' in .* must be a path, got \\[1, 2\\]."),
     ],
 )  # fmt: skip
 def test_ablation_file_errors(tmp_path, text, message):
@@ -86,6 +93,18 @@ def test_ablation_file_errors(tmp_path, text, message):
 
 def test_a_missing_ablation_file_is_one_sentence(tmp_path):
     assert experiment_main([str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_the_table_file_and_the_evaluation_folders_are_checked_before_any_variant_trains(tmp_path, capsys):
+    """--out naming a folder was an IsADirectoryError after every variant had trained and been evaluated; a missing
+    evaluation folder was said after the first variant had trained."""
+    p = tmp_path / "a.yaml"
+    p.write_text(f"base: x.yaml\nvariants: {{a: []}}\nrun_root: {tmp_path / 'runs'}\n")
+    assert experiment_main([str(p), "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a folder; give a file name." in capsys.readouterr().err
+    p.write_text(f"base: x.yaml\nvariants: {{a: []}}\nrun_root: {tmp_path / 'runs'}\nevaluate: {{data: [nowhere]}}\n")
+    assert experiment_main([str(p)]) == 2
+    assert "evaluate.data in" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
 def test_a_variant_is_evaluated_at_evaluates_own_default_length(tiny_config, drum_folder, tmp_path):

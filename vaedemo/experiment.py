@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import user_errors
+from .cli import check_outputs, user_errors
 from .errors import ConfigError
 from .yamlfile import read_yaml
 
@@ -48,8 +48,29 @@ def read_ablation(path: Path) -> dict:
     doc.setdefault("run_root", f"runs/ablations/{path.stem}")
     doc.setdefault("shared", [])
     doc.setdefault("evaluate", {})
+    check_entry_types(doc, path)
     check_evaluate_options(doc["evaluate"], path)
     return doc
+
+
+def _overrides(value) -> bool:
+    """A list of ``key=value`` overrides (a string was read letter by letter, a number was a TypeError)."""
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_entry_types(doc: dict, path: Path) -> None:
+    """``base`` and ``run_root`` folders' names, ``shared`` and every variant lists of overrides (a variant may be
+    empty: the base as it is), before any variant trains: each was a TypeError at its turn, and a ``run_root`` of
+    [1, 2] trained every variant into a folder named so before the table failed."""
+    for key in ("base", "run_root"):
+        if not isinstance(doc[key], str) or not doc[key].strip():
+            raise ConfigError(f"'{key}' in {path} must be a path, got {doc[key]!r}.")
+    if not _overrides(doc["shared"]):
+        raise ConfigError(f"'shared' in {path} must be a list of key=value overrides, got {doc['shared']!r}.")
+    for name, overrides in doc["variants"].items():
+        if not isinstance(name, str) or not (overrides is None or _overrides(overrides)):
+            raise ConfigError(f"variant {name!r} in {path} must be a name with a list of key=value overrides, got "
+                              f"{overrides!r}.")  # fmt: skip
 
 
 EVALUATE_KEYS = {"data", "seconds", "max_clips", "samples", "opus", "draws"}
@@ -166,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = Path(args.ablation)
     doc = read_ablation(path)
+    if args.out and not Path(args.out).is_dir():
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # (made for the table, as it always was)
+    check_outputs(out=args.out)  # before the training, not after every variant has trained
+    missing = next((d for d in doc["evaluate"].get("data", []) if not Path(d).is_dir()), None)
+    if missing is not None:
+        raise ConfigError(f"evaluate.data in {path} names {missing}, which is not a folder.")
     rows = []
     for name in args.only or list(doc["variants"]):
         if name not in doc["variants"]:
