@@ -526,3 +526,21 @@ def test_a_decay_that_never_starts_is_warned_about():
     assert warning.startswith("train.lr_decay_start (99) is at or past the run's last step (99;")  # steps 0-99
     no_decay = ["train.max_steps=100", "train.lr_decay_start=200", "train.lr_final_factor=1.0"]
     assert decay_never_starts(load_config(None, no_decay)) is None  # nothing to decay to anyway
+
+
+def test_a_resume_trains_with_the_betas_and_branch_learning_rates_it_was_given(drum_folder, tmp_path):
+    """Lightning restores the optimisers' groups from last.ckpt whole: resumed with other train.betas or
+    train.noise_lr_factor, the run trained on with the old ones while its config.yaml and card said the new."""
+    run_dir = tmp_path / "run"
+    common = ["train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1", "model.noise_bands=4", "model.noise_hop=2"]
+    first = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=2", *common), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    changed = ["train.max_steps=3", "train.betas=[0.8, 0.95]", "train.noise_lr_factor=0.25"]
+    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, *changed) + ["--resume"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    generator, discriminator = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
+                                          weights_only=True)["optimizer_states"]  # fmt: skip
+    assert [g["lr_scale"] for g in generator["param_groups"]] == [1.0, 0.25]  # the rest, the noise branch
+    assert {tuple(g["betas"]) for g in generator["param_groups"] + discriminator["param_groups"]} == {(0.8, 0.95)}

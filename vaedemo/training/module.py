@@ -83,6 +83,16 @@ def stop_if_done(module: pl.LightningModule) -> None:
         module.trainer.should_stop = True
 
 
+def apply_optimizer_settings(groups: list[dict], fresh: list[dict], betas) -> None:
+    """The config's Adam betas and each group's learning-rate scale on an optimiser's groups (``fresh``: the same
+    groups as :func:`branch_param_groups` makes them now). A resume restores the groups from the checkpoint whole, and
+    a run resumed with other train.betas or train.noise_lr_factor trained on with the old ones while its config.yaml
+    and its card said the new."""
+    for group, new in zip(groups, fresh, strict=True):
+        group["betas"] = tuple(betas)
+        group["lr_scale"] = new.get("lr_scale", 1.0)
+
+
 def _as_float32(features: list[Features]) -> list[Features]:
     return [[f.float() for f in maps] for maps in features]
 
@@ -301,6 +311,9 @@ class VAEModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
         stop_if_done(self)
+        opt_g, opt_d = self.optimizers()
+        apply_optimizer_settings(self._param_groups(opt_g), self._generator_groups(), self.cfg.train.betas)
+        apply_optimizer_settings(self._param_groups(opt_d), [{}], self.cfg.train.betas)
         setting = self.cfg.train.discriminator_precision
         if setting == "auto" and self.cfg.train.max_steps > self.cfg.train.vae_steps:
             bf16 = discriminator_in_bfloat16(setting, self.device.type)

@@ -28,6 +28,7 @@ from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
 from .module import (
     CLIPPING_KEY,
+    apply_optimizer_settings,
     beta_at,
     branch_param_groups,
     finite_and_clipped,
@@ -271,6 +272,8 @@ class TwoStageModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
         stop_if_done(self)
+        fresh = branch_param_groups([(n, p) for n, p in self.vae.named_parameters() if p.requires_grad], self.cfg.train)
+        apply_optimizer_settings(self.optimizers().optimizer.param_groups, fresh, self.cfg.train.betas)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         finite_and_clipped(self, optimizer, self.cfg.train.grad_clip)
