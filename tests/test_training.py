@@ -544,3 +544,26 @@ def test_a_resume_trains_with_the_betas_and_branch_learning_rates_it_was_given(d
                                           weights_only=True)["optimizer_states"]  # fmt: skip
     assert [g["lr_scale"] for g in generator["param_groups"]] == [1.0, 0.25]  # the rest, the noise branch
     assert {tuple(g["betas"]) for g in generator["param_groups"] + discriminator["param_groups"]} == {(0.8, 0.95)}
+
+
+def test_a_checkpoint_the_disk_cannot_hold_is_one_sentence_and_leaves_no_half_file(tmp_path):
+    """A full disk while last.ckpt was written: a raw OSError, and a half-written last.ckpt.tmp left on the full disk
+    that the resume needed room for (Lightning's own save stands in here: filling a real disk needs a mount)."""
+    import errno
+    import types
+
+    from vaedemo.errors import VaedemoError
+    from vaedemo.training.callbacks import LastCheckpoint
+
+    saver = LastCheckpoint(tmp_path / "run", 1)
+    saver.path.parent.mkdir(parents=True)
+    saver.path.write_bytes(b"step 4")
+
+    def full_disk(path, weights_only):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(VaedemoError, match=r"could not be written in .*run/checkpoints \(No space left on device\); "
+                                           r"last.ckpt still holds the last step saved: make room, then --resume."):
+        saver.save(types.SimpleNamespace(is_global_zero=True, save_checkpoint=full_disk))
+    assert saver.path.read_bytes() == b"step 4" and not saver.path.with_suffix(".ckpt.tmp").exists()

@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from safetensors import SafetensorError
 
 from ..bundle import recover_interrupted_saves, save_bundle
 from ..card import hardware_description
 from ..dsp import hann_window, stft_magnitude
+from ..errors import VaedemoError
 from .module import PHASES, VAEModule, phase_reached
 
 
@@ -32,7 +34,13 @@ class LastCheckpoint(pl.Callback):
         tmp = self.path.with_suffix(".ckpt.tmp")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp, weights_only=False)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)
+        except OSError as e:  # a full disk (the run's, or the system temp folder Lightning writes through)
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)  # half a file would fill the disk a resume needs
+            raise VaedemoError(f"the checkpoint could not be written in {self.path.parent} ({e.strerror or e}); "
+                               f"{self.path.name} still holds the last step saved: make room, then --resume.") from None
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 
@@ -100,9 +108,13 @@ class BundleExport(pl.Callback):
             "metrics": metrics,
         }
         training = pl_module.cfg.to_dict()
-        save_bundle(pl_module.vae, self.run_dir / "bundle", meta, training, own_folder=True)
         folder = self.run_dir / "bundles"
-        save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta, training, own_folder=True)
+        try:
+            save_bundle(pl_module.vae, self.run_dir / "bundle", meta, training, own_folder=True)
+            save_bundle(pl_module.vae, folder / f"step-{step:07d}", meta, training, own_folder=True)
+        except (OSError, SafetensorError) as e:  # a full disk: a raw traceback, a bundle save never replaces a good one
+            raise VaedemoError(f"the bundle of step {step} could not be written in {self.run_dir} ({e}); the run's "
+                               "checkpoints/last.ckpt holds its last saved step: make room, then --resume.") from None
         for old in sorted(folder.glob("step-*"))[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
