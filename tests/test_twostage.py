@@ -47,6 +47,37 @@ def test_resume_continues_from_the_saved_step(drum_folder, tmp_path, backbone):
     assert load(run_dir / "bundle").meta["step"] == 5
 
 
+def test_a_resume_encodes_its_trajectories_with_its_own_frozen_encoder(drum_folder, tmp_path, backbone, monkeypatch,
+                                                                       capsys):  # fmt: skip
+    """Resumed after its backbone's run had rewritten the backbone bundle, stage two encoded its training
+    trajectories with the new encoder (Lightning restores the run's own frozen one only afterwards), silently."""
+    import shutil
+
+    import vaedemo.training.twostage as twostage
+
+    moved = tmp_path / "backbone"
+    shutil.copytree(backbone, moved)
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", moved)
+    run(None, overrides + ["train.checkpoint_every_n_steps=3", "train.max_steps=3"], resume=False)
+    own = {k: v.clone() for k, v in load(tmp_path / "run" / "bundle").model.state_dict().items()
+           if k.startswith("encoder.")}  # fmt: skip
+    changed = load(moved)
+    with torch.no_grad():
+        for p in changed.model.encoder.parameters():
+            p.add_(0.1)
+    save_bundle(changed.model, moved, changed.meta, changed.training)  # its run went on and rewrote it
+    seen, real = [], twostage.trajectory_loaders
+
+    def recording(cfg, model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items() if k.startswith("encoder.")})
+        return real(cfg, model)
+
+    monkeypatch.setattr(twostage, "trajectory_loaders", recording)
+    run(None, overrides + ["train.max_steps=4"], resume=True)
+    assert all(torch.equal(seen[0][k], v) for k, v in own.items())
+    assert "has changed since this run began" in capsys.readouterr().err
+
+
 def test_a_backbone_that_is_not_temporal_is_refused(drum_folder, tmp_path, tiny_config):
     single = save_bundle(AudioVAE(tiny_config("single").model), tmp_path / "single")
     cfg = load_config(None, two_stage_overrides(drum_folder, tmp_path / "run", single))

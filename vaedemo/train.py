@@ -115,6 +115,8 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
         if cfg.train.init_from and not resume:  # e.g. a fine-tune of a shipped two-stage model with another loss
             init_weights(model, cfg.train.init_from, keep=frozen_prefixes(cfg))  # or over a retrained decoder: the
             # frozen stacks are train.backbone's, whatever backbone the earlier two-stage bundle was trained over
+        if resume:
+            _run_weights(model, Path(cfg.train.run_dir) / "checkpoints" / "last.ckpt", cfg.train.backbone)
         train, val, summary, train_stats, train_clips = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)
@@ -127,6 +129,22 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
     if cfg.train.init_from and not resume:
         init_weights(module.vae, cfg.train.init_from)
     return module, *make_loaders(cfg)
+
+
+def _run_weights(model, last: Path, backbone: str) -> None:
+    """A resumed two-stage run's own weights from its last.ckpt, before its training trajectories are encoded: they
+    came from train.backbone as it is now (Lightning restores the run's frozen encoder only afterwards), and a
+    backbone retrained since (its run rewrites its bundle) made the run's data with another encoder than its own."""
+    import torch
+
+    state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    own = {k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")}
+    encoder = [k for k in own if k.startswith("encoder.")]
+    current = model.state_dict()
+    if any(not torch.equal(own[k], current[k]) for k in encoder if k in current):
+        print(f"[vaedemo] note: train.backbone {backbone} has changed since this run began; the run's own frozen "
+              "encoder (from last.ckpt) encodes its trajectories", file=sys.stderr)  # fmt: skip
+    model.load_state_dict(own, strict=False)
 
 
 # modules a model may add on top of a bundle's architecture: absent from the bundle, they keep their fresh init
