@@ -102,6 +102,9 @@ def test_the_table_file_and_the_evaluation_folders_are_checked_before_any_varian
     p.write_text(f"base: x.yaml\nvariants: {{a: []}}\nrun_root: {tmp_path / 'runs'}\n")
     assert experiment_main([str(p), "--out", str(tmp_path)]) == 2
     assert f"--out {tmp_path} is a folder; give a file name." in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert experiment_main([str(p), "--out", str(tmp_path / "afile" / "x" / "t.md")]) == 2  # NotADirectoryError
+    assert "its folder cannot be made" in capsys.readouterr().err
     p.write_text(f"base: x.yaml\nvariants: {{a: []}}\nrun_root: {tmp_path / 'runs'}\nevaluate: {{data: [nowhere]}}\n")
     assert experiment_main([str(p)]) == 2
     assert "evaluate.data in" in capsys.readouterr().err and not (tmp_path / "runs").exists()

@@ -418,21 +418,3 @@ def test_chunks_wait_for_their_session_outside_the_live_pool_and_a_replaced_one_
     second.join(10)
     assert not first.is_alive() and not second.is_alive() and gate._pools["live"]._value == LIVE_STREAMS
     assert old.session is None and new.session is not None and new.seconds_in == 0.1  # the old one's chunk dropped
-
-
-def test_starting_a_recording_loads_its_model_in_the_model_load_pool(state, monkeypatch):
-    """A model no longer in the cache loaded inside a live slot, beside the picker's loads (one at a time)."""
-    from vaedemo.demo.guard import LIVE_STREAMS, Gate
-
-    gate = Gate()
-    monkeypatch.setattr(state, "gate", gate)
-    held, get = [], state.models.get
-
-    def watched(label):
-        held.append((gate._pools["model-load"]._value, gate._pools["live"]._value))
-        return get(label)
-
-    monkeypatch.setattr(state.models, "get", watched)
-    listening = live.listen(state, live.Relay(), "tab-1", "b_causal", idle=0.1)
-    assert list(listening) == []
-    assert held[0] == (0, LIVE_STREAMS)  # the load: in the model-load pool, no live slot

@@ -59,8 +59,10 @@ def test_a_resume_encodes_its_trajectories_with_its_own_frozen_encoder(drum_fold
     shutil.copytree(backbone, moved)
     overrides = two_stage_overrides(drum_folder, tmp_path / "run", moved)
     run(None, overrides + ["train.checkpoint_every_n_steps=3", "train.max_steps=3"], resume=False)
+    run(None, overrides + ["train.checkpoint_every_n_steps=1", "train.max_steps=4"], resume=True)
+    assert "has changed" not in capsys.readouterr().err  # the backbone as it was: no note (the head trains)
     own = {k: v.clone() for k, v in load(tmp_path / "run" / "bundle").model.state_dict().items()
-           if k.startswith("encoder.")}  # fmt: skip
+           if k.startswith("encoder.net.")}  # fmt: skip
     changed = load(moved)
     with torch.no_grad():
         for p in changed.model.encoder.parameters():
@@ -73,7 +75,7 @@ def test_a_resume_encodes_its_trajectories_with_its_own_frozen_encoder(drum_fold
         return real(cfg, model)
 
     monkeypatch.setattr(twostage, "trajectory_loaders", recording)
-    run(None, overrides + ["train.max_steps=4"], resume=True)
+    run(None, overrides + ["train.max_steps=5"], resume=True)
     assert all(torch.equal(seen[0][k], v) for k, v in own.items())
     assert "has changed since this run began" in capsys.readouterr().err
 

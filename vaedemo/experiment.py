@@ -188,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.ablation)
     doc = read_ablation(path)
     if args.out and not Path(args.out).is_dir():
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # (made for the table, as it always was)
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # (made for the table, as it always was)
+        except OSError as e:
+            raise ConfigError(f"--out {args.out}: its folder cannot be made ({e.strerror or e}).") from None
     check_outputs(out=args.out)  # before the training, not after every variant has trained
     missing = next((d for d in doc["evaluate"].get("data", []) if not Path(d).is_dir()), None)
     if missing is not None:

@@ -137,9 +137,11 @@ def _run_weights(model, last: Path, backbone: str) -> None:
     backbone retrained since (its run rewrites its bundle) made the run's data with another encoder than its own."""
     import torch
 
+    from .training.twostage import ENCODER
+
     state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
     own = {k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")}
-    encoder = [k for k in own if k.startswith("encoder.")]
+    encoder = [k for k in own if k.startswith(ENCODER)]  # (the encoder's head is stage two's own: it trains)
     current = model.state_dict()
     if any(not torch.equal(own[k], current[k]) for k in encoder if k in current):
         print(f"[vaedemo] note: train.backbone {backbone} has changed since this run began; the run's own frozen "

@@ -224,10 +224,8 @@ def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float 
     recording stops, ``seconds`` have passed or no chunk has come for ``idle`` seconds. The stream is made within
     the gate's per-client limit (``request``'s client): one session's recordings started forty at once replace each
     other's listener, and each made a stream before that."""
-    with state.gate(request, "model-load"):  # a model no longer in the cache loads one at a time, as the picker's
-        _load(state, label)
-    with state.gate(request, "live"):
-        listener = _open(state, relay, key, label, client)
+    with state.gate(request, "live"):  # (its listener opens first: the recording's first chunks find it while the
+        listener = _open(state, relay, key, label, client)  # model loads, and stream once it has)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -242,11 +240,6 @@ def listen(state: DemoState, relay: Relay, key: str, label: str, seconds: float 
             yield item
     finally:
         relay.close(key, listener)
-
-
-@user_errors
-def _load(state: DemoState, label: str) -> None:
-    state.models.get(label)
 
 
 @user_errors

@@ -43,7 +43,8 @@ ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "
 # backbone lacks (its weights then start fresh, or come from train.init_from)
 BRANCHES = {"decoder.noise.": ("noise_bands", "noise_hop", "noise_relative"), "decoder.partials.": ("partials",)}
 DECODER = ("decoder.net.", *BRANCHES)  # the backbone's decoder: its conv stack and its branches
-FROZEN = ("encoder.net.", *DECODER)
+ENCODER = "encoder.net."  # the backbone's encoder: its conv stack (the head on it is stage two's own)
+FROZEN = (ENCODER, *DECODER)
 
 
 def frozen_prefixes(cfg: Config) -> tuple[str, ...]:
