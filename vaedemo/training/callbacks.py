@@ -39,8 +39,10 @@ class LastCheckpoint(pl.Callback):
         except OSError as e:  # a full disk (the run's, or the system temp folder Lightning writes through)
             if trainer.is_global_zero:
                 tmp.unlink(missing_ok=True)  # half a file would fill the disk a resume needs
+            kept = (f"{self.path.name} still holds the last step saved: make room, then --resume" if self.path.exists()
+                    else "no step was saved yet: make room, then start again")
             raise VaedemoError(f"the checkpoint could not be written in {self.path.parent} ({e.strerror or e}); "
-                               f"{self.path.name} still holds the last step saved: make room, then --resume.") from None
+                               f"{kept}.") from None
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 
