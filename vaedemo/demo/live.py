@@ -168,7 +168,7 @@ class Listener:
     seconds_in: float = 0.0  # of microphone audio accepted: at most the time since the opening (and a chunk's slack)
     # one chunk at a time: two events of one session at once (a raw client, a recording restarted while a chunk
     # computes) would feed one resampler and one scripted stream from two threads, which corrupts the process's heap.
-    # Re-entrant: the chunk's event takes it before its live slot (see on_chunk), live_chunk again.
+    # Re-entrant: a chunk's event takes it before its live slot (chunk_event), live_chunk again.
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
