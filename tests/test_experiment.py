@@ -108,6 +108,9 @@ def test_the_table_file_and_the_evaluation_folders_are_checked_before_any_varian
     p.write_text(f"base: x.yaml\nvariants: {{a: []}}\nrun_root: {tmp_path / 'runs'}\nevaluate: {{data: [nowhere]}}\n")
     assert experiment_main([str(p)]) == 2
     assert "evaluate.data in" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    p.write_text(f"base: x.yaml\nvariants: {{a: [], b: []}}\nrun_root: {tmp_path / 'runs'}\n")
+    assert experiment_main([str(p), "--only", "a", "--only", "c"]) == 2  # a typo after a good name
+    assert "no variant 'c' in" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
 def test_a_variant_is_evaluated_at_evaluates_own_default_length(tiny_config, drum_folder, tmp_path):

@@ -196,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = next((d for d in doc["evaluate"].get("data", []) if not Path(d).is_dir()), None)
     if missing is not None:
         raise ConfigError(f"evaluate.data in {path} names {missing}, which is not a folder.")
+    unknown = next((name for name in args.only or () if name not in doc["variants"]), None)
+    if unknown is not None:  # before any variant trains (a typo after a good name trained the good one first)
+        raise ConfigError(f"no variant '{unknown}' in {path}; it has {', '.join(doc['variants'])}.")
     rows = []
     for name in args.only or list(doc["variants"]):
-        if name not in doc["variants"]:
-            raise ConfigError(f"no variant '{name}' in {path}; it has {', '.join(doc['variants'])}.")
         bundle = train_variant(doc, name)
         results = evaluate_variant(bundle, doc["evaluate"])
         (Path(doc["run_root"]) / name / "evaluation.json").write_text(json.dumps(results, indent=2))
