@@ -217,15 +217,14 @@ def pass_through(component: gr.components.Component) -> gr.components.Component:
 _PAIR = re.compile(r"^([^:\s]+):(\S.*)$")
 
 
-FILE_SIZE = re.compile(r"\s*[1-9]\d*\s*(b|kb|mb|gb|tb)\s*", re.IGNORECASE)  # what Gradio's max_file_size takes
+FILE_SIZE = re.compile(r"\s*([1-9]\d*)\s*(b|kb|mb|gb|tb)\s*", re.IGNORECASE)  # what Gradio's max_file_size takes
 
 
 def file_size_bytes(size: str) -> int:
     """``--max-file-size`` in bytes, as Gradio reads it (each unit 1024 times the one before)."""
     check_file_size(size)
-    m = FILE_SIZE.fullmatch(size)
-    number = int(re.search(r"\d+", size).group())
-    return number * 1024 ** ["b", "kb", "mb", "gb", "tb"].index(m.group(1).lower())
+    number, unit = FILE_SIZE.fullmatch(size).groups()
+    return int(number) * 1024 ** ["b", "kb", "mb", "gb", "tb"].index(unit.lower())
 
 
 def check_file_size(size: str) -> None:

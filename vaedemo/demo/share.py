@@ -16,7 +16,7 @@ from .state import DemoState
 
 TABS = {"reconstruct": "Reconstruct", "sample": "Sample", "interpolate": "Interpolate", "map": "Latent map",
         "live": "Live"}  # fmt: skip
-PARAMS = ("model", "tab", "seed", "temperature", "prior")
+PARAMS = ("model", "tab", "seed", "temperature", "prior")  # what a link sets (the button's link replaces them)
 PRIORS = {"flow": True, "gaussian": False}  # the link's prior -> the Sample tab's "Flow prior" switch
 # The link of the current state, built in the browser: the page's address with the model, the selected tab and the
 # Sample tab's seed, temperature and prior (the tab from the tab bar: its label -> its id; the prior only when it is
@@ -27,7 +27,7 @@ LINK_JS = """
   const label = document.querySelector('button[role="tab"][aria-selected="true"]')?.innerText.trim();
   const tab = Object.keys(ids).find((k) => ids[k] === label);
   const q = new URLSearchParams(window.location.search);
-  q.delete('model'); q.delete('tab'); q.delete('seed'); q.delete('temperature'); q.delete('prior');
+  for (const name of %s) q.delete(name);
   if (model) q.set('model', model);
   if (tab) q.set('tab', tab);
   q.set('seed', String(seed)); q.set('temperature', String(temperature));
@@ -37,7 +37,7 @@ LINK_JS = """
   try { navigator.clipboard.writeText(url); } catch (e) {}
   return url;
 }
-""" % dict(TABS)  # noqa: UP031 (the JS has braces of its own)
+""" % (dict(TABS), list(PARAMS))  # noqa: UP031 (the JS has braces of its own)
 
 
 def _number(text: str, lo: float, hi: float, integer: bool) -> float | None:

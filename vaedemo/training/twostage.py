@@ -197,8 +197,12 @@ class TwoStageModule(pl.LightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        groups = branch_param_groups([(n, p) for n, p in self.vae.named_parameters() if p.requires_grad], t)
-        return torch.optim.Adam(groups, lr=t.lr, betas=tuple(t.betas), fused=fused_adam_allowed(self.trainer))
+        return torch.optim.Adam(self._trainable_groups(), lr=t.lr, betas=tuple(t.betas),
+                                fused=fused_adam_allowed(self.trainer))  # fmt: skip
+
+    def _trainable_groups(self) -> list[dict]:
+        """The optimiser's groups: the weights that train (the frozen ones get none), each branch with its scale."""
+        return branch_param_groups([(n, p) for n, p in self.vae.named_parameters() if p.requires_grad], self.cfg.train)
 
     def trajectory_nll(self, z: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood per example (B,) of the trajectory in ``stats`` given the vector ``z``."""
@@ -273,8 +277,7 @@ class TwoStageModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)
         stop_if_done(self)
-        fresh = branch_param_groups([(n, p) for n, p in self.vae.named_parameters() if p.requires_grad], self.cfg.train)
-        apply_optimizer_settings(self.optimizers().optimizer.param_groups, fresh, self.cfg.train.betas)
+        apply_optimizer_settings(self.optimizers().optimizer.param_groups, self._trainable_groups(), self.cfg.train.betas)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         finite_and_clipped(self, optimizer, self.cfg.train.grad_clip)
