@@ -234,6 +234,8 @@ def test_a_card_names_the_decoders_branches():
     branch = [line for line in lines if "branches" in line]
     assert branch == ["- decoder branches beside the conv stack: filtered noise, 16 magnitudes a band every 8 band "
                       "samples, relative to the stack's band level; a bank of 32 partials"]
+    assert not any("encoder" in line for line in _model_lines(ModelConfig()))
+    assert "- encoder: **spectral**" in "\n".join(_model_lines(ModelConfig(encoder="spectral", encoder_width=64)))
 
 
 def test_a_save_killed_part_way_is_recovered(bundle_dir, tmp_path):

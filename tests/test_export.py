@@ -12,20 +12,21 @@ from vaedemo.inference import Engine
 from vaedemo.nn.vae import AudioVAE
 
 
-def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = "temporal", noise: int = 0):
+def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = "temporal", noise: int = 0,
+            encoder: str = "wave"):  # fmt: skip
     cfg = tiny_config(mode, flows=2, model__causal=causal, model__channels=channels, model__noise_bands=noise,
-                     model__noise_hop=2)
+                     model__noise_hop=2, model__encoder=encoder, model__encoder_width=8)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}-{noise}")
+    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}-{noise}-{encoder}")
 
 
-@pytest.mark.parametrize("causal,channels", [(True, 1), (False, 2)])
-def test_streaming_export_streams_like_the_engine(tiny_config, tmp_path, causal, channels):
-    bundle = _bundle(tiny_config, tmp_path, causal, channels)
+@pytest.mark.parametrize("causal,channels,encoder", [(True, 1, "wave"), (False, 2, "wave"), (False, 1, "spectral")])
+def test_streaming_export_streams_like_the_engine(tiny_config, tmp_path, causal, channels, encoder):
+    bundle = _bundle(tiny_config, tmp_path, causal, channels, encoder=encoder)
     path = export_torchscript(bundle, tmp_path / "model.ts", streaming=True)
     host = torch.jit.load(str(path))
     stream = Engine(bundle).stream()
@@ -49,9 +50,9 @@ def test_streaming_export_streams_like_the_engine(tiny_config, tmp_path, causal,
     assert np.allclose(again, np.concatenate(ours)[: 2 * hop], atol=1e-6)  # reset starts afresh
 
 
-@pytest.mark.parametrize("streaming", [True, False])
-def test_methods_shapes_and_nn_tilde_metadata(tiny_config, tmp_path, streaming):
-    bundle = _bundle(tiny_config, tmp_path, causal=False)
+@pytest.mark.parametrize("streaming,encoder", [(True, "wave"), (False, "wave"), (False, "spectral")])
+def test_methods_shapes_and_nn_tilde_metadata(tiny_config, tmp_path, streaming, encoder):
+    bundle = _bundle(tiny_config, tmp_path, causal=False, encoder=encoder)
     host = torch.jit.load(str(export_torchscript(bundle, tmp_path / "m.ts", streaming=streaming)))
     model = Engine(bundle).model
     hop, d = model.hop, model.latent.size

@@ -12,9 +12,11 @@ BASE = ["model.sample_rate=16000", "model.clip_length=2048", "model.capacity=4",
         "model.latent_size=6", "model.flow_hidden=16"]  # fmt: skip
 
 
-def _model(causal: bool, bands: int, channels: int = 1, flows: int = 2, upsampling: str = "transposed") -> AudioVAE:
+def _model(causal: bool, bands: int, channels: int = 1, flows: int = 2, upsampling: str = "transposed",
+           encoder: str = "wave") -> AudioVAE:  # fmt: skip
     cfg = load_config(None, BASE + [f"model.causal={causal}", f"model.bands={bands}", f"model.channels={channels}",
-                                    f"model.posterior_flow_layers={flows}", f"model.upsampling={upsampling}"])  # fmt: skip
+                                    f"model.posterior_flow_layers={flows}", f"model.upsampling={upsampling}",
+                                    f"model.encoder={encoder}", "model.encoder_width=8"])  # fmt: skip
     torch.manual_seed(0)
     model = AudioVAE(cfg.model).eval().double()
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
@@ -33,10 +35,11 @@ def _stream(stream: StreamingVAE, x: torch.Tensor, hop: int, sizes=(1, 3, 5, 1, 
 
 
 @pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("bands,channels,upsampling", [(1, 1, "transposed"), (4, 1, "transposed"), (4, 2, "transposed"),
-                                                       (4, 1, "resize")])  # fmt: skip
-def test_stream_is_the_offline_pass_delayed_by_its_lookahead(causal, bands, channels, upsampling):
-    model = _model(causal, bands, channels, upsampling=upsampling)
+@pytest.mark.parametrize("bands,channels,upsampling,encoder", [
+    (1, 1, "transposed", "wave"), (4, 1, "transposed", "wave"), (4, 2, "transposed", "wave"), (4, 1, "resize", "wave"),
+    (1, 1, "transposed", "spectral"), (4, 2, "transposed", "spectral")])  # fmt: skip
+def test_stream_is_the_offline_pass_delayed_by_its_lookahead(causal, bands, channels, upsampling, encoder):
+    model = _model(causal, bands, channels, upsampling=upsampling, encoder=encoder)
     stream = StreamingVAE(model)
     assert (stream.lookahead == 0) == causal and stream.latency == model.delay + stream.lookahead
     frames = 30 + -(-stream.lookahead // model.hop)  # chunks are whole hops; 30 frames are compared
@@ -49,12 +52,12 @@ def test_stream_is_the_offline_pass_delayed_by_its_lookahead(causal, bands, chan
     assert torch.allclose(streamed[..., lag:], offline[..., : x.shape[-1] - lag], atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("upsampling", ["transposed", "resize"])
-def test_the_lookahead_is_the_right_receptive_field_up_to_frame_rounding(upsampling):
+@pytest.mark.parametrize("upsampling,encoder", [("transposed", "wave"), ("resize", "wave"), ("transposed", "spectral")])
+def test_the_lookahead_is_the_right_receptive_field_up_to_frame_rounding(upsampling, encoder):
     """An impulse at p changes offline outputs from p - R on (R: the right receptive field). The stream waits
     ``lookahead`` samples: never less than R (it could not equal the offline pass otherwise), and less than one hop
     more (a strided conv rounds its lateness up to whole frames). One band: no PQMF with near-zero outer taps."""
-    model = _model(False, bands=1, flows=0, upsampling=upsampling)
+    model = _model(False, bands=1, flows=0, upsampling=upsampling, encoder=encoder)
     x = 0.1 * torch.randn(1, 1, 64 * model.hop, dtype=torch.float64)
     right = 0
     with torch.no_grad():
@@ -69,11 +72,12 @@ def test_the_lookahead_is_the_right_receptive_field_up_to_frame_rounding(upsampl
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_the_encoder_map_of_the_first_frames_audio_alone_is_the_whole_maps_start(causal):
+@pytest.mark.parametrize("encoder", ["wave", "spectral"])
+def test_the_encoder_map_of_the_first_frames_audio_alone_is_the_whole_maps_start(causal, encoder):
     """What encoding a hit with a silent tail relies on (the Engine computes a one-shot's map only as far as it reads):
     from the first k frames' worth of audio alone, the encoder's first k - lookahead frames are the whole audio's;
     a centred encoder's last ones differ (it reads ahead)."""
-    model = _model(causal, bands=4)
+    model = _model(causal, bands=4, encoder=encoder)
     ahead = encoder_lookahead(model)
     assert (ahead == 0) == causal
     x = 0.1 * torch.randn(2, 1, 40 * model.hop, dtype=torch.float64)
@@ -86,11 +90,12 @@ def test_the_encoder_map_of_the_first_frames_audio_alone_is_the_whole_maps_start
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_the_encoders_lookbehind_is_its_left_receptive_field(causal):
+@pytest.mark.parametrize("encoder", ["wave", "spectral"])
+def test_the_encoders_lookbehind_is_its_left_receptive_field(causal, encoder):
     """An impulse at p changes the encoder's frames k with k * hop - L <= p, L its look-behind, and no later ones:
     where a one-shot's silent tail stops mattering to the map. One band: no PQMF with near-zero outer taps (its
     look-behind is its analysis filter's left padding)."""
-    model = _model(causal, bands=1, flows=0)
+    model = _model(causal, bands=1, flows=0, encoder=encoder)
     x = 0.1 * torch.randn(1, 1, 64 * model.hop, dtype=torch.float64)
     reach = 0
     with torch.no_grad():
@@ -119,9 +124,9 @@ def test_only_latent_time_series_stream():
         StreamingVAE(AudioVAE(cfg.model))
 
 
-@pytest.mark.parametrize("upsampling", ["transposed", "resize"])
-def test_the_stream_scripts_and_keeps_its_state_between_calls(upsampling):
-    model = _model(False, bands=4, upsampling=upsampling)
+@pytest.mark.parametrize("upsampling,encoder", [("transposed", "wave"), ("resize", "wave"), ("transposed", "spectral")])
+def test_the_stream_scripts_and_keeps_its_state_between_calls(upsampling, encoder):
+    model = _model(False, bands=4, upsampling=upsampling, encoder=encoder)
     scripted = torch.jit.script(StreamingVAE(model))
     x = 0.1 * torch.randn(1, 1, 10 * model.hop, dtype=torch.float64)
     eager = _stream(StreamingVAE(model), x, model.hop)

@@ -118,8 +118,17 @@ def _model_lines(m: ModelConfig) -> list[str]:
         f"hop {m.hop} samples ({m.sample_rate / m.hop:.1f} latent frames/s), causal: {m.causal}",
         f"- clip length {m.clip_length} samples ({m.clip_length / m.sample_rate:.3f} s)"
         + (" — one latent vector per clip" if latent_mode(m).per_clip else " during training"),
+        *_encoder_lines(m),
         *_branch_lines(m),
     ]
+
+
+def _encoder_lines(m: ModelConfig) -> list[str]:
+    """The encoder's stack where it is not RAVE's (the wave stack, said by nothing, as before it had another kind)."""
+    if m.encoder != "spectral":
+        return []
+    return [f"- encoder: **spectral**, each band's log spectrum and energies per latent frame (no phase), then "
+            f"{m.encoder_width} channels of residual convs at the frame rate"]  # fmt: skip
 
 
 def _branch_lines(m: ModelConfig) -> list[str]:

@@ -31,6 +31,7 @@ from .yamlfile import DuplicateKeyError, loads, read_yaml
 
 LATENT_MODES = ("temporal", "single", "twostage")
 UPSAMPLINGS = ("transposed", "resize")  # model.upsampling
+ENCODERS = ("wave", "spectral")  # model.encoder
 DATA_MODES = ("oneshot", "crops")
 DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16", "auto")  # train.discriminator_precision
 # Lightning's precisions that train this model: "16-true" / "bf16-true" cast its weights to half while the batches
@@ -119,6 +120,11 @@ class ModelConfig:
     # fixed-pitch sinusoids per PQMF band with running phase, amplitudes predicted per frame from the trajectory,
     # relative to the band's level (vaedemo.nn.partials): partials off the frame rate's harmonics; 0 = off
     partials: int = 0
+    # the encoder's stack: wave (RAVE's strided convs over the bands' waveforms) or spectral (each band's log spectrum
+    # and energies per latent frame, no phase, then encoder_width channels of convs at the frame rate: it generalised
+    # further to unseen drums from one soundfont's one-shots, docs/twostage.md)
+    encoder: str = "wave"
+    encoder_width: int = 256
 
     @property
     def hop(self) -> int:
@@ -187,6 +193,10 @@ class TrainConfig:
     # twostage model: its decoder head and decoder frozen, the encoder head (and the flows) learn from the decoder loss
     # on the audio of the posterior mean (train.decoder_loss_target audio), the backbone's encoder frozen as ever
     freeze_decoder: bool = False
+    # with it, a new encoder stack over train.init_from's decoder (another model.encoder) first learns for this many
+    # steps to give the posterior statistics of that bundle's own encoder (mean squared error, no decoding: cheap),
+    # so that it starts inside the latent space the decoder knows, then from the decoded audio as above
+    encoder_distill_steps: int = 0
     # with it, on a twostage model: the prior flow frozen too, so that the fine-tune changes how sounds are encoded and
     # not what the model generates (prior samples stay as they were; the KL pulls the encoder toward that prior); with
     # train.freeze_encoder instead, the prior's draws stay the vectors they were while the decoding side learns
@@ -426,6 +436,12 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     )
     need(m.partials >= 0, f"model.partials must be 0 (off) or positive, got {m.partials}")
     need(not m.noise_relative or m.noise_bands > 0, "model.noise_relative needs a noise branch (model.noise_bands > 0)")
+    need(m.encoder in ENCODERS, f"model.encoder must be one of {', '.join(ENCODERS)}, got {shown(m.encoder)}")
+    need(m.encoder_width >= 1, f"model.encoder_width must be positive, got {m.encoder_width}")
+    # its window is two frames of band samples, and its features grow with bands x frame
+    need(m.encoder != "spectral" or math.prod(m.ratios) <= MAX_SPECTRAL_FRAME,
+         f"model.encoder spectral needs the product of model.ratios at most {MAX_SPECTRAL_FRAME}, got "
+         f"{math.prod(m.ratios)}")  # fmt: skip
 
 
 # Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is
@@ -433,7 +449,8 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
 MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single_channels": 4096,
                 "trajectory_size": 4096, "head_hidden": 65_536,
                 "posterior_flow_layers": 64, "prior_flow_layers": 64, "latent_size": 65_536, "flow_hidden": 65_536,
-                "capacity": 4096, "noise_bands": 256, "partials": 1024}  # fmt: skip
+                "capacity": 4096, "noise_bands": 256, "partials": 1024, "encoder_width": 4096}  # fmt: skip
+MAX_SPECTRAL_FRAME = 1024  # band samples per latent frame of a spectral encoder (the shipped models': 32)
 
 
 def _check_model_bounds(m: ModelConfig, need) -> None:
@@ -529,6 +546,11 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(not (t.freeze_decoder and cfg.model.latent_mode == "twostage") or (audio_loss and not t.finetune_decoder),
          "train.freeze_decoder on a twostage model needs train.mel_sizes and train.decoder_loss_target audio, and not "
          "train.finetune_decoder")
+    need(t.encoder_distill_steps >= 0, f"train.encoder_distill_steps must not be negative, got {t.encoder_distill_steps}")
+    need(not t.encoder_distill_steps or (t.freeze_decoder and t.init_from and cfg.model.latent_mode == "temporal"
+                                         and t.encoder_distill_steps <= t.vae_steps),
+         "train.encoder_distill_steps needs train.freeze_decoder, train.init_from (the encoder it learns from), "
+         "model.latent_mode temporal and at most train.vae_steps steps")  # fmt: skip
     frozen_side = t.freeze_decoder or t.freeze_encoder
     need(not t.freeze_prior or (frozen_side and cfg.model.latent_mode == "twostage" and cfg.model.prior_flow_layers),
          "train.freeze_prior needs train.freeze_decoder or train.freeze_encoder on a twostage model with a prior flow "

@@ -151,11 +151,13 @@ def _run_weights(model, last: Path, backbone: str) -> None:
 
 # modules a model may add on top of a bundle's architecture: absent from the bundle, they keep their fresh init
 NEW_BRANCHES = ("decoder.noise.", "decoder.partials.", "level.")
+ENCODER_STACK = "encoder.net."  # a bundle's encoder stack of another kind (model.encoder) is not started from
 
 
 def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     """Copy a bundle's weights into ``vae``: every tensor must exist in both with the same shape, except that the
-    tensors of a branch the bundle lacks (:data:`NEW_BRANCHES`, e.g. the noise branch) keep their fresh init.
+    tensors of a branch the bundle lacks (:data:`NEW_BRANCHES`, e.g. the noise branch), and an encoder stack of another
+    kind than the bundle's (``model.encoder``), keep their fresh init.
     Tensors whose names start with a prefix in ``keep`` are checked the same way but keep ``vae``'s values."""
     from .bundle import load
 
@@ -167,7 +169,11 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
         print(f"[vaedemo] warning: train.init_from {source} was trained at {rates[0]} Hz and this model runs at "
               f"{rates[1]} Hz: its filters start tuned to other frequencies.", file=sys.stderr)  # fmt: skip
     kept = {k: v.clone() for k, v in own.items() if k.startswith(keep)}
-    fresh = sorted(k for k in own if k not in state and k.startswith(NEW_BRANCHES))
+    new = NEW_BRANCHES
+    if bundle.config.encoder != vae.cfg.encoder:  # another encoder stack over the bundle's decoder: it starts afresh
+        state = {k: v for k, v in state.items() if not k.startswith(ENCODER_STACK)}
+        new = (*new, ENCODER_STACK)
+    fresh = sorted(k for k in own if k not in state and k.startswith(new))
     differ = sorted((set(own) - set(fresh)) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
     if differ:
         raise VaedemoError(
@@ -176,8 +182,10 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
         )
     vae.load_state_dict(state | kept, strict=not fresh)
     if fresh:
+        parts = sorted({k.rsplit(".", 1)[0] for k in fresh if not k.startswith(ENCODER_STACK)})
+        parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER_STACK) for k in fresh) else []
         print(f"train.init_from {source}: {len(fresh)} tensors of a new branch keep their fresh init "
-              f"({', '.join(sorted({k.rsplit('.', 1)[0] for k in fresh}))})")  # fmt: skip
+              f"({', '.join(parts)})")  # fmt: skip
 
 
 def trains_on_cpu(trainer_cfg) -> bool:

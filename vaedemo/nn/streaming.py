@@ -46,6 +46,7 @@ from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise, running_rms
 from .partials import band_envelope, frame_amplitudes, render_partials
+from .spectra import BandSpectra, band_features
 from .vae import AudioVAE
 
 
@@ -241,7 +242,35 @@ class LeakyReLU(nn.Module):
         return F.leaky_relu(x, 0.2)
 
 
+class CachedBandSpectra(nn.Module):
+    """:class:`~vaedemo.nn.spectra.BandSpectra` fed chunk by chunk: its window's worth of past band samples kept, as a
+    :class:`CachedConv` of the same kernel and stride keeps them (``delay`` in frames)."""
+
+    def __init__(self, layer: BandSpectra, input_delay: int):
+        super().__init__()
+        left, right = layer.pad
+        align = (-(input_delay + right)) % layer.stride  # whole output frames, as CachedConv
+        self.context, self.stride, self.input_delay = left + right + align, layer.stride, input_delay
+        self.delay = (input_delay + right + align) // layer.stride
+        self.register_buffer("dft", layer.dft.clone())
+        self.register_buffer("boxes", layer.boxes.clone())
+        self.cache = torch.zeros(0)
+        self.seen = 0
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache, self.seen = torch.zeros(0), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = zero_before(x, self.seen, self.input_delay)
+        self.seen += x.shape[-1]
+        x, self.cache = with_history(self.cache, x, self.context)
+        return band_features(x, self.dft, self.boxes, self.stride)
+
+
 def _cached(layer: nn.Module, input_delay: int) -> nn.Module:
+    if isinstance(layer, BandSpectra):
+        return CachedBandSpectra(layer, input_delay)
     if isinstance(layer, Conv):
         return CachedConv.of(layer, input_delay)
     if isinstance(layer, ConvUp):

@@ -61,7 +61,8 @@ class AudioVAE(nn.Module):
                     causal=cfg.causal)  # fmt: skip
         self.pqmf = PQMF(cfg.bands, cfg.pqmf_attenuation, causal=cfg.causal)
         self.frame_delay = 1 if cfg.causal and not self.mode.per_clip else 0
-        self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), **arch)
+        self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), kind=cfg.encoder,
+                               width=cfg.encoder_width, **arch)  # fmt: skip
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(),
                                noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, upsampler=cfg.upsampling,
                                partials=cfg.partials, noise_relative=cfg.noise_relative, **arch)  # fmt: skip
@@ -118,10 +119,16 @@ class AudioVAE(nn.Module):
         """Deterministic latents (the posterior mean) of any-length audio (B, C, T): (B * clips, D) for one vector
         per clip, (B, D, frames) for a time series. ``map_of``: what computes :meth:`encoder_map` of the clips
         (a caller that knows a quicker way to the same map, as the Engine does for hits with silent tails)."""
+        stats, level = self.posterior_stats(x, map_of)
+        return self._with_level(self.latent.posterior_mean(stats), level)
+
+    def posterior_stats(self, x: torch.Tensor, map_of: Callable[[torch.Tensor], torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """(the encoder's posterior statistics, the level coordinates or None) of any-length audio (B, C, T), as
+        :meth:`encode` reads its latents from them."""
         self._check(x)
         clips, level = self.normalised(self.mode.fold(self.mode.pad(x)))
-        stats = self.encoder.head((map_of or self.encoder_map)(clips))
-        return self._with_level(self.latent.posterior_mean(stats), level)
+        return self.encoder.head((map_of or self.encoder_map)(clips)), level
 
     def decode(self, z: torch.Tensor, frames: int | None = None, offset: int = 0) -> torch.Tensor:
         """Latents -> audio (B', C, frames * hop) or (B', C, clip_length).
