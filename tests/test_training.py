@@ -139,6 +139,40 @@ def test_an_encoder_fine_tune_keeps_the_decoder_and_trains_the_encoder_on_the_me
     assert len(set(enc)) == 4, "the encoder trains every step"
 
 
+def test_a_spectral_encoder_learns_its_teachers_statistics_then_from_the_frozen_decoder(tiny_config, tmp_path):
+    """train.encoder_distill_steps: a spectral encoder over a wave bundle's decoder first learns that bundle's encoder's
+    posterior statistics (the loss falls; nothing is decoded), then from the decoded audio; the decoder never moves."""
+    from conftest import jitter_weights
+
+    from vaedemo.bundle import save_bundle
+    from vaedemo.nn.vae import AudioVAE
+    from vaedemo.train import init_weights
+
+    wave = AudioVAE(tiny_config("temporal", 0).model)
+    jitter_weights(wave)
+    teacher = save_bundle(wave, tmp_path / "wave")
+    cfg = tiny_config("temporal", 0, model__encoder="spectral", model__encoder_width=8, train__max_steps=14,
+                      train__vae_steps=14, train__freeze_decoder=True, train__init_from=teacher,
+                      train__encoder_distill_steps=12, train__lr=3e-3, train__val_every_n_steps=14)  # fmt: skip
+    pl.seed_everything(0)
+    train, val, summary = make_loaders(cfg)
+    module = VAEModule(cfg)
+    init_weights(module.vae, str(teacher))
+    batch = next(iter(train))
+    losses = [float(module.distillation_loss(batch)[0].detach())]
+    enc, dec = _encoder_and_decoder_sums_per_step(cfg, module, train, val, summary)
+    losses.append(float(module.distillation_loss(batch)[0].detach()))
+    assert losses[1] < 0.5 * losses[0], losses
+    assert len(set(dec)) == 1, "the decoder must not move"
+    assert len(set(enc)) == 14, "the encoder trains every step, distilled or not"
+    assert not any(k.startswith("teacher") for k in module.state_dict())  # never in the run's checkpoints
+
+
+def test_distillation_needs_a_frozen_decoder_and_a_teacher(tiny_config):
+    with pytest.raises(ConfigError, match="train.encoder_distill_steps needs train.freeze_decoder, train.init_from"):
+        tiny_config("temporal", 0, train__encoder_distill_steps=5)
+
+
 def test_freezing_both_halves_is_refused(tiny_config):
     with pytest.raises(ConfigError, match="opposite halves"):
         tiny_config("temporal", 0, train__freeze_decoder=True, train__decode_posterior_mean=True)

@@ -16,6 +16,7 @@ import math
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..config import Config
@@ -172,6 +173,13 @@ class VAEModule(pl.LightningModule):
         self.skipped_in_a_row: dict = {}  # per optimiser: a generator's finite steps must not hide a NaN critic
         self.steps_done = 0
         self.val_examples: list[torch.Tensor] = []
+        # the encoder a new encoder stack learns from first (train.encoder_distill_steps): in a tuple, so that it is no
+        # submodule (not trained, not in the run's checkpoints; a resumed run reads it from train.init_from again)
+        self.teacher: tuple[AudioVAE, ...] = ()
+        if cfg.train.encoder_distill_steps:
+            from ..bundle import load
+
+            self.teacher = (load(cfg.train.init_from).model.eval().requires_grad_(False),)
 
     # ------------------------------------------------------------------------------------------------ optimisers
     def configure_optimizers(self):
@@ -219,6 +227,15 @@ class VAEModule(pl.LightningModule):
             if self.mel is not None:
                 loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
         return loss
+
+    def distillation_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean squared error between the encoder's posterior statistics of ``x`` and the teacher's (train.init_from's
+        encoder): no decoding, so a step costs an encoder pass or two."""
+        teacher = self.teacher[0].to(x.device)  # (no submodule: Lightning does not move it)
+        with torch.no_grad():
+            target = teacher.posterior_stats(x)[0]
+        loss = F.mse_loss(self.vae.posterior_stats(x)[0], target)
+        return loss, {"train/distill": loss.detach(), "train/loss_g": loss.detach()}
 
     def _followers(self, bands: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         """The shares of the branches that follow the conv stack's level (relative noise, partial bank) in full
@@ -332,13 +349,18 @@ class VAEModule(pl.LightningModule):
             for group in self._param_groups(opt):
                 group["lr"] = base * factor * group.get("lr_scale", 1.0)
         x = batch
-        out = self.forward_for_training(x, phase)
         logs = {}
-        if phase == "adversarial":
+        if step < self.cfg.train.encoder_distill_steps:  # the teacher's statistics first (a vae-phase step)
+            loss_g, g_logs = self.distillation_loss(x)
+            self._backward_into(opt_g, loss_g)
+            opt_g.step()
+        elif phase == "adversarial":
+            out = self.forward_for_training(x, phase)
             loss_d, g_logs = self.adversarial_backward(out, step)
             opt_g.step()
             opt_d.step()
         else:
+            out = self.forward_for_training(x, phase)
             if phase == "discriminator_warmup":  # the discriminator learns; the generator gets no adversarial gradient
                 loss_d = self.discriminator_backward(out)
                 opt_d.step()
@@ -349,7 +371,7 @@ class VAEModule(pl.LightningModule):
             logs["train/loss_d"] = loss_d.detach()
         logs.update(g_logs)
         logs["train/lr"] = torch.tensor(self.cfg.train.lr * factor)
-        recon = g_logs["train/recon"]
+        recon = g_logs.get("train/recon", g_logs["train/loss_g"])  # (a distillation step's is its own loss)
         bs = x.shape[0]
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log("phase", float(PHASES.index(phase)), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
