@@ -1,7 +1,6 @@
-"""The spectral encoder: its band features (a sine reads as its bin whatever its phase, a click lands in its energy
-step), its place in a model (one-shots with silent tails, chunked reconstruction), its config and a start from a
-bundle with the other encoder. Streaming and export of it are tested beside the wave encoder's (test_streaming,
-test_export)."""
+"""The spectral encoder: its features (a sine reads the same at any phase, a click lands in its energy step), its
+place in a model (one-shots with silent tails, chunked reconstruction), its config and a start from a bundle with the
+other encoder. Streaming and export of it are tested beside the wave encoder's (test_streaming, test_export)."""
 
 import math
 
@@ -14,53 +13,44 @@ from vaedemo.bundle import save_bundle
 from vaedemo.config import load_config
 from vaedemo.errors import ConfigError, VaedemoError
 from vaedemo.inference import Engine
-from vaedemo.nn.spectra import BandSpectra, energy_steps, feature_count
+from vaedemo.nn.spectra import AudioSpectra, energy_steps
 from vaedemo.nn.vae import AudioVAE
 from vaedemo.train import init_weights
 
 
-def _frames(features: torch.Tensor, bands: int, frame: int) -> torch.Tensor:
-    """(1, features, frames) -> (bands, bins + steps, frames)."""
-    return features[0].reshape(bands, frame + 1 + energy_steps(frame), -1)
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_a_bands_sine_reads_as_its_bin_at_any_phase(causal):
-    frame, k = 8, 3  # a window of 16 band samples: bin 3 is 3/16 of the band rate
-    layer = BandSpectra(2, frame, causal)
-    n = torch.arange(frame * 12, dtype=torch.float32)
-    spectra = []
-    for phase in (0.0, 1.0, 2.5):
-        x = torch.zeros(1, 2, len(n))
-        x[0, 0] = torch.sin(2 * math.pi * k * n / (2 * frame) + phase)
-        spectra.append(_frames(layer(x), 2, frame)[:, : frame + 1, 2:-2])  # frames whose window is inside the sine
-    for s in spectra:
-        assert torch.allclose(s[0, k], torch.zeros(()), atol=1e-3)  # a full-scale sine: magnitude 1, log 0
-        assert torch.allclose(s[0, [k - 1, k + 1]], torch.tensor(math.log(0.5)), atol=1e-3)  # the Hann's neighbours
-        assert (s[0, [b for b in range(frame + 1) if abs(b - k) > 1]] < math.log(1e-4)).all()  # no leak further
-        assert (s[1] < math.log(1e-4)).all()  # the silent band reads as the floor
-    magnitudes = [s.exp() for s in spectra]  # (in the log, float32's rounding near the floor would dominate)
-    assert all(torch.allclose(magnitudes[0], m, atol=1e-5) for m in magnitudes[1:])
+def test_a_sine_reads_the_same_at_any_phase_and_silence_reads_as_the_floor():
+    """Phase invariance, exactly where the sine sits on a bin of every window (2000 Hz at 16 kHz: bin 32 of the long
+    window, 8 of the frame's, 1 of the energy steps')."""
+    layer = AudioSpectra(1, 16000, 64)
+    t = torch.arange(64 * 12) / 16000
+    features = [layer(torch.sin(2 * math.pi * 2000 * t + phase)[None, None])[0, :, 3:-3] for phase in (0.0, 1.0, 2.5)]
+    assert all(torch.allclose(features[0].exp(), f.exp(), rtol=1e-3, atol=1e-5) for f in features[1:])
+    silent = layer(torch.zeros(1, 1, 64 * 4))
+    assert silent.shape == (1, layer.features, 4)
+    steps = energy_steps(64) * len(layer.groups)
+    assert torch.allclose(silent[0, :-steps], torch.tensor(math.log(1e-5)))  # the spectra's floor
+    assert torch.allclose(silent[0, -steps:], torch.tensor(0.5 * math.log(1e-7)))  # the energies'
+    assert (silent[0, :, :1] <= features[0] + 1e-4).all()  # the sine raises features, or leaves them at their floor
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_a_click_lands_in_its_frames_energy_step(causal):
-    frame = 32
-    layer = BandSpectra(1, frame, causal)
-    steps = energy_steps(frame)
-    for where in (5 * frame + 3, 5 * frame + 17, 5 * frame + 31):
-        x = torch.zeros(1, 1, frame * 10)
+    hop = 64
+    layer = AudioSpectra(1, 16000, hop, causal)
+    steps, groups = energy_steps(hop), len(layer.groups)
+    for where in (5 * hop + 3, 5 * hop + 30, 5 * hop + 63):
+        x = torch.zeros(1, 1, hop * 10)
         x[0, 0, where] = 1.0
-        energies = _frames(layer(x), 1, frame)[0, frame + 1 :]  # (steps, frames)
-        assert energies.shape == (steps, 10)
-        assert int(energies[:, 5].argmax()) == (where % frame) // (frame // steps)
+        energies = layer(x)[0, -steps * groups :].reshape(groups, steps, 10)
+        assert int(energies[:, :, 5].mean(0).argmax()) == (where % hop) // (hop // steps)
 
 
 def test_features_per_frame_exactly(tiny_config):
-    layer = BandSpectra(4, 16)
-    assert layer(torch.randn(3, 4, 16 * 7)).shape == (3, feature_count(4, 16), 7)
-    rows = torch.randn(3, 4, 1, 16 * 7).contiguous(memory_format=torch.channels_last)  # the encoder's rows layout
-    assert torch.allclose(layer(rows)[:, :, 0], layer(rows[:, :, 0]), atol=1e-6)
+    layer = AudioSpectra(2, 16000, 64)
+    x = torch.randn(3, 2, 64 * 7)
+    assert layer(x).shape == (3, layer.features, 7)
+    rows = x[:, :, None].contiguous(memory_format=torch.channels_last)  # the encoder's rows layout
+    assert torch.allclose(layer(rows)[:, :, 0], layer(x), atol=1e-6)
     cfg = tiny_config("temporal", flows=0, model__encoder="spectral", model__encoder_width=8)
     model = AudioVAE(cfg.model)
     x = torch.randn(2, 1, 3 * cfg.model.clip_length + 5)
@@ -100,7 +90,7 @@ def test_temporal_chunks_of_a_spectral_model_have_no_seams(tiny_config, tmp_path
 def test_the_encoder_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="model.encoder must be one of wave, spectral, got 'fft'"):
         load_config(None, ["model.encoder=fft"])
-    with pytest.raises(ConfigError, match="model.encoder spectral needs the product of model.ratios at most 1024"):
+    with pytest.raises(ConfigError, match="model.encoder spectral needs a hop .* of at most 4096 samples, got 32768"):
         load_config(None, ["model.encoder=spectral", "model.ratios=[32, 64]", "model.clip_length=32768"])
     with pytest.raises(ConfigError, match="model.encoder_width must be at most 4096"):
         load_config(None, ["model.encoder=spectral", "model.encoder_width=100000"])

@@ -120,9 +120,9 @@ class ModelConfig:
     # fixed-pitch sinusoids per PQMF band with running phase, amplitudes predicted per frame from the trajectory,
     # relative to the band's level (vaedemo.nn.partials): partials off the frame rate's harmonics; 0 = off
     partials: int = 0
-    # the encoder's stack: wave (RAVE's strided convs over the bands' waveforms) or spectral (each band's log spectrum
-    # and energies per latent frame, no phase, then encoder_width channels of convs at the frame rate: it generalised
-    # further to unseen drums from one soundfont's one-shots, docs/twostage.md)
+    # the encoder's stack: wave (RAVE's strided convs over the PQMF bands' waveforms) or spectral (log-mel spectra and
+    # energies of the audio per latent frame, no phase, then encoder_width channels of convs at the frame rate: it
+    # generalised further to unseen drums from one soundfont's one-shots, docs/twostage.md)
     encoder: str = "wave"
     encoder_width: int = 256
 
@@ -438,10 +438,10 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     need(not m.noise_relative or m.noise_bands > 0, "model.noise_relative needs a noise branch (model.noise_bands > 0)")
     need(m.encoder in ENCODERS, f"model.encoder must be one of {', '.join(ENCODERS)}, got {shown(m.encoder)}")
     need(m.encoder_width >= 1, f"model.encoder_width must be positive, got {m.encoder_width}")
-    # its window is two frames of band samples, and its features grow with bands x frame
-    need(m.encoder != "spectral" or math.prod(m.ratios) <= MAX_SPECTRAL_FRAME,
-         f"model.encoder spectral needs the product of model.ratios at most {MAX_SPECTRAL_FRAME}, got "
-         f"{math.prod(m.ratios)}")  # fmt: skip
+    # its long window is four frames, and its mel tables grow with it
+    need(m.encoder != "spectral" or m.hop <= MAX_SPECTRAL_HOP,
+         f"model.encoder spectral needs a hop (model.bands x the product of model.ratios) of at most {MAX_SPECTRAL_HOP} "
+         f"samples, got {m.hop}")  # fmt: skip
 
 
 # Upper bounds far above any sensible model, so that a hostile or mistyped config (a bundle from the Hub, say) is
@@ -450,7 +450,7 @@ MODEL_BOUNDS = {"sample_rate": 192_000, "bands": 128, "kernel_size": 63, "single
                 "trajectory_size": 4096, "head_hidden": 65_536,
                 "posterior_flow_layers": 64, "prior_flow_layers": 64, "latent_size": 65_536, "flow_hidden": 65_536,
                 "capacity": 4096, "noise_bands": 256, "partials": 1024, "encoder_width": 4096}  # fmt: skip
-MAX_SPECTRAL_FRAME = 1024  # band samples per latent frame of a spectral encoder (the shipped models': 32)
+MAX_SPECTRAL_HOP = 4096  # samples per latent frame of a spectral encoder (the shipped models': 512)
 
 
 def _check_model_bounds(m: ModelConfig, need) -> None:

@@ -78,6 +78,7 @@ class OfflineVAE(nn.Module):
     def __init__(self, model: AudioVAE):
         super().__init__()
         self.pqmf, self.encoder, self.decoder = model.pqmf, model.encoder.net, model.decoder.net
+        self.reads_audio: bool = model.encoder.reads_audio  # a spectral encoder reads the audio, not the bands
         self.posterior_mean = PosteriorMean(model)
         self.hop, self.frame_delay = model.hop, model.frame_delay
         self.has_partials: bool = model.decoder.partials is not None  # a partial bank reads the latents themselves
@@ -89,7 +90,7 @@ class OfflineVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, [0, (self.hop - x.shape[-1] % self.hop) % self.hop])
-        return self.posterior_mean(self.encoder(self.pqmf.analysis(x)))
+        return self.posterior_mean(self.encoder(x if self.reads_audio else self.pqmf.analysis(x)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         if self.frame_delay > 0:  # a causal decoder reads the previous frame

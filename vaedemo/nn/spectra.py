@@ -1,16 +1,19 @@
-"""Phase-invariant features of PQMF bands at the latent frame rate: the front of the spectral encoder.
+"""Phase-invariant features of audio at the latent frame rate: the front of the spectral encoder.
 
-RAVE's encoder reads the waveform of each band: the same drum at another phase, pitch or sample start looks like
-other numbers, and an encoder trained on one soundfont's 456 one-shots generalises poorly to other kits
+RAVE's encoder reads the waveforms of the PQMF bands: the same drum at another phase, pitch or sample start looks
+like other numbers, and an encoder trained on one soundfont's 456 one-shots generalises poorly to other kits
 (docs/twostage.md, "The encoder is the limit"). These features keep what the decoder's spectral losses judge and drop
-the phase: for every latent frame and band, the log magnitude spectrum of a Hann window two frames long, and the log
-energy of the frame's own samples in a few equal steps (where within the frame a hit starts, which the spectrum's
-window blurs).
+the phase. For every latent frame (``hop`` samples):
 
-Computed as a strided convolution of each band with fixed kernels (the window's cosine and sine at each bin, and box
-windows), so that it is a block like the others: a frame's window is centred on the frame (causal: it ends where the
-frame ends), it reports ``span``, ``stride``, ``lookahead`` and ``lookbehind`` as :class:`~vaedemo.nn.blocks.Conv`
-does, and it streams (:mod:`~vaedemo.nn.streaming`) by keeping its window's worth of past samples.
+- a log-mel spectrum of a Hann window four frames long, centred on the frame (causal: ending where it ends): what
+  sounds around the frame, finely resolved in frequency;
+- a log-mel spectrum of the frame's own samples: what sounds in it;
+- the log energy of the frame's own samples in a few equal steps, in up to 16 uniform frequency groups: where within
+  the frame a hit starts, and in which register (the PQMF bands' envelopes, without the PQMF).
+
+A stream (:mod:`~vaedemo.nn.streaming`) keeps the window's worth of past samples and computes the same features from
+that history and the chunk (:func:`audio_features` is the one function of both). Like a strided conv, the block
+reports ``span``, ``stride``, ``lookahead`` and ``lookbehind`` in input samples.
 """
 
 from __future__ import annotations
@@ -21,65 +24,81 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dsp import fitting_mel_filterbank
 from .fastconv import from_rows, to_rows
 
-EPS_MAGNITUDE = 1e-5  # about -100 dB of a full-scale sine's magnitude: the floor of the log spectrum
+LONG_MELS, SHORT_MELS = 128, 48
+MAX_STEPS, MAX_GROUPS = 8, 16
+EPS_MAGNITUDE = 1e-5  # the floor of the log-mel spectra (of unnormalised FFT magnitudes)
 EPS_ENERGY = 1e-7  # -70 dB of a full-scale signal's energy
-MAX_STEPS = 8  # energy steps per frame (fewer where the frame has fewer band samples)
 
 
-def energy_steps(frame: int) -> int:
-    """How many equal steps a frame of ``frame`` band samples is cut into for its energies."""
-    return math.gcd(frame, MAX_STEPS)
+def energy_steps(hop: int) -> int:
+    """How many equal steps a frame of ``hop`` samples is cut into for its energies."""
+    return math.gcd(hop, MAX_STEPS)
 
 
-def feature_count(bands: int, frame: int) -> int:
-    """Features per latent frame: each band's ``frame + 1`` spectrum bins and its energy steps."""
-    return bands * (frame + 1 + energy_steps(frame))
+def _groups(bins: int) -> torch.Tensor:
+    """(groups, bins): each row averages one of up to :data:`MAX_GROUPS` uniform runs of FFT bins."""
+    groups = min(MAX_GROUPS, bins)
+    table = torch.zeros(groups, bins)
+    for g, run in enumerate(torch.arange(bins).tensor_split(groups)):
+        table[g, run] = 1.0 / len(run)
+    return table
 
 
-def band_features(x: torch.Tensor, dft: torch.Tensor, boxes: torch.Tensor, stride: int,
-                  eps_magnitude: float = EPS_MAGNITUDE, eps_energy: float = EPS_ENERGY) -> torch.Tensor:  # fmt: skip
-    """The features of bands already padded (or a stream's chunk with its history in front): (B, bands, T) in, one
-    frame per ``stride`` samples after the first window out, (B, bands x (bins + steps), frames). (The floors are
-    arguments so that TorchScript, which reads no module-level floats, compiles it for a stream.)"""
+def _stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
+    """|STFT| of (N, T) audio, frames every ``hop`` from sample 0, no padding: (N, bins, frames)."""
+    return torch.stft(x, n_fft, hop, window=window, center=False, return_complex=True).abs()
+
+
+def audio_features(x: torch.Tensor, left: int, hop: int, long_window: torch.Tensor, short_window: torch.Tensor,
+                   step_window: torch.Tensor, long_mels: torch.Tensor, short_mels: torch.Tensor, groups: torch.Tensor,
+                   eps_magnitude: float = EPS_MAGNITUDE, eps_energy: float = EPS_ENERGY) -> torch.Tensor:  # fmt: skip
+    """The features of (B, C, T) audio already padded (or a stream's chunk with its history in front): one frame per
+    ``hop`` samples whose long window starts at that frame's first sample, the frame's own samples ``left`` samples
+    further; (B, C x features, frames). (The floors are arguments: TorchScript reads no module-level floats.)"""
     b, c, t = x.shape
-    each = x.reshape(b * c, 1, t)  # every band through the same kernels
-    spectrum = F.conv1d(each, dft, stride=stride)  # (B x bands, 2 x bins, frames): real parts, then imaginary
-    real, imag = spectrum.chunk(2, dim=1)
-    magnitude = torch.log(torch.sqrt(real.square() + imag.square()) + eps_magnitude)
-    energy = torch.log(F.conv1d(each.square(), boxes, stride=stride) + eps_energy)
-    return torch.cat([magnitude, 0.5 * energy], dim=1).reshape(b, -1, spectrum.shape[-1])  # 0.5: the log of an rms
+    flat = x.reshape(b * c, t)
+    n_long = long_window.shape[0]
+    frames = (t - n_long) // hop + 1
+    own = flat[:, left : left + frames * hop]
+    long = torch.log(long_mels @ _stft_magnitude(flat, n_long, hop, long_window) + eps_magnitude)
+    short = torch.log(short_mels @ _stft_magnitude(own, hop, hop, short_window) + eps_magnitude)
+    n_step = step_window.shape[0]
+    power = _stft_magnitude(own, n_step, n_step, step_window).square() / (n_step * n_step)  # (N, bins, frames x steps)
+    energy = 0.5 * torch.log(groups @ power + eps_energy)  # the log of an rms
+    steps = energy.shape[-1] // frames
+    energy = energy.reshape(b * c, -1, frames, steps).transpose(2, 3).reshape(b * c, -1, frames)
+    return torch.cat([long, short, energy], dim=1).reshape(b, -1, frames)
 
 
-class BandSpectra(nn.Module):
-    """(B, bands, T) PQMF bands -> (B, :func:`feature_count`, T / frame) log spectra and energies, frame by frame."""
+class AudioSpectra(nn.Module):
+    """(B, C, T) audio, T a multiple of ``hop`` -> (B, C x :attr:`features`, T / hop): log-mel spectra and energies."""
 
-    def __init__(self, bands: int, frame: int, causal: bool = False):
+    def __init__(self, channels: int, sample_rate: int, hop: int, causal: bool = False):
         super().__init__()
-        self.bands, self.frame = bands, frame
-        self.kernel = 2 * frame
-        self.stride = frame
-        left = self.kernel - frame if causal else (self.kernel - frame) // 2
-        self.pad = (left, self.kernel - frame - left)
-        self.span = self.kernel - 1
+        self.hop = self.stride = hop
+        n_long = 4 * hop
+        left = n_long - hop if causal else (n_long - hop) // 2
+        self.pad = (left, n_long - hop - left)
+        self.span = n_long - 1
         self.lookahead, self.lookbehind = self.pad[1], self.pad[0]
-        n = torch.arange(self.kernel, dtype=torch.float64)
-        window = 0.5 - 0.5 * torch.cos(2 * math.pi * (n + 0.5) / self.kernel)
-        angle = 2 * math.pi * torch.arange(frame + 1, dtype=torch.float64)[:, None] * n / self.kernel
-        gain = 2 / window.sum()  # a band's full-scale sine at a bin's frequency has magnitude 1
-        dft = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window * gain  # (2 x bins, kernel): real, imaginary
-        steps = energy_steps(frame)
-        width = frame // steps
-        boxes = torch.zeros(steps, self.kernel, dtype=torch.float64)
-        for s in range(steps):  # the frame's own samples start where the window's left padding ends
-            boxes[s, left + s * width : left + (s + 1) * width] = 1.0 / width
+        n_step = hop // energy_steps(hop)
         # tables the module builds for itself, not weights (a bundle holds none of them)
-        self.register_buffer("dft", dft.float()[:, None], persistent=False)
-        self.register_buffer("boxes", boxes.float()[:, None], persistent=False)
+        tables = {"long_window": torch.hann_window(n_long), "short_window": torch.hann_window(hop),
+                  "step_window": torch.ones(n_step),
+                  "long_mels": torch.from_numpy(fitting_mel_filterbank(sample_rate, n_long, LONG_MELS)),
+                  "short_mels": torch.from_numpy(fitting_mel_filterbank(sample_rate, hop, SHORT_MELS)),
+                  "groups": _groups(n_step // 2 + 1)}  # fmt: skip
+        for name, table in tables.items():
+            self.register_buffer(name, table.float(), persistent=False)
+        per_channel = len(tables["long_mels"]) + len(tables["short_mels"]) + len(tables["groups"]) * energy_steps(hop)
+        self.features = channels * per_channel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, bands, T), or rows (B, bands, 1, T), in the same layout out."""
+        """(B, C, T), or rows (B, C, 1, T), in the same layout out."""
         rows = x.dim() == 4
-        y = band_features(F.pad(from_rows(x) if rows else x, self.pad), self.dft, self.boxes, self.stride)
+        y = audio_features(F.pad(from_rows(x) if rows else x, self.pad), self.pad[0], self.hop, self.long_window,
+                           self.short_window, self.step_window, self.long_mels, self.short_mels, self.groups)
         return to_rows(y) if rows else y

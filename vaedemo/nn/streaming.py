@@ -46,7 +46,7 @@ from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise, running_rms
 from .partials import band_envelope, frame_amplitudes, render_partials
-from .spectra import BandSpectra, band_features
+from .spectra import AudioSpectra, audio_features
 from .vae import AudioVAE
 
 
@@ -242,18 +242,19 @@ class LeakyReLU(nn.Module):
         return F.leaky_relu(x, 0.2)
 
 
-class CachedBandSpectra(nn.Module):
-    """:class:`~vaedemo.nn.spectra.BandSpectra` fed chunk by chunk: its window's worth of past band samples kept, as a
-    :class:`CachedConv` of the same kernel and stride keeps them (``delay`` in frames)."""
+class CachedAudioSpectra(nn.Module):
+    """:class:`~vaedemo.nn.spectra.AudioSpectra` fed chunk by chunk: its long window's worth of past samples kept, as
+    a :class:`CachedConv` of the same kernel and stride keeps them (``delay`` in frames)."""
 
-    def __init__(self, layer: BandSpectra, input_delay: int):
+    def __init__(self, layer: AudioSpectra, input_delay: int):
         super().__init__()
         left, right = layer.pad
-        align = (-(input_delay + right)) % layer.stride  # whole output frames, as CachedConv
-        self.context, self.stride, self.input_delay = left + right + align, layer.stride, input_delay
-        self.delay = (input_delay + right + align) // layer.stride
-        self.register_buffer("dft", layer.dft.clone())
-        self.register_buffer("boxes", layer.boxes.clone())
+        align = (-(input_delay + right)) % layer.hop  # whole output frames, as CachedConv
+        self.context, self.hop, self.input_delay = left + right + align, layer.hop, input_delay
+        self.left = left  # where a frame's own samples begin after the start of its long window
+        self.delay = (input_delay + right + align) // layer.hop
+        for name in ("long_window", "short_window", "step_window", "long_mels", "short_mels", "groups"):
+            self.register_buffer(name, getattr(layer, name).clone())
         self.cache = torch.zeros(0)
         self.seen = 0
 
@@ -265,12 +266,13 @@ class CachedBandSpectra(nn.Module):
         x = zero_before(x, self.seen, self.input_delay)
         self.seen += x.shape[-1]
         x, self.cache = with_history(self.cache, x, self.context)
-        return band_features(x, self.dft, self.boxes, self.stride)
+        return audio_features(x, self.left, self.hop, self.long_window, self.short_window, self.step_window,
+                              self.long_mels, self.short_mels, self.groups)  # fmt: skip
 
 
 def _cached(layer: nn.Module, input_delay: int) -> nn.Module:
-    if isinstance(layer, BandSpectra):
-        return CachedBandSpectra(layer, input_delay)
+    if isinstance(layer, AudioSpectra):
+        return CachedAudioSpectra(layer, input_delay)
     if isinstance(layer, Conv):
         return CachedConv.of(layer, input_delay)
     if isinstance(layer, ConvUp):
@@ -444,7 +446,8 @@ class NoBank(NoBranch):
 
 
 class StreamingEncoder(nn.Module):
-    """The PQMF analysis and the encoder's conv stack in a stream: audio (B, C, n) in, n a multiple of the hop, the
+    """The PQMF analysis (unless the stack reads the audio) and the encoder's conv stack in a stream: audio (B, C, n)
+    in, n a multiple of the hop, the
     conv map (B, the encoder's channels, n / hop) out, ``lookahead`` frames behind the offline map of the audio fed so
     far (:meth:`AudioVAE.encoder_map`).
 
@@ -455,10 +458,11 @@ class StreamingEncoder(nn.Module):
         super().__init__()
         pqmf = model.pqmf
         self.bands, self.hop, self.channels = pqmf.bands, model.hop, model.channels
+        self.analyses: bool = pqmf.bands > 1 and not model.encoder.reads_audio
         ahead = pqmf.lookahead
-        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity)
+        # PQMF analysis: a strided FIR of each channel (unused for one band, the identity, or a stack reading audio)
         self.analysis = CachedConv(pqmf.h_analysis, None, pqmf.bands, 1, (pqmf.taps - 1 - ahead, ahead), 0)
-        delay = self.analysis.delay if pqmf.bands > 1 else 0
+        delay = self.analysis.delay if self.analyses else 0
         self.net, delay = cached_stack(model.encoder.net, delay)
         self.lookahead: int = delay  # latent frames
 
@@ -475,7 +479,7 @@ class StreamingEncoder(nn.Module):
         if c != self.channels:  # the caches' views read self.channels: another count was cut or padded silently
             raise ValueError(f"a chunk must have {self.channels} channels, got {c}")
         h = x
-        if self.bands > 1:
+        if self.analyses:
             h = self.analysis(x.reshape(b * c, 1, n)).reshape(b, c * self.bands, n // self.bands)
         for layer in self.net:
             h = layer(h)

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .decoder import Decoder
-from .encoder import Encoder
+from .encoder import Encoder, spectral_stack, wave_stack
 from .latent import Latent, full_precision
 from .level import PeakLevel
 from .modes import latent_mode
@@ -61,8 +61,13 @@ class AudioVAE(nn.Module):
                     causal=cfg.causal)  # fmt: skip
         self.pqmf = PQMF(cfg.bands, cfg.pqmf_attenuation, causal=cfg.causal)
         self.frame_delay = 1 if cfg.causal and not self.mode.per_clip else 0
-        self.encoder = Encoder(bands, self.mode.encoder_channels, head=self.mode.encoder_head(), kind=cfg.encoder,
-                               width=cfg.encoder_width, **arch)  # fmt: skip
+        if cfg.encoder == "spectral":
+            stack = spectral_stack(cfg.channels, cfg.sample_rate, cfg.hop, self.mode.encoder_channels, cfg.encoder_width,
+                                   cfg.dilations, cfg.kernel_size, cfg.causal)  # fmt: skip
+        else:
+            stack = wave_stack(bands, self.mode.encoder_channels, cfg.capacity, cfg.ratios, cfg.dilations,
+                               cfg.kernel_size, cfg.causal)  # fmt: skip
+        self.encoder = Encoder(stack, head=self.mode.encoder_head())
         self.decoder = Decoder(self.mode.decoder_channels, bands, head=self.mode.decoder_head(),
                                noise_bands=cfg.noise_bands, noise_hop=cfg.noise_hop, upsampler=cfg.upsampling,
                                partials=cfg.partials, noise_relative=cfg.noise_relative, **arch)  # fmt: skip
@@ -88,12 +93,15 @@ class AudioVAE(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Samples of context on either side that can influence one output sample (an upper bound)."""
-        return self.cfg.bands * (self.encoder.span + self.decoder.span) + 2 * self.pqmf.taps
+        encoder = self.encoder.span if self.encoder.reads_audio else self.cfg.bands * self.encoder.span
+        return encoder + self.cfg.bands * self.decoder.span + 2 * self.pqmf.taps
 
     @property
     def encoder_lookbehind(self) -> int:
         """Samples before a latent frame's first sample where the audio that frame depends on begins: past that
         much silence, a frame has seen nothing but zeros before it."""
+        if self.encoder.reads_audio:
+            return self.encoder.lookbehind
         return self.pqmf.lookbehind + self.cfg.bands * self.encoder.lookbehind
 
     def _check(self, x: torch.Tensor) -> None:
@@ -113,7 +121,7 @@ class AudioVAE(nn.Module):
     def encoder_map(self, clips: torch.Tensor) -> torch.Tensor:
         """The encoder's conv map (B', the mode's encoder channels, frames) of padded, folded, normalised audio: the
         posterior statistics before the latent mode's head."""
-        return self.encoder.conv_map(self.pqmf.analysis(clips))
+        return self.encoder.conv_map(clips if self.encoder.reads_audio else self.pqmf.analysis(clips))
 
     def encode(self, x: torch.Tensor, map_of: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """Deterministic latents (the posterior mean) of any-length audio (B, C, T): (B * clips, D) for one vector
@@ -177,7 +185,7 @@ class AudioVAE(nn.Module):
         clips, level = self.normalised(padded)
         bands_in = self.pqmf.analysis(clips)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
-            stats = self.encoder(bands_in)
+            stats = self.encoder(clips if self.encoder.reads_audio else bands_in)
         if sample:
             z, kl = self.latent.kl(stats, frozen_posterior=freeze_encoder)  # (the prior flow still learns from the KL)
         else:
