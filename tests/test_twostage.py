@@ -40,6 +40,25 @@ def test_cli_trains_a_self_contained_bundle_with_the_backbone_frozen(drum_folder
     assert eng.sample(3, seed=1).shape == (3, 2048, 1) and eng.interpolate(z[0], z[1], 4).shape == (4, 2048, 1)
 
 
+@pytest.mark.parametrize("extra", [{"model__encoder": "spectral", "model__encoder_width": 8},
+                                   {"model__upsampling": "resize"}])  # fmt: skip
+def test_a_backbone_of_another_encoder_or_upsampling_is_the_two_stage_models_own(drum_folder, tmp_path_factory,
+                                                                                 tmp_path, extra):  # fmt: skip
+    """The backbone's architecture keys include its encoder's kind and its decoder's upsampling: over a spectral or a
+    resize backbone, the two-stage model was built with the wave encoder and transposed upsampling, and refused the
+    backbone ("lacks encoder.net.0...")."""
+    from conftest import tiny_backbone
+
+    source = tiny_backbone(tmp_path_factory, drum_folder, "other", **extra)
+    run_dir = run(None, two_stage_overrides(drum_folder, tmp_path / "run", source), resume=False)
+    bundle = load(run_dir / "bundle")
+    for key, value in extra.items():
+        assert getattr(bundle.config, key.removeprefix("model__")) == value
+    frozen = {k: v for k, v in load(source).model.state_dict().items() if k.startswith(FROZEN)}
+    state = bundle.model.state_dict()
+    assert frozen and all(torch.equal(state[k], v) for k, v in frozen.items())
+
+
 def test_resume_continues_from_the_saved_step(drum_folder, tmp_path, backbone):
     overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone)
     run(None, overrides + ["train.checkpoint_every_n_steps=3", "train.max_steps=3"], resume=False)

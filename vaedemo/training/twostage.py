@@ -38,7 +38,8 @@ from .module import (
 )
 
 ARCHITECTURE_KEYS = ("sample_rate", "channels", "bands", "capacity", "ratios", "dilations", "kernel_size", "causal",
-                     "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials")  # fmt: skip
+                     "pqmf_attenuation", "noise_bands", "noise_hop", "noise_relative", "partials", "upsampling",
+                     "encoder", "encoder_width")  # fmt: skip
 # the decoder's branches, each with its config keys: a two-stage model with a decoder of its own may add one that its
 # backbone lacks (its weights then start fresh, or come from train.init_from)
 BRANCHES = {"decoder.noise.": ("noise_bands", "noise_hop", "noise_relative"), "decoder.partials.": ("partials",)}
