@@ -13,15 +13,15 @@ from vaedemo.nn.vae import AudioVAE
 
 
 def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = "temporal", noise: int = 0,
-            encoder: str = "wave"):  # fmt: skip
+            encoder: str = "wave", bands: int = 4):  # fmt: skip
     cfg = tiny_config(mode, flows=2, model__causal=causal, model__channels=channels, model__noise_bands=noise,
-                     model__noise_hop=2, model__encoder=encoder, model__encoder_width=8)
+                     model__noise_hop=2, model__encoder=encoder, model__encoder_width=8, model__bands=bands)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}-{noise}-{encoder}")
+    return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}-{noise}-{encoder}-{bands}")
 
 
 @pytest.mark.parametrize("causal,channels,encoder", [(True, 1, "wave"), (False, 2, "wave"), (False, 1, "spectral")])
@@ -50,9 +50,11 @@ def test_streaming_export_streams_like_the_engine(tiny_config, tmp_path, causal,
     assert np.allclose(again, np.concatenate(ours)[: 2 * hop], atol=1e-6)  # reset starts afresh
 
 
-@pytest.mark.parametrize("streaming,encoder", [(True, "wave"), (False, "wave"), (False, "spectral")])
-def test_methods_shapes_and_nn_tilde_metadata(tiny_config, tmp_path, streaming, encoder):
-    bundle = _bundle(tiny_config, tmp_path, causal=False, encoder=encoder)
+@pytest.mark.parametrize("streaming,encoder,bands", [(True, "wave", 4), (False, "wave", 4), (False, "spectral", 4),
+                                                     (False, "wave", 1)])  # fmt: skip
+def test_methods_shapes_and_nn_tilde_metadata(tiny_config, tmp_path, streaming, encoder, bands):
+    """(One band, offline: TorchScript compiled the PQMF's many-band branch too, and it had no tables there.)"""
+    bundle = _bundle(tiny_config, tmp_path, causal=False, encoder=encoder, bands=bands)
     host = torch.jit.load(str(export_torchscript(bundle, tmp_path / "m.ts", streaming=streaming)))
     model = Engine(bundle).model
     hop, d = model.hop, model.latent.size

@@ -90,8 +90,10 @@ def test_temporal_chunks_of_a_spectral_model_have_no_seams(tiny_config, tmp_path
 def test_the_encoder_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="model.encoder must be one of wave, spectral, got 'fft'"):
         load_config(None, ["model.encoder=fft"])
-    with pytest.raises(ConfigError, match="model.encoder spectral needs a hop .* of at most 4096 samples, got 32768"):
+    with pytest.raises(ConfigError, match="model.encoder spectral needs a hop .* of 4 to 4096 samples, got 32768"):
         load_config(None, ["model.encoder=spectral", "model.ratios=[32, 64]", "model.clip_length=32768"])
+    with pytest.raises(ConfigError, match="model.encoder spectral needs a hop .* of 4 to 4096 samples, got 2"):
+        load_config(None, ["model.encoder=spectral", "model.bands=1", "model.ratios=[2]", "model.clip_length=64"])
     with pytest.raises(ConfigError, match="model.encoder_width must be at most 4096"):
         load_config(None, ["model.encoder=spectral", "model.encoder_width=100000"])
     load_config(None, ["model.encoder=wave", "model.ratios=[32, 64]", "model.clip_length=32768"])  # the wave's own

@@ -168,9 +168,31 @@ def test_a_spectral_encoder_learns_its_teachers_statistics_then_from_the_frozen_
     assert not any(k.startswith("teacher") for k in module.state_dict())  # never in the run's checkpoints
 
 
-def test_distillation_needs_a_frozen_decoder_and_a_teacher(tiny_config):
+def test_distillation_needs_a_frozen_decoder_and_a_teacher_of_another_kind(tiny_config, tmp_path):
+    from conftest import jitter_weights
+
+    from vaedemo.bundle import save_bundle
+    from vaedemo.nn.vae import AudioVAE
+    from vaedemo.training.module import distillation_teacher
+
     with pytest.raises(ConfigError, match="train.encoder_distill_steps needs train.freeze_decoder, train.init_from"):
         tiny_config("temporal", 0, train__encoder_distill_steps=5)
+    spectral = dict(model__encoder="spectral", model__encoder_width=8)
+    teacher = save_bundle(AudioVAE(tiny_config("temporal", 0, **spectral).model), tmp_path / "spectral")
+    cfg = tiny_config("temporal", 0, train__freeze_decoder=True, train__init_from=teacher, train__encoder_distill_steps=5,
+                      **spectral)  # fmt: skip
+    with pytest.raises(ConfigError, match="has the same model.encoder .spectral.; set it to 0"):  # the loss was 0
+        distillation_teacher(cfg)
+    # the teacher is read when its steps train, not when the module is built (a resumed run past them, a summary)
+    cfg = tiny_config("temporal", 0, train__freeze_decoder=True, train__init_from=tmp_path / "gone",
+                      train__encoder_distill_steps=5, **spectral)  # fmt: skip
+    module = VAEModule(cfg)
+    wave = AudioVAE(tiny_config("temporal", 0).model)
+    jitter_weights(wave)
+    module.cfg.train.init_from = str(save_bundle(wave, tmp_path / "wave"))
+    x = 0.1 * torch.randn(2, 1, cfg.model.clip_length, dtype=torch.float64)
+    loss = module.double().distillation_loss(x)[0]  # a float64 run (64-true): the teacher follows the batch's dtype
+    assert loss.dtype == torch.float64 and float(loss) > 0
 
 
 def test_freezing_both_halves_is_refused(tiny_config):

@@ -127,7 +127,7 @@ def _encoder_lines(m: ModelConfig) -> list[str]:
     """The encoder's stack where it is not RAVE's (the wave stack, said by nothing, as before it had another kind)."""
     if m.encoder != "spectral":
         return []
-    return [f"- encoder: **spectral**, each band's log spectrum and energies per latent frame (no phase), then "
+    return [f"- encoder: **spectral**, log-mel spectra and energies of the audio per latent frame (no phase), then "
             f"{m.encoder_width} channels of residual convs at the frame rate"]  # fmt: skip
 
 

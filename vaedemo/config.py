@@ -439,8 +439,8 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     need(m.encoder in ENCODERS, f"model.encoder must be one of {', '.join(ENCODERS)}, got {shown(m.encoder)}")
     need(m.encoder_width >= 1, f"model.encoder_width must be positive, got {m.encoder_width}")
     # its long window is four frames, and its mel tables grow with it
-    need(m.encoder != "spectral" or m.hop <= MAX_SPECTRAL_HOP,
-         f"model.encoder spectral needs a hop (model.bands x the product of model.ratios) of at most {MAX_SPECTRAL_HOP} "
+    need(m.encoder != "spectral" or 4 <= m.hop <= MAX_SPECTRAL_HOP,
+         f"model.encoder spectral needs a hop (model.bands x the product of model.ratios) of 4 to {MAX_SPECTRAL_HOP} "
          f"samples, got {m.hop}")  # fmt: skip
 
 

@@ -181,10 +181,11 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
             "it must have the same architecture (bands, capacity, ratios, latent size and mode)."
         )
     vae.load_state_dict(state | kept, strict=not fresh)
-    if fresh:
-        parts = sorted({k.rsplit(".", 1)[0] for k in fresh if not k.startswith(ENCODER_STACK)})
-        parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER_STACK) for k in fresh) else []
-        print(f"train.init_from {source}: {len(fresh)} tensors of a new branch keep their fresh init "
+    started = [k for k in fresh if not k.startswith(keep)]  # (kept ones are vae's own: a two-stage backbone's)
+    if started:
+        parts = sorted({k.rsplit(".", 1)[0] for k in started if not k.startswith(ENCODER_STACK)})
+        parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER_STACK) for k in started) else []
+        print(f"train.init_from {source}: {len(started)} tensors of a new branch keep their fresh init "
               f"({', '.join(parts)})")  # fmt: skip
 
 

@@ -58,9 +58,9 @@ class PQMF(nn.Module):
         if bands < 1 or bands & (bands - 1):
             raise ValueError(f"PQMF bands must be a power of two, got {bands}")
         self.bands, self.causal = bands, causal
-        if bands == 1:
-            self.register_buffer("h_analysis", torch.ones(1, 1, 1), persistent=False)
-            self.register_buffer("h_synthesis", torch.ones(1, 1, 1), persistent=False)
+        if bands == 1:  # (every table, unused: TorchScript compiles the branches a band count never takes)
+            for name in ("h_analysis", "h_synthesis", "h_analysis_phases", "h_phases"):
+                self.register_buffer(name, torch.ones(1, 1, 1), persistent=False)
             return
         a, s = _filter_bank(bands, attenuation)
         # analysis: strided conv1d with M output channels; synthesis: polyphase transposed conv with stride M (the

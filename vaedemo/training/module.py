@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..config import Config
-from ..errors import VaedemoError
+from ..errors import ConfigError, VaedemoError
 from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
 from ..nn.losses import (
@@ -151,6 +151,17 @@ def finite_and_clipped(module, optimizer, grad_clip: float | None) -> None:
         torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm, foreach=True)
 
 
+def distillation_teacher(cfg: Config) -> AudioVAE:
+    """train.init_from's model, frozen, whose encoder a new encoder stack of another kind learns from first."""
+    from ..bundle import load
+
+    teacher = load(cfg.train.init_from).model.eval().requires_grad_(False)
+    if teacher.cfg.encoder == cfg.model.encoder:  # init_weights copied the same stack: nothing to learn, silently
+        raise ConfigError(f"train.encoder_distill_steps teaches a new encoder stack, and train.init_from "
+                          f"{cfg.train.init_from} has the same model.encoder ({cfg.model.encoder}); set it to 0.")
+    return teacher
+
+
 class VAEModule(pl.LightningModule):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -173,13 +184,10 @@ class VAEModule(pl.LightningModule):
         self.skipped_in_a_row: dict = {}  # per optimiser: a generator's finite steps must not hide a NaN critic
         self.steps_done = 0
         self.val_examples: list[torch.Tensor] = []
-        # the encoder a new encoder stack learns from first (train.encoder_distill_steps): in a tuple, so that it is no
-        # submodule (not trained, not in the run's checkpoints; a resumed run reads it from train.init_from again)
+        # the encoder a new encoder stack learns from first (train.encoder_distill_steps), loaded at the start of
+        # training while there are distillation steps left: in a tuple, so that it is no submodule (not trained, not in
+        # the run's checkpoints; a run resumed within them reads it from train.init_from again)
         self.teacher: tuple[AudioVAE, ...] = ()
-        if cfg.train.encoder_distill_steps:
-            from ..bundle import load
-
-            self.teacher = (load(cfg.train.init_from).model.eval().requires_grad_(False),)
 
     # ------------------------------------------------------------------------------------------------ optimisers
     def configure_optimizers(self):
@@ -231,11 +239,14 @@ class VAEModule(pl.LightningModule):
     def distillation_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean squared error between the encoder's posterior statistics of ``x`` and the teacher's (train.init_from's
         encoder): no decoding, so a step costs an encoder pass or two."""
-        teacher = self.teacher[0].to(x.device)  # (no submodule: Lightning does not move it)
+        if not self.teacher:
+            self.teacher = (distillation_teacher(self.cfg),)
+        teacher = self.teacher[0].to(device=x.device, dtype=x.dtype)  # (no submodule: Lightning does not move it)
+        self.teacher = (teacher,)
         with torch.no_grad():
             target = teacher.posterior_stats(x)[0]
         loss = F.mse_loss(self.vae.posterior_stats(x)[0], target)
-        return loss, {"train/distill": loss.detach(), "train/loss_g": loss.detach()}
+        return loss, {"train/distill": loss.detach()}
 
     def _followers(self, bands: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         """The shares of the branches that follow the conv stack's level (relative noise, partial bank) in full
@@ -328,6 +339,10 @@ class VAEModule(pl.LightningModule):
     def on_train_start(self) -> None:
         self.steps_done = int(self.step)  # a host-side copy of the step buffer: reading the buffer would sync the GPU
         stop_if_done(self)
+        if self.steps_done < self.cfg.train.encoder_distill_steps:
+            self.teacher = (distillation_teacher(self.cfg),)
+            rank_zero_info(f"[vaedemo] steps {self.steps_done}-{self.cfg.train.encoder_distill_steps - 1}: the encoder "
+                           f"learns the posterior statistics of {self.cfg.train.init_from}'s (train.encoder_distill_steps)")
         opt_g, opt_d = self.optimizers()
         apply_optimizer_settings(self._param_groups(opt_g), self._generator_groups(), self.cfg.train.betas)
         apply_optimizer_settings(self._param_groups(opt_d), [{}], self.cfg.train.betas)
@@ -354,6 +369,9 @@ class VAEModule(pl.LightningModule):
             loss_g, g_logs = self.distillation_loss(x)
             self._backward_into(opt_g, loss_g)
             opt_g.step()
+            if step + 1 == self.cfg.train.encoder_distill_steps:
+                self.teacher = ()  # (its memory back)
+                rank_zero_info(f"[vaedemo] step {step + 1}: the encoder learns from the decoded audio")
         elif phase == "adversarial":
             out = self.forward_for_training(x, phase)
             loss_d, g_logs = self.adversarial_backward(out, step)
@@ -371,12 +389,13 @@ class VAEModule(pl.LightningModule):
             logs["train/loss_d"] = loss_d.detach()
         logs.update(g_logs)
         logs["train/lr"] = torch.tensor(self.cfg.train.lr * factor)
-        recon = g_logs.get("train/recon", g_logs["train/loss_g"])  # (a distillation step's is its own loss)
         bs = x.shape[0]
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         self.log("phase", float(PHASES.index(phase)), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
         self.log("step", float(step + 1), on_step=False, on_epoch=True, reduce_fx="max", batch_size=bs)
-        self.log("recon", recon.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        if "train/recon" in g_logs:  # (a distillation step logs train/distill alone: no reconstruction)
+            self.log("recon", g_logs["train/recon"], on_step=False, on_epoch=True, prog_bar=True, batch_size=bs,
+                     sync_dist=True)  # fmt: skip
         self.log("train/skipped_steps", float(self.skipped_steps), on_step=False, on_epoch=True, reduce_fx="max",
                  batch_size=bs)  # fmt: skip
         self.step += 1
