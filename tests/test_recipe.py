@@ -65,6 +65,19 @@ def test_the_shipped_recipe_scaled_down_keeps_every_phase_and_the_order_of_its_r
     assert all(recipe.plain(s).train.max_steps >= 1000 for s in recipe.steps)  # what the recipe says, unscaled
 
 
+def test_a_smoke_run_scales_an_encoders_distillation_with_the_other_counts(monkeypatch, tmp_path):
+    """train.encoder_distill_steps is a step count too: unscaled (3000), it passed the smoke run's 5 VAE steps and the
+    config was refused."""
+    monkeypatch.chdir(ROOT)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({"runs": str(tmp_path / "runs"), "steps": {
+        "wave": {"config": "configs/drums_temporal.yaml"},
+        "spectral": {"config": "configs/drums_temporal_spectral.yaml", "set": ["train.init_from={wave}"]}}},
+                                   sort_keys=False))
+    spectral = Recipe(path, smoke=True).resolved("spectral").train
+    assert spectral.encoder_distill_steps == 3 < spectral.vae_steps == spectral.max_steps == 5
+
+
 def _tiny_base(tmp_path: Path, data: Path) -> Path:
     values: dict = {}
     for item in TINY + [f"data.root={data}", "model.latent_mode=temporal", "train.val_every_n_steps=2",

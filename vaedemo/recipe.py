@@ -56,7 +56,8 @@ KEYS = {"runs", "data", "targets", "steps", "description"}
 STEP_KEYS = {"config", "resume", "set"}
 INPUTS = ("init_from", "backbone")  # train keys that name another run's bundle
 # a smoke run (--smoke): every step's counts / 1000 (SCALED), on a dozen files, one trajectory copy, small batches
-SCALED = ("max_steps", "vae_steps", "discriminator_warmup_len", "lr_decay_start", "beta_warmup_steps")
+SCALED = ("max_steps", "vae_steps", "discriminator_warmup_len", "lr_decay_start", "beta_warmup_steps",
+          "encoder_distill_steps")
 SMOKE = ["data.max_files=12", "train.trajectory_copies=1", "train.batch_size=4", "train.val_every_n_steps=2",
          "train.val_batches=1", "train.checkpoint_every_n_steps=1"]  # fmt: skip
 REFERENCE = re.compile(r"\{([A-Za-z0-9_]+)\}")
