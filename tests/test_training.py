@@ -192,7 +192,7 @@ def test_distillation_needs_a_frozen_decoder_and_a_teacher_of_another_kind(tiny_
     module.cfg.train.init_from = str(save_bundle(wave, tmp_path / "wave"))
     x = 0.1 * torch.randn(2, 1, cfg.model.clip_length, dtype=torch.float64)
     loss = module.double().distillation_loss(x)[0]  # a float64 run (64-true): the teacher follows the batch's dtype
-    assert loss.dtype == torch.float64 and float(loss) > 0
+    assert loss.dtype == torch.float64 and float(loss.detach()) > 0
 
 
 def test_freezing_both_halves_is_refused(tiny_config):
