@@ -151,7 +151,6 @@ def _run_weights(model, last: Path, backbone: str) -> None:
 
 # modules a model may add on top of a bundle's architecture: absent from the bundle, they keep their fresh init
 NEW_BRANCHES = ("decoder.noise.", "decoder.partials.", "level.")
-ENCODER_STACK = "encoder.net."  # a bundle's encoder stack of another kind (model.encoder) is not started from
 
 
 def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
@@ -160,6 +159,7 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     kind than the bundle's (``model.encoder``), keep their fresh init.
     Tensors whose names start with a prefix in ``keep`` are checked the same way but keep ``vae``'s values."""
     from .bundle import load
+    from .training.twostage import ENCODER  # (the encoder's stack: one of another kind than the bundle's starts afresh)
 
     bundle = load(source)
     state = bundle.model.state_dict()
@@ -171,8 +171,8 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     kept = {k: v.clone() for k, v in own.items() if k.startswith(keep)}
     new = NEW_BRANCHES
     if bundle.config.encoder != vae.cfg.encoder:  # another encoder stack over the bundle's decoder: it starts afresh
-        state = {k: v for k, v in state.items() if not k.startswith(ENCODER_STACK)}
-        new = (*new, ENCODER_STACK)
+        state = {k: v for k, v in state.items() if not k.startswith(ENCODER)}
+        new = (*new, ENCODER)
     fresh = sorted(k for k in own if k not in state and k.startswith(new))
     differ = sorted((set(own) - set(fresh)) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
     if differ:
@@ -183,8 +183,8 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
     vae.load_state_dict(state | kept, strict=not fresh)
     started = [k for k in fresh if not k.startswith(keep)]  # (kept ones are vae's own: a two-stage backbone's)
     if started:
-        parts = sorted({k.rsplit(".", 1)[0] for k in started if not k.startswith(ENCODER_STACK)})
-        parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER_STACK) for k in started) else []
+        parts = sorted({k.rsplit(".", 1)[0] for k in started if not k.startswith(ENCODER)})
+        parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER) for k in started) else []
         print(f"train.init_from {source}: {len(started)} tensors of a new branch keep their fresh init "
               f"({', '.join(parts)})")  # fmt: skip
 

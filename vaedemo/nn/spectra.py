@@ -31,6 +31,8 @@ LONG_MELS, SHORT_MELS = 128, 48
 MAX_STEPS, MAX_GROUPS = 8, 16
 EPS_MAGNITUDE = 1e-5  # the floor of the log-mel spectra (of unnormalised FFT magnitudes)
 EPS_ENERGY = 1e-7  # -70 dB of a full-scale signal's energy
+# the tables of :func:`audio_features`, in its order (a stream copies them by these names)
+TABLES = ("long_window", "short_window", "step_window", "long_mels", "short_mels", "groups")
 
 
 def energy_steps(hop: int) -> int:
@@ -86,14 +88,12 @@ class AudioSpectra(nn.Module):
         self.lookahead, self.lookbehind = self.pad[1], self.pad[0]
         n_step = hop // energy_steps(hop)
         # tables the module builds for itself, not weights (a bundle holds none of them)
-        tables = {"long_window": torch.hann_window(n_long), "short_window": torch.hann_window(hop),
-                  "step_window": torch.ones(n_step),
-                  "long_mels": torch.from_numpy(fitting_mel_filterbank(sample_rate, n_long, LONG_MELS)),
-                  "short_mels": torch.from_numpy(fitting_mel_filterbank(sample_rate, hop, SHORT_MELS)),
-                  "groups": _groups(n_step // 2 + 1)}  # fmt: skip
-        for name, table in tables.items():
+        tables = (torch.hann_window(n_long), torch.hann_window(hop), torch.ones(n_step),
+                  torch.from_numpy(fitting_mel_filterbank(sample_rate, n_long, LONG_MELS)),
+                  torch.from_numpy(fitting_mel_filterbank(sample_rate, hop, SHORT_MELS)), _groups(n_step // 2 + 1))
+        for name, table in zip(TABLES, tables, strict=True):
             self.register_buffer(name, table.float(), persistent=False)
-        per_channel = len(tables["long_mels"]) + len(tables["short_mels"]) + len(tables["groups"]) * energy_steps(hop)
+        per_channel = len(self.long_mels) + len(self.short_mels) + len(self.groups) * energy_steps(hop)
         self.features = channels * per_channel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

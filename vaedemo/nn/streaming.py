@@ -46,8 +46,15 @@ from .decoder import mod_sigmoid
 from .fastconv import interleave_phases, transposed_as_phases
 from .noise import block_magnitudes, filter_noise, running_rms
 from .partials import band_envelope, frame_amplitudes, render_partials
-from .spectra import AudioSpectra, audio_features
+from .spectra import TABLES, AudioSpectra, audio_features
 from .vae import AudioVAE
+
+
+def strided_lateness(pad: tuple[int, int], stride: int, input_delay: int) -> tuple[int, int]:
+    """(history samples kept, output frames late) of a strided window with offline padding ``pad`` fed ``input_delay``
+    samples late: the right padding makes the causal output late, rounded up to whole output frames."""
+    align = (-(input_delay + pad[1])) % stride
+    return pad[0] + pad[1] + align, (input_delay + pad[1] + align) // stride
 
 
 class CachedConv(nn.Module):
@@ -62,10 +69,8 @@ class CachedConv(nn.Module):
         super().__init__()
         out_ch, in_ch, kernel = weight.shape
         self.in_ch, self.kernel, self.stride, self.dilation = in_ch, kernel, stride, dilation
-        # the right padding makes the causal output late; round up to whole output frames for a strided conv
-        align = (-(input_delay + pad[1])) % stride
-        self.context = pad[0] + pad[1] + align
-        self.input_delay, self.delay = input_delay, (input_delay + pad[1] + align) // stride
+        self.context, self.delay = strided_lateness(pad, stride, input_delay)
+        self.input_delay = input_delay
         # (out, kernel * in), kernel-major: one matrix product against the strided (kernel, in, frames) view
         self.register_buffer("matrix", weight.detach().permute(0, 2, 1).reshape(out_ch, kernel * in_ch).clone())
         self.register_buffer("bias", (bias.detach().clone() if bias is not None else weight.new_zeros(out_ch))[:, None])
@@ -248,12 +253,10 @@ class CachedAudioSpectra(nn.Module):
 
     def __init__(self, layer: AudioSpectra, input_delay: int):
         super().__init__()
-        left, right = layer.pad
-        align = (-(input_delay + right)) % layer.hop  # whole output frames, as CachedConv
-        self.context, self.hop, self.input_delay = left + right + align, layer.hop, input_delay
-        self.left = left  # where a frame's own samples begin after the start of its long window
-        self.delay = (input_delay + right + align) // layer.hop
-        for name in ("long_window", "short_window", "step_window", "long_mels", "short_mels", "groups"):
+        self.context, self.delay = strided_lateness(layer.pad, layer.hop, input_delay)
+        self.hop, self.input_delay = layer.hop, input_delay
+        self.left = layer.pad[0]  # where a frame's own samples begin after the start of its long window
+        for name in TABLES:
             self.register_buffer(name, getattr(layer, name).clone())
         self.cache = torch.zeros(0)
         self.seen = 0
