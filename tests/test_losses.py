@@ -180,3 +180,49 @@ def test_incoherent_spectra_pull_a_quiet_part_up_where_the_other_falls_short_at_
     sx, sy = IncoherentSpectra(x, parts).pair(512, torch.hann_window(512))
     m = [Spectra(x, p).pair(512, torch.hann_window(512))[1] for p in parts]
     assert torch.allclose(sy, (m[0] ** 2 + m[1] ** 2).sqrt(), atol=1e-5)
+
+
+def frame_periodic(hop: int, n: int, seed: int = 5) -> torch.Tensor:
+    """One random hop of waveform repeated: what a transposed conv makes of a constant latent, lines at sr / hop."""
+    period = torch.randn(hop, generator=torch.Generator().manual_seed(seed))
+    return period.repeat(n // hop)[:n]
+
+
+def test_the_frame_buzz_loss_is_the_evaluations_buzz_either_way():
+    """Zero for the target itself; for noise plus a frame-periodic part, the dB the metric (vaedemo.metrics.hop_buzz_db)
+    reads, within the 0.5 dB its other STFT hop makes, and as much for an estimate with that much less comb than its
+    target (notches); a gradient that lowers it."""
+    from vaedemo.metrics import hop_buzz_db
+    from vaedemo.nn.losses import FrameBuzz
+
+    hop, n = 64, 16384
+    buzz = FrameBuzz(hop, SR)
+    x = noise(0, n)
+    comb = x + frame_periodic(hop, n)
+    assert buzz(x, x).item() == 0.0
+    expected = sum(hop_buzz_db(a[0].numpy(), b[0].numpy(), SR, hop) for a, b in zip(x, comb)) / 2
+    assert expected > 3 and buzz(x, comb).item() == pytest.approx(expected, abs=0.5)
+    assert buzz(comb, x).item() == pytest.approx(buzz(x, comb).item(), rel=1e-5)
+    y = comb.clone().requires_grad_(True)
+    buzz(x, y).backward()
+    assert buzz(x, (y - 0.1 * y.grad / y.grad.abs().max()).detach()).item() < buzz(x, comb).item()
+
+
+def test_training_adds_the_weighted_frame_buzz_term_from_the_shared_spectra(tiny_config):
+    torch.manual_seed(0)
+    base = VAEModule(tiny_config(mode="temporal", flows=0))
+    with_buzz = VAEModule(tiny_config(mode="temporal", flows=0, train__frame_buzz_weight=0.5))
+    with_buzz.load_state_dict(base.state_dict())
+    assert base.frame_buzz is None and with_buzz.frame_buzz.n_fft == 8 * with_buzz.cfg.model.hop
+    x = torch.randn(2, 1, 2048) * 0.1
+    out = base.vae(x, sample=False)
+    extra = with_buzz.reconstruction_loss(out) - base.reconstruction_loss(out)
+    term = with_buzz.frame_buzz(out.target_padded, out.audio_padded).item()
+    assert term > 0 and extra.item() == pytest.approx(0.5 * term, rel=1e-4)
+
+
+def test_the_frame_buzz_weight_is_checked(tiny_config):
+    with pytest.raises(ConfigError, match="frame_buzz_weight must not be negative"):
+        tiny_config(train__frame_buzz_weight=-1)
+    with pytest.raises(ConfigError, match="frame_buzz_weight needs clips of at least 4 latent frames"):
+        tiny_config(train__frame_buzz_weight=1, model__ratios="[4, 4]", model__clip_length=128)

@@ -214,6 +214,9 @@ class TrainConfig:
     # the floor inside the spectral losses' logs, in dB below each target spectrogram's loudest cell (null: the fixed
     # 1e-7 / 1e-5, ~100 dB below a loud clip's peak, so that its inaudible tail weighs as much as the hit)
     loss_floor_db: float | None = None
+    # weight of the frame-buzz hinge (nn/losses.py FrameBuzz: dB of comb at the frame rate's harmonics beyond the
+    # target's); 0 = off
+    frame_buzz_weight: float = 0.0
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0
     grad_clip: float | None = 10.0
@@ -563,6 +566,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
          f"train.discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}")
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(t.loss_floor_db is None or t.loss_floor_db > 0, f"train.loss_floor_db must be positive, got {t.loss_floor_db}")
+    need(t.frame_buzz_weight >= 0, f"train.frame_buzz_weight must not be negative, got {t.frame_buzz_weight}")
+    need(not t.frame_buzz_weight or cfg.model.clip_length >= 4 * cfg.model.hop,
+         f"train.frame_buzz_weight needs clips of at least 4 latent frames ({4 * cfg.model.hop} samples), as its "
+         f"spectrum of 8 frames does")
     need(
         all(_power_of_two(p) and p >= 4 for p in t.stft_sizes + t.band_stft_sizes + t.mel_sizes),
         "train.stft_sizes, train.band_stft_sizes and train.mel_sizes must be powers of two of at least 4 (a hop of a "

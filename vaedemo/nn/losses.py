@@ -6,6 +6,11 @@ the log magnitudes, summed over sizes. It applies to the full-band waveform and,
 Multi-scale log-mel (as in DAC / HiFi-GAN): L1 of ``ln(mel + 1e-5)`` per FFT size. A linear-frequency loss gives the
 band below 700 Hz ~3 % of its weight; mel bands give it the share hearing (and the log-mel metric) gives it.
 
+Frame buzz: how far the estimate's spectrum, summed over a clip, peaks more (or less) at the multiples of the latent
+frame rate than the target's does (the evaluation's ``hop_buzz_db``), in dB either way. A decoder that upsamples with
+transposed convolutions renders a smooth latent as a frame-periodic waveform, a comb at 86 Hz and its harmonics; per
+bin the spectral losses see that comb as a few cells among thousands.
+
 Both logs weigh a cell 80 dB below a hit's peak as much as the hit (their floors, 1e-7 and 1e-5, lie ~100 dB below a
 loud clip's loudest cell). With ``floor_db`` the floor inside the logs rises, per example, to that many dB below the
 target spectrogram's loudest cell: distances below it count little, and the loss spends the model on what is heard.
@@ -156,6 +161,38 @@ class MultiScaleSTFT(nn.Module):
             sx, sy = spectra.pair(n, getattr(self, f"window_{n}"))
             total = total + stft_distance(sx, sy, self.eps, log_floor(sx, self.eps, self.floor_db))
         return total
+
+
+class FrameBuzz(nn.Module):
+    """Per example, the dB by which the estimate's comb at the multiples of ``sample_rate / hop`` (below ``max_hz``)
+    stands further above (or below) the bins halfway between than the target's does, its magnitude averaged: the
+    evaluation's :func:`vaedemo.metrics.hop_buzz_db` as a loss. Both ways: the comb is the decoder's, not one
+    sound's, so a one-sided hinge pushed the sounds that had little of it into notches at those frequencies (a mean
+    of -2.6 dB). An STFT of ``8 * hop`` puts the lines on every 8th bin (its hop, a quarter window, only changes how
+    often the power is summed)."""
+
+    BINS = 8  # as vaedemo.metrics.BUZZ_BINS
+
+    def __init__(self, hop: int, sample_rate: int, max_hz: float = 4000.0):
+        super().__init__()
+        self.n_fft = self.BINS * hop
+        lines = torch.arange(1, int(max_hz * hop / sample_rate) + 1) * self.BINS
+        lines = lines[lines + self.BINS // 2 <= self.n_fft // 2]
+        self.register_buffer("lines", lines, persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def comb_db(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """(N,) dB of the lines' power over the midpoints' of magnitude STFTs (N, bins, frames)."""
+        power = magnitude.square().sum(-1)
+        half = self.BINS // 2
+        lines = power[:, self.lines].sum(-1)
+        between = 0.5 * (power[:, self.lines - half] + power[:, self.lines + half]).sum(-1)
+        return 10 * torch.log10((lines + 1e-20) / (between + 1e-20))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, spectra: Spectra | None = None) -> torch.Tensor:
+        """Target ``x`` and estimate ``y`` (B, C, T): a scalar (``spectra``: the pair's magnitudes, shared)."""
+        sx, sy = (spectra or Spectra(x, y)).pair(self.n_fft, self.window)
+        return (self.comb_db(sy) - self.comb_db(sx).detach()).abs().mean()
 
 
 class MultiScaleMel(nn.Module):

@@ -24,6 +24,7 @@ from ..errors import ConfigError, VaedemoError
 from ..nn.discriminator import Discriminator, Features
 from ..nn.latent import full_precision
 from ..nn.losses import (
+    FrameBuzz,
     MultiScaleMel,
     MultiScaleSTFT,
     Spectra,
@@ -176,6 +177,7 @@ class VAEModule(pl.LightningModule):
         self.stft = MultiScaleSTFT(t.stft_sizes, **floor)
         self.band_stft = MultiScaleSTFT(t.band_stft_sizes, **floor) if t.multiband_loss else None
         self.mel = MultiScaleMel(t.mel_sizes, cfg.model.sample_rate, t.mel_bands, **floor) if t.mel_sizes else None
+        self.frame_buzz = FrameBuzz(cfg.model.hop, cfg.model.sample_rate) if t.frame_buzz_weight else None
         # validation keeps the fixed floor, so that runs stay comparable
         self.val_stft = self.stft if t.loss_floor_db is None else MultiScaleSTFT(t.stft_sizes)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -234,6 +236,8 @@ class VAEModule(pl.LightningModule):
                 loss = loss + self.band_stft(bands_in, bands_out, band_spectra)
             if self.mel is not None:
                 loss = loss + self.cfg.train.mel_weight * self.mel(target, audio, spectra)
+            if self.frame_buzz is not None:
+                loss = loss + self.cfg.train.frame_buzz_weight * self.frame_buzz(target, audio, spectra)
         return loss
 
     def distillation_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
