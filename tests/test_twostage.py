@@ -234,6 +234,27 @@ def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, 
     assert heads and all(torch.equal(start[k], v) for k, v in heads.items())
 
 
+def test_the_decoder_loss_adds_the_weighted_frame_buzz_of_the_decoded_audio(drum_folder, tmp_path, backbone):
+    """train.frame_buzz_weight reaches stage two's decoder loss (where its decoder learns); without a decoder loss
+    (train.mel_sizes) it would train nothing: refused."""
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
+        "train.mel_sizes=[256, 128]", "train.decoder_loss_clips=2", "train.frame_buzz_weight=0.5"]
+    model, _ = build_two_stage(load_config(None, overrides))
+    module = TwoStageModule(load_config(None, overrides), model).eval()
+    torch.manual_seed(0)
+    z, clips = torch.randn(2, model.cfg.latent_size), torch.randn(2, 1, model.cfg.clip_length) * 0.1
+    stats = torch.randn(2, 2 * model.cfg.trajectory_size, model.cfg.clip_length // model.cfg.hop)
+    with torch.no_grad():
+        with_buzz = module.decoder_loss(z, stats, clips)
+        audio = sum(module.audio_parts(model.decoder.head(z)))
+        term = module.frame_buzz(clips, audio).item()
+        module.frame_buzz = None
+        without = module.decoder_loss(z, stats, clips)
+    assert term > 0 and (with_buzz - without).item() == pytest.approx(0.5 * term, rel=1e-4)
+    with pytest.raises(ConfigError, match="frame_buzz_weight on a twostage model needs train.mel_sizes"):
+        load_config(None, two_stage_overrides(drum_folder, tmp_path / "b", backbone) + ["train.frame_buzz_weight=1"])
+
+
 def test_a_fine_tuned_decoder_learns_from_the_clips_and_the_encoder_stays(drum_folder, tmp_path, backbone):
     """train.finetune_decoder: the audio loss against the clips (log-mel + train.decoder_stft_weight x STFT) trains
     the backbone's decoder too (stage two's bundle carries its own decoder); the encoder, whose trajectories stage two

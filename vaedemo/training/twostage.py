@@ -23,7 +23,7 @@ from ..bundle import load
 from ..config import Config, ModelConfig, model_config_from_dict
 from ..errors import ConfigError
 from ..nn.level import peak_db
-from ..nn.losses import MultiScaleMel, MultiScaleSTFT, spectra_of_parts
+from ..nn.losses import FrameBuzz, MultiScaleMel, MultiScaleSTFT, spectra_of_parts
 from ..nn.loudness import level_distance, loudest_frame_db, target_quantiles
 from ..nn.vae import AudioVAE
 from .module import (
@@ -177,6 +177,7 @@ class TwoStageModule(pl.LightningModule):
         self.mel = MultiScaleMel(t.mel_sizes, model.cfg.sample_rate, t.mel_bands, **floor) if t.mel_sizes else None
         # a decoder that learns needs the backbone's full-band STFT loss too: log-mel alone lets it blur fine structure
         self.stft = MultiScaleSTFT(t.stft_sizes, **floor) if t.decoder_stft_weight > 0 else None
+        self.frame_buzz = FrameBuzz(model.cfg.hop, model.cfg.sample_rate) if t.frame_buzz_weight else None
 
     def set_spread(self, stats: torch.Tensor) -> None:
         """Each trajectory dimension's standard deviation over the training set: the loss's unit."""
@@ -211,7 +212,8 @@ class TwoStageModule(pl.LightningModule):
         return 0.5 * error.square().flatten(1).sum(1)
 
     def decoder_loss(self, z: torch.Tensor, stats: torch.Tensor, clips: torch.Tensor | None = None) -> torch.Tensor:
-        """Multi-scale log-mel L1 (plus ``train.decoder_stft_weight`` x the multi-scale STFT loss), through the decoder,
+        """Multi-scale log-mel L1 (plus ``train.decoder_stft_weight`` x the multi-scale STFT loss and
+        ``train.frame_buzz_weight`` x the frame-buzz loss), through the decoder,
         between the audio of the trajectory that ``z`` decodes to and a target: the clips themselves when given
         (``train.decoder_loss_target: audio``), else the audio of the clip's own (posterior-mean) trajectory. The
         trajectory loss weighs every frame and dimension alike, hearing does not (a quiet tail's error is small in the
@@ -229,6 +231,8 @@ class TwoStageModule(pl.LightningModule):
         loss = self.mel(target, audio, spectra)
         if self.stft is not None:
             loss = loss + self.cfg.train.decoder_stft_weight * self.stft(target, audio, spectra)
+        if self.frame_buzz is not None:
+            loss = loss + self.cfg.train.frame_buzz_weight * self.frame_buzz(target, audio, spectra)
         return loss
 
     def audio(self, trajectory: torch.Tensor) -> torch.Tensor:
