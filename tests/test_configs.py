@@ -7,14 +7,17 @@ run keeps the config's model and losses and shrinks only what sets the cost: the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
 
+from vaedemo.bundle import save_bundle
 from vaedemo.config import Config, load_config
 from vaedemo.experiment import read_ablation, variant_overrides
+from vaedemo.nn.vae import AudioVAE
 from vaedemo.training.module import PHASES, VAEModule
 from vaedemo.training.twostage import TwoStageModule, build_two_stage, encode_statistics
 
@@ -72,6 +75,9 @@ def test_config_trains_one_step_of_each_phase(name, cfg, tmp_path):
         model, cfg.model = build_two_stage(cfg)
         module, data = TwoStageModule(cfg, model), encode_statistics(model, audio, copies=1)
     else:
+        if cfg.train.encoder_distill_steps:  # its teacher: a bundle of the other encoder kind, as the shipped one was
+            teacher = AudioVAE(dataclasses.replace(cfg.model, encoder="wave" if cfg.model.encoder != "wave" else "spectral"))
+            cfg.train.init_from = str(save_bundle(teacher, tmp_path / "teacher"))  # on the day (the recipe makes it)
         module, data = VAEModule(cfg), audio
     loader = torch.utils.data.DataLoader(data, batch_size=2)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,

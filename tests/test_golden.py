@@ -27,7 +27,9 @@ bundles' outputs bit-identical). In eval mode a noise branch then took its FIR s
 bank times the magnitudes): drums_twostage's outputs moved by <= 1.2e-7 (its entries re-recorded; the other bundles
 have no noise branch). Then in eval mode every batch row took row 0's noise, so that a sound decodes as it does alone:
 drums_twostage's sounds in rows after the first changed their noise (a second prior sample, an interpolation path's
-later steps, a second clip), the first rows' outputs the same bits (its entries re-recorded).
+later steps, a second clip), the first rows' outputs the same bits (its entries re-recorded). drums_temporal was then
+replaced deliberately by a backbone with a spectral encoder and its decoder fine-tuned under it (its entries
+re-recorded).
 """
 
 from __future__ import annotations
