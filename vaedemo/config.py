@@ -214,8 +214,8 @@ class TrainConfig:
     # the floor inside the spectral losses' logs, in dB below each target spectrogram's loudest cell (null: the fixed
     # 1e-7 / 1e-5, ~100 dB below a loud clip's peak, so that its inaudible tail weighs as much as the hit)
     loss_floor_db: float | None = None
-    # weight of the frame-buzz hinge (nn/losses.py FrameBuzz: dB of comb at the frame rate's harmonics beyond the
-    # target's); 0 = off
+    # weight of the frame-buzz loss (nn/losses.py FrameBuzz: the dB by which the estimate's comb at the frame rate's
+    # harmonics differs from the target's, either way); 0 = off
     frame_buzz_weight: float = 0.0
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 10.0
