@@ -105,7 +105,11 @@ def test_a_spectral_encoder_starts_afresh_over_a_wave_bundles_decoder(tiny_confi
     path = save_bundle(wave, tmp_path / "wave")
     spectral = AudioVAE(tiny_config("temporal", flows=0, model__encoder="spectral", model__encoder_width=8).model)
     fresh = {k: v.clone() for k, v in spectral.state_dict().items() if k.startswith("encoder.")}
-    init_weights(spectral, str(path))
+    with pytest.raises(VaedemoError, match="has model.encoder wave and this model spectral, whose stack would start "
+                                           "untrained: set model.encoder: wave"):  # not meant: a config of the other kind
+        init_weights(spectral, str(path))
+    assert all(torch.equal(spectral.state_dict()[k], v) for k, v in fresh.items())  # refused before any copy
+    init_weights(spectral, str(path), new_encoder=True)
     assert "encoder.net (another model.encoder)" in capsys.readouterr().out
     ours, theirs = spectral.state_dict(), wave.state_dict()
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs if k.startswith("decoder."))
@@ -113,4 +117,4 @@ def test_a_spectral_encoder_starts_afresh_over_a_wave_bundles_decoder(tiny_confi
     other = AudioVAE(tiny_config("temporal", flows=0, model__encoder="spectral", model__encoder_width=8,
                                  model__latent_size=5).model)  # fmt: skip
     with pytest.raises(VaedemoError, match="does not fit this model"):  # the decoder must still fit
-        init_weights(other, str(path))
+        init_weights(other, str(path), new_encoder=True)

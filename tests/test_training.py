@@ -195,6 +195,24 @@ def test_distillation_needs_a_frozen_decoder_and_a_teacher_of_another_kind(tiny_
     assert loss.dtype == torch.float64 and float(loss.detach()) > 0
 
 
+def test_a_run_from_a_bundle_of_the_other_encoder_kind_trains_that_stack_or_is_refused(drum_folder, tmp_path):
+    """A wave config started from a spectral bundle (a config written for the wave backbone once the shipped one had a
+    spectral encoder) trained on from an untrained encoder; now refused, and a run that trains the new stack over the
+    bundle's frozen decoder starts."""
+    from vaedemo.bundle import save_bundle
+    from vaedemo.errors import VaedemoError
+    from vaedemo.nn.vae import AudioVAE
+    from vaedemo.train import _module_and_data
+
+    spectral = ["model.encoder=spectral", "model.encoder_width=8"]
+    cfg = load_config(None, tiny_overrides(drum_folder, tmp_path / "a", "temporal", 0) + spectral)
+    bundle = save_bundle(AudioVAE(cfg.model), tmp_path / "spectral")
+    wave = tiny_overrides(drum_folder, tmp_path / "b", "temporal", 0) + [f"train.init_from={bundle}"]
+    with pytest.raises(VaedemoError, match="has model.encoder spectral and this model wave, whose stack would start"):
+        _module_and_data(load_config(None, wave))
+    assert _module_and_data(load_config(None, wave + ["train.freeze_decoder=true"]))[0].vae.cfg.encoder == "wave"
+
+
 def test_freezing_both_halves_is_refused(tiny_config):
     with pytest.raises(ConfigError, match="opposite halves"):
         tiny_config("temporal", 0, train__freeze_decoder=True, train__decode_posterior_mean=True)

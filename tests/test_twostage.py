@@ -236,9 +236,11 @@ def test_a_fine_tune_over_a_retrained_backbone_keeps_that_backbone(drum_folder, 
 
 def test_the_decoder_loss_adds_the_weighted_frame_buzz_of_the_decoded_audio(drum_folder, tmp_path, backbone):
     """train.frame_buzz_weight reaches stage two's decoder loss (where its decoder learns); without a decoder loss
-    (train.mel_sizes) it would train nothing: refused."""
+    (train.mel_sizes) it would train nothing, and against a trajectory's audio (the decoder's own, comb and all)
+    nothing that lowers the comb: refused."""
     overrides = two_stage_overrides(drum_folder, tmp_path / "run", backbone) + [
-        "train.mel_sizes=[256, 128]", "train.decoder_loss_clips=2", "train.frame_buzz_weight=0.5"]
+        "train.mel_sizes=[256, 128]", "train.decoder_loss_clips=2", "train.frame_buzz_weight=0.5",
+        "train.decoder_loss_target=audio"]
     model, _ = build_two_stage(load_config(None, overrides))
     module = TwoStageModule(load_config(None, overrides), model).eval()
     torch.manual_seed(0)
@@ -251,8 +253,11 @@ def test_the_decoder_loss_adds_the_weighted_frame_buzz_of_the_decoded_audio(drum
         module.frame_buzz = None
         without = module.decoder_loss(z, stats, clips)
     assert term > 0 and (with_buzz - without).item() == pytest.approx(0.5 * term, rel=1e-4)
-    with pytest.raises(ConfigError, match="frame_buzz_weight on a twostage model needs train.mel_sizes"):
+    message = "frame_buzz_weight on a twostage model needs train.mel_sizes and train.decoder_loss_target audio"
+    with pytest.raises(ConfigError, match=message):
         load_config(None, two_stage_overrides(drum_folder, tmp_path / "b", backbone) + ["train.frame_buzz_weight=1"])
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides + ["train.decoder_loss_target=trajectory"])
 
 
 def test_a_fine_tuned_decoder_learns_from_the_clips_and_the_encoder_stays(drum_folder, tmp_path, backbone):

@@ -567,8 +567,10 @@ def validate(cfg: Config, source: str = "the config") -> None:
     need(t.mel_bands >= 1 and t.mel_weight >= 0, "train.mel_bands must be positive and train.mel_weight not negative")
     need(t.loss_floor_db is None or t.loss_floor_db > 0, f"train.loss_floor_db must be positive, got {t.loss_floor_db}")
     need(t.frame_buzz_weight >= 0, f"train.frame_buzz_weight must not be negative, got {t.frame_buzz_weight}")
-    need(not t.frame_buzz_weight or cfg.model.latent_mode != "twostage" or bool(t.mel_sizes),
-         "train.frame_buzz_weight on a twostage model needs train.mel_sizes (it is a term of the decoder loss)")
+    buzz_in_stage_two = bool(t.mel_sizes) and t.decoder_loss_target == "audio"
+    need(not t.frame_buzz_weight or cfg.model.latent_mode != "twostage" or buzz_in_stage_two,
+         "train.frame_buzz_weight on a twostage model needs train.mel_sizes and train.decoder_loss_target audio (it is a "
+         "term of the decoder loss, and a trajectory's audio has the decoder's own comb)")
     need(not t.frame_buzz_weight or cfg.model.clip_length >= 4 * cfg.model.hop,
          f"train.frame_buzz_weight needs clips of at least 4 latent frames ({4 * cfg.model.hop} samples), as its "
          f"spectrum of 8 frames does")

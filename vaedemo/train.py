@@ -126,8 +126,9 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
     from .training.module import VAEModule
 
     module = VAEModule(cfg)
-    if cfg.train.init_from and not resume:
-        init_weights(module.vae, cfg.train.init_from)
+    if cfg.train.init_from and not resume:  # a new encoder stack is meant where it learns over the bundle's decoder
+        new_encoder = cfg.train.encoder_distill_steps > 0 or cfg.train.freeze_decoder
+        init_weights(module.vae, cfg.train.init_from, new_encoder=new_encoder)
     return module, *make_loaders(cfg)
 
 
@@ -153,10 +154,12 @@ def _run_weights(model, last: Path, backbone: str) -> None:
 NEW_BRANCHES = ("decoder.noise.", "decoder.partials.", "level.")
 
 
-def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
+def init_weights(vae, source: str, keep: tuple[str, ...] = (), new_encoder: bool = False) -> None:
     """Copy a bundle's weights into ``vae``: every tensor must exist in both with the same shape, except that the
     tensors of a branch the bundle lacks (:data:`NEW_BRANCHES`, e.g. the noise branch), and an encoder stack of another
-    kind than the bundle's (``model.encoder``), keep their fresh init.
+    kind than the bundle's (``model.encoder``), keep their fresh init. Such a stack must be meant (``new_encoder``: the
+    run trains it over the bundle's decoder) or kept (``keep``): a config written for the other kind was trained on
+    from an untrained encoder.
     Tensors whose names start with a prefix in ``keep`` are checked the same way but keep ``vae``'s values."""
     from .bundle import load
     from .training.twostage import ENCODER  # (the encoder's stack: one of another kind than the bundle's starts afresh)
@@ -180,8 +183,14 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = ()) -> None:
             f"train.init_from {source} does not fit this model ({len(differ)} tensors differ; first: '{differ[0][:80]}'); "
             "it must have the same architecture (bands, capacity, ratios, latent size and mode)."
         )
-    vae.load_state_dict(state | kept, strict=not fresh)
     started = [k for k in fresh if not k.startswith(keep)]  # (kept ones are vae's own: a two-stage backbone's)
+    if not new_encoder and any(k.startswith(ENCODER) for k in started):
+        raise VaedemoError(
+            f"train.init_from {source} has model.encoder {bundle.config.encoder} and this model {vae.cfg.encoder}, whose "
+            f"stack would start untrained: set model.encoder: {bundle.config.encoder}, or train the new stack over its "
+            "decoder (train.encoder_distill_steps or train.freeze_decoder)."
+        )
+    vae.load_state_dict(state | kept, strict=not fresh)
     if started:
         parts = sorted({k.rsplit(".", 1)[0] for k in started if not k.startswith(ENCODER)})
         parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER) for k in started) else []

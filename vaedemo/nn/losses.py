@@ -166,12 +166,17 @@ class MultiScaleSTFT(nn.Module):
 class FrameBuzz(nn.Module):
     """Per example, the dB by which the estimate's comb at the multiples of ``sample_rate / hop`` (below ``max_hz``)
     stands further above (or below) the bins halfway between than the target's does, its magnitude averaged: the
-    evaluation's :func:`vaedemo.metrics.hop_buzz_db` as a loss. Both ways: the comb is the decoder's, not one
-    sound's, so a one-sided hinge pushed the sounds that had little of it into notches at those frequencies (a mean
-    of -2.6 dB). An STFT of ``8 * hop`` puts the lines on every 8th bin (its hop, a quarter window, only changes how
-    often the power is summed)."""
+    evaluation's :func:`vaedemo.metrics.hop_buzz_db` as a loss (power summed over channels and frames, as there). Both
+    ways: the comb is the decoder's, not one sound's, so a one-sided hinge pushed the sounds that had little of it into
+    notches at those frequencies (a mean of -2.6 dB). Both ratios take a floor of ``FLOOR`` times the target's power in
+    those bins plus that of white noise at -80 dBFS (``SILENCE``), as the log losses' eps: a comb that far below the
+    sound does not count, and an estimate near silence gets no gradient growing as 1 / its amplitude. An STFT of
+    ``8 * hop`` puts the lines on every 8th bin (its hop, a quarter window, only changes how often the power is
+    summed)."""
 
     BINS = 8  # as vaedemo.metrics.BUZZ_BINS
+    FLOOR = 1e-3  # -30 dB
+    SILENCE = 1.5e-8  # -80 dBFS: a Hann STFT (hop a quarter window) of unit white noise holds 1.5 x its samples a bin
 
     def __init__(self, hop: int, sample_rate: int, max_hz: float = 4000.0):
         super().__init__()
@@ -181,18 +186,23 @@ class FrameBuzz(nn.Module):
         self.register_buffer("lines", lines, persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
-    def comb_db(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """(N,) dB of the lines' power over the midpoints' of magnitude STFTs (N, bins, frames)."""
-        power = magnitude.square().sum(-1)
+    def comb(self, magnitude: torch.Tensor, examples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(power at the lines, power at the midpoints), each (examples,), of magnitude STFTs (examples * channels,
+        bins, frames), summed over channels and frames."""
+        power = magnitude.square().sum(-1).reshape(examples, -1, magnitude.shape[1]).sum(1)
         half = self.BINS // 2
-        lines = power[:, self.lines].sum(-1)
-        between = 0.5 * (power[:, self.lines - half] + power[:, self.lines + half]).sum(-1)
-        return 10 * torch.log10((lines + 1e-20) / (between + 1e-20))
+        return power[:, self.lines].sum(-1), 0.5 * (power[:, self.lines - half] + power[:, self.lines + half]).sum(-1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, spectra: Spectra | None = None) -> torch.Tensor:
         """Target ``x`` and estimate ``y`` (B, C, T): a scalar (``spectra``: the pair's magnitudes, shared)."""
         sx, sy = (spectra or Spectra(x, y)).pair(self.n_fft, self.window)
-        return (self.comb_db(sy) - self.comb_db(sx).detach()).abs().mean()
+        target, estimate = self.comb(sx.detach(), len(x)), self.comb(sy, len(x))
+        floor = self.FLOOR * 0.5 * (target[0] + target[1]) + self.SILENCE * len(self.lines) * x.shape[-1]
+
+        def db(lines: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
+            return 10 * torch.log10((lines + floor) / (between + floor))
+
+        return (db(*estimate) - db(*target)).abs().mean()
 
 
 class MultiScaleMel(nn.Module):
