@@ -157,7 +157,7 @@ def test_a_spectral_encoder_learns_its_teachers_statistics_then_from_the_frozen_
     pl.seed_everything(0)
     train, val, summary = make_loaders(cfg)
     module = VAEModule(cfg)
-    init_weights(module.vae, str(teacher))
+    init_weights(module.vae, str(teacher), new_encoder=True)
     batch = next(iter(train))
     losses = [float(module.distillation_loss(batch)[0].detach())]
     enc, dec = _encoder_and_decoder_sums_per_step(cfg, module, train, val, summary)
