@@ -119,6 +119,17 @@ class _CentredSTFTMagnitude(torch.autograd.Function):
         return out[:, n // 2 : n // 2 + length], None, None
 
 
+BUZZ_BINS = 8  # an STFT of 8 hops: the multiples of sample_rate / hop fall on every 8th bin, the midpoints 4 bins away
+
+
+def frame_rate_lines(hop: int, sample_rate: int, max_hz: float) -> np.ndarray:
+    """The bins of an STFT of ``BUZZ_BINS * hop`` samples at the multiples of ``sample_rate / hop`` up to ``max_hz``
+    whose midpoint above still lies in the spectrum: where the evaluation's frame buzz
+    (:func:`vaedemo.metrics.hop_buzz_db`) and the loss on it (:class:`vaedemo.nn.losses.FrameBuzz`) read the comb."""
+    lines = np.arange(1, int(max_hz * hop / sample_rate) + 1) * BUZZ_BINS
+    return lines[lines + BUZZ_BINS // 2 <= BUZZ_BINS * hop // 2]
+
+
 def stft_magnitude(x: torch.Tensor, n_fft: int, window: torch.Tensor, pad_mode: str = "constant") -> torch.Tensor:
     """Differentiable magnitude STFT of (..., T) audio, hop n_fft / 4, centred frames: (N, bins, frames) with the
     leading dims flattened. ``window`` on the input's device (a module buffer, or :func:`hann_window`). The gradient

@@ -30,7 +30,7 @@ import scipy.linalg
 import torch
 
 from .audio import as_samples
-from .dsp import hann_window, mel_filterbank_tensor
+from .dsp import BUZZ_BINS, frame_rate_lines, hann_window, mel_filterbank_tensor
 from .errors import AudioError
 
 LOG_EPS = 1e-5  # floor inside the log of mel and STFT magnitudes
@@ -230,9 +230,6 @@ def level_difference_db(reference, estimate) -> float:
     return float(np.clip(10 * np.log10(max(ee, 1e-300) / max(rr, 1e-300)), -200.0, 200.0))
 
 
-BUZZ_BINS = 8  # STFT of 8 hops: the multiples of sample_rate / hop fall on every 8th bin, the midpoints 4 bins away
-
-
 def hop_buzz_min_samples(hop: int) -> int:
     """The shortest clip :func:`hop_buzz_db` measures at ``hop``: over half its STFT (4 hops)."""
     return BUZZ_BINS * hop // 2 + 1
@@ -242,8 +239,7 @@ def _comb_db(audio: np.ndarray, hop: int, max_hz: float, sample_rate: int) -> fl
     """Power at the multiples of sample_rate / hop (up to ``max_hz``) over the power at the bins halfway between."""
     n_fft = BUZZ_BINS * hop
     power = np.square(_magnitude(_channels_first(audio), n_fft, hop), dtype=np.float64).sum(axis=(0, 2))
-    harmonics = np.arange(1, int(max_hz * hop / sample_rate) + 1) * BUZZ_BINS
-    harmonics = harmonics[harmonics + BUZZ_BINS // 2 < len(power)]
+    harmonics = frame_rate_lines(hop, sample_rate, max_hz)
     lines = power[harmonics].sum()
     between = 0.5 * (power[harmonics - BUZZ_BINS // 2] + power[harmonics + BUZZ_BINS // 2]).sum()
     return float(10 * np.log10((lines + 1e-30) / (between + 1e-30)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..dsp import fitting_mel_filterbank, stft_magnitude
+from ..dsp import BUZZ_BINS, fitting_mel_filterbank, frame_rate_lines, stft_magnitude
 from .discriminator import Features
 
 
@@ -174,23 +174,20 @@ class FrameBuzz(nn.Module):
     ``8 * hop`` puts the lines on every 8th bin (its hop, a quarter window, only changes how often the power is
     summed)."""
 
-    BINS = 8  # as vaedemo.metrics.BUZZ_BINS
     FLOOR = 1e-3  # -30 dB
     SILENCE = 1.5e-8  # -80 dBFS: a Hann STFT (hop a quarter window) of unit white noise holds 1.5 x its samples a bin
 
     def __init__(self, hop: int, sample_rate: int, max_hz: float = 4000.0):
         super().__init__()
-        self.n_fft = self.BINS * hop
-        lines = torch.arange(1, int(max_hz * hop / sample_rate) + 1) * self.BINS
-        lines = lines[lines + self.BINS // 2 <= self.n_fft // 2]
-        self.register_buffer("lines", lines, persistent=False)
+        self.n_fft = BUZZ_BINS * hop
+        self.register_buffer("lines", torch.from_numpy(frame_rate_lines(hop, sample_rate, max_hz)), persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
 
     def comb(self, magnitude: torch.Tensor, examples: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(power at the lines, power at the midpoints), each (examples,), of magnitude STFTs (examples * channels,
         bins, frames), summed over channels and frames."""
         power = magnitude.square().sum(-1).reshape(examples, -1, magnitude.shape[1]).sum(1)
-        half = self.BINS // 2
+        half = BUZZ_BINS // 2
         return power[:, self.lines].sum(-1), 0.5 * (power[:, self.lines - half] + power[:, self.lines + half]).sum(-1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, spectra: Spectra | None = None) -> torch.Tensor:
