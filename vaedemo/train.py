@@ -184,7 +184,8 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = (), new_encoder: bool
             "it must have the same architecture (bands, capacity, ratios, latent size and mode)."
         )
     started = [k for k in fresh if not k.startswith(keep)]  # (kept ones are vae's own: a two-stage backbone's)
-    if not new_encoder and any(k.startswith(ENCODER) for k in started):
+    fresh_stack = any(k.startswith(ENCODER) for k in started)
+    if fresh_stack and not new_encoder:
         raise VaedemoError(
             f"train.init_from {source} has model.encoder {bundle.config.encoder} and this model {vae.cfg.encoder}, whose "
             f"stack would start untrained: set model.encoder: {bundle.config.encoder}, or train the new stack over its "
@@ -193,7 +194,7 @@ def init_weights(vae, source: str, keep: tuple[str, ...] = (), new_encoder: bool
     vae.load_state_dict(state | kept, strict=not fresh)
     if started:
         parts = sorted({k.rsplit(".", 1)[0] for k in started if not k.startswith(ENCODER)})
-        parts += ["encoder.net (another model.encoder)"] if any(k.startswith(ENCODER) for k in started) else []
+        parts += ["encoder.net (another model.encoder)"] if fresh_stack else []
         print(f"train.init_from {source}: {len(started)} tensors of a new branch keep their fresh init "
               f"({', '.join(parts)})")  # fmt: skip
 
