@@ -33,6 +33,17 @@ def test_a_sine_reads_the_same_at_any_phase_and_silence_reads_as_the_floor():
     assert (silent[0, :, :1] <= features[0] + 1e-4).all()  # the sine raises features, or leaves them at their floor
 
 
+def test_the_features_of_digital_silence_pass_a_finite_gradient():
+    """A one-shot's padded tail is exact zeros: the magnitudes are square roots of powers, whose gradient at 0 is
+    infinite unless the power has a floor (NaN weights after one training step)."""
+    layer = AudioSpectra(1, 16000, 64)
+    x = torch.zeros(1, 1, 64 * 8)
+    x[0, 0, :100] = torch.randn(100)
+    x.requires_grad_(True)
+    layer(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0, 0, :100].abs().sum() > 0
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_a_click_lands_in_its_frames_energy_step(causal):
     hop = 64

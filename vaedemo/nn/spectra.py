@@ -31,6 +31,7 @@ LONG_MELS, SHORT_MELS = 128, 48
 MAX_STEPS, MAX_GROUPS = 8, 16
 EPS_MAGNITUDE = 1e-5  # the floor of the log-mel spectra (of unnormalised FFT magnitudes)
 EPS_ENERGY = 1e-7  # -70 dB of a full-scale signal's energy
+EPS_POWER = 1e-20  # under a magnitude's square root: its gradient at an exact zero (digital silence) stays finite
 # the tables of :func:`audio_features`, in its order (a stream copies them by these names)
 TABLES = ("long_window", "short_window", "step_window", "long_mels", "short_mels", "groups")
 
@@ -49,14 +50,18 @@ def _groups(bins: int) -> torch.Tensor:
     return table
 
 
-def _stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
-    """|STFT| of (N, T) audio, frames every ``hop`` from sample 0, no padding: (N, bins, frames)."""
-    return torch.stft(x, n_fft, hop, window=window, center=False, return_complex=True).abs()
+def _stft_power(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
+    """|STFT|^2 of (N, T) audio, frames every ``hop`` from sample 0, no padding: (N, bins, frames). Squared parts
+    rather than the complex ``abs``, which took 2.5x as long here (346 against 136 us for one clip's long spectrum,
+    one thread) and which the energies would square again."""
+    spectrum = torch.stft(x, n_fft, hop, window=window, center=False, return_complex=True)
+    return spectrum.real.square() + spectrum.imag.square()
 
 
 def audio_features(x: torch.Tensor, left: int, hop: int, long_window: torch.Tensor, short_window: torch.Tensor,
                    step_window: torch.Tensor, long_mels: torch.Tensor, short_mels: torch.Tensor, groups: torch.Tensor,
-                   eps_magnitude: float = EPS_MAGNITUDE, eps_energy: float = EPS_ENERGY) -> torch.Tensor:  # fmt: skip
+                   eps_magnitude: float = EPS_MAGNITUDE, eps_energy: float = EPS_ENERGY,
+                   eps_power: float = EPS_POWER) -> torch.Tensor:  # fmt: skip
     """The features of (B, C, T) audio already padded (or a stream's chunk with its history in front): one frame per
     ``hop`` samples whose long window starts at that frame's first sample, the frame's own samples ``left`` samples
     further; (B, C x features, frames). (The floors are arguments: TorchScript reads no module-level floats.)"""
@@ -65,10 +70,10 @@ def audio_features(x: torch.Tensor, left: int, hop: int, long_window: torch.Tens
     n_long = long_window.shape[0]
     frames = (t - n_long) // hop + 1
     own = flat[:, left : left + frames * hop]
-    long = torch.log(long_mels @ _stft_magnitude(flat, n_long, hop, long_window) + eps_magnitude)
-    short = torch.log(short_mels @ _stft_magnitude(own, hop, hop, short_window) + eps_magnitude)
+    long = torch.log(long_mels @ (_stft_power(flat, n_long, hop, long_window) + eps_power).sqrt() + eps_magnitude)
+    short = torch.log(short_mels @ (_stft_power(own, hop, hop, short_window) + eps_power).sqrt() + eps_magnitude)
     n_step = step_window.shape[0]
-    power = _stft_magnitude(own, n_step, n_step, step_window).square() / (n_step * n_step)  # (N, bins, frames x steps)
+    power = _stft_power(own, n_step, n_step, step_window) / (n_step * n_step)  # (N, bins, frames x steps)
     energy = 0.5 * torch.log(groups @ power + eps_energy)  # the log of an rms
     steps = energy.shape[-1] // frames
     energy = energy.reshape(b * c, -1, frames, steps).transpose(2, 3).reshape(b * c, -1, frames)
