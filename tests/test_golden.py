@@ -29,7 +29,9 @@ have no noise branch). Then in eval mode every batch row took row 0's noise, so 
 drums_twostage's sounds in rows after the first changed their noise (a second prior sample, an interpolation path's
 later steps, a second clip), the first rows' outputs the same bits (its entries re-recorded). drums_temporal was then
 replaced deliberately by a backbone with a spectral encoder and its decoder fine-tuned under it (its entries
-re-recorded).
+re-recorded); then drums_twostage by its stage two over that backbone (its entries re-recorded; the spectral encoder's
+magnitudes had just become square roots of squared parts instead of the complex abs, which moved drums_temporal's
+outputs by rounding only, inside the other-CPU tolerance, so its entries stayed).
 """
 
 from __future__ import annotations

@@ -46,10 +46,10 @@ def test_the_shipped_recipe_trains_each_bundle_as_its_card_records(monkeypatch):
         assert {k: resolved.get(k) for k in recorded} == recorded, name
         assert doc["meta"]["recipe"] == f"python -m vaedemo.recipe configs/recipes/shipped.yaml --target {name}"
         assert doc["meta"]["recipe"] in (ROOT / "checkpoints" / name / "README.md").read_text()
-    twostage = recipe.needs(recipe.targets["drums_twostage"])  # the wave backbone's whole chain comes first
-    assert twostage[:7] == recipe.needs("temporal_mean") and len(twostage) == 17
-    temporal = recipe.needs(recipe.targets["drums_temporal"])  # the shipped backbone grew from that one
-    assert temporal[:7] == twostage[:7] and len(temporal) == 11
+    temporal = recipe.needs(recipe.targets["drums_temporal"])  # the wave backbone's chain, then its spectral encoder
+    assert temporal[:7] == recipe.needs("temporal_mean") and len(temporal) == 11
+    twostage = recipe.needs(recipe.targets["drums_twostage"])  # the shipped backbone's whole chain comes first
+    assert twostage[:11] == temporal and len(twostage) == 17
 
 
 def test_the_shipped_recipe_scaled_down_keeps_every_phase_and_the_order_of_its_runs(monkeypatch):
