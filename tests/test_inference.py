@@ -114,6 +114,28 @@ def test_encode_decode_interpolate(tiny_config, tmp_path, mode):
         eng.decode(np.zeros((3, 5)))
 
 
+@pytest.mark.parametrize("flows", [0, 2])
+def test_a_path_through_the_prior_is_a_slerp_in_its_base_space_from_a_to_b_exactly(tiny_config, tmp_path, flows):
+    """'prior': a slerp between the ends' images in the prior's base space, mapped back; without a prior flow the base
+    space is the latent space, so it is a slerp."""
+    eng = _engine(tiny_config, tmp_path, "single", flows=flows)
+    z = eng.sample_latents(2, 1.0, seed=3)
+    ts = [0.0, 0.3, 0.5, 1.0]
+    path = eng.path_latents(z[0], z[1], ts, "prior")
+    assert path.shape == (4, eng.latent_size) and np.array_equal(path[0], z[0]) and np.array_equal(path[-1], z[1])
+    latent_slerp = eng.path_latents(z[0], z[1], ts, "slerp")
+    if flows:
+        base = eng._prior_base(z)
+        assert np.allclose(eng._prior_base(path[1:3]), [slerp(base[0], base[1], t) for t in ts[1:3]], atol=1e-4)
+        assert not np.allclose(path[1:3], latent_slerp[1:3], atol=1e-3)  # the flow bends the way
+    else:
+        assert np.allclose(path, latent_slerp, atol=1e-6)
+    audio = eng.interpolate(z[0], z[1], steps=3)  # the default method
+    assert np.allclose(audio[1], eng.decode(eng.path_latents(z[0], z[1], [0.5])[0]), atol=1e-5)
+    with pytest.raises(VaedemoError, match="one of prior, slerp, lerp, got 'cubic'"):
+        eng.path_latents(z[0], z[1], ts, "cubic")
+
+
 def test_slerp_properties():
     a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
     assert np.allclose(slerp(a, b, 0.0), a) and np.allclose(slerp(a, b, 1.0), b)

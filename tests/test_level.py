@@ -118,6 +118,21 @@ def test_decoding_sets_the_level_and_reconstruction_keeps_the_input_peak(level_m
     assert y.shape == x.shape
 
 
+def test_the_prior_base_maps_the_learned_coordinates_and_keeps_the_level(level_model):
+    """The level coordinate's prior is a standard Gaussian already: the base space (paths through the prior) moves
+    only the coordinates the prior flow models, and maps back exactly."""
+    model = AudioVAE(level_model.cfg).eval()
+    model.load_state_dict(level_model.state_dict())
+    with torch.no_grad():
+        for p in model.latent.prior_flow.parameters():  # a flow fresh from init is the identity
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+        z = model.sample_latents((3, 7), generator=torch.Generator().manual_seed(1))
+        u = model.prior_base(z)
+        back = model.prior_base(u, inverse=True)
+    assert torch.equal(u[:, -1], z[:, -1]) and not torch.allclose(u[:, :-1], z[:, :-1], atol=1e-3)
+    assert torch.allclose(back, z, atol=1e-5)
+
+
 def test_the_whole_level_model_runs_in_float64(level_model):
     model = AudioVAE(level_model.cfg).double().eval()
     model.load_state_dict(level_model.state_dict())

@@ -88,13 +88,24 @@ def check_latents(z, size: int, ranks: tuple[int, ...]) -> np.ndarray:
     return z
 
 
+# ways from one latent to another: a slerp in the prior's base space (Engine.path_latents), or in the latent space
+METHODS = ("prior", "slerp", "lerp")
+
+
 def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
-    """``steps`` latents from a to b inclusive; temporal latents (frames, D) are interpolated frame by frame and
-    cut to the shorter of the two."""
-    if method not in ("slerp", "lerp"):
-        raise VaedemoError(f"interpolation method must be 'slerp' or 'lerp', got '{method}'.")
+    """``steps`` latents from a to b inclusive, 'slerp' or 'lerp' in the space they are given in (the engine's 'prior'
+    is a slerp in the prior's base space); temporal latents (frames, D) are interpolated frame by frame and cut to the
+    shorter of the two."""
     if not _whole(steps) or steps < 2:
         raise VaedemoError(f"an interpolation needs a whole number of at least 2 steps, got {steps!r}.")
+    return latents_between(a, b, np.linspace(0.0, 1.0, steps), method)
+
+
+def latents_between(a: np.ndarray, b: np.ndarray, positions, method: str = "slerp") -> np.ndarray:
+    """The latents at ``positions`` (each in [0, 1]) from a to b, 'slerp' or 'lerp', stacked; temporal latents as in
+    :func:`interpolate_latents`."""
+    if method not in ("slerp", "lerp"):
+        raise VaedemoError(f"interpolation method must be 'slerp' or 'lerp', got '{method}'.")
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     if a.shape[-1] != b.shape[-1]:
         raise VaedemoError(f"latents of different sizes cannot be interpolated ({a.shape[-1]} vs {b.shape[-1]}).")
@@ -102,7 +113,7 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = 
         n = min(a.shape[0], b.shape[0])
         a, b = a[:n], b[:n]
     out = []
-    for t in np.linspace(0.0, 1.0, steps):
+    for t in positions:
         out.append(slerp(a, b, float(t)) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32))
     return np.stack(out)
 
@@ -469,13 +480,40 @@ class Engine:
         """n sounds from the prior: float32 (n, samples, channels) at the model rate; same seed, same audio."""
         return self.decode_many(self.sample_latents(n, temperature, seed, use_flow, seconds))
 
-    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 5, method: str = "slerp") -> np.ndarray:
-        """Decode the path between latents a and b (as returned by ``encode`` / ``sample_latents``):
-        float32 (steps, samples, channels). Inputs of several clips use their first clip."""
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int = 5, method: str = "prior") -> np.ndarray:
+        """Decode the path between latents a and b (as returned by ``encode`` / ``sample_latents``; ``method`` as
+        :meth:`path_latents` takes it): float32 (steps, samples, channels). Inputs of several clips use their first
+        clip."""
         # a vector or rows (a one-vector model's clips, a time series' frames), or one sound as sample_latents gives it
         ranks = (1, 2) if self.mode.per_clip else (1, 2, 3)
         a, b = (check_latents(v, self.latent_size, ranks) for v in (a, b))
         if not self.mode.per_clip:  # a time series' vector is one frame, as decode reads it
             a, b = (v[None] if v.ndim == 1 else v for v in (a, b))
-        path = interpolate_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), steps, method)
-        return self.decode_many(path)
+        if not _whole(steps) or steps < 2:
+            raise VaedemoError(f"an interpolation needs a whole number of at least 2 steps, got {steps!r}.")
+        positions = np.linspace(0.0, 1.0, steps)
+        return self.decode_many(self.path_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), positions, method))
+
+    def path_latents(self, a: np.ndarray, b: np.ndarray, positions, method: str = "prior") -> np.ndarray:
+        """The latents at ``positions`` (each in [0, 1]) on the way from sound latent a to b (a one-vector model's
+        (D,), a time series' (frames, D), cut to the shorter), stacked. 'slerp' and 'lerp' go through the latent
+        space; 'prior' is a slerp in the prior's base space (:meth:`AudioVAE.prior_base`: where the prior is a standard
+        Gaussian) mapped back, so that the way follows where the prior puts its mass rather than cutting across it
+        (without a prior flow: a slerp). Position 0 is a and 1 is b exactly."""
+        if method not in METHODS:
+            raise VaedemoError(f"interpolation method must be one of {', '.join(METHODS)}, got {method!r}.")
+        if method != "prior":
+            return latents_between(a, b, positions, method)
+        base_a, base_b = self._prior_base(a), self._prior_base(b)
+        path = self._prior_base(latents_between(base_a, base_b, positions, "slerp"), inverse=True)
+        n = len(path[0])
+        for i, t in enumerate(positions):  # the ends as given, not as mapped there and back (float rounding)
+            path[i] = np.asarray(a, np.float32)[:n] if t == 0 else np.asarray(b, np.float32)[:n] if t == 1 else path[i]
+        return path
+
+    def _prior_base(self, z: np.ndarray, inverse: bool = False) -> np.ndarray:
+        """Latent vectors (..., D) to the prior's base space and back (see :meth:`path_latents`)."""
+        z = np.asarray(z, np.float32)
+        with torch.inference_mode():
+            flat = torch.from_numpy(z.reshape(-1, z.shape[-1])).to(self.device)
+            return self.model.prior_base(flat, inverse).cpu().numpy().reshape(z.shape)

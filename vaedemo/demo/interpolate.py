@@ -12,7 +12,7 @@ import vaedemo.demo.typicality as typicality  # not `from . import`: that names 
 from vaedemo import plots
 from vaedemo.audio import to_channels
 from vaedemo.errors import VaedemoError
-from vaedemo.inference import Engine, slerp
+from vaedemo.inference import METHODS, Engine
 
 from .chosen import for_chosen_model
 from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, flag, intro, level_text, number, themed, user_errors
@@ -22,7 +22,6 @@ from .search import INTERPOLATION_PRIOR_WEIGHT, SWITCH, search_plan
 from .state import DemoState
 
 KINDS = ["sound file", "prior sample"]
-METHODS = ["slerp", "lerp"]
 MAX_STEPS = 8
 SOURCE_EXAMPLES = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", "musescore-standard_crash.flac",
                    "timgm6mb-tr-808_closed-hat.flac"]  # fmt: skip
@@ -88,9 +87,7 @@ def _typicality_of_path(eng: Engine, a: np.ndarray, b: np.ndarray, steps: int, m
     """One line: the typicality percentile of each step's latent (per-clip flow models only)."""
     if not typicality.available(eng):
         return "Typicality: not available for this model (it needs one latent vector per clip and a flow prior)."
-    ts = np.linspace(0, 1, steps)
-    zs = [slerp(a, b, t) if method == "slerp" else (1 - t) * a + t * b for t in ts]
-    scores = [typicality.percentile(eng, z) for z in zs]
+    scores = [typicality.percentile(eng, z) for z in eng.path_latents(a, b, np.linspace(0, 1, steps), method)]
     pcts = [s.percentile for s in scores]
     line = f"Typicality of each step (percentile of log p(z) among {scores[0].against}; about 50 is typical): "
     line += " → ".join(f"{p:.0f}" for p in pcts)
@@ -127,7 +124,7 @@ def interpolate_at(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, see
     t = number(position, "the position", 0.0, 1.0, integer=False)
     method = choice(method, "the interpolation method", METHODS)
     (a, b), _ = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine)
-    z = slerp(a, b, t) if method == "slerp" else ((1 - t) * a + t * b).astype(np.float32)
+    z = eng.path_latents(a, b, [t], method)[0]
     y, level = for_listening(_decoded(eng, eng.decode(z)), normalise)
     title = f"Position {t:.2f} ({method}) · {level_text(level)}"
     fig = plots.spectrogram_figure(plots.display_spectrogram(y, eng.sample_rate), title, height=240)
@@ -188,7 +185,8 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
             sources += more
             with gr.Column(scale=3):
                 with gr.Row(equal_height=True):
-                    method = gr.Radio(METHODS, value="slerp", label="Interpolation", min_width=140)
+                    # prior: along the learned prior (Engine.path_latents); slerp, lerp: straight through the latents
+                    method = gr.Radio(list(METHODS), value="prior", label="Interpolation", min_width=220)
                     steps = gr.Slider(2, MAX_STEPS, value=5, step=1, label="Steps in the path", min_width=150)
                     normalise = gr.Checkbox(value=True, label=NORMALISE_LABEL, min_width=150)
                     search = gr.Checkbox(value=False, label="Search the latents of A and B", min_width=150,

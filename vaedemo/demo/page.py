@@ -58,7 +58,7 @@ def build_api(state: DemoState, default: str) -> None:
         a_flow = gr.Checkbox(value=True, label="use_flow")
         a_refine = gr.Checkbox(value=False, label="refine")
         a_steps = pass_through(gr.Number(value=5, precision=0, label="steps"))
-        a_method = gr.Textbox(value="slerp", label="method")
+        a_method = gr.Textbox(value="prior", label="method")
         a_out = Audio(type="filepath", label="reconstruction")
         a_metrics = gr.JSON(label="metrics")
         a_files = gr.File(file_count="multiple", label="audio files")
@@ -79,8 +79,9 @@ def build_api(state: DemoState, default: str) -> None:
 
     def interpolate(audio: str, audio_b: str, steps: int, method: str, model: str, refine: bool,
                     request: gr.Request) -> list[str]:  # fmt: skip
-        """The path from audio to audio_b in `steps` wav files (method 'slerp' or 'lerp'); refine: from their latents
-        searched (sounds up to a few seconds)."""
+        """The path from audio to audio_b in `steps` wav files (method 'prior': a slerp where the learned prior is a
+        Gaussian, so the path keeps to where the prior puts its mass; 'slerp' or 'lerp' through the latents); refine:
+        from their latents searched (sounds up to a few seconds)."""
         file = interpolate_tab.KINDS[0]
         with state.gate(request):
             return interpolate_tab.interpolate(state, file, audio, 0, file, audio_b, 0, steps, method, model,

@@ -165,6 +165,17 @@ class AudioVAE(nn.Module):
         z = self.latent.sample_prior((shape[0], shape[1] - 1), temperature, generator, use_flow, device, dtype)
         return self._with_level(z, self.level.sample(shape[0], temperature, generator, device, dtype))
 
+    def prior_base(self, z: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        """Latent vectors (N, D) -> the prior's base space, where the prior is a standard Gaussian (``inverse``: back).
+        The prior flow maps the latent's coordinates; a level coordinate's prior is a standard Gaussian already, and so
+        is the whole latent's without a prior flow: those stay as they are."""
+        flow = self.latent.prior_flow
+        if flow is None:
+            return z
+        n = z.shape[1] - (self.level is not None)
+        mapped = (flow.inverse if inverse else flow)(full_precision(z[:, :n]))[0].to(z.dtype)
+        return torch.cat([mapped, z[:, n:]], dim=1)
+
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) per example of latents as :meth:`encode` gives them."""
         if self.level is None:
