@@ -136,6 +136,23 @@ def test_a_path_through_the_prior_is_a_slerp_in_its_base_space_from_a_to_b_exact
         eng.path_latents(z[0], z[1], ts, "cubic")
 
 
+def test_a_path_through_the_prior_of_a_time_series_goes_frame_by_frame_and_checks_its_inputs(tiny_config, tmp_path):
+    eng = _engine(tiny_config, tmp_path, "temporal", flows=2)
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, eng.latent_size)).astype(np.float32) for n in (12, 9))
+    path = eng.path_latents(a, b, [0.0, 0.5, 1.0], "prior")
+    assert path.shape == (3, 9, eng.latent_size) and np.array_equal(path[0], a[:9]) and np.array_equal(path[2], b)
+    base = eng._prior_base(np.stack([a[:9], b]))
+    assert np.allclose(eng._prior_base(path[1]), slerp(base[0], base[1], 0.5), atol=1e-4)  # each frame's own slerp
+    for positions, why in (([], "from 0 to 1"), ([0.5, np.nan], "from 0 to 1"), ([1.5], "from 0 to 1")):
+        with pytest.raises(VaedemoError, match=why):
+            eng.path_latents(a, b, positions)
+    with pytest.raises(VaedemoError, match="dimensions"):
+        eng.path_latents(a[:, :3], b, [0.5])
+    with pytest.raises(VaedemoError, match="shaped"):
+        eng.path_latents(a[0], b, [0.5])  # a vector is one frame, not a time series
+
+
 def test_slerp_properties():
     a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
     assert np.allclose(slerp(a, b, 0.0), a) and np.allclose(slerp(a, b, 1.0), b)

@@ -155,6 +155,15 @@ def test_interpolation_is_normalised_for_listening(state):
     assert f"{peak_of(raw):.0f} dBFS".replace("-", "−") in pos_fig.layout.title.text  # the raw level
 
 
+def test_the_path_along_the_prior_is_the_one_the_slider_walks(state):
+    """The page's default path: the slider's sound at a step's position is that step's sound."""
+    args = ("prior sample", None, 1, "prior sample", None, 2)
+    paths, _, line = interpolate(state, *args, 3, "prior", "tiny_single_flow", with_typicality=True)
+    at_middle, fig = interpolate_at(state, *args, 0.5, "prior", "tiny_single_flow")
+    assert np.allclose(sf.read(paths[1])[0], sf.read(at_middle)[0], atol=1e-4) and "(prior)" in fig.layout.title.text
+    assert line.count("→") == 2
+
+
 # ---------------------------------------------------------------------------------------------------- theme
 def test_figures_follow_the_page_theme(state):
     _, figs = sample(state, 1, 1.0, 0, True, "tiny_single_flow")

@@ -502,18 +502,21 @@ class Engine:
         (without a prior flow: a slerp). Position 0 is a and 1 is b exactly."""
         if method not in METHODS:
             raise VaedemoError(f"interpolation method must be one of {', '.join(METHODS)}, got {method!r}.")
+        rank = (1,) if self.mode.per_clip else (2,)
+        a, b = (check_latents(v, self.latent_size, rank) for v in (a, b))
+        n = min(len(a), len(b)) if a.ndim == 2 else None  # a time series: cut to the shorter
+        a, b = a[:n], b[:n]
+        positions = np.asarray(positions, np.float64).reshape(-1)
+        if not len(positions) or not np.all((positions >= 0) & (positions <= 1)):  # (NaN fails both)
+            raise VaedemoError(f"positions on a path must be numbers from 0 to 1, got {positions.tolist()!r}.")
         if method != "prior":
             return latents_between(a, b, positions, method)
-        base_a, base_b = self._prior_base(a), self._prior_base(b)
-        path = self._prior_base(latents_between(base_a, base_b, positions, "slerp"), inverse=True)
-        n = len(path[0])
-        for i, t in enumerate(positions):  # the ends as given, not as mapped there and back (float rounding)
-            path[i] = np.asarray(a, np.float32)[:n] if t == 0 else np.asarray(b, np.float32)[:n] if t == 1 else path[i]
+        path = self._prior_base(latents_between(self._prior_base(a), self._prior_base(b), positions, "slerp"), True)
+        path[positions == 0], path[positions == 1] = a, b  # the ends as given, not mapped there and back (rounding)
         return path
 
     def _prior_base(self, z: np.ndarray, inverse: bool = False) -> np.ndarray:
         """Latent vectors (..., D) to the prior's base space and back (see :meth:`path_latents`)."""
-        z = np.asarray(z, np.float32)
         with torch.inference_mode():
-            flat = torch.from_numpy(z.reshape(-1, z.shape[-1])).to(self.device)
+            flat = self._tensor(z.reshape(-1, z.shape[-1]))
             return self.model.prior_base(flat, inverse).cpu().numpy().reshape(z.shape)

@@ -169,6 +169,8 @@ class AudioVAE(nn.Module):
         """Latent vectors (N, D) -> the prior's base space, where the prior is a standard Gaussian (``inverse``: back).
         The prior flow maps the latent's coordinates; a level coordinate's prior is a standard Gaussian already, and so
         is the whole latent's without a prior flow: those stay as they are."""
+        if z.dim() != 2:
+            raise ValueError(f"prior_base takes latent vectors (N, D), got shape {tuple(z.shape)}")
         flow = self.latent.prior_flow
         if flow is None:
             return z
