@@ -522,6 +522,23 @@ def test_a_cache_removed_during_training_is_one_sentence(tmp_path):
         train[0]
 
 
+def test_a_damaged_cache_file_is_one_sentence_not_nan_clips(tmp_path):
+    """A cached decode is memory-mapped as it is: NaN written into it (a bit flip, another tool) reached the losses as
+    NaN clips. Read, a clip says which file to delete; a new run decodes the audio again."""
+    write(tmp_path / "kick.wav", ramp(L))
+    train, _ = build(cfg(tmp_path, val_fraction=0.0))
+    (cached,) = (tmp_path / ".vaedemo_cache").glob("*.npy")
+    damaged = np.load(cached, mmap_mode="r+")
+    damaged[0, 10] = np.nan
+    damaged.flush()
+    del damaged
+    with pytest.raises(DataError, match=f"decoded copy of kick.wav .* NaN or infinite samples .* delete {cached.name}"):
+        train[0]
+    cached.unlink()
+    again, _ = build(cfg(tmp_path, val_fraction=0.0))
+    assert torch.isfinite(again[0]).all()
+
+
 def test_a_cache_removed_under_a_dataloader_worker_is_the_same_one_sentence(tmp_path, capsys):
     """With train.num_workers > 0 torch raises the worker's DataError again in the main process with the worker's
     traceback as its message: the command line prints the sentence alone."""

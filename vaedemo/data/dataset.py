@@ -324,6 +324,10 @@ class ClipDataset(Dataset):
         else:
             start = k * n
         seg = src.read()[:, start : start + length]
+        if src.cache is not None and not np.isfinite(seg).all():  # decoding refuses such audio: the file was damaged
+            raise DataError(f"the decoded copy of {src.rel} in {src.cache.parent} holds NaN or infinite samples (a "
+                            f"damaged cache file): delete {src.cache.name} there, and the run decodes {src.rel} again "
+                            "when it starts (--resume continues from the last checkpoint).")  # fmt: skip
         out = np.zeros((seg.shape[0], length), dtype=np.float32)
         out[:, : seg.shape[1]] = seg
         return out
