@@ -154,6 +154,7 @@ def wavs(out: Path) -> list[str]:
 
 def test_collecting_again_replaces_the_earlier_output(kits, tmp_path):
     out = tmp_path / "out"
+    xml = (kits / "Old Kit" / "drumkit.xml").read_text()  # made unreadable below, then put back
     collect(kits, out, duration=0.5)
     (out / ".vaedemo_cache").mkdir()  # what training adds to a data folder
     (out / ".vaedemo_cache" / "0a.npy").write_bytes(b"")
@@ -167,6 +168,15 @@ def test_collecting_again_replaces_the_earlier_output(kits, tmp_path):
     with pytest.raises(DataError, match="no kit under"):  # a failed run keeps the earlier output
         collect(kits, out, duration=0.5)
     assert wavs(out) == ["old-kit/closed-hh_1.wav", "old-kit/kick-1_1.wav"]
+    for junk in ("old-kit/._kick-1_1.wav", ".DS_Store", "old-kit/.DS_Store"):  # a Mac's Finder looked at it
+        (out / junk).write_bytes(b"\x00\x05\x16\x07")
+    (kits / "Old Kit" / "drumkit.xml").write_text(xml)
+    collect(kits, out, duration=0.5)  # still this builder's output: replaced, the browser's files with it
+    assert wavs(out) == ["old-kit/closed-hh_1.wav", "old-kit/kick-1_1.wav"] and not (out / ".DS_Store").exists()
+    (out / "old-kit" / "._notes.txt").write_bytes(b"")  # beside no file of the folder: not the browser's
+    with pytest.raises(DataError, match="is not empty and is not an earlier output of this builder"):
+        collect(kits, out, duration=0.5)
+    (out / "old-kit" / "._notes.txt").unlink()
     (out / "mine").mkdir()  # a recording added to the dataset (training reads it too): a rebuild deleted it
     (out / "mine" / "snare_take3.wav").write_bytes(b"RIFF")
     with pytest.raises(DataError, match="is not empty and is not an earlier output of this builder"):

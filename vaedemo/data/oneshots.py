@@ -140,6 +140,15 @@ def _check_replaceable(out: Path, target: Path, fields: list[str]) -> None:
                         "folder or empty it.")  # fmt: skip
 
 
+# what a file browser writes into any folder it shows: not the user's work (a Mac's Finder on a shared or exFAT drive
+# writes ._NAME beside each NAME, and .DS_Store), so a rebuild may replace it with the folder
+BROWSER_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def _browser_file(name: str, beside: set[str]) -> bool:
+    return name in BROWSER_FILES or (name.startswith("._") and name[2:] in beside)
+
+
 def _earlier_output(out: Path, fields: list[str]) -> bool:
     """Whether ``out`` holds only what a builder writes (its manifest and the .wav files it lists) and training adds
     (its cache). A .wav file the manifest does not list is the user's (a recording added to the dataset, which
@@ -157,6 +166,7 @@ def _earlier_output(out: Path, fields: list[str]) -> bool:
             subfolders[:] = [d for d in subfolders if d != TRAINING_CACHE]
             files = [f for f in files if f != "manifest.csv"]
         rel = Path(folder).relative_to(out)
+        files = [f for f in files if not _browser_file(f, set(files))]
         if any(not f.endswith(".wav") or (rel / f).as_posix() not in listed for f in files):
             return False
     return True
