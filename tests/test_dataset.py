@@ -83,6 +83,19 @@ def test_linked_folders_are_read_once_and_a_link_loop_ends(tmp_path):
     assert found == ["kit/kick.wav", "kit/sub/snare.wav", "own.wav"]
 
 
+def test_a_file_reached_under_two_names_is_read_once(tmp_path, caplog):
+    """Linked in beside itself (or hard-linked), one file was two clips, and the split (a hash of each path) could
+    put one in training and the other in validation."""
+    (tmp_path / "kits").mkdir()
+    (tmp_path / "kits" / "kick.wav").write_bytes(b"x")
+    (tmp_path / "a_kick.wav").symlink_to(tmp_path / "kits" / "kick.wav")
+    os.link(tmp_path / "kits" / "kick.wav", tmp_path / "z_kick.wav")
+    (tmp_path / "snare.wav").write_bytes(b"x")  # the same bytes, another file: kept
+    with caplog.at_level(logging.WARNING, logger="vaedemo.data.dataset"):
+        found = [p.relative_to(tmp_path).as_posix() for p in scan_audio(tmp_path)]
+    assert found == ["a_kick.wav", "snare.wav"] and "2 audio files are other names of files already found" in caplog.text
+
+
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg makes the m4a file")
 def test_every_container_the_decoder_reads_is_training_data(tmp_path):
     """The README's "any files soundfile or ffmpeg read": aiff and m4a were skipped as "not an audio file"."""

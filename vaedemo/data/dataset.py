@@ -89,7 +89,29 @@ def _walk(root: Path, exclude: Path | None = None) -> tuple[list[Path], list[Pat
     def key(p: Path) -> str:
         return p.relative_to(root).as_posix()
 
-    return sorted(audio, key=key), sorted(other, key=key)
+    return _distinct(sorted(audio, key=key)), sorted(other, key=key)
+
+
+def _distinct(files: list[Path]) -> list[Path]:
+    """The first name of each audio file the walk reached under several (a file linked in beside itself, hard
+    links): read under both, one copy could land in the validation split and the other in training. A file that
+    cannot be stat'ed, or a file system without inode numbers (0), is kept: the decode reports what it must."""
+    seen, out = set(), []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            out.append(path)
+            continue
+        identity = (st.st_dev, st.st_ino)
+        if st.st_ino and identity in seen:
+            continue
+        seen.add(identity)
+        out.append(path)
+    if len(out) < len(files):
+        log.warning("%d audio files are other names of files already found (links); each is read once.",
+                    len(files) - len(out))  # fmt: skip
+    return out
 
 
 def _first_visit(folder: Path, real_root: Path, seen: set[Path], excluded: Path | None) -> bool:
