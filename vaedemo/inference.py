@@ -96,9 +96,14 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = 
     """``steps`` latents from a to b inclusive, 'slerp' or 'lerp' in the space they are given in (the engine's 'prior'
     is a slerp in the prior's base space); temporal latents (frames, D) are interpolated frame by frame and cut to the
     shorter of the two."""
+    return latents_between(a, b, path_positions(steps), method)
+
+
+def path_positions(steps: int) -> np.ndarray:
+    """The positions of ``steps`` evenly spaced steps from 0 to 1 inclusive, or one sentence."""
     if not _whole(steps) or steps < 2:
         raise VaedemoError(f"an interpolation needs a whole number of at least 2 steps, got {steps!r}.")
-    return latents_between(a, b, np.linspace(0.0, 1.0, steps), method)
+    return np.linspace(0.0, 1.0, steps)
 
 
 def latents_between(a: np.ndarray, b: np.ndarray, positions, method: str = "slerp") -> np.ndarray:
@@ -489,10 +494,8 @@ class Engine:
         a, b = (check_latents(v, self.latent_size, ranks) for v in (a, b))
         if not self.mode.per_clip:  # a time series' vector is one frame, as decode reads it
             a, b = (v[None] if v.ndim == 1 else v for v in (a, b))
-        if not _whole(steps) or steps < 2:
-            raise VaedemoError(f"an interpolation needs a whole number of at least 2 steps, got {steps!r}.")
-        positions = np.linspace(0.0, 1.0, steps)
-        return self.decode_many(self.path_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), positions, method))
+        path = self.path_latents(self.mode.sound_latent(a), self.mode.sound_latent(b), path_positions(steps), method)
+        return self.decode_many(path)
 
     def path_latents(self, a: np.ndarray, b: np.ndarray, positions, method: str = "prior") -> np.ndarray:
         """The latents at ``positions`` (each in [0, 1]) on the way from sound latent a to b (a one-vector model's

@@ -12,7 +12,7 @@ import vaedemo.demo.typicality as typicality  # not `from . import`: that names 
 from vaedemo import plots
 from vaedemo.audio import to_channels
 from vaedemo.errors import VaedemoError
-from vaedemo.inference import METHODS, Engine
+from vaedemo.inference import METHODS, Engine, path_positions
 
 from .chosen import for_chosen_model
 from .common import AUDIO_OUT, EXAMPLES, UI, Audio, choice, examples, flag, intro, level_text, number, themed, user_errors
@@ -83,11 +83,11 @@ def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, 
     return ((a[:n], b[:n]) if a.ndim == 2 else (a, b)), notes
 
 
-def _typicality_of_path(eng: Engine, a: np.ndarray, b: np.ndarray, steps: int, method: str) -> str:
-    """One line: the typicality percentile of each step's latent (per-clip flow models only)."""
+def _typicality_of_path(eng: Engine, zs: np.ndarray) -> str:
+    """One line: the typicality percentile of each step's latent ``zs`` (per-clip flow models only)."""
     if not typicality.available(eng):
         return "Typicality: not available for this model (it needs one latent vector per clip and a flow prior)."
-    scores = [typicality.percentile(eng, z) for z in eng.path_latents(a, b, np.linspace(0, 1, steps), method)]
+    scores = [typicality.percentile(eng, z) for z in zs]
     pcts = [s.percentile for s in scores]
     line = f"Typicality of each step (percentile of log p(z) among {scores[0].against}; about 50 is typical): "
     line += " → ".join(f"{p:.0f}" for p in pcts)
@@ -106,13 +106,14 @@ def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b
     steps = number(steps, "the number of steps", 2, MAX_STEPS)
     method = choice(method, "the interpolation method", METHODS)
     (a, b), notes = _pair(state, eng, model, kind_a, file_a, seed_a, kind_b, file_b, seed_b, refine)
-    path, levels = zip(*(for_listening(y, normalise) for y in _decoded(eng, eng.interpolate(a, b, steps, method))))
+    zs = eng.path_latents(a, b, path_positions(steps), method)  # decoded, and scored for typicality
+    path, levels = zip(*(for_listening(y, normalise) for y in _decoded(eng, eng.decode_many(zs))))
     paths = [state.files.wav(y, eng.sample_rate, f"step{i + 1}") for i, y in enumerate(path)]
     titles = [f"{i / (steps - 1):.2f}<br>{level_text(lv, short=True)}" for i, lv in enumerate(levels)]
     fig = themed(plots.spectrogram_row(list(path), eng.sample_rate, titles, height=280)).update_layout(margin={"t": 60})
     fig.update_annotations(font_size=13)
     if with_typicality:
-        return paths, fig, _typicality_of_path(eng, a, b, steps, method) + (f"\n\n{notes}" if notes else "")
+        return paths, fig, _typicality_of_path(eng, zs) + (f"\n\n{notes}" if notes else "")
     return paths, fig
 
 
