@@ -166,7 +166,8 @@ def _earlier_output(out: Path, fields: list[str]) -> bool:
             subfolders[:] = [d for d in subfolders if d != TRAINING_CACHE]
             files = [f for f in files if f != "manifest.csv"]
         rel = Path(folder).relative_to(out)
-        files = [f for f in files if not _browser_file(f, set(files))]
+        names = set(files)
+        files = [f for f in files if not _browser_file(f, names)]
         if any(not f.endswith(".wav") or (rel / f).as_posix() not in listed for f in files):
             return False
     return True
