@@ -24,7 +24,8 @@ def _bundle(tiny_config, tmp_path, causal: bool, channels: int = 1, mode: str = 
     return save_bundle(model, tmp_path / f"b-{mode}-{causal}-{channels}-{noise}-{encoder}-{bands}")
 
 
-@pytest.mark.parametrize("causal,channels,encoder", [(True, 1, "wave"), (False, 2, "wave"), (False, 1, "spectral")])
+@pytest.mark.parametrize("causal,channels,encoder", [(True, 1, "wave"), (False, 2, "wave"), (False, 1, "spectral"),
+                                                      (True, 1, "spectral")])
 def test_streaming_export_streams_like_the_engine(tiny_config, tmp_path, causal, channels, encoder):
     bundle = _bundle(tiny_config, tmp_path, causal, channels, encoder=encoder)
     path = export_torchscript(bundle, tmp_path / "model.ts", streaming=True)

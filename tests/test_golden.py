@@ -31,7 +31,8 @@ later steps, a second clip), the first rows' outputs the same bits (its entries 
 replaced deliberately by a backbone with a spectral encoder and its decoder fine-tuned under it (its entries
 re-recorded); then drums_twostage by its stage two over that backbone (its entries re-recorded; the spectral encoder's
 magnitudes had just become square roots of squared parts instead of the complex abs, which moved drums_temporal's
-outputs by rounding only, inside the other-CPU tolerance, so its entries stayed).
+outputs by rounding only, inside the other-CPU tolerance, so its entries stayed). drums_causal was then replaced
+deliberately by its fine-tune with a causal spectral encoder and its decoder under it (its entries re-recorded).
 """
 
 from __future__ import annotations

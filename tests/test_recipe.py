@@ -50,6 +50,8 @@ def test_the_shipped_recipe_trains_each_bundle_as_its_card_records(monkeypatch):
     assert temporal[:7] == recipe.needs("temporal_mean") and len(temporal) == 11
     twostage = recipe.needs(recipe.targets["drums_twostage"])  # the shipped backbone's whole chain comes first
     assert twostage[:11] == temporal and len(twostage) == 17
+    causal = recipe.needs(recipe.targets["drums_causal"])  # the wave backbone at 16000 steps, made causal, then spectral
+    assert causal[:4] == temporal[:4] and causal[4:] == ["causal", "causal_spectral", "causal_spectral_mean"]
 
 
 def test_the_shipped_recipe_scaled_down_keeps_every_phase_and_the_order_of_its_runs(monkeypatch):
