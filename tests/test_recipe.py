@@ -300,7 +300,7 @@ def test_a_dry_run_shows_a_step_the_run_refuses_for_its_stored_config(tmp_path, 
     stored["train"]["beta"] = 0.01
     (runs / "a" / "bundle").mkdir(parents=True)
     (runs / "a" / "config.yaml").write_text(yaml.safe_dump(stored))
-    shutil.copy(ROOT / "checkpoints" / "drums_causal" / "config.json", runs / "a" / "bundle")  # a bundle of step 8000
+    shutil.copy(ROOT / "checkpoints" / "drums_causal" / "config.json", runs / "a" / "bundle")  # a bundle of step 18500
     assert recipe_main([str(path), "--dry-run"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("a (refused, its run was trained with another config: train.beta: stored 0.01, recipe 0.02): ")

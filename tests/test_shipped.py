@@ -43,3 +43,12 @@ def test_the_app_defaults_to_the_two_stage_flow_model():
     spec = next(s for s in specs if s.label == default)
     assert default == (ROOT / "checkpoints" / "DEFAULT").read_text().strip() == "drums_twostage"
     assert spec.single and spec.prior_flow
+
+
+def test_the_live_model_streams_with_no_look_ahead():
+    """drums_causal, the Live tab's default: its encoder and decoder read nothing ahead, and its stream lags only by the
+    causal PQMF pair's 928 samples (21 ms), as the README states."""
+    engine = Engine(ROOT / "checkpoints" / "drums_causal")
+    assert engine.model.cfg.causal and engine.model.cfg.encoder == "spectral"
+    stream = engine.stream()
+    assert stream.latency == engine.model.delay == 928
