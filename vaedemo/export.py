@@ -1,5 +1,6 @@
 """``python -m vaedemo.export RUN_DIR OUT_DIR``: a checkpoint bundle from a Lightning run's ``last.ckpt``.
 ``python -m vaedemo.export --torchscript BUNDLE OUT.ts [--streaming]``: a TorchScript file for real-time hosts.
+``python -m vaedemo.export --onnx BUNDLE OUT_FOLDER``: encode.onnx and decode.onnx (:mod:`vaedemo.onnx_export`).
 
 ``RUN_DIR`` is a training run folder (or a ``.ckpt`` file). The Lightning checkpoint is read with
 ``torch.load(weights_only=True)``; the bundle keeps the generator weights only (no discriminator, no optimiser).
@@ -207,7 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torchscript", nargs=2, metavar=("BUNDLE", "OUT_TS"),
                         help="write BUNDLE (a folder or hf:// id) as a TorchScript file for nn~ and other hosts")  # fmt: skip
     parser.add_argument("--streaming", action="store_true", help="--torchscript: each call continues the previous one")
+    parser.add_argument("--onnx", nargs=2, metavar=("BUNDLE", "OUT_FOLDER"),
+                        help="write BUNDLE as encode.onnx, decode.onnx and model.json in OUT_FOLDER")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.onnx:
+        if args.run or args.out or args.torchscript or args.streaming or args.name:
+            parser.error("--onnx takes BUNDLE and OUT_FOLDER alone (the graphs are the offline model)")
+        from .onnx_export import export_onnx
+
+        out = export_onnx(*args.onnx)
+        print(f"wrote {out}: encode.onnx, decode.onnx, model.json")
+        return 0
     if args.torchscript:
         if args.run or args.out:
             parser.error("--torchscript takes BUNDLE and OUT_TS; give no run folder next to it")
@@ -215,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out} ({'streaming' if args.streaming else 'one call at a time'})")
         return 0
     if not (args.run and args.out) or args.streaming:
-        parser.error("give RUN OUT (a bundle from a run) or --torchscript BUNDLE OUT_TS [--streaming]")
+        parser.error("give RUN OUT (a bundle from a run), --torchscript BUNDLE OUT_TS [--streaming] or --onnx BUNDLE "
+                     "OUT_FOLDER")
     out = export(args.run, args.out, args.name)
     print(f"wrote {out}")
     return 0

@@ -1,0 +1,143 @@
+"""ONNX export: what onnxruntime computes from the files is what the bundle's model computes, at other batch sizes and
+lengths than the export traced, and the command line refuses what it cannot write with one sentence."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vaedemo.bundle import save_bundle
+from vaedemo.cli import USER_ERROR
+from vaedemo.export import main
+from vaedemo.nn.vae import AudioVAE
+from vaedemo.onnx_export import DECODE, ENCODE, INFO, export_onnx
+
+ort = pytest.importorskip("onnxruntime")  # (requirements-dev.txt has it; a user's install may not)
+
+
+def _bundle(tiny_config, tmp_path, mode: str = "temporal", **model: object):
+    cfg = tiny_config(mode, flows=2, **{f"model__{k}": v for k, v in model.items()})
+    torch.manual_seed(0)
+    vae = AudioVAE(cfg.model)
+    with torch.no_grad():  # weights away from their initialisation, so that every path carries signal
+        for p in vae.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return vae.eval(), save_bundle(vae, tmp_path / "bundle")
+
+
+def _run(path, name: str, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path))
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("model", [
+    {"causal": True},
+    {"causal": False, "channels": 2, "encoder": "spectral", "encoder_width": 8},
+], ids=["causal", "stereo-spectral"])  # fmt: skip
+def test_a_time_series_model_exports_for_any_batch_and_length(tiny_config, tmp_path, model):
+    vae, bundle = _bundle(tiny_config, tmp_path, **model)
+    out = export_onnx(bundle, tmp_path / "onnx")
+    info = json.loads((out / INFO).read_text())
+    assert info["hop"] == vae.hop and info["delay"] == vae.delay
+    for batch, frames in [(1, 7), (3, 40)]:  # neither is what the export traced (two clips)
+        x = (0.2 * np.random.default_rng(frames).standard_normal((batch, vae.channels, frames * vae.hop))).astype(np.float32)
+        z = _run(out / ENCODE, "audio", x)
+        with torch.no_grad():
+            expected_z = vae.encode(torch.from_numpy(x)).numpy()
+            expected_y = vae.decode(torch.from_numpy(z)).numpy()
+        assert z.shape == (batch, info["latent_size"], frames)
+        np.testing.assert_allclose(z, expected_z, atol=1e-4 * max(1.0, np.abs(expected_z).max()))
+        y = _run(out / DECODE, "latents", z)
+        assert y.shape == x.shape
+        np.testing.assert_allclose(y, expected_y, atol=1e-4 * max(1e-3, np.abs(expected_y).max()))
+
+
+def _two_stage_bundle(tmp_path, tmp_path_factory, drum_folder, *extra: str):
+    """A tiny two-stage bundle over a backbone with a relative noise branch (the shipped default's kind)."""
+    from conftest import tiny_backbone, tiny_overrides
+
+    from vaedemo.config import load_config
+    from vaedemo.training.twostage import build_two_stage
+
+    noise = {"model__noise_bands": 2, "model__noise_hop": 4, "model__noise_relative": "true"}
+    backbone = tiny_backbone(tmp_path_factory, drum_folder, "tiny noise", seed=1, **noise)
+    overrides = tiny_overrides(drum_folder, tmp_path / "run", "twostage", 2) + [
+        f"train.backbone={backbone}", "model.latent_size=6", "model.head_hidden=16", *extra]  # fmt: skip
+    model, _ = build_two_stage(load_config(None, overrides))
+    with torch.no_grad():  # stage two's own weights away from their initialisation too
+        for name, p in model.named_parameters():
+            if name.startswith(("encoder.head", "decoder.head", "latent")):
+                p.add_(0.05 * torch.randn_like(p))
+    return model.eval(), save_bundle(model, tmp_path / "bundle")
+
+
+@pytest.mark.parametrize("mode", ["single", "twostage"])
+def test_a_one_vector_model_exports_one_clip_per_vector(tiny_config, tmp_path, tmp_path_factory, drum_folder, mode):
+    if mode == "single":
+        vae, bundle = _bundle(tiny_config, tmp_path, "single")
+    else:
+        vae, bundle = _two_stage_bundle(tmp_path, tmp_path_factory, drum_folder)
+    out = export_onnx(bundle, tmp_path / "onnx")
+    info = json.loads((out / INFO).read_text())
+    clip = info["clip_length"]
+    assert clip == vae.cfg.clip_length
+    x = (0.2 * np.random.default_rng(0).standard_normal((3, vae.channels, clip))).astype(np.float32)
+    z = _run(out / ENCODE, "audio", x)  # three clips, where the export traced two
+    with torch.no_grad():
+        expected_z = vae.encode(torch.from_numpy(x)).numpy()
+        expected_y = vae.decode(torch.from_numpy(z)).numpy()
+    assert z.shape == (3, info["latent_size"])
+    np.testing.assert_allclose(z, expected_z, atol=1e-4 * max(1.0, np.abs(expected_z).max()))
+    y = _run(out / DECODE, "latents", z)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y, expected_y, atol=1e-4 * max(1e-3, np.abs(expected_y).max()))
+
+
+def test_the_command_line_writes_the_folder_and_refuses_one_holding_other_files(tiny_config, tmp_path, capsys,
+                                                                                 monkeypatch):  # fmt: skip
+    _, bundle = _bundle(tiny_config, tmp_path, causal=True)
+    out = tmp_path / "onnx"
+    assert main(["--onnx", str(bundle), str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([ENCODE, DECODE, INFO])
+    assert main(["--onnx", str(bundle), str(out)]) == 0  # an earlier export is replaced
+    (out / "notes.txt").write_text("mine")
+    assert main(["--onnx", str(bundle), str(out)]) == USER_ERROR
+    assert "holds notes.txt, which replacing the folder would delete" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine" and (out / ENCODE).is_file()
+    theirs = tmp_path / "theirs"  # a folder whose only file has an export's name but is the user's own
+    theirs.mkdir()
+    (theirs / INFO).write_text('{"mine": true}')
+    assert main(["--onnx", str(bundle), str(theirs)]) == USER_ERROR
+    assert f"holds a {INFO} that is not an ONNX export's" in capsys.readouterr().err
+    assert (theirs / INFO).read_text() == '{"mine": true}'
+    for where, says in [(tmp_path / "no" / "such", "is not a folder"), (bundle / "onnx", "lies inside the bundle's"),
+                        (bundle, "lies inside the bundle's")]:  # fmt: skip
+        assert main(["--onnx", str(bundle), str(where)]) == USER_ERROR
+        assert says in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")  # "." names no folder to write aside and rename: refused before the work
+    assert main(["--onnx", str(bundle), "."]) == USER_ERROR
+    assert "a folder of their own" in capsys.readouterr().err
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(["config.json", "model.safetensors", "README.md"])
+
+
+@pytest.mark.parametrize("branch,model", [("a noise branch", {"noise_bands": 4, "noise_hop": 2}),
+                                          ("a partial bank", {"partials": 4})])  # fmt: skip
+def test_a_time_series_model_with_a_bank_per_length_is_refused_in_one_sentence(tiny_config, tmp_path, capsys, branch,
+                                                                               model):  # fmt: skip
+    """Its noise or partials come from a bank made for each length: the export fixed the decoder to the length it
+    traced (onnxruntime then refused any other, or failed inside the graph)."""
+    _, bundle = _bundle(tiny_config, tmp_path, causal=True, **model)
+    assert main(["--onnx", str(bundle), str(tmp_path / "onnx")]) == USER_ERROR
+    err = capsys.readouterr().err
+    assert f"has {branch}" in err and "--torchscript" in err and err.count("\n") == 1
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_a_level_latent_is_refused_in_one_sentence(tmp_path, tmp_path_factory, drum_folder, capsys):
+    """Its peak and quantile map are computed in Python: the exporter failed with a dump of its graph."""
+    _, bundle = _two_stage_bundle(tmp_path, tmp_path_factory, drum_folder, "model.level_latent=true")
+    assert main(["--onnx", str(bundle), str(tmp_path / "onnx")]) == USER_ERROR
+    err = capsys.readouterr().err
+    assert "has a level latent" in err and err.count("\n") == 1

@@ -1,0 +1,191 @@
+"""A bundle as ONNX: ``encode.onnx`` and ``decode.onnx`` with a ``model.json`` beside them, for runtimes without
+PyTorch (onnxruntime in a plugin, a browser, C++).
+
+``python -m vaedemo.export --onnx BUNDLE OUT_FOLDER``. The two graphs are the offline model, each call on its own
+(what ``AudioVAE.encode`` / ``decode`` compute, posterior means; nothing carries over between calls: a live host
+takes the TorchScript ``--streaming`` export):
+
+* encode: audio (batch, channels, samples) -> a latent time series (batch, latent_size, samples / hop), samples a
+  multiple of ``hop``; a one-vector model takes exactly one clip (``clip_length`` samples) and gives (batch,
+  latent_size);
+* decode: the reverse, a time series of any number of frames or one vector per clip.
+
+Batch and length are dynamic (a one-vector model's length is its clip); a time-series model with a noise branch or a
+partial bank is refused (their banks are made for each length: the export would fix it), as is a level latent. A
+causal model's output lags its input by ``delay`` samples (model.json), as it does in PyTorch. Written with PyTorch's
+ONNX exporter (``torch.export``; it needs the ``onnx`` and ``onnxscript`` packages), weights inside each file; the
+folder is written aside and renamed into place, so a failed export leaves an earlier one as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .cli import as_user_file, current_umask
+from .errors import VaedemoError
+
+ENCODE, DECODE, INFO = "encode.onnx", "decode.onnx", "model.json"
+FILES = (ENCODE, DECODE, INFO)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the exporter colours its messages
+FORMAT = "vaedemo-onnx"
+MAX_BATCH = 1024  # a bound the exporter needs for a dynamic dimension; far above any use
+
+
+class _Method(nn.Module):
+    """One of the model's methods as a module's forward: what the exporter traces."""
+
+    def __init__(self, model, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.method)(x)
+
+
+def _check_exporter() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise VaedemoError("ONNX export needs the onnx and onnxscript packages: pip install onnx onnxscript "
+                           "(and onnxruntime to run the files).") from None  # fmt: skip
+
+
+def check_output_folder(out: Path, bundle: Path | None = None) -> None:
+    """Nothing there, an empty folder, or an earlier ONNX export (its model.json says so) holding only its files: the
+    export replaces the whole folder, and a folder holding anything else would lose it. Not inside the bundle's own
+    folder (``bundle``), which would then hold a file other than a bundle's and refuse to be saved over."""
+    if out.name in ("", ".", ".."):
+        raise VaedemoError(f"give the ONNX files a folder of their own (a new name), not {str(out)!r}.")
+    if bundle is not None and out.resolve().is_relative_to(bundle.resolve()):
+        raise VaedemoError(f"{out} lies inside the bundle's folder {bundle}; give a folder outside it.")
+    if not os.path.lexists(out):
+        if not out.parent.is_dir():
+            raise VaedemoError(f"{out.parent} is not a folder; create it first or choose another place for {out.name}.")
+        return
+    if not out.is_dir():
+        raise VaedemoError(f"{out} exists and is not a folder; give a new folder for the ONNX files.")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    others = [name for name in entries if name not in FILES]
+    if others or not _is_export(out / INFO):
+        what = others[0][:80] if others else f"a {INFO} that is not an ONNX export's"
+        raise VaedemoError(f"{out} holds {what}, which replacing the folder would delete; give a new folder.")
+
+
+def _is_export(info: Path) -> bool:
+    try:
+        return json.loads(info.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):  # (unreadable, not JSON, not an object)
+        return False
+
+
+def _example_and_shapes(model) -> tuple[torch.Tensor, dict, dict]:
+    """An input to trace (two clips) and the dynamic dimensions of the encoder's and the decoder's inputs (batch;
+    length: a time series' frames, and the audio's samples as hop x frames)."""
+    from torch.export import Dim
+
+    batch = Dim("batch", min=1, max=MAX_BATCH)
+    audio = 0.1 * torch.randn(2, model.channels, model.cfg.clip_length, generator=torch.Generator().manual_seed(0))
+    if model.mode.per_clip:
+        return audio, {0: batch}, {0: batch}
+    frames = Dim("frames", min=2, max=2**20)  # (a length the encoder's strided convs and the PQMF pass through)
+    return audio, {0: batch, 2: model.hop * frames}, {0: batch, 2: frames}
+
+
+def _export(module: nn.Module, example: torch.Tensor, shapes: dict, names: tuple[str, str], path: Path) -> None:
+    """``module`` traced on ``example`` with the dynamic dimensions ``shapes``, its input and output named ``names``."""
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")  # (four lines a graph: torchvision,
+    level = registry.level  # which this project does not use, is not installed)
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():  # (torch.export's notes on the model's Python-side caches)
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=(shapes,), verbose=False,
+                                        input_names=[names[0]], output_names=[names[1]])  # fmt: skip
+    finally:
+        registry.setLevel(level)
+    program.save(str(path), external_data=False)  # the weights inside the file: one file a graph
+    as_user_file(path)
+
+
+def check_exportable(b) -> None:
+    """One sentence for what the graphs cannot carry: a time series' noise or partials (their banks are made for
+    each length, which the export would fix), a level latent (its quantile map and the clip's peak are computed in
+    Python, which ``torch.export`` cannot trace)."""
+    branch = "a noise branch" if b.config.noise_bands else "a partial bank" if b.config.partials else None
+    if branch and not b.model.mode.per_clip:  # (a one-vector model's length is its clip: one bank, traced)
+        raise VaedemoError(f"{b.name} has {branch}, whose bank is made for each length, so its decoder cannot be "
+                           "exported for any length; the TorchScript export (--torchscript BUNDLE OUT.ts --streaming) "
+                           "carries it.")  # fmt: skip
+    if b.model.level is not None:
+        raise VaedemoError(f"{b.name} has a level latent (model.level_latent), which the ONNX export cannot carry; "
+                           "export a model without one.")  # fmt: skip
+
+
+def model_info(bundle) -> dict:
+    """What a runtime needs to feed the files: model.json's content."""
+    m, cfg = bundle.model, bundle.config
+    per_clip = m.mode.per_clip
+    time_series = "(batch, latent_size, frames), frames = samples / hop"
+    return {
+        "format": FORMAT, "name": bundle.name, "sample_rate": cfg.sample_rate, "channels": m.channels,
+        "latent_size": m.mode.latent_size, "hop": m.hop, "latent_mode": cfg.latent_mode, "causal": cfg.causal,
+        "delay": m.delay, "clip_length": cfg.clip_length if per_clip else None,
+        "encode": {"input": "audio (batch, channels, clip_length)" if per_clip else
+                   "audio (batch, channels, samples), samples a multiple of hop",
+                   "output": "latents (batch, latent_size)" if per_clip else f"latents {time_series}"},
+        "decode": {"input": "latents (batch, latent_size)" if per_clip else f"latents {time_series}",
+                   "output": "audio (batch, channels, clip_length)" if per_clip else
+                   "audio (batch, channels, frames x hop)"},
+    }  # fmt: skip
+
+
+def export_onnx(bundle: str | Path, out: str | Path) -> Path:
+    """Write ``bundle`` (a folder or hf:// id) as ``out``/encode.onnx, decode.onnx and model.json."""
+    from .bundle import _replace, load  # (_replace: the bundle's own swap of a written folder into place)
+
+    _check_exporter()
+    out = Path(out)
+    b = load(bundle)
+    check_output_folder(out, b.path)
+    check_exportable(b)
+    model = b.model.float().eval()
+    example, encode_shapes, decode_shapes = _example_and_shapes(model)
+    with torch.no_grad():  # a first pass fills what eval mode keeps between calls (a noise branch's noise bank)
+        latents = model.encode(example)
+        model.decode(latents)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    except OSError as e:
+        raise VaedemoError(f"cannot write into {out.parent} ({e.strerror or type(e).__name__}).") from None
+    try:
+        try:
+            _export(_Method(model, "encode"), example, encode_shapes, ("audio", "latents"), tmp / ENCODE)
+            _export(_Method(model, "decode"), latents, decode_shapes, ("latents", "audio"), tmp / DECODE)
+        except OSError:
+            raise
+        except Exception as e:  # the exporter's own failure on a model it cannot trace: one sentence, not its dump
+            first = ANSI.sub("", (str(e).strip().splitlines() or [""])[0])[:200]
+            raise VaedemoError(f"{b.name} could not be exported to ONNX ({type(e).__name__}: {first}); nothing was "
+                               f"changed at {out}.") from None  # fmt: skip
+        (tmp / INFO).write_text(json.dumps(model_info(b), indent=2))
+        as_user_file(tmp / INFO)
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700)
+        _replace(tmp, out)
+    except OSError as e:
+        raise VaedemoError(f"cannot write {out} ({e.strerror or type(e).__name__}); nothing was changed there.") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
