@@ -115,6 +115,10 @@ def test_the_command_line_writes_the_folder_and_refuses_one_holding_other_files(
                         (bundle, "lies inside the bundle's")]:  # fmt: skip
         assert main(["--onnx", str(bundle), str(where)]) == USER_ERROR
         assert says in capsys.readouterr().err
+    for extra in (["--name", "x"], ["--streaming"]):  # options of the other exports: refused, not ignored
+        with pytest.raises(SystemExit):
+            main(["--onnx", str(bundle), str(tmp_path / "other"), *extra])
+        assert "--onnx takes BUNDLE and OUT_FOLDER alone" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     monkeypatch.chdir(tmp_path / "empty")  # "." names no folder to write aside and rename: refused before the work
     assert main(["--onnx", str(bundle), "."]) == USER_ERROR
