@@ -4,7 +4,7 @@ import torch
 
 from vaedemo.bundle import save_bundle
 from vaedemo.errors import AudioError, VaedemoError
-from vaedemo.inference import Engine, interpolate_latents, slerp
+from vaedemo.inference import Engine, latents_between, path_positions, slerp
 from vaedemo.nn.vae import AudioVAE
 
 
@@ -159,10 +159,10 @@ def test_slerp_properties():
     mid = slerp(a, b / 2, 0.5)  # unit vectors: the midpoint bisects the angle and stays on the circle
     assert np.isclose(np.arctan2(mid[1], mid[0]), np.pi / 4) and np.isclose(np.linalg.norm(mid), 1.0)
     assert np.allclose(slerp(a, a, 0.3), a)  # parallel vectors fall back to lerp
-    path = interpolate_latents(np.zeros((5, 3)), np.ones((4, 3)), 3, "lerp")
+    path = latents_between(np.zeros((5, 3)), np.ones((4, 3)), path_positions(3), "lerp")
     assert path.shape == (3, 4, 3) and np.allclose(path[1], 0.5)
     with pytest.raises(VaedemoError, match="slerp' or 'lerp"):
-        interpolate_latents(a, b, 3, "cubic")
+        latents_between(a, b, path_positions(3), "cubic")
 
 
 def test_bad_audio_is_an_audio_error(tiny_config, tmp_path):

@@ -145,3 +145,18 @@ def test_a_level_latent_is_refused_in_one_sentence(tmp_path, tmp_path_factory, d
     assert main(["--onnx", str(bundle), str(tmp_path / "onnx")]) == USER_ERROR
     err = capsys.readouterr().err
     assert "has a level latent" in err and err.count("\n") == 1
+
+
+def test_an_exporter_failure_is_one_sentence_and_leaves_nothing_behind(tiny_config, tmp_path, capsys, monkeypatch):
+    """torch.export's own failures are pages of coloured text: the first line, uncoloured, and no half-written folder
+    (neither the output nor the folder written aside)."""
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("\x1b[96mFailed to trace\x1b[0m\nthe graph dump...")
+
+    _, bundle = _bundle(tiny_config, tmp_path, causal=True)
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    assert main(["--onnx", str(bundle), str(tmp_path / "onnx")]) == USER_ERROR
+    err = capsys.readouterr().err
+    assert "could not be exported to ONNX (RuntimeError: Failed to trace)" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]

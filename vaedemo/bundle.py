@@ -20,6 +20,8 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,9 +76,7 @@ def save_bundle(
     meta = dict(meta or {})
     training = {k: v for k, v in (training or {}).items() if k != "model"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700); a bundle is a folder like any other the user makes
-    try:
+    with written_aside(out) as tmp:
         state = {k: _as_stored(v) for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "vaedemo": str(FORMAT_VERSION)})
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.cfg.to_dict(),
@@ -86,10 +86,20 @@ def save_bundle(
         _keep_unchanged(out, tmp)
         for f in tmp.iterdir():
             as_user_file(f)
+    return out
+
+
+@contextmanager
+def written_aside(out: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out`` to write into; when the block ends without an error it takes ``out``'s place
+    (a half-written folder never replaces a good one), and in any case nothing of it is left behind."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700); it is a folder like any the user makes
+        yield tmp
         _replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def check_replaceable(out: Path) -> None:

@@ -92,13 +92,6 @@ def check_latents(z, size: int, ranks: tuple[int, ...]) -> np.ndarray:
 METHODS = ("prior", "slerp", "lerp")
 
 
-def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
-    """``steps`` latents from a to b inclusive, 'slerp' or 'lerp' in the space they are given in (the engine's 'prior'
-    is a slerp in the prior's base space); temporal latents (frames, D) are interpolated frame by frame and cut to the
-    shorter of the two."""
-    return latents_between(a, b, path_positions(steps), method)
-
-
 def path_positions(steps: int) -> np.ndarray:
     """The positions of ``steps`` evenly spaced steps from 0 to 1 inclusive, or one sentence."""
     if not _whole(steps) or steps < 2:
@@ -107,8 +100,9 @@ def path_positions(steps: int) -> np.ndarray:
 
 
 def latents_between(a: np.ndarray, b: np.ndarray, positions, method: str = "slerp") -> np.ndarray:
-    """The latents at ``positions`` (each in [0, 1]) from a to b, 'slerp' or 'lerp', stacked; temporal latents as in
-    :func:`interpolate_latents`."""
+    """The latents at ``positions`` (each in [0, 1]) from a to b, 'slerp' or 'lerp' in the space they are given in
+    (the engine's 'prior' is a slerp in the prior's base space), stacked; temporal latents (frames, D) are interpolated
+    frame by frame and cut to the shorter of the two."""
     if method not in ("slerp", "lerp"):
         raise VaedemoError(f"interpolation method must be 'slerp' or 'lerp', got '{method}'.")
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)

@@ -23,15 +23,13 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .cli import as_user_file, current_umask
+from .cli import as_user_file
 from .errors import VaedemoError
 
 ENCODE, DECODE, INFO = "encode.onnx", "decode.onnx", "model.json"
@@ -104,8 +102,11 @@ def _example_and_shapes(model) -> tuple[torch.Tensor, dict, dict]:
     return audio, {0: batch, 2: model.hop * frames}, {0: batch, 2: frames}
 
 
-def _export(module: nn.Module, example: torch.Tensor, shapes: dict, names: tuple[str, str], path: Path) -> None:
-    """``module`` traced on ``example`` with the dynamic dimensions ``shapes``, its input and output named ``names``."""
+def _export(module: nn.Module, example: torch.Tensor, shapes: dict, names: tuple[str, str], path: Path, model_name: str,
+            out: Path) -> None:  # fmt: skip
+    """``module`` traced on ``example`` with the dynamic dimensions ``shapes``, its input and output named ``names``,
+    written to ``path`` (inside the folder that will become ``out``); the exporter's failure on a model it cannot
+    trace is one sentence, not its dump."""
     registry = logging.getLogger("torch.onnx._internal.exporter._registration")  # (four lines a graph: torchvision,
     level = registry.level  # which this project does not use, is not installed)
     registry.setLevel(logging.ERROR)
@@ -114,6 +115,10 @@ def _export(module: nn.Module, example: torch.Tensor, shapes: dict, names: tuple
             warnings.simplefilter("ignore")
             program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=(shapes,), verbose=False,
                                         input_names=[names[0]], output_names=[names[1]])  # fmt: skip
+    except Exception as e:  # (it writes nothing: an OSError is not this)
+        first = ANSI.sub("", (str(e).strip().splitlines() or [""])[0])[:200]
+        raise VaedemoError(f"{model_name} could not be exported to ONNX ({type(e).__name__}: {first}); nothing was "
+                           f"changed at {out}.") from None  # fmt: skip
     finally:
         registry.setLevel(level)
     program.save(str(path), external_data=False)  # the weights inside the file: one file a graph
@@ -154,7 +159,7 @@ def model_info(bundle) -> dict:
 
 def export_onnx(bundle: str | Path, out: str | Path) -> Path:
     """Write ``bundle`` (a folder or hf:// id) as ``out``/encode.onnx, decode.onnx and model.json."""
-    from .bundle import _replace, load  # (_replace: the bundle's own swap of a written folder into place)
+    from .bundle import load, written_aside
 
     _check_exporter()
     out = Path(out)
@@ -167,25 +172,11 @@ def export_onnx(bundle: str | Path, out: str | Path) -> Path:
         latents = model.encode(example)
         model.decode(latents)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    except OSError as e:
-        raise VaedemoError(f"cannot write into {out.parent} ({e.strerror or type(e).__name__}).") from None
-    try:
-        try:
-            _export(_Method(model, "encode"), example, encode_shapes, ("audio", "latents"), tmp / ENCODE)
-            _export(_Method(model, "decode"), latents, decode_shapes, ("latents", "audio"), tmp / DECODE)
-        except OSError:
-            raise
-        except Exception as e:  # the exporter's own failure on a model it cannot trace: one sentence, not its dump
-            first = ANSI.sub("", (str(e).strip().splitlines() or [""])[0])[:200]
-            raise VaedemoError(f"{b.name} could not be exported to ONNX ({type(e).__name__}: {first}); nothing was "
-                               f"changed at {out}.") from None  # fmt: skip
-        (tmp / INFO).write_text(json.dumps(model_info(b), indent=2))
-        as_user_file(tmp / INFO)
-        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700)
-        _replace(tmp, out)
+        with written_aside(out) as tmp:
+            _export(_Method(model, "encode"), example, encode_shapes, ("audio", "latents"), tmp / ENCODE, b.name, out)
+            _export(_Method(model, "decode"), latents, decode_shapes, ("latents", "audio"), tmp / DECODE, b.name, out)
+            (tmp / INFO).write_text(json.dumps(model_info(b), indent=2))
+            as_user_file(tmp / INFO)
     except OSError as e:
         raise VaedemoError(f"cannot write {out} ({e.strerror or type(e).__name__}); nothing was changed there.") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
