@@ -11,7 +11,7 @@ from vaedemo.bundle import save_bundle
 from vaedemo.cli import USER_ERROR
 from vaedemo.export import main
 from vaedemo.nn.vae import AudioVAE
-from vaedemo.onnx_export import DECODE, ENCODE, INFO, export_onnx
+from vaedemo.onnx_export import DECODE, ENCODE, INFO, STREAM_DECODE, STREAM_ENCODE, export_onnx
 
 ort = pytest.importorskip("onnxruntime")  # (requirements-dev.txt has it; a user's install may not)
 
@@ -115,10 +115,9 @@ def test_the_command_line_writes_the_folder_and_refuses_one_holding_other_files(
                         (bundle, "lies inside the bundle's")]:  # fmt: skip
         assert main(["--onnx", str(bundle), str(where)]) == USER_ERROR
         assert says in capsys.readouterr().err
-    for extra in (["--name", "x"], ["--streaming"]):  # options of the other exports: refused, not ignored
-        with pytest.raises(SystemExit):
-            main(["--onnx", str(bundle), str(tmp_path / "other"), *extra])
-        assert "--onnx takes BUNDLE and OUT_FOLDER alone" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # another export's option: refused, not ignored
+        main(["--onnx", str(bundle), str(tmp_path / "other"), "--name", "x"])
+    assert "--onnx takes BUNDLE and OUT_FOLDER alone, or with --streaming" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     monkeypatch.chdir(tmp_path / "empty")  # "." names no folder to write aside and rename: refused before the work
     assert main(["--onnx", str(bundle), "."]) == USER_ERROR
@@ -160,3 +159,62 @@ def test_an_exporter_failure_is_one_sentence_and_leaves_nothing_behind(tiny_conf
     err = capsys.readouterr().err
     assert "could not be exported to ONNX (RuntimeError: Failed to trace)" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def _stream_onnx(out, half: str, x: np.ndarray, frames_per_chunk, hop: int) -> np.ndarray:
+    """``x`` through ``half`` ("encode" / "decode") of an ONNX stream, chunk by chunk as model.json says: zero states
+    first, then each call's next states."""
+    info = json.loads((out / INFO).read_text())["stream"][half]
+    session = ort.InferenceSession(str(out / info["file"]))
+    given = session.get_inputs()[0].name
+    states = [np.zeros(shape, np.float32) for shape in info["states"]]
+    step = hop if half == "encode" else 1  # (samples or frames in one frame)
+    outs, pos, k = [], 0, 0
+    while pos < x.shape[-1]:
+        n = frames_per_chunk[k % len(frames_per_chunk)] * step
+        made, *states = session.run(None, {given: x[..., pos : pos + n], **{f"state_{i}": s for i, s in
+                                                                            enumerate(states)}})  # fmt: skip
+        outs.append(made)
+        pos, k = pos + n, k + 1
+    return np.concatenate(outs, axis=-1)
+
+
+@pytest.mark.parametrize("model", [
+    {"causal": True, "encoder": "spectral", "encoder_width": 8},
+    {"causal": True},
+], ids=["causal-spectral", "causal-wave"])  # fmt: skip
+def test_a_causal_stream_exports_with_explicit_states_and_equals_the_offline_model(tiny_config, tmp_path, model):
+    """Chunks of 1 to 5 frames through the two stream graphs, each call's states fed to the next: the offline model's
+    latents and audio of the whole signal (a causal stream reads nothing ahead), so no state was dropped or fixed."""
+    vae, bundle = _bundle(tiny_config, tmp_path, **model)
+    out = export_onnx(bundle, tmp_path / "onnx", streaming=True)
+    info = json.loads((out / INFO).read_text())["stream"]
+    assert info["batch"] == 1 and info["latency"] == vae.delay and info["decode_lag_samples"] == 0
+    assert info["encode"]["file"] == STREAM_ENCODE and info["decode"]["file"] == STREAM_DECODE
+    frames = 24
+    x = (0.2 * np.random.default_rng(1).standard_normal((1, vae.channels, frames * vae.hop))).astype(np.float32)
+    with torch.no_grad():
+        expected_z = vae.encode(torch.from_numpy(x)).numpy()
+        expected_y = vae.decode(torch.from_numpy(expected_z)).numpy()
+    z = _stream_onnx(out, "encode", x, (1, 3, 5, 1, 2), vae.hop)
+    assert z.shape == expected_z.shape
+    np.testing.assert_allclose(z, expected_z, atol=1e-4 * max(1.0, np.abs(expected_z).max()))
+    y = _stream_onnx(out, "decode", expected_z, (2, 1, 5, 3), vae.hop)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y, expected_y, atol=1e-4 * max(1e-3, np.abs(expected_y).max()))
+
+
+@pytest.mark.parametrize("mode,model,says", [
+    ("temporal", {"causal": False}, "has blocks that start late"),
+    ("temporal", {"causal": False, "encoder": "spectral", "encoder_width": 8}, "has blocks that start late"),
+    ("single", {}, "one latent vector per clip"),
+], ids=["centred", "centred-spectral", "one-vector"])  # fmt: skip
+def test_a_stream_the_explicit_states_cannot_carry_is_refused_in_one_sentence(tiny_config, tmp_path, capsys, mode,
+                                                                              model, says):  # fmt: skip
+    """A late block zeroes its first samples by counting them (so does a noise branch, refused before this by the
+    offline export): graphs whose only state were the caches would differ from the stream at its start."""
+    _, bundle = _bundle(tiny_config, tmp_path, mode, **model)
+    assert main(["--onnx", str(bundle), str(tmp_path / "onnx"), "--streaming"]) == USER_ERROR
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert not (tmp_path / "onnx").exists()

@@ -1,6 +1,7 @@
 """``python -m vaedemo.export RUN_DIR OUT_DIR``: a checkpoint bundle from a Lightning run's ``last.ckpt``.
 ``python -m vaedemo.export --torchscript BUNDLE OUT.ts [--streaming]``: a TorchScript file for real-time hosts.
-``python -m vaedemo.export --onnx BUNDLE OUT_FOLDER``: encode.onnx and decode.onnx (:mod:`vaedemo.onnx_export`).
+``python -m vaedemo.export --onnx BUNDLE OUT_FOLDER [--streaming]``: encode.onnx and decode.onnx, and the stream's
+graphs (:mod:`vaedemo.onnx_export`).
 
 ``RUN_DIR`` is a training run folder (or a ``.ckpt`` file). The Lightning checkpoint is read with
 ``torch.load(weights_only=True)``; the bundle keeps the generator weights only (no discriminator, no optimiser).
@@ -207,17 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="model name for the card")
     parser.add_argument("--torchscript", nargs=2, metavar=("BUNDLE", "OUT_TS"),
                         help="write BUNDLE (a folder or hf:// id) as a TorchScript file for nn~ and other hosts")  # fmt: skip
-    parser.add_argument("--streaming", action="store_true", help="--torchscript: each call continues the previous one")
+    parser.add_argument("--streaming", action="store_true",
+                        help="--torchscript: each call continues the previous one; --onnx: also the stream's graphs")
     parser.add_argument("--onnx", nargs=2, metavar=("BUNDLE", "OUT_FOLDER"),
-                        help="write BUNDLE as encode.onnx, decode.onnx and model.json in OUT_FOLDER")  # fmt: skip
+                        help="write BUNDLE as encode.onnx, decode.onnx and model.json in OUT_FOLDER (--streaming: "
+                             "the stream's graphs too)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.onnx:
-        if args.run or args.out or args.torchscript or args.streaming or args.name:
-            parser.error("--onnx takes BUNDLE and OUT_FOLDER alone (the graphs are the offline model)")
+        if args.run or args.out or args.torchscript or args.name:
+            parser.error("--onnx takes BUNDLE and OUT_FOLDER alone, or with --streaming")
         from .onnx_export import export_onnx
 
-        out = export_onnx(*args.onnx)
-        print(f"wrote {out}: encode.onnx, decode.onnx, model.json")
+        out = export_onnx(*args.onnx, streaming=args.streaming)
+        stream = ", stream_encode.onnx, stream_decode.onnx" if args.streaming else ""
+        print(f"wrote {out}: encode.onnx, decode.onnx{stream}, model.json")
         return 0
     if args.torchscript:
         if args.run or args.out:
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (args.run and args.out) or args.streaming:
         parser.error("give RUN OUT (a bundle from a run), --torchscript BUNDLE OUT_TS [--streaming] or --onnx BUNDLE "
-                     "OUT_FOLDER")
+                     "OUT_FOLDER [--streaming]")
     out = export(args.run, args.out, args.name)
     print(f"wrote {out}")
     return 0

@@ -1,9 +1,8 @@
 """A bundle as ONNX: ``encode.onnx`` and ``decode.onnx`` with a ``model.json`` beside them, for runtimes without
-PyTorch (onnxruntime in a plugin, a browser, C++).
+PyTorch (onnxruntime in a plugin, a browser, C++); with ``--streaming``, a causal model's stream too.
 
-``python -m vaedemo.export --onnx BUNDLE OUT_FOLDER``. The two graphs are the offline model, each call on its own
-(what ``AudioVAE.encode`` / ``decode`` compute, posterior means; nothing carries over between calls: a live host
-takes the TorchScript ``--streaming`` export):
+``python -m vaedemo.export --onnx BUNDLE OUT_FOLDER [--streaming]``. The two graphs are the offline model, each call on
+its own (what ``AudioVAE.encode`` / ``decode`` compute, posterior means; nothing carries over between calls):
 
 * encode: audio (batch, channels, samples) -> a latent time series (batch, latent_size, samples / hop), samples a
   multiple of ``hop``; a one-vector model takes exactly one clip (``clip_length`` samples) and gives (batch,
@@ -12,9 +11,18 @@ takes the TorchScript ``--streaming`` export):
 
 Batch and length are dynamic (a one-vector model's length is its clip); a time-series model with a noise branch or a
 partial bank is refused (their banks are made for each length: the export would fix it), as is a level latent. A
-causal model's output lags its input by ``delay`` samples (model.json), as it does in PyTorch. Written with PyTorch's
-ONNX exporter (``torch.export``; it needs the ``onnx`` and ``onnxscript`` packages), weights inside each file; the
-folder is written aside and renamed into place, so a failed export leaves an earlier one as it was.
+causal model's output lags its input by ``delay`` samples (model.json), as it does in PyTorch.
+
+``--streaming`` adds ``stream_encode.onnx`` and ``stream_decode.onnx``: the live stream
+(:class:`~vaedemo.nn.streaming.StreamingVAE`), chunk by chunk, one signal (batch 1), each chunk any whole number of
+frames. A graph keeps nothing between calls, so each cached convolution's past is an input ``state_i`` and an output
+``next_state_i`` (:mod:`vaedemo.nn.stream_state`): zeros before the first chunk, then each call's next states. Only
+a stream whose state is its caches alone exports this way (a causal model without a noise branch or partial bank);
+others are refused in one sentence, and the TorchScript ``--streaming`` export carries them.
+
+Written with PyTorch's ONNX exporter (``torch.export``; it needs the ``onnx`` and ``onnxscript`` packages), weights
+inside each file; the folder is written aside and renamed into place, so a failed export leaves an earlier one as it
+was.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from .cli import as_user_file
 from .errors import VaedemoError
 
 ENCODE, DECODE, INFO = "encode.onnx", "decode.onnx", "model.json"
-FILES = (ENCODE, DECODE, INFO)
+STREAM_ENCODE, STREAM_DECODE = "stream_encode.onnx", "stream_decode.onnx"
+FILES = (ENCODE, DECODE, INFO, STREAM_ENCODE, STREAM_DECODE)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the exporter colours its messages
 FORMAT = "vaedemo-onnx"
 MAX_BATCH = 1024  # a bound the exporter needs for a dynamic dimension; far above any use
@@ -102,19 +111,19 @@ def _example_and_shapes(model) -> tuple[torch.Tensor, dict, dict]:
     return audio, {0: batch, 2: model.hop * frames}, {0: batch, 2: frames}
 
 
-def _export(module: nn.Module, example: torch.Tensor, shapes: dict, names: tuple[str, str], path: Path, model_name: str,
-            out: Path) -> None:  # fmt: skip
-    """``module`` traced on ``example`` with the dynamic dimensions ``shapes``, its input and output named ``names``,
-    written to ``path`` (inside the folder that will become ``out``); the exporter's failure on a model it cannot
-    trace is one sentence, not its dump."""
+def _export(module: nn.Module, args: tuple, shapes: tuple, names: tuple[list[str], list[str]], path: Path,
+            model_name: str, out: Path) -> None:  # fmt: skip
+    """``module`` traced on ``args`` with the dynamic dimensions ``shapes`` (one entry per argument), its inputs and
+    outputs named ``names``, written to ``path`` (inside the folder that will become ``out``); the exporter's failure
+    on a model it cannot trace is one sentence, not its dump."""
     registry = logging.getLogger("torch.onnx._internal.exporter._registration")  # (four lines a graph: torchvision,
     level = registry.level  # which this project does not use, is not installed)
     registry.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():  # (torch.export's notes on the model's Python-side caches)
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=(shapes,), verbose=False,
-                                        input_names=[names[0]], output_names=[names[1]])  # fmt: skip
+            program = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=shapes, verbose=False,
+                                        input_names=names[0], output_names=names[1])  # fmt: skip
     except Exception as e:  # (it writes nothing: an OSError is not this)
         first = ANSI.sub("", (str(e).strip().splitlines() or [""])[0])[:200]
         raise VaedemoError(f"{model_name} could not be exported to ONNX ({type(e).__name__}: {first}); nothing was "
@@ -123,6 +132,38 @@ def _export(module: nn.Module, example: torch.Tensor, shapes: dict, names: tuple
         registry.setLevel(level)
     program.save(str(path), external_data=False)  # the weights inside the file: one file a graph
     as_user_file(path)
+
+
+def _export_stream(model, name: str, tmp: Path, out: Path) -> dict:
+    """stream_encode.onnx and stream_decode.onnx in ``tmp``: the stream's two halves with their states explicit
+    (:mod:`vaedemo.nn.stream_state`); returns model.json's ``stream`` entry."""
+    from torch.export import Dim
+
+    from .nn.stream_state import ExplicitState, state_holders
+    from .nn.streaming import StreamingVAE
+
+    stream = StreamingVAE(model).eval()
+    frames = Dim("frames", min=1, max=2**20)
+    chunk = 0.1 * torch.randn(1, model.channels, 8 * model.hop, generator=torch.Generator().manual_seed(0))
+    entry = {"batch": 1, "chunk": "any whole number of frames: samples a multiple of hop", "latency": stream.latency,
+             "encode_lag_frames": stream.encoder_lookahead, "decode_lag_samples": stream.lookahead}  # fmt: skip
+    halves = [("encode", stream.encoder, STREAM_ENCODE, chunk, {2: model.hop * frames}, ("audio", "latents")),
+              ("decode", stream.decoder, STREAM_DECODE, None, {2: frames}, ("latents", "audio"))]  # fmt: skip
+    for method, part, file, x, dims, (given, made) in halves:
+        holders = state_holders(stream, part)
+        states = [torch.zeros(m.state_shape) for m in holders]
+        if x is None:  # the decoder traces on the encoder's latents of the same chunk
+            with torch.no_grad():
+                x = stream.encode(chunk)
+            stream.reset()
+        count = range(len(states))
+        names = ([given, *(f"state_{i}" for i in count)], [made, *(f"next_state_{i}" for i in count)])
+        _export(ExplicitState(stream, method, holders), (x, states), (dims, [None] * len(states)), names, tmp / file,
+                name, out)  # fmt: skip
+        entry[method] = {"file": file, "input": f"{given} chunk and state_0..state_{len(states) - 1}",
+                         "output": f"{made} of the chunk and next_state_0..next_state_{len(states) - 1}",
+                         "states": [list(m.state_shape) for m in holders]}  # fmt: skip
+    return entry
 
 
 def check_exportable(b) -> None:
@@ -137,6 +178,21 @@ def check_exportable(b) -> None:
     if b.model.level is not None:
         raise VaedemoError(f"{b.name} has a level latent (model.level_latent), which the ONNX export cannot carry; "
                            "export a model without one.")  # fmt: skip
+
+
+def check_streamable(b) -> None:
+    """One sentence for a model whose stream the ONNX graphs cannot carry: one vector per clip (it needs the whole
+    clip), or a stream whose state counts samples (:func:`~vaedemo.nn.stream_state.counted_state`)."""
+    from .nn.stream_state import counted_state
+    from .nn.streaming import StreamingVAE
+
+    if b.model.mode.per_clip:
+        raise VaedemoError(f"{b.name} has one latent vector per clip, which needs the whole clip before it can encode: "
+                           "only a model with a latent time series streams.")  # fmt: skip
+    counts = counted_state(StreamingVAE(b.model))
+    if counts:
+        raise VaedemoError(f"{b.name} cannot stream as ONNX: its stream {counts}, a count the graphs' explicit states "
+                           "do not carry; the TorchScript export (--torchscript BUNDLE OUT.ts --streaming) streams it.")
 
 
 def model_info(bundle) -> dict:
@@ -157,8 +213,9 @@ def model_info(bundle) -> dict:
     }  # fmt: skip
 
 
-def export_onnx(bundle: str | Path, out: str | Path) -> Path:
-    """Write ``bundle`` (a folder or hf:// id) as ``out``/encode.onnx, decode.onnx and model.json."""
+def export_onnx(bundle: str | Path, out: str | Path, streaming: bool = False) -> Path:
+    """Write ``bundle`` (a folder or hf:// id) as ``out``/encode.onnx, decode.onnx and model.json; ``streaming``: also
+    stream_encode.onnx and stream_decode.onnx (model.json's ``stream`` says how to feed them)."""
     from .bundle import load, written_aside
 
     _check_exporter()
@@ -166,6 +223,8 @@ def export_onnx(bundle: str | Path, out: str | Path) -> Path:
     b = load(bundle)
     check_output_folder(out, b.path)
     check_exportable(b)
+    if streaming:
+        check_streamable(b)
     model = b.model.float().eval()
     example, encode_shapes, decode_shapes = _example_and_shapes(model)
     with torch.no_grad():  # a first pass fills what eval mode keeps between calls (a noise branch's noise bank)
@@ -173,9 +232,14 @@ def export_onnx(bundle: str | Path, out: str | Path) -> Path:
         model.decode(latents)
     try:
         with written_aside(out) as tmp:
-            _export(_Method(model, "encode"), example, encode_shapes, ("audio", "latents"), tmp / ENCODE, b.name, out)
-            _export(_Method(model, "decode"), latents, decode_shapes, ("latents", "audio"), tmp / DECODE, b.name, out)
-            (tmp / INFO).write_text(json.dumps(model_info(b), indent=2))
+            _export(_Method(model, "encode"), (example,), (encode_shapes,), (["audio"], ["latents"]), tmp / ENCODE,
+                    b.name, out)  # fmt: skip
+            _export(_Method(model, "decode"), (latents,), (decode_shapes,), (["latents"], ["audio"]), tmp / DECODE,
+                    b.name, out)  # fmt: skip
+            info = model_info(b)
+            if streaming:
+                info["stream"] = _export_stream(model, b.name, tmp, out)
+            (tmp / INFO).write_text(json.dumps(info, indent=2))
             as_user_file(tmp / INFO)
     except OSError as e:
         raise VaedemoError(f"cannot write {out} ({e.strerror or type(e).__name__}); nothing was changed there.") from None
