@@ -45,6 +45,8 @@ COPY --chown=vaedemo:vaedemo vaedemo/ vaedemo/
 COPY --chown=vaedemo:vaedemo examples/ examples/
 COPY --chown=vaedemo:vaedemo checkpoints/ checkpoints/
 COPY --chown=vaedemo:vaedemo app.py ./
+# onnxruntime-web for the Live tab's "in this browser" mode (pinned, checksummed; the app itself never downloads)
+RUN python -m vaedemo.demo.browser_runtime
 
 USER vaedemo
 EXPOSE 7860

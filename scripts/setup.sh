@@ -36,4 +36,6 @@ if [ $dev = 1 ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+# onnxruntime-web for the Live tab's "in this browser" mode (a pinned, checksummed tarball; the app never downloads)
+.venv/bin/python -m vaedemo.demo.browser_runtime || echo "[setup] without onnxruntime-web the Live tab cannot play in the browser"
 echo "[setup] done: $(.venv/bin/python -c 'import torch, lightning, gradio; print("torch", torch.__version__, "lightning", lightning.__version__, "gradio", gradio.__version__)')"

@@ -105,6 +105,11 @@ def test_the_command_line_writes_the_folder_and_refuses_one_holding_other_files(
     assert main(["--onnx", str(bundle), str(out)]) == USER_ERROR
     assert "holds notes.txt, which replacing the folder would delete" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine" and (out / ENCODE).is_file()
+    lone = tmp_path / "lone"  # a user's file named as an export's, no model.json beside it
+    lone.mkdir()
+    (lone / STREAM_ENCODE).write_text("mine")
+    assert main(["--onnx", str(bundle), str(lone)]) == USER_ERROR
+    assert f"holds {STREAM_ENCODE} without an export's {INFO}" in capsys.readouterr().err
     theirs = tmp_path / "theirs"  # a folder whose only file has an export's name but is the user's own
     theirs.mkdir()
     (theirs / INFO).write_text('{"mine": true}')
@@ -182,15 +187,19 @@ def _stream_onnx(out, half: str, x: np.ndarray, frames_per_chunk, hop: int) -> n
 @pytest.mark.parametrize("model", [
     {"causal": True, "encoder": "spectral", "encoder_width": 8},
     {"causal": True},
-], ids=["causal-spectral", "causal-wave"])  # fmt: skip
+    {"causal": True, "channels": 2, "bands": 1},  # (its first conv reads the stereo input itself)
+], ids=["causal-spectral", "causal-wave", "causal-stereo-one-band"])  # fmt: skip
 def test_a_causal_stream_exports_with_explicit_states_and_equals_the_offline_model(tiny_config, tmp_path, model):
     """Chunks of 1 to 5 frames through the two stream graphs, each call's states fed to the next: the offline model's
     latents and audio of the whole signal (a causal stream reads nothing ahead), so no state was dropped or fixed."""
     vae, bundle = _bundle(tiny_config, tmp_path, **model)
     out = export_onnx(bundle, tmp_path / "onnx", streaming=True)
     info = json.loads((out / INFO).read_text())["stream"]
-    assert info["batch"] == 1 and info["latency"] == vae.delay and info["decode_lag_samples"] == 0
+    assert info["batch"] == 1 and info["latency"] == vae.delay  # (a causal stream adds no look-ahead)
     assert info["encode"]["file"] == STREAM_ENCODE and info["decode"]["file"] == STREAM_DECODE
+    session = ort.InferenceSession(str(out / STREAM_ENCODE))
+    assert [i.name for i in session.get_inputs()] == info["encode"]["inputs"]
+    assert [i.shape for i in session.get_inputs()[1:]] == info["encode"]["states"]
     frames = 24
     x = (0.2 * np.random.default_rng(1).standard_normal((1, vae.channels, frames * vae.hop))).astype(np.float32)
     with torch.no_grad():

@@ -87,7 +87,8 @@ def check_output_folder(out: Path, bundle: Path | None = None) -> None:
         return
     others = [name for name in entries if name not in FILES]
     if others or not _is_export(out / INFO):
-        what = others[0][:80] if others else f"a {INFO} that is not an ONNX export's"
+        what = (others[0][:80] if others else f"a {INFO} that is not an ONNX export's" if INFO in entries
+                else f"{entries[0]} without an export's {INFO}")  # fmt: skip
         raise VaedemoError(f"{out} holds {what}, which replacing the folder would delete; give a new folder.")
 
 
@@ -145,8 +146,8 @@ def _export_stream(model, name: str, tmp: Path, out: Path) -> dict:
     stream = StreamingVAE(model).eval()
     frames = Dim("frames", min=1, max=2**20)
     chunk = 0.1 * torch.randn(1, model.channels, 8 * model.hop, generator=torch.Generator().manual_seed(0))
-    entry = {"batch": 1, "chunk": "any whole number of frames: samples a multiple of hop", "latency": stream.latency,
-             "encode_lag_frames": stream.encoder_lookahead, "decode_lag_samples": stream.lookahead}  # fmt: skip
+    entry = {"batch": 1, "dtype": "float32", "chunk": "any whole number of frames: samples a multiple of hop",
+             "latency": stream.latency, "first_states": "zeros"}  # fmt: skip
     halves = [("encode", stream.encoder, STREAM_ENCODE, chunk, {2: model.hop * frames}, ("audio", "latents")),
               ("decode", stream.decoder, STREAM_DECODE, None, {2: frames}, ("latents", "audio"))]  # fmt: skip
     for method, part, file, x, dims, (given, made) in halves:
@@ -160,9 +161,8 @@ def _export_stream(model, name: str, tmp: Path, out: Path) -> dict:
         names = ([given, *(f"state_{i}" for i in count)], [made, *(f"next_state_{i}" for i in count)])
         _export(ExplicitState(stream, method, holders), (x, states), (dims, [None] * len(states)), names, tmp / file,
                 name, out)  # fmt: skip
-        entry[method] = {"file": file, "input": f"{given} chunk and state_0..state_{len(states) - 1}",
-                         "output": f"{made} of the chunk and next_state_0..next_state_{len(states) - 1}",
-                         "states": [list(m.state_shape) for m in holders]}  # fmt: skip
+        entry[method] = {"file": file, "inputs": names[0], "outputs": names[1],
+                         "states": [list(m.state_shape) for m in holders]}  # (state_i's shape, next_state_i's too)
     return entry
 
 
@@ -213,16 +213,18 @@ def model_info(bundle) -> dict:
     }  # fmt: skip
 
 
-def export_onnx(bundle: str | Path, out: str | Path, streaming: bool = False) -> Path:
+def export_onnx(bundle: str | Path, out: str | Path, streaming: bool = False, offline: bool = True) -> Path:
     """Write ``bundle`` (a folder or hf:// id) as ``out``/encode.onnx, decode.onnx and model.json; ``streaming``: also
-    stream_encode.onnx and stream_decode.onnx (model.json's ``stream`` says how to feed them)."""
+    stream_encode.onnx and stream_decode.onnx (model.json's ``stream`` says how to feed them); not ``offline``: the
+    stream's alone (what the demo's browser mode serves)."""
     from .bundle import load, written_aside
 
     _check_exporter()
     out = Path(out)
     b = load(bundle)
     check_output_folder(out, b.path)
-    check_exportable(b)
+    if offline:
+        check_exportable(b)
     if streaming:
         check_streamable(b)
     model = b.model.float().eval()
@@ -232,10 +234,11 @@ def export_onnx(bundle: str | Path, out: str | Path, streaming: bool = False) ->
         model.decode(latents)
     try:
         with written_aside(out) as tmp:
-            _export(_Method(model, "encode"), (example,), (encode_shapes,), (["audio"], ["latents"]), tmp / ENCODE,
-                    b.name, out)  # fmt: skip
-            _export(_Method(model, "decode"), (latents,), (decode_shapes,), (["latents"], ["audio"]), tmp / DECODE,
-                    b.name, out)  # fmt: skip
+            if offline:
+                _export(_Method(model, "encode"), (example,), (encode_shapes,), (["audio"], ["latents"]),
+                        tmp / ENCODE, b.name, out)  # fmt: skip
+                _export(_Method(model, "decode"), (latents,), (decode_shapes,), (["latents"], ["audio"]),
+                        tmp / DECODE, b.name, out)  # fmt: skip
             info = model_info(b)
             if streaming:
                 info["stream"] = _export_stream(model, b.name, tmp, out)

@@ -66,9 +66,11 @@ def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: 
     out.mkdir(parents=True, exist_ok=True)
     shots = []
     with sync_playwright() as p:
-        # the Live tab's streamed output starts playing by itself, as it does after a click in a real browser
-        autoplay = "--autoplay-policy=no-user-gesture-required"
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, autoplay])
+        # the Live tab's streamed output starts playing by itself, as it does after a click in a real browser; its
+        # in-browser mode hears Chromium's fake microphone (a beep)
+        live = ["--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream"]  # fmt: skip
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *live])
         page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
         page.goto(url)
         page.get_by_role("tab", name="Reconstruct").wait_for()
@@ -115,7 +117,10 @@ def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: 
         wait_idle(page)
         page.locator("#live-play").click()
         page.wait_for_function("() => document.querySelector('#live-output audio')?.currentTime > 1", timeout=60000)
+        page.locator("#browser-live-start").click()  # (the first time, the model's stream is exported: ~16 s)
+        page.wait_for_function("() => window.vaedemoBrowserLive.stats?.hops > 200", timeout=120000)
         shot("live")
+        page.locator("#browser-live-stop").click()
         browser.close()
     return shots
 

@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+import vaedemo.demo.browser_live as browser_live  # (as page.py imports the tabs)
 from vaedemo.audio import decode, resample, to_channels
 from vaedemo.decoders import soundfile_header
 from vaedemo.errors import VaedemoError
@@ -349,6 +350,10 @@ def build(state: DemoState) -> None:
     labels = live_models(state)
     with gr.Tab("Live", id="live"):
         intro("Your microphone through the model, live, chunk by chunk with cached convolutions.")
+        # (made first, shown in the right column: the in-browser mode under the microphone plays it too)
+        live_model = gr.Dropdown(labels, value=labels[0] if labels else None, label="Streaming model",
+                                 interactive=bool(labels), elem_id="live-model", render=False)  # fmt: skip
+        browser_status = browser_live.status_box()  # (its buttons on the left, its figures on the right)
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
                 # type "filepath": each chunk's file is decoded by live_chunk (bounded, sandboxed), not by Gradio
@@ -357,12 +362,13 @@ def build(state: DemoState) -> None:
                 live_file = Audio(sources=["upload"], type="filepath", label="…or a file (no microphone in the room)",
                                   elem_id="live-file")  # fmt: skip
                 play = gr.Button("Play the file through the stream", variant="primary", elem_id="live-play")
+                browser_live.build(state, live_model)
             with gr.Column(scale=3):
-                live_model = gr.Dropdown(labels, value=labels[0] if labels else None, label="Streaming model",
-                                         interactive=bool(labels), elem_id="live-model")  # fmt: skip
+                live_model.render()
                 out = gr.Audio(streaming=True, autoplay=True, interactive=False, label="Through the model (live)",
                                elem_id="live-output")  # fmt: skip
                 report = gr.Markdown(READY if labels else NO_MODEL, elem_id="live-report")
+                browser_status.render()
 
     relay = Relay()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 from starlette.middleware import Middleware
 
+import vaedemo.demo.browser_live as browser_live
 import vaedemo.demo.interpolate as interpolate_tab  # not `from . import x`: that names vaedemo.demo, which imports us
 import vaedemo.demo.latent_map as latent_map_tab
 import vaedemo.demo.live as live_tab
@@ -24,6 +25,9 @@ from .files import MAX_TEMP_MB, MB, served
 from .guard import MAX_WAITING, PER_CLIENT, file_size_bytes, gated, guard_inputs, pass_through, quiet_unknown_sessions
 from .models import Models, discover
 from .state import DemoState
+
+# the page's script: the latent map's clicks and the Live tab's in-browser mode, each a function run once at load
+PAGE_JS = f"() => {{ ({latent_map_tab.JS.strip()})(); ({browser_live.JS.strip()})(); }}"
 
 AUTH_MESSAGE = "This vaedemo server asks for a user name and password."
 
@@ -194,9 +198,9 @@ def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_W
     # Gradio's queue only passes compute events on (they have no Gradio concurrency limit, and wait in the gate): its
     # workers outnumber what the gate may hold, and its queue is roomy, so that the gate decides who waits.
     demo.queue(default_concurrency_limit=concurrency, max_size=4 * max(queue_size, 16))
-    paths = [str(p.resolve()) for p in (EXAMPLES, *allowed)]
+    paths = [str(p.resolve()) for p in (EXAMPLES, *browser_live.served_folders(), *allowed)]
     bodies = Middleware(RequestBodies, files=state.files, max_file_size=file_size_bytes(max_file_size))
-    return demo.launch(theme=THEME, css=CSS, js=latent_map_tab.JS, max_file_size=max_file_size, allowed_paths=paths,
+    return demo.launch(theme=THEME, css=CSS, js=PAGE_JS, max_file_size=max_file_size, allowed_paths=paths,
                        app_kwargs={"middleware": [bodies]},
                        ssr_mode=False, footer_links=["api", "settings"], max_threads=state.gate.capacity + 16,
                        auth=auth or None, auth_message=AUTH_MESSAGE if auth else None, **kwargs)  # fmt: skip

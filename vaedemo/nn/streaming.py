@@ -102,8 +102,10 @@ class CachedConv(nn.Module):
         x = x.contiguous()
         b = x.shape[0]
         frames = (x.shape[-1] - self.dilation * (self.kernel - 1) - 1) // self.stride + 1
-        step = x.stride(2)  # a view (batch, frame, tap, channel) of the input, then one copy into a matrix
-        strides = [x.stride(0), self.stride * step, self.dilation * step, x.stride(1)]
+        # a view (batch, frame, tap, channel) of the input, then one copy into a matrix; the strides of a contiguous
+        # (B, C, T) from its shape, not x.stride(): an ONNX export has no form for a traced stride
+        t = x.shape[2]
+        strides = [x.shape[1] * t, self.stride, self.dilation, t]
         taps = x.as_strided([b, frames, self.kernel, self.in_ch], strides, x.storage_offset())
         # frames-major, multiplied as its transpose: with a chunk's few frames MKL's product is 4-6x faster against a
         # transposed (column-major) right-hand side than against a row-major one of the same values

@@ -1,0 +1,104 @@
+"""The Live tab's "in this browser" mode in a real browser: onnxruntime-web plays a causal model's stream from a
+(fake, file-fed) microphone, and the page's stream computes what the model computes, hop by hop, states carried."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from vaedemo.demo.bench import free_port
+from vaedemo.demo.browser_runtime import installed
+
+from .screenshots import CHROMIUM, CHROMIUM_ARGS
+from .tiny import tiny_bundle
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no browser at {CHROMIUM} (apt-get install chromium)")  # fmt: skip
+STATUS = "document.querySelector('#browser-live-status').textContent"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from vaedemo.demo import create, launch
+
+    assert installed(), "onnxruntime-web is not installed: bash scripts/setup.sh (python -m vaedemo.demo.browser_runtime)"
+    root = tmp_path_factory.mktemp("browser-live")
+    causal = tiny_bundle(root, "tiny_causal", "model.latent_mode=temporal", "model.causal=true")
+    centred = tiny_bundle(root, "tiny_centred", "model.latent_mode=temporal")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VAEDEMO_CACHE", str(root / "cache"))  # (the exported streams: not the user's cache)
+    demo = create([str(causal), str(centred)], max_seconds=10.0, checkpoint_dir=root / "no-checkpoints")
+    port = free_port()
+    launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/", root, causal
+    demo.close()
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    url, root, _ = server
+    sr = 48000  # a click every half second, as a microphone at 48 kHz would hear it
+    clicks = np.zeros(6 * sr, np.float32)
+    for k in range(12):
+        clicks[k * sr // 2 : k * sr // 2 + 400] = 0.8 * np.sin(0.3 * np.arange(400))
+    sf.write(root / "mic.wav", clicks, sr, subtype="PCM_16")
+    mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+           f"--use-file-for-fake-audio-capture={root / 'mic.wav'}", "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + mic)  # never a downloaded browser
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(url)
+        page.get_by_role("tab", name="Live").click()
+        yield page
+        browser.close()
+
+
+def test_the_microphone_plays_through_the_model_in_the_browser(page):
+    page.locator("#browser-live-start").click()
+    page.wait_for_function(f"() => {STATUS}.startsWith('Live in this browser')", timeout=120_000)
+    page.wait_for_function("() => window.vaedemoBrowserLive.stats.hops > 100", timeout=30_000)  # > 0.6 s of hops
+    status = page.evaluate(STATUS)
+    stats = page.evaluate("() => window.vaedemoBrowserLive.stats")
+    page.locator("#browser-live-stop").click()
+    page.wait_for_function(f"() => {STATUS} === 'Stopped.'")
+    print(f"\nin this browser: {status}")
+    assert "x real time" in status and "Latency about" in status
+    assert stats["dropped"] == 0
+    assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0  # no error on the way
+
+
+def test_the_page_stream_computes_what_the_model_computes(page, server):
+    """The page's own stream (the same function the microphone's hops go through) over 40 hops of a signal: the
+    offline model's reconstruction (a causal stream reads nothing ahead), so every hop's states reached the next."""
+    from vaedemo.bundle import load
+
+    _, _, causal = server
+    model = load(causal).model.float().eval()
+    x = (0.2 * np.random.default_rng(0).standard_normal(40 * model.hop)).astype(np.float32)
+    if not page.evaluate("() => window.vaedemoBrowserLive.lastInfo"):  # (run alone: have the server send it)
+        page.locator("#browser-live-start").click()
+        page.wait_for_function("() => window.vaedemoBrowserLive.lastInfo", timeout=120_000)
+        page.locator("#browser-live-stop").click()
+    info = page.evaluate("() => window.vaedemoBrowserLive.lastInfo")  # what the server sent for the causal model
+    y = np.array(page.evaluate("([i, x]) => window.vaedemoBrowserLive.process(i, x)", [info, x.tolist()]), np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)[None, None], sample=False).audio[0, 0].numpy()
+    assert json.loads(info)["label"] == "tiny_causal"
+    np.testing.assert_allclose(y, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_a_centred_model_is_refused_in_one_sentence(page):
+    page.locator("#live-model input").click()
+    page.get_by_role("option", name="tiny_centred").click()
+    page.locator("#browser-live-start").click()
+    toast = page.locator(".toast-body, [data-testid=toast-body]").first
+    toast.wait_for(timeout=30_000)
+    assert "reads ahead (it is not causal)" in toast.inner_text()

@@ -1,0 +1,63 @@
+"""The Live tab's browser mode, server side: a causal model's stream is exported once per bundle content (the
+stream's graphs alone) and reused; a model that reads ahead, or a missing runtime, is one sentence."""
+
+import json
+
+import pytest
+import torch
+
+import vaedemo.onnx_export
+from vaedemo.bundle import save_bundle
+from vaedemo.demo import browser_live
+from vaedemo.demo.browser_live import NO_RUNTIME, BrowserStreams
+from vaedemo.errors import VaedemoError
+from vaedemo.inference import Engine
+from vaedemo.nn.vae import AudioVAE
+from vaedemo.onnx_export import DECODE, ENCODE, INFO, STREAM_DECODE, STREAM_ENCODE
+
+pytest.importorskip("onnxscript")
+
+
+def _engine(tiny_config, tmp_path, causal: bool = True, seed: int = 0) -> Engine:
+    cfg = tiny_config("temporal", flows=0, model__causal=causal)
+    torch.manual_seed(seed)
+    return Engine(save_bundle(AudioVAE(cfg.model).eval(), tmp_path / f"bundle{seed}{causal}"))
+
+
+@pytest.fixture
+def runtime(tmp_path, monkeypatch):
+    files = {role: tmp_path / f"runtime.{role}" for role in ("js", "mjs", "wasm")}
+    monkeypatch.setattr(browser_live, "installed", lambda: files)
+    return files
+
+
+def test_a_causal_stream_is_exported_once_per_bundle_content(tiny_config, tmp_path, monkeypatch, runtime):
+    streams = BrowserStreams(tmp_path / "cache")
+    engine = _engine(tiny_config, tmp_path)
+    info = streams.info(engine, "tiny")
+    folder = streams.folder(engine.bundle.path)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([INFO, STREAM_ENCODE, STREAM_DECODE])  # no ENCODE, DECODE
+    assert not {ENCODE, DECODE} & {p.name for p in folder.iterdir()}
+    assert info["model"] == json.loads((folder / INFO).read_text()) and info["model"]["stream"]["batch"] == 1
+    assert info["encode"] == f"gradio_api/file={folder.resolve() / STREAM_ENCODE}"
+    assert info["runtime"]["wasm"] == f"gradio_api/file={runtime['wasm'].resolve()}"
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(vaedemo.onnx_export, "export_onnx", no_second_export)
+    assert streams.folder(engine.bundle.path) == folder  # reused
+    other = _engine(tiny_config, tmp_path, seed=1)  # other weights: another folder, which needs an export
+    with pytest.raises(AssertionError, match="exported again"):
+        streams.folder(other.bundle.path)
+
+
+def test_a_model_that_reads_ahead_or_a_missing_runtime_is_one_sentence(tiny_config, tmp_path, monkeypatch, runtime):
+    streams = BrowserStreams(tmp_path / "cache")
+    with pytest.raises(VaedemoError, match="reads ahead \\(it is not causal\\)"):
+        streams.info(_engine(tiny_config, tmp_path, causal=False), "centred")
+    monkeypatch.setattr(browser_live, "installed", lambda: None)
+    with pytest.raises(VaedemoError) as e:
+        streams.info(_engine(tiny_config, tmp_path), "tiny")
+    assert str(e.value) == NO_RUNTIME
+    assert not (tmp_path / "cache").exists()  # nothing exported for either

@@ -1,0 +1,294 @@
+"""The Live tab's "in this browser" mode: a causal model's stream run by the visitor's own browser, microphone to
+headphones in tens of milliseconds instead of the seconds of the streamed player.
+
+The server's part is small. The model's stream is exported once to ONNX with its states explicit
+(:func:`vaedemo.onnx_export.export_onnx` with ``streaming``, the stream's graphs alone), kept on disk under the
+bundle's content hash (``$VAEDEMO_CACHE``, else ``~/.cache/vaedemo``, ``browser/``), and served as files next to
+onnxruntime-web (:mod:`vaedemo.demo.browser_runtime`). The browser does the rest (:data:`JS`, part of the page's
+script): an AudioWorklet cuts the microphone into hops and plays what comes back; the page runs each hop through the
+two graphs with onnxruntime-web (WebAssembly, one thread), carrying their states from hop to hop. No audio reaches
+the server. What a listener hears lags the microphone by one hop collected, the compute, the hops buffered before
+playing, the model's own delay, and the sound card's input and output latency; the page shows each as it plays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import os
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from vaedemo.errors import VaedemoError
+
+from .browser_runtime import VENDOR, installed
+from .common import UI, user_errors
+from .guard import gated
+from .state import DemoState
+
+PREBUFFER_HOPS = 2  # hops the browser holds before it plays: one would underrun whenever a hop's compute is late
+MAX_PENDING_HOPS = 3  # hops waiting for the compute; more are dropped (a browser too slow falls behind, not away)
+NO_RUNTIME = ("Playing in this browser needs onnxruntime-web, which set-up installs: run bash scripts/setup.sh, or "
+              "python -m vaedemo.demo.browser_runtime.")  # fmt: skip
+INTRO = ("**Live in this browser**: the causal model runs in your browser (onnxruntime-web), about 0.1 s from "
+         "microphone to ears, no audio sent to the server. Use headphones.")  # fmt: skip
+
+# (the runtime's module and binary must be served with their types: a module script of another type is refused)
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/wasm", ".wasm")
+
+
+def cache_root() -> Path:
+    """Where exported streams are kept between runs of the app."""
+    base = os.environ.get("VAEDEMO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vaedemo"
+    return Path(base) / "browser"
+
+
+def served_folders() -> list[Path]:
+    """The folders whose files the page fetches (the app's allowed paths)."""
+    return [VENDOR, cache_root()]
+
+
+def bundle_digest(folder: Path) -> str:
+    """A bundle's content (its config and weights) as a short hash: a changed bundle is exported again."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        h.update((folder / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+class BrowserStreams:
+    """The exported streams, one folder per bundle content; each exported once, one export per model at a time."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def folder(self, bundle_folder: Path) -> Path:
+        """The bundle's exported stream (exported now if it is not yet)."""
+        from vaedemo.onnx_export import INFO, export_onnx
+
+        out = (self.root or cache_root()) / bundle_digest(bundle_folder)
+        with self._lock:
+            lock = self._locks.setdefault(out.name, threading.Lock())
+        with lock:
+            if not (out / INFO).is_file():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                export_onnx(bundle_folder, out, streaming=True, offline=False)
+        return out
+
+    def info(self, engine, label: str) -> dict:
+        """What the page's script needs to play ``engine``'s stream: the graphs', the runtime's and model.json's."""
+        runtime = installed()
+        if runtime is None:
+            raise VaedemoError(NO_RUNTIME)
+        if not engine.bundle.config.causal:
+            raise VaedemoError(f"{label} reads ahead (it is not causal); playing in this browser needs a causal model "
+                               "such as drums_causal.")  # fmt: skip
+        out = self.folder(Path(engine.bundle.path))
+        model = json.loads((out / "model.json").read_text())
+        url = lambda p: f"gradio_api/file={p.resolve()}"
+        return {"label": label, "model": model, "prebuffer": PREBUFFER_HOPS, "max_pending": MAX_PENDING_HOPS,
+                "encode": url(out / model["stream"]["encode"]["file"]),
+                "decode": url(out / model["stream"]["decode"]["file"]),
+                "runtime": {role: url(path) for role, path in runtime.items()}}  # fmt: skip
+
+
+def status_box() -> gr.HTML:
+    """The mode's status line, which its script writes as it plays (made unrendered: the tab places it)."""
+    return gr.HTML("<div id='browser-live-status'>Stopped.</div>", elem_id="browser-live-box", render=False)
+
+
+def build(state: DemoState, live_model: gr.Dropdown) -> None:
+    """The mode's part of the Live tab (under the microphone and the file): its buttons and the wiring; it plays the
+    tab's streaming model."""
+    streams = BrowserStreams()
+    gr.Markdown(INTRO)
+    with gr.Row():
+        start = gr.Button("Play live in this browser", variant="secondary", scale=3, elem_id="browser-live-start")
+        stop = gr.Button("Stop", scale=1, min_width=80, elem_id="browser-live-stop")
+    info = gr.Textbox(visible=False, elem_id="browser-live-info")
+
+    @gated(state.gate)
+    @user_errors
+    def prepare(label):
+        return json.dumps(streams.info(state.models.get(label), label))
+
+    # the click first arms the page's audio (an AudioContext started inside the click: browsers let sound start only
+    # from a user's gesture), then the server prepares the files, then the page starts
+    start.click(prepare, live_model, info, js="(m) => { window.vaedemoBrowserLive.arm(); return m; }",
+                **UI).success(None, info, None, js="(i) => { window.vaedemoBrowserLive.start(i); }")  # fmt: skip
+    stop.click(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }", api_visibility="private")
+
+
+# The page's script (a function run once when the page loads). live.arm() opens the AudioContext inside the click;
+# live.start(info) loads the runtime and the graphs, asks for the microphone and plays; live.stop() ends it;
+# live.process(info, samples) runs samples through a fresh stream without a microphone (the browser tests' check that
+# the page computes what the model does).
+JS = r"""
+() => {
+  const live = window.vaedemoBrowserLive = {state: 'stopped', stats: null};
+  const show = (text) => { const el = document.querySelector('#browser-live-status'); if (el) el.textContent = text; };
+  const WORKLET = `
+    class VaedemoHops extends AudioWorkletProcessor {
+      constructor(options) {
+        super();
+        const o = options.processorOptions;
+        this.hop = o.hop; this.prebuffer = o.prebuffer;
+        this.collected = new Float32Array(this.hop); this.filled = 0;
+        this.queue = []; this.playing = null; this.at = 0; this.primed = false; this.underruns = 0;
+        this.port.onmessage = (e) => this.queue.push(e.data);
+      }
+      process(inputs, outputs) {
+        const x = inputs[0] && inputs[0][0];
+        if (x) {
+          for (let i = 0; i < x.length;) {
+            const n = Math.min(x.length - i, this.hop - this.filled);
+            this.collected.set(x.subarray(i, i + n), this.filled);
+            this.filled += n; i += n;
+            if (this.filled === this.hop) { this.port.postMessage(this.collected.slice()); this.filled = 0; }
+          }
+        }
+        const out = outputs[0];
+        if (!this.primed && this.queue.length >= this.prebuffer) this.primed = true;
+        for (let j = 0; j < out[0].length; j++) {
+          let v = 0;
+          if (this.primed) {
+            if (!this.playing || this.at >= this.playing.length) { this.playing = this.queue.shift() || null; this.at = 0; }
+            if (this.playing) v = this.playing[this.at++];
+            else { this.primed = false; this.underruns++; this.port.postMessage({underruns: this.underruns}); }
+          }
+          for (const channel of out) channel[j] = v;
+        }
+        return true;
+      }
+    }
+    registerProcessor('vaedemo-hops', VaedemoHops);`;
+
+  const absolute = (url) => new URL(url, window.location.href).href;  // (a module import takes no relative name)
+  const loadRuntime = (info) => new Promise((resolve, reject) => {
+    if (window.ort) return resolve(window.ort);
+    const s = document.createElement('script');
+    s.src = absolute(info.runtime.js);
+    s.onload = () => resolve(window.ort);
+    s.onerror = () => reject(new Error('onnxruntime-web could not be loaded from the server'));
+    document.head.appendChild(s);
+  });
+
+  async function sessions(info) {
+    const ort = await loadRuntime(info);
+    ort.env.wasm.numThreads = 1;  // threads need a cross-origin-isolated page, which this one is not
+    ort.env.wasm.wasmPaths = {mjs: absolute(info.runtime.mjs), wasm: absolute(info.runtime.wasm)};
+    const options = {executionProviders: ['wasm']};
+    const [encode, decode] = await Promise.all([ort.InferenceSession.create(absolute(info.encode), options),
+                                                ort.InferenceSession.create(absolute(info.decode), options)]);
+    return {ort, encode, decode};
+  }
+
+  // one stream: a function from a hop of mono samples to a hop of mono output, its states carried between calls
+  function stream(info, s) {
+    const m = info.model, channels = m.channels, hop = m.hop;
+    const zeros = (shapes) => shapes.map((shape) =>
+      new s.ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
+    let encoderStates = zeros(m.stream.encode.states), decoderStates = zeros(m.stream.decode.states);
+    return async (x) => {
+      const audio = new Float32Array(channels * hop);
+      for (let c = 0; c < channels; c++) audio.set(x, c * hop);  // the microphone on every channel
+      const feeds = {audio: new s.ort.Tensor('float32', audio, [1, channels, hop])};
+      encoderStates.forEach((v, i) => { feeds['state_' + i] = v; });
+      const e = await s.encode.run(feeds);
+      encoderStates = encoderStates.map((_, i) => e['next_state_' + i]);
+      const feeds2 = {latents: e.latents};
+      decoderStates.forEach((v, i) => { feeds2['state_' + i] = v; });
+      const d = await s.decode.run(feeds2);
+      decoderStates = decoderStates.map((_, i) => d['next_state_' + i]);
+      const y = d.audio.data;
+      if (channels === 1) return new Float32Array(y);
+      const mono = new Float32Array(hop);  // a stereo model's two channels, mixed for the listener
+      for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) mono[t] += y[c * hop + t] / channels;
+      return mono;
+    };
+  }
+
+  live.process = async (infoJson, samples) => {
+    const info = typeof infoJson === 'string' ? JSON.parse(infoJson) : infoJson;
+    const step = stream(info, await sessions(info)), hop = info.model.hop;
+    const out = [];
+    for (let p = 0; p + hop <= samples.length; p += hop) out.push(...await step(Float32Array.from(samples.slice(p, p + hop))));
+    return out;
+  };
+
+  live.arm = () => {
+    live.stop();
+    live.state = 'starting';
+    show('Preparing the model for this browser (the first time takes a while)...');
+    live.context = new AudioContext({latencyHint: 'interactive'});  // (its rate is set again once the model is known)
+    live.context.resume();
+  };
+
+  live.stop = () => {
+    live.state = 'stopped';
+    if (live.timer) clearInterval(live.timer);
+    if (live.microphone) live.microphone.getTracks().forEach((t) => t.stop());
+    if (live.context) live.context.close();
+    live.timer = live.microphone = live.context = null;
+    show('Stopped.');
+  };
+
+  live.start = async (infoJson) => {
+    live.lastInfo = infoJson;
+    if (live.state !== 'starting') return;  // stopped meanwhile
+    const info = JSON.parse(infoJson), m = info.model, rate = m.sample_rate, hop = m.hop;
+    try {
+      const s = await sessions(info);
+      const step = stream(info, s);
+      if (live.context) live.context.close();
+      live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});  // the browser resamples
+      await live.context.resume();
+      live.microphone = await navigator.mediaDevices.getUserMedia(
+        {audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});
+      if (live.state !== 'starting') { live.stop(); return; }
+      const url = URL.createObjectURL(new Blob([WORKLET], {type: 'text/javascript'}));
+      await live.context.audioWorklet.addModule(url);
+      const node = new AudioWorkletNode(live.context, 'vaedemo-hops',
+        {numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [2], processorOptions: {hop, prebuffer: info.prebuffer}});
+      live.context.createMediaStreamSource(live.microphone).connect(node);
+      node.connect(live.context.destination);
+      const stats = live.stats = {hops: 0, dropped: 0, underruns: 0, computeMs: [], pending: 0};
+      node.port.onmessage = async (e) => {
+        if (!(e.data instanceof Float32Array)) { stats.underruns = e.data.underruns; return; }
+        if (stats.pending >= info.max_pending) { stats.dropped++; return; }
+        stats.pending++;
+        const t0 = performance.now();
+        try {
+          const y = await step(e.data);
+          stats.computeMs.push(performance.now() - t0);
+          if (stats.computeMs.length > 200) stats.computeMs.shift();
+          stats.hops++;
+          if (live.state === 'playing') node.port.postMessage(y, [y.buffer]);
+        } finally { stats.pending--; }
+      };
+      live.state = 'playing';
+      const hopMs = 1000 * hop / rate;
+      live.timer = setInterval(() => {
+        const sorted = [...stats.computeMs].sort((a, b) => a - b), ms = sorted[sorted.length >> 1] || 0;
+        const device = 1000 * ((live.context.baseLatency || 0) + (live.context.outputLatency || 0));
+        const model = 1000 * m.stream.latency / rate, buffered = info.prebuffer * hopMs;
+        const total = hopMs + ms + buffered + model + device;
+        show(`Live in this browser: ${info.label} at ${rate} Hz. Compute ${ms.toFixed(1)} ms per ${hopMs.toFixed(1)} ms ` +
+             `hop (${(hopMs / Math.max(ms, 1e-3)).toFixed(1)}x real time). Latency about ${total.toFixed(0)} ms: ` +
+             `the hop ${hopMs.toFixed(0)}, compute ${ms.toFixed(0)}, buffer ${buffered.toFixed(0)}, model ` +
+             `${model.toFixed(0)}, sound card output ${device.toFixed(0)} (its input adds its own). ` +
+             `${stats.hops} hops, ${stats.underruns} gaps, ${stats.dropped} dropped.`);
+      }, 500);
+    } catch (err) {
+      live.stop();
+      show('Could not play in this browser: ' + (err && err.message ? err.message : err) + '.');
+    }
+  };
+}
+"""
