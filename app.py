@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--max-temp-mb", type=float, default=MAX_TEMP_MB,
         help=f"temporary files (uploads, outputs) kept at most, oldest deleted first (default {MAX_TEMP_MB})")
     add("--threads", type=int, default=None, help="torch threads per request (default: cores / concurrency)")
+    add("--no-browser-live", action="store_true",
+        help="never send a model to the visitor's browser (the Live tab's 'Play live in this browser', which gives "
+             "the causal model's weights to anyone who opens the page)")
     return ap.parse_args(argv)  # argparse applies type= to string defaults: a bad $GRADIO_SERVER_PORT is reported
 
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     check_listen_address(a.host, a.port)  # before the models load, not Gradio's traceback after
     try:
         with private_temp_files():  # entered before the page is built (Gradio reads its cache folder then)
-            demo = create(a.checkpoint, a.data, a.max_seconds, device)
+            demo = create(a.checkpoint, a.data, a.max_seconds, device, browser_live=not a.no_browser_live)
             # one request per group of cores: a multi-threaded op stalls badly when another request holds a core
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             torch.set_num_threads(a.threads or max(1, cores // a.concurrency))

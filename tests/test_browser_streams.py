@@ -61,3 +61,21 @@ def test_a_model_that_reads_ahead_or_a_missing_runtime_is_one_sentence(tiny_conf
         streams.info(_engine(tiny_config, tmp_path), "tiny")
     assert str(e.value) == NO_RUNTIME
     assert not (tmp_path / "cache").exists()  # nothing exported for either
+
+
+def test_a_server_that_keeps_its_models_sends_none(tiny_config, tmp_path, runtime):
+    """app.py --no-browser-live: the button's request is refused before anything is exported or served."""
+    import app
+    from vaedemo.demo.browser_live import KEPT_ON_SERVER, stream_info
+    from vaedemo.demo.models import Models, discover
+    from vaedemo.demo.state import DemoState
+
+    engine = _engine(tiny_config, tmp_path)
+    specs, default = discover(tmp_path / "none", [str(engine.bundle.path)])
+    streams = BrowserStreams(tmp_path / "cache")
+    kept = DemoState(Models(specs, default), browser_live=False)
+    with pytest.raises(VaedemoError) as e:
+        stream_info(kept, streams, default)
+    assert str(e.value) == KEPT_ON_SERVER and not (tmp_path / "cache").exists()
+    assert json.loads(stream_info(DemoState(Models(specs, default)), streams, default))["label"] == default
+    assert app.parse_args(["--no-browser-live"]).no_browser_live and not app.parse_args([]).no_browser_live

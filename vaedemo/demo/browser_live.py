@@ -31,6 +31,8 @@ from .state import DemoState
 
 PREBUFFER_HOPS = 2  # hops the browser holds before it plays: one would underrun whenever a hop's compute is late
 MAX_PENDING_HOPS = 3  # hops waiting for the compute; more are dropped (a browser too slow falls behind, not away)
+KEPT_ON_SERVER = ("This server keeps its models on the server (--no-browser-live); Record and the file play through "
+                  "it instead.")  # fmt: skip
 NO_RUNTIME = ("Playing in this browser needs onnxruntime-web, which set-up installs: run bash scripts/setup.sh, or "
               "python -m vaedemo.demo.browser_runtime.")  # fmt: skip
 INTRO = ("**Live in this browser**: the causal model runs in your browser (onnxruntime-web), about 0.1 s from "
@@ -98,6 +100,13 @@ class BrowserStreams:
                 "runtime": {role: url(path) for role, path in runtime.items()}}  # fmt: skip
 
 
+def stream_info(state: DemoState, streams: BrowserStreams, label: str) -> str:
+    """The page's script's instructions for playing ``label`` (JSON), where this server sends models to browsers."""
+    if not state.browser_live:
+        raise VaedemoError(KEPT_ON_SERVER)
+    return json.dumps(streams.info(state.models.get(label), label))
+
+
 def status_box() -> gr.HTML:
     """The mode's status line, which its script writes as it plays (made unrendered: the tab places it)."""
     return gr.HTML("<div id='browser-live-status'>Stopped.</div>", elem_id="browser-live-box", render=False)
@@ -116,7 +125,7 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
     @gated(state.gate)
     @user_errors
     def prepare(label):
-        return json.dumps(streams.info(state.models.get(label), label))
+        return stream_info(state, streams, label)
 
     # the click first arms the page's audio (an AudioContext started inside the click: browsers let sound start only
     # from a user's gesture), then the server prepares the files, then the page starts

@@ -198,7 +198,8 @@ def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_W
     # Gradio's queue only passes compute events on (they have no Gradio concurrency limit, and wait in the gate): its
     # workers outnumber what the gate may hold, and its queue is roomy, so that the gate decides who waits.
     demo.queue(default_concurrency_limit=concurrency, max_size=4 * max(queue_size, 16))
-    paths = [str(p.resolve()) for p in (EXAMPLES, *browser_live.served_folders(), *allowed)]
+    served_live = browser_live.served_folders() if state.browser_live else []
+    paths = [str(p.resolve()) for p in (EXAMPLES, *served_live, *allowed)]
     bodies = Middleware(RequestBodies, files=state.files, max_file_size=file_size_bytes(max_file_size))
     return demo.launch(theme=THEME, css=CSS, js=PAGE_JS, max_file_size=max_file_size, allowed_paths=paths,
                        app_kwargs={"middleware": [bodies]},
@@ -207,11 +208,12 @@ def launch(demo: gr.Blocks, max_file_size: str = "50mb", queue_size: int = MAX_W
 
 
 def create(checkpoints: list[str] = (), data: list[str] = (), max_seconds: float = 30.0, device: str = "cpu",
-           checkpoint_dir: Path = ROOT / "checkpoints") -> gr.Blocks:  # fmt: skip
-    """Discover and load the default model, then build the page (raises VaedemoError with one sentence)."""
+           checkpoint_dir: Path = ROOT / "checkpoints", browser_live: bool = True) -> gr.Blocks:  # fmt: skip
+    """Discover and load the default model, then build the page (raises VaedemoError with one sentence);
+    ``browser_live``: the Live tab may send a causal model to the visitor's browser."""
     specs, default = discover(checkpoint_dir, list(checkpoints))
     models = Models(specs, default, device=device)
     models.get(default)
     folders = {"examples": EXAMPLES} if EXAMPLES.is_dir() else {}
     folders.update({Path(d).resolve().name: Path(d).resolve() for d in data})
-    return build_demo(DemoState(models, max_seconds, folders))
+    return build_demo(DemoState(models, max_seconds, folders, browser_live))

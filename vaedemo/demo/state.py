@@ -26,7 +26,8 @@ class DemoState:
     """The models, the output files, the longest input used (``max_seconds``), the folders of the latent map
     (name -> folder of audio, ``manifest.csv`` optional), the per-client limits (``gate``) and the tabs' caches."""
 
-    def __init__(self, models: Models, max_seconds: float = 30.0, folders: dict[str, Path] | None = None):
+    def __init__(self, models: Models, max_seconds: float = 30.0, folders: dict[str, Path] | None = None,
+                 browser_live: bool = True):  # fmt: skip
         self.models, self.max_seconds = models, float(max_seconds)
         self.folders = {k: Path(v) for k, v in (folders or {}).items()}
         self.files = TempFiles()
@@ -37,6 +38,7 @@ class DemoState:
         # Uploads decoded by an event's first step (which checks them, see `check_readable`), kept for its second
         self.decoded: OrderedDict[tuple, Decoded] = OrderedDict()
         self.lock = threading.Lock()
+        self.browser_live = browser_live  # the Live tab may send a causal model to the visitor's browser
 
     def load(self, path: str | None, what: str = "a sound") -> Decoded:
         """Decode an upload (any format, rate, channel count) within the decode budget; longer than max_seconds:
