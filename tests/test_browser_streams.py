@@ -79,3 +79,19 @@ def test_a_server_that_keeps_its_models_sends_none(tiny_config, tmp_path, runtim
     assert str(e.value) == KEPT_ON_SERVER and not (tmp_path / "cache").exists()
     assert json.loads(stream_info(DemoState(Models(specs, default)), streams, default))["label"] == default
     assert app.parse_args(["--no-browser-live"]).no_browser_live and not app.parse_args([]).no_browser_live
+
+
+def test_a_failed_export_is_remembered_not_paid_again(tiny_config, tmp_path, monkeypatch):
+    calls = []
+
+    def fails(*args, **kwargs):
+        calls.append(1)
+        raise VaedemoError("tiny could not be exported to ONNX (ConversionError: no).")
+
+    monkeypatch.setattr(vaedemo.onnx_export, "export_onnx", fails)
+    streams = BrowserStreams(tmp_path / "cache")
+    engine = _engine(tiny_config, tmp_path)
+    for _ in range(2):
+        with pytest.raises(VaedemoError, match="could not be exported to ONNX"):
+            streams.folder(engine.bundle.path)
+    assert len(calls) == 1

@@ -193,7 +193,7 @@ def test_a_causal_stream_exports_with_explicit_states_and_equals_the_offline_mod
     """Chunks of 1 to 5 frames through the two stream graphs, each call's states fed to the next: the offline model's
     latents and audio of the whole signal (a causal stream reads nothing ahead), so no state was dropped or fixed."""
     vae, bundle = _bundle(tiny_config, tmp_path, **model)
-    out = export_onnx(bundle, tmp_path / "onnx", streaming=True)
+    out = export_onnx(bundle, tmp_path / "onnx", streaming=True, offline=False)  # (the offline graphs: tested above)
     info = json.loads((out / INFO).read_text())["stream"]
     assert info["batch"] == 1 and info["latency"] == vae.delay  # (a causal stream adds no look-ahead)
     assert info["encode"]["file"] == STREAM_ENCODE and info["decode"]["file"] == STREAM_DECODE

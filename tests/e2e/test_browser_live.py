@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from vaedemo.demo.bench import free_port
 from vaedemo.demo.browser_runtime import installed
 
-from .screenshots import CHROMIUM, CHROMIUM_ARGS
+from .microphone import live_tab_page
+from .screenshots import CHROMIUM
 from .tiny import tiny_bundle
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -42,23 +42,9 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    from playwright.sync_api import sync_playwright
-
     url, root, _ = server
-    sr = 48000  # a click every half second, as a microphone at 48 kHz would hear it
-    clicks = np.zeros(6 * sr, np.float32)
-    for k in range(12):
-        clicks[k * sr // 2 : k * sr // 2 + 400] = 0.8 * np.sin(0.3 * np.arange(400))
-    sf.write(root / "mic.wav", clicks, sr, subtype="PCM_16")
-    mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-           f"--use-file-for-fake-audio-capture={root / 'mic.wav'}", "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + mic)  # never a downloaded browser
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(url)
-        page.get_by_role("tab", name="Live").click()
+    with live_tab_page(url, root) as page:
         yield page
-        browser.close()
 
 
 def test_the_microphone_plays_through_the_model_in_the_browser(page):
@@ -66,12 +52,18 @@ def test_the_microphone_plays_through_the_model_in_the_browser(page):
     page.wait_for_function(f"() => {STATUS}.startsWith('Live in this browser')", timeout=120_000)
     page.wait_for_function("() => window.vaedemoBrowserLive.stats.hops > 100", timeout=30_000)  # > 0.6 s of hops
     status = page.evaluate(STATUS)
+    info = json.loads(page.evaluate("() => window.vaedemoBrowserLive.lastInfo"))
+    hop, cap = info["model"]["hop"], info["max_queued"]
+    # a stall of the page (a busy main thread: a heavy page, a slow laptop) leaves no lasting delay: what piled up
+    # meanwhile is skipped, and what is buffered to play comes back within its cap (it had grown by the stall, for good)
+    page.evaluate("() => { const t = performance.now(); while (performance.now() - t < 1500) {} }")
+    page.wait_for_timeout(1000)
     stats = page.evaluate("() => window.vaedemoBrowserLive.stats")
     page.locator("#browser-live-stop").click()
     page.wait_for_function(f"() => {STATUS} === 'Stopped.'")
     print(f"\nin this browser: {status}")
     assert "x real time" in status and "Latency about" in status
-    assert stats["dropped"] == 0
+    assert stats["dropped"] + stats["discarded"] > 0 and stats["queued"] <= cap * hop
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0  # no error on the way
 
 
@@ -102,3 +94,5 @@ def test_a_centred_model_is_refused_in_one_sentence(page):
     toast = page.locator(".toast-body, [data-testid=toast-body]").first
     toast.wait_for(timeout=30_000)
     assert "reads ahead (it is not causal)" in toast.inner_text()
+    page.wait_for_function(f"() => {STATUS} === 'Stopped.'")  # not left "preparing", its audio closed
+    assert page.evaluate("() => window.vaedemoBrowserLive.state") == "stopped"

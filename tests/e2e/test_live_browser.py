@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from vaedemo.demo.bench import free_port
 
-from .screenshots import CHROMIUM, CHROMIUM_ARGS
+from .microphone import live_tab_page
+from .screenshots import CHROMIUM
 from .tiny import tiny_bundle
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -38,23 +37,9 @@ def live_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(live_server):
-    from playwright.sync_api import sync_playwright
-
     url, root = live_server
-    sr = 48000  # a click every half second, as a microphone at 48 kHz would hear it
-    clicks = np.zeros(6 * sr, np.float32)
-    for k in range(12):
-        clicks[k * sr // 2 : k * sr // 2 + 400] = 0.8 * np.sin(0.3 * np.arange(400))
-    sf.write(root / "mic.wav", clicks, sr, subtype="PCM_16")
-    mic = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-           f"--use-file-for-fake-audio-capture={root / 'mic.wav'}", "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + mic)  # never a downloaded browser
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
-        page.goto(url)
-        page.get_by_role("tab", name="Live").click()
+    with live_tab_page(url, root) as page:
         yield page
-        browser.close()
 
 
 def test_recording_streams_the_models_output_back_and_it_plays(page):

@@ -26,11 +26,11 @@ from vaedemo.errors import VaedemoError
 
 from .browser_runtime import VENDOR, installed
 from .common import UI, user_errors
-from .guard import gated
 from .state import DemoState
 
 PREBUFFER_HOPS = 2  # hops the browser holds before it plays: one would underrun whenever a hop's compute is late
-MAX_PENDING_HOPS = 3  # hops waiting for the compute; more are dropped (a browser too slow falls behind, not away)
+MAX_QUEUED_HOPS = PREBUFFER_HOPS + 2  # computed hops waiting to play; older ones are dropped (a stall adds no lasting delay)
+MAX_PENDING_HOPS = 3  # microphone hops waiting for the compute; older ones are dropped (a slow browser skips, not lags)
 KEPT_ON_SERVER = ("This server keeps its models on the server (--no-browser-live); Record and the file play through "
                   "it instead.")  # fmt: skip
 NO_RUNTIME = ("Playing in this browser needs onnxruntime-web, which set-up installs: run bash scripts/setup.sh, or "
@@ -54,33 +54,52 @@ def served_folders() -> list[Path]:
     return [VENDOR, cache_root()]
 
 
+STREAM_EXPORT = 1  # raised when the exported stream's files change: an earlier cache is then exported again
+
+
 def bundle_digest(folder: Path) -> str:
-    """A bundle's content (its config and weights) as a short hash: a changed bundle is exported again."""
-    h = hashlib.sha256()
+    """A bundle's content (its config and weights) and the exporter's version, as a short hash: a changed bundle, or
+    a new exporter, is exported again."""
+    import torch
+
+    h = hashlib.sha256(f"{STREAM_EXPORT} torch {torch.__version__}".encode())
     for name in ("config.json", "model.safetensors"):
         h.update((folder / name).read_bytes())
     return h.hexdigest()[:16]
 
 
 class BrowserStreams:
-    """The exported streams, one folder per bundle content; each exported once, one export per model at a time."""
+    """The exported streams, one folder per bundle content, each exported once. ``export_lock`` is held for an
+    export (the page's request takes it before its compute slot, so that a second click waits outside the pool); a
+    failed export is remembered, so a click does not pay for it again."""
 
     def __init__(self, root: Path | None = None):
         self.root = root
-        self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self.export_lock = threading.Lock()
+        self._digests: dict[tuple, str] = {}  # (path, size, mtime of each file) -> digest: a click hashes nothing
+        self._failed: dict[str, str] = {}  # digest -> the export's sentence
+
+    def _digest(self, bundle_folder: Path) -> str:
+        files = [bundle_folder / name for name in ("config.json", "model.safetensors")]
+        key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        if key not in self._digests:
+            self._digests[key] = bundle_digest(bundle_folder)
+        return self._digests[key]
 
     def folder(self, bundle_folder: Path) -> Path:
-        """The bundle's exported stream (exported now if it is not yet)."""
+        """The bundle's exported stream (exported now if it is not yet; call with ``export_lock`` held)."""
         from vaedemo.onnx_export import INFO, export_onnx
 
-        out = (self.root or cache_root()) / bundle_digest(bundle_folder)
-        with self._lock:
-            lock = self._locks.setdefault(out.name, threading.Lock())
-        with lock:
-            if not (out / INFO).is_file():
-                out.parent.mkdir(parents=True, exist_ok=True)
+        out = (self.root or cache_root()) / self._digest(bundle_folder)
+        if out.name in self._failed:
+            raise VaedemoError(self._failed[out.name])
+        if not (out / INFO).is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
                 export_onnx(bundle_folder, out, streaming=True, offline=False)
+            except VaedemoError as e:
+                self._failed[out.name] = str(e)
+                raise
         return out
 
     def info(self, engine, label: str) -> dict:
@@ -94,7 +113,8 @@ class BrowserStreams:
         out = self.folder(Path(engine.bundle.path))
         model = json.loads((out / "model.json").read_text())
         url = lambda p: f"gradio_api/file={p.resolve()}"
-        return {"label": label, "model": model, "prebuffer": PREBUFFER_HOPS, "max_pending": MAX_PENDING_HOPS,
+        return {"label": label, "model": model, "prebuffer": PREBUFFER_HOPS, "max_queued": MAX_QUEUED_HOPS,
+                "max_pending": MAX_PENDING_HOPS,
                 "encode": url(out / model["stream"]["encode"]["file"]),
                 "decode": url(out / model["stream"]["decode"]["file"]),
                 "runtime": {role: url(path) for role, path in runtime.items()}}  # fmt: skip
@@ -104,6 +124,8 @@ def stream_info(state: DemoState, streams: BrowserStreams, label: str) -> str:
     """The page's script's instructions for playing ``label`` (JSON), where this server sends models to browsers."""
     if not state.browser_live:
         raise VaedemoError(KEPT_ON_SERVER)
+    if not isinstance(label, str) or not label:  # (the picker's label; None would mean the page's default model)
+        raise VaedemoError("choose a streaming model first.")
     return json.dumps(streams.info(state.models.get(label), label))
 
 
@@ -122,15 +144,19 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
         stop = gr.Button("Stop", scale=1, min_width=80, elem_id="browser-live-stop")
     info = gr.Textbox(visible=False, elem_id="browser-live-info")
 
-    @gated(state.gate)
     @user_errors
-    def prepare(label):
+    def info_of(label):
         return stream_info(state, streams, label)
+
+    def prepare(request: gr.Request, label):  # waits for another click's export outside the compute pool
+        with state.gate(request, "compute", first=streams.export_lock):
+            return info_of(label)
 
     # the click first arms the page's audio (an AudioContext started inside the click: browsers let sound start only
     # from a user's gesture), then the server prepares the files, then the page starts
-    start.click(prepare, live_model, info, js="(m) => { window.vaedemoBrowserLive.arm(); return m; }",
-                **UI).success(None, info, None, js="(i) => { window.vaedemoBrowserLive.start(i); }")  # fmt: skip
+    prepared = start.click(prepare, live_model, info, js="(m) => { window.vaedemoBrowserLive.arm(); return m; }", **UI)
+    prepared.success(None, info, None, js="(i) => { window.vaedemoBrowserLive.start(i); }")
+    prepared.failure(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }")  # (the toast says why)
     stop.click(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }", api_visibility="private")
 
 
@@ -147,10 +173,14 @@ JS = r"""
       constructor(options) {
         super();
         const o = options.processorOptions;
-        this.hop = o.hop; this.prebuffer = o.prebuffer;
+        this.hop = o.hop; this.prebuffer = o.prebuffer; this.maxQueued = o.maxQueued;
         this.collected = new Float32Array(this.hop); this.filled = 0;
-        this.queue = []; this.playing = null; this.at = 0; this.primed = false; this.underruns = 0;
-        this.port.onmessage = (e) => this.queue.push(e.data);
+        this.queue = []; this.playing = null; this.at = 0; this.primed = false;
+        this.underruns = 0; this.discarded = 0; this.calls = 0;
+        this.port.onmessage = (e) => {
+          this.queue.push(e.data);
+          while (this.queue.length > this.maxQueued) { this.queue.shift(); this.discarded++; }  // a burst after a stall
+        };
       }
       process(inputs, outputs) {
         const x = inputs[0] && inputs[0][0];
@@ -169,9 +199,14 @@ JS = r"""
           if (this.primed) {
             if (!this.playing || this.at >= this.playing.length) { this.playing = this.queue.shift() || null; this.at = 0; }
             if (this.playing) v = this.playing[this.at++];
-            else { this.primed = false; this.underruns++; this.port.postMessage({underruns: this.underruns}); }
+            else { this.primed = false; this.underruns++; }
           }
           for (const channel of out) channel[j] = v;
+        }
+        if (++this.calls % 32 === 0) {  // (about 10 times a second) what is buffered, for the page's latency figure
+          const left = this.playing ? this.playing.length - this.at : 0;
+          this.port.postMessage({queued: this.queue.length * this.hop + left, underruns: this.underruns,
+                                 discarded: this.discarded});
         }
         return true;
       }
@@ -234,6 +269,7 @@ JS = r"""
   live.arm = () => {
     live.stop();
     live.state = 'starting';
+    live.generation = (live.generation || 0) + 1;  // a later click's start supersedes this one's
     show('Preparing the model for this browser (the first time takes a while)...');
     live.context = new AudioContext({latencyHint: 'interactive'});  // (its rate is set again once the model is known)
     live.context.resume();
@@ -250,51 +286,65 @@ JS = r"""
 
   live.start = async (infoJson) => {
     live.lastInfo = infoJson;
-    if (live.state !== 'starting') return;  // stopped meanwhile
+    const generation = live.generation, current = () => live.state === 'starting' && live.generation === generation;
+    if (!current()) return;  // stopped, or started again, meanwhile
     const info = JSON.parse(infoJson), m = info.model, rate = m.sample_rate, hop = m.hop;
     try {
       const s = await sessions(info);
       const step = stream(info, s);
+      if (!current()) return;
       if (live.context) live.context.close();
       live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});  // the browser resamples
       await live.context.resume();
-      live.microphone = await navigator.mediaDevices.getUserMedia(
+      const microphone = await navigator.mediaDevices.getUserMedia(
         {audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});
-      if (live.state !== 'starting') { live.stop(); return; }
+      if (!current()) { microphone.getTracks().forEach((t) => t.stop()); return; }
+      live.microphone = microphone;
       const url = URL.createObjectURL(new Blob([WORKLET], {type: 'text/javascript'}));
       await live.context.audioWorklet.addModule(url);
-      const node = new AudioWorkletNode(live.context, 'vaedemo-hops',
-        {numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [2], processorOptions: {hop, prebuffer: info.prebuffer}});
+      if (!current()) return;
+      const node = new AudioWorkletNode(live.context, 'vaedemo-hops', {numberOfInputs: 1, numberOfOutputs: 1,
+        outputChannelCount: [2], processorOptions: {hop, prebuffer: info.prebuffer, maxQueued: info.max_queued}});
       live.context.createMediaStreamSource(live.microphone).connect(node);
       node.connect(live.context.destination);
-      const stats = live.stats = {hops: 0, dropped: 0, underruns: 0, computeMs: [], pending: 0};
-      node.port.onmessage = async (e) => {
-        if (!(e.data instanceof Float32Array)) { stats.underruns = e.data.underruns; return; }
-        if (stats.pending >= info.max_pending) { stats.dropped++; return; }
-        stats.pending++;
-        const t0 = performance.now();
+      const stats = live.stats = {hops: 0, dropped: 0, underruns: 0, discarded: 0, queued: 0, computeMs: []};
+      // the microphone's hops wait here, one computed at a time (the states run in order); beyond max_pending the
+      // oldest are dropped, so a stall or a browser slower than real time skips audio instead of lagging for good
+      const backlog = [];
+      let computing = false;
+      const pump = async () => {
+        computing = true;
         try {
-          const y = await step(e.data);
-          stats.computeMs.push(performance.now() - t0);
-          if (stats.computeMs.length > 200) stats.computeMs.shift();
-          stats.hops++;
-          if (live.state === 'playing') node.port.postMessage(y, [y.buffer]);
-        } finally { stats.pending--; }
+          while (backlog.length && live.state === 'playing') {
+            const t0 = performance.now(), y = await step(backlog.shift());
+            stats.computeMs.push(performance.now() - t0);
+            if (stats.computeMs.length > 200) stats.computeMs.shift();
+            stats.hops++;
+            node.port.postMessage(y, [y.buffer]);
+          }
+        } finally { computing = false; }
+      };
+      node.port.onmessage = (e) => {
+        if (!(e.data instanceof Float32Array)) { Object.assign(stats, e.data); return; }
+        backlog.push(e.data);
+        while (backlog.length > info.max_pending) { backlog.shift(); stats.dropped++; }
+        if (!computing) pump();
       };
       live.state = 'playing';
       const hopMs = 1000 * hop / rate;
       live.timer = setInterval(() => {
         const sorted = [...stats.computeMs].sort((a, b) => a - b), ms = sorted[sorted.length >> 1] || 0;
         const device = 1000 * ((live.context.baseLatency || 0) + (live.context.outputLatency || 0));
-        const model = 1000 * m.stream.latency / rate, buffered = info.prebuffer * hopMs;
+        const model = 1000 * m.stream.latency / rate, buffered = 1000 * stats.queued / rate;
         const total = hopMs + ms + buffered + model + device;
         show(`Live in this browser: ${info.label} at ${rate} Hz. Compute ${ms.toFixed(1)} ms per ${hopMs.toFixed(1)} ms ` +
              `hop (${(hopMs / Math.max(ms, 1e-3)).toFixed(1)}x real time). Latency about ${total.toFixed(0)} ms: ` +
-             `the hop ${hopMs.toFixed(0)}, compute ${ms.toFixed(0)}, buffer ${buffered.toFixed(0)}, model ` +
+             `the hop ${hopMs.toFixed(0)}, compute ${ms.toFixed(0)}, buffered now ${buffered.toFixed(0)}, model ` +
              `${model.toFixed(0)}, sound card output ${device.toFixed(0)} (its input adds its own). ` +
-             `${stats.hops} hops, ${stats.underruns} gaps, ${stats.dropped} dropped.`);
+             `${stats.hops} hops, ${stats.underruns} gaps, ${stats.dropped + stats.discarded} skipped.`);
       }, 500);
     } catch (err) {
+      if (live.generation !== generation || live.state === 'stopped') return;  // (stopped or superseded meanwhile)
       live.stop();
       show('Could not play in this browser: ' + (err && err.message ? err.message : err) + '.');
     }
