@@ -155,9 +155,23 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
     # the click first arms the page's audio (an AudioContext started inside the click: browsers let sound start only
     # from a user's gesture), then the server prepares the files, then the page starts
     prepared = start.click(prepare, live_model, info, js="(m) => { window.vaedemoBrowserLive.arm(); return m; }", **UI)
-    prepared.success(None, info, None, js="(i) => { window.vaedemoBrowserLive.start(i); }")
-    prepared.failure(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }")  # (the toast says why)
+    prepared.success(None, info, None, js="(i) => { window.vaedemoBrowserLive.start(i); }", api_visibility="private")
+    prepared.failure(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }",  # (the toast says why)
+                     api_visibility="private")  # fmt: skip
     stop.click(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }", api_visibility="private")
+
+
+def controls() -> None:
+    """The mode's sliders, which bend the latents between the page's encoder and decoder as they play (placed by the
+    tab beside the status line; the page's stream reads them at its next hop)."""
+    with gr.Row():
+        scale = gr.Slider(0, 2, value=1, step=0.05, label="Latent scale", info="0: the prior's centre; 1: as heard",
+                          elem_id="browser-live-scale")  # fmt: skip
+        noise = gr.Slider(0, 2, value=0, step=0.05, label="Latent noise", info="standard deviations, every frame",
+                          elem_id="browser-live-noise")  # fmt: skip
+    for slider, key in ((scale, "scale"), (noise, "noise")):
+        slider.change(None, slider, None, js=f"(v) => {{ window.vaedemoBrowserLive.controls.{key} = v; }}",
+                      api_visibility="private")  # fmt: skip
 
 
 # The page's script (a function run once when the page loads). live.arm() opens the AudioContext inside the click;
@@ -166,7 +180,10 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
 # the page computes what the model does).
 JS = r"""
 () => {
-  const live = window.vaedemoBrowserLive = {state: 'stopped', stats: null};
+  // controls: the latents bent between encoder and decoder, as they play (scale toward the prior's centre, and
+  // Gaussian noise in standard deviations of the prior), read at every hop
+  const live = window.vaedemoBrowserLive = {state: 'stopped', stats: null, controls: {scale: 1, noise: 0}};
+  const gaussian = () => Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
   const show = (text) => { const el = document.querySelector('#browser-live-status'); if (el) el.textContent = text; };
   const WORKLET = `
     class VaedemoHops extends AudioWorkletProcessor {
@@ -233,8 +250,9 @@ JS = r"""
     return {ort, encode, decode};
   }
 
-  // one stream: a function from a hop of mono samples to a hop of mono output, its states carried between calls
-  function stream(info, s) {
+  // one stream: a function from a hop of mono samples to a hop of mono output, its states carried between calls,
+  // its latents bent by `controls` (read at each call)
+  function stream(info, s, controls) {
     const m = info.model, channels = m.channels, hop = m.hop;
     const zeros = (shapes) => shapes.map((shape) =>
       new s.ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
@@ -246,7 +264,12 @@ JS = r"""
       encoderStates.forEach((v, i) => { feeds['state_' + i] = v; });
       const e = await s.encode.run(feeds);
       encoderStates = encoderStates.map((_, i) => e['next_state_' + i]);
-      const feeds2 = {latents: e.latents};
+      let z = e.latents;
+      if (controls.scale !== 1 || controls.noise > 0) {
+        const bent = Float32Array.from(z.data, (v) => controls.scale * v + controls.noise * gaussian());
+        z = new s.ort.Tensor('float32', bent, z.dims);
+      }
+      const feeds2 = {latents: z};
       decoderStates.forEach((v, i) => { feeds2['state_' + i] = v; });
       const d = await s.decode.run(feeds2);
       decoderStates = decoderStates.map((_, i) => d['next_state_' + i]);
@@ -258,9 +281,9 @@ JS = r"""
     };
   }
 
-  live.process = async (infoJson, samples) => {
+  live.process = async (infoJson, samples, controls) => {
     const info = typeof infoJson === 'string' ? JSON.parse(infoJson) : infoJson;
-    const step = stream(info, await sessions(info)), hop = info.model.hop;
+    const step = stream(info, await sessions(info), controls || {scale: 1, noise: 0}), hop = info.model.hop;
     const out = [];
     for (let p = 0; p + hop <= samples.length; p += hop) out.push(...await step(Float32Array.from(samples.slice(p, p + hop))));
     return out;
@@ -291,7 +314,7 @@ JS = r"""
     const info = JSON.parse(infoJson), m = info.model, rate = m.sample_rate, hop = m.hop;
     try {
       const s = await sessions(info);
-      const step = stream(info, s);
+      const step = stream(info, s, live.controls);
       if (!current()) return;
       if (live.context) live.context.close();
       live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});  // the browser resamples

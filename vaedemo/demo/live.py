@@ -369,6 +369,7 @@ def build(state: DemoState) -> None:
                                elem_id="live-output")  # fmt: skip
                 report = gr.Markdown(READY if labels else NO_MODEL, elem_id="live-report")
                 browser_status.render()
+                browser_live.controls()
 
     relay = Relay()
 
