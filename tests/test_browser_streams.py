@@ -39,6 +39,7 @@ def test_a_causal_stream_is_exported_once_per_bundle_content(tiny_config, tmp_pa
     assert sorted(p.name for p in folder.iterdir()) == sorted([INFO, STREAM_ENCODE, STREAM_DECODE])  # no ENCODE, DECODE
     assert not {ENCODE, DECODE} & {p.name for p in folder.iterdir()}
     assert info["model"] == json.loads((folder / INFO).read_text()) and info["model"]["stream"]["batch"] == 1
+    assert "encode" not in info["model"] and "decode" not in info["model"]  # (the offline graphs' entries)
     assert info["encode"] == f"gradio_api/file={folder.resolve() / STREAM_ENCODE}"
     assert info["runtime"]["wasm"] == f"gradio_api/file={runtime['wasm'].resolve()}"
 

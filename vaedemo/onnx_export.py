@@ -240,6 +240,8 @@ def export_onnx(bundle: str | Path, out: str | Path, streaming: bool = False, of
                 _export(_Method(model, "decode"), (latents,), (decode_shapes,), (["latents"], ["audio"]),
                         tmp / DECODE, b.name, out)  # fmt: skip
             info = model_info(b)
+            if not offline:  # (no encode.onnx or decode.onnx to describe)
+                del info["encode"], info["decode"]
             if streaming:
                 info["stream"] = _export_stream(model, b.name, tmp, out)
             (tmp / INFO).write_text(json.dumps(info, indent=2))

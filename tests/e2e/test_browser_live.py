@@ -85,15 +85,17 @@ def test_the_page_stream_computes_what_the_model_computes(page, server):
         expected = model(torch.from_numpy(x)[None, None], sample=False).audio[0, 0].numpy()
     assert json.loads(info)["label"] == "tiny_causal"
     np.testing.assert_allclose(y, expected, atol=1e-4 * np.abs(expected).max())
-    # the latent scale bends the latents between the graphs: the decoder's audio of half the encoder's latents
-    half = page.evaluate("([i, x]) => window.vaedemoBrowserLive.process(i, x, {scale: 0.5, noise: 0})", [info, x.tolist()])
+    # the controls: 6 dB into the model, half its latents decoded, 12 dB less out of it
+    controls = {"input": 6, "scale": 0.5, "noise": 0, "output": -12}
+    bent = page.evaluate("([i, x, c]) => window.vaedemoBrowserLive.process(i, x, c)", [info, x.tolist(), controls])
     with torch.no_grad():
-        expected = model.decode(0.5 * model.encode(torch.from_numpy(x)[None, None]))[0, 0].numpy()
-    np.testing.assert_allclose(np.array(half, np.float32), expected, atol=1e-4 * np.abs(expected).max())
+        z = model.encode(10 ** (6 / 20) * torch.from_numpy(x)[None, None])
+        expected = 10 ** (-12 / 20) * model.decode(0.5 * z)[0, 0].numpy()
+    np.testing.assert_allclose(np.array(bent, np.float32), expected, atol=1e-4 * np.abs(expected).max())
 
 
-def test_the_sliders_bend_the_playing_stream(page):
-    for slider, value in (("scale", "0.5"), ("noise", "0.25")):
+def test_the_sliders_reach_the_playing_stream(page):
+    for slider, value in (("input", "6"), ("output", "-3"), ("scale", "0.5"), ("noise", "0.25")):
         field = page.locator(f"#browser-live-{slider} input[type=number]")
         field.fill(value)
         field.press("Enter")

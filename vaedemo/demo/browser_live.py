@@ -1,14 +1,16 @@
 """The Live tab's "in this browser" mode: a causal model's stream run by the visitor's own browser, microphone to
-headphones in tens of milliseconds instead of the seconds of the streamed player.
+headphones in about a tenth of a second instead of the seconds of the streamed player.
 
 The server's part is small. The model's stream is exported once to ONNX with its states explicit
-(:func:`vaedemo.onnx_export.export_onnx` with ``streaming``, the stream's graphs alone), kept on disk under the
-bundle's content hash (``$VAEDEMO_CACHE``, else ``~/.cache/vaedemo``, ``browser/``), and served as files next to
-onnxruntime-web (:mod:`vaedemo.demo.browser_runtime`). The browser does the rest (:data:`JS`, part of the page's
-script): an AudioWorklet cuts the microphone into hops and plays what comes back; the page runs each hop through the
-two graphs with onnxruntime-web (WebAssembly, one thread), carrying their states from hop to hop. No audio reaches
-the server. What a listener hears lags the microphone by one hop collected, the compute, the hops buffered before
-playing, the model's own delay, and the sound card's input and output latency; the page shows each as it plays.
+(:func:`vaedemo.onnx_export.export_onnx` with ``streaming``, the stream's graphs alone), kept on disk under a hash
+of the bundle's content (:func:`cache_root`), and served as files next to onnxruntime-web
+(:mod:`vaedemo.demo.browser_runtime`). The browser does the rest (:data:`JS`, part of the page's script): an
+AudioWorklet cuts the microphone into hops and plays what comes back; the page runs each hop through the two graphs
+with onnxruntime-web (WebAssembly, one thread), carrying their states from hop to hop; sliders set the gains into and
+out of the model and bend the latents between the graphs. No audio reaches the server. What a listener hears lags the
+microphone by one hop collected, the compute, the hops buffered before playing (capped: a stall skips audio rather
+than adding a delay that stays), the model's own delay, and the sound card's input and output latency; the page
+shows each as it plays.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ mimetypes.add_type("application/wasm", ".wasm")
 
 
 def cache_root() -> Path:
-    """Where exported streams are kept between runs of the app."""
+    """Where exported streams are kept between runs of the app: ``$VAEDEMO_CACHE/browser``, else
+    ``$XDG_CACHE_HOME/vaedemo/browser``, else ``~/.cache/vaedemo/browser``."""
     base = os.environ.get("VAEDEMO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vaedemo"
     return Path(base) / "browser"
 
@@ -162,14 +165,19 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
 
 
 def controls() -> None:
-    """The mode's sliders, which bend the latents between the page's encoder and decoder as they play (placed by the
-    tab beside the status line; the page's stream reads them at its next hop)."""
+    """The mode's sliders: the gains into and out of the model, and the latents bent between the page's encoder and
+    decoder, as they play (placed by the tab beside the status line; the page's stream reads them at its next hop)."""
+    with gr.Row():
+        gain_in = gr.Slider(-12, 24, value=0, step=1, label="Input gain (dB)", info="the model's sound follows its level",
+                            elem_id="browser-live-input")  # fmt: skip
+        gain_out = gr.Slider(-12, 24, value=0, step=1, label="Output gain (dB)", info="for the room's speakers",
+                             elem_id="browser-live-output")  # fmt: skip
     with gr.Row():
         scale = gr.Slider(0, 2, value=1, step=0.05, label="Latent scale", info="0: the prior's centre; 1: as heard",
                           elem_id="browser-live-scale")  # fmt: skip
         noise = gr.Slider(0, 2, value=0, step=0.05, label="Latent noise", info="standard deviations, every frame",
                           elem_id="browser-live-noise")  # fmt: skip
-    for slider, key in ((scale, "scale"), (noise, "noise")):
+    for slider, key in ((gain_in, "input"), (gain_out, "output"), (scale, "scale"), (noise, "noise")):
         slider.change(None, slider, None, js=f"(v) => {{ window.vaedemoBrowserLive.controls.{key} = v; }}",
                       api_visibility="private")  # fmt: skip
 
@@ -180,9 +188,11 @@ def controls() -> None:
 # the page computes what the model does).
 JS = r"""
 () => {
-  // controls: the latents bent between encoder and decoder, as they play (scale toward the prior's centre, and
-  // Gaussian noise in standard deviations of the prior), read at every hop
-  const live = window.vaedemoBrowserLive = {state: 'stopped', stats: null, controls: {scale: 1, noise: 0}};
+  // controls, read at every hop: the microphone's gain into the model (dB; the model's sound depends on its input's
+  // level), the latents bent between encoder and decoder (scale toward the prior's centre, Gaussian noise in the
+  // prior's standard deviations), the output's gain (dB)
+  const NEUTRAL = {input: 0, scale: 1, noise: 0, output: 0};
+  const live = window.vaedemoBrowserLive = {state: 'stopped', stats: null, controls: {...NEUTRAL}};
   const gaussian = () => Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
   const show = (text) => { const el = document.querySelector('#browser-live-status'); if (el) el.textContent = text; };
   const WORKLET = `
@@ -251,15 +261,15 @@ JS = r"""
   }
 
   // one stream: a function from a hop of mono samples to a hop of mono output, its states carried between calls,
-  // its latents bent by `controls` (read at each call)
+  // the gains and the latents set by `controls` (read at each call)
   function stream(info, s, controls) {
     const m = info.model, channels = m.channels, hop = m.hop;
     const zeros = (shapes) => shapes.map((shape) =>
       new s.ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
     let encoderStates = zeros(m.stream.encode.states), decoderStates = zeros(m.stream.decode.states);
     return async (x) => {
-      const audio = new Float32Array(channels * hop);
-      for (let c = 0; c < channels; c++) audio.set(x, c * hop);  // the microphone on every channel
+      const audio = new Float32Array(channels * hop), into = Math.pow(10, controls.input / 20);
+      for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) audio[c * hop + t] = into * x[t];  // every channel
       const feeds = {audio: new s.ort.Tensor('float32', audio, [1, channels, hop])};
       encoderStates.forEach((v, i) => { feeds['state_' + i] = v; });
       const e = await s.encode.run(feeds);
@@ -273,17 +283,16 @@ JS = r"""
       decoderStates.forEach((v, i) => { feeds2['state_' + i] = v; });
       const d = await s.decode.run(feeds2);
       decoderStates = decoderStates.map((_, i) => d['next_state_' + i]);
-      const y = d.audio.data;
-      if (channels === 1) return new Float32Array(y);
-      const mono = new Float32Array(hop);  // a stereo model's two channels, mixed for the listener
-      for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) mono[t] += y[c * hop + t] / channels;
+      const y = d.audio.data, out = Math.pow(10, controls.output / 20) / channels;
+      const mono = new Float32Array(hop);  // a stereo model's two channels mixed for the listener
+      for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) mono[t] += out * y[c * hop + t];
       return mono;
     };
   }
 
   live.process = async (infoJson, samples, controls) => {
     const info = typeof infoJson === 'string' ? JSON.parse(infoJson) : infoJson;
-    const step = stream(info, await sessions(info), controls || {scale: 1, noise: 0}), hop = info.model.hop;
+    const step = stream(info, await sessions(info), {...NEUTRAL, ...controls}), hop = info.model.hop;
     const out = [];
     for (let p = 0; p + hop <= samples.length; p += hop) out.push(...await step(Float32Array.from(samples.slice(p, p + hop))));
     return out;
