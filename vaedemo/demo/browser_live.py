@@ -25,6 +25,7 @@ from pathlib import Path
 import gradio as gr
 
 from vaedemo.errors import VaedemoError
+from vaedemo.hub import WEIGHTS
 
 from .browser_runtime import VENDOR, installed
 from .common import UI, user_errors
@@ -58,6 +59,7 @@ def served_folders() -> list[Path]:
 
 
 STREAM_EXPORT = 1  # raised when the exported stream's files change: an earlier cache is then exported again
+CONTENT = ("config.json", WEIGHTS)  # the files of a bundle that its stream is made from
 
 
 def bundle_digest(folder: Path) -> str:
@@ -66,9 +68,14 @@ def bundle_digest(folder: Path) -> str:
     import torch
 
     h = hashlib.sha256(f"{STREAM_EXPORT} torch {torch.__version__}".encode())
-    for name in ("config.json", "model.safetensors"):
+    for name in CONTENT:
         h.update((folder / name).read_bytes())
     return h.hexdigest()[:16]
+
+
+def _file_state(path: Path) -> tuple:
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
 
 
 class BrowserStreams:
@@ -83,8 +90,7 @@ class BrowserStreams:
         self._failed: dict[str, str] = {}  # digest -> the export's sentence
 
     def _digest(self, bundle_folder: Path) -> str:
-        files = [bundle_folder / name for name in ("config.json", "model.safetensors")]
-        key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        key = tuple(_file_state(bundle_folder / name) for name in CONTENT)
         if key not in self._digests:
             self._digests[key] = bundle_digest(bundle_folder)
         return self._digests[key]
@@ -113,8 +119,10 @@ class BrowserStreams:
         if not engine.bundle.config.causal:
             raise VaedemoError(f"{label} reads ahead (it is not causal); playing in this browser needs a causal model "
                                "such as drums_causal.")  # fmt: skip
+        from vaedemo.onnx_export import INFO
+
         out = self.folder(Path(engine.bundle.path))
-        model = json.loads((out / "model.json").read_text())
+        model = json.loads((out / INFO).read_text())
         url = lambda p: f"gradio_api/file={p.resolve()}"
         return {"label": label, "model": model, "prebuffer": PREBUFFER_HOPS, "max_queued": MAX_QUEUED_HOPS,
                 "max_pending": MAX_PENDING_HOPS,
@@ -267,22 +275,25 @@ JS = r"""
     const zeros = (shapes) => shapes.map((shape) =>
       new s.ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
     let encoderStates = zeros(m.stream.encode.states), decoderStates = zeros(m.stream.decode.states);
+    // one graph's call: its input and states in, its output and next states out
+    const run = async (session, given, x, states) => {
+      const feeds = {[given]: x};
+      states.forEach((v, i) => { feeds['state_' + i] = v; });
+      const r = await session.run(feeds);
+      return [r, states.map((_, i) => r['next_state_' + i])];
+    };
     return async (x) => {
       const audio = new Float32Array(channels * hop), into = Math.pow(10, controls.input / 20);
       for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) audio[c * hop + t] = into * x[t];  // every channel
-      const feeds = {audio: new s.ort.Tensor('float32', audio, [1, channels, hop])};
-      encoderStates.forEach((v, i) => { feeds['state_' + i] = v; });
-      const e = await s.encode.run(feeds);
-      encoderStates = encoderStates.map((_, i) => e['next_state_' + i]);
+      let e, d;
+      [e, encoderStates] = await run(s.encode, 'audio', new s.ort.Tensor('float32', audio, [1, channels, hop]),
+                                     encoderStates);
       let z = e.latents;
       if (controls.scale !== 1 || controls.noise > 0) {
         const bent = Float32Array.from(z.data, (v) => controls.scale * v + controls.noise * gaussian());
         z = new s.ort.Tensor('float32', bent, z.dims);
       }
-      const feeds2 = {latents: z};
-      decoderStates.forEach((v, i) => { feeds2['state_' + i] = v; });
-      const d = await s.decode.run(feeds2);
-      decoderStates = decoderStates.map((_, i) => d['next_state_' + i]);
+      [d, decoderStates] = await run(s.decode, 'latents', z, decoderStates);
       const y = d.audio.data, out = Math.pow(10, controls.output / 20) / channels;
       const mono = new Float32Array(hop);  // a stereo model's two channels mixed for the listener
       for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) mono[t] += out * y[c * hop + t];
