@@ -59,7 +59,7 @@ def test_losses_and_pqmf_accept_half_precision_audio(half):
 
 
 def test_stft_magnitude_matches_torch_stft_and_its_gradient():
-    x = torch.randn(3, 1000, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 300, dtype=torch.float64, requires_grad=True)  # (gradcheck perturbs each sample: kept short)
     for n in (64, 16):
         w = hann_window(n).double()
         ref = torch.stft(x, n, n // 4, window=w, center=True, pad_mode="constant", return_complex=True).abs()

@@ -223,6 +223,15 @@ def _train_cmd(drum_folder, run_dir, *extra):
     return [sys.executable, "-m", "vaedemo.train"] + [a for s in sets for a in ("--set", s)]
 
 
+def _train_here(drum_folder, run_dir, *extra, resume: bool = False) -> int:
+    """The training command run in this process: its exit status; what it printed is capsys's (a process of its own
+    pays ~5 s of imports; the tests that need one, a kill or a signal, start one)."""
+    from vaedemo.train import main
+
+    sets = tiny_overrides(drum_folder, run_dir, "temporal", 0) + list(extra)
+    return main([a for s in sets for a in ("--set", s)] + (["--resume"] if resume else []))
+
+
 def _ckpt_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["state_dict"]["step"])
 
@@ -300,13 +309,10 @@ def test_a_run_killed_during_a_validation_validates_that_step_when_resumed(drum_
     resumes after the step, whose bundle would never be made."""
     run_dir = tmp_path / "run"
     common = ["train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=2", *common), cwd=ROOT, capture_output=True)
-    assert res.returncode == 0
+    assert _train_here(drum_folder, run_dir, "train.max_steps=2", *common) == 0
     shutil.rmtree(run_dir / "bundle")  # as if killed during step 2's validation: its checkpoint saved, no bundle
     shutil.rmtree(run_dir / "bundles")
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=4", *common) + ["--resume"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert _train_here(drum_folder, run_dir, "train.max_steps=4", *common, resume=True) == 0
     assert sorted(p.name for p in (run_dir / "bundles").iterdir()) == ["step-0000002", "step-0000004"]
     assert json.loads((run_dir / "bundles" / "step-0000002" / "config.json").read_text())["meta"]["step"] == 2
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 4
@@ -324,46 +330,44 @@ def test_validation_audio_goes_to_tensorboard_every_n_validations_and_never_at_0
     common = ["train.max_steps=2", "train.val_every_n_steps=1"]
     for every, logged in ((1, True), (0, False)):  # 0 logged at every validation before (it meant 1)
         run_dir = tmp_path / f"every-{every}"
-        res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, f"train.log_audio_every_n_val={every}"),
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert res.returncode == 0, res.stderr[-2000:]
+        assert _train_here(drum_folder, run_dir, *common, f"train.log_audio_every_n_val={every}") == 0
         assert bool(_audio_tags(run_dir)) == logged
 
 
-def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path):
+def test_resuming_a_finished_run_trains_nothing(drum_folder, tmp_path, caplog):
     """A run resumed at its train.max_steps stops before any batch (Lightning would run one more step) and writes
     the bundle of that step (a run stopped before its last validation has none)."""
     run_dir = tmp_path / "run"
     common = ["train.max_steps=2", "train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
-    assert subprocess.run(_train_cmd(drum_folder, run_dir, *common), cwd=ROOT, capture_output=True).returncode == 0
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common) + ["--resume"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 0 and "the run is at step 2 and train.max_steps is 2: nothing to train" in res.stdout + res.stderr
+    assert _train_here(drum_folder, run_dir, *common) == 0
+    caplog.clear()
+    with caplog.at_level("INFO"):  # (Lightning's rank-zero log)
+        assert _train_here(drum_folder, run_dir, *common, resume=True) == 0
+    assert "the run is at step 2 and train.max_steps is 2: nothing to train" in caplog.text
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
     assert json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]["step"] == 2
     shutil.rmtree(run_dir / "bundle")  # as if stopped between its last checkpoint and its last validation
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common) + ["--resume"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 0 and _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
+    assert _train_here(drum_folder, run_dir, *common, resume=True) == 0
+    assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
     assert json.loads((run_dir / "bundle" / "config.json").read_text())["meta"]["step"] == 2
 
 
-def test_a_resume_that_would_change_the_model_is_one_sentence(drum_folder, tmp_path):
+def test_a_resume_that_would_change_the_model_is_one_sentence(drum_folder, tmp_path, capsys):
     run_dir = tmp_path / "run"
     common = ["train.max_steps=2", "train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
-    assert subprocess.run(_train_cmd(drum_folder, run_dir, *common), cwd=ROOT, capture_output=True).returncode == 0
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=4", "model.latent_size=3") + ["--resume"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
-    assert "--resume continues the run's model, and --set changes it (model.latent_size:" in res.stderr
+    assert _train_here(drum_folder, run_dir, *common) == 0
+    capsys.readouterr()
+    assert _train_here(drum_folder, run_dir, "train.max_steps=4", "model.latent_size=3", resume=True) == 2
+    err = capsys.readouterr().err
+    assert "--resume continues the run's model, and --set changes it (model.latent_size:" in err
+    assert err.count("\n") == 1  # one sentence, no traceback
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2  # the run is as it was
     # the discriminator's weights are in last.ckpt too: a change was torch's size-mismatch traceback, after the run's
     # config.yaml had been replaced by the changed one (so that a plain --resume failed as well from then on)
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, "train.discriminator.capacity=3") + ["--resume"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert _train_here(drum_folder, run_dir, *common, "train.discriminator.capacity=3", resume=True) == 2
+    err = capsys.readouterr().err
     assert "--resume continues the run's discriminator, and --set changes it (train.discriminator.capacity: 2 in " \
-           "the run, 3 asked)" in res.stderr
+           "the run, 3 asked)" in err and err.count("\n") == 1
     assert load_config(run_dir / "config.yaml").train.discriminator.capacity == 2
 
 
@@ -554,7 +558,7 @@ def test_gradients_are_clipped_to_train_grad_clip_by_their_global_norm(tiny_conf
     assert float(after) == pytest.approx(clip if clip else float(before), rel=1e-4)
 
 
-def test_a_resume_of_a_run_checkpointed_before_clipping_clipped_says_so(drum_folder, tmp_path):
+def test_a_resume_of_a_run_checkpointed_before_clipping_clipped_says_so(drum_folder, tmp_path, capsys):
     """Until 2026-12-06 train.grad_clip clipped nothing: a run checkpointed then, whose config.yaml says 10, trained
     unclipped, and resumed it was clipped from there on without a word (its weights then differed from the same
     resume before the fix)."""
@@ -562,19 +566,17 @@ def test_a_resume_of_a_run_checkpointed_before_clipping_clipped_says_so(drum_fol
 
     run_dir = tmp_path / "run"
     common = ["train.checkpoint_every_n_steps=1", "train.val_every_n_steps=1000", "train.vae_steps=1000"]
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, "train.max_steps=1"), cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert _train_here(drum_folder, run_dir, *common, "train.max_steps=1") == 0
     last = run_dir / "checkpoints" / "last.ckpt"
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state[CLIPPING_KEY] is True
     state.pop(CLIPPING_KEY)  # as a checkpoint of a run before the fix
     for extra, warned in [("train.max_steps=2", True), ("train.grad_clip=0", False)]:
         torch.save(state, last)
-        res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, extra, "train.max_steps=2") + ["--resume"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert ("was written before train.grad_clip clipped" in res.stderr) == warned, res.stderr[-2000:]
+        capsys.readouterr()
+        assert _train_here(drum_folder, run_dir, *common, extra, "train.max_steps=2", resume=True) == 0
+        err = capsys.readouterr().err
+        assert ("was written before train.grad_clip clipped" in err) == warned, err[-2000:]
 
 
 def test_a_checkpoint_cut_short_is_one_sentence_on_resume(drum_folder, tmp_path):
@@ -607,13 +609,9 @@ def test_a_resume_trains_with_the_betas_and_branch_learning_rates_it_was_given(d
     train.noise_lr_factor, the run trained on with the old ones while its config.yaml and card said the new."""
     run_dir = tmp_path / "run"
     common = ["train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1", "model.noise_bands=4", "model.noise_hop=2"]
-    first = subprocess.run(_train_cmd(drum_folder, run_dir, "train.max_steps=2", *common), cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert first.returncode == 0, first.stderr[-2000:]
+    assert _train_here(drum_folder, run_dir, "train.max_steps=2", *common) == 0
     changed = ["train.max_steps=3", "train.betas=[0.8, 0.95]", "train.noise_lr_factor=0.25"]
-    res = subprocess.run(_train_cmd(drum_folder, run_dir, *common, *changed) + ["--resume"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert _train_here(drum_folder, run_dir, *common, *changed, resume=True) == 0
     generator, discriminator = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
                                           weights_only=True)["optimizer_states"]  # fmt: skip
     assert [g["lr_scale"] for g in generator["param_groups"]] == [1.0, 0.25]  # the rest, the noise branch
