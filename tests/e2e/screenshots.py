@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,15 +62,18 @@ def shrink(path: Path) -> None:
 
 
 def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: bool = False) -> list[Path]:
+    import soundfile as sf
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     shots = []
-    with sync_playwright() as p:
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         # the Live tab's streamed output starts playing by itself, as it does after a click in a real browser; its
-        # in-browser mode hears Chromium's fake microphone (a beep)
+        # in-browser mode hears Chromium's fake microphone play the example drum loop (a wav file, as Chromium wants)
+        loop, rate = sf.read(ROOT / "examples" / "drum_loop.flac", dtype="float32")
+        sf.write(Path(tmp) / "mic.wav", loop, rate, subtype="PCM_16")
         live = ["--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream"]  # fmt: skip
+                "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={Path(tmp) / 'mic.wav'}"]
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *live])
         page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
         page.goto(url)
@@ -118,7 +122,7 @@ def take(url: str, out: Path, width: int = 1920, height: int = 1080, full_page: 
         page.locator("#live-play").click()
         page.wait_for_function("() => document.querySelector('#live-output audio')?.currentTime > 1", timeout=60000)
         page.locator("#browser-live-start").click()  # (the first time, the model's stream is exported: ~16 s)
-        page.wait_for_function("() => window.vaedemoBrowserLive.stats?.hops > 200", timeout=120000)
+        page.wait_for_function("() => window.vaedemoBrowserLive.stats?.hops > 500", timeout=120000)  # the view full
         shot("live")
         page.locator("#browser-live-stop").click()
         browser.close()

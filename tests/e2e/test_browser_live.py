@@ -20,6 +20,13 @@ from .tiny import tiny_bundle
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no browser at {CHROMIUM} (apt-get install chromium)")  # fmt: skip
 STATUS = "document.querySelector('#browser-live-status').textContent"
+# the view's last n columns, strip by strip (RGBA rows of the canvas), and how many columns it has drawn
+READ_VIEW = """(n) => {
+  const v = window.vaedemoLiveView, c = document.querySelector('#browser-live-view'), g = c.getContext('2d');
+  const strip = ([top, bottom]) => Array.from(g.getImageData(c.width - n, top, n, bottom - top).data);
+  return {layout: v.layout, columns: v.columns, microphone: strip(v.layout.microphone), latents: strip(v.layout.latents),
+          output: strip(v.layout.output)};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +59,7 @@ def test_the_microphone_plays_through_the_model_in_the_browser(page):
     page.wait_for_function(f"() => {STATUS}.startsWith('Live in this browser')", timeout=120_000)
     page.wait_for_function("() => window.vaedemoBrowserLive.stats.hops > 100", timeout=30_000)  # > 0.6 s of hops
     status = page.evaluate(STATUS)
+    _the_view_shows_the_latents_it_decodes(page)
     info = json.loads(page.evaluate("() => window.vaedemoBrowserLive.lastInfo"))
     hop, cap = info["model"]["hop"], info["max_queued"]
     # a stall of the page (a busy main thread: a heavy page, a slow laptop) leaves no lasting delay: what piled up
@@ -65,6 +73,34 @@ def test_the_microphone_plays_through_the_model_in_the_browser(page):
     assert "x real time" in status and "Latency about" in status
     assert stats["dropped"] + stats["discarded"] > 0 and stats["queued"] <= cap * hop
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0  # no error on the way
+
+
+def _rgb(strip: list[int]) -> np.ndarray:
+    return np.array(strip, np.int32).reshape(-1, 4)[:, :3]
+
+
+def _set_slider(page, slider: str, value: str) -> None:
+    field = page.locator(f"#browser-live-{slider} input[type=number]")
+    field.fill(value)
+    field.press("Enter")
+    page.wait_for_function(f"() => window.vaedemoBrowserLive.controls.{slider} === {value}", timeout=10_000)
+
+
+def _the_view_shows_the_latents_it_decodes(page) -> None:
+    """The moving picture as it plays: a column a hop, the microphone's sound on top, the latents in rows that
+    differ; with the latent scale at 0 (the decoder given the prior's centre) every latent row turns the middle
+    colour."""
+    seen = page.evaluate(READ_VIEW, 100)  # 1.2 s: two of the fake microphone's clicks
+    layout = seen["layout"]
+    assert seen["columns"] > 100 and layout["dims"] == 8  # (the tiny model's latents)
+    assert _rgb(seen["microphone"]).max() > 100
+    assert len({tuple(c) for c in _rgb(seen["latents"])}) > 4  # rows and hops of their own colours
+    _set_slider(page, "scale", "0")
+    drawn = page.evaluate("() => window.vaedemoLiveView.columns")
+    page.wait_for_function(f"() => window.vaedemoLiveView.columns > {drawn + 10}", timeout=10_000)
+    centre = _rgb(page.evaluate(READ_VIEW, 5)["latents"])
+    assert (centre == np.array(layout["middle"])).all()
+    _set_slider(page, "scale", "1")
 
 
 def test_the_page_stream_computes_what_the_model_computes(page, server):
@@ -96,10 +132,7 @@ def test_the_page_stream_computes_what_the_model_computes(page, server):
 
 def test_the_sliders_reach_the_playing_stream(page):
     for slider, value in (("input", "6"), ("output", "-3"), ("scale", "0.5"), ("noise", "0.25")):
-        field = page.locator(f"#browser-live-{slider} input[type=number]")
-        field.fill(value)
-        field.press("Enter")
-        page.wait_for_function(f"() => window.vaedemoBrowserLive.controls.{slider} === {value}", timeout=10_000)
+        _set_slider(page, slider, value)
 
 
 def test_a_centred_model_is_refused_in_one_sentence(page):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
+import vaedemo.demo.live_view as live_view
 from vaedemo.errors import VaedemoError
 from vaedemo.hub import WEIGHTS
 
@@ -153,6 +154,7 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
     with gr.Row():
         start = gr.Button("Play live in this browser", variant="secondary", scale=3, elem_id="browser-live-start")
         stop = gr.Button("Stop", scale=1, min_width=80, elem_id="browser-live-stop")
+    live_view.box().render()
     info = gr.Textbox(visible=False, elem_id="browser-live-info")
 
     @user_errors
@@ -269,8 +271,9 @@ JS = r"""
   }
 
   // one stream: a function from a hop of mono samples to a hop of mono output, its states carried between calls,
-  // the gains and the latents set by `controls` (read at each call)
-  function stream(info, s, controls) {
+  // the gains and the latents set by `controls` (read at each call); `seeLatents` (if given) is shown each hop's
+  // latents as they are decoded
+  function stream(info, s, controls, seeLatents) {
     const m = info.model, channels = m.channels, hop = m.hop;
     const zeros = (shapes) => shapes.map((shape) =>
       new s.ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
@@ -293,6 +296,7 @@ JS = r"""
         const bent = Float32Array.from(z.data, (v) => controls.scale * v + controls.noise * gaussian());
         z = new s.ort.Tensor('float32', bent, z.dims);
       }
+      if (seeLatents) seeLatents(z.data, z.dims[2]);
       [d, decoderStates] = await run(s.decode, 'latents', z, decoderStates);
       const y = d.audio.data, out = Math.pow(10, controls.output / 20) / channels;
       const mono = new Float32Array(hop);  // a stereo model's two channels mixed for the listener
@@ -320,6 +324,7 @@ JS = r"""
 
   live.stop = () => {
     live.state = 'stopped';
+    if (window.vaedemoLiveView) window.vaedemoLiveView.detach();
     if (live.timer) clearInterval(live.timer);
     if (live.microphone) live.microphone.getTracks().forEach((t) => t.stop());
     if (live.context) live.context.close();
@@ -334,7 +339,8 @@ JS = r"""
     const info = JSON.parse(infoJson), m = info.model, rate = m.sample_rate, hop = m.hop;
     try {
       const s = await sessions(info);
-      const step = stream(info, s, live.controls);
+      const view = window.vaedemoLiveView;
+      const step = stream(info, s, live.controls, view && ((z, frames) => view.hop(z, frames)));
       if (!current()) return;
       if (live.context) live.context.close();
       live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});  // the browser resamples
@@ -348,8 +354,10 @@ JS = r"""
       if (!current()) return;
       const node = new AudioWorkletNode(live.context, 'vaedemo-hops', {numberOfInputs: 1, numberOfOutputs: 1,
         outputChannelCount: [2], processorOptions: {hop, prebuffer: info.prebuffer, maxQueued: info.max_queued}});
-      live.context.createMediaStreamSource(live.microphone).connect(node);
+      const source = live.context.createMediaStreamSource(live.microphone);
+      source.connect(node);
       node.connect(live.context.destination);
+      if (view) view.attach(live.context, source, node, info);
       const stats = live.stats = {hops: 0, dropped: 0, underruns: 0, discarded: 0, queued: 0, computeMs: []};
       // the microphone's hops wait here, one computed at a time (the states run in order); beyond max_pending the
       // oldest are dropped, so a stall or a browser slower than real time skips audio instead of lagging for good

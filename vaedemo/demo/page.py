@@ -13,6 +13,7 @@ import vaedemo.demo.browser_live as browser_live
 import vaedemo.demo.interpolate as interpolate_tab  # not `from . import x`: that names vaedemo.demo, which imports us
 import vaedemo.demo.latent_map as latent_map_tab
 import vaedemo.demo.live as live_tab
+import vaedemo.demo.live_view as live_view
 import vaedemo.demo.reconstruct as reconstruct_tab
 import vaedemo.demo.sample as sample_tab
 import vaedemo.demo.share as share
@@ -27,7 +28,8 @@ from .models import Models, discover
 from .state import DemoState
 
 # the page's script: the latent map's clicks and the Live tab's in-browser mode, each a function run once at load
-PAGE_JS = f"() => {{ ({latent_map_tab.JS.strip()})(); ({browser_live.JS.strip()})(); }}"
+PAGE_JS = (f"() => {{ ({latent_map_tab.JS.strip()})(); ({browser_live.JS.strip()})(); "
+           f"({live_view.JS.strip()})(); }}")
 
 AUTH_MESSAGE = "This vaedemo server asks for a user name and password."
 
