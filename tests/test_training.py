@@ -604,6 +604,40 @@ def test_a_decay_that_never_starts_is_warned_about():
     assert decay_never_starts(load_config(None, no_decay)) is None  # nothing to decay to anyway
 
 
+def test_a_longer_resume_says_what_else_it_changes_and_its_remedy_keeps_the_rate_where_it_stands():
+    """The README said --set train.max_steps=N trains longer: with the shipped temporal config (the VAE phase to its
+    last step) the new steps trained adversarially, and the decay stretched to the new last step raised the rate at
+    the step resumed (2.7x at the end of drums_temporal's 16000 steps)."""
+    from vaedemo.train import extension_warnings
+
+    shipped = load_config(ROOT / "configs" / "drums_temporal.yaml")
+    assert extension_warnings(shipped, shipped, 16000) == []  # (the same length: a plain resume)
+    longer = ["train.max_steps=20000"]
+    phase, rate = extension_warnings(shipped, load_config(ROOT / "configs" / "drums_temporal.yaml", longer), 16000)
+    assert "from train.vae_steps (16000) on train with the discriminator" in phase
+    assert "at step 16000 it goes up from 0.0001 to 0.000272; --set train.lr_final_factor=" in rate
+    for stopped_at, max_steps in ((16000, 16000), (11000, 12000), (12000, 16000)):  # at the decay's end, inside it
+        trained = load_config(ROOT / "configs" / "drums_temporal.yaml", [f"train.max_steps={max_steps}"])
+        asked = load_config(ROOT / "configs" / "drums_temporal.yaml", ["train.max_steps=20000", "train.vae_steps=20000"])
+        (warning,) = extension_warnings(trained, asked, stopped_at)  # (the VAE phase raised: that warning gone)
+        remedy = warning.split("--set ")[1].split(" ")[0]
+        fixed = load_config(ROOT / "configs" / "drums_temporal.yaml",
+                            ["train.max_steps=20000", "train.vae_steps=20000", remedy])  # fmt: skip
+        assert lr_factor_at(fixed, stopped_at) == pytest.approx(lr_factor_at(trained, stopped_at), rel=0.01), remedy
+        assert lr_factor_at(fixed, 19999) < lr_factor_at(fixed, stopped_at)  # and it goes on decaying
+        assert extension_warnings(trained, fixed, stopped_at) == []
+
+
+def test_a_longer_resume_warns_before_it_trains(drum_folder, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    common = ["train.vae_steps=2", "train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
+    assert _train_here(drum_folder, run_dir, "train.max_steps=2", *common) == 0
+    capsys.readouterr()
+    assert _train_here(drum_folder, run_dir, "train.max_steps=3", *common, resume=True) == 0
+    assert "[vaedemo] warning: the run trained the VAE alone, and its steps from train.vae_steps (2) on" in \
+        capsys.readouterr().err
+
+
 def test_a_resume_trains_with_the_betas_and_branch_learning_rates_it_was_given(drum_folder, tmp_path):
     """Lightning restores the optimisers' groups from last.ckpt whole: resumed with other train.betas or
     train.noise_lr_factor, the run trained on with the old ones while its config.yaml and card said the new."""
