@@ -175,6 +175,23 @@ def test_a_smoke_run_trains_the_chain_scaled_down_beside_the_real_runs(drum_fold
     assert tuned["meta"]["recipe"].endswith("--target tiny_tuned --smoke")
 
 
+def test_a_recipe_trains_on_your_own_data_in_runs_of_its_own(drum_folder, tmp_path, capsys):
+    """--set data.root=FOLDER --runs DIR: the chain that made a bundle, on another folder (the recipe's data command
+    not run), in runs that never mix with the recipe's; the card's command says so. --set alone is refused."""
+    path, _, data, _ = _tiny_recipe(tmp_path, drum_folder)
+    mine = tmp_path / "my sounds"
+    shutil.copytree(drum_folder, mine)
+    assert recipe_main([str(path), "--target", "tiny", "--set", f"data.root={mine}"]) == 2
+    assert "--set changes every step's run: name a folder of their own with --runs DIR" in capsys.readouterr().err
+    runs = tmp_path / "my runs"
+    assert recipe_main([str(path), "--target", "tiny", "--set", f"data.root={mine}", "--runs", str(runs), "--smoke"]) == 0
+    doc = json.loads((tmp_path / "my runs-smoke" / "first" / "bundle" / "config.json").read_text())
+    assert doc["training"]["data"]["root"] == str(mine) and doc["meta"]["step"] == 2
+    assert not data.exists() and not (tmp_path / "runs").exists() and not (tmp_path / "runs-smoke").exists()
+    command = shlex.split(doc["meta"]["recipe"])
+    assert command[command.index("--set") + 1] == f"data.root={mine}" and command[command.index("--runs") + 1] == str(runs)
+
+
 def _recipe(tmp_path: Path, steps: dict, **extra) -> Path:
     base = tmp_path / "base.yaml"
     base.write_text("name: base\n")

@@ -1,5 +1,5 @@
-"""``python -m vaedemo.recipe configs/recipes/NAME.yaml [--target BUNDLE] [--dry-run]``: make a shipped bundle again
-from nothing, every training run it went through, in order.
+"""``python -m vaedemo.recipe configs/recipes/NAME.yaml [--target BUNDLE] [--dry-run] [--set KEY=VALUE --runs DIR]``:
+make a shipped bundle again from nothing, every training run it went through, in order (on its data, or yours).
 
 A shipped bundle is often the last of a chain of runs, each starting from the weights of the one before
 (``train.init_from``) or reading another (a two-stage model's ``train.backbone``), and the configs in configs/ name
@@ -34,7 +34,8 @@ the command into the bundle's card (no ``--target``: every target; a recipe with
 ``--dry-run`` prints each step's command and state (refused, with the key, where the run would stop on a stored
 config) and runs nothing; ``--smoke`` runs the whole chain scaled down (step counts / 1000, a dozen files: the shipped
 recipe's 21 steps in 1.9 minutes on two cores, its data already rendered) in folders of its own, to check that it
-runs before spending hours on it.
+runs before spending hours on it. ``--set KEY=VALUE`` (repeatable, with ``--runs DIR``) adds an override to every
+step, after its own: ``--set data.root=/path/to/sounds --runs runs/mine`` trains the whole chain on your own data.
 """
 
 from __future__ import annotations
@@ -75,10 +76,11 @@ class Step:
 class Recipe:
     """A recipe file, checked: its steps, the folder each trains in, and the overrides each runs with."""
 
-    def __init__(self, path: Path, smoke: bool = False):
+    def __init__(self, path: Path, smoke: bool = False, everywhere: list[str] | None = None, runs: Path | None = None):
         self.path, self.smoke = path, smoke
+        self.everywhere = list(everywhere or [])  # --set: overrides of every step, after its own (your own data)
         doc = _read(path)
-        self.runs = Path(doc.get("runs") or f"runs/recipes/{path.stem}")
+        self.runs = Path(runs or doc.get("runs") or f"runs/recipes/{path.stem}")
         if smoke:  # a smoke run's folders beside the real ones, never mixed with them
             self.runs = Path(f"{self.runs}-smoke")
         self._resolved: dict[str, object] = {}
@@ -157,7 +159,7 @@ class Recipe:
         """The step's own overrides as it runs them: references made bundle paths, a smoke run's scaling, its run
         folder."""
         smoke = self._smoke_overrides(name) if self.smoke else []
-        return self._own(name) + smoke + [f"train.run_dir={self.run_dir(name)}"]
+        return self._own(name) + smoke + self.everywhere + [f"train.run_dir={self.run_dir(name)}"]
 
     def _own(self, name: str) -> list[str]:
         return [REFERENCE.sub(lambda m: str(self.bundle(m.group(1))), o) for o in self.steps[name].overrides]
@@ -387,8 +389,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print each step's command and state; run nothing")
     parser.add_argument("--smoke", action="store_true",
                         help="run the chain scaled down (step counts / 1000, 12 files) in RUNS-smoke: minutes, not hours")
+    parser.add_argument("--set", dest="everywhere", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override of every step, after its own (repeatable), e.g. data.root=/path/to/sounds "
+                             "to train the chain on your own data; needs --runs")  # fmt: skip
+    parser.add_argument("--runs", help="the folder the steps' runs go in (default: the recipe's 'runs')")
     args = parser.parse_args(argv)
-    recipe = Recipe(Path(args.recipe), smoke=args.smoke)
+    if args.everywhere and not args.runs:
+        raise ConfigError("--set changes every step's run: name a folder of their own with --runs DIR (the recipe's "
+                          "runs would be refused, or reused where they were trained with the same value).")  # fmt: skip
+    bad = next((o for o in args.everywhere if "=" not in o), None)
+    if bad is not None:
+        raise ConfigError(f"--set takes KEY=VALUE, not {bad!r}.")
+    recipe = Recipe(Path(args.recipe), smoke=args.smoke, everywhere=args.everywhere,
+                    runs=Path(args.runs) if args.runs else None)  # fmt: skip
+    options = "".join(f" --set {shlex.quote(o)}" for o in args.everywhere) + (
+        f" --runs {shlex.quote(args.runs)}" if args.runs else "") + (" --smoke" if args.smoke else "")
     targets = args.target or list(recipe.targets)
     for target in targets:
         if target not in recipe.targets:
@@ -407,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         run_step(recipe, name)
     for target in targets:
         bundle = recipe.bundle(recipe.targets[target])
-        record(bundle, f"python -m vaedemo.recipe {recipe.path} --target {target}" + (" --smoke" if args.smoke else ""))
+        record(bundle, f"python -m vaedemo.recipe {recipe.path} --target {target}{options}")
         print(f"{target}: {bundle}")
     if not recipe.targets:  # no target names the bundles: each run's, by the step it ends with
         for name in (n for n in names if n not in recipe.continued_by):
