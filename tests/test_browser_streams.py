@@ -82,7 +82,9 @@ def test_a_server_that_keeps_its_models_sends_none(tiny_config, tmp_path, runtim
     assert app.parse_args(["--no-browser-live"]).no_browser_live and not app.parse_args([]).no_browser_live
 
 
-def test_a_failed_export_is_remembered_not_paid_again(tiny_config, tmp_path, monkeypatch):
+def test_a_failed_export_is_remembered_not_paid_again_until_it_may_have_cleared(tiny_config, tmp_path, monkeypatch):
+    import time
+
     calls = []
 
     def fails(*args, **kwargs):
@@ -96,3 +98,39 @@ def test_a_failed_export_is_remembered_not_paid_again(tiny_config, tmp_path, mon
         with pytest.raises(VaedemoError, match="could not be exported to ONNX"):
             streams.folder(engine.bundle.path)
     assert len(calls) == 1
+    later = time.monotonic() + browser_live.RETRY_FAILED_SECONDS + 1  # (a full disk freed since, say): tried again
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    with pytest.raises(VaedemoError, match="could not be exported to ONNX"):
+        streams.folder(engine.bundle.path)
+    assert len(calls) == 2
+
+
+def test_the_cache_keeps_the_exports_in_use_and_the_most_recent(tmp_path):
+    """Every new set of weights was exported for good (7.5 MB for drums_causal), and an export killed part-way left
+    its temporary folder: the cache keeps the 8 most recently used exports and whatever was used within the hour."""
+    import os
+
+    from vaedemo.demo.browser_live import IN_USE_SECONDS, KEPT_EXPORTS, tidy
+
+    now = 1_000_000.0
+    ages = {f"{k:016x}": (k + 2) * IN_USE_SECONDS for k in range(KEPT_EXPORTS + 3)}  # 2 h old and older
+    ages |= {"recent0": 60.0, "recent1": 120.0, ".0123-killed": 2 * IN_USE_SECONDS, ".4567-writing": 5.0}
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        if not name.startswith("."):
+            (tmp_path / name / INFO).write_text("{}")
+        os.utime(tmp_path / name, (now - age, now - age))
+    (tmp_path / "not-an-export").mkdir()  # (no model.json: not the cache's to judge)
+    os.utime(tmp_path / "not-an-export", (0, 0))
+    gone = {p.name for p in tidy(tmp_path, now)}
+    oldest_first = sorted((n for n in ages if not n.startswith(".")), key=ages.get)
+    assert gone == set(oldest_first[KEPT_EXPORTS:]) | {".0123-killed"}
+    assert {p.name for p in tmp_path.iterdir()} == set(ages) - gone | {"not-an-export"}
+    assert len(oldest_first[KEPT_EXPORTS:]) == 5 and "recent0" not in gone  # the recent ones counted among the 8
+    busy = tmp_path / "busy"  # more exports in use than the cache keeps: none goes (a page may be loading it)
+    busy.mkdir()
+    for k in range(KEPT_EXPORTS + 2):
+        (busy / f"{k:016x}").mkdir()
+        (busy / f"{k:016x}" / INFO).write_text("{}")
+        os.utime(busy / f"{k:016x}", (now - 60 * k, now - 60 * k))
+    assert tidy(busy, now) == [] and len(list(busy.iterdir())) == KEPT_EXPORTS + 2

@@ -15,6 +15,7 @@ shows each as it plays.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mimetypes
@@ -61,6 +62,9 @@ def served_folders() -> list[Path]:
 
 STREAM_EXPORT = 1  # raised when the exported stream's files change: an earlier cache is then exported again
 CONTENT = ("config.json", WEIGHTS)  # the files of a bundle that its stream is made from
+KEPT_EXPORTS = 8  # exported streams kept (7.5 MB each for drums_causal); beyond them, the least recently used go
+IN_USE_SECONDS = 3600  # an export used (or a temporary folder written) within the hour stays: a page may be loading it
+RETRY_FAILED_SECONDS = 600  # a failed export is not tried again before this (a full disk may have been freed since)
 
 
 def bundle_digest(folder: Path) -> str:
@@ -72,6 +76,26 @@ def bundle_digest(folder: Path) -> str:
     for name in CONTENT:
         h.update((folder / name).read_bytes())
     return h.hexdigest()[:16]
+
+
+def tidy(root: Path, now: float | None = None) -> list[Path]:
+    """Bound the cache: of the exported streams (folders with a model.json) the :data:`KEPT_EXPORTS` most recently
+    used stay, and so does any used within :data:`IN_USE_SECONDS`; a temporary folder that old (an export killed
+    part-way) goes too. Returns what was removed."""
+    import shutil
+    import time
+
+    from vaedemo.onnx_export import INFO
+
+    now = time.time() if now is None else now
+    folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    exports = sorted((p for p in folders if (p / INFO).is_file() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)  # fmt: skip
+    aside = [p for p in folders if p.name.startswith(".")]  # (written_aside's: ".DIGEST-XXXX")
+    gone = [p for p in exports[KEPT_EXPORTS:] + aside if now - p.stat().st_mtime > IN_USE_SECONDS]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
 
 
 def _file_state(path: Path) -> tuple:
@@ -88,7 +112,7 @@ class BrowserStreams:
         self.root = root
         self.export_lock = threading.Lock()
         self._digests: dict[tuple, str] = {}  # (path, size, mtime of each file) -> digest: a click hashes nothing
-        self._failed: dict[str, str] = {}  # digest -> the export's sentence
+        self._failed: dict[str, tuple[str, float]] = {}  # digest -> (the export's sentence, when it failed)
 
     def _digest(self, bundle_folder: Path) -> str:
         key = tuple(_file_state(bundle_folder / name) for name in CONTENT)
@@ -97,19 +121,28 @@ class BrowserStreams:
         return self._digests[key]
 
     def folder(self, bundle_folder: Path) -> Path:
-        """The bundle's exported stream (exported now if it is not yet; call with ``export_lock`` held)."""
+        """The bundle's exported stream (exported now if it is not yet; call with ``export_lock`` held). Its use is
+        noted (the folder's time), so that :func:`tidy` keeps what pages are playing."""
+        import time
+
         from vaedemo.onnx_export import INFO, export_onnx
 
         out = (self.root or cache_root()) / self._digest(bundle_folder)
-        if out.name in self._failed:
-            raise VaedemoError(self._failed[out.name])
-        if not (out / INFO).is_file():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                export_onnx(bundle_folder, out, streaming=True, offline=False)
-            except VaedemoError as e:
-                self._failed[out.name] = str(e)
-                raise
+        sentence, when = self._failed.get(out.name, (None, 0.0))
+        if sentence is not None and time.monotonic() - when < RETRY_FAILED_SECONDS:
+            raise VaedemoError(sentence)
+        if (out / INFO).is_file():
+            with contextlib.suppress(OSError):  # (a cache this server may read but not write: kept as it is)
+                os.utime(out)
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            export_onnx(bundle_folder, out, streaming=True, offline=False)
+        except VaedemoError as e:
+            self._failed[out.name] = (str(e), time.monotonic())
+            raise
+        self._failed.pop(out.name, None)
+        tidy(out.parent)
         return out
 
     def info(self, engine, label: str) -> dict:
