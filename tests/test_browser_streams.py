@@ -2,6 +2,7 @@
 stream's graphs alone) and reused; a model that reads ahead, or a missing runtime, is one sentence."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,7 +106,7 @@ def test_a_failed_export_is_remembered_not_paid_again_until_it_may_have_cleared(
     assert len(calls) == 2
 
 
-def test_the_cache_keeps_the_exports_in_use_and_the_most_recent(tmp_path):
+def test_the_cache_keeps_the_exports_in_use_and_the_most_recent(tmp_path, monkeypatch):
     """Every new set of weights was exported for good (7.5 MB for drums_causal), and an export killed part-way left
     its temporary folder: the cache keeps the 8 most recently used exports and whatever was used within the hour."""
     import os
@@ -134,3 +135,14 @@ def test_the_cache_keeps_the_exports_in_use_and_the_most_recent(tmp_path):
         (busy / f"{k:016x}" / INFO).write_text("{}")
         os.utime(busy / f"{k:016x}", (now - 60 * k, now - 60 * k))
     assert tidy(busy, now) == [] and len(list(busy.iterdir())) == KEPT_EXPORTS + 2
+    # another server sharing the cache removes a folder while this one looks: skipped, not a failed click
+    vanished, stat, looks = busy / f"{0:016x}", Path.stat, []
+
+    def gone_after_its_first_look(p, **kw):  # (listed as a folder, then gone when its time is read)
+        looks.append(p)
+        if p == vanished and looks.count(p) > 1:
+            raise FileNotFoundError(2, "No such file or directory")
+        return stat(p, **kw)
+
+    monkeypatch.setattr(Path, "stat", gone_after_its_first_look)
+    assert tidy(busy, now) == [] and looks.count(vanished) == 2

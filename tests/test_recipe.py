@@ -184,6 +184,9 @@ def test_a_recipe_trains_on_your_own_data_in_runs_of_its_own(drum_folder, tmp_pa
     assert recipe_main([str(path), "--target", "tiny", "--set", f"data.root={mine}"]) == 2
     assert "--set changes every step's run: name a folder of their own with --runs DIR" in capsys.readouterr().err
     runs = tmp_path / "my runs"
+    for managed in ("train.max_steps=5", "train.run_dir=elsewhere", "train.init_from=x"):  # what each step sets itself
+        assert recipe_main([str(path), "--set", managed, "--runs", str(runs), "--dry-run"]) == 2
+        assert f"--set {managed.split('=')[0]}: the recipe sets that key step by step" in capsys.readouterr().err
     assert recipe_main([str(path), "--target", "tiny", "--set", f"data.root={mine}", "--runs", str(runs), "--smoke"]) == 0
     doc = json.loads((tmp_path / "my runs-smoke" / "first" / "bundle" / "config.json").read_text())
     assert doc["training"]["data"]["root"] == str(mine) and doc["meta"]["step"] == 2

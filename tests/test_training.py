@@ -604,28 +604,45 @@ def test_a_decay_that_never_starts_is_warned_about():
     assert decay_never_starts(load_config(None, no_decay)) is None  # nothing to decay to anyway
 
 
-def test_a_longer_resume_says_what_else_it_changes_and_its_remedy_keeps_the_rate_where_it_stands():
+def test_a_resume_says_what_else_it_changes_and_its_remedy_keeps_the_rate_where_it_stands():
     """The README said --set train.max_steps=N trains longer: with the shipped temporal config (the VAE phase to its
     last step) the new steps trained adversarially, and the decay stretched to the new last step raised the rate at
     the step resumed (2.7x at the end of drums_temporal's 16000 steps)."""
-    from vaedemo.train import extension_warnings
+    import re
 
-    shipped = load_config(ROOT / "configs" / "drums_temporal.yaml")
-    assert extension_warnings(shipped, shipped, 16000) == []  # (the same length: a plain resume)
-    longer = ["train.max_steps=20000"]
-    phase, rate = extension_warnings(shipped, load_config(ROOT / "configs" / "drums_temporal.yaml", longer), 16000)
+    from vaedemo.train import resume_warnings
+
+    def temporal(*sets):
+        return load_config(ROOT / "configs" / "drums_temporal.yaml", list(sets))
+
+    def rate(cfg, step):
+        return lr_factor_at(cfg, step) * cfg.train.lr
+
+    shipped = temporal()
+    assert resume_warnings(shipped, shipped, 16000) == []  # (the same settings: a plain resume)
+    phase, jump = resume_warnings(shipped, temporal("train.max_steps=20000"), 16000)
     assert "from train.vae_steps (16000) on train with the discriminator" in phase
-    assert "at step 16000 it goes up from 0.0001 to 0.000272; --set train.lr_final_factor=" in rate
-    for stopped_at, max_steps in ((16000, 16000), (11000, 12000), (12000, 16000)):  # at the decay's end, inside it
-        trained = load_config(ROOT / "configs" / "drums_temporal.yaml", [f"train.max_steps={max_steps}"])
-        asked = load_config(ROOT / "configs" / "drums_temporal.yaml", ["train.max_steps=20000", "train.vae_steps=20000"])
-        (warning,) = extension_warnings(trained, asked, stopped_at)  # (the VAE phase raised: that warning gone)
-        remedy = warning.split("--set ")[1].split(" ")[0]
-        fixed = load_config(ROOT / "configs" / "drums_temporal.yaml",
-                            ["train.max_steps=20000", "train.vae_steps=20000", remedy])  # fmt: skip
-        assert lr_factor_at(fixed, stopped_at) == pytest.approx(lr_factor_at(trained, stopped_at), rel=0.01), remedy
-        assert lr_factor_at(fixed, 19999) < lr_factor_at(fixed, stopped_at)  # and it goes on decaying
-        assert extension_warnings(trained, fixed, stopped_at) == []
+    assert jump.startswith("the learning rate goes up at step 16000, from 0.0001 to 0.000272")
+    two = ["model.latent_mode=twostage", "model.prior_flow_layers=2"]  # stage two has no discriminator: no phase
+    (jump,) = resume_warnings(temporal(*two), temporal(*two, "train.max_steps=20000"), 16000)  # warning, one jump
+    assert "disc_lr" not in jump
+    cases = [  # (the run's settings, where it stopped, the resume's settings)
+        (["train.max_steps=16000"], 16000, ["train.max_steps=20000", "train.vae_steps=20000"]),  # at the decay's end
+        (["train.max_steps=12000"], 11000, ["train.max_steps=20000", "train.vae_steps=20000"]),  # inside it
+        (["train.lr_decay_start=0", "train.lr_final_factor=0.01"], 1000,  # long at its floor, then much longer
+         ["train.lr_decay_start=0", "train.lr_final_factor=0.01", "train.max_steps=100000", "train.vae_steps=100000"]),
+        (["train.max_steps=16000"], 12000, ["train.lr_decay_start=null"]),  # the decay removed
+        (["train.max_steps=16000"], 12000, ["train.lr_decay_start=12000"]),  # moved to the step resumed
+        (["train.max_steps=16000"], 14000, ["train.lr=0.01"]),  # another rate
+    ]
+    for run, stopped_at, resume in cases:
+        trained, asked = temporal(*run), temporal(*run, *resume)
+        (warning,) = resume_warnings(trained, asked, stopped_at)
+        remedy = re.findall(r"--set (\S+)", warning)
+        fixed = temporal(*run, *resume, *remedy)
+        assert rate(fixed, stopped_at) == pytest.approx(rate(trained, stopped_at), rel=0.01), (resume, remedy)
+        assert rate(fixed, stopped_at + 1) <= rate(fixed, stopped_at)  # and from there it does not rise
+        assert resume_warnings(trained, fixed, stopped_at) == []
 
 
 def test_a_longer_resume_warns_before_it_trains(drum_folder, tmp_path, capsys):

@@ -61,6 +61,9 @@ SCALED = ("max_steps", "vae_steps", "discriminator_warmup_len", "lr_decay_start"
           "encoder_distill_steps")
 SMOKE = ["data.max_files=12", "train.trajectory_copies=1", "train.batch_size=4", "train.val_every_n_steps=2",
          "train.val_batches=1", "train.checkpoint_every_n_steps=1"]  # fmt: skip
+# what --set may not change for every step: each step's own length and schedule (a continuation raises max_steps;
+# --smoke scales them), its run folder and the bundles it reads
+MANAGED = {f"train.{k}" for k in (*SCALED, "run_dir", *INPUTS)}
 REFERENCE = re.compile(r"\{([A-Za-z0-9_]+)\}")
 PYTHONS = {"python", "python3"}  # a data command's interpreter names that mean this project's (the venv's)
 
@@ -400,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = next((o for o in args.everywhere if "=" not in o), None)
     if bad is not None:
         raise ConfigError(f"--set takes KEY=VALUE, not {bad!r}.")
+    managed = next((o.split("=", 1)[0] for o in args.everywhere if o.split("=", 1)[0].strip() in MANAGED), None)
+    if managed is not None:
+        raise ConfigError(f"--set {managed}: the recipe sets that key step by step (the steps' lengths, their runs and "
+                          "what each reads); change it in a copy of the recipe.")  # fmt: skip
     recipe = Recipe(Path(args.recipe), smoke=args.smoke, everywhere=args.everywhere,
                     runs=Path(args.runs) if args.runs else None)  # fmt: skip
     options = "".join(f" --set {shlex.quote(o)}" for o in args.everywhere) + (
@@ -422,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         run_step(recipe, name)
     for target in targets:
         bundle = recipe.bundle(recipe.targets[target])
-        record(bundle, f"python -m vaedemo.recipe {recipe.path} --target {target}{options}")
+        record(bundle, shlex.join(["python", "-m", "vaedemo.recipe", str(recipe.path), "--target", target]) + options)
         print(f"{target}: {bundle}")
     if not recipe.targets:  # no target names the bundles: each run's, by the step it ends with
         for name in (n for n in names if n not in recipe.continued_by):

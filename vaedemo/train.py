@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import math
 import shlex
 import signal
 import sys
@@ -261,7 +260,7 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         _check_same_training_state(trained, cfg)
         _check_readable(last)
         _warn_clipping_starts(last, cfg.train.grad_clip)
-        for warning in extension_warnings(trained, cfg, _checkpoint_step(last)):
+        for warning in resume_warnings(trained, cfg, _checkpoint_step(last)):
             print(f"[vaedemo] warning: {warning}", file=sys.stderr)
         if config_path:
             _warn_file_not_used(config_path, asked, cfg, stored)
@@ -306,38 +305,45 @@ def _checkpoint_step(last: Path) -> int | None:
     return int(state["step"]) if "step" in state else None
 
 
-def extension_warnings(trained, asked, step: int | None) -> list[str]:
-    """What a resume with another train.max_steps changes besides the length (warnings): a run that trained the VAE
-    alone goes on into the discriminator's phases past train.vae_steps, and a learning rate already decaying toward
-    the old last step is stretched to the new one, so that it jumps up at the step resumed."""
-    from .training.module import lr_factor_at, phase_at
+def resume_warnings(trained, asked, step: int | None) -> list[str]:
+    """What a resume with other settings changes besides its length (warnings): a longer run that trained the VAE
+    alone goes on into the discriminator's phases past train.vae_steps, and a learning rate that its decay had lowered
+    goes up where the decay is stretched to a new last step (or moved, or removed)."""
+    from .training.module import phase_at
 
-    old, new = trained.train, asked.train
-    if step is None or new.max_steps <= old.max_steps:
+    if step is None:
         return []
     out = []
-    if phase_at(trained, old.max_steps - 1) == "vae" and phase_at(asked, new.max_steps - 1) != "vae":
-        out.append(f"the run trained the VAE alone, and its steps from train.vae_steps ({new.vae_steps}) on train "
-                   f"with the discriminator (its warm-up, then adversarially); to train the VAE alone for longer, raise "
-                   f"train.vae_steps with train.max_steps.")  # fmt: skip
-    before, after = lr_factor_at(trained, step), lr_factor_at(asked, step)
-    if after > before * 1.01:
-        out.append(f"the learning rate's decay runs from train.lr_decay_start ({new.lr_decay_start}) to "
-                   f"train.max_steps, so at step {step} it goes up from {before * old.lr:.3g} to {after * new.lr:.3g}; "
-                   f"--set {_continuous_decay(new, step, before)} goes on from where it stands instead.")  # fmt: skip
+    longer = asked.train.max_steps > trained.train.max_steps
+    last_phases = phase_at(trained, trained.train.max_steps - 1), phase_at(asked, asked.train.max_steps - 1)
+    # (stage two has no discriminator)
+    if longer and asked.model.latent_mode != "twostage" and last_phases[0] == "vae" != last_phases[1]:
+        out.append(f"the run trained the VAE alone, and its steps from train.vae_steps ({asked.train.vae_steps}) on "
+                   f"train with the discriminator (its warm-up, then adversarially); to train the VAE alone for longer, "
+                   f"raise train.vae_steps with train.max_steps.")  # fmt: skip
+    jump = _rate_jump(trained, asked, step)
+    if jump:
+        out.append(jump)
     return out
 
 
-def _continuous_decay(train, step: int, factor: float) -> str:
-    """The --set that puts the stretched decay through the rate factor a run stands at: an earlier start, to the same
-    final rate, while the run is above it; else a lower final factor (the decay's start as it was)."""
-    if factor > 1.001 * train.lr_final_factor:  # (a run at the decay's end stands at its final factor)
-        share = math.log(factor) / math.log(train.lr_final_factor)  # how far along the decay the factor lies
-        start = round((step - share * train.max_steps) / (1 - share))
-        if start >= 0:
-            return f"train.lr_decay_start={start}"
-    done = (step - train.lr_decay_start) / (train.max_steps - train.lr_decay_start)
-    return f"train.lr_final_factor={math.exp(math.log(factor) / done):.3g}"
+def _rate_jump(trained, asked, step: int) -> str | None:
+    """A warning where the resumed run's learning rate at ``step`` is above the one the run stands at, with the --set
+    that goes on from that rate: the rate itself as train.lr (and the discriminator's), its decay starting there."""
+    from .training.module import lr_factor_at
+
+    factor = lr_factor_at(trained, step)
+    before, after = factor * trained.train.lr, lr_factor_at(asked, step) * asked.train.lr
+    if after <= 1.01 * before:
+        return None
+    keep = f"--set train.lr={before:.4g}"
+    if asked.model.latent_mode != "twostage":
+        keep += f" --set train.disc_lr={factor * trained.train.disc_lr:.4g}"
+    final = asked.train.lr_final_factor
+    then = f", decaying to {final:g} times it at the last step" if final < 1 else ""
+    return (f"the learning rate goes up at step {step}, from {before:.3g} to {after:.3g} (its decay, from "
+            f"train.lr_decay_start to train.max_steps, as the settings now give it); {keep} --set "
+            f"train.lr_decay_start={step} goes on from the rate where it stands{then}.")
 
 
 def _check_readable(last: Path) -> None:

@@ -88,11 +88,14 @@ def tidy(root: Path, now: float | None = None) -> list[Path]:
     from vaedemo.onnx_export import INFO
 
     now = time.time() if now is None else now
-    folders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-    exports = sorted((p for p in folders if (p / INFO).is_file() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime, reverse=True)  # fmt: skip
-    aside = [p for p in folders if p.name.startswith(".")]  # (written_aside's: ".DIGEST-XXXX")
-    gone = [p for p in exports[KEPT_EXPORTS:] + aside if now - p.stat().st_mtime > IN_USE_SECONDS]
+    used = {}  # folder -> its last use; read once (another server sharing the cache may remove one meanwhile)
+    for p in root.iterdir() if root.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if p.is_dir() and (p.name.startswith(".") or (p / INFO).is_file()):
+                used[p] = p.stat().st_mtime
+    exports = sorted((p for p in used if not p.name.startswith(".")), key=used.get, reverse=True)
+    aside = [p for p in used if p.name.startswith(".")]  # (written_aside's: ".DIGEST-XXXX")
+    gone = [p for p in exports[KEPT_EXPORTS:] + aside if now - used[p] > IN_USE_SECONDS]
     for p in gone:
         shutil.rmtree(p, ignore_errors=True)
     return gone
@@ -142,7 +145,8 @@ class BrowserStreams:
             self._failed[out.name] = (str(e), time.monotonic())
             raise
         self._failed.pop(out.name, None)
-        tidy(out.parent)
+        with contextlib.suppress(OSError):  # (a cache that cannot be tidied fails no export that worked)
+            tidy(out.parent)
         return out
 
     def info(self, engine, label: str) -> dict:
@@ -329,7 +333,8 @@ JS = r"""
         const bent = Float32Array.from(z.data, (v) => controls.scale * v + controls.noise * gaussian());
         z = new s.ort.Tensor('float32', bent, z.dims);
       }
-      if (seeLatents) seeLatents(z.data, z.dims[2]);
+      // (the view's failure never stops the sound)
+      if (seeLatents) try { seeLatents(z.data, z.dims[2]); } catch (err) { console.warn('vaedemo view:', err); }
       [d, decoderStates] = await run(s.decode, 'latents', z, decoderStates);
       const y = d.audio.data, out = Math.pow(10, controls.output / 20) / channels;
       const mono = new Float32Array(hop);  // a stereo model's two channels mixed for the listener

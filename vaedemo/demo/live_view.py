@@ -102,7 +102,8 @@ JS = r"""
       });
     });
     for (let d = 0; d < L.dims; d++) {  // the hop's last frame
-      const v = latents[d * frames + frames - 1], t = (Math.max(-1, Math.min(1, v / S.latentRange)) + 1) / 2;
+      const v = latents[d * frames + frames - 1] || 0;  // (a value that is not a number: the middle)
+      const t = (Math.max(-1, Math.min(1, v / S.latentRange)) + 1) / 2;
       const rgb = lut[Math.round(t * 255)];
       for (let p = 0; p < L.rowPx; p++) paint(L.latents[0] + d * L.rowPx + p, rgb);
     }
