@@ -1,5 +1,6 @@
 """Training: the three phases switch at the configured steps, a killed run resumes, 2-process DDP on CPU."""
 
+import gc
 import json
 import os
 import shutil
@@ -229,7 +230,10 @@ def _train_here(drum_folder, run_dir, *extra, resume: bool = False) -> int:
     from vaedemo.train import main
 
     sets = tiny_overrides(drum_folder, run_dir, "temporal", 0) + list(extra)
-    return main([a for s in sets for a in ("--set", s)] + (["--resume"] if resume else []))
+    try:
+        return main([a for s in sets for a in ("--set", s)] + (["--resume"] if resume else []))
+    finally:  # a run stopped before its first batch leaves its progress bar to the garbage collector: closed here,
+        gc.collect()  # while the test's output is captured (else it printed after the session's summary)
 
 
 def _ckpt_step(path: Path) -> int:
