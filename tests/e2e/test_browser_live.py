@@ -101,6 +101,11 @@ def _the_view_shows_the_latents_it_decodes(page) -> None:
     centre = _rgb(page.evaluate(READ_VIEW, 5)["latents"])
     assert (centre == np.array(layout["middle"])).all()
     _set_slider(page, "scale", "1")
+    view = page.locator("#browser-live-view")  # a click: full screen for a projector; another: back
+    view.click()
+    page.wait_for_function("() => document.fullscreenElement?.id === 'browser-live-view'", timeout=5_000)
+    view.click()
+    page.wait_for_function("() => !document.fullscreenElement", timeout=5_000)
 
 
 def test_the_page_stream_computes_what_the_model_computes(page, server):

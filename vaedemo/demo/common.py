@@ -43,7 +43,8 @@ main.contain {padding-top: 4px !important}
 #rec-metrics table {font-size: 0.95rem; margin: 0}
 #rec-metrics td, #rec-metrics th {padding: 4px 8px !important}
 #rec-metrics td:last-child {white-space: nowrap}
-#browser-live-view {width: 100%; height: auto; display: block; border-radius: 4px}
+#browser-live-view {width: 100%; height: auto; display: block; border-radius: 4px; cursor: zoom-in}
+#browser-live-view:fullscreen {width: 100vw; height: 100vh; object-fit: contain; background: black; cursor: zoom-out}
 #browser-live-view-caption {font-size: 0.9rem; opacity: 0.8; margin-top: 4px}
 .dark .js-plotly-plot .main-svg text {fill: #e5e7eb !important}
 .dark .js-plotly-plot .gridlayer path, .dark .js-plotly-plot .zerolinelayer path {stroke: #4b5563 !important}

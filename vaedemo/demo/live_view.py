@@ -75,6 +75,11 @@ JS = r"""
                    dims, rowPx, middle: lut[128]};
     canvas.width = S.columns;
     canvas.height = view.layout.output[1];
+    canvas.title = 'Click: full screen (for a projector); Esc or a click: back';
+    canvas.onclick = () => {  // (a refused request, as in a frame that may not go full screen, leaves it as it is)
+      const change = document.fullscreenElement ? document.exitFullscreen() : canvas.requestFullscreen();
+      change.catch(() => {});
+    };
     view.context2d = canvas.getContext('2d');
     view.context2d.fillStyle = 'black';
     view.context2d.fillRect(0, 0, canvas.width, canvas.height);
@@ -84,7 +89,7 @@ JS = r"""
     const caption = document.querySelector('#browser-live-view-caption');
     if (caption) caption.textContent = `Top: the microphone; middle: the ${dims} latents the model decodes (one row ` +
       `each, dark -${S.latentRange} to bright +${S.latentRange}); bottom: the model's sound. Spectra from ` +
-      `${S.lowestHz} Hz up, log frequency; the last ${seconds.toFixed(1)} s.`;
+      `${S.lowestHz} Hz up, log frequency; the last ${seconds.toFixed(1)} s. Click it for full screen.`;
   };
 
   view.hop = (latents, frames) => {
