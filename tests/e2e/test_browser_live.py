@@ -140,10 +140,14 @@ def test_the_sliders_reach_the_playing_stream(page):
         _set_slider(page, slider, value)
 
 
-def test_a_centred_model_is_refused_in_one_sentence(page):
+def test_another_model_chosen_while_playing_plays_and_a_centred_one_is_refused_in_one_sentence(page):
+    """A model chosen while one plays starts at once (it had waited, unheard, for the next Start); a centred one is
+    refused in one sentence and the page stops, its audio closed."""
+    assert page.evaluate("() => document.getElementById('browser-live-start').tagName") == "BUTTON"
+    page.locator("#browser-live-start").click()  # the causal model playing
+    page.wait_for_function("() => window.vaedemoBrowserLive.state === 'playing'", timeout=120_000)
     page.locator("#live-model input").click()
-    page.get_by_role("option", name="tiny_centred").click()
-    page.locator("#browser-live-start").click()
+    page.get_by_role("option", name="tiny_centred").click()  # chosen while it plays: no click on Start
     toast = page.locator(".toast-body, [data-testid=toast-body]").first
     toast.wait_for(timeout=30_000)
     assert "reads ahead (it is not causal)" in toast.inner_text()

@@ -209,6 +209,9 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
     prepared.failure(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }",  # (the toast says why)
                      api_visibility="private")  # fmt: skip
     stop.click(None, None, None, js="() => { window.vaedemoBrowserLive.stop(); }", api_visibility="private")
+    # another model chosen while one plays: the new one plays (it had waited for the next Start, unheard)
+    live_model.change(None, None, None, js="() => { window.vaedemoBrowserLive.restartIfPlaying(); }",
+                      api_visibility="private")  # fmt: skip
 
 
 def controls() -> None:
@@ -358,6 +361,10 @@ JS = r"""
     show('Preparing the model for this browser (the first time takes a while)...');
     live.context = new AudioContext({latencyHint: 'interactive'});  // (its rate is set again once the model is known)
     live.context.resume();
+  };
+
+  live.restartIfPlaying = () => {  // (the page has had the user's click on Start: its audio may start again)
+    if (live.state === 'playing') document.getElementById('browser-live-start')?.click();
   };
 
   live.stop = () => {
