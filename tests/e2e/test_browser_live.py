@@ -93,7 +93,7 @@ def _the_view_shows_the_latents_it_decodes(page) -> None:
     seen = page.evaluate(READ_VIEW, 100)  # 1.2 s: two of the fake microphone's clicks
     layout = seen["layout"]
     assert seen["columns"] > 100 and layout["dims"] == 8  # (the tiny model's latents)
-    assert _rgb(seen["microphone"]).max() > 100
+    assert _rgb(seen["microphone"]).max() > 100 and _rgb(seen["output"]).max() > 100  # the model's sound too
     assert len({tuple(c) for c in _rgb(seen["latents"])}) > 4  # rows and hops of their own colours
     _set_slider(page, "scale", "0")
     drawn = page.evaluate("() => window.vaedemoLiveView.columns")
@@ -101,6 +101,14 @@ def _the_view_shows_the_latents_it_decodes(page) -> None:
     centre = _rgb(page.evaluate(READ_VIEW, 5)["latents"])
     assert (centre == np.array(layout["middle"])).all()
     _set_slider(page, "scale", "1")
+    brightness = {}  # the bottom strip is what is played: 36 dB less of it is darker
+    for gain in ("24", "-12"):
+        _set_slider(page, "output", gain)
+        drawn = page.evaluate("() => window.vaedemoLiveView.columns")
+        page.wait_for_function(f"() => window.vaedemoLiveView.columns > {drawn + 110}", timeout=20_000)
+        brightness[gain] = _rgb(page.evaluate(READ_VIEW, 100)["output"]).sum(axis=1).mean()
+    _set_slider(page, "output", "0")
+    assert brightness["-12"] < 0.7 * brightness["24"], brightness
     view = page.locator("#browser-live-view")  # a click: full screen for a projector; another: back
     view.click()
     page.wait_for_function("() => document.fullscreenElement?.id === 'browser-live-view'", timeout=5_000)
