@@ -228,13 +228,13 @@ def export_onnx(bundle: str | Path, out: str | Path, streaming: bool = False, of
     if streaming:
         check_streamable(b)
     model = b.model.float().eval()
-    example, encode_shapes, decode_shapes = _example_and_shapes(model)
-    with torch.no_grad():  # a first pass fills what eval mode keeps between calls (a noise branch's noise bank)
-        latents = model.encode(example)
-        model.decode(latents)
     try:
         with written_aside(out) as tmp:
             if offline:
+                example, encode_shapes, decode_shapes = _example_and_shapes(model)
+                with torch.no_grad():  # a first pass fills what eval mode keeps between calls (a noise bank)
+                    latents = model.encode(example)
+                    model.decode(latents)
                 _export(_Method(model, "encode"), (example,), (encode_shapes,), (["audio"], ["latents"]),
                         tmp / ENCODE, b.name, out)  # fmt: skip
                 _export(_Method(model, "decode"), (latents,), (decode_shapes,), (["latents"], ["audio"]),

@@ -258,9 +258,10 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         cfg = load_config(stored, overrides)  # the run's own config; --set may extend it (e.g. train.max_steps)
         _check_same_model(trained.model, cfg.model)
         _check_same_training_state(trained, cfg)
-        _check_readable(last)
-        _warn_clipping_starts(last, cfg.train.grad_clip)
-        for warning in resume_warnings(trained, cfg, _checkpoint_step(last)):
+        saved = _read_checkpoint(last)  # (read once, memory-mapped, for the checks that follow)
+        _warn_clipping_starts(saved, last, cfg.train.grad_clip)
+        step = saved["state_dict"].get("step")
+        for warning in resume_warnings(trained, cfg, None if step is None else int(step)):
             print(f"[vaedemo] warning: {warning}", file=sys.stderr)
         if config_path:
             _warn_file_not_used(config_path, asked, cfg, stored)
@@ -296,13 +297,6 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     if trainer.is_global_zero:
         print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
     return run_dir
-
-
-def _checkpoint_step(last: Path) -> int | None:
-    import torch
-
-    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("state_dict", {})
-    return int(state["step"]) if "step" in state else None
 
 
 def resume_warnings(trained, asked, step: int | None) -> list[str]:
@@ -346,9 +340,9 @@ def _rate_jump(trained, asked, step: int) -> str | None:
             f"train.lr_decay_start={step} goes on from the rate where it stands{then}.")
 
 
-def _check_readable(last: Path) -> None:
-    """A checkpoint cut short (a full disk while it was saved) or not one at all fails here in one sentence, not in a
-    traceback from the first reader."""
+def _read_checkpoint(last: Path) -> dict:
+    """last.ckpt, memory-mapped. A checkpoint cut short (a full disk while it was saved) or not one at all fails here
+    in one sentence, not in a traceback from the first reader."""
     import torch
 
     try:
@@ -358,6 +352,7 @@ def _check_readable(last: Path) -> None:
                            "it; its bundles hold the weights of its last validations.") from None  # fmt: skip
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         raise VaedemoError(f"{last} is not a Lightning checkpoint of a training run (it has no state_dict).")
+    return state
 
 
 def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:
@@ -398,20 +393,12 @@ def _warn_file_not_used(config_path: str, asked, used, stored: Path) -> None:
           file=sys.stderr)  # fmt: skip
 
 
-def _warn_clipping_starts(last: Path, grad_clip: float | None) -> None:
+def _warn_clipping_starts(checkpoint: dict, last: Path, grad_clip: float | None) -> None:
     """A run checkpointed before train.grad_clip clipped (2026-12-06) trained unclipped whatever its config.yaml says:
     resumed, it would be clipped from here on, silently changing how it trains mid-run."""
-    import torch
-
     from .training.module import CLIPPING_KEY
 
-    if not grad_clip:
-        return
-    try:
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # a checkpoint that cannot be read is reported by Lightning's own load
-        return
-    if isinstance(state, dict) and not state.get(CLIPPING_KEY):
+    if grad_clip and not checkpoint.get(CLIPPING_KEY):
         print(f"[vaedemo] warning: {last} was written before train.grad_clip clipped (2026-12-06): the run trained "
               f"unclipped so far, and its gradients are clipped to {grad_clip:g} from here on; --set "
               "train.grad_clip=0 continues it as it trained.", file=sys.stderr)  # fmt: skip
