@@ -116,6 +116,21 @@ def _the_view_shows_the_latents_it_decodes(page) -> None:
     page.wait_for_function("() => !document.fullscreenElement", timeout=5_000)
 
 
+def test_the_views_spectrum_is_an_analysers(page):
+    """A column's spectrum, computed in the page from the hop's own samples, is what a Web Audio analyser gives for
+    them: a Blackman window, |X| / N in dB re full scale, spread over the bytes (a sine at -26 dBFS and noise)."""
+    from vaedemo.demo.live_view import DB_RANGE, FFT_SIZE
+
+    n = np.arange(FFT_SIZE)
+    x = (0.1 * np.sin(2 * np.pi * 1000.5 * n / 44100) + 1e-3 * np.random.default_rng(1).standard_normal(FFT_SIZE))
+    got = np.array(page.evaluate("(x) => Array.from(window.vaedemoLiveView.spectrum(x))", x.tolist()))
+    window = 0.42 - 0.5 * np.cos(2 * np.pi * n / FFT_SIZE) + 0.08 * np.cos(4 * np.pi * n / FFT_SIZE)
+    db = 20 * np.log10(np.abs(np.fft.rfft(window * x))[: FFT_SIZE // 2] / FFT_SIZE + 1e-30)
+    expected = np.clip(np.floor(255 * (db - DB_RANGE[0]) / (DB_RANGE[1] - DB_RANGE[0])), 0, 255)
+    assert got.shape == expected.shape and np.abs(got - expected).max() <= 1  # (float32 in the page)
+    assert got.argmax() == round(1000.5 / 44100 * FFT_SIZE) and got.max() > 200 and np.median(got) < 100
+
+
 def test_the_page_stream_computes_what_the_model_computes(page, server):
     """The page's own stream (the same function the microphone's hops go through) over 40 hops of a signal: the
     offline model's reconstruction (a causal stream reads nothing ahead), so every hop's states reached the next."""

@@ -311,9 +311,9 @@ JS = r"""
   }
 
   // one stream: a function from a hop of mono samples to a hop of mono output, its states carried between calls,
-  // the gains and the latents set by `controls` (read at each call); `seeLatents` (if given) is shown each hop's
-  // latents as they are decoded
-  function stream(info, s, controls, seeLatents) {
+  // the gains and the latents set by `controls` (read at each call); `see` (if given) is shown each hop: the samples
+  // heard, the latents decoded (after the sliders) and the samples to be played
+  function stream(info, s, controls, see) {
     const m = info.model, channels = m.channels, hop = m.hop;
     const zeros = (shapes) => shapes.map((shape) =>
       new s.ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b, 1)), shape));
@@ -336,12 +336,12 @@ JS = r"""
         const bent = Float32Array.from(z.data, (v) => controls.scale * v + controls.noise * gaussian());
         z = new s.ort.Tensor('float32', bent, z.dims);
       }
-      // (the view's failure never stops the sound)
-      if (seeLatents) try { seeLatents(z.data, z.dims[2]); } catch (err) { console.warn('vaedemo view:', err); }
       [d, decoderStates] = await run(s.decode, 'latents', z, decoderStates);
       const y = d.audio.data, out = Math.pow(10, controls.output / 20) / channels;
       const mono = new Float32Array(hop);  // a stereo model's two channels mixed for the listener
       for (let c = 0; c < channels; c++) for (let t = 0; t < hop; t++) mono[t] += out * y[c * hop + t];
+      // (the view's failure never stops the sound)
+      if (see) try { see(x, z.data, z.dims[2], mono); } catch (err) { console.warn('vaedemo view:', err); }
       return mono;
     };
   }
@@ -385,7 +385,7 @@ JS = r"""
     try {
       const s = await sessions(info);
       const view = window.vaedemoLiveView;
-      const step = stream(info, s, live.controls, view && ((z, frames) => view.hop(z, frames)));
+      const step = stream(info, s, live.controls, view && ((x, z, frames, y) => view.hop(z, frames, x, y)));
       if (!current()) return;
       if (live.context) live.context.close();
       live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});  // the browser resamples
@@ -402,7 +402,7 @@ JS = r"""
       const source = live.context.createMediaStreamSource(live.microphone);
       source.connect(node);
       node.connect(live.context.destination);
-      if (view) view.attach(live.context, source, node, info);
+      if (view) view.attach(info);
       const stats = live.stats = {hops: 0, dropped: 0, underruns: 0, discarded: 0, queued: 0, computeMs: []};
       // the microphone's hops wait here, one computed at a time (the states run in order); beyond max_pending the
       // oldest are dropped, so a stall or a browser slower than real time skips audio instead of lagging for good
