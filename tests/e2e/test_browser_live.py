@@ -75,6 +75,52 @@ def test_the_microphone_plays_through_the_model_in_the_browser(page):
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0  # no error on the way
 
 
+def test_a_sound_card_at_another_rate_is_resampled_in_the_page(page):
+    """Where the browser will not resample the microphone to the model's rate (Firefox), the context runs at the
+    sound card's and the worklet resamples both ways: asked for a context at 48 kHz, the 44.1 kHz model plays, its
+    hops and the view as at the model's rate."""
+    page.evaluate("() => { window.vaedemoBrowserLive.contextRate = 48000; }")
+    try:
+        page.locator("#browser-live-start").click()
+        page.wait_for_function(f"() => {STATUS}.startsWith('Live in this browser')", timeout=120_000)
+        page.wait_for_function("() => window.vaedemoBrowserLive.stats.hops > 100", timeout=30_000)
+        status, rate = page.evaluate(f"() => [{STATUS}, window.vaedemoBrowserLive.context.sampleRate]")
+        seen = page.evaluate(READ_VIEW, 100)
+        page.locator("#browser-live-stop").click()
+    finally:
+        page.evaluate("() => { delete window.vaedemoBrowserLive.contextRate; }")
+    assert rate == 48000 and "at 44100 Hz (the sound card at 48000 Hz, resampled in the page)" in status, status
+    assert _rgb(seen["microphone"]).max() > 100 and _rgb(seen["output"]).max() > 100
+    assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
+
+
+# a sine pushed through the worklet's resampler, whole and in the worklet's blocks of 128
+RESAMPLE = """([from, to, hz, n]) => {
+  const x = Float32Array.from({length: n}, (_, i) => 0.5 * Math.sin(2 * Math.PI * hz * i / from));
+  const whole = new window.vaedemoBrowserLive.Resampler(from, to), r = new window.vaedemoBrowserLive.Resampler(from, to);
+  const blocks = [];
+  for (let i = 0; i < n; i += 128) blocks.push(...r.push(x.subarray(i, i + 128)));
+  return {whole: Array.from(whole.push(x)), blocks, halfWidth: whole.halfWidth};
+}"""
+
+
+@pytest.mark.parametrize("rates", [(48000, 44100), (44100, 48000), (44100, 44100)])
+def test_the_worklets_resampler(page, rates):
+    """Output n at input time n * from / to: a sine comes out as the sine at the new rate (within 1e-5), the same in
+    any chunking, one output per input time the input reaches past the filter's half width; a tone the new rate
+    cannot carry is 60 dB down."""
+    a, b = rates
+    got = page.evaluate(RESAMPLE, [a, b, 1000, a])
+    y, w = np.array(got["whole"]), got["halfWidth"]
+    assert got["blocks"] == got["whole"]
+    assert abs(len(y) - (a - (w if a != b else 0)) * b / a) <= 1
+    n = np.arange(2 * w, len(y))
+    np.testing.assert_allclose(y[2 * w :], 0.5 * np.sin(2 * np.pi * 1000 * n / b), atol=1e-5)
+    if a > b:
+        alias = np.array(page.evaluate(RESAMPLE, [a, b, 22800, a])["whole"])[2 * w :]
+        assert np.sqrt(np.mean(alias**2)) < 1e-3 * 0.5
+
+
 def _rgb(strip: list[int]) -> np.ndarray:
     return np.array(strip, np.int32).reshape(-1, 4)[:, :3]
 

@@ -5,7 +5,8 @@ The server's part is small. The model's stream is exported once to ONNX with its
 (:func:`vaedemo.onnx_export.export_onnx` with ``streaming``, the stream's graphs alone), kept on disk under a hash
 of the bundle's content (:func:`cache_root`), and served as files next to onnxruntime-web
 (:mod:`vaedemo.demo.browser_runtime`). The browser does the rest (:data:`JS`, part of the page's script): an
-AudioWorklet cuts the microphone into hops and plays what comes back; the page runs each hop through the two graphs
+AudioWorklet cuts the microphone into hops and plays what comes back (resampling both ways where the sound card
+runs at another rate than the model: :mod:`vaedemo.demo.resample_js`); the page runs each hop through the two graphs
 with onnxruntime-web (WebAssembly, one thread), carrying their states from hop to hop; sliders set the gains into and
 out of the model and bend the latents between the graphs. No audio reaches the server. What a listener hears lags the
 microphone by one hop collected, the compute, the hops buffered before playing (capped: a stall skips audio rather
@@ -26,6 +27,7 @@ from pathlib import Path
 import gradio as gr
 
 import vaedemo.demo.live_view as live_view
+import vaedemo.demo.resample_js as resample_js
 from vaedemo.errors import VaedemoError
 from vaedemo.hub import WEIGHTS
 
@@ -243,24 +245,33 @@ JS = r"""
   // prior's standard deviations), the output's gain (dB)
   const NEUTRAL = {input: 0, scale: 1, noise: 0, output: 0};
   const live = window.vaedemoBrowserLive = {state: 'stopped', stats: null, controls: {...NEUTRAL}};
+  __RESAMPLER__
+  live.Resampler = VaedemoResampler;  // (the worklet's own, for the tests to check)
   const gaussian = () => Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
   const show = (text) => { const el = document.querySelector('#browser-live-status'); if (el) el.textContent = text; };
+  // the worklet: the microphone cut into hops at the model's rate, posted to the page; the page's hops queued and
+  // played. Where the context runs at another rate than the model (Firefox runs it at the sound card's), it resamples
+  // both ways; the hops and the figures it posts stay in the model's samples.
   const WORKLET = `
+    __RESAMPLER__
     class VaedemoHops extends AudioWorkletProcessor {
       constructor(options) {
         super();
         const o = options.processorOptions;
         this.hop = o.hop; this.prebuffer = o.prebuffer; this.maxQueued = o.maxQueued;
+        this.toModel = new VaedemoResampler(sampleRate, o.modelRate);
+        this.toDevice = new VaedemoResampler(o.modelRate, sampleRate);
+        this.modelPerDevice = o.modelRate / sampleRate;
         this.collected = new Float32Array(this.hop); this.filled = 0;
         this.queue = []; this.playing = null; this.at = 0; this.primed = false;
         this.underruns = 0; this.discarded = 0; this.calls = 0;
         this.port.onmessage = (e) => {
-          this.queue.push(e.data);
+          this.queue.push(this.toDevice.push(e.data));
           while (this.queue.length > this.maxQueued) { this.queue.shift(); this.discarded++; }  // a burst after a stall
         };
       }
       process(inputs, outputs) {
-        const x = inputs[0] && inputs[0][0];
+        const heard = inputs[0] && inputs[0][0], x = heard && this.toModel.push(heard);
         if (x) {
           for (let i = 0; i < x.length;) {
             const n = Math.min(x.length - i, this.hop - this.filled);
@@ -282,8 +293,8 @@ JS = r"""
         }
         if (++this.calls % 32 === 0) {  // (about 10 times a second) what is buffered, for the page's latency figure
           const left = this.playing ? this.playing.length - this.at : 0;
-          this.port.postMessage({queued: this.queue.length * this.hop + left, underruns: this.underruns,
-                                 discarded: this.discarded});
+          const queued = this.queue.reduce((sum, q) => sum + q.length, left) * this.modelPerDevice;
+          this.port.postMessage({queued, underruns: this.underruns, discarded: this.discarded});
         }
         return true;
       }
@@ -367,6 +378,25 @@ JS = r"""
     if (live.state === 'playing') document.getElementById('browser-live-start')?.click();
   };
 
+  // the context the sound runs in, at `rate` where the browser resamples the microphone to it (Chromium, Safari);
+  // where it refuses a microphone at another rate than the context's (Firefox), at the sound card's own rate, the
+  // worklet resampling. Returns the microphone's node in it. (live.contextRate, if set, asks for a rate: the tests
+  // run the worklet's resampling in Chromium with it.)
+  const openContext = async (rate) => {
+    if (live.context) live.context.close();
+    live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});
+    await live.context.resume();
+    try {
+      return live.context.createMediaStreamSource(live.microphone);
+    } catch (err) {
+      if (!err || err.name !== 'NotSupportedError') throw err;
+      live.context.close();
+      live.context = new AudioContext({latencyHint: 'interactive'});
+      await live.context.resume();
+      return live.context.createMediaStreamSource(live.microphone);
+    }
+  };
+
   live.stop = () => {
     live.state = 'stopped';
     if (window.vaedemoLiveView) window.vaedemoLiveView.detach();
@@ -387,19 +417,17 @@ JS = r"""
       const view = window.vaedemoLiveView;
       const step = stream(info, s, live.controls, view && ((x, z, frames, y) => view.hop(z, frames, x, y)));
       if (!current()) return;
-      if (live.context) live.context.close();
-      live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});  // the browser resamples
-      await live.context.resume();
       const microphone = await navigator.mediaDevices.getUserMedia(
         {audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});
       if (!current()) { microphone.getTracks().forEach((t) => t.stop()); return; }
       live.microphone = microphone;
+      const source = await openContext(live.contextRate || rate);
       const url = URL.createObjectURL(new Blob([WORKLET], {type: 'text/javascript'}));
       await live.context.audioWorklet.addModule(url);
       if (!current()) return;
       const node = new AudioWorkletNode(live.context, 'vaedemo-hops', {numberOfInputs: 1, numberOfOutputs: 1,
-        outputChannelCount: [2], processorOptions: {hop, prebuffer: info.prebuffer, maxQueued: info.max_queued}});
-      const source = live.context.createMediaStreamSource(live.microphone);
+        outputChannelCount: [2], processorOptions: {hop, modelRate: rate, prebuffer: info.prebuffer,
+                                                    maxQueued: info.max_queued}});
       source.connect(node);
       node.connect(live.context.destination);
       if (view) view.attach(info);
@@ -433,8 +461,11 @@ JS = r"""
         const device = 1000 * ((live.context.baseLatency || 0) + (live.context.outputLatency || 0));
         const model = 1000 * m.stream.latency / rate, buffered = 1000 * stats.queued / rate;
         const total = hopMs + ms + buffered + model + device;
-        show(`Live in this browser: ${info.label} at ${rate} Hz. Compute ${ms.toFixed(1)} ms per ${hopMs.toFixed(1)} ms ` +
-             `hop (${(hopMs / Math.max(ms, 1e-3)).toFixed(1)}x real time). Latency about ${total.toFixed(0)} ms: ` +
+        const card = live.context.sampleRate === rate ? '' : ` (the sound card at ${live.context.sampleRate} Hz, ` +
+                     'resampled in the page)';
+        show(`Live in this browser: ${info.label} at ${rate} Hz${card}. ` +
+             `Compute ${ms.toFixed(1)} ms per ${hopMs.toFixed(1)} ms hop ` +
+             `(${(hopMs / Math.max(ms, 1e-3)).toFixed(1)}x real time). Latency about ${total.toFixed(0)} ms: ` +
              `the hop ${hopMs.toFixed(0)}, compute ${ms.toFixed(0)}, buffered now ${buffered.toFixed(0)}, model ` +
              `${model.toFixed(0)}, sound card output ${device.toFixed(0)} (its input adds its own). ` +
              `${stats.hops} hops, ${stats.underruns} gaps, ${stats.dropped + stats.discarded} skipped.`);
@@ -446,4 +477,4 @@ JS = r"""
     }
   };
 }
-"""
+""".replace("__RESAMPLER__", resample_js.JS.strip())
