@@ -94,6 +94,37 @@ def test_a_sound_card_at_another_rate_is_resampled_in_the_page(page):
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
 
 
+# Firefox's refusal as it words it, of a microphone in a context at another rate than the sound card's (the default)
+REFUSE_OTHER_RATES = """() => {
+  const card = new AudioContext().sampleRate, connect = AudioContext.prototype.createMediaStreamSource;
+  window.connectMicrophone = connect;
+  AudioContext.prototype.createMediaStreamSource = function (stream) {
+    if (this.sampleRate !== card) throw new DOMException('AudioContext.createMediaStreamSource: Connecting ' +
+      'AudioNodes from AudioContexts with different sample-rate is currently not supported.', 'NotSupportedError');
+    return connect.call(this, stream);
+  };
+  return card;
+}"""
+
+
+def test_a_browser_refusing_the_models_rate_plays_at_the_cards(page):
+    """A browser that refuses the microphone in a context at the model's rate (Firefox's NotSupportedError) gets one
+    at the sound card's rate, the worklet resampling: it plays, no error shown."""
+    card = page.evaluate(REFUSE_OTHER_RATES)
+    if card == 44100:
+        pytest.skip("this browser's sound card runs at the model's rate: nothing to refuse")
+    try:
+        page.locator("#browser-live-start").click()
+        page.wait_for_function(f"() => {STATUS}.startsWith('Live in this browser')", timeout=120_000)
+        page.wait_for_function("() => window.vaedemoBrowserLive.stats.hops > 50", timeout=30_000)
+        status = page.evaluate(STATUS)
+        page.locator("#browser-live-stop").click()
+    finally:
+        page.evaluate("() => { AudioContext.prototype.createMediaStreamSource = window.connectMicrophone; }")
+    assert f"(the sound card at {card} Hz, resampled in the page)" in status, status
+    assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
+
+
 # a sine pushed through the worklet's resampler, whole and in the worklet's blocks of 128
 RESAMPLE = """([from, to, hz, n]) => {
   const x = Float32Array.from({length: n}, (_, i) => 0.5 * Math.sin(2 * Math.PI * hz * i / from));
