@@ -384,6 +384,7 @@ JS = r"""
   // run the worklet's resampling in Chromium with it.)
   const openContext = async (rate) => {
     if (live.context) live.context.close();
+    live.context = null;  // (a constructor that throws leaves none to close twice)
     live.context = new AudioContext({sampleRate: rate, latencyHint: 'interactive'});
     await live.context.resume();
     try {
@@ -391,6 +392,7 @@ JS = r"""
     } catch (err) {
       if (!err || err.name !== 'NotSupportedError') throw err;
       live.context.close();
+      live.context = null;
       live.context = new AudioContext({latencyHint: 'interactive'});
       await live.context.resume();
       return live.context.createMediaStreamSource(live.microphone);
@@ -403,7 +405,7 @@ JS = r"""
     if (live.timer) clearInterval(live.timer);
     if (live.microphone) live.microphone.getTracks().forEach((t) => t.stop());
     if (live.context) live.context.close();
-    live.timer = live.microphone = live.context = null;
+    live.timer = live.microphone = live.context = live.node = null;
     show('Stopped.');
   };
 
@@ -428,6 +430,7 @@ JS = r"""
       const node = new AudioWorkletNode(live.context, 'vaedemo-hops', {numberOfInputs: 1, numberOfOutputs: 1,
         outputChannelCount: [2], processorOptions: {hop, modelRate: rate, prebuffer: info.prebuffer,
                                                     maxQueued: info.max_queued}});
+      live.node = node;  // (the worklet: what it plays can be listened to)
       source.connect(node);
       node.connect(live.context.destination);
       if (view) view.attach(info);

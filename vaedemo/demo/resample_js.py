@@ -9,7 +9,8 @@ worklet resamples: the microphone to the model's rate on the way in, the model's
 The filter is a windowed sinc (Blackman window, :data:`ZERO_CROSSINGS` each side, cut off at 0.45 of the lower
 rate), one row of taps per fractional position for rational ratios such as 48000/44100 (160/147). Output sample
 ``n`` lies at input time ``n * from / to`` exactly (integer arithmetic: no drift over an hour), and ``push`` returns
-what the samples given so far complete, so any chunking of the input gives the same output. It waits for
+what the samples given so far complete, so any chunking of the input gives the same output (at equal rates, the
+input itself). It waits for
 ``halfWidth`` input samples of look-ahead: 0.6 ms each way between 44.1 and 48 kHz.
 """
 
@@ -46,7 +47,7 @@ class VaedemoResampler {
     return taps;
   }
   push(x) {
-    if (this.same) return Float32Array.from(x);
+    if (this.same) return x;  // (the same array: the worklet copies what it keeps)
     if (this.length + x.length > this.buffer.length) {
       const grown = new Float32Array(2 * (this.length + x.length));
       grown.set(this.buffer.subarray(0, this.length));
