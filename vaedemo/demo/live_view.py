@@ -36,8 +36,7 @@ def box() -> gr.HTML:
 
 
 SETTINGS = json.dumps({"columns": COLUMNS, "spectrumRows": SPECTRUM_ROWS, "lowestHz": LOWEST_HZ, "fftSize": FFT_SIZE,
-                       "db": DB_RANGE,
-                       "latentRange": LATENT_RANGE, "latentPixels": LATENT_PIXELS, "gap": GAP,
+                       "db": DB_RANGE, "latentRange": LATENT_RANGE, "latentPixels": LATENT_PIXELS, "gap": GAP,
                        "colours": plotly.colors.sequential.Magma})  # fmt: skip
 
 # The view's script (run once when the page loads): view.attach(info) sizes the canvas for a model; view.hop(latents,
