@@ -110,6 +110,7 @@ def test_a_sound_card_at_another_rate_is_resampled_in_the_page(page):
     finally:
         page.evaluate("() => { delete window.vaedemoBrowserLive.contextRate; }")
     assert rate == 48000 and "at 44100 Hz (the sound card at 48000 Hz, resampled in the page)" in status, status
+    assert ", resampling 1.2, sound card output" in status, status  # (0.6 ms each way)
     assert heard["hopsPerSecond"] == pytest.approx(44100 / 256, rel=0.03) and heard["peak"] > 1e-3, heard
     assert _rgb(seen["microphone"]).max() > 100 and _rgb(seen["output"]).max() > 100
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0

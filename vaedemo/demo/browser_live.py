@@ -458,19 +458,22 @@ JS = r"""
         if (!computing) pump();
       };
       live.state = 'playing';
-      const hopMs = 1000 * hop / rate;
+      const hopMs = 1000 * hop / rate, cardRate = live.context.sampleRate;
+      // where the worklet resamples, its filters' look-ahead, the way in and the way out
+      const resampling = cardRate === rate ? 0 : 1000 * (new VaedemoResampler(cardRate, rate).halfWidth / cardRate +
+                                                         new VaedemoResampler(rate, cardRate).halfWidth / rate);
+      const card = resampling ? ` (the sound card at ${cardRate} Hz, resampled in the page)` : '';
       live.timer = setInterval(() => {
         const sorted = [...stats.computeMs].sort((a, b) => a - b), ms = sorted[sorted.length >> 1] || 0;
         const device = 1000 * ((live.context.baseLatency || 0) + (live.context.outputLatency || 0));
         const model = 1000 * m.stream.latency / rate, buffered = 1000 * stats.queued / rate;
-        const total = hopMs + ms + buffered + model + device;
-        const card = live.context.sampleRate === rate ? '' : ` (the sound card at ${live.context.sampleRate} Hz, ` +
-                     'resampled in the page)';
+        const total = hopMs + ms + buffered + model + resampling + device;
         show(`Live in this browser: ${info.label} at ${rate} Hz${card}. ` +
              `Compute ${ms.toFixed(1)} ms per ${hopMs.toFixed(1)} ms hop ` +
              `(${(hopMs / Math.max(ms, 1e-3)).toFixed(1)}x real time). Latency about ${total.toFixed(0)} ms: ` +
              `the hop ${hopMs.toFixed(0)}, compute ${ms.toFixed(0)}, buffered now ${buffered.toFixed(0)}, model ` +
-             `${model.toFixed(0)}, sound card output ${device.toFixed(0)} (its input adds its own). ` +
+             `${model.toFixed(0)}, ${resampling ? `resampling ${resampling.toFixed(1)}, ` : ''}` +
+             `sound card output ${device.toFixed(0)} (its input adds its own). ` +
              `${stats.hops} hops, ${stats.underruns} gaps, ${stats.dropped + stats.discarded} skipped.`);
       }, 500);
     } catch (err) {
