@@ -380,8 +380,7 @@ JS = r"""
 
   // the context the sound runs in, at `rate` where the browser resamples the microphone to it (Chromium, Safari);
   // where it refuses a microphone at another rate than the context's (Firefox), at the sound card's own rate, the
-  // worklet resampling. Returns the microphone's node in it. (live.contextRate, if set, asks for a rate: the tests
-  // run the worklet's resampling in Chromium with it.)
+  // worklet resampling. Returns the microphone's node in it.
   const openContext = async (rate) => {
     if (live.context) live.context.close();
     live.context = null;  // (a constructor that throws leaves none to close twice)
@@ -423,7 +422,7 @@ JS = r"""
         {audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});
       if (!current()) { microphone.getTracks().forEach((t) => t.stop()); return; }
       live.microphone = microphone;
-      const source = await openContext(live.contextRate || rate);
+      const source = await openContext(rate);
       const url = URL.createObjectURL(new Blob([WORKLET], {type: 'text/javascript'}));
       await live.context.audioWorklet.addModule(url);
       if (!current()) return;
