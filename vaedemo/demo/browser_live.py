@@ -416,7 +416,7 @@ JS = r"""
     try {
       const s = await sessions(info);
       const view = window.vaedemoLiveView;
-      const step = stream(info, s, live.controls, view && ((x, z, frames, y) => view.hop(z, frames, x, y)));
+      const step = stream(info, s, live.controls, view && view.hop);
       if (!current()) return;
       const microphone = await navigator.mediaDevices.getUserMedia(
         {audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1}});

@@ -39,8 +39,8 @@ SETTINGS = json.dumps({"columns": COLUMNS, "spectrumRows": SPECTRUM_ROWS, "lowes
                        "db": DB_RANGE, "latentRange": LATENT_RANGE, "latentPixels": LATENT_PIXELS, "gap": GAP,
                        "colours": plotly.colors.sequential.Magma})  # fmt: skip
 
-# The view's script (run once when the page loads): view.attach(info) sizes the canvas for a model; view.hop(latents,
-# frames, heard, played) draws one column; view.spectrum(samples) is a column's spectrum (bytes, as an analyser's
+# The view's script (run once when the page loads): view.attach(info) sizes the canvas for a model; view.hop(heard,
+# latents, frames, played) draws one column; view.spectrum(samples) is a column's spectrum (bytes, as an analyser's
 # getByteFrequencyData); view.layout says where each strip lies (rows of the canvas), for whoever reads it back.
 JS = r"""
 () => {
@@ -114,7 +114,7 @@ JS = r"""
       `${S.lowestHz} Hz up, log frequency; the last ${seconds.toFixed(1)} s. Click it for full screen.`;
   };
 
-  view.hop = (latents, frames, heard, played) => {
+  view.hop = (heard, latents, frames, played) => {
     if (!view.context2d) return;
     const L = view.layout, px = view.column.data, canvas = view.context2d.canvas;
     const paint = (row, rgb) => { const o = 4 * row; px[o] = rgb[0]; px[o + 1] = rgb[1]; px[o + 2] = rgb[2]; px[o + 3] = 255; };
