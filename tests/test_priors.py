@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from vaedemo.bundle import save_bundle
+from vaedemo.dataset_summary import prior_log_prob
+from vaedemo.errors import VaedemoError
+from vaedemo.inference import Engine
 from vaedemo.nn.fm_prior import FlowMatchingPrior
 from vaedemo.nn.vae import AudioVAE
-from vaedemo.priors import fit_gaussian, nearest, replay_share, train_flow_matching
+from vaedemo.priors import fit_gaussian, nearest, replay_share, train_flow_matching, typical, typical_latents
 from vaedemo.priors import main as priors_main
 
 
@@ -80,6 +83,36 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
 def test_priors_cli_refuses_a_temperature_out_of_range(capsys):
     assert priors_main(["--checkpoint", "unused", "--train-data", "x", "--data", "x", "--temperature", "0"]) != 0
     assert "--temperature must be above 0 and at most 3, got [0.0]." in capsys.readouterr().err
+    assert priors_main(["--checkpoint", "unused", "--train-data", "x", "--data", "x", "--typical", "100"]) != 0
+    assert "--typical must be a percentile above 0 and below 100, got [100.0]." in capsys.readouterr().err
+
+
+def test_typical_draws_keep_the_seeds_own_draws_above_the_floor(tiny_config, tmp_path):
+    cfg = tiny_config("single", flows=2)
+    torch.manual_seed(0)
+    engine = Engine(save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict()))
+    plain = engine.sample_latents(40, 1.0, 7, use_flow=True)
+    log_p = prior_log_prob(engine, plain)
+    floor = float(np.median(log_p))
+    z = typical_latents(engine, 40, 7, floor)
+    assert z.shape == plain.shape and (prior_log_prob(engine, z) >= floor).all()
+    kept = plain[log_p >= floor]  # the seed's own draw first, in its order; the rest from later blocks
+    assert np.array_equal(z[: len(kept)], kept) and len(kept) < 40
+    assert np.array_equal(typical_latents(engine, 40, 7, floor), z)  # the same seed, the same samples
+    with pytest.raises(VaedemoError, match=r"gave 0 of the 40 samples at or above log p 1000000.0: that floor lies"):
+        typical_latents(engine, 40, 7, 1e6)
+    assert typical(1) == "RealNVP, draws below percentile 1 of the training clips' log p redrawn"
+
+
+def test_priors_cli_says_in_one_sentence_when_the_typical_floor_is_out_of_reach(tiny_config, drum_folder, tmp_path,
+                                                                                capsys):  # fmt: skip
+    """An untrained model encodes every clip at its prior's mode, which no draw of the prior comes as near to."""
+    cfg = tiny_config("single", flows=2)
+    torch.manual_seed(0)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
+                        "--samples", "4", "--fm-steps", "2", "--draws", "1", "--typical", "1"]) == 2  # fmt: skip
+    assert "256 draws of the prior gave 0 of the 4 samples at or above log p" in capsys.readouterr().err
 
 
 def test_replay_share_sees_a_prior_that_replays_its_training_latents():

@@ -11,6 +11,9 @@ are), replay (the same against the training clips as the model decodes their lat
 reconstructions: see :func:`replay_share`) and the time to draw and decode one sample. The decoder's bound is scored
 paired with the clips it reconstructs (:func:`~vaedemo.metrics.kid`'s ``paired``). ``--temperature T`` (repeatable)
 adds the RealNVP prior drawn at temperature T beside its draws at 1: colder draws stay nearer the prior's modes.
+``--typical P`` (repeatable) adds the RealNVP prior restricted to where it puts the training clips: draws whose exact
+log p(z) lies below the P-th percentile of the training clips' latents' are redrawn (:func:`typical_latents`; the
+demo's typicality warns below the 1st).
 Each prior is drawn ``--draws`` times (seeds ``--seed`` + 0, 1, ...) and its row is the mean over the draws, with every
 draw's KID beside it: one draw's ± covers subsets of that draw, not another draw.
 """
@@ -29,6 +32,7 @@ import torch
 
 from .card import draws_line, each_draw
 from .cli import check_outputs, check_seed, emit_report, user_errors
+from .dataset_summary import prior_log_prob
 from .errors import VaedemoError
 from .evaluate import (
     DEFAULT_DRAWS,
@@ -82,14 +86,35 @@ def fit_gaussian(z: np.ndarray) -> Callable[[torch.Tensor], np.ndarray]:
     return lambda x0: (mean + x0.double().numpy() @ chol.T).astype(np.float32)
 
 
+TYPICAL_BLOCKS = 64  # blocks of n draws tried before a floor is called out of the prior's reach
+
+
+def typical_latents(engine, n: int, seed: int, floor: float) -> np.ndarray:
+    """n draws of the model's prior at temperature 1 whose exact log p(z) is at least ``floor`` (n, D): each block of
+    n draws keeps those above it, the first block the seed's own draw (so a row's kept samples are the plain row's),
+    each later one its own seed, until n are kept."""
+    kept = []
+    for block in range(TYPICAL_BLOCKS):
+        block_seed = seed if block == 0 else int(np.random.SeedSequence([seed, block]).generate_state(1, np.uint64)[0])
+        z = engine.sample_latents(n, 1.0, block_seed, use_flow=True)
+        kept += list(z[prior_log_prob(engine, z) >= floor])
+        if len(kept) >= n:
+            return np.stack(kept[:n])
+    raise VaedemoError(f"{TYPICAL_BLOCKS * n} draws of the prior gave {len(kept)} of the {n} samples at or above log p "
+                       f"{floor:.1f}: that floor lies beyond where the prior draws.")  # fmt: skip
+
+
 def draw(engine, prior: str, n: int, seed: int, fitted: dict[str, Callable[[torch.Tensor], np.ndarray]],
-         temperature: float = 1.0) -> tuple[np.ndarray, float]:  # fmt: skip
+         temperature: float = 1.0, floor: float | None = None) -> tuple[np.ndarray, float]:  # fmt: skip
     """(n decoded samples (n, samples, C), seconds per sample) from one prior: the model's ("Gaussian", "RealNVP") at
-    ``temperature``, or one fitted here (``fitted``: its name -> its map from standard normal noise; at temperature 1)."""
+    ``temperature`` or, with a log p ``floor``, at temperature 1 above it (:func:`typical_latents`), or one fitted
+    here (``fitted``: its name -> its map from standard normal noise; at temperature 1)."""
     t0 = time.perf_counter()
     if prior in fitted:
         x0 = torch.randn((n, engine.latent_size), generator=torch.Generator().manual_seed(seed))
         z = fitted[prior](x0)
+    elif floor is not None:
+        z = typical_latents(engine, n, seed, floor)
     else:
         z = engine.sample_latents(n, temperature, seed, use_flow=prior == "RealNVP")
     audio = engine.decode_many(z)
@@ -143,13 +168,18 @@ def tempered(temperature: float) -> str:
     return f"RealNVP, temperature {temperature:g}"
 
 
+def typical(percentile: float) -> str:
+    """The name of the RealNVP prior's row with draws below the training clips' ``percentile`` of log p redrawn."""
+    return f"RealNVP, draws below percentile {percentile:g} of the training clips' log p redrawn"
+
+
 def drawn(engine, prior: str, n: int, seeds: list[int], fitted: dict[str, Callable[[torch.Tensor], np.ndarray]],
-          temperature: float = 1.0) -> dict:  # fmt: skip
+          temperature: float = 1.0, floor: float | None = None) -> dict:  # fmt: skip
     """One draw of n samples per seed, kept as what the scores need: each draw's clip features, every sample's peak
     level and the mean time per sample."""
     features, peaks, times = [], [], []
     for seed in seeds:
-        audio, per_sample = draw(engine, prior, n, seed, fitted, temperature)
+        audio, per_sample = draw(engine, prior, n, seed, fitted, temperature, floor)
         features.append(clip_features(list(audio[:, : engine.clip_length]), engine.sample_rate))
         peaks += peaks_dbfs(audio)
         times.append(per_sample)
@@ -157,7 +187,8 @@ def drawn(engine, prior: str, n: int, seeds: list[int], fitted: dict[str, Callab
 
 
 def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int, ode_steps: int, seed: int,
-            temperatures: tuple[float, ...] = (), draws: int = DEFAULT_DRAWS) -> dict:  # fmt: skip
+            temperatures: tuple[float, ...] = (), draws: int = DEFAULT_DRAWS,
+            typicals: tuple[float, ...] = ()) -> dict:  # fmt: skip
     check_draws(draws)
     seconds = engine.clip_length / engine.sample_rate
     sr, length = engine.sample_rate, engine.clip_length
@@ -171,6 +202,9 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     samples = {name: drawn(engine, name, n, seeds, fitted) for name in ("Gaussian", FITTED_GAUSSIAN, "RealNVP",
                                                                         "flow matching")}  # fmt: skip
     samples |= {tempered(t): drawn(engine, "RealNVP", n, seeds, fitted, t) for t in temperatures}
+    train_log_p = prior_log_prob(engine, z_train)
+    samples |= {typical(p): drawn(engine, "RealNVP", n, seeds, fitted, floor=float(np.percentile(train_log_p, p)))
+                for p in typicals}  # fmt: skip
     # what a prior that had learned the training set exactly could reach: n training clips' own latents, decoded, and
     # those clips themselves (on an unseen soundfont: the distance between the soundfonts)
     picked = np.random.default_rng(seed).permutation(len(train_clips))[:n]
@@ -179,7 +213,7 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     # each set's features once: they do not depend on the held-out folder they are scored against
     features = {name: clip_features(list(audio[:, :length]), sr) for name, audio in ideal.items()}
     result = {"train_clips": len(train_clips), "samples": n, "draws": draws, "seeds": seeds, "ode_steps": ode_steps,
-              "fm_steps": fm_steps, "temperatures": list(temperatures),
+              "fm_steps": fm_steps, "temperatures": list(temperatures), "typicals": list(typicals),
               "train_peak_dbfs": peak_levels(train_clips)["median_peak_dbfs"], "folders": {}}  # fmt: skip
     for folder in folders:
         files, others, described = evaluation_sets(folder, engine, n)
@@ -215,9 +249,17 @@ def _also(temperatures: list[float]) -> str:
     return f" (RealNVP also at {', '.join(f'{t:g}' for t in temperatures)})" if temperatures else ""
 
 
+def _typical_line(percentiles: list[float]) -> str:
+    if not percentiles:
+        return ""
+    return (f" RealNVP also with its draws below percentile {', '.join(f'{p:g}' for p in percentiles)} of the "
+            "training clips' latents' log p redrawn (at temperature 1).")  # fmt: skip
+
+
 def report(name: str, result: dict) -> str:
     lines = [f"# Priors of {name}", "",
-             f"{result['samples']} samples per prior and draw at temperature 1{_also(result['temperatures'])}. "
+             f"{result['samples']} samples per prior and draw at temperature 1{_also(result['temperatures'])}."
+             f"{_typical_line(result.get('typicals', []))} "
              f"{draws_line(result.get('seeds'))} Flow matching trained {result['fm_steps']} steps "
              f"on the posterior means of {result['train_clips']} training clips, sampled with {result['ode_steps']} "
              f"Euler steps. Training clips' median peak: {result['train_peak_dbfs']:.1f} dBFS.", ""]  # fmt: skip
@@ -250,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"independent draws of samples per prior, their scores averaged (default {DEFAULT_DRAWS})")
     ap.add_argument("--temperature", type=float, action="append", default=[],
                     help="also draw the RealNVP prior at this temperature (repeatable; 1 always)")
+    ap.add_argument("--typical", type=float, action="append", default=[], metavar="P",
+                    help="also draw the RealNVP prior with draws below the P-th percentile of the training clips' "
+                         "log p redrawn (repeatable; the demo's typicality warns below the 1st)")
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)
@@ -261,13 +306,15 @@ def main(argv: list[str] | None = None) -> int:
                            f"{a.samples}, {a.fm_steps} and {a.ode_steps}.")  # fmt: skip
     if any(not 0 < t <= 3 for t in a.temperature):  # the demo's API takes up to 3 as well
         raise VaedemoError(f"--temperature must be above 0 and at most 3, got {a.temperature}.")
+    if any(not 0 < p < 100 for p in a.typical):
+        raise VaedemoError(f"--typical must be a percentile above 0 and below 100, got {a.typical}.")
     from .inference import Engine
 
     engine = Engine(a.checkpoint)
     if not engine.mode.per_clip:
         raise VaedemoError(f"{a.checkpoint} is a temporal model; the prior comparison is for one-vector-per-clip models.")
     result = compare(engine, Path(a.train_data), [Path(d) for d in a.data], a.samples, a.fm_steps, a.ode_steps, a.seed,
-                     tuple(t for t in a.temperature if t != 1.0), a.draws)  # fmt: skip
+                     tuple(t for t in a.temperature if t != 1.0), a.draws, tuple(a.typical))  # fmt: skip
     emit_report(report(engine.bundle.name, result), result, a.out, a.json)
     return 0
 
