@@ -66,6 +66,26 @@ def test_resume_continues_from_the_saved_step(drum_folder, tmp_path, backbone):
     assert load(run_dir / "bundle").meta["step"] == 5
 
 
+def test_a_resume_goes_on_without_its_backbone_from_its_own_weights(drum_folder, tmp_path, backbone, capsys):
+    """A run whose backbone folder had moved could not resume ("is not a bundle folder"), although its last.ckpt holds
+    every weight, the frozen stacks' included, and its stored config the backbone's architecture."""
+    import shutil
+
+    moved = tmp_path / "backbone"
+    shutil.copytree(backbone, moved)
+    overrides = two_stage_overrides(drum_folder, tmp_path / "run", moved)
+    run(None, overrides + ["train.checkpoint_every_n_steps=3", "train.max_steps=3"], resume=False)
+    shutil.rmtree(moved)
+    run_dir = run(None, overrides + ["train.max_steps=5"], resume=True)
+    err = capsys.readouterr().err
+    assert f"note: train.backbone no longer loads (checkpoint {moved} is not a bundle folder" in err
+    bundle = load(run_dir / "bundle")
+    assert bundle.meta["step"] == 5
+    frozen = {k: v for k, v in load(backbone).model.state_dict().items() if k.startswith(FROZEN)}
+    state = bundle.model.state_dict()
+    assert frozen and all(torch.equal(state[k], v) for k, v in frozen.items())  # the frozen stacks, from last.ckpt
+
+
 def test_a_resume_encodes_its_trajectories_with_its_own_frozen_encoder(drum_folder, tmp_path, backbone, monkeypatch,
                                                                        capsys):  # fmt: skip
     """Resumed after its backbone's run had rewritten the backbone bundle, stage two encoded its training

@@ -109,14 +109,14 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
     """(LightningModule, train loader, val loader, data summary) for the config's kind of model (``resume``: the
     weights come from last.ckpt, not from train.init_from)."""
     if cfg.model.latent_mode == "twostage":  # stage two over a frozen temporal autoencoder: trains on trajectories
-        from .training.twostage import TwoStageModule, build_two_stage, frozen_prefixes, trajectory_loaders
+        from .training.twostage import TwoStageModule, frozen_prefixes, trajectory_loaders
 
-        model, cfg.model = build_two_stage(cfg)  # the run stores the resolved model config (backbone architecture)
+        model, whole = _two_stage_model(cfg, resume)
         if cfg.train.init_from and not resume:  # e.g. a fine-tune of a shipped two-stage model with another loss
             init_weights(model, cfg.train.init_from, keep=frozen_prefixes(cfg))  # or over a retrained decoder: the
             # frozen stacks are train.backbone's, whatever backbone the earlier two-stage bundle was trained over
         if resume:
-            _run_weights(model, Path(cfg.train.run_dir) / "checkpoints" / "last.ckpt", cfg.train.backbone)
+            _run_weights(model, Path(cfg.train.run_dir) / "checkpoints" / "last.ckpt", cfg.train.backbone, whole)
         train, val, summary, train_stats, train_clips = trajectory_loaders(cfg, model)
         module = TwoStageModule(cfg, model)
         module.set_spread(train_stats)
@@ -132,19 +132,40 @@ def _module_and_data(cfg, resume: bool = False) -> tuple:
     return module, *make_loaders(cfg)
 
 
-def _run_weights(model, last: Path, backbone: str) -> None:
+def _two_stage_model(cfg, resume: bool) -> tuple:
+    """(the two-stage model over train.backbone, whether every weight must come from the run's last.ckpt). A resumed
+    run whose backbone no longer loads goes on from its own weights, which hold the frozen stacks too."""
+    from .training.twostage import build_two_stage, resumed_two_stage
+
+    try:
+        model, cfg.model = build_two_stage(cfg)  # the run stores the resolved model config (backbone architecture)
+        return model, False
+    except VaedemoError as e:
+        if not resume:
+            raise
+        print(f"[vaedemo] note: train.backbone no longer loads ({str(e).rstrip('.')}); the run resumes from its own weights in "
+              "last.ckpt, its frozen stacks included", file=sys.stderr)  # fmt: skip
+        return resumed_two_stage(cfg), True
+
+
+def _run_weights(model, last: Path, backbone: str, whole: bool = False) -> None:
     """A resumed two-stage run's own weights from its last.ckpt, before its training trajectories are encoded: they
     came from train.backbone as it is now (Lightning restores the run's frozen encoder only afterwards), and a
-    backbone retrained since (its run rewrites its bundle) made the run's data with another encoder than its own."""
+    backbone retrained since (its run rewrites its bundle) made the run's data with another encoder than its own.
+    ``whole``: the model was built without its backbone, so last.ckpt must hold every one of its tensors."""
     import torch
 
     from .training.twostage import ENCODER
 
     state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
     own = {k.removeprefix("vae."): v for k, v in state.items() if k.startswith("vae.")}
-    encoder = [k for k in own if k.startswith(ENCODER)]  # (the encoder's head is stage two's own: it trains)
     current = model.state_dict()
-    if any(not torch.equal(own[k], current[k]) for k in encoder if k in current):
+    missing = [k for k in current if k not in own]
+    if whole and missing:
+        raise VaedemoError(f"{last} lacks {missing[0]} of the model, and train.backbone {backbone} does not load to "
+                           "give it: set train.backbone to where the backbone bundle is now.")  # fmt: skip
+    encoder = [k for k in own if k.startswith(ENCODER)]  # (the encoder's head is stage two's own: it trains)
+    if not whole and any(not torch.equal(own[k], current[k]) for k in encoder if k in current):
         print(f"[vaedemo] note: train.backbone {backbone} has changed since this run began; the run's own frozen "
               "encoder (from last.ckpt) encodes its trajectories", file=sys.stderr)  # fmt: skip
     model.load_state_dict(own, strict=False)

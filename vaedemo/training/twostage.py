@@ -103,9 +103,21 @@ def build_two_stage(cfg: Config) -> tuple[AudioVAE, ModelConfig]:
     if missing:
         raise ConfigError(f"train.backbone {cfg.train.backbone} lacks {missing[0]} of the two-stage model.")
     model.load_state_dict(frozen, strict=False)
+    return freeze(model, cfg), model_cfg
+
+
+def resumed_two_stage(cfg: Config) -> AudioVAE:
+    """A resumed run's model where train.backbone no longer loads (a folder moved or deleted, a Hub id offline): its
+    architecture is the run's stored model config, resolved from the backbone when the run began, and its weights,
+    the frozen stacks' included, come from its own last.ckpt (``vaedemo.train._run_weights``)."""
+    return freeze(AudioVAE(cfg.model), cfg)
+
+
+def freeze(model: AudioVAE, cfg: Config) -> AudioVAE:
+    """``model`` with no gradient for the tensors that :func:`untrained_prefixes` names."""
     for name, p in model.named_parameters():
         p.requires_grad_(not name.startswith(untrained_prefixes(cfg)))
-    return model, model_cfg
+    return model
 
 
 @torch.no_grad()
