@@ -15,7 +15,16 @@ from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine
 from vaedemo.nn.fm_prior import FlowMatchingPrior
 from vaedemo.nn.vae import AudioVAE
-from vaedemo.priors import fit_gaussian, nearest, replay_share, train_flow_matching, typical, typical_latents
+from vaedemo.priors import (
+    fit_gaussian,
+    nearest,
+    replay_share,
+    report,
+    train_flow_matching,
+    typical,
+    typical_floor,
+    typical_latents,
+)
 from vaedemo.priors import main as priors_main
 
 
@@ -98,10 +107,25 @@ def test_typical_draws_keep_the_seeds_own_draws_above_the_floor(tiny_config, tmp
     assert z.shape == plain.shape and (prior_log_prob(engine, z) >= floor).all()
     kept = plain[log_p >= floor]  # the seed's own draw first, in its order; the rest from later blocks
     assert np.array_equal(z[: len(kept)], kept) and len(kept) < 40
+    assert len(np.unique(z, axis=0)) == 40  # later blocks are other draws, not the first again
     assert np.array_equal(typical_latents(engine, 40, 7, floor), z)  # the same seed, the same samples
+    other = typical_latents(engine, 40, 8, floor)  # the next draw's seed: none of its samples are this one's
+    assert not (z[:, None, :] == other[None, :, :]).all(-1).any()
+    # the floor of --typical P is the P-th percentile of the latents given: at P=20 of the prior's own draws, about
+    # four fresh draws in five lie above it
+    share = (prior_log_prob(engine, engine.sample_latents(400, 1.0, 9)) >= typical_floor(engine, plain, 20)).mean()
+    assert 0.65 < share < 0.95
     with pytest.raises(VaedemoError, match=r"gave 0 of the 40 samples at or above log p 1000000.0: that floor lies"):
         typical_latents(engine, 40, 7, 1e6)
     assert typical(1) == "RealNVP, draws below percentile 1 of the training clips' log p redrawn"
+
+
+def test_the_report_says_which_draws_were_redrawn():
+    result = {"samples": 4, "temperatures": [], "typicals": [1.0, 5.0], "seeds": [0], "fm_steps": 2, "train_clips": 3,
+              "ode_steps": 8, "train_peak_dbfs": -17.0, "folders": {}}  # fmt: skip
+    text = report("tiny", result)
+    assert "RealNVP also with its draws below percentiles 1, 5 of the training clips' latents' log p redrawn" in text
+    assert "redrawn" not in report("tiny", result | {"typicals": []})
 
 
 def test_priors_cli_says_in_one_sentence_when_the_typical_floor_is_out_of_reach(tiny_config, drum_folder, tmp_path,
@@ -112,7 +136,7 @@ def test_priors_cli_says_in_one_sentence_when_the_typical_floor_is_out_of_reach(
     path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
     assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
                         "--samples", "4", "--fm-steps", "2", "--draws", "1", "--typical", "1"]) == 2  # fmt: skip
-    assert "256 draws of the prior gave 0 of the 4 samples at or above log p" in capsys.readouterr().err
+    assert "--typical 1: 256 draws of the prior gave 0 of the 4 samples at or above log p" in capsys.readouterr().err
 
 
 def test_replay_share_sees_a_prior_that_replays_its_training_latents():

@@ -198,13 +198,13 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     decoded = engine.decode_many(z_train)  # every training latent decoded: what a replay would sound like
     decoded_train = clip_features(list(decoded), sr)
     seeds = [seed + d for d in range(draws)]
+    # first: a floor out of the prior's reach fails before the other priors are drawn and decoded
+    typical_rows = {typical(p): drawn_typical(engine, n, seeds, typical_floor(engine, z_train, p), p) for p in typicals}
     fitted = {FITTED_GAUSSIAN: fit_gaussian(z_train), "flow matching": lambda x0: fm.sample(x0, ode_steps).numpy()}
     samples = {name: drawn(engine, name, n, seeds, fitted) for name in ("Gaussian", FITTED_GAUSSIAN, "RealNVP",
                                                                         "flow matching")}  # fmt: skip
     samples |= {tempered(t): drawn(engine, "RealNVP", n, seeds, fitted, t) for t in temperatures}
-    train_log_p = prior_log_prob(engine, z_train)
-    samples |= {typical(p): drawn(engine, "RealNVP", n, seeds, fitted, floor=float(np.percentile(train_log_p, p)))
-                for p in typicals}  # fmt: skip
+    samples |= typical_rows
     # what a prior that had learned the training set exactly could reach: n training clips' own latents, decoded, and
     # those clips themselves (on an unseen soundfont: the distance between the soundfonts)
     picked = np.random.default_rng(seed).permutation(len(train_clips))[:n]
@@ -245,6 +245,20 @@ def compare(engine, train_data: Path, folders: list[Path], n: int, fm_steps: int
     return result
 
 
+def typical_floor(engine, z: np.ndarray, percentile: float) -> float:
+    """The log p(z) below which ``--typical percentile`` redraws: that percentile of the latents ``z`` (N, D) (the
+    training clips' posterior means) under the model's prior."""
+    return float(np.percentile(prior_log_prob(engine, z), percentile))
+
+
+def drawn_typical(engine, n: int, seeds: list[int], floor: float, percentile: float) -> dict:
+    """:func:`drawn` for the RealNVP prior above ``floor``; a floor out of its reach named by its option."""
+    try:
+        return drawn(engine, "RealNVP", n, seeds, {}, floor=floor)
+    except VaedemoError as e:
+        raise VaedemoError(f"--typical {percentile:g}: {e}") from None
+
+
 def _also(temperatures: list[float]) -> str:
     return f" (RealNVP also at {', '.join(f'{t:g}' for t in temperatures)})" if temperatures else ""
 
@@ -252,8 +266,8 @@ def _also(temperatures: list[float]) -> str:
 def _typical_line(percentiles: list[float]) -> str:
     if not percentiles:
         return ""
-    return (f" RealNVP also with its draws below percentile {', '.join(f'{p:g}' for p in percentiles)} of the "
-            "training clips' latents' log p redrawn (at temperature 1).")  # fmt: skip
+    which = f"percentile{'s' * (len(percentiles) > 1)} {', '.join(f'{p:g}' for p in percentiles)}"
+    return f" RealNVP also with its draws below {which} of the training clips' latents' log p redrawn (at temperature 1)."
 
 
 def report(name: str, result: dict) -> str:
