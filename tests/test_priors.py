@@ -31,7 +31,7 @@ from vaedemo.priors import main as priors_main
 def test_flow_matching_moves_noise_onto_the_data():
     rng = np.random.default_rng(0)
     data = (rng.standard_normal((2000, 4)) * 0.3 + np.array([3.0, -2.0, 0.5, 1.0])).astype(np.float32)
-    prior = train_flow_matching(data, steps=600)
+    prior = train_flow_matching(data, steps=300)
     x = prior.sample(torch.randn(1000, 4, generator=torch.Generator().manual_seed(1)), steps=16).numpy()
     assert np.allclose(x.mean(0), data.mean(0), atol=0.15) and np.allclose(x.std(0), data.std(0), atol=0.15)
 
