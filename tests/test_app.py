@@ -120,6 +120,15 @@ def test_discover_prefers_a_single_latent_flow_model_and_explains_an_empty_folde
         discover(tmp_path, [str(tmp_path / "missing")])
 
 
+def test_a_training_runs_bundle_is_offered_under_the_runs_name(bundles, tmp_path):
+    """Every run writes its bundle to RUN_DIR/bundle: `--checkpoint runs/mine/bundle` was offered as 'bundle' (and a
+    second run's by its whole path), where the README's run is called mine."""
+    for run in ("mine", "other"):
+        shutil.copytree(bundles["tiny_temporal"], tmp_path / "runs" / run / "bundle")
+    specs, default = discover(tmp_path / "none", [str(tmp_path / "runs" / r / "bundle") for r in ("mine", "other")])
+    assert [s.label for s in specs] == ["mine", "other"] and default == "mine"
+
+
 def test_models_are_cached_in_a_small_lru(bundles, tmp_path):
     specs, default = discover(tmp_path, [str(p) for p in bundles.values()])
     models = Models(specs, default, cache_size=2)

@@ -30,6 +30,16 @@ class ModelSpec:
     folder: Path | None = None  # where its files are: the source folder; an hf:// id's snapshot once loaded
 
 
+RUN_BUNDLE = "bundle"  # the folder a training run writes its latest bundle to (train.run_dir/bundle)
+
+
+def folder_label(folder: Path) -> str:
+    """A bundle folder's name in the picker: its own, or for a training run's bundle (``runs/mine/bundle``) the run's,
+    since every run's bundle folder has the same name."""
+    folder = folder.resolve()
+    return folder.parent.name if folder.name == RUN_BUNDLE and folder.parent.name else folder.name
+
+
 def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> tuple[list[ModelSpec], str]:
     """The models to offer and the default label: ``extra`` (command line; the first one is the default) then the
     bundles in ``checkpoints`` (sorted; default the one named in ``checkpoints/DEFAULT``, else the first
@@ -48,7 +58,7 @@ def discover(checkpoints: str | Path = "checkpoints", extra: list[str] = ()) -> 
         return spec
 
     for src in extra:
-        add(str(src), str(src) if str(src).startswith("hf://") else Path(src).resolve().name)
+        add(str(src), str(src) if str(src).startswith("hf://") else folder_label(Path(src)))
     given = {Path(s.source).resolve() for s in specs if not s.source.startswith("hf://")}
     shipped = []
     for d in sorted(p for p in Path(checkpoints).glob("[!.]*") if (p / "config.json").is_file()):
