@@ -608,6 +608,18 @@ def test_a_decay_that_never_starts_is_warned_about():
     assert decay_never_starts(load_config(None, no_decay)) is None  # nothing to decay to anyway
 
 
+def test_a_posterior_mean_fine_tune_without_a_trained_encoder_is_warned_about():
+    """train.decode_posterior_mean without train.init_from trained a decoder over a frozen, untrained encoder,
+    silently."""
+    from vaedemo.train import untrained_encoder_frozen
+
+    warning = untrained_encoder_frozen(load_config(None, ["train.decode_posterior_mean=true"]))
+    assert warning.startswith("train.decode_posterior_mean freezes the encoder") and "train.init_from" in warning
+    assert untrained_encoder_frozen(load_config(None, ["train.decode_posterior_mean=true",
+                                                       "train.init_from=checkpoints/drums_temporal"])) is None
+    assert untrained_encoder_frozen(load_config(None, [])) is None
+
+
 def test_a_resume_says_what_else_it_changes_and_its_remedy_keeps_the_rate_where_it_stands():
     """The README said --set train.max_steps=N trains longer: with the shipped temporal config (the VAE phase to its
     last step) the new steps trained adversarially, and the decay stretched to the new last step raised the rate at

@@ -255,6 +255,17 @@ def decay_never_starts(cfg) -> str | None:
             "train.max_steps when resuming).")
 
 
+def untrained_encoder_frozen(cfg) -> str | None:
+    """A warning when train.decode_posterior_mean freezes an encoder that no train.init_from trained: the option is a
+    fine-tune of a trained bundle's decoder (a two-stage model's encoder is its backbone's: trained)."""
+    t = cfg.train
+    if not t.decode_posterior_mean or t.init_from or cfg.model.latent_mode == "twostage":
+        return None
+    return ("train.decode_posterior_mean freezes the encoder and trains the decoder on its posterior means, but no "
+            "train.init_from gives it a trained encoder: this run decodes the means of an untrained one (set "
+            "train.init_from to a trained bundle).")
+
+
 def slow_cpu_discriminator(cfg) -> str | None:
     """A warning when train.discriminator_precision is bfloat16 (not auto) on a CPU without fast kernels for it."""
     if cfg.train.discriminator_precision != "bfloat16" or not trains_on_cpu(cfg.trainer) or fast_cpu_kernels("bfloat16"):
@@ -295,7 +306,8 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
 
     from .training.callbacks import BundleExport
 
-    for warning in (slow_cpu_precision(cfg.trainer), slow_cpu_discriminator(cfg), decay_never_starts(cfg)):
+    for warning in (slow_cpu_precision(cfg.trainer), slow_cpu_discriminator(cfg), decay_never_starts(cfg),
+                    untrained_encoder_frozen(cfg)):
         if warning:
             print(f"[vaedemo] warning: {warning}", file=sys.stderr)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
