@@ -14,7 +14,7 @@ from vaedemo.nn.vae import AudioVAE
 
 
 @pytest.mark.skipif(shutil.which("opusenc") is None, reason="opus-tools (opusenc/opusdec) not installed")
-def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config, drum_folder, tmp_path, capsys):
+def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config, drum_folder, tmp_path, capfd):
     cfg = tiny_config("single", flows=2)
     torch.manual_seed(0)
     path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
@@ -23,6 +23,7 @@ def test_evaluate_reports_model_opus_and_priors_and_updates_the_card(tiny_config
     code = evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--out", str(out),
                           "--json", str(js), "--update-card"])
     assert code == 0
+    assert "Skipping chunk" not in capfd.readouterr().err  # opusenc's two lines a clip about a float WAV's chunks
     res = json.loads(js.read_text())[0]
     assert "validation split" in res["data"]  # the training folder: only held-out files
     rec = res["reconstruction"]
@@ -368,3 +369,14 @@ def test_a_card_update_a_bundle_folder_refuses_is_refused_before_the_evaluation(
     monkeypatch.setattr(ev, "evaluate_folder", lambda *a, **k: pytest.fail("evaluated before refusing"))
     assert evaluate_main(["--checkpoint", str(path), "--data", str(drum_folder), "--update-card"]) == 2
     assert "holds .git besides the bundle's files" in capsys.readouterr().err
+
+
+def test_a_codec_that_fails_says_so_with_what_it_printed():
+    """opusenc and opusdec run with their output held back (two lines a clip of noise about a float WAV's chunks);
+    where one fails, what it printed is in the sentence."""
+    from vaedemo.errors import VaedemoError
+    from vaedemo.evaluate import _codec
+
+    _codec(["sh", "-c", "echo 'Skipping chunk of type \"fact\"' >&2"])  # (succeeds: nothing to show)
+    with pytest.raises(VaedemoError, match=r"^sh failed \(exit 3\): no such file$"):
+        _codec(["sh", "-c", "echo 'no such file' >&2; exit 3"])

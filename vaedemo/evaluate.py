@@ -132,13 +132,21 @@ def load_clips(files: list[Path], sr: int, length: int, channels: int, limit: in
     return [x for _, x in load_named_clips(files, sr, length, channels, limit)]
 
 
+def _codec(cmd: list[str]) -> None:
+    """Run opusenc or opusdec; what it prints is shown only where it fails (opusenc names every chunk of a float WAV
+    it skips, "fact" and "PEAK", even with --quiet: two lines a clip, thousands in an evaluation)."""
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode:
+        raise VaedemoError(f"{cmd[0]} failed (exit {done.returncode}): {done.stdout.strip()[-500:]}")
+
+
 def opus_round_trip(x: np.ndarray, sr: int, kbps: int, tmp: Path) -> np.ndarray:
     from .audio import load_audio, save_audio
 
     wav, opus, out = tmp / "in.wav", tmp / "x.opus", tmp / "out.wav"
     save_audio(wav, x, sr, subtype="FLOAT")
-    subprocess.run(["opusenc", "--quiet", "--bitrate", str(kbps), str(wav), str(opus)], check=True)
-    subprocess.run(["opusdec", "--quiet", "--rate", str(sr), "--float", str(opus), str(out)], check=True)
+    _codec(["opusenc", "--quiet", "--bitrate", str(kbps), str(wav), str(opus)])
+    _codec(["opusdec", "--quiet", "--rate", str(sr), "--float", str(opus), str(out)])
     y, _ = load_audio(out, sr, x.shape[1])
     y = y[: len(x)]
     return np.pad(y, ((0, len(x) - len(y)), (0, 0)))
