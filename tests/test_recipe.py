@@ -245,7 +245,9 @@ def test_a_recipe_without_targets_shows_and_runs_every_step(tmp_path, capsys):
     nowhere = tmp_path / "nowhere"
     path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={nowhere}"]}, "b": {"config": "BASE"}})
     assert recipe_main([str(path), "--dry-run"]) == 0
-    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["a (to train)", "b (to train)"]
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == [
+        f"data {nowhere} (to make)", "data data/drums (to make)", "a (to train)", "b (to train)"]  # (data/drums: the
+    # default data.root, which b reads) the data first, as the run makes it
     assert recipe_main([str(path)]) == 2  # it goes on to make the steps' data, which it cannot here
     assert capsys.readouterr().err == f"error: data folder {nowhere} does not exist and {path} has no command that makes it.\n"
 
@@ -290,6 +292,8 @@ def test_a_data_command_that_cannot_start_or_makes_nothing_is_one_sentence(tmp_p
     data = tmp_path / "renders"
     command = command.replace("DATA", str(data))
     path = _recipe(tmp_path, {"a": {"config": "BASE", "set": [f"data.root={data}"]}}, data={str(data): command})
+    assert recipe_main([str(path), "--dry-run"]) == 0  # (a dry run names the command it would run first)
+    assert capsys.readouterr().out.splitlines()[0] == f"data {data} (to make): {command}"
     assert recipe_main([str(path)]) == 2
     expected = f"error: the command for data folder {data} in {path} {message.replace('DATA', str(data))}"
     assert capsys.readouterr().err.splitlines()[-1] == expected

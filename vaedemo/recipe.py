@@ -327,11 +327,14 @@ def _run_data_command(recipe: Recipe, root: str, out: Path) -> None:
                         f"with {out} in place of {root}, moved into place when whole).")  # fmt: skip
 
 
+def data_to_make(recipe: Recipe, names: list[str]) -> list[str]:
+    """The data folders the steps read that do not exist yet, in the order the steps read them."""
+    return [r for r in dict.fromkeys(recipe.resolved(name).data.root for name in names) if not Path(r).is_dir()]
+
+
 def make_data(recipe: Recipe, names: list[str]) -> None:
     """Run the recipe's command for each data folder the steps read that does not exist yet."""
-    for root in dict.fromkeys(recipe.resolved(name).data.root for name in names):
-        if Path(root).is_dir():
-            continue
+    for root in data_to_make(recipe, names):
         if root not in recipe.data:
             raise VaedemoError(f"data folder {root} does not exist and {recipe.path} has no command that makes it.")
         print(f"[recipe] {root}: {recipe.data[root]}", file=sys.stderr)
@@ -416,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         if target not in recipe.targets:
             raise ConfigError(f"{recipe.path} makes {', '.join(recipe.targets) or 'no target'}, not {target}.")
     names = steps_for(recipe, targets)
+    for root in data_to_make(recipe, names):  # (made first)
+        print(f"data {root} (to make): {recipe.data.get(root, 'the recipe has no command that makes it')}")
     for name in names:
         step = recipe.steps[name]
         argv = train_command(step.config, recipe.overrides(name), resume=step.resumes is not None)
