@@ -118,3 +118,15 @@ def test_the_library_never_imports_the_demo():
     library = [m for m in graph if m.startswith("vaedemo") and not m.startswith("vaedemo.demo")]
     for m in library:
         assert not any(t.startswith("vaedemo.demo") or t == "app" for t in graph[m]), m
+
+
+def test_the_runtime_fetch_runs_as_a_module_without_runpys_warning():
+    """`python -m vaedemo.demo.browser_runtime` (set-up's fetch of onnxruntime-web) imports the package vaedemo.demo
+    first; where that had imported the module too, runpy warned of "unpredictable behaviour" on every set-up."""
+    import subprocess
+    import sys
+
+    code = "import sys, vaedemo.demo; print('vaedemo.demo.browser_runtime' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert done.stdout.strip() == "False"

@@ -31,7 +31,6 @@ import vaedemo.demo.resample_js as resample_js
 from vaedemo.errors import VaedemoError
 from vaedemo.hub import WEIGHTS
 
-from .browser_runtime import VENDOR, installed
 from .common import UI, user_errors
 from .state import DemoState
 
@@ -59,7 +58,18 @@ def cache_root() -> Path:
 
 def served_folders() -> list[Path]:
     """The folders whose files the page fetches (the app's allowed paths)."""
+    from .browser_runtime import VENDOR  # (see runtime_files)
+
     return [VENDOR, cache_root()]
+
+
+def runtime_files() -> dict[str, Path] | None:
+    """onnxruntime-web's files, where set-up fetched them. (browser_runtime is imported here, not with this module:
+    `python -m vaedemo.demo.browser_runtime`, set-up's fetch, imports this package first, and runpy warns of
+    "unpredictable behaviour" when the module it runs was already imported.)"""
+    from .browser_runtime import installed
+
+    return installed()
 
 
 STREAM_EXPORT = 1  # raised when the exported stream's files change: an earlier cache is then exported again
@@ -153,7 +163,7 @@ class BrowserStreams:
 
     def info(self, engine, label: str) -> dict:
         """What the page's script needs to play ``engine``'s stream: the graphs', the runtime's and model.json's."""
-        runtime = installed()
+        runtime = runtime_files()
         if runtime is None:
             raise VaedemoError(NO_RUNTIME)
         if not engine.bundle.config.causal:
