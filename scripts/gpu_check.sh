@@ -23,40 +23,31 @@ prepare() {
     "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d .whl soundfile==0.14.0 soxr==1.1.0 cffi==2.1.1 pycparser==3.12
-    "$py" - <<'EOF'
-from pathlib import Path
-import shutil
-import soundfile as sf
-
-src, dst = Path("data/drums_fluidr3"), Path(".gpudata/drums_fluidr3")
-if not (src / "manifest.csv").is_file():
-    raise SystemExit(f"{src} is not rendered: python -m vaedemo.data.soundfont --soundfont "
-                     "/usr/share/sounds/sf2/FluidR3_GM.sf2 --kind drums --out data/drums_fluidr3")
-for wav in sorted(src.rglob("*.wav")):
-    x, sr = sf.read(wav, dtype="int16", always_2d=True)
-    out = dst / wav.relative_to(src).with_suffix(".flac")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, x, sr, subtype="PCM_16")
-shutil.copy(src / "manifest.csv", dst / "manifest.csv")
-print(f"{dst}: {sum(1 for _ in dst.rglob('*.flac'))} files")
-EOF
+    if [ ! -f data/drums_fluidr3/manifest.csv ]; then
+        echo "data/drums_fluidr3 is not rendered: python -m vaedemo.data.soundfont --soundfont" \
+            "/usr/share/sounds/sf2/FluidR3_GM.sf2 --kind drums --out data/drums_fluidr3" >&2
+        exit 1
+    fi
+    transcode "$py" data/drums_fluidr3 .gpudata/drums_fluidr3 wav flac
     du -sh .whl .gpudata
 }
 
-unpack_data() {  # the FLAC back as WAV under the names the configs and the split know
-    python3 - <<'EOF'
-from pathlib import Path
+transcode() {  # PYTHON SRC DST OLD NEW: each SRC/**/*.OLD as DST/**/*.NEW, 16-bit samples unchanged; the manifest
+    "$1" - "$2" "$3" "$4" "$5" <<'EOF'
 import shutil
+import sys
+from pathlib import Path
+
 import soundfile as sf
 
-src, dst = Path(".gpudata/drums_fluidr3"), Path("data/drums_fluidr3")
-for flac in sorted(src.rglob("*.flac")):
-    x, sr = sf.read(flac, dtype="int16", always_2d=True)
-    out = dst / flac.relative_to(src).with_suffix(".wav")
+src, dst, old, new = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+for path in sorted(src.rglob(f"*.{old}")):
+    x, sr = sf.read(path, dtype="int16", always_2d=True)
+    out = dst / path.relative_to(src).with_suffix(f".{new}")
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out, x, sr, subtype="PCM_16")
 shutil.copy(src / "manifest.csv", dst / "manifest.csv")
-print(f"{dst}: {sum(1 for _ in dst.rglob('*.wav'))} files")
+print(f"{dst}: {sum(1 for _ in dst.rglob(f'*.{new}'))} files")
 EOF
 }
 
@@ -70,7 +61,7 @@ run() {
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
     python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" \
         | tee -a "$out/gpu.txt"
-    unpack_data
+    transcode python3 .gpudata/drums_fluidr3 data/drums_fluidr3 flac wav  # the names the configs and split know
     python3 -m vaedemo.bench --train --device "${DEVICE:-cuda}" --precision 32-true --precision bf16-mixed \
         --precision 16-mixed --batch "${BATCH:-64}" --workers "${WORKERS:-8}" --runs "${RUNS:-1}" \
         --vae-steps "${VAE_STEPS:-60}" --adv-steps "${ADV_STEPS:-20}" --json "$out/gpu_bench.json" 2>&1 \
