@@ -28,7 +28,7 @@ def _engine(tiny_config, tmp_path, causal: bool = True, seed: int = 0) -> Engine
 @pytest.fixture
 def runtime(tmp_path, monkeypatch):
     files = {role: tmp_path / f"runtime.{role}" for role in ("js", "mjs", "wasm")}
-    monkeypatch.setattr(browser_live, "installed", lambda: files)
+    monkeypatch.setattr(browser_live, "runtime_files", lambda: files)
     return files
 
 
@@ -58,7 +58,7 @@ def test_a_model_that_reads_ahead_or_a_missing_runtime_is_one_sentence(tiny_conf
     streams = BrowserStreams(tmp_path / "cache")
     with pytest.raises(VaedemoError, match="reads ahead \\(it is not causal\\)"):
         streams.info(_engine(tiny_config, tmp_path, causal=False), "centred")
-    monkeypatch.setattr(browser_live, "installed", lambda: None)
+    monkeypatch.setattr(browser_live, "runtime_files", lambda: None)
     with pytest.raises(VaedemoError) as e:
         streams.info(_engine(tiny_config, tmp_path), "tiny")
     assert str(e.value) == NO_RUNTIME
