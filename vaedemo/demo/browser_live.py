@@ -469,8 +469,8 @@ JS = r"""
       live.state = 'playing';
       const hopMs = 1000 * hop / rate, cardRate = live.context.sampleRate;
       // where the worklet resamples, its filters' look-ahead, the way in and the way out
-      const resampling = cardRate === rate ? 0 : 1000 * (new VaedemoResampler(cardRate, rate).halfWidth / cardRate +
-                                                         new VaedemoResampler(rate, cardRate).halfWidth / rate);
+      const resampling = cardRate === rate ? 0 : 1000 * (VaedemoResampler.halfWidthOf(cardRate, rate) / cardRate +
+                                                         VaedemoResampler.halfWidthOf(rate, cardRate) / rate);
       const card = resampling ? ` (the sound card at ${cardRate} Hz, resampled in the page)` : '';
       live.timer = setInterval(() => {
         const sorted = [...stats.computeMs].sort((a, b) => a - b), ms = sorted[sorted.length >> 1] || 0;

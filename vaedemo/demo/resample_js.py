@@ -23,12 +23,15 @@ MAX_TABLE_ROWS = 4096  # rational ratios with more fractional positions compute 
 # (no backticks and no "${" in it: it is placed inside the worklet's source, a template string)
 JS = r"""
 class VaedemoResampler {
+  // the filter's middle in cycles per input sample (going down: the output's band)
+  static cutoff(from, to) { return __CUTOFF__ * Math.min(1, to / from); }
+  // input samples each side of an output's time: the look-ahead, which the page counts without building the filter
+  static halfWidthOf(from, to) { return Math.ceil(__ZEROS__ / (2 * VaedemoResampler.cutoff(from, to))); }
   constructor(from, to) {
     const gcd = (a, b) => (b ? gcd(b, a % b) : a), g = gcd(from, to);
     this.same = from === to;
     this.up = to / g; this.down = from / g;  // output n lies at input time n * down / up
-    const fc = __CUTOFF__ * Math.min(1, to / from);  // cycles per input sample (going down: the output's band)
-    const W = this.halfWidth = Math.ceil(__ZEROS__ / (2 * fc));  // input samples each side of an output's time
+    const fc = VaedemoResampler.cutoff(from, to), W = this.halfWidth = VaedemoResampler.halfWidthOf(from, to);
     this.kernel = (t) => {  // the windowed sinc at t input samples
       if (Math.abs(t) >= W) return 0;
       const x = 2 * fc * t, sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
