@@ -160,6 +160,19 @@ def test_no_file_is_one_sentence(state):
         next(live.play_file(state, state.gate, None, None, "b_causal"))
 
 
+def test_the_first_step_of_playing_a_file_checks_the_model_and_the_file(state, tmp_path):
+    """The page checks before it streams, so that a refusal is one message and no output is marked as failed."""
+    with pytest.raises(VaedemoError, match="upload or record a sound to stream first"):
+        live.check_playable(state, None, "b_causal")
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(VaedemoError, match="notes.wav could not be decoded as audio"):
+        live.check_playable(state, str(tmp_path / "notes.wav"), "b_causal")
+    sf.write(tmp_path / "hit.wav", _signal(4410), 44100)
+    with pytest.raises(VaedemoError, match="choose a streaming model first"):
+        live.check_playable(state, str(tmp_path / "hit.wav"), None)
+    live.check_playable(state, str(tmp_path / "hit.wav"), "b_causal")  # (kept decoded for the stream's own step)
+
+
 def test_the_stream_checked_at_the_start_serves_the_first_chunk_of_the_same_model(state, tmp_path):
     relay = live.Relay()
     listener = live._open(state, relay, "tab-1", "b_causal")

@@ -62,6 +62,12 @@ def test_each_tab_shows_its_button_and_main_figure_on_the_first_screen(browser, 
     page.close()
 
 
+def shown_errors(page) -> int:
+    """Elements that show the word "Error" (Gradio's screen-reader announcement, .sr-only, is not shown)."""
+    return page.evaluate("""() => [...document.querySelectorAll('body *')].filter((e) =>
+        e.children.length === 0 && e.textContent.trim() === 'Error' && !e.closest('.sr-only')).length""")
+
+
 def test_a_missing_input_gives_one_error_and_no_error_on_the_outputs(browser, server):
     page = open_page(browser, server)
     page.get_by_role("button", name="Reconstruct", exact=True).click()
@@ -78,6 +84,13 @@ def test_a_missing_input_gives_one_error_and_no_error_on_the_outputs(browser, se
     page.get_by_text("Choose a sound for source B").wait_for(timeout=30000)
     wait_idle(page)
     assert page.get_by_text("Error", exact=True).count() == 1
+    page.locator(".toast-close").first.click()
+    page.get_by_text("Choose a sound for source B").wait_for(state="detached", timeout=30000)
+    page.get_by_role("tab", name="Live").click()  # no file to stream: the message alone (it had marked both outputs)
+    page.locator("#live-play").click()
+    page.get_by_text("Upload or record a sound to stream first").wait_for(timeout=30000)
+    wait_idle(page)
+    assert shown_errors(page) == 1
     page.close()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .screenshots import CHROMIUM, wait_idle
-from .test_layout import choose_model, in_first_screen, open_page
+from .test_layout import choose_model, in_first_screen, open_page, shown_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -22,12 +22,6 @@ def bad_files(tmp_path_factory):
     (folder / "notes.wav").write_text("these are speaker notes, not audio\n" * 20)
     (folder / "cut.flac").write_bytes((ROOT / "examples" / "timgm6mb-standard_snare.flac").read_bytes()[:3000])
     return folder
-
-
-def shown_errors(page) -> int:
-    """Elements that show the word "Error" (Gradio's screen-reader announcement, .sr-only, is not shown)."""
-    return page.evaluate("""() => [...document.querySelectorAll('body *')].filter((e) =>
-        e.children.length === 0 && e.textContent.trim() === 'Error' && !e.closest('.sr-only')).length""")
 
 
 def one_error(page, text: str) -> None:

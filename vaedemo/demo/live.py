@@ -36,7 +36,7 @@ from vaedemo.errors import VaedemoError
 from vaedemo.inference import Engine, Stream
 
 from .common import UI, Audio, intro, log, user_errors
-from .guard import LIVE_STREAMS, Gate, client_key
+from .guard import LIVE_STREAMS, Gate, client_key, gated
 from .state import DemoState
 
 CHUNK_SECONDS = 0.25  # how much microphone audio the browser collects before it sends a chunk
@@ -321,6 +321,14 @@ def _in_real_time(listener: Listener, seconds: float) -> None:
     listener.seconds_in += seconds
 
 
+def check_playable(state: DemoState, path: str | None, label: str | None) -> None:
+    """The first step of "play a file through the stream": a streaming model chosen and a file that decodes (kept
+    decoded for the second step), or one sentence."""
+    if label not in live_models(state):
+        raise VaedemoError(NO_MODEL if not live_models(state) else "choose a streaming model first.")
+    state.load(path, "a sound to stream")
+
+
 @user_errors
 def file_session(state: DemoState, path: str | None, label: str) -> tuple[LiveSession, np.ndarray]:
     """The session and the audio (at the model's rate, at most stereo) of "play a file through the stream"."""
@@ -382,13 +390,19 @@ def build(state: DemoState) -> None:
     def on_stop(request: gr.Request):
         relay.close(_session(request))
 
+    @gated(state.gate)
+    @user_errors
+    def check_file(path, label):  # no file, one that is not audio, no model: one error, no output marked as failed
+        check_playable(state, path, label)
+
     def on_file(request: gr.Request, path, label):
         yield from play_file(state, state.gate, request, path, label)
 
     mic.start_recording(on_record, live_model, [out, report], **UI)
     mic.stream(on_chunk, [mic, live_model], None, stream_every=CHUNK_SECONDS, time_limit=LIVE_SECONDS, **UI)
     mic.stop_recording(on_stop, None, None, queue=False, api_visibility="private")
-    play.click(on_file, [live_file, live_model], [out, report], **UI)
+    play.click(check_file, [live_file, live_model], None, **UI).success(on_file, [live_file, live_model], [out, report],
+                                                                        **UI)
     log.debug("live tab: %d streaming models", len(labels))
 
 
