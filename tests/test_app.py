@@ -23,7 +23,7 @@ from gradio.utils import get_upload_folder
 from vaedemo import inference, plots
 from vaedemo.demo import build_demo, typicality
 from vaedemo.demo.files import FILE_OVERHEAD_BYTES, GRACE_SECONDS, TempFiles
-from vaedemo.demo.interpolate import interpolate, interpolate_at
+from vaedemo.demo.interpolate import WIDE_TITLES_STEPS, interpolate, interpolate_at
 from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.page import model_info
@@ -266,16 +266,18 @@ def test_many_channels_at_a_high_rate_are_reconstructed_two_at_a_time(state, tmp
     eng = state.models.get(model)
     whole = eng.reconstruct(x, 96000)  # the engine's own channel grouping: the same result
     assert np.allclose(sf.read(out, dtype="float32")[0], whole, atol=2 / 32768)
-    assert "96000 Hz, 5 channels" in fig_in.layout.title.text and not result["trimmed"]
+    assert "96000 Hz, 5 ch. (mix)" in fig_in.layout.title.text and not result["trimmed"]
 
 
-def test_reconstruction_keeps_the_original_loudness(state, tmp_path):
+def test_the_reconstruction_plays_as_decoded_and_the_table_gives_both_peaks(state, tmp_path):
     quiet = noise(9000, amp=0.01)
     sf.write(tmp_path / "quiet.wav", quiet, SR, subtype="FLOAT")
-    out, *_ = reconstruct(state, str(tmp_path / "quiet.wav"), "tiny_temporal")
+    out, _, _, table, _ = reconstruct(state, str(tmp_path / "quiet.wav"), "tiny_temporal")
     expected = state.models.get("tiny_temporal").reconstruct(quiet, SR)
     got, _ = sf.read(out, dtype="float32", always_2d=True)
     assert sf.info(out).subtype == "PCM_16" and np.abs(got - expected).max() <= 1 / 32768 + 1e-6  # no normalisation
+    shown = lambda a: f"{20 * np.log10(np.abs(a).max()):.0f} dBFS".replace("-", "−")
+    assert f"| peak, input → reconstruction | {shown(quiet)} → {shown(expected)} |" in table
     loud = TempFiles().wav(np.full((100, 1), 1.5, np.float32), SR, "loud")
     assert sf.info(loud).subtype == "FLOAT" and sf.read(loud)[0].max() == 1.5  # beyond full scale: float, unclipped
 
@@ -519,6 +521,18 @@ def test_interpolate_path_and_position(state, files, model):
     assert np.allclose(sf.read(end)[0], sf.read(paths[-1])[0], atol=1e-4)
     mixed, _ = interpolate(state, "prior sample", None, 3, "sound file", kick, 0, 3, "lerp", model)
     assert len(mixed) == 3
+
+
+def test_a_long_paths_titles_give_bare_levels_and_the_axis_their_unit(state, files):
+    """Eight steps' "−12 dBFS" titles ran into each other at 1280 px: there the axis says dBFS once."""
+    kick = str(ROOT / "examples" / "timgm6mb-standard_kick.flac")
+    args = ("sound file", str(files["stereo"]), 0, "sound file", kick, 0)
+    for steps, unit_in_titles in ((WIDE_TITLES_STEPS, True), (WIDE_TITLES_STEPS + 1, False)):
+        _, fig = interpolate(state, *args, steps, "slerp", "tiny_temporal", normalise=True)
+        titles = [a.text for a in fig.layout.annotations]
+        assert len(titles) == steps and all(re.fullmatch(r"\d\.\d\d<br>(−?\d+( dBFS)?|silent)", t) for t in titles)
+        assert all(("dBFS" in t) == unit_in_titles for t in titles if "silent" not in t)
+        assert ("dBFS" in fig.layout.xaxis.title.text) != unit_in_titles
 
 
 @pytest.mark.parametrize("model", ["tiny_single_flow", "tiny_temporal"])

@@ -15,7 +15,7 @@ from vaedemo.inference import Engine, Reconstruction
 from vaedemo.metrics import reconstruction_metrics
 
 from .chosen import for_chosen_model
-from .common import AUDIO_OUT, UI, Audio, examples, flag, intro, themed, user_errors
+from .common import AUDIO_OUT, UI, Audio, examples, flag, intro, level_text, peak_dbfs, themed, user_errors
 from .guard import gated
 from .search import REFINE_SECONDS, REFINE_STEPS, SWITCH, search_plan
 from .state import DemoState, trim_notice
@@ -131,12 +131,16 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     result = {"trimmed": d.trimmed, "seconds_used": round(n / sr, 3), "refine_steps": steps, "refine_note": why_not,
               "seconds_in_file": None if d.seconds_in_file is None else round(d.seconds_in_file, 3), "hits": hits}  # fmt: skip
     del d, x, y, rec  # the input at its own rate and channel count is not needed any more
-    ch = f", {c_in} channels (mono mix shown)" if c_in > 1 else ""
+    ch = f", {c_in} ch. (mix)" if c_in > 1 else ""  # (short: the title spans half the page at 1280 px)
     fig_in, fig_out = plots.spectrogram_figures(
         [ref, est], rate, [f"Input — {n / sr:.2f} s, {sr} Hz{ch}", "Reconstruction"]
     )
     metrics = reconstruction_metrics(ref, est, rate)
     rows = [f"| {METRIC_LABELS[m][0]} ({METRIC_LABELS[m][1]} is better) | {v:.3f} |" for m, v in metrics.items()]
+    # the levels side by side: the reconstruction plays as decoded, and a model gives its own level to an input far
+    # from its training clips' (a -58 dBFS snare came back at -30; digital silence as a faint hit)
+    rows.append(f"| peak, input → reconstruction | {level_text(peak_dbfs(ref), True)} → "
+                f"{level_text(peak_dbfs(est), True)} |")
     table = "| metric | value |\n|---|---|\n" + "\n".join(rows)
     searched = f"Latent searched for {steps} steps: {took:.1f} s." if steps else why_not
     table += "".join(f"\n\n{line}" for line in (searched, hits_note(state, hits, c_in), notice) if line)
@@ -204,7 +208,7 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                     rec_fig_out = gr.Plot(show_label=False, elem_id="spec-output", min_width=300)
                 with gr.Row():
                     with gr.Column(min_width=300):
-                        rec_out = Audio(label="Reconstruction (original loudness)", elem_id="rec-output", **AUDIO_OUT)
+                        rec_out = Audio(label="Reconstruction (as decoded, not normalised)", elem_id="rec-output", **AUDIO_OUT)
                     with gr.Column():
                         rec_typical = gr.Markdown(NO_TYPICALITY, elem_id="typicality")
                         rec_metrics = gr.Markdown(NO_METRICS, elem_id="rec-metrics")
