@@ -23,6 +23,7 @@ from .state import DemoState
 
 KINDS = ["sound file", "prior sample"]
 MAX_STEPS = 8
+WIDE_TITLES_STEPS = 5  # up to this many steps, each title gives its level with its unit
 SOURCE_EXAMPLES = ["timgm6mb-standard_snare.flac", "timgm6mb-tr-808_kick.flac", "musescore-standard_crash.flac",
                    "timgm6mb-tr-808_closed-hat.flac"]  # fmt: skip
 
@@ -109,12 +110,21 @@ def interpolate(state: DemoState, kind_a, file_a, seed_a, kind_b, file_b, seed_b
     zs = eng.path_latents(a, b, path_positions(steps), method)  # decoded, and scored for typicality
     path, levels = zip(*(for_listening(y, normalise) for y in _decoded(eng, eng.decode_many(zs))))
     paths = [state.files.wav(y, eng.sample_rate, f"step{i + 1}") for i, y in enumerate(path)]
-    titles = [f"{i / (steps - 1):.2f}<br>{level_text(lv, short=True)}" for i, lv in enumerate(levels)]
+    compact = steps > WIDE_TITLES_STEPS  # narrower spectrograms: "−12 dBFS" titles ran into each other
+    titles = [f"{i / (steps - 1):.2f}<br>{_step_level(lv, compact)}" for i, lv in enumerate(levels)]
     fig = themed(plots.spectrogram_row(list(path), eng.sample_rate, titles, height=280)).update_layout(margin={"t": 60})
     fig.update_annotations(font_size=13)
+    if compact:
+        fig.update_xaxes(title={"text": "time; peaks in dBFS"}, row=1, col=1)
     if with_typicality:
         return paths, fig, _typicality_of_path(eng, zs) + (f"\n\n{notes}" if notes else "")
     return paths, fig
+
+
+def _step_level(db: float, bare: bool) -> str:
+    """A step's peak level under its position: '−12 dBFS', or ``bare`` '−12' (the axis names the unit)."""
+    text = level_text(db, short=True)
+    return text.removesuffix(" dBFS") if bare else text
 
 
 @user_errors
@@ -223,10 +233,12 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
         check_files(state, *values)
 
     path_out = path_slots + path_audio + [path_fig, path_typical]
+    at_position = {"fn": ui_position, "inputs": sources + [position, method, model, normalise, search],
+                   "outputs": [pos_audio, pos_fig], **UI}  # fmt: skip
+    # a new path: the position's sound follows it (it kept the last path's until the slider moved)
     path_btn.click(ui_check, sources, None, **UI).success(
-        ui_path, sources + [steps, method, model, normalise, search], path_out, **UI)  # fmt: skip
-    position.input(ui_check, sources, None, trigger_mode="always_last", **UI).success(
-        ui_position, sources + [position, method, model, normalise, search], [pos_audio, pos_fig], **UI)  # fmt: skip
+        ui_path, sources + [steps, method, model, normalise, search], path_out, **UI).success(**at_position)  # fmt: skip
+    position.input(ui_check, sources, None, trigger_mode="always_last", **UI).success(**at_position)
     for dice, seed_box, kind in ((dice_a, sources[2], sources[0]), (dice_b, sources[5], sources[3])):
         dice.click(lambda: (new_seed(), KINDS[1]), None, [seed_box, kind], **UI)
     cleared = [gr.update(visible=False)] * MAX_STEPS + [None] * MAX_STEPS + [None, "", None, None]
