@@ -852,6 +852,29 @@ def test_a_performance_of_many_channels_counts_the_hits_of_each_pair(state, tmp_
     assert f"cut into {result['hits']} hits in all (two channels at a time" in table
 
 
+def test_a_performance_beyond_the_hits_a_request_may_rebuild_is_one_sentence(state, tmp_path, monkeypatch):
+    """A one-vector model's work grows with the hits: 16 channels of hits every 60 ms took 32 s of a compute slot."""
+    import vaedemo.demo.reconstruct as page
+
+    eng = state.models.get("tiny_single_flow")
+    sr, n = eng.sample_rate, 3 * eng.clip_length
+    x = np.zeros((n, 4), np.float32)
+    for start in np.linspace(0.1, 0.9, 6) * n:
+        x[int(start) : int(start) + 400] = 0.5
+    sf.write(tmp_path / "wide.wav", x, sr)
+    sf.write(tmp_path / "loop.wav", x[:, 0], sr)
+    hits = eng.hits(x[:, :2], sr) + eng.hits(x[:, 2:], sr)
+    monkeypatch.setattr(page, "MAX_HITS", hits)
+    assert reconstruct(state, str(tmp_path / "wide.wav"), "tiny_single_flow")[4]["hits"] == hits
+    monkeypatch.setattr(page, "MAX_HITS", hits - 1)  # the second pair goes over
+    with pytest.raises(gr.Error, match=f"wide.wav holds more than {hits - 1} hits across its 4 channels: "
+                                       "tiny_single_flow rebuilds a performance hit by hit.*tiny_temporal"):  # fmt: skip
+        reconstruct(state, str(tmp_path / "wide.wav"), "tiny_single_flow")
+    monkeypatch.setattr(page, "MAX_HITS", eng.hits(x[:, :1], sr) - 1)
+    with pytest.raises(gr.Error, match=r"loop.wav holds more than \d+ hits: tiny_single_flow rebuilds"):
+        reconstruct(state, str(tmp_path / "loop.wav"), "tiny_single_flow")
+
+
 def test_a_performance_is_cut_at_its_onsets_once_per_request(state, tmp_path, monkeypatch):
     """The hit count comes with the reconstruction: the onsets of a 4-channel loop were found twice per pair (once
     to count the hits, once to cut them), 11 % of a 30 s loop's time."""

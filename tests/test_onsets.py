@@ -34,6 +34,28 @@ def test_onsets_of_a_click_track_are_found_within_a_hop():
     assert np.all(hits <= np.array(times) + 1e-9)  # never after the attack
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_the_stft_taken_a_chunk_at_a_time_finds_what_the_whole_stft_finds(monkeypatch, channels):
+    """The detector reads a few numbers a frame of the STFT, taken CHUNK_FRAMES frames at a time: the whole STFT of a
+    600 s input took 2.6 GB. Chunks of 7 frames (hits across their edges, a last chunk padded) give the same."""
+    from vaedemo import onsets
+
+    sr, times = 44100, [0.25, 0.6, 0.9, 1.4, 1.45, 2.0]
+    x = np.stack([clicks(sr, times, 2.5) * (1 - 0.3 * c) for c in range(channels)], axis=1)[:-37]
+    whole = onsets.magnitudes(x, 1024, 256)
+    flux, bands = onsets.onset_features(x, 1024, 256)
+    monkeypatch.setattr(onsets, "CHUNK_FRAMES", 7)
+    chunked = np.concatenate(list(onsets.magnitude_chunks(x, 1024, 256, onsets.CHUNK_FRAMES)), axis=-1)
+    assert chunked.shape == whole.shape and np.allclose(chunked, whole, rtol=1e-5, atol=1e-7)  # (FFT batch rounding)
+    small_flux, small_bands = onsets.onset_features(x, 1024, 256)
+    assert np.allclose(small_flux, onsets.spectral_flux(whole), rtol=1e-5) and np.allclose(small_flux, flux, rtol=1e-5)
+    assert np.allclose(small_bands, onsets.band_powers(whole), rtol=1e-5) and np.allclose(small_bands, bands, rtol=1e-5)
+    found = detect_onsets(x, sr)
+    assert len(found) == len(times) + 1
+    monkeypatch.setattr(onsets, "CHUNK_FRAMES", 4096)
+    assert np.array_equal(detect_onsets(x, sr), found)
+
+
 def test_each_onset_lies_a_margin_before_its_attack():
     """The cut lies half a hop before the centre of the frame where the flux peaks, so that the attack is never
     clipped; without that half hop the cuts fell 0.2-0.4 ms before the clicks, still 'never after' them."""
@@ -139,12 +161,15 @@ def test_hits_cut_to_their_kept_lengths_are_laid_as_whole_clips_are():
 
 
 @pytest.mark.parametrize("channels,inputs", [(1, 2), (2, 3)])
-def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_laid(tiny_config, tmp_path, channels, inputs):
+def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_laid(tiny_config, tmp_path, channels, inputs,
+                                                                                  monkeypatch):  # fmt: skip
     """Each hit's decode stops at its kept length plus the decoder's look-ahead, and its encoder map at the encoder's
     reach past the hit's end (the rest is a silent clip's); a decoder whose every branch reads ahead (relative noise,
-    a partial bank) gives what encoding and decoding every hit's whole clip and laying it gives."""
+    a partial bank) gives what encoding and decoding every hit's whole clip and laying it gives, the hits taken a
+    block at a time or all at once; more hits than max_hits are refused before any is decoded."""
+    from vaedemo import inference
     from vaedemo.bundle import save_bundle
-    from vaedemo.inference import Engine
+    from vaedemo.inference import Engine, TooManyHitsError
     from vaedemo.nn.vae import AudioVAE
 
     cfg = tiny_config("twostage", model__channels=channels, model__noise_bands=5, model__noise_hop=2,
@@ -179,9 +204,14 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     y = eng.reconstruct(x, sr)
     assert y.shape == x.shape
     assert np.allclose(y, expected, rtol=0, atol=1e-6) and np.abs(expected).max() > 0.01
-    counted = eng.reconstruction(x, sr)  # the same audio, with the count of what it was cut into
+    counted = eng.reconstruction(x, sr, max_hits=len(clips))  # the same audio, with the count of what it was cut into
     assert np.array_equal(counted.audio, y) and counted.hits == len(clips) == eng.hits(x, sr)
+    monkeypatch.setattr(inference, "HITS_PER_BLOCK", 4)  # blocks of hits that cut the decode's batches of 3
+    assert np.allclose(eng.reconstruct(x, sr), expected, rtol=0, atol=1e-6)
     assert eng.reconstruction(x[: length + 1], sr).hits is None  # shorter than two clips: clip by clip
+    monkeypatch.setattr(eng, "_through_clips", None)  # (refused before anything is encoded or decoded)
+    with pytest.raises(TooManyHitsError, match=f"holds {len(clips)} hits, more than the {len(clips) - 1} allowed"):
+        eng.reconstruction(x, sr, max_hits=len(clips) - 1)
 
 
 def test_a_loop_through_the_shipped_one_shot_model_is_cut_at_its_hits():

@@ -30,6 +30,17 @@ from .onsets import cover_long_gaps, detect_onsets, hit_segments, kept_lengths, 
 from .refine import refined_reconstruction, searched_latents
 
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
+HITS_PER_BLOCK = 64  # a performance's hits go through a one-vector model this many at a time (a clip each: 11 MB per
+# channel), so that its memory stays bounded: 600 s of 10 hits a second took 2.6 GB when every clip was made at once
+
+
+class TooManyHitsError(VaedemoError):
+    """A performance holds more hits than the caller's ``max_hits`` (see :meth:`Engine.reconstruction`)."""
+
+    def __init__(self, hits: int, limit: int):
+        self.hits, self.limit = hits, limit
+        super().__init__(f"this performance holds {hits} hits, more than the {limit} allowed: a one-vector model "
+                         "rebuilds it hit by hit, a clip each (a shorter excerpt has fewer).")  # fmt: skip
 
 
 def check_refine_option(steps: int, flag: str = "--refine") -> None:
@@ -255,17 +266,23 @@ class Engine:
         groups = self._tensor(self._groups(x))
         return self._ungroup(self._run(groups, refine).cpu().numpy(), x.shape[1])
 
-    def _reconstruct_hits(self, x: np.ndarray, refine: int = 0) -> tuple[np.ndarray, int]:
+    def _reconstruct_hits(self, x: np.ndarray, refine: int = 0, max_hits: int | None = None) -> tuple[np.ndarray, int]:
         """A one-shot model's reconstruction of a longer input, and into how many hits it was cut: cut at its onsets,
         each hit encoded as a one-shot, the decoded hits laid back at their onsets (see :mod:`vaedemo.onsets`). Each
         hit is decoded only as far as the loop keeps it (to its fade after the next onset), and its silent tail (the
-        clip past the next onset) encoded as a silent clip's: in a loop, a fraction of a clip each."""
+        clip past the next onset) encoded as a silent clip's: in a loop, a fraction of a clip each. The hits go
+        :data:`HITS_PER_BLOCK` at a time; more than ``max_hits`` of them: :class:`TooManyHitsError`, before any is
+        decoded."""
         length = self.clip_length
         onsets = self._hit_starts(x)
+        if max_hits is not None and len(onsets) > max_hits:
+            raise TooManyHitsError(len(onsets), max_hits)
         segments = hit_segments(onsets, len(x), length)
         ends = np.array([e - s for s, e in segments])  # each clip's signal: zeros from there on
         kept = kept_lengths(onsets, len(x), length, self.sample_rate)
-        hits = self._through_clips(self._clips(x, segments), ends, kept, refine)
+        hits = []
+        for block in (slice(i, i + HITS_PER_BLOCK) for i in range(0, len(segments), HITS_PER_BLOCK)):
+            hits += self._through_clips(self._clips(x, segments[block]), ends[block], kept[block], refine)
         return lay_hits(hits, onsets, len(x), self.sample_rate), len(onsets)
 
     def _hit_starts(self, x: np.ndarray) -> np.ndarray:
@@ -392,17 +409,22 @@ class Engine:
         the work of a plain reconstruction."""
         return self.reconstruction(audio, sr, refine).audio
 
-    def reconstruction(self, audio: np.ndarray, sr: int, refine: int = 0) -> Reconstruction:
+    def reconstruction(self, audio: np.ndarray, sr: int, refine: int = 0, max_hits: int | None = None) -> Reconstruction:
         """:meth:`reconstruct`'s audio with the number of hits it was cut into (what :meth:`hits` counts, without
-        finding the onsets a second time)."""
+        finding the onsets a second time). ``max_hits``: a bound on a performance's hits through a one-vector model
+        (its work grows with them; a server's requests should be bounded), beyond which :class:`TooManyHitsError` is
+        raised before anything is decoded."""
         _check_refine(refine)
+        if max_hits is not None and not (isinstance(max_hits, int) and not isinstance(max_hits, bool) and max_hits >= 0):
+            raise VaedemoError(f"max_hits must be a whole number from 0 up (or None: no bound), got {max_hits!r}.")
         x = check_audio(audio, sr)
         n, c_in = x.shape
         xm = resample(x, sr, self.sample_rate)
         hits = None
         if self.mode.per_clip and len(xm) >= 2 * self.clip_length:  # a performance through a one-shot model
-            y, hits = self._reconstruct_hits(xm, refine)  # (a one-shot with a short tail past one clip stays whole:
-            # cutting it at the inner transients of a snare or a flam splits one hit into several)
+            # (a one-shot with a short tail past one clip stays whole: cutting it at the inner transients of a snare
+            # or a flam splits one hit into several)
+            y, hits = self._reconstruct_hits(xm, refine, max_hits)
         else:
             y = self._reconstruct_channels(xm, refine)
         y = resample(y, self.sample_rate, sr)

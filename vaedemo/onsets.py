@@ -38,10 +38,45 @@ def stft_size(sample_rate: int) -> tuple[int, int]:
     return n_fft, n_fft * HOP // N_FFT
 
 
+CHUNK_FRAMES = 4096  # STFT frames computed at a time (24 s at 44.1 kHz): the whole STFT of a 600 s input took 2.6 GB
+
+
 def magnitudes(x: np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
-    """|STFT| of ``x`` (samples,) or (samples, channels): (channels, bins, frames), frame k from sample k * hop."""
+    """|STFT| of ``x`` (samples,) or (samples, channels): (channels, bins, frames), frame k from sample k * hop (the
+    last frames zero-padded at the end)."""
     channels = x.T if x.ndim == 2 else x[None]
     return np.abs(stft(channels, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=True)[2])
+
+
+def frame_count(length: int, n_fft: int, hop: int) -> int:
+    """How many frames :func:`magnitudes` gives for ``length`` samples (at least one: a short input is padded)."""
+    return max(0, -(-(length - n_fft) // hop)) + 1
+
+
+def magnitude_chunks(x: np.ndarray, n_fft: int, hop: int, chunk: int = CHUNK_FRAMES):
+    """:func:`magnitudes` of ``x`` (samples, channels), ``chunk`` frames at a time (the same values, within a chunk's
+    memory): yields (channels, bins, frames) blocks in order."""
+    total = frame_count(len(x), n_fft, hop)
+    for first in range(0, total, chunk):
+        last = min(first + chunk, total)
+        segment = x[first * hop : (last - 1) * hop + n_fft]
+        segment = np.pad(segment, ((0, (last - 1 - first) * hop + n_fft - len(segment)), (0, 0)))  # the input's end
+        yield np.abs(stft(segment.T, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=False)[2])
+
+
+def onset_features(x: np.ndarray, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(:func:`spectral_flux`, :func:`band_powers`) of ``x`` (samples,) or (samples, channels), the STFT taken a
+    chunk at a time: what the detector reads of it is a few numbers a frame."""
+    x = x[:, None] if x.ndim == 1 else x
+    flux, bands, previous = [], [], None
+    for mag in magnitude_chunks(x, n_fft, hop):
+        logmag = np.log1p(100.0 * mag)
+        joined = logmag if previous is None else np.concatenate([previous, logmag], axis=-1)
+        flux.append(np.maximum(np.diff(joined, axis=-1), 0.0).sum(axis=(0, 1)))
+        bands.append(band_powers(mag))
+        previous = logmag[..., -1:]
+    flux = np.concatenate(flux)
+    return np.concatenate([[flux[0] if flux.size else 0.0], flux]), np.concatenate(bands, axis=-1)
 
 
 def spectral_flux(mag: np.ndarray) -> np.ndarray:
@@ -52,16 +87,20 @@ def spectral_flux(mag: np.ndarray) -> np.ndarray:
     return np.concatenate([[flux[0] if flux.size else 0.0], flux])
 
 
-def band_rise_db(mag: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """How far the energy rises at each of ``frames`` (of :func:`magnitudes`) in the band where it rises most, in dB:
-    the loudest of the frame and the next two against the quietest of frames k - 6 .. k - 3 (whose windows end before
-    the attack that peaks the flux at frame k enters; at 44.1 kHz 12-35 ms earlier; the quietest, so that the tail
-    of a hit 50 ms before, still decaying there, does not hide this one), in seven bands
-    (bins 1-7, then six of an octave each from bin 8, 344 Hz at 44.1 kHz). A band more than RISE_FLOOR_DB under the
-    frame's total is left out: a steady tone's far leakage rises and falls by tens of dB as its partials move."""
+def band_powers(mag: np.ndarray) -> np.ndarray:
+    """The power of :func:`magnitudes` (channels summed) in seven bands, (bands, frames): bins 1-7, then six of an
+    octave each from bin 8 (344 Hz at 44.1 kHz)."""
     power = (mag**2).sum(axis=0)  # (bins, frames), channels summed
     edges = np.unique(np.concatenate([[1], np.geomspace(8, power.shape[0], 7).astype(int)]))
-    bands = np.add.reduceat(power[: edges[-1]], edges[:-1], axis=0)  # (bands, frames)
+    return np.add.reduceat(power[: edges[-1]], edges[:-1], axis=0)
+
+
+def band_rise_db(bands: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """How far the energy rises at each of ``frames`` in the band (of :func:`band_powers`) where it rises most, in
+    dB: the loudest of the frame and the next two against the quietest of frames k - 6 .. k - 3 (whose windows end
+    before the attack that peaks the flux at frame k enters; at 44.1 kHz 12-35 ms earlier; the quietest, so that the
+    tail of a hit 50 ms before, still decaying there, does not hide this one). A band more than RISE_FLOOR_DB under
+    the frame's total is left out: a steady tone's far leakage rises and falls by tens of dB as its partials move."""
     tiny = 1e-12 * max(float(bands.max()), 1e-30)
     out = np.empty(len(frames))
     for i, k in enumerate(frames):
@@ -76,8 +115,7 @@ def detect_onsets(x: np.ndarray, sample_rate: int, sensitivity: float = 1.0) -> 
     """Sample positions of the onsets of ``x`` (samples,) or (samples, channels), sorted; 0 is always one (the start
     of the input)."""
     n_fft, hop = stft_size(sample_rate)
-    mag = magnitudes(x, n_fft, hop)
-    flux = spectral_flux(mag)
+    flux, bands = onset_features(x, n_fft, hop)
     if flux.size < 3 or flux.max() <= 0:
         return np.array([0], dtype=np.int64)
     baseline = median_filter(flux, size=int(0.5 * sample_rate / hop) | 1, mode="nearest")
@@ -85,7 +123,7 @@ def detect_onsets(x: np.ndarray, sample_rate: int, sensitivity: float = 1.0) -> 
     peaks, _ = find_peaks(flux, height=threshold, distance=max(1, int(MIN_GAP_S * sample_rate / hop)))
     # the flux's threshold is relative to its own spread, which a steady sound (noise, a held chord) makes tiny, so
     # that its fluctuations pass it; a hit also raises the energy in some band by RISE_DB
-    peaks = peaks[band_rise_db(mag, peaks) >= RISE_DB]
+    peaks = peaks[band_rise_db(bands, peaks) >= RISE_DB]
     # frame k spans samples [k * hop, k * hop + n_fft): its flux peaks when the attack reaches the window's centre;
     # cut half a hop before that, so that the attack is never clipped
     positions = np.maximum(0, peaks * hop + n_fft // 2 - hop // 2)

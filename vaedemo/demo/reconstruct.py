@@ -10,8 +10,9 @@ import numpy as np
 
 import vaedemo.demo.typicality as typicality  # not `from . import`: that names vaedemo.demo (a cycle)
 from vaedemo import plots
-from vaedemo.audio import MAX_SAMPLE, resample, to_channels
-from vaedemo.inference import Engine, Reconstruction
+from vaedemo.audio import MAX_SAMPLE, resample, shown_name, to_channels
+from vaedemo.errors import VaedemoError
+from vaedemo.inference import Engine, Reconstruction, TooManyHitsError
 from vaedemo.metrics import reconstruction_metrics
 
 from .chosen import for_chosen_model
@@ -70,6 +71,9 @@ AB_TOGGLE = """
 }
 """
 FIGURE_CHANNELS = 2  # metrics and figures use at most a stereo mix, at the model's rate
+MAX_HITS = 600  # a performance's hits rebuilt by a one-vector model in one request, each a clip's encode and decode
+# (about 4 ms here: 2-3 s in all); 16 channels of hits every 60 ms had taken 32 s, and three such requests both of the
+# server's compute slots for minutes (a Sample click waited 81 s). A busy 30 s stereo loop has about 360.
 
 
 def channel_pairs(channels: int) -> list[slice]:
@@ -77,15 +81,18 @@ def channel_pairs(channels: int) -> list[slice]:
     return [slice(i, i + 2) for i in range(0, channels, 2)]
 
 
-def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0) -> Reconstruction:
+def reconstruct_channels(eng: Engine, x: np.ndarray, sr: int, refine: int = 0, max_hits: int | None = None
+                         ) -> Reconstruction:  # fmt: skip
     """Engine.reconstruction of any channel count, two channels at a time: memory grows with the length and the
     channel count of the input, but the model never sees more than a stereo input's worth at once. Its hits are
-    those of every pair, summed (None where the model did not cut the input)."""
+    those of every pair, summed (None where the model did not cut the input); more than ``max_hits`` of them in all:
+    :class:`~vaedemo.inference.TooManyHitsError` (its count that of the pair that went over)."""
     if x.shape[1] <= 2:
-        return eng.reconstruction(x, sr, refine)
+        return eng.reconstruction(x, sr, refine, max_hits)
     y, hits = np.empty_like(x), []
     for pair in channel_pairs(x.shape[1]):
-        part = eng.reconstruction(x[:, pair], sr, refine)
+        left = None if max_hits is None else max_hits - sum(h or 0 for h in hits)
+        part = eng.reconstruction(x[:, pair], sr, refine, left)
         y[:, pair] = part.audio if part.audio.shape[1] == y[:, pair].shape[1] else part.audio.mean(1, keepdims=True)
         hits.append(part.hits)
     return Reconstruction(y, None if hits[0] is None else sum(hits))
@@ -116,7 +123,10 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     n, c_in = x.shape
     steps, why_not = search_plan(eng, n, sr, c_in, by_hits=True) if search else (0, "")
     started = time.perf_counter()
-    rec = reconstruct_channels(eng, x, sr, steps)
+    try:
+        rec = reconstruct_channels(eng, x, sr, steps, MAX_HITS)
+    except TooManyHitsError:
+        raise VaedemoError(too_many_hits(state, Path(path).name, model or state.models.default, c_in)) from None
     y, hits = rec.audio, rec.hits
     took = time.perf_counter() - started
     score = typicality.score_audio(eng, x, sr) if with_typicality else None
@@ -148,14 +158,29 @@ def reconstruct(state: DemoState, path: str | None, model: str, with_typicality:
     return (*res, typical) if with_typicality else res
 
 
+def too_many_hits(state: DemoState, name: str, model: str, channels: int) -> str:
+    """The sentence for a performance beyond :data:`MAX_HITS`, with the model that takes it whole, if any."""
+    across = f" across its {channels} channels" if channels > 2 else ""
+    loops = loop_model(state)
+    whole = f", and {loops} (a latent time series) takes it whole" if loops else ""
+    return (f"{shown_name(name)} holds more than {MAX_HITS} hits{across}: {model} rebuilds a performance hit by hit, a "
+            f"clip each, at most {MAX_HITS} a request here; a shorter excerpt has fewer{whole}.")
+
+
+def loop_model(state: DemoState) -> str | None:
+    """The model to suggest for a whole performance: one with a latent time series, a centred one first (offline,
+    its look-ahead costs nothing and it reconstructs closer than a causal one); None where there is none."""
+    temporal = sorted((label for label, spec in state.models.specs.items() if spec.single is False),
+                      key=lambda label: bool(state.models.specs[label].causal))  # fmt: skip
+    return temporal[0] if temporal else None
+
+
 def hits_note(state: DemoState, hits: int | None, channels: int = 1) -> str:
     """What a one-shot model did with a performance (it knows single hits), and which model follows a whole one."""
     if hits is None:
         return ""
-    # a centred model first: offline, its look-ahead costs nothing and it reconstructs closer than a causal one
-    temporal = sorted((label for label, spec in state.models.specs.items() if spec.single is False),
-                      key=lambda label: bool(state.models.specs[label].causal))  # fmt: skip
-    better = f"; for loops, **{temporal[0]}** (a latent time series) follows the whole performance" if temporal else ""
+    loops = loop_model(state)
+    better = f"; for loops, **{loops}** (a latent time series) follows the whole performance" if loops else ""
     cut = (f"cut into {hits} hits in all (two channels at a time, each pair of its {channels} at its own onsets)"
            if channels > 2 else f"cut at {hits} detected onsets")  # fmt: skip
     return f"One vector per hit: the input was {cut} and rebuilt hit by hit{better}."
