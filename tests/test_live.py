@@ -14,6 +14,7 @@ import soundfile as sf
 from e2e.tiny import tiny_bundle
 
 from vaedemo.demo import live
+from vaedemo.demo.live_controls import Controls, ControlsStore
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.state import DemoState
 from vaedemo.errors import VaedemoError
@@ -254,12 +255,12 @@ def test_chunks_of_one_session_go_through_its_stream_one_at_a_time(state, tmp_pa
     stream = listener.session.stream
     process, inside, most = stream.process, [0], [0]
 
-    def slow(x):
+    def slow(x, *bent):
         inside[0] += 1
         most[0] = max(most[0], inside[0])
         time.sleep(0.05)  # long enough for another thread to come in, if it may
         try:
-            return process(x)
+            return process(x, *bent)
         finally:
             inside[0] -= 1
 
@@ -431,3 +432,64 @@ def test_chunks_wait_for_their_session_outside_the_live_pool_and_a_replaced_one_
     second.join(10)
     assert not first.is_alive() and not second.is_alive() and gate._pools["live"]._value == LIVE_STREAMS
     assert old.session is None and new.session is not None and new.seconds_in == 0.1  # the old one's chunk dropped
+
+
+# ------------------------------------------------------------------------------------------------ the sliders
+def test_a_streams_latents_bent_by_scale_and_noise(state):
+    """Latent scale 0 decodes the prior's centre whatever comes in; noise is drawn from the stream's own generator,
+    afresh after a reset; a scale of 1 without noise is the plain stream."""
+    eng = state.models.get("b_causal")
+    x, other = _signal(8 * eng.hop), _signal(8 * eng.hop, seed=1) * 3
+    plain = eng.stream()
+    assert np.array_equal(plain.process(x, 1.0, 0.0), eng.stream().process(x))
+    centre = eng.stream().process(x, latent_scale=0.0)
+    assert np.allclose(centre, eng.stream().process(other, latent_scale=0.0), atol=1e-6)
+    assert not np.allclose(centre, eng.stream().process(x), atol=1e-3)
+    noisy = eng.stream()
+    first = noisy.process(x, latent_noise=0.5)
+    assert np.array_equal(first, eng.stream().process(x, latent_noise=0.5))  # seeded at the stream's start
+    assert not np.allclose(first, eng.stream().process(x), atol=1e-3)
+    noisy.reset()
+    assert np.array_equal(noisy.process(x, latent_noise=0.5), first)
+    for bad in (float("nan"), -0.1, "1"):
+        with pytest.raises(VaedemoError, match="latent_scale must be a number from 0 up"):
+            eng.stream().process(x, latent_scale=bad)
+
+
+def test_the_sliders_steer_the_servers_stream_of_a_file(state, tmp_path):
+    """Each piece of a file played through the stream reads its page session's sliders: -6 dB out halves the
+    output, +6 dB in is the stream of the file 6 dB louder, latent scale 0 is the prior's centre decoded."""
+    path = tmp_path / "in.wav"
+    x = _signal(44100)
+    sf.write(path, x, 44100, subtype="FLOAT")
+
+    def played(**controls) -> np.ndarray:
+        state.live_controls = ControlsStore()
+        for key, value in controls.items():
+            state.live_controls.set("session:None", key, value)  # (a request-less call's session key)
+        pieces = live.play_file(state, state.gate, None, str(path), "b_causal")
+        return np.concatenate([sf.read(io.BytesIO(w), dtype="float32", always_2d=True)[0] for w, _ in pieces])
+
+    plain = played()
+    np.testing.assert_allclose(played(output=-6), plain * 10 ** (-6 / 20), atol=3 / 32768)
+    sf.write(path, x * 10 ** (6 / 20), 44100, subtype="FLOAT")
+    louder = played()
+    sf.write(path, x, 44100, subtype="FLOAT")
+    np.testing.assert_allclose(played(input=6), louder, atol=2 / 32768)
+    assert not np.allclose(played(scale=0), plain, atol=1e-3)
+    state.live_controls = ControlsStore()
+
+
+def test_the_controls_store_checks_each_value_and_forgets_the_oldest_session():
+    store = ControlsStore(kept=2)
+    assert store.get("a") == Controls() and Controls().neutral
+    assert store.set("a", "scale", 0.5) == Controls(scale=0.5)
+    assert store.set("a", "input", 6) == Controls(input_db=6.0, scale=0.5)  # one slider leaves the others
+    for key, value, message in (("scale", 2.5, "Latent scale must be from 0 to 2, got 2.5"),
+                                ("output", float("nan"), "Output gain .dB. must be a number"),
+                                ("noise", "1", "Latent noise must be a number"), ("gain", 1, "no live control 'gain'")):
+        with pytest.raises(VaedemoError, match=message):
+            store.set("a", key, value)
+    store.set("b", "noise", 1)
+    store.set("c", "output", -12)
+    assert store.get("a") == Controls() and store.get("b") == Controls(noise=1.0)  # a: the least recently changed

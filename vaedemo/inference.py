@@ -147,13 +147,22 @@ class Stream:
         self.engine, self.hop = engine, engine.hop
         self._vae, self.latency = engine._scripted_stream()
         self._channels: int | None = None
+        self._noise = torch.Generator().manual_seed(0)  # latent_noise's draws (on the CPU: any device's stream)
 
     def reset(self) -> None:
         self._vae.reset()
         self._channels = None
+        self._noise.manual_seed(0)
 
-    def process(self, chunk: np.ndarray) -> np.ndarray:
-        """float32 (samples, channels) at the model rate, samples a multiple of the hop -> the same shape."""
+    def process(self, chunk: np.ndarray, latent_scale: float = 1.0, latent_noise: float = 0.0) -> np.ndarray:
+        """float32 (samples, channels) at the model rate, samples a multiple of the hop -> the same shape.
+
+        ``latent_scale`` and ``latent_noise`` bend the latents between the encoder and the decoder, as nn~ patches
+        do: each frame's latent times the scale (0: the prior's centre), plus Gaussian noise of that standard
+        deviation drawn afresh for every value (from the stream's own generator, seeded 0 at its start)."""
+        for name, value in (("latent_scale", latent_scale), ("latent_noise", latent_noise)):
+            if not _number(value) or not 0 <= value < math.inf:
+                raise VaedemoError(f"{name} must be a number from 0 up, got {value!r}.")
         x = np.asarray(chunk)
         if not x.size:  # nothing in, nothing out (as_samples refuses it as empty), and the channel count stays open
             if x.ndim > 2:
@@ -166,8 +175,15 @@ class Stream:
             raise VaedemoError(f"a stream keeps its channel count ({self._channels}); reset() it to change.")
         self._channels = x.shape[1]
         with torch.inference_mode():
-            y = self._vae(self.engine._tensor(self.engine._groups(x))).cpu().numpy()
-        return np.ascontiguousarray(self.engine._ungroup(y, x.shape[1]), dtype=np.float32)
+            x = self.engine._tensor(self.engine._groups(x))
+            if latent_scale == 1 and latent_noise == 0:
+                y = self._vae(x)
+            else:
+                z = latent_scale * self._vae.encode(x)
+                if latent_noise:
+                    z = z + latent_noise * torch.randn(z.shape, generator=self._noise, dtype=z.dtype).to(z.device)
+                y = self._vae.decode(z)
+        return np.ascontiguousarray(self.engine._ungroup(y.cpu().numpy(), self._channels), dtype=np.float32)
 
 
 class Engine:

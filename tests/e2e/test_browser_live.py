@@ -14,7 +14,7 @@ from vaedemo.demo.bench import free_port
 from vaedemo.demo.browser_runtime import installed
 
 from .microphone import live_tab_page
-from .screenshots import CHROMIUM
+from .screenshots import CHROMIUM, wait_idle
 from .tiny import tiny_bundle
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -245,6 +245,8 @@ def test_the_page_stream_computes_what_the_model_computes(page, server):
 def test_the_sliders_reach_the_playing_stream(page):
     for slider, value in (("input", "6"), ("output", "-3"), ("scale", "0.5"), ("noise", "0.25")):
         _set_slider(page, slider, value)
+    wait_idle(page)  # each change also went to the server (for its stream), which took it without a message
+    assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
 
 
 def test_another_model_chosen_while_playing_plays_and_a_centred_one_is_refused_in_one_sentence(page):

@@ -226,24 +226,6 @@ def build(state: DemoState, live_model: gr.Dropdown) -> None:
                       api_visibility="private")  # fmt: skip
 
 
-def controls() -> None:
-    """The mode's sliders: the gains into and out of the model, and the latents bent between the page's encoder and
-    decoder, as they play (placed by the tab beside the status line; the page's stream reads them at its next hop)."""
-    with gr.Row():
-        gain_in = gr.Slider(-12, 24, value=0, step=1, label="Input gain (dB)", info="the model's sound follows its level",
-                            elem_id="browser-live-input")  # fmt: skip
-        gain_out = gr.Slider(-12, 24, value=0, step=1, label="Output gain (dB)", info="for the room's speakers",
-                             elem_id="browser-live-output")  # fmt: skip
-    with gr.Row():
-        scale = gr.Slider(0, 2, value=1, step=0.05, label="Latent scale", info="0: the prior's centre; 1: as heard",
-                          elem_id="browser-live-scale")  # fmt: skip
-        noise = gr.Slider(0, 2, value=0, step=0.05, label="Latent noise", info="standard deviations, every frame",
-                          elem_id="browser-live-noise")  # fmt: skip
-    for slider, key in ((gain_in, "input"), (gain_out, "output"), (scale, "scale"), (noise, "noise")):
-        slider.change(None, slider, None, js=f"(v) => {{ window.vaedemoBrowserLive.controls.{key} = v; }}",
-                      api_visibility="private")  # fmt: skip
-
-
 # The page's script (a function run once when the page loads). live.arm() opens the AudioContext inside the click;
 # live.start(info) loads the runtime and the graphs, asks for the microphone and plays; live.stop() ends it;
 # live.process(info, samples) runs samples through a fresh stream without a microphone (the browser tests' check that

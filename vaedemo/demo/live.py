@@ -30,6 +30,7 @@ import soundfile as sf
 import soxr
 
 import vaedemo.demo.browser_live as browser_live  # (as page.py imports the tabs)
+import vaedemo.demo.live_controls as live_controls
 from vaedemo.audio import decode, resample, to_channels
 from vaedemo.decoders import soundfile_header
 from vaedemo.errors import VaedemoError
@@ -37,6 +38,7 @@ from vaedemo.inference import Engine, Stream
 
 from .common import UI, Audio, intro, log, user_errors
 from .guard import LIVE_STREAMS, Gate, client_key, gated
+from .live_controls import Controls
 from .state import DemoState
 
 CHUNK_SECONDS = 0.25  # how much microphone audio the browser collects before it sends a chunk
@@ -95,6 +97,7 @@ class LiveSession:
         self.resampler_delay = _held_back(self.rate, self.model_rate) if self._to_model else 0  # model-rate samples
         self._pending = np.zeros((0, self.channels), np.float32)
         self.compute_seconds, self.hops = 0.0, 0
+        self.controls = Controls()  # the sliders' (live_controls), set by whoever feeds it, before each piece
 
     def fits(self, label: str, rate: int, channels: int) -> bool:
         return (label, int(rate), int(channels)) == (self.label, self.rate, self.channels)
@@ -122,11 +125,12 @@ class LiveSession:
     def _process(self, x: np.ndarray) -> np.ndarray:
         if not len(x):
             return np.zeros((0, self.channels), np.float32)
+        c = self.controls
         start = time.perf_counter()
-        y = self.stream.process(x)
+        y = self.stream.process(x * _gain(c.input_db) if c.input_db else x, c.scale, c.noise)
         self.compute_seconds += time.perf_counter() - start
         self.hops += len(x) // self.hop
-        return y
+        return y * _gain(c.output_db) if c.output_db else y
 
     @property
     def seconds_in(self) -> float:
@@ -297,11 +301,16 @@ def live_chunk(state: DemoState, relay: Relay, key: str, chunk: str | None, labe
                 stream.reset()
             listener.session = LiveSession(engine, label, rate, x.shape[1], stream)
         session = listener.session
+        session.controls = state.live_controls.get(key)
         y = session.feed(x)
         report = session.report()
         if len(y):
             _post(listener.box, (wav_bytes(y, session.model_rate), report))
     return report
+
+
+def _gain(db: float) -> np.float32:
+    return np.float32(10 ** (db / 20))
 
 
 def _empty_file(path: str) -> bool:
@@ -346,7 +355,9 @@ def play_file(state: DemoState, gate: Gate, request: gr.Request, path: str | Non
     with gate(request):
         session, x = file_session(state, path, label)
     step = int(FILE_CHUNK_SECONDS * session.model_rate)
+    key = _session(request)
     for start in range(0, len(x) + step, step):  # and one piece more: the file's end, out of the stream
+        session.controls = state.live_controls.get(key)  # (the sliders as they are now)
         with gate(request, "live"):
             y = session.feed(x[start : start + step]) if start < len(x) else session.flush()
         if len(y):
@@ -377,7 +388,7 @@ def build(state: DemoState) -> None:
                                elem_id="live-output")  # fmt: skip
                 report = gr.Markdown(READY if labels else NO_MODEL, elem_id="live-report")
                 browser_status.render()
-                browser_live.controls()
+                live_controls.build(state.live_controls, _session)  # for both streams
 
     relay = Relay()
 

@@ -16,6 +16,7 @@ from .chosen import ChosenModels
 from .common import as_text
 from .files import TempFiles
 from .guard import Gate
+from .live_controls import ControlsStore
 from .models import Models
 
 DECODED_KEPT = 4  # uploads kept decoded between an event's check and its handler
@@ -39,6 +40,7 @@ class DemoState:
         self.decoded: OrderedDict[tuple, Decoded] = OrderedDict()
         self.lock = threading.Lock()
         self.browser_live = browser_live  # the Live tab may send a causal model to the visitor's browser
+        self.live_controls = ControlsStore()  # the Live tab's sliders, per page session, for the server's stream
 
     def load(self, path: str | None, what: str = "a sound") -> Decoded:
         """Decode an upload (any format, rate, channel count) within the decode budget; longer than max_seconds:
