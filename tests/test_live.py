@@ -146,9 +146,9 @@ def test_a_file_through_the_stream_is_the_stream_of_the_whole_file(state, tmp_pa
     x = _signal(3 * 22050 + 700)
     path = tmp_path / "in.wav"
     sf.write(path, x, 44100, subtype="FLOAT")
-    pieces = [sf.read(io.BytesIO(w), dtype="float32", always_2d=True)[0]
-              for w, _ in live.play_file(state, state.gate, None, str(path), label)]  # fmt: skip
-    got = np.concatenate(pieces)
+    played = list(live.play_file(state, state.gate, None, str(path), label))
+    got = np.concatenate([sf.read(io.BytesIO(w), dtype="float32", always_2d=True)[0] for w, _ in played])
+    assert "- pieces of the file: 500 ms" in played[-1][1] and "browser" not in played[-1][1].split("\n")[2]
     stream = Engine(eng.bundle).stream()
     out = -(-(len(x) + stream.latency) // eng.hop) * eng.hop  # in whole hops, the file's last sample past the delay
     want = stream.process(np.concatenate([x, np.zeros((out - len(x), x.shape[1]), np.float32)]))

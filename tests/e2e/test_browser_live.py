@@ -68,7 +68,7 @@ def test_the_microphone_plays_through_the_model_in_the_browser(page):
     page.wait_for_timeout(1000)
     stats = page.evaluate("() => window.vaedemoBrowserLive.stats")
     page.locator("#browser-live-stop").click()
-    page.wait_for_function(f"() => {STATUS} === 'Stopped.'")
+    page.wait_for_function(f"() => {STATUS} === 'In this browser: stopped.'")
     print(f"\nin this browser: {status}")
     assert "x real time" in status and "Latency about" in status
     assert stats["dropped"] + stats["discarded"] > 0 and stats["queued"] <= cap * hop
@@ -260,5 +260,5 @@ def test_another_model_chosen_while_playing_plays_and_a_centred_one_is_refused_i
     toast = page.locator(".toast-body, [data-testid=toast-body]").first
     toast.wait_for(timeout=30_000)
     assert "reads ahead (it is not causal)" in toast.inner_text()
-    page.wait_for_function(f"() => {STATUS} === 'Stopped.'")  # not left "preparing", its audio closed
+    page.wait_for_function(f"() => {STATUS} === 'In this browser: stopped.'")  # not left "preparing", its audio closed
     assert page.evaluate("() => window.vaedemoBrowserLive.state") == "stopped"

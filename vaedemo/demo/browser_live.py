@@ -192,7 +192,7 @@ def stream_info(state: DemoState, streams: BrowserStreams, label: str) -> str:
 
 def status_box() -> gr.HTML:
     """The mode's status line, which its script writes as it plays (made unrendered: the tab places it)."""
-    return gr.HTML("<div id='browser-live-status'>Stopped.</div>", elem_id="browser-live-box", render=False)
+    return gr.HTML("<div id='browser-live-status'>In this browser: stopped.</div>", elem_id="browser-live-box", render=False)
 
 
 def build(state: DemoState, live_model: gr.Dropdown) -> None:
@@ -397,7 +397,7 @@ JS = r"""
     if (live.microphone) live.microphone.getTracks().forEach((t) => t.stop());
     if (live.context) live.context.close();
     live.timer = live.microphone = live.context = live.node = null;
-    show('Stopped.');
+    show('In this browser: stopped.');
   };
 
   live.start = async (infoJson) => {

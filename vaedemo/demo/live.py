@@ -137,14 +137,15 @@ class LiveSession:
         """Seconds of audio streamed so far (whole hops at the model's rate)."""
         return self.hops * self.hop / self.model_rate
 
-    def report(self, chunk_seconds: float = CHUNK_SECONDS) -> str:
-        """What the stream's latency is made of, as far as the server knows it (Markdown)."""
+    def report(self, chunk_seconds: float = CHUNK_SECONDS, pieces: str = "chunks from the browser") -> str:
+        """What the stream's latency is made of, as far as the server knows it (Markdown); ``pieces``: what arrives
+        ``chunk_seconds`` at a time."""
         ms = 1000.0 / self.model_rate
         kind = "causal: no look-ahead, only its filters' delay" if self.causal else "centred: it waits for the future it reads"
         lines = [
             f"**{self.label}** at {self.model_rate / 1000:g} kHz, hop {self.hop} samples ({self.hop * ms:.1f} ms)",
             f"- the model's delay: **{self.stream.latency * ms:.1f} ms** ({kind})",
-            f"- chunks from the browser: {chunk_seconds * 1000:.0f} ms; waiting for a whole hop: up to {self.hop * ms:.1f} ms",
+            f"- {pieces}: {chunk_seconds * 1000:.0f} ms; waiting for a whole hop: up to {self.hop * ms:.1f} ms",
         ]
         if self._to_model is not None:
             rates = f"{self.rate / 1000:g} -> {self.model_rate / 1000:g} kHz"
@@ -361,7 +362,7 @@ def play_file(state: DemoState, gate: Gate, request: gr.Request, path: str | Non
         with gate(request, "live"):
             y = session.feed(x[start : start + step]) if start < len(x) else session.flush()
         if len(y):
-            yield wav_bytes(y, session.model_rate), session.report(FILE_CHUNK_SECONDS)
+            yield wav_bytes(y, session.model_rate), session.report(FILE_CHUNK_SECONDS, "pieces of the file")
 
 
 def build(state: DemoState) -> None:
