@@ -523,6 +523,19 @@ def test_interpolate_path_and_position(state, files, model):
     assert len(mixed) == 3
 
 
+def test_a_temporal_path_between_sources_of_two_lengths_says_it_is_the_shorters(state, files, tmp_path):
+    eng = state.models.get("tiny_temporal")
+    sf.write(tmp_path / "long.wav", noise(3 * SR), SR)
+    sf.write(tmp_path / "short.wav", noise(SR // 2), SR)
+    args = ("sound file", str(tmp_path / "long.wav"), 0, "sound file", str(tmp_path / "short.wav"), 0, 3, "lerp")
+    paths, _, notes = interpolate(state, *args, "tiny_temporal", with_typicality=True)
+    frames = len(eng.encode(noise(SR // 2), SR))
+    assert f"The path is as long as the shorter source: {frames * eng.hop / SR:.1f} s (A 3.0 s, B" in notes
+    assert sf.info(paths[0]).frames == frames * eng.hop
+    same = ("sound file", str(tmp_path / "long.wav"), 0, "sound file", str(tmp_path / "long.wav"), 0, 3, "lerp")
+    assert "shorter source" not in interpolate(state, *same, "tiny_temporal", with_typicality=True)[2]
+
+
 def test_a_long_paths_titles_give_bare_levels_and_the_axis_their_unit(state, files):
     """Eight steps' "−12 dBFS" titles ran into each other at 1280 px: there the axis says dBFS once."""
     kick = str(ROOT / "examples" / "timgm6mb-standard_kick.flac")

@@ -80,8 +80,14 @@ def _pair(state: DemoState, eng: Engine, model, kind_a, file_a, seed_a, kind_b, 
     a, note_a = _source(state, eng, model, kind_a, file_a, seed_a, "source A", search)
     b, note_b = _source(state, eng, model, kind_b, file_b, seed_b, "source B", search)
     n = min(len(a), len(b))  # temporal: frame by frame, cut to the shorter trajectory
-    notes = " ".join(note for note in (note_a, note_b) if note)
+    cut = f"The path is as long as the shorter source: {_seconds(eng, n)} (A {_seconds(eng, len(a))}, B " \
+          f"{_seconds(eng, len(b))})." if a.ndim == 2 and len(a) != len(b) else ""  # fmt: skip
+    notes = " ".join(note for note in (note_a, note_b, cut) if note)
     return ((a[:n], b[:n]) if a.ndim == 2 else (a, b)), notes
+
+
+def _seconds(eng: Engine, frames: int) -> str:
+    return f"{frames * eng.hop / eng.sample_rate:.1f} s"
 
 
 def _typicality_of_path(eng: Engine, zs: np.ndarray) -> str:
