@@ -233,7 +233,7 @@ def build(state: DemoState, model: gr.Dropdown) -> list:
                     rec_fig_out = gr.Plot(show_label=False, elem_id="spec-output", min_width=300)
                 with gr.Row():
                     with gr.Column(min_width=300):
-                        rec_out = Audio(label="Reconstruction (as decoded, not normalised)", elem_id="rec-output", **AUDIO_OUT)
+                        rec_out = Audio(label="Reconstruction (not normalised)", elem_id="rec-output", **AUDIO_OUT)
                     with gr.Column():
                         rec_typical = gr.Markdown(NO_TYPICALITY, elem_id="typicality")
                         rec_metrics = gr.Markdown(NO_METRICS, elem_id="rec-metrics")
