@@ -171,6 +171,33 @@ def test_bad_audio_is_an_audio_error(tiny_config, tmp_path):
         eng.reconstruct(np.array([0.0, np.nan], np.float32), 16000)
     with pytest.raises(AudioError, match="empty"):
         eng.reconstruct(np.zeros(0, np.float32), 16000)
+    for audio, says in ((["0.1", "x"], "numbers, got text"), ([[0.1, 0.2], [0.3]], "rows of equal length"),
+                        (np.full(100, 0.1j), "complex"), ([0, 1000, -1000], "int64 integers")):  # fmt: skip
+        with pytest.raises(AudioError, match=says):
+            eng.reconstruct(audio, 16000)
+
+
+@pytest.mark.timeout(60)  # (a NaN rate hung soxr)
+@pytest.mark.parametrize("mode", ["single", "temporal"])
+def test_every_entry_point_that_takes_a_rate_refuses_one_that_is_not_a_usable_number(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    x = np.zeros(100, np.float32)
+    calls = (eng.reconstruct, eng.reconstruction, eng.encode, eng.hits, eng.prepare)
+    for call in calls:
+        for rate in (float("nan"), "44100", True):
+            with pytest.raises(AudioError, match="unusable sample rate"):
+                call(x, rate)
+
+
+def test_a_stream_chunk_has_at_most_as_many_channels_as_reconstruct_reads(tiny_config, tmp_path):
+    """A chunk of (512, 100) went through (reconstruct refuses more than 16 channels); a ragged chunk was numpy's
+    error."""
+    stream = _engine(tiny_config, tmp_path, "temporal", causal=True).stream()
+    with pytest.raises(AudioError, match="^a stream chunk has 17 channels; vaedemo reads 1 to 16\\.$"):
+        stream.process(np.zeros((stream.hop, 17), np.float32))
+    with pytest.raises(AudioError, match="a stream chunk must be an array of numbers"):
+        stream.process([[0.1, 0.2], [0.3]])
+    assert stream.process(np.zeros((stream.hop, 16), np.float32)).shape == (stream.hop, 16)
 
 
 @pytest.mark.parametrize("noise", [False, True])

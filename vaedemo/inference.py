@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import as_samples, check_audio, resample, to_channels
+from .audio import as_samples, check_audio, check_channels, real_array, resample, to_channels
 from .bundle import Bundle, load
 from .errors import VaedemoError
 from .nn.blocks import keep_rows_weights
@@ -143,12 +143,13 @@ class Stream:
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """float32 (samples, channels) at the model rate, samples a multiple of the hop -> the same shape."""
-        x = np.asarray(chunk)
+        x = real_array(chunk, "a stream chunk")
         if not x.size:  # nothing in, nothing out (as_samples refuses it as empty), and the channel count stays open
             if x.ndim > 2:
                 raise VaedemoError(f"a stream chunk must be 1-D (samples) or 2-D (samples, channels), got {x.shape}.")
             return np.zeros((0, x.shape[1] if x.ndim == 2 else 1), np.float32)
         x = as_samples(x, "a stream chunk")  # before the caches: one NaN there would make every later chunk NaN
+        check_channels("a stream chunk", x.shape[1])  # as reconstruct reads them (512 channels went through)
         if x.shape[0] % self.hop:
             raise VaedemoError(f"a stream chunk must hold a multiple of {self.hop} samples, got {x.shape[0]}.")
         if self._channels not in (None, x.shape[1]):
@@ -276,9 +277,10 @@ class Engine:
     def hits(self, audio: np.ndarray, sr: int) -> int | None:
         """How many hits :meth:`reconstruct` cuts ``audio`` into: None where it is not cut (a temporal model, or an
         input shorter than two clips, which is reconstructed clip by clip)."""
+        x = check_audio(audio, sr)  # (bad audio or rate is refused whatever the model)
         if not self.mode.per_clip:
             return None
-        x = resample(check_audio(audio, sr), sr, self.sample_rate)
+        x = resample(x, sr, self.sample_rate)
         return len(self._hit_starts(x)) if len(x) >= 2 * self.clip_length else None
 
     def _clips(self, x: np.ndarray, segments: list[tuple[int, int]]) -> list[np.ndarray]:
