@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaedemo.bundle import save_bundle
+from vaedemo.bundle import load, save_bundle
 from vaedemo.errors import AudioError, VaedemoError
 from vaedemo.inference import Engine, latents_between, path_positions, slerp
 from vaedemo.nn.vae import AudioVAE
@@ -187,6 +187,25 @@ def test_every_entry_point_that_takes_a_rate_refuses_one_that_is_not_a_usable_nu
         for rate in (float("nan"), "44100", True):
             with pytest.raises(AudioError, match="unusable sample rate"):
                 call(x, rate)
+
+
+def test_engine_options_outside_their_contract_are_one_sentence(tiny_config, tmp_path):
+    """Each failed only at the first call (batch=0: range()'s error, -1: torch.cat's, chunk_seconds=NaN: int()'s), or
+    ran many times slower (a negative chunk_seconds: chunks of one latent frame); device "nope" was torch's error."""
+    bundle = _engine(tiny_config, tmp_path, "temporal").bundle
+    for kwargs, says in [({"batch": 0}, "batch must be a whole number of at least 1, got 0"),
+                         ({"batch": -1}, "batch must be"), ({"batch": 2.0}, "batch must be"),
+                         ({"batch": True}, "batch must be"),
+                         ({"chunk_seconds": float("nan")}, "chunk_seconds must be a finite number of at least 0.1"),
+                         ({"chunk_seconds": -1.0}, "chunk_seconds"), ({"chunk_seconds": 0.001}, "chunk_seconds"),
+                         ({"chunk_seconds": float("inf")}, "chunk_seconds"), ({"chunk_seconds": "8"}, "chunk_seconds"),
+                         ({"device": "nope"}, "device must name a torch device such as 'cpu'"),
+                         ({"device": "meta"}, "device 'meta' is not one this torch can use here")]:  # fmt: skip
+        with pytest.raises(VaedemoError, match=says):
+            Engine(bundle, **kwargs)
+    with pytest.raises(VaedemoError, match="device must name a torch device"):
+        load(bundle.path, device="nope")
+    assert Engine(bundle, device=torch.device("cpu"), chunk_seconds=np.float32(0.5), batch=np.int64(3)).batch == 3
 
 
 def test_a_stream_chunk_has_at_most_as_many_channels_as_reconstruct_reads(tiny_config, tmp_path):

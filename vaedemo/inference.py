@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .audio import as_samples, check_audio, check_channels, real_array, resample, to_channels
-from .bundle import Bundle, load
+from .bundle import Bundle, load, torch_device
 from .errors import VaedemoError
 from .nn.blocks import keep_rows_weights
 from .nn.streaming import StreamingVAE, decoder_lookahead, encoder_lookahead, script
@@ -30,6 +30,7 @@ from .onsets import cover_long_gaps, detect_onsets, hit_segments, kept_lengths, 
 from .refine import refined_reconstruction, searched_latents
 
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
+MIN_CHUNK_SECONDS = 0.1  # below it a temporal model's chunks are mostly margin (a negative value was 70 times slower)
 
 
 def check_refine_option(steps: int, flag: str = "--refine") -> None:
@@ -160,14 +161,27 @@ class Stream:
         return np.ascontiguousarray(self.engine._ungroup(y, x.shape[1]), dtype=np.float32)
 
 
+def _check_engine_options(chunk_seconds, batch) -> None:
+    """The Engine's numbers, in one sentence each: batch=0 and -1 failed only at the first call (range()'s and
+    torch.cat's errors), chunk_seconds=NaN too, and a negative one ran in chunks of one latent frame."""
+    if not _whole(batch) or batch < 1:
+        raise VaedemoError(f"batch must be a whole number of at least 1, got {batch!r}.")
+    if not _number(chunk_seconds) or not MIN_CHUNK_SECONDS <= chunk_seconds < math.inf:
+        raise VaedemoError(f"chunk_seconds must be a finite number of at least {MIN_CHUNK_SECONDS}, got {chunk_seconds!r}.")
+
+
 class Engine:
-    """Inference over one bundle. ``Engine("checkpoints/NAME")`` or ``Engine(vaedemo.load(...))``."""
+    """Inference over one bundle. ``Engine("checkpoints/NAME")`` or ``Engine(vaedemo.load(...))``; ``device`` one
+    that torch can use here, ``chunk_seconds`` (at least :data:`MIN_CHUNK_SECONDS`) a temporal model's chunk,
+    ``batch`` (at least 1) the clips or sounds per forward."""
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "cpu", chunk_seconds: float = 8.0, batch: int = 16):
+        device = torch_device(device)
+        _check_engine_options(chunk_seconds, batch)
         self.bundle = bundle if isinstance(bundle, Bundle) else load(bundle, device=device)
         # an Engine only infers: its convs keep their weights' channels-last copies (nn.blocks.keep_rows_weights)
         self.model = keep_rows_weights(self.bundle.model.to(device).eval())
-        self.device = torch.device(device)
+        self.device = device
         cfg = self.bundle.config
         self.config = cfg
         self.mode = self.model.mode
@@ -177,7 +191,7 @@ class Engine:
         self.hop = cfg.hop
         self.clip_length = cfg.clip_length
         self.has_prior_flow = cfg.prior_flow_layers > 0
-        self.batch = batch
+        self.batch = int(batch)
         self._stream_template: tuple[torch.jit.ScriptModule, int] | None = None  # scripted once, see _scripted_stream
         self._stream_lock = threading.Lock()
         if self.mode.per_clip:  # clips are independent: `batch` of them (of one channel group) per forward
