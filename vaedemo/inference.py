@@ -443,7 +443,16 @@ class Engine:
             return self.mode.to_numpy(self.model.encode(x))
         if self.mode.per_clip:  # each clip searched against its own audio, as reconstruct searches it
             x = self.mode.fold(self.mode.pad(x))
-        return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
+        if not self.model.delay:
+            return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
+        # a causal model's decode lags its input: the search compares the input with the decode of the input padded by
+        # the lag, as reconstruct's does (_run); unpadded, it compared only the first t - lag samples (none of a
+        # short input: a reshape error). The frames past the input's own are left out, as encode without search has
+        # none.
+        frames = -(-x.shape[-1] // self.hop)
+        z = searched_latents(self.model, torch.nn.functional.pad(x, (0, self.model.delay)), refine,
+                             prior_weight=prior_weight)  # fmt: skip
+        return self.mode.to_numpy(z[..., :frames])
 
     @torch.inference_mode()
     def _decode_batches(self, z: np.ndarray, layout) -> torch.Tensor:
