@@ -4,7 +4,7 @@ import torch
 
 from vaedemo.bundle import load, save_bundle
 from vaedemo.errors import AudioError, VaedemoError
-from vaedemo.inference import Engine, latents_between, path_positions, slerp
+from vaedemo.inference import MAX_SOUNDS, Engine, latents_between, path_positions, slerp
 from vaedemo.nn.vae import AudioVAE
 
 
@@ -320,7 +320,7 @@ def test_latents_and_sampling_arguments_outside_their_contract_are_one_sentence(
         eng.decode_many(np.zeros(d))
     with pytest.raises(VaedemoError, match="must not be empty"):
         eng.interpolate(np.zeros((0, d)), np.zeros((1, d)))
-    with pytest.raises(VaedemoError, match="a whole number of at least 2 steps, got 2.0"):
+    with pytest.raises(VaedemoError, match="a whole number of 2 to 10000 steps, got 2.0"):
         eng.interpolate(np.zeros(d), np.zeros(d), steps=2.0)
     assert eng.interpolate(np.zeros(d), np.ones(d), steps=3).shape[0] == 3  # a vector: one frame, or one clip
     with pytest.raises(VaedemoError, match="must not be empty"):
@@ -332,6 +332,45 @@ def test_latents_and_sampling_arguments_outside_their_contract_are_one_sentence(
         with pytest.raises(VaedemoError, match=says):
             eng.sample(**kwargs)
     assert eng.sample(np.int64(2), np.float32(0.5), np.uint64(3)).shape[0] == 2  # numpy numbers are numbers
+    end = np.zeros(d) if mode == "single" else np.zeros((2, d))  # a sound's latent
+    for positions, says in ((None, "got None"), (["a"], r"got \['a'\]"), ("0.5", "got '0.5'")):  # None read as NaN
+        with pytest.raises(VaedemoError, match=f"^positions on a path must be a list of 1 to {MAX_SOUNDS} numbers "
+                                               f"from 0 to 1, {says}\\.$"):  # fmt: skip
+            eng.path_latents(end, end, positions)
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_what_one_call_makes_is_bounded_before_anything_is_allocated(tiny_config, tmp_path, mode):
+    """sample_latents(10**9), sample_latents(1, seconds=1e9) and a decode of 10**7 frames asked torch for terabytes;
+    a temperature of 1e20 and latents of 1e30 decoded to NaN audio without a word."""
+    eng = _engine(tiny_config, tmp_path, mode)
+    d, frames_in_30_min = eng.latent_size, 1800 * eng.sample_rate // eng.hop
+    for kwargs, says in [({"n": MAX_SOUNDS + 1}, f"number of samples must be a whole number from 1 to {MAX_SOUNDS}"),
+                         ({"seconds": 1e9}, "seconds must be a positive number up to 1800"),
+                         ({"temperature": 1e20}, "temperature must be a number from 0 to 10, got 1e"),
+                         ({"temperature": 10.5}, "temperature")]:  # fmt: skip
+        with pytest.raises(VaedemoError, match=says):
+            eng.sample_latents(**kwargs)
+    assert eng.sample(1, temperature=10).shape[0] == 1
+    unit = eng.clip_length if mode == "single" else eng.hop  # a clip's or a frame's samples
+    too_long = np.zeros((-(-1800 * eng.sample_rate // unit) + 1, d))  # a frame or clip past 30 minutes
+    with pytest.raises(VaedemoError, match="a sound is at most 1800 s long, got latents for 1800"):
+        eng.decode(too_long)
+    with pytest.raises(VaedemoError, match=f"at most {MAX_SOUNDS} sounds are made at once, got {MAX_SOUNDS + 1}"):
+        eng.decode_many(np.zeros((MAX_SOUNDS + 1, d) if mode == "single" else (MAX_SOUNDS + 1, 1, d)))
+    with pytest.raises(VaedemoError, match=f"a whole number of 2 to {MAX_SOUNDS} steps"):
+        eng.interpolate(np.zeros(d), np.zeros(d), steps=MAX_SOUNDS + 1)
+    if mode == "temporal":  # in all: 10 sounds of 30 minutes are more than MAX_TOTAL_SECONDS
+        with pytest.raises(VaedemoError, match="10 sounds of 1800 s are more audio than one call makes"):
+            eng.sample_latents(10, seconds=1800)
+        with pytest.raises(VaedemoError, match="10 sounds of .* are more audio than one call makes"):
+            eng.path_latents(np.zeros((frames_in_30_min, d)), np.zeros((frames_in_30_min, d)), np.linspace(0, 1, 10))
+        assert eng.sample_latents(1, seconds=1e-6).shape == (1, 1, d)  # a length under one frame is one frame, not a clip
+        assert eng.sample_latents(1, seconds=1800).shape == (1, frames_in_30_min, d)  # the longest is made
+    if mode == "single":  # (the tiny temporal decoder stays finite up to float32's largest number)
+        with pytest.raises(VaedemoError, match=r"^the latents \(up to 3.4e\+38 in magnitude\) decode to NaN or "
+                                               r"infinite audio: they lie far outside the model's latent space\.$"):
+            eng.decode(np.full((2, d), np.finfo(np.float32).max))
 
 
 def test_an_empty_stream_chunk_leaves_the_channel_count_open(tiny_config, tmp_path):
