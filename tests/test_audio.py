@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vaedemo.audio import check_audio, load_audio, resample, save_audio, to_channels
+from vaedemo.audio import as_samples, check_audio, load_audio, resample, save_audio, to_channels
 from vaedemo.errors import AudioError
 
 SR = 16000
@@ -128,6 +128,52 @@ def test_check_audio_arrays():
         check_audio(np.array([0.0, np.inf]), SR)
     with pytest.raises(AudioError, match="channels"):
         check_audio(np.zeros((100, 40)), SR)
+
+
+@pytest.mark.timeout(60)  # (soxr given a NaN rate never returned)
+@pytest.mark.parametrize("rate", [float("nan"), float("inf"), np.float32("nan"), "44100", True, None, 0, 999, 192001])
+def test_a_sample_rate_that_is_not_a_usable_number_is_one_sentence(tmp_path, rate):
+    """NaN passed every comparison and hung soxr; a string was a TypeError from a comparison; True is 1 to Python."""
+    says = r"^the audio has an unusable sample rate of .* Hz; vaedemo reads 1000 to 192000 Hz\.$"
+    with pytest.raises(AudioError, match=says):
+        check_audio(np.zeros(100, np.float32), rate)
+    with pytest.raises(AudioError, match="unusable sample rate"):
+        resample(np.zeros((100, 1), np.float32), SR, rate)
+    with pytest.raises(AudioError, match="unusable sample rate"):
+        save_audio(tmp_path / "a.wav", np.zeros(100, np.float32), rate)
+    assert check_audio(np.zeros(100), np.float64(44100.0)).shape == (100, 1)  # a numpy number is a number
+
+
+def test_a_file_is_saved_at_a_whole_number_of_hz():
+    with pytest.raises(AudioError, match="a file's sample rate must be a whole number of Hz, got 44100.5"):
+        save_audio("unused.wav", np.zeros(100, np.float32), 44100.5)
+
+
+RAGGED = "must be an array of numbers, with rows of equal length"
+
+
+@pytest.mark.parametrize("samples,says", [(["0.1", "x"], "must be an array of numbers, got text"),
+                                          ([[0.1, 0.2], [0.3]], RAGGED), ([0.1, object()], RAGGED),
+                                          (np.full(10, 0.1 + 0.1j), "is complex; audio samples must be real numbers")])
+def test_samples_that_are_not_real_numbers_are_one_sentence(samples, says):
+    """Text and ragged rows were numpy's ValueError; complex samples lost their imaginary part without a word."""
+    with pytest.raises(AudioError, match=f"^the audio {says}\\.$"):
+        check_audio(samples, SR)
+    with pytest.raises(AudioError, match=says):
+        as_samples(samples)
+
+
+def test_integer_pcm_is_scaled_as_files_store_it():
+    """8-bit WAV is unsigned with its silence at 128 (it came out at +0.5); int64, what a list of Python ints becomes,
+    has no PCM scale (divided by 2**63 it came out silent): refused, as are other unsigned integers."""
+    np.testing.assert_allclose(as_samples(np.array([0, 128, 255], np.uint8))[:, 0], [-1, 0, 127 / 128])
+    np.testing.assert_allclose(as_samples(np.array([-128, 0, 64], np.int8))[:, 0], [-1, 0, 0.5])
+    np.testing.assert_allclose(as_samples(np.array([-32768, 16384], np.int16))[:, 0], [-1, 0.5])
+    np.testing.assert_allclose(as_samples(np.array([-(2**31), 2**30], np.int32))[:, 0], [-1, 0.5])
+    for x in ([int(v * 32767) for v in _sine(100)[:, 0]], np.zeros(10, np.uint64), np.zeros(10, np.uint16)):
+        with pytest.raises(AudioError, match=r"^the audio holds u?int(64|16) integers, which are no PCM format: pass "
+                                             r"float32 samples in \[-1, 1\], or int16 or int32 PCM\.$"):  # fmt: skip
+            check_audio(x, SR)
 
 
 def test_a_short_multichannel_sound_keeps_its_samples_by_channels_layout():

@@ -85,6 +85,7 @@ def test_bands_power_of_two():
     ("model.flow_hidden=-5", "model.single_channels and model.flow_hidden must be positive"),
     ("model.flow_scale_bound=.nan", r"model.flow_scale_bound must be in \(0, 20\], got nan"),
     ("model.pqmf_attenuation=1e308", r"model.pqmf_attenuation must be in \[20, 300\] dB, got 1e\+308"),
+    ("model.sample_rate=0", "model.sample_rate must be at least 8000, got 0"),  # not "clip_length must be at most 10 min"
     # the discriminator's keys: each was a traceback at the first adversarial step, after the whole VAE phase
     ("train.discriminator.capacity=0", "train.discriminator.capacity must be from 1 to 64, got 0"),
     ("train.discriminator.capacity=2000", "train.discriminator.capacity must be from 1 to 64, got 2000"),  # 20 GB

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaedemo.bundle import save_bundle
+from vaedemo.bundle import load, save_bundle
 from vaedemo.errors import AudioError, VaedemoError
-from vaedemo.inference import Engine, latents_between, path_positions, slerp
+from vaedemo.inference import MAX_SOUNDS, Engine, latents_between, path_positions, slerp
 from vaedemo.nn.vae import AudioVAE
 
 
@@ -171,6 +171,52 @@ def test_bad_audio_is_an_audio_error(tiny_config, tmp_path):
         eng.reconstruct(np.array([0.0, np.nan], np.float32), 16000)
     with pytest.raises(AudioError, match="empty"):
         eng.reconstruct(np.zeros(0, np.float32), 16000)
+    for audio, says in ((["0.1", "x"], "numbers, got text"), ([[0.1, 0.2], [0.3]], "rows of equal length"),
+                        (np.full(100, 0.1j), "complex"), ([0, 1000, -1000], "int64 integers")):  # fmt: skip
+        with pytest.raises(AudioError, match=says):
+            eng.reconstruct(audio, 16000)
+
+
+@pytest.mark.timeout(60)  # (a NaN rate hung soxr)
+@pytest.mark.parametrize("mode", ["single", "temporal"])
+def test_every_entry_point_that_takes_a_rate_refuses_one_that_is_not_a_usable_number(tiny_config, tmp_path, mode):
+    eng = _engine(tiny_config, tmp_path, mode)
+    x = np.zeros(100, np.float32)
+    calls = (eng.reconstruct, eng.reconstruction, eng.encode, eng.hits, eng.prepare)
+    for call in calls:
+        for rate in (float("nan"), "44100", True):
+            with pytest.raises(AudioError, match="unusable sample rate"):
+                call(x, rate)
+
+
+def test_engine_options_outside_their_contract_are_one_sentence(tiny_config, tmp_path):
+    """Each failed only at the first call (batch=0: range()'s error, -1: torch.cat's, chunk_seconds=NaN: int()'s), or
+    ran many times slower (a negative chunk_seconds: chunks of one latent frame); device "nope" was torch's error."""
+    bundle = _engine(tiny_config, tmp_path, "temporal").bundle
+    for kwargs, says in [({"batch": 0}, "batch must be a whole number of at least 1, got 0"),
+                         ({"batch": -1}, "batch must be"), ({"batch": 2.0}, "batch must be"),
+                         ({"batch": True}, "batch must be"),
+                         ({"chunk_seconds": float("nan")}, "chunk_seconds must be a finite number of at least 0.1"),
+                         ({"chunk_seconds": -1.0}, "chunk_seconds"), ({"chunk_seconds": 0.001}, "chunk_seconds"),
+                         ({"chunk_seconds": float("inf")}, "chunk_seconds"), ({"chunk_seconds": "8"}, "chunk_seconds"),
+                         ({"device": "nope"}, "device must name a torch device such as 'cpu'"),
+                         ({"device": "meta"}, "device 'meta' is not one this torch can use here")]:  # fmt: skip
+        with pytest.raises(VaedemoError, match=says):
+            Engine(bundle, **kwargs)
+    with pytest.raises(VaedemoError, match="device must name a torch device"):
+        load(bundle.path, device="nope")
+    assert Engine(bundle, device=torch.device("cpu"), chunk_seconds=np.float32(0.5), batch=np.int64(3)).batch == 3
+
+
+def test_a_stream_chunk_has_at_most_as_many_channels_as_reconstruct_reads(tiny_config, tmp_path):
+    """A chunk of (512, 100) went through (reconstruct refuses more than 16 channels); a ragged chunk was numpy's
+    error."""
+    stream = _engine(tiny_config, tmp_path, "temporal", causal=True).stream()
+    with pytest.raises(AudioError, match="^a stream chunk has 17 channels; vaedemo reads 1 to 16\\.$"):
+        stream.process(np.zeros((stream.hop, 17), np.float32))
+    with pytest.raises(AudioError, match="a stream chunk must be an array of numbers"):
+        stream.process([[0.1, 0.2], [0.3]])
+    assert stream.process(np.zeros((stream.hop, 16), np.float32)).shape == (stream.hop, 16)
 
 
 @pytest.mark.parametrize("noise", [False, True])
@@ -274,7 +320,7 @@ def test_latents_and_sampling_arguments_outside_their_contract_are_one_sentence(
         eng.decode_many(np.zeros(d))
     with pytest.raises(VaedemoError, match="must not be empty"):
         eng.interpolate(np.zeros((0, d)), np.zeros((1, d)))
-    with pytest.raises(VaedemoError, match="a whole number of at least 2 steps, got 2.0"):
+    with pytest.raises(VaedemoError, match="a whole number of 2 to 10000 steps, got 2.0"):
         eng.interpolate(np.zeros(d), np.zeros(d), steps=2.0)
     assert eng.interpolate(np.zeros(d), np.ones(d), steps=3).shape[0] == 3  # a vector: one frame, or one clip
     with pytest.raises(VaedemoError, match="must not be empty"):
@@ -286,6 +332,45 @@ def test_latents_and_sampling_arguments_outside_their_contract_are_one_sentence(
         with pytest.raises(VaedemoError, match=says):
             eng.sample(**kwargs)
     assert eng.sample(np.int64(2), np.float32(0.5), np.uint64(3)).shape[0] == 2  # numpy numbers are numbers
+    end = np.zeros(d) if mode == "single" else np.zeros((2, d))  # a sound's latent
+    for positions, says in ((None, "got None"), (["a"], r"got \['a'\]"), ("0.5", "got '0.5'")):  # None read as NaN
+        with pytest.raises(VaedemoError, match=f"^positions on a path must be a list of 1 to {MAX_SOUNDS} numbers "
+                                               f"from 0 to 1, {says}\\.$"):  # fmt: skip
+            eng.path_latents(end, end, positions)
+
+
+@pytest.mark.parametrize("mode", ["temporal", "single"])
+def test_what_one_call_makes_is_bounded_before_anything_is_allocated(tiny_config, tmp_path, mode):
+    """sample_latents(10**9), sample_latents(1, seconds=1e9) and a decode of 10**7 frames asked torch for terabytes;
+    a temperature of 1e20 and latents of 1e30 decoded to NaN audio without a word."""
+    eng = _engine(tiny_config, tmp_path, mode)
+    d, frames_in_30_min = eng.latent_size, 1800 * eng.sample_rate // eng.hop
+    for kwargs, says in [({"n": MAX_SOUNDS + 1}, f"number of samples must be a whole number from 1 to {MAX_SOUNDS}"),
+                         ({"seconds": 1e9}, "seconds must be a positive number up to 1800"),
+                         ({"temperature": 1e20}, "temperature must be a number from 0 to 10, got 1e"),
+                         ({"temperature": 10.5}, "temperature")]:  # fmt: skip
+        with pytest.raises(VaedemoError, match=says):
+            eng.sample_latents(**kwargs)
+    assert eng.sample(1, temperature=10).shape[0] == 1
+    unit = eng.clip_length if mode == "single" else eng.hop  # a clip's or a frame's samples
+    too_long = np.zeros((-(-1800 * eng.sample_rate // unit) + 1, d))  # a frame or clip past 30 minutes
+    with pytest.raises(VaedemoError, match="a sound is at most 1800 s long, got latents for 1800"):
+        eng.decode(too_long)
+    with pytest.raises(VaedemoError, match=f"at most {MAX_SOUNDS} sounds are made at once, got {MAX_SOUNDS + 1}"):
+        eng.decode_many(np.zeros((MAX_SOUNDS + 1, d) if mode == "single" else (MAX_SOUNDS + 1, 1, d)))
+    with pytest.raises(VaedemoError, match=f"a whole number of 2 to {MAX_SOUNDS} steps"):
+        eng.interpolate(np.zeros(d), np.zeros(d), steps=MAX_SOUNDS + 1)
+    if mode == "temporal":  # in all: 10 sounds of 30 minutes are more than MAX_TOTAL_SECONDS
+        with pytest.raises(VaedemoError, match="10 sounds of 1800 s are more audio than one call makes"):
+            eng.sample_latents(10, seconds=1800)
+        with pytest.raises(VaedemoError, match="10 sounds of .* are more audio than one call makes"):
+            eng.path_latents(np.zeros((frames_in_30_min, d)), np.zeros((frames_in_30_min, d)), np.linspace(0, 1, 10))
+        assert eng.sample_latents(1, seconds=1e-6).shape == (1, 1, d)  # a length under one frame is one frame, not a clip
+        assert eng.sample_latents(1, seconds=1800).shape == (1, frames_in_30_min, d)  # the longest is made
+    if mode == "single":  # (the tiny temporal decoder stays finite up to float32's largest number)
+        with pytest.raises(VaedemoError, match=r"^the latents \(up to 3.4e\+38 in magnitude\) decode to NaN or "
+                                               r"infinite audio: they lie far outside the model's latent space\.$"):
+            eng.decode(np.full((2, d), np.finfo(np.float32).max))
 
 
 def test_an_empty_stream_chunk_leaves_the_channel_count_open(tiny_config, tmp_path):

@@ -62,6 +62,9 @@ def test_single_mode_is_one_vector_per_clip_and_temporal_a_series():
     assert single.per_clip and not temporal.per_clip
     assert single.prior_shape(2, samples=99999) == (2, 6)  # always one clip
     assert temporal.prior_shape(2, samples=5 * temporal.hop) == (2, 6, 5)
+    clip_frames = temporal.clip_length // temporal.hop
+    assert temporal.prior_shape(2) == (2, 6, clip_frames)  # no length: one clip
+    assert temporal.prior_shape(2, samples=0) == (2, 6, 1)  # the shortest sound, not a clip (0 read as "no length")
     z = np.arange(12, dtype=np.float32).reshape(2, 6)  # two clips
     assert np.array_equal(single.sound_latent(z), z[0])
     assert np.array_equal(temporal.sound_latent(z), z) and np.allclose(temporal.summary_vector(z), z.mean(0))

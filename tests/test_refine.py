@@ -113,6 +113,22 @@ def test_encode_with_refine_gives_the_searched_latents_in_the_modes_layout(tiny_
     np.testing.assert_allclose(searched, eng.mode.to_numpy(expected), rtol=1e-5, atol=1e-6)
 
 
+def test_a_causal_model_searches_the_whole_input_padded_by_its_lag_as_reconstruct_does(tiny_config, tmp_path):
+    """encode(refine=N) compared the decode with only the first t - lag samples of the input (none of an input
+    shorter than the lag: a reshape error); it searches on the input padded by the lag, as reconstruct does, and gives
+    as many frames as encode without a search."""
+    eng = _engine(tiny_config, tmp_path, "temporal", causal=True)
+    lag = eng.model.delay
+    assert lag > eng.hop
+    for n in (lag // 2, lag + 3 * eng.hop + 5):
+        x = _noise(n, seed=4)
+        plain, searched = eng.encode(x, eng.sample_rate), eng.encode(x, eng.sample_rate, refine=3)
+        assert searched.shape == plain.shape and np.isfinite(searched).all() and not np.array_equal(searched, plain)
+    padded = torch.from_numpy(np.pad(x, ((0, lag), (0, 0))).T[None].copy())
+    expected = refine_latents(eng.model, padded, eng.model.encode(padded).detach(), 3)  # the same search, by hand
+    np.testing.assert_allclose(searched, eng.mode.to_numpy(expected)[: len(plain)], rtol=1e-5, atol=1e-6)
+
+
 def test_a_one_vector_model_searches_each_clip_on_its_own(tiny_config, tmp_path):
     """Reconstruction and encoding alike: a clip's searched latent is the one it gets alone, whatever follows it."""
     eng = _engine(tiny_config, tmp_path, "single")

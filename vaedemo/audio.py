@@ -100,25 +100,73 @@ def _over_budget(name: str, frames: int | None, h: Header, max_values: int) -> A
     )
 
 
-def _check_rate_and_channels(name: str, sr: float | None, channels: int) -> None:
+def check_channels(name: str, channels: int) -> None:
+    """Refuse a channel count outside 1 to :data:`MAX_CHANNELS` in one sentence."""
     if channels < 1 or channels > MAX_CHANNELS:
         raise AudioError(f"{name} has {channels} channels; vaedemo reads 1 to {MAX_CHANNELS}.")
-    if not sr or sr < MIN_SAMPLE_RATE or sr > MAX_SAMPLE_RATE:
+
+
+def _usable_rate(sr) -> bool:
+    # a real number, not a bool (True is 1 to Python) or a string; NaN fails every comparison, so it is tested
+    # by name: soxr given a NaN rate never returns
+    real = isinstance(sr, (int, float, np.integer, np.floating)) and not isinstance(sr, (bool, np.bool_))
+    return real and math.isfinite(sr) and MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE
+
+
+def check_rate(name: str, sr) -> None:
+    """Refuse a sample rate that is not a finite number from :data:`MIN_SAMPLE_RATE` to :data:`MAX_SAMPLE_RATE`."""
+    if not _usable_rate(sr):
+        shown = sr if isinstance(sr, (int, float, np.number)) and not isinstance(sr, bool) else repr(sr)
         raise AudioError(
-            f"{name} has an unusable sample rate of {sr} Hz; vaedemo reads {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz."
+            f"{name} has an unusable sample rate of {shown} Hz; vaedemo reads {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz."
         )
+
+
+def _check_rate_and_channels(name: str, sr: float | None, channels: int) -> None:
+    check_channels(name, channels)
+    check_rate(name, sr)
 
 
 # ---------------------------------------------------------------------------------------------------- arrays
 
 
+def real_array(x, name: str = "the audio") -> np.ndarray:
+    """``x`` as a numpy array of real numbers (bool, integer or float), or one sentence: text, ragged rows and None were
+    numpy's tracebacks, and complex samples lost their imaginary part without a word."""
+    try:
+        x = np.asarray(x)
+        if x.dtype.kind == "O":  # numbers among other objects (None, an int beyond int64): numbers if each is one
+            x = x.astype(np.float64)
+    except (TypeError, ValueError):
+        raise AudioError(f"{name} must be an array of numbers, with rows of equal length.") from None
+    if x.dtype.kind == "c":
+        raise AudioError(f"{name} is complex; audio samples must be real numbers.")
+    if x.dtype.kind not in "biuf":
+        raise AudioError(f"{name} must be an array of numbers, got {'text' if x.dtype.kind in 'US' else x.dtype}.")
+    return x
+
+
+def _pcm_to_float(x: np.ndarray, name: str) -> np.ndarray:
+    """Integer PCM as float32 in [-1, 1]: int16 and int32 by their full scale, 8-bit as files store it (WAV's unsigned,
+    silence at 128; AIFF's signed). Wider or other unsigned integers have no PCM convention to follow: int64 is what a
+    Python list of whole numbers becomes, and scaled by 2**63 it came out silent."""
+    bits = 8 * x.dtype.itemsize
+    if x.dtype.kind == "u" and bits == 8:
+        return (x.astype(np.float32) - 128) / 128
+    if x.dtype.kind == "i" and bits in (8, 16, 32):
+        return x.astype(np.float32) / 2 ** (bits - 1)
+    raise AudioError(f"{name} holds {x.dtype.name} integers, which are no PCM format: pass float32 samples in "
+                     "[-1, 1], or int16 or int32 PCM.")  # fmt: skip
+
+
 def as_samples(x, name: str = "the audio") -> np.ndarray:
-    """Any array of samples as float32 (samples, channels): 1-D is mono, integers are scaled to [-1, 1]; refuses
-    other shapes, empty and non-finite arrays with one sentence."""
-    x = np.asarray(x)
+    """Any array of samples as float32 (samples, channels): 1-D is mono; integer PCM (int16, int32, 8-bit: unsigned
+    with silence at 128 as WAV stores it, or signed) is scaled to [-1, 1]. Refuses other integer types (int64, what a
+    list of Python ints becomes), complex or non-numeric values, other shapes, empty and non-finite arrays with one
+    sentence."""
+    x = real_array(x, name)
     if x.dtype.kind in "iu":
-        info = np.iinfo(x.dtype)
-        x = x.astype(np.float32) / max(abs(info.min), info.max)
+        x = _pcm_to_float(x, name)
     elif x.dtype.kind == "f" and x.size and np.isfinite(x.max()) and np.isfinite(x.min()):  # (no copy: a max, a min)
         peak = max(float(x.max()), -float(x.min()))
         if peak > MAX_SAMPLE:  # a model decodes such a level to NaN; the float32 cast may overflow to inf
@@ -138,7 +186,7 @@ def as_samples(x, name: str = "the audio") -> np.ndarray:
 
 def check_audio(x: np.ndarray, sr: int, name: str = "the audio", max_seconds: float | None = None) -> np.ndarray:
     """Validate audio for the model: :func:`as_samples`, then the rate, channel count and duration limits."""
-    x = np.asarray(x)
+    x = real_array(x, name)
     if x.ndim == 2 and x.shape[1] > MAX_CHANNELS and x.shape[0] <= MAX_CHANNELS:
         x = x.T  # (channels, samples) given by mistake
     x = as_samples(x, name)
@@ -262,7 +310,10 @@ def _finish(
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample (samples, channels) with soxr; the output has round(n * sr_out / sr_in) samples, and at least one
-    when the input has any (a sample or two at 192 kHz would round to none: the models need one)."""
+    when the input has any (a sample or two at 192 kHz would round to none: the models need one). Either rate outside
+    :func:`check_rate`'s range is one sentence (given a NaN rate, soxr never returns)."""
+    check_rate("the audio", sr_in)
+    check_rate("the resampled audio", sr_out)
     if sr_in == sr_out:
         return x
     y = soxr.resample(np.ascontiguousarray(x, dtype=np.float32), sr_in, sr_out, quality="HQ")
@@ -288,10 +339,14 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
 
 
 def save_audio(path: str | Path, x: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
-    """Write (samples, channels) or (samples,) audio; wav/flac/ogg chosen by the suffix."""
+    """Write (samples, channels) or (samples,) audio; wav/flac/ogg chosen by the suffix. The rate is a whole number
+    of Hz within :func:`check_rate`'s range (a file stores no other)."""
+    check_rate("the audio to save", sample_rate)
+    if sample_rate != int(sample_rate):
+        raise AudioError(f"a file's sample rate must be a whole number of Hz, got {sample_rate}.")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     x = np.asarray(x, dtype=np.float32)
     fmt = p.suffix.lower().lstrip(".")
-    sf.write(str(p), np.clip(x, -1.0, 1.0), sample_rate, subtype=subtype if fmt == "wav" else None)
+    sf.write(str(p), np.clip(x, -1.0, 1.0), int(sample_rate), subtype=subtype if fmt == "wav" else None)
     return p

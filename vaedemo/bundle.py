@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from .card import model_card
 from .cli import as_user_file, current_umask
 from .config import ModelConfig, model_config_from_dict
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, VaedemoError
 from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, WEIGHTS, bundle_file, resolve, weights_file
 from .nn.vae import AudioVAE
 
@@ -360,8 +360,28 @@ def check_shapes(stored: dict[str, tuple[int, ...]], expected: dict[str, tuple[i
         raise CheckpointError(f"{what} ({n} tensors differ; first: '{str(k)[:80]}' is {kind}).")
 
 
+def torch_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device this machine has, or one sentence: a name torch does not know ("nope"), or a
+    device it cannot use (a GPU torch does not see, "meta", which holds no values) was torch's traceback at the first
+    tensor moved there."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise VaedemoError(f"device must name a torch device such as 'cpu', 'cuda' or 'cuda:1', got {device!r}.") from None
+    try:
+        torch.empty(0, device=d)  # (allocates nothing) what torch raises for a device it lacks
+        usable = d.type != "meta"
+    except (RuntimeError, AssertionError, NotImplementedError):  # AssertionError: "Torch not compiled with CUDA"
+        usable = False
+    if not usable:
+        raise VaedemoError(f"device {str(d)!r} is not one this torch can use here; use 'cpu'.")
+    return d
+
+
 def load(source: str | Path, device: str | torch.device = "cpu") -> Bundle:
-    """Load a bundle from a folder or ``hf://org/repo[@revision]``; the model is returned in eval mode."""
+    """Load a bundle from a folder or ``hf://org/repo[@revision]``; the model is returned in eval mode on ``device``
+    (one sentence when it is not a device this machine has, see :func:`torch_device`)."""
+    device = torch_device(device)
     path = resolve(source)
     cfg, meta, training = read_bundle_config(path)
     expected = expected_shapes(cfg, path)

@@ -403,6 +403,8 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     def need(cond: bool, msg: str) -> None:
         _need(cond, msg, source)
 
+    # the rate first: the bounds read clip_length against it (a rate of 0 was "clip_length must be at most 10 minutes")
+    need(m.sample_rate >= 8000, f"model.sample_rate must be at least 8000, got {m.sample_rate}")
     _check_model_bounds(m, need)
     need(_power_of_two(m.bands), f"model.bands must be a power of two, got {m.bands}")
     need(m.latent_mode in LATENT_MODES, f"model.latent_mode must be one of {LATENT_MODES}, got '{m.latent_mode}'")
@@ -416,7 +418,6 @@ def validate_model(m: ModelConfig, source: str = "the config") -> None:
     need(0.0 < m.flow_scale_bound <= 20.0, f"model.flow_scale_bound must be in (0, 20], got {m.flow_scale_bound}")
     need(20.0 <= m.pqmf_attenuation <= 300.0, f"model.pqmf_attenuation must be in [20, 300] dB, got {m.pqmf_attenuation}")
     need(m.channels in (1, 2), f"model.channels must be 1 (mono) or 2 (stereo), got {m.channels}")
-    need(m.sample_rate >= 8000, f"model.sample_rate must be at least 8000, got {m.sample_rate}")
     need(
         m.clip_length > 0 and m.clip_length % m.hop == 0,
         f"model.clip_length ({m.clip_length}) must be a positive multiple of the model's total hop "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import reprlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import as_samples, check_audio, resample, to_channels
-from .bundle import Bundle, load
+from .audio import MAX_SECONDS_DEFAULT, as_samples, check_audio, check_channels, real_array, resample, to_channels
+from .bundle import Bundle, load, torch_device
 from .errors import VaedemoError
 from .nn.blocks import keep_rows_weights
 from .nn.streaming import StreamingVAE, decoder_lookahead, encoder_lookahead, script
@@ -30,8 +31,17 @@ from .onsets import cover_long_gaps, detect_onsets, hit_segments, kept_lengths, 
 from .refine import refined_reconstruction, searched_latents
 
 MAX_REFINE_STEPS = 1000  # a bound on the search a caller can ask for (each step is about three decoder passes)
-HITS_PER_BLOCK = 64  # a performance's hits go through a one-vector model this many at a time (a clip each: 11 MB per
-# channel), so that its memory stays bounded: 600 s of 10 hits a second took 2.6 GB when every clip was made at once
+# Bounds on what one call makes, refused in one sentence before anything is allocated (sample_latents(10**9) and a
+# decode of 10**7 frames asked torch for terabytes): sounds at once (prior samples, a path's steps; the demo samples
+# at most 8, its typicality 2000), and their audio in all (10000 one-second one-shots: 1.8 GB of float32 at 44.1 kHz);
+# one sound is at most MAX_SECONDS_DEFAULT long, the longest input check_audio accepts.
+MAX_SOUNDS = 10_000
+MAX_TOTAL_SECONDS = 10_000
+MAX_TEMPERATURE = 10.0  # the demo's API takes up to 3; at 10 a prior sample is already noise, at 1e20 it was NaN
+MIN_CHUNK_SECONDS = 0.1  # below it a temporal model's chunks are mostly margin (a negative value was 70 times slower)
+
+HITS_PER_BLOCK = 64  # a performance's hits go through a one-vector model this many at a time, so that its memory
+# stays bounded: a clip each, all at once, is 1 GB per channel for 6000 hits (600 s of 10 hits a second)
 
 
 class TooManyHitsError(VaedemoError):
@@ -104,10 +114,28 @@ METHODS = ("prior", "slerp", "lerp")
 
 
 def path_positions(steps: int) -> np.ndarray:
-    """The positions of ``steps`` evenly spaced steps from 0 to 1 inclusive, or one sentence."""
-    if not _whole(steps) or steps < 2:
-        raise VaedemoError(f"an interpolation needs a whole number of at least 2 steps, got {steps!r}.")
+    """The positions of ``steps`` evenly spaced steps from 0 to 1 inclusive (2 to :data:`MAX_SOUNDS`), or one
+    sentence."""
+    if not _whole(steps) or not 2 <= steps <= MAX_SOUNDS:
+        raise VaedemoError(f"an interpolation needs a whole number of 2 to {MAX_SOUNDS} steps, got {steps!r}.")
     return np.linspace(0.0, 1.0, steps)
+
+
+def checked_positions(positions) -> np.ndarray:
+    """Positions on a path as float64 (n,), each from 0 to 1, 1 to :data:`MAX_SOUNDS` of them, or one sentence (text
+    was numpy's ValueError, and None read as NaN)."""
+    wanted = f"positions on a path must be a list of 1 to {MAX_SOUNDS} numbers from 0 to 1"
+    try:
+        if positions is None or isinstance(positions, (str, bytes)):  # (numpy reads None as NaN, "0.5" as 0.5)
+            raise TypeError
+        p = np.asarray(positions, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise VaedemoError(f"{wanted}, got {reprlib.repr(positions)}.") from None
+    if not 1 <= len(p) <= MAX_SOUNDS:
+        raise VaedemoError(f"{wanted}, got {len(p)} of them.")
+    if not np.all((p >= 0) & (p <= 1)):  # (NaN fails both)
+        raise VaedemoError(f"{wanted}, got {reprlib.repr(p.tolist())}.")
+    return p
 
 
 def latents_between(a: np.ndarray, b: np.ndarray, positions, method: str = "slerp") -> np.ndarray:
@@ -163,12 +191,13 @@ class Stream:
         for name, value in (("latent_scale", latent_scale), ("latent_noise", latent_noise)):
             if not _number(value) or not 0 <= value < math.inf:
                 raise VaedemoError(f"{name} must be a number from 0 up, got {value!r}.")
-        x = np.asarray(chunk)
+        x = real_array(chunk, "a stream chunk")
         if not x.size:  # nothing in, nothing out (as_samples refuses it as empty), and the channel count stays open
             if x.ndim > 2:
                 raise VaedemoError(f"a stream chunk must be 1-D (samples) or 2-D (samples, channels), got {x.shape}.")
             return np.zeros((0, x.shape[1] if x.ndim == 2 else 1), np.float32)
         x = as_samples(x, "a stream chunk")  # before the caches: one NaN there would make every later chunk NaN
+        check_channels("a stream chunk", x.shape[1])  # as reconstruct reads them (512 channels went through)
         if x.shape[0] % self.hop:
             raise VaedemoError(f"a stream chunk must hold a multiple of {self.hop} samples, got {x.shape[0]}.")
         if self._channels not in (None, x.shape[1]):
@@ -186,14 +215,27 @@ class Stream:
         return np.ascontiguousarray(self.engine._ungroup(y.cpu().numpy(), self._channels), dtype=np.float32)
 
 
+def _check_engine_options(chunk_seconds, batch) -> None:
+    """The Engine's numbers, in one sentence each: batch=0 and -1 failed only at the first call (range()'s and
+    torch.cat's errors), chunk_seconds=NaN too, and a negative one ran in chunks of one latent frame."""
+    if not _whole(batch) or batch < 1:
+        raise VaedemoError(f"batch must be a whole number of at least 1, got {batch!r}.")
+    if not _number(chunk_seconds) or not MIN_CHUNK_SECONDS <= chunk_seconds < math.inf:
+        raise VaedemoError(f"chunk_seconds must be a finite number of at least {MIN_CHUNK_SECONDS}, got {chunk_seconds!r}.")
+
+
 class Engine:
-    """Inference over one bundle. ``Engine("checkpoints/NAME")`` or ``Engine(vaedemo.load(...))``."""
+    """Inference over one bundle. ``Engine("checkpoints/NAME")`` or ``Engine(vaedemo.load(...))``; ``device`` one
+    that torch can use here, ``chunk_seconds`` (at least :data:`MIN_CHUNK_SECONDS`) a temporal model's chunk,
+    ``batch`` (at least 1) the clips or sounds per forward."""
 
     def __init__(self, bundle: Bundle | str | Path, device: str = "cpu", chunk_seconds: float = 8.0, batch: int = 16):
+        device = torch_device(device)
+        _check_engine_options(chunk_seconds, batch)
         self.bundle = bundle if isinstance(bundle, Bundle) else load(bundle, device=device)
         # an Engine only infers: its convs keep their weights' channels-last copies (nn.blocks.keep_rows_weights)
         self.model = keep_rows_weights(self.bundle.model.to(device).eval())
-        self.device = torch.device(device)
+        self.device = device
         cfg = self.bundle.config
         self.config = cfg
         self.mode = self.model.mode
@@ -203,7 +245,7 @@ class Engine:
         self.hop = cfg.hop
         self.clip_length = cfg.clip_length
         self.has_prior_flow = cfg.prior_flow_layers > 0
-        self.batch = batch
+        self.batch = int(batch)
         self._stream_template: tuple[torch.jit.ScriptModule, int] | None = None  # scripted once, see _scripted_stream
         self._stream_lock = threading.Lock()
         if self.mode.per_clip:  # clips are independent: `batch` of them (of one channel group) per forward
@@ -309,9 +351,10 @@ class Engine:
     def hits(self, audio: np.ndarray, sr: int) -> int | None:
         """How many hits :meth:`reconstruct` cuts ``audio`` into: None where it is not cut (a temporal model, or an
         input shorter than two clips, which is reconstructed clip by clip)."""
+        x = check_audio(audio, sr)  # (bad audio or rate is refused whatever the model)
         if not self.mode.per_clip:
             return None
-        x = resample(check_audio(audio, sr), sr, self.sample_rate)
+        x = resample(x, sr, self.sample_rate)
         return len(self._hit_starts(x)) if len(x) >= 2 * self.clip_length else None
 
     def _clips(self, x: np.ndarray, segments: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -465,29 +508,68 @@ class Engine:
             return self.mode.to_numpy(self.model.encode(x))
         if self.mode.per_clip:  # each clip searched against its own audio, as reconstruct searches it
             x = self.mode.fold(self.mode.pad(x))
-        return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
+        if not self.model.delay:
+            return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
+        # a causal model's decode lags its input: the search compares the input with the decode of the input padded by
+        # the lag, as reconstruct's does (_run); unpadded, it compared only the first t - lag samples (none of a
+        # short input: a reshape error). The frames past the input's own are left out, as encode without search has
+        # none.
+        frames = -(-x.shape[-1] // self.hop)
+        z = searched_latents(self.model, torch.nn.functional.pad(x, (0, self.model.delay)), refine,
+                             prior_weight=prior_weight)  # fmt: skip
+        return self.mode.to_numpy(z[..., :frames])
 
     @torch.inference_mode()
     def _decode_batches(self, z: np.ndarray, layout) -> torch.Tensor:
         """Latents at the numpy edge (checked) -> ``layout`` (the mode's decoder layout) -> audio (B', C, T),
         ``batch`` rows per forward."""
         t = self._tensor(layout(z))
-        return torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        # Finite latents far outside the model's space (1e30, a prior sample at temperature 1e20) decoded to NaN or
+        # inf without a word. The audio itself is checked rather than a bound on |z|: where a decoder overflows
+        # depends on the model (the shipped ones stay finite, if absurd, at 1e6), and finite audio is the contract.
+        if not torch.isfinite(y).all():
+            raise VaedemoError(f"the latents (up to {float(np.abs(z).max()):.3g} in magnitude) decode to NaN or infinite "
+                               "audio: they lie far outside the model's latent space.")  # fmt: skip
+        return y
+
+    def _check_amount(self, sounds: int, samples: int) -> None:
+        """Refuse, before anything is allocated, ``sounds`` sounds of ``samples`` samples each beyond the bounds:
+        more than :data:`MAX_SOUNDS` sounds, one longer than MAX_SECONDS_DEFAULT (the longest input check_audio
+        accepts), or more than :data:`MAX_TOTAL_SECONDS` of audio in all."""
+        if sounds > MAX_SOUNDS:
+            raise VaedemoError(f"at most {MAX_SOUNDS} sounds are made at once, got {sounds}.")
+        unit = self.clip_length if self.mode.per_clip else self.hop  # (the longest sound in whole frames or clips)
+        if samples > -(-MAX_SECONDS_DEFAULT * self.sample_rate // unit) * unit:
+            raise VaedemoError(f"a sound is at most {MAX_SECONDS_DEFAULT} s long, got latents for "
+                               f"{samples / self.sample_rate:.6g} s.")  # fmt: skip
+        if sounds * samples > MAX_TOTAL_SECONDS * self.sample_rate:
+            raise VaedemoError(f"{sounds} sounds of {samples / self.sample_rate:.6g} s are more audio than one call "
+                               f"makes: at most {MAX_TOTAL_SECONDS} s in all.")  # fmt: skip
+
+    def _samples_of(self, z: np.ndarray) -> int:
+        """The samples one sound's checked latents decode to: (D,) one clip or frame, (rows, D) clips or frames."""
+        rows = len(z) if z.ndim == 2 else 1
+        return rows * (self.clip_length if self.mode.per_clip else self.hop)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Latents (D,), (clips, D) or (frames, D) (or one sound's (1, frames, D), as :meth:`sample_latents` gives
-        it) -> float32 (samples, channels) at the model rate."""
+        it) -> float32 (samples, channels) at the model rate. At most 30 minutes of audio; latents that decode to NaN
+        or infinite audio are refused."""
         z = check_latents(z, self.latent_size, (1, 2) if self.mode.per_clip else (1, 2, 3))
         if z.ndim == 3 and z.shape[0] != 1:  # (it was flattened into one sound)
             raise VaedemoError(f"decode takes one sound's latents, got {z.shape[0]} sounds' (decode_many decodes "
                                "several).")  # fmt: skip
+        self._check_amount(1, self._samples_of(z.reshape(-1, z.shape[-1])))
         y = self._decode_batches(z, self.mode.from_numpy)
         return self.mode.unfold(y, 1)[0].T.cpu().numpy().astype(np.float32)
 
     def decode_many(self, z: np.ndarray) -> np.ndarray:
         """The latents of n sounds, (n, D) or (n, frames, D) as :meth:`sample_latents` gives them -> float32
-        (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time."""
+        (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time; within
+        :meth:`sample_latents`' bounds on n and length."""
         z = check_latents(z, self.latent_size, (2,) if self.mode.per_clip else (3,))
+        self._check_amount(len(z), self._samples_of(z[0]) if z.ndim == 3 else self.clip_length)
         y = self._decode_batches(z, self.mode.batch_from_numpy)
         return y.transpose(1, 2).cpu().numpy().astype(np.float32)
 
@@ -495,17 +577,21 @@ class Engine:
         self, n: int = 1, temperature: float = 1.0, seed: int = 0, use_flow: bool = True, seconds: float | None = None
     ) -> np.ndarray:
         """Prior latents, one sound each: (n, D) one vector per clip, (n, frames, D) a time series (``seconds``
-        long, default one clip)."""
-        if not _whole(n) or n < 1:
-            raise VaedemoError(f"the number of samples must be a whole number of at least 1, got {n!r}.")
-        if not _number(temperature) or not 0 <= temperature < math.inf:
-            raise VaedemoError(f"the temperature must be a number from 0 up, got {temperature!r}.")
+        long, default one clip; at least one frame). ``n`` from 1 to :data:`MAX_SOUNDS`, ``temperature`` from 0 to
+        :data:`MAX_TEMPERATURE`, ``seconds`` up to MAX_SECONDS_DEFAULT (30 min), the n sounds at most
+        :data:`MAX_TOTAL_SECONDS` of audio in all."""
+        if not _whole(n) or not 1 <= n <= MAX_SOUNDS:
+            raise VaedemoError(f"the number of samples must be a whole number from 1 to {MAX_SOUNDS}, got {n!r}.")
+        if not _number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+            raise VaedemoError(f"the temperature must be a number from 0 to {MAX_TEMPERATURE:g}, got {temperature!r}.")
         if not _whole(seed) or not 0 <= seed < 2**64:
             raise VaedemoError(f"the seed must be a whole number from 0 to 2**64 - 1, got {seed!r}.")
-        if seconds is not None and (not _number(seconds) or not 0 < seconds < math.inf):
-            raise VaedemoError(f"seconds must be a positive number (or None: one clip), got {seconds!r}.")
-        g = torch.Generator().manual_seed(int(seed))
+        if seconds is not None and (not _number(seconds) or not 0 < seconds <= MAX_SECONDS_DEFAULT):
+            raise VaedemoError(f"seconds must be a positive number up to {MAX_SECONDS_DEFAULT} (or None: one clip), "
+                               f"got {seconds!r}.")  # fmt: skip
         shape = self.mode.prior_shape(int(n), round(seconds * self.sample_rate) if seconds is not None else None)
+        self._check_amount(int(n), self.clip_length if self.mode.per_clip else shape[-1] * self.hop)
+        g = torch.Generator().manual_seed(int(seed))
         with torch.inference_mode():
             flow = use_flow and self.has_prior_flow
             z = self.model.sample_latents(shape, float(temperature), g, flow, self.device)
@@ -541,9 +627,8 @@ class Engine:
         a, b = (check_latents(v, self.latent_size, rank) for v in (a, b))
         n = min(len(a), len(b)) if a.ndim == 2 else None  # a time series: cut to the shorter
         a, b = a[:n], b[:n]
-        positions = np.asarray(positions, np.float64).reshape(-1)
-        if not len(positions) or not np.all((positions >= 0) & (positions <= 1)):  # (NaN fails both)
-            raise VaedemoError(f"positions on a path must be numbers from 0 to 1, got {positions.tolist()!r}.")
+        positions = checked_positions(positions)
+        self._check_amount(len(positions), self._samples_of(a))
         if method != "prior":
             return latents_between(a, b, positions, method)
         path = self._prior_base(latents_between(self._prior_base(a), self._prior_base(b), positions, "slerp"), True)

@@ -87,8 +87,9 @@ class LatentMode:
 
     # ---------------------------------------------------------------------------------------------- prior
     def prior_shape(self, n: int, samples: int | None = None) -> tuple[int, ...]:
-        """Shape of n prior latents decoding to ``samples`` samples (default: one clip)."""
-        frames = max(1, round((samples or self.clip_length) / self.hop))
+        """Shape of n prior latents decoding to ``samples`` samples (default: one clip), at least one frame."""
+        # None is "one clip"; 0 (a length under half a hop, rounded) is the shortest sound, not the default
+        frames = max(1, round((self.clip_length if samples is None else samples) / self.hop))
         return (n, self.latent_size, frames)
 
     # ---------------------------------------------------------------------------------------------- numpy edge
