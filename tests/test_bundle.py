@@ -338,6 +338,8 @@ def test_a_card_in_another_encoding_loads_and_an_oversized_one_is_refused(bundle
         ({"format_version": 1, "config": {"data": ["sample_rate"]}}, "has a config.data that is not a mapping"),
         ({"format_version": 1, "config": {"train": "warmup_steps"}}, "has a config.train that is not a mapping"),
         ({"format_version": 1, "config": [1]}, "has a config that is not a mapping"),
+        ({"format_version": 1}, "format-1 bundle has no config.model section"),  # (it built the default model)
+        ({"format_version": 1, "config": {"data": {}, "model": None}}, "format-1 bundle has no config.model section"),
     ],
 )  # fmt: skip
 def test_a_malformed_config_is_one_sentence(bundle_dir, change, message):

@@ -204,9 +204,12 @@ def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
     """Format 1 (``config`` = the whole experiment, audio format under ``data``, discriminator under ``model``) ->
     format 2. Only the model section is interpreted; the rest is carried over as the training config."""
     training = _mapping(doc.get("config"), "config")  # (the document is the reader's own: changed in place)
+    stated = training.get("model") is not None
     model = _mapping(training.pop("model", None), "config.model")
     data = _mapping(training.get("data"), "config.data")
     train = training["train"] = _mapping(training.get("train"), "config.train")
+    if not stated:  # as format 2 refuses a missing model section: every setting a default, silently, is no model
+        raise CheckpointError("config.json of this format-1 bundle has no config.model section.")
     discriminator = model.pop("discriminator", None)
     if discriminator is not None:
         train["discriminator"] = discriminator
