@@ -866,16 +866,22 @@ def test_a_performance_of_many_channels_counts_the_hits_of_each_pair(state, tmp_
     assert f"cut into {result['hits']} hits in all (two channels at a time" in table
 
 
+def _four_channel_clicks(eng, tmp_path, clicks: int) -> tuple[np.ndarray, int]:
+    """Three clips of four channels with ``clicks`` clicks on all of them, written to wide.wav: (audio, rate)."""
+    sr, n = eng.sample_rate, 3 * eng.clip_length
+    x = np.zeros((n, 4), np.float32)
+    for start in np.linspace(0.1, 0.9, clicks) * n:
+        x[int(start) : int(start) + 400] = 0.5
+    sf.write(tmp_path / "wide.wav", x, sr)
+    return x, sr
+
+
 def test_a_performance_beyond_the_hits_a_request_may_rebuild_is_one_sentence(state, tmp_path, monkeypatch):
     """A one-vector model's work grows with the hits: 16 channels of hits every 60 ms took 32 s of a compute slot."""
     import vaedemo.demo.reconstruct as page
 
     eng = state.models.get("tiny_single_flow")
-    sr, n = eng.sample_rate, 3 * eng.clip_length
-    x = np.zeros((n, 4), np.float32)
-    for start in np.linspace(0.1, 0.9, 6) * n:
-        x[int(start) : int(start) + 400] = 0.5
-    sf.write(tmp_path / "wide.wav", x, sr)
+    x, sr = _four_channel_clicks(eng, tmp_path, 6)
     sf.write(tmp_path / "loop.wav", x[:, 0], sr)
     hits = eng.hits(x[:, :2], sr) + eng.hits(x[:, 2:], sr)
     monkeypatch.setattr(page, "MAX_HITS", hits)
@@ -893,11 +899,8 @@ def test_a_performance_is_cut_at_its_onsets_once_per_request(state, tmp_path, mo
     """The hit count comes with the reconstruction: the onsets of a 4-channel loop were found twice per pair (once
     to count the hits, once to cut them), 11 % of a 30 s loop's time."""
     eng = state.models.get("tiny_single_flow")
-    sr, n = eng.sample_rate, 3 * eng.clip_length
-    x = np.zeros((n, 4), np.float32)
-    for start in np.linspace(0.1, 0.9, 4) * n:
-        x[int(start) : int(start) + 400] = 0.5
-    sf.write(tmp_path / "wide.wav", x, sr)
+    x, sr = _four_channel_clicks(eng, tmp_path, 4)
+    n = len(x)
     calls = []
     real = inference.detect_onsets
     monkeypatch.setattr(inference, "detect_onsets", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
