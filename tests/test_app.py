@@ -28,7 +28,7 @@ from vaedemo.demo.latent_map import N_PRIOR, latent_map, map_point
 from vaedemo.demo.models import Models, discover
 from vaedemo.demo.page import model_info
 from vaedemo.demo.reconstruct import METRIC_LABELS, reconstruct
-from vaedemo.demo.sample import direction_labels, move, sample
+from vaedemo.demo.sample import COLOUR_BAR_PX, direction_labels, move, sample
 from vaedemo.demo.search import REFINE_SECONDS, REFINE_STEPS
 from vaedemo.demo.state import DemoState
 from vaedemo.errors import CheckpointError, VaedemoError
@@ -479,6 +479,9 @@ def test_an_upload_that_stops_sending_is_cut_off_and_its_place_freed(monkeypatch
 def test_sample_gallery_is_deterministic_and_switches_prior(state):
     paths, figs = sample(state, 3, 0.8, 5, True, "tiny_single_flow")
     assert len(paths) == len(figs) == 3
+    # one colour bar, the last figure's, and every figure its room: spectrograms of one width
+    assert [f.data[0].showscale for f in figs] == [False, False, True]
+    assert all(f.layout.margin.r == COLOUR_BAR_PX and f.layout.margin.autoexpand is False for f in figs)
     assert all((sf.info(p).samplerate, sf.info(p).frames) == (SR, 16384) for p in paths)
     again, _ = sample(state, 3, 0.8, 5, True, "tiny_single_flow")
     gauss, _ = sample(state, 3, 0.8, 5, False, "tiny_single_flow")

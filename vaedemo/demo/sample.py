@@ -30,7 +30,7 @@ MAX_SAMPLES = 8
 MAX_SEED = 9999  # the seed slider's range (the API takes any seed up to 2**31 - 1)
 MAX_TEMPERATURE = 2.0  # the temperature slider's range (the API takes up to 3)
 NORMALISE_LABEL = "Normalise loudness (−1 dBFS peak)"
-COLOUR_BAR_PX = 64  # the right margin of every sample's figure: the last one's colour bar (ticks and "dB") fits in it
+COLOUR_BAR_PX = 84  # the right margin of every sample's figure: the last one's colour bar (ticks and "dB") fits in it
 
 
 def _prior(eng: Engine, n, temperature, seed, use_flow) -> tuple[np.ndarray, list[int]]:
@@ -63,9 +63,9 @@ def sample(state: DemoState, n, temperature, seed, use_flow, model: str, normali
     figs = plots.spectrogram_figures(list(audio), eng.sample_rate, titles, height=230)
     for f in figs[:-1]:
         f.update_traces(showscale=False)  # one scale for all: one colour bar
-    for f in figs:  # each keeps the colour bar's room, so that the spectrograms are as wide as each other
-        f.update_layout(margin_r=COLOUR_BAR_PX, margin_autoexpand=False)
-    return paths, [themed(f).update_layout(title_font_size=15) for f in figs]
+    # each keeps the colour bar's room (after the theme's margins), so that the spectrograms are as wide as each other
+    return paths, [themed(f).update_layout(title_font_size=15, margin_r=COLOUR_BAR_PX, margin_autoexpand=False)
+                   for f in figs]  # fmt: skip
 
 
 @user_errors
