@@ -482,7 +482,7 @@ def test_the_sliders_steer_the_servers_stream_of_a_file(state, tmp_path):
 
 def test_the_controls_store_checks_each_value_and_forgets_the_oldest_session():
     store = ControlsStore(kept=2)
-    assert store.get("a") == Controls() and Controls().neutral
+    assert store.get("a") == Controls()
     assert store.set("a", "scale", 0.5) == Controls(scale=0.5)
     assert store.set("a", "input", 6) == Controls(input_db=6.0, scale=0.5)  # one slider leaves the others
     for key, value, message in (("scale", 2.5, "Latent scale must be from 0 to 2, got 2.5"),

@@ -474,7 +474,7 @@ class Engine:
         (its work grows with them; a server's requests should be bounded), beyond which :class:`TooManyHitsError` is
         raised before anything is decoded."""
         _check_refine(refine)
-        if max_hits is not None and not (isinstance(max_hits, int) and not isinstance(max_hits, bool) and max_hits >= 0):
+        if max_hits is not None and not (_whole(max_hits) and max_hits >= 0):
             raise VaedemoError(f"max_hits must be a whole number from 0 up (or None: no bound), got {max_hits!r}.")
         x = check_audio(audio, sr)
         n, c_in = x.shape

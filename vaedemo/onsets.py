@@ -49,13 +49,15 @@ def magnitudes(x: np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
 
 
 def frame_count(length: int, n_fft: int, hop: int) -> int:
-    """How many frames :func:`magnitudes` gives for ``length`` samples (at least one: a short input is padded)."""
+    """How many frames :func:`magnitudes` gives for ``length`` >= ``n_fft`` samples, and :func:`magnitude_chunks`
+    for any length (a shorter input padded to one frame; scipy refuses it)."""
     return max(0, -(-(length - n_fft) // hop)) + 1
 
 
-def magnitude_chunks(x: np.ndarray, n_fft: int, hop: int, chunk: int = CHUNK_FRAMES):
-    """:func:`magnitudes` of ``x`` (samples, channels), ``chunk`` frames at a time (the same values, within a chunk's
-    memory): yields (channels, bins, frames) blocks in order."""
+def magnitude_chunks(x: np.ndarray, n_fft: int, hop: int, chunk: int | None = None):
+    """:func:`magnitudes` of ``x`` (samples, channels), ``chunk`` frames at a time (default :data:`CHUNK_FRAMES`;
+    the same values to FFT rounding, within a chunk's memory): yields (channels, bins, frames) blocks in order."""
+    chunk = chunk or CHUNK_FRAMES  # (read at the call: a test makes chunks small)
     total = frame_count(len(x), n_fft, hop)
     for first in range(0, total, chunk):
         last = min(first + chunk, total)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from vaedemo.demo import live_controls
 from vaedemo.demo.bench import free_port
 from vaedemo.demo.browser_runtime import installed
 
@@ -29,6 +30,9 @@ READ_VIEW = """(n) => {
 }"""
 
 
+SLIDERS_SET: list[tuple] = []  # (key, value) of each slider change the server's store took
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from vaedemo.demo import create, launch
@@ -39,6 +43,8 @@ def server(tmp_path_factory):
     centred = tiny_bundle(root, "tiny_centred", "model.latent_mode=temporal")
     mp = pytest.MonkeyPatch()
     mp.setenv("VAEDEMO_CACHE", str(root / "cache"))  # (the exported streams: not the user's cache)
+    keep = live_controls.ControlsStore.set  # what the server's store is given, seen as it keeps it
+    mp.setattr(live_controls.ControlsStore, "set", lambda store, *a: SLIDERS_SET.append(a[1:]) or keep(store, *a))
     demo = create([str(causal), str(centred)], max_seconds=10.0, checkpoint_dir=root / "no-checkpoints")
     port = free_port()
     launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
@@ -242,11 +248,13 @@ def test_the_page_stream_computes_what_the_model_computes(page, server):
     np.testing.assert_allclose(np.array(bent, np.float32), expected, atol=1e-4 * np.abs(expected).max())
 
 
-def test_the_sliders_reach_the_playing_stream(page):
+def test_the_sliders_reach_the_playing_stream_and_the_server(page):
+    SLIDERS_SET.clear()
     for slider, value in (("input", "6"), ("output", "-3"), ("scale", "0.5"), ("noise", "0.25")):
         _set_slider(page, slider, value)
     wait_idle(page)  # each change also went to the server (for its stream), which took it without a message
     assert page.locator(".toast-body, [data-testid=toast-body]").count() == 0
+    assert SLIDERS_SET == [("input", 6), ("output", -3), ("scale", 0.5), ("noise", 0.25)]
 
 
 def test_another_model_chosen_while_playing_plays_and_a_centred_one_is_refused_in_one_sentence(page):

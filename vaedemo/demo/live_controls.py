@@ -21,7 +21,7 @@ from vaedemo.errors import VaedemoError
 
 from .common import UI, user_errors
 
-# each slider: (its key in the page's script, its field of Controls, its range, label, info)
+# each slider, by its key in the page's script: (its field of Controls, its range, label, info)
 SLIDERS = {
     "input": ("input_db", (-12.0, 24.0), "Input gain (dB)", "the model's sound follows its level"),
     "output": ("output_db", (-12.0, 24.0), "Output gain (dB)", "for the room's speakers"),
@@ -38,10 +38,6 @@ class Controls:
     output_db: float = 0.0
     scale: float = 1.0
     noise: float = 0.0
-
-    @property
-    def neutral(self) -> bool:
-        return self == Controls()
 
 
 def checked(key: str, value) -> float:
