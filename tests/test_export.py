@@ -98,7 +98,8 @@ def test_the_run_to_bundle_form_is_unchanged(tmp_path, capsys):
     """``RUN OUT`` still makes a bundle from a run (here: refused with its own sentence); mixing forms is an error."""
     assert main([str(tmp_path / "no_run"), str(tmp_path / "bundle")]) == USER_ERROR
     assert "checkpoints/last.ckpt" in capsys.readouterr().err
-    for argv in ([], ["--torchscript", "a", "b.ts", "run"], [str(tmp_path), "out", "--streaming"]):
+    for argv in ([], ["--torchscript", "a", "b.ts", "run"], ["--torchscript", "a", "b.ts", "--name", "x"],
+                 [str(tmp_path), "out", "--streaming"]):  # (--name named nothing of a TorchScript file: refused)
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2
@@ -117,9 +118,11 @@ def test_the_file_is_written_aside_and_never_over_the_bundle_or_a_folder(tiny_co
     (tmp_path / "folder.ts").mkdir()
     with pytest.raises(VaedemoError, match="is a folder"):
         export_torchscript(bundle, tmp_path / "folder.ts")
-    with pytest.raises(VaedemoError, match="one of the bundle's own files"):
-        export_torchscript(bundle, bundle / "model.safetensors")
+    for inside in (bundle / "model.safetensors", bundle / "model.ts"):  # a new file there blocks the next save too
+        with pytest.raises(VaedemoError, match="lies inside the bundle's folder"):
+            export_torchscript(bundle, inside)
     load(bundle)  # intact
+    assert not (bundle / "model.ts").exists()
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")
     (tmp_path / "link.ts").symlink_to(precious)

@@ -162,7 +162,6 @@ class HostModule(nn.Module):
 def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = False) -> Path:
     """Write ``bundle``'s model as a TorchScript file for nn~ and other hosts (see the module doc)."""
     from .bundle import load
-    from .hub import FILE_LIMITS, WEIGHTS
 
     b = load(bundle)
     if b.model.mode.per_clip:
@@ -177,8 +176,9 @@ def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = Fa
         raise VaedemoError(f"{path.parent} is not a folder; create it first or choose another path for {path.name}.")
     if path.is_dir():
         raise VaedemoError(f"{path} is a folder; give the path of the TorchScript file to write, such as {path / 'model.ts'}.")
-    if b.path is not None and path.parent.resolve() == b.path.resolve() and path.name in (*FILE_LIMITS, WEIGHTS):
-        raise VaedemoError(f"{path} is one of the bundle's own files; write the TorchScript file under another name.")
+    if b.path is not None and path.resolve().is_relative_to(b.path.resolve()):  # (as --onnx refuses it)
+        raise VaedemoError(f"{path} lies inside the bundle's folder {b.path}: a file there besides the bundle's own "
+                           "makes the next save to the bundle refuse to replace it; write it outside.")  # fmt: skip
     module = HostModule(b.model.float().eval(), streaming)
     buffer = io.BytesIO()  # torch's own writer aborts the process on a full disk, half a file written over the old one
     torch.jit.save(script(module), buffer)
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}: encode.onnx, decode.onnx{stream}, model.json")
         return 0
     if args.torchscript:
-        if args.run or args.out:
-            parser.error("--torchscript takes BUNDLE and OUT_TS; give no run folder next to it")
+        if args.run or args.out or args.name:
+            parser.error("--torchscript takes BUNDLE and OUT_TS alone, or with --streaming")
         out = export_torchscript(*args.torchscript, streaming=args.streaming)
         print(f"wrote {out} ({'streaming' if args.streaming else 'one call at a time'})")
         return 0
