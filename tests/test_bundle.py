@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -610,3 +611,24 @@ def test_a_model_trained_in_another_precision_saves_a_float32_bundle_that_loads(
     loaded = vaedemo.load(path).model
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a.float(), b), name
+
+
+def test_a_save_beside_a_folder_that_cannot_be_written_is_refused_before_any_work(bundle_dir, tmp_path, monkeypatch):
+    """The export and an evaluation's --update-card wrote only after their work, and failed then with a
+    PermissionError traceback. The probe writes for real: os.access says yes to root wherever the file system says
+    no (as it does in /sys, root or not)."""
+    import tempfile
+
+    from vaedemo.cli import check_writable
+    from vaedemo.errors import VaedemoError
+
+    _, model = bundle_dir
+    try:
+        Path(tempfile.mkdtemp(dir="/sys")).rmdir()
+        pytest.skip("/sys takes new folders on this machine")
+    except OSError:
+        pass
+    with pytest.raises(VaedemoError, match=r"/sys/a/bundle cannot be saved: /sys is not writable"):
+        save_bundle(model, Path("/sys/a/bundle"))
+    check_writable(tmp_path / "new" / "deeper", "a test")  # a folder to be made: its parent is probed, nothing left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]

@@ -31,7 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .card import model_card
-from .cli import as_user_file, current_umask
+from .cli import as_user_file, check_writable, current_umask
 from .config import ModelConfig, model_config_from_dict
 from .errors import CheckpointError, ConfigError, VaedemoError
 from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, WEIGHTS, bundle_file, resolve, weights_file
@@ -105,7 +105,8 @@ def written_aside(out: Path) -> Iterator[Path]:
 def check_replaceable(out: Path) -> None:
     """Refuse to save over anything but nothing, an empty folder or an earlier bundle that holds only a bundle's files:
     the save swaps the whole folder, so an export pointed at a run folder or at a folder of bundles deleted all of it,
-    and a bundle's folder lost what else it held (a clone's .git)."""
+    and a bundle's folder lost what else it held (a clone's .git). The folder it is written beside must be writable."""
+    check_writable(out.parent, f"{out} cannot be saved")
     if not os.path.lexists(out):
         return
     if not out.is_dir():

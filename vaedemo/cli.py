@@ -159,6 +159,20 @@ def _is_stream(p: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """Refuse, before any work, ``folder`` when it cannot be written in (not there yet: its nearest existing parent,
+    where it would be made). A real probe, an empty folder made and removed: ``os.access`` says yes to root wherever
+    the file system says no. Without it the write came after the work (a whole evaluation, every clip encoded) as a
+    PermissionError traceback."""
+    existing = Path(folder)
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    try:
+        Path(tempfile.mkdtemp(prefix=".vaedemo-probe-", dir=existing)).rmdir()
+    except OSError as e:
+        raise VaedemoError(f"{what}: {existing} is not writable ({e.strerror or type(e).__name__}).") from None
+
+
 def as_user_file(path: Path) -> None:
     """Give a written file the permissions of any file the user makes (the umask's): safetensors and mkstemp write
     their files private (0600), which other users of a shared run folder or a Docker volume could not read."""

@@ -31,13 +31,14 @@ import numpy as np
 import torch
 
 from .audio import load_audio
-from .cli import as_user_file, user_errors
+from .cli import as_user_file, check_writable, user_errors
 from .data.dataset import scan_audio, split_files
 from .data.gm import drum_family
 from .data.oneshots import read_manifest
 from .errors import AudioError, VaedemoError
 from .hub import FILE_LIMITS, bundle_file, refuse_hub_id_for_writing
 
+MAX_THREADS = 256  # --threads: more than any machine here has cores (100000 failed to map the threads' memory)
 LATENTS_FILE = "summary.safetensors"
 JSON_FILE = "summary.json"
 FORMAT = "vaedemo-training-summary"
@@ -200,13 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="the folder the bundle was trained on (manifest.csv optional)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    if args.threads < 1:  # torch.set_num_threads raises a RuntimeError for these
-        raise VaedemoError(f"--threads must be at least 1, got {args.threads}.")
+    if not 1 <= args.threads <= MAX_THREADS:  # torch.set_num_threads raises for < 1; 100000 failed to map memory
+        raise VaedemoError(f"--threads must be from 1 to {MAX_THREADS}, got {args.threads}.")
     refuse_hub_id_for_writing(args.bundle, "python -m vaedemo.dataset_summary")
     torch.set_num_threads(args.threads)
     from .inference import Engine
 
     engine = Engine(args.bundle)
+    check_writable(Path(args.bundle), "the summary is written into the bundle")  # before every clip is encoded
     summary = summarise(engine, args.data)
     for path in write_summary(summary, args.bundle):
         print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
