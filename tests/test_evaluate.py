@@ -186,6 +186,8 @@ def test_evaluate_refuses_no_draws_in_one_sentence(tiny_config, drum_folder, tmp
     args = ["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--no-opus", "--draws", "0"]
     assert evaluate_main(args) == 2
     assert "The priors need at least 1 draw of samples, got 0." in capsys.readouterr().err
+    assert evaluate_main([*args[:-1], "1000000000"]) == 2  # (its seeds alone filled 24 GB)
+    assert "--draws may be at most 100, got 1000000000." in capsys.readouterr().err
 
 
 def test_scores_over_draws_average_every_number_and_keep_each_draws_kid():

@@ -153,6 +153,9 @@ def test_priors_cli_refuses_no_draws_in_one_sentence(tiny_config, drum_folder, t
     assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
                         "--draws", "0"]) == 2  # fmt: skip
     assert "The priors need at least 1 draw of samples, got 0." in capsys.readouterr().err
+    assert priors_main(["--checkpoint", str(path), "--train-data", str(drum_folder), "--data", str(drum_folder),
+                        "--draws", "101"]) == 2  # fmt: skip
+    assert "--draws may be at most 100, got 101." in capsys.readouterr().err
 
 
 def test_the_fitted_gaussian_draws_the_latents_mean_and_covariance():

@@ -251,9 +251,14 @@ def check_options(seconds: float, max_clips: int, samples: int, values_per_secon
                            f"--max-clips {max_clips}, --seconds may be at most {most:.3g}.")  # fmt: skip
 
 
+MAX_DRAWS = 100  # each draw decodes as many prior samples as there are clips; 10^9 draws' seeds alone filled 24 GB
+
+
 def check_draws(draws: int) -> None:
     if draws < 1:
         raise VaedemoError(f"The priors need at least 1 draw of samples, got {draws}.")
+    if draws > MAX_DRAWS:
+        raise VaedemoError(f"--draws may be at most {MAX_DRAWS}, got {draws}.")
 
 
 def peaks_dbfs(clips) -> list[float]:
@@ -310,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the first draw of prior samples; draw d uses seed + d (default 0)")
     parser.add_argument("--draws", type=int, default=DEFAULT_DRAWS,
-                        help=f"independent draws of prior samples, their scores averaged (default {DEFAULT_DRAWS})")
+                        help=f"independent draws of prior samples, their scores averaged (default {DEFAULT_DRAWS}, "
+                             f"at most {MAX_DRAWS})")
     parser.add_argument("--refine", type=int, default=0,
                         help="also reconstruct from latents searched for this many steps (default 0: not)")
     parser.add_argument("--out", help="write the markdown report here")

@@ -36,6 +36,7 @@ from .dataset_summary import prior_log_prob
 from .errors import VaedemoError
 from .evaluate import (
     DEFAULT_DRAWS,
+    MAX_DRAWS,
     check_draws,
     evaluation_sets,
     held_out_files,
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the fit and the first draw of samples; draw d uses seed + d (default 0)")
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS,
-                    help=f"independent draws of samples per prior, their scores averaged (default {DEFAULT_DRAWS})")
+                    help=f"independent draws of samples per prior, their scores averaged (default {DEFAULT_DRAWS}, "
+                         f"at most {MAX_DRAWS})")
     ap.add_argument("--temperature", type=float, action="append", default=[],
                     help="also draw the RealNVP prior at this temperature (repeatable; 1 always)")
     ap.add_argument("--typical", type=float, action="append", default=[], metavar="P",
