@@ -190,6 +190,22 @@ def test_evaluate_refuses_no_draws_in_one_sentence(tiny_config, drum_folder, tmp
     assert "--draws may be at most 100, got 1000000000." in capsys.readouterr().err
 
 
+def test_a_report_never_replaces_a_file_of_the_folders_evaluated(tiny_config, drum_folder, tmp_path, capsys):
+    """--json named one of the clips being evaluated, and the clip became JSON; a new file beside them is written."""
+    cfg = tiny_config("single", flows=2)
+    path = save_bundle(AudioVAE(cfg.model), tmp_path / "b", {"name": "tiny"}, cfg.to_dict())
+    clip = sorted(p for p in drum_folder.rglob("*.wav"))[0]
+    before = clip.read_bytes()
+    args = ["--checkpoint", str(path), "--data", str(drum_folder), "--seconds", "0.1", "--no-opus", "--draws", "1"]
+    assert evaluate_main([*args, "--json", str(clip)]) == 2
+    assert f"--json {clip} would replace a file of {drum_folder.resolve()}, which this command reads" in \
+        capsys.readouterr().err  # fmt: skip
+    assert clip.read_bytes() == before
+    from vaedemo.cli import check_outputs
+
+    check_outputs([str(drum_folder)], out=str(drum_folder / "report.md"))  # a new file there replaces nothing
+
+
 def test_scores_over_draws_average_every_number_and_keep_each_draws_kid():
     from vaedemo.evaluate import scores_over_draws
 

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         raise VaedemoError("--clips must be at least 1, --steps and --prior-weight not negative and --lr positive.")
     if a.steps > MAX_REFINE_STEPS:
         raise VaedemoError(f"--steps must be at most {MAX_REFINE_STEPS}, got {a.steps}.")
-    check_outputs(out=a.out, json_path=a.json)  # before the searches, not a traceback after them
+    check_outputs(a.data, out=a.out, json_path=a.json)  # before the searches, not a traceback after them
 
     engine = Engine(a.checkpoint)
     rows = [folder_gap(engine, Path(d), a.clips, a.steps, a.lr, a.prior_weight) for d in a.data]

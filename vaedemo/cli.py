@@ -9,7 +9,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .errors import VaedemoError
@@ -69,11 +69,14 @@ def check_seed(seed: int) -> None:
         raise VaedemoError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}.")
 
 
-def check_outputs(**paths: str | None) -> None:
+def check_outputs(reads: Sequence[str | None] = (), **paths: str | None) -> None:
     """Refuse, before any work, output files (``--out``, ``--json``, ... by flag name, ``json_path`` for ``--json``)
     that could not be written: one named twice (the second would silently replace the first), a folder, or a file in
-    a folder that does not exist. Without this the error came as a traceback after the whole evaluation."""
+    a folder that does not exist. Without this the error came as a traceback after the whole evaluation. Nor may one
+    replace a file in the folders the command ``reads`` (its ``--data``): ``--json`` named one of the clips being
+    evaluated, and replaced it."""
     seen: dict[str, str] = {}
+    read_roots = [Path(os.path.realpath(folder)) for folder in reads if folder]
     for flag, path in paths.items():
         if not path:
             continue
@@ -99,6 +102,11 @@ def check_outputs(**paths: str | None) -> None:
             if _a_models_own_file(written):
                 raise VaedemoError(f"{name} {path} would replace a file of the model in {written.parent}; write it "
                                    "elsewhere.")
+        target = Path(os.path.realpath(p))
+        read = next((root for root in read_roots if target.is_relative_to(root)), None)
+        if read is not None and os.path.lexists(p):
+            raise VaedemoError(f"{name} {path} would replace a file of {read}, which this command reads; write it "
+                               "elsewhere.")
 
 
 def _a_models_own_file(path: Path) -> bool:

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.clips < 1:
         raise VaedemoError("--clips must be at least 1.")
-    check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
+    check_outputs(a.data, out=a.out, json_path=a.json)  # before the work, not a traceback after it
     from .inference import Engine
 
     engines = [Engine(c) for c in a.checkpoint]

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         from .bundle import check_replaceable
 
         check_replaceable(Path(args.checkpoint))  # before the evaluation, not after it
-    check_outputs(out=args.out, json_path=args.json)  # before the work, not a traceback after it
+    check_outputs(args.data, out=args.out, json_path=args.json)  # before the work, not a traceback after it
     check_draws(args.draws)
     check_refine_option(args.refine)
     check_seed(args.seed)

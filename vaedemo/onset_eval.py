@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < a.sensitivity < float("inf"):
         raise VaedemoError("--sensitivity must be a positive number.")
     check_seed(a.seed)
-    check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
+    check_outputs(a.data, out=a.out, json_path=a.json)  # before the work, not a traceback after it
     results = [evaluate_folder(Path(d), a.sensitivity, a.seed) for d in a.data]
     command = "python -m vaedemo.onset_eval " + " ".join(argv if argv is not None else sys.argv[1:])
     emit_report(report(results, command), results, a.out, a.json)

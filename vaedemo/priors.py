@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the markdown table here")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args(argv)
-    check_outputs(out=a.out, json_path=a.json)  # before the work, not a traceback after it
+    check_outputs([a.train_data, *a.data], out=a.out, json_path=a.json)  # before the work, not a traceback after it
     check_draws(a.draws)
     check_seed(a.seed)
     if a.samples < 2 or a.fm_steps < 0 or a.ode_steps < 1:  # a sample alone has no KID; 0 Euler steps divided by 0
