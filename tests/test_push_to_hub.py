@@ -18,6 +18,8 @@ def test_a_folder_that_is_not_a_bundle_is_refused_before_any_upload(tmp_path, ca
     (tmp_path / "notes").mkdir()
     assert main([str(tmp_path / "notes"), "org/repo"]) == 2
     assert "holds no config.json, so it is not a vaedemo bundle." in capsys.readouterr().err
+    assert main([str(tmp_path / "notes"), "not a repo!!"]) == 2  # (an upload's failure, exit 1, after the bundle)
+    assert "error: 'not a repo!!' is not a Hub repo id: org/name" in capsys.readouterr().err
 
 
 def test_a_failed_upload_is_one_line_whatever_the_error_says(tiny_config, tmp_path, capsys, monkeypatch):

@@ -238,6 +238,8 @@ def test_a_missing_data_folder_without_a_command_and_an_unknown_target_are_one_s
     assert "makes x, not y" in capsys.readouterr().err
     assert recipe_main([str(path)]) == 2
     assert f"data folder {tmp_path / 'nowhere'} does not exist" in capsys.readouterr().err
+    assert recipe_main([str(tmp_path), "--dry-run"]) == 2  # a folder for the recipe: not "does not exist"
+    assert f"recipe {tmp_path} is a folder; give a recipe file" in capsys.readouterr().err
 
 
 def test_a_recipe_without_targets_shows_and_runs_every_step(tmp_path, capsys):

@@ -20,9 +20,16 @@ from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, bundle_file
 
 def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload a bundle folder to a Hub model repo (created if needed); returns the commit URL."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:  # the user's mistake, before any file is read (it was an upload's failure, exit 1, after the bundle's check)
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise VaedemoError(f"{str(repo_id)[:96]!r} is not a Hub repo id: org/name (or name) of letters, digits, '-', "
+                           "'_' and '.'.") from None  # fmt: skip
     path = Path(bundle_dir)
     files = bundle_files(path)
-    from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

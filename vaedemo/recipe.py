@@ -252,6 +252,8 @@ def _scaled(key: str, value: int) -> int:
 
 
 def _read(path: Path) -> dict:
+    if path.is_dir():
+        raise ConfigError(f"recipe {path} is a folder; give a recipe file, such as configs/recipes/shipped.yaml.")
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist.")
     doc = read_yaml(path) or {}
