@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None,
                         help="clip length for every metric (default: a one-vector model's own clip, 1 s otherwise)")
     parser.add_argument("--max-clips", type=int, default=200, help="clips per folder, spread over it (default 200)")
-    parser.add_argument("--samples", type=int, default=0, help="prior samples (default: as many as clips)")
+    parser.add_argument("--samples", type=int, default=0, help="prior samples a draw (default and most: as many as clips)")
     parser.add_argument("--no-opus", action="store_true", help="skip the Opus baselines")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the first draw of prior samples; draw d uses seed + d (default 0)")
