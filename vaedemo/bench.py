@@ -288,14 +288,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main_train(args) -> int:
-    """Time the training CLI for every (source, config, precision); a failure is an error (exit 1)."""
-    from .bench_train import measure_cli
+    """Time the training CLI for every (source, config, precision). A setting refused, here before any training or by
+    the trainer, is one sentence (exit 2); any other failure raises (exit 1)."""
+    from .bench_train import check_config, measure_cli
     from .bench_train import table as train_table
 
     checked_device(args.device)
-
+    check_train_counts(args)
     configs = args.config or ["configs/drums_single_flow.yaml", "configs/drums_temporal.yaml"]
     sources = [Path(s) for s in args.source] or [None]
+    for source in sources:
+        for config in configs:
+            check_config(config, source)
     rows = []
     for source in sources:
         for config in configs:
@@ -312,6 +316,17 @@ def main_train(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def check_train_counts(args) -> None:
+    """--train's counts, before any training: --adv-steps 0 trained, then found no adversarial phase to time, and the
+    trainer refused --batch -1 only after the data was made (a setting only it knows, --precision, is its sentence)."""
+    if args.vae_steps < 1 or args.adv_steps < 1:
+        raise VaedemoError(f"--vae-steps and --adv-steps must be at least 1 (each phase is timed), got "
+                           f"{args.vae_steps} and {args.adv_steps}.")  # fmt: skip
+    for flag, value, least in (("--batch", args.batch, 1), ("--workers", args.workers, 0), ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            raise VaedemoError(f"{flag} must be at least {least}, got {value}.")
 
 
 def _medians(rows: list[dict]) -> list[dict]:
