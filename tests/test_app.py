@@ -175,7 +175,15 @@ def test_a_bad_port_in_the_environment_is_one_sentence_not_a_traceback_in_gradio
      (["--max-file-size", "50"], "whole number and a unit"), (["--port", "99999"], "--port must be from 1 to 65535"),
      (["--host", "999.1.1.1"], "--host 999.1.1.1 is not an address or a name of this machine"),
      (["--host", "192.0.2.1"], "cannot serve on 192.0.2.1:7860"), (["--threads", "0"], "--threads must be at least 1"),
-     (["--data", "/nonexistent"], "--data /nonexistent is not a folder")],
+     (["--data", "/nonexistent"], "--data /nonexistent is not a folder"),
+     # each of these started (or loaded the models) before failing: every reconstruction for --max-seconds inf or nan,
+     # int() for --max-temp-mb nan or inf, "can't start new thread" for --threads 100000
+     (["--max-seconds", "inf"], "--max-seconds must be above 0 and at most 1800 (the longest audio a model takes), "
+      "got inf."), (["--max-seconds", "nan"], "--max-seconds must be above 0 and at most 1800"),
+     (["--max-seconds", "3600"], "--max-seconds must be above 0 and at most 1800"),
+     (["--max-temp-mb", "nan"], "--max-temp-mb must be a finite number of megabytes above 0, got nan."),
+     (["--max-temp-mb", "inf"], "--max-temp-mb must be a finite number of megabytes above 0, got inf."),
+     (["--threads", "100000"], "--threads must be at least 1 and at most"), (["--per-client", "0"], "--per-client")],
 )  # fmt: skip
 def test_settings_this_machine_cannot_use_are_one_sentence(tmp_path, capsys, flags, sentence):
     import app

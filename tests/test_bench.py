@@ -3,6 +3,8 @@ request."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from vaedemo.bench import COLUMNS, measure_inference, table
@@ -39,7 +41,8 @@ def test_odd_arguments_are_one_sentence_before_any_model_loads(tmp_path, capsys,
     for extra, message in [(["--runs", "0"], "--runs, --chunks and --chunk must be at least 1 and --train-steps not "
                              "negative, got 0, 300, 512 and 3."),
                            (["--stream", "--chunk", "0"], "--runs, --chunks and --chunk must be at least 1"),
-                           (["--seconds", "-1"], "--seconds must be a length above 0, got -1.0."),
+                           (["--seconds", "-1"], "--seconds must be above 0 and at most 1800 (the longest audio a "
+                            "model takes), got -1.0."),
                            (["--refine", "-1"], "--refine must be from 0 to 1000 steps, got -1."),
                            (["--json", str(tmp_path)], f"--json {tmp_path} is a folder; give a file name.")]:
         assert main(common + extra) == 2
@@ -47,3 +50,64 @@ def test_odd_arguments_are_one_sentence_before_any_model_loads(tmp_path, capsys,
     monkeypatch.chdir(tmp_path)
     assert main([]) == 2
     assert capsys.readouterr().err == "error: no --config or --checkpoint given and no configs/*.yaml here to measure.\n"
+
+
+def test_lengths_beyond_the_audio_limit_are_refused_before_any_model_loads(tmp_path, capsys):
+    """--stream --chunk 1000000000 grew to 15 GB (only the hop was checked, by the stream), --seconds 20000 drew 10 GB
+    of noise for the engine to refuse after 30 s, and --seconds 1e7 was numpy's MemoryError."""
+    from vaedemo.bench import main
+
+    common = ["--checkpoint", str(tmp_path / "not_loaded")]
+    seconds = "--seconds must be above 0 and at most 1800 (the longest audio a model takes), got"
+    for extra, message in [(["--stream", "--chunk", "1000000000", "--chunks", "1"],
+                            "--chunk must be at most 131072 samples (about 3 s at 44.1 kHz), got 1000000000."),
+                           (["--stream", "--chunk", "131072", "--chunks", "1000"], "--chunk times --chunks must be at "
+                            "most 79380000 samples (30 min at 44.1 kHz), got 131072 x 1000."),
+                           (["--seconds", "20000"], f"{seconds} 20000.0."), (["--seconds", "1e7"], f"{seconds} 10000000.0."),
+                           (["--seconds", "nan"], f"{seconds} nan.")]:  # fmt: skip
+        assert main(common + extra) == 2
+        assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_a_model_the_worker_cannot_load_is_its_sentence_once(tmp_path, capsys):
+    """The worker's "error: <sentence>" came back inside "error: benchmarking X failed: ...", with exit status 1."""
+    from vaedemo.bench import main
+
+    assert main(["--checkpoint", str(tmp_path / "nowhere"), "--runs", "1", "--train-steps", "0"]) == 2
+    assert capsys.readouterr().err == (f"error: checkpoint {tmp_path / 'nowhere'} is not a bundle folder (expected a "
+                                       "folder with config.json).\n")  # fmt: skip
+
+
+def test_train_settings_are_one_sentence_before_any_training(tmp_path, capsys):
+    """A missing config or a folder was a FileNotFoundError / IsADirectoryError traceback, --adv-steps 0 trained and
+    then raised "the training printed no 'adversarial' line", --batch -1 a traceback around the trainer's sentence."""
+    from vaedemo import bench
+
+    root = Path(bench.__file__).resolve().parents[1]
+    common = ["--train", "--runs", "1", "--vae-steps", "1", "--adv-steps", "1"]
+    for extra, message in [(["--config", str(tmp_path / "none.yaml")], f"--config {tmp_path / 'none.yaml'} does not "
+                            "exist."),
+                           (["--config", "configs"], f"--config configs (read from {root}) is a folder; give a YAML "
+                            "config file."),
+                           (["--adv-steps", "0"], "--vae-steps and --adv-steps must be at least 1 (each phase is "
+                            "timed), got 1 and 0."),
+                           (["--vae-steps", "-3"], "--vae-steps and --adv-steps must be at least 1 (each phase is "
+                            "timed), got -3 and 1."),
+                           (["--batch", "-1"], "--batch must be at least 1, got -1."),
+                           (["--workers", "-1"], "--workers must be at least 0, got -1."),
+                           (["--threads", "0"], "--threads must be at least 1, got 0.")]:  # fmt: skip
+        assert bench.main(common + extra) == 2
+        assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def test_a_setting_the_trainer_refuses_is_its_sentence_not_a_traceback(tmp_path, capsys, monkeypatch):
+    """--precision bogus was a traceback ending "RuntimeError: training failed (exit 2): <the trainer's sentence>"."""
+    from vaedemo.bench import main
+
+    monkeypatch.chdir(tmp_path)  # the config's data folder is absent here: a few generated clips, nothing trained
+    args = ["--train", "--config", "configs/drums_temporal.yaml", "--precision", "bogus", "--runs", "1",
+            "--vae-steps", "1", "--adv-steps", "1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: trainer.precision must be one of 32-true,") and "got 'bogus'" in err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -198,7 +198,18 @@ def test_an_output_folder_of_other_files_or_a_file_is_refused_in_one_sentence(ki
     assert main(["--root", str(kits), "--out", str(tmp_path / "a-file")]) == 2
     assert capsys.readouterr().err == f"error: the output folder {tmp_path / 'a-file'} is a file.\n"
     assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--duration", "nan"]) == 2
-    assert capsys.readouterr().err == "error: --sample-rate and --duration must be positive (and finite).\n"
+    assert capsys.readouterr().err == "error: --duration must be above 0 and at most 60 s (a one-shot), got nan.\n"
+
+
+def test_a_duration_no_one_shot_has_is_refused_before_any_kit_is_read(kits, tmp_path, capsys):
+    """--duration 1e7 was numpy's MemoryError traceback in cut_oneshot, for every file of every kit."""
+    for duration, sentence in [("1e7", "--duration must be above 0 and at most 60 s (a one-shot), got 10000000.0."),
+                               ("61", "--duration must be above 0 and at most 60 s (a one-shot), got 61.0."),
+                               ("-1", "--duration must be above 0 and at most 60 s (a one-shot), got -1.0.")]:
+        assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--duration", duration]) == 2
+        assert capsys.readouterr().err == f"error: {sentence}\n" and not (tmp_path / "o").exists()
+    assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--sample-rate", "0"]) == 2
+    assert capsys.readouterr().err == "error: --sample-rate must be positive, got 0.\n"
 
 
 def test_the_training_cache_name_is_the_datasets():

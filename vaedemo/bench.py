@@ -27,8 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import check_outputs, checked_device, user_errors
+from .audio import MAX_SECONDS_DEFAULT
+from .cli import USER_ERROR, check_outputs, checked_device, user_errors
 from .errors import VaedemoError
+
+# --stream's bounds, checked before a model loads: --chunk 10**9 grew to 15 GB (a chunk is held whole, with every
+# layer's output for it). A live chunk is a few hundred to a few thousand samples; about 3 s at 44.1 kHz is plenty.
+MAX_CHUNK = 2**17  # samples
+MAX_STREAMED = MAX_SECONDS_DEFAULT * 44100  # samples timed in all (--chunk x --chunks): 30 min at 44.1 kHz
 
 
 def _median_time(fn, runs: int) -> float:
@@ -255,7 +261,8 @@ def _parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--config", action="append", default=[], help="YAML config (untrained weights)")
     add("--checkpoint", action="append", default=[], help="bundle folder or hf:// id")
-    add("--seconds", type=float, default=10.0, help="audio length for encode/decode/reconstruct")
+    add("--seconds", type=float, default=10.0,
+        help=f"audio length for encode/decode/reconstruct (at most {MAX_SECONDS_DEFAULT})")
     add("--runs", type=int, default=5)
     add("--train-steps", type=int, default=3, help="training steps timed per phase (0: none)")
     add("--refine", type=int, default=0, help="also time reconstruction with this many steps of latent refinement")
@@ -273,21 +280,26 @@ def _parser() -> argparse.ArgumentParser:
         help="--train: a config override for every timed run (repeatable)")
     add("--stream", action="store_true", help="time live streaming instead (one thread, ms per chunk)")
     add("--causal", action="store_true", help="--stream: set model.causal=true on --config models")
-    add("--chunk", type=int, default=512, help="--stream: samples per chunk (a multiple of the hop)")
-    add("--chunks", type=int, default=300, help="--stream: chunks timed (after 50 of warm-up)")
+    add("--chunk", type=int, default=512, help=f"--stream: samples per chunk (a multiple of the hop, at most {MAX_CHUNK})")
+    add("--chunks", type=int, default=300,
+        help=f"--stream: chunks timed (after 50 of warm-up; --chunk x --chunks at most {MAX_STREAMED})")
     add("--_worker", nargs=2, help=argparse.SUPPRESS)
     return parser
 
 
 def main_train(args) -> int:
-    """Time the training CLI for every (source, config, precision); a failure is an error (exit 1)."""
-    from .bench_train import measure_cli
+    """Time the training CLI for every (source, config, precision). A setting refused, here before any training or by
+    the trainer, is one sentence (exit 2); any other failure raises (exit 1)."""
+    from .bench_train import check_config, measure_cli
     from .bench_train import table as train_table
 
     checked_device(args.device)
-
+    check_train_counts(args)
     configs = args.config or ["configs/drums_single_flow.yaml", "configs/drums_temporal.yaml"]
     sources = [Path(s) for s in args.source] or [None]
+    for source in sources:
+        for config in configs:
+            check_config(config, source)
     rows = []
     for source in sources:
         for config in configs:
@@ -304,6 +316,17 @@ def main_train(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def check_train_counts(args) -> None:
+    """--train's counts, before any training: --adv-steps 0 trained, then found no adversarial phase to time, and the
+    trainer refused --batch -1 only after the data was made (a setting only it knows, --precision, is its sentence)."""
+    if args.vae_steps < 1 or args.adv_steps < 1:
+        raise VaedemoError(f"--vae-steps and --adv-steps must be at least 1 (each phase is timed), got "
+                           f"{args.vae_steps} and {args.adv_steps}.")  # fmt: skip
+    for flag, value, least in (("--batch", args.batch, 1), ("--workers", args.workers, 0), ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            raise VaedemoError(f"{flag} must be at least {least}, got {value}.")
 
 
 def _medians(rows: list[dict]) -> list[dict]:
@@ -331,10 +354,21 @@ def check_arguments(args) -> None:
     if args.runs < 1 or args.chunks < 1 or args.chunk < 1 or args.train_steps < 0:
         raise VaedemoError(f"--runs, --chunks and --chunk must be at least 1 and --train-steps not negative, got "
                            f"{args.runs}, {args.chunks}, {args.chunk} and {args.train_steps}.")  # fmt: skip
-    if not 0 < args.seconds < float("inf"):
-        raise VaedemoError(f"--seconds must be a length above 0, got {args.seconds}.")
+    if not 0 < args.seconds <= MAX_SECONDS_DEFAULT:  # longer is refused by the engine, after GBs of noise are drawn
+        raise VaedemoError(f"--seconds must be above 0 and at most {MAX_SECONDS_DEFAULT} (the longest audio a model "
+                           f"takes), got {args.seconds}.")  # fmt: skip
+    check_stream_lengths(args.chunk, args.chunks)
     check_refine_option(args.refine)
     check_outputs(json_path=args.json)
+
+
+def check_stream_lengths(chunk: int, chunks: int) -> None:
+    """Refuse a --chunk or a --chunk x --chunks that no live stream uses and this machine may not hold or finish."""
+    if chunk > MAX_CHUNK:
+        raise VaedemoError(f"--chunk must be at most {MAX_CHUNK} samples (about 3 s at 44.1 kHz), got {chunk}.")
+    if chunk * chunks > MAX_STREAMED:
+        raise VaedemoError(f"--chunk times --chunks must be at most {MAX_STREAMED} samples (30 min at 44.1 kHz), "
+                           f"got {chunk} x {chunks}.")  # fmt: skip
 
 
 @user_errors
@@ -359,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "vaedemo.bench", "--_worker", kind, target, "--seconds", str(args.seconds),
                "--runs", str(args.runs), "--train-steps", str(args.train_steps), "--refine", str(args.refine)]
         res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode == USER_ERROR and res.stderr.strip():  # a bad bundle or config: the worker's sentence,
+            raise VaedemoError(res.stderr.strip().splitlines()[-1].removeprefix("error: "))  # not "failed: error: ..."
         if res.returncode != 0:
             why = (res.stderr.strip().splitlines() or [f"its process ended with status {res.returncode}"])[-1]
             print(f"error: benchmarking {target} failed: {why}", file=sys.stderr)  # (killed: nothing on stderr)

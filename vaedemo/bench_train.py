@@ -25,6 +25,9 @@ import numpy as np
 import soundfile as sf
 import yaml
 
+from .cli import USER_ERROR
+from .errors import VaedemoError
+
 PHASE_LINE = re.compile(r"\[vaedemo\] step (\d+): phase '(\w+)'")
 STOP_LINE = re.compile(r"\[vaedemo\] stopped at step (\d+)")
 
@@ -77,7 +80,10 @@ def _run_timed(cmd: list[str], cwd: Path, env: dict) -> list[tuple[float, str]]:
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append((time.perf_counter(), line.rstrip()))
-    if proc.wait() != 0:
+    if proc.wait() == USER_ERROR and lines and lines[-1][1].startswith("error: "):
+        # the trainer refused a setting (--precision bogus, --batch -1): its sentence, not a traceback around it
+        raise VaedemoError(lines[-1][1].removeprefix("error: "))
+    if proc.returncode != 0:
         tail = "\n".join(text for _, text in lines[-15:])
         raise RuntimeError(f"training failed (exit {proc.returncode}):\n{tail}")
     return lines
@@ -103,7 +109,7 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
                 source: Path | None = None, overrides: list[str] | None = None) -> dict:  # fmt: skip
     """Steps/s of the VAE and the adversarial phase of ``python -m vaedemo.train`` on ``config`` (``overrides``:
     more ``--set KEY=VALUE`` for the training, e.g. ``train.discriminator_precision=bfloat16``)."""
-    root = (source or Path(__file__).resolve().parents[1]).resolve()
+    root = checkout(source)
     doc = yaml.safe_load((root / config).read_text()) or {}
     train = doc.get("train") or {}
     # the VAE phase's length was train.warmup_steps before it was renamed: use the key this checkout knows
@@ -128,6 +134,23 @@ def measure_cli(config: str, *, vae: int = 30, adversarial: int = 10, device: st
     return {"config": label, "device": device, "precision": precision, "batch": size,
             "vae_steps_s": vae_rate, "adv_steps_s": adv_rate, "vae_clips_s": vae_rate * size,
             "adv_clips_s": adv_rate * size, "gpu_busy": gpu.busy()}  # fmt: skip
+
+
+def checkout(source: Path | None) -> Path:
+    """The checkout whose training CLI is timed (``--source``, default this one): configs are read relative to it."""
+    return (source or Path(__file__).resolve().parents[1]).resolve()
+
+
+def check_config(config: str, source: Path | None) -> None:
+    """Refuse, before any training starts, a config that is not a file of the checkout (it was a FileNotFoundError or
+    IsADirectoryError traceback)."""
+    root = checkout(source)
+    path = root / config
+    where = "" if Path(config).is_absolute() else f" (read from {root})"
+    if path.is_dir():
+        raise VaedemoError(f"--config {config}{where} is a folder; give a YAML config file.")
+    if not path.is_file():
+        raise VaedemoError(f"--config {config}{where} does not exist.")
 
 
 def _data_root(doc: dict, tmp: Path) -> Path:

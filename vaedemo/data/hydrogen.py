@@ -18,7 +18,6 @@ dropped, and so are sample files outside their kit's folder and kits whose drumk
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -31,7 +30,7 @@ from ..audio import load_audio
 from ..cli import user_errors
 from ..errors import AudioError, DataError
 from .oneshots import first_seen, replaced_folder, write_manifest, write_oneshot
-from .soundfont import cut_oneshot, slug
+from .soundfont import MAX_DURATION_S, check_duration, cut_oneshot, slug
 
 DEFAULT_ROOT = Path("/usr/share/hydrogen/data/drumkits")
 MANIFEST_FIELDS = ["file", "kit", "instrument", "family", "license"]
@@ -175,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"the kits' folder (default {DEFAULT_ROOT})")
     ap.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per kit)")
     ap.add_argument("--sample-rate", type=int, default=44100)
-    ap.add_argument("--duration", type=float, default=1.0, help="seconds per one-shot")
+    ap.add_argument("--duration", type=float, default=1.0, help=f"seconds per one-shot (at most {MAX_DURATION_S:g})")
     a = ap.parse_args(argv)
-    if not (a.sample_rate > 0 and 0 < a.duration < math.inf):  # written so that a NaN duration fails it too
-        raise DataError("--sample-rate and --duration must be positive (and finite).")
+    if a.sample_rate <= 0:
+        raise DataError(f"--sample-rate must be positive, got {a.sample_rate}.")
+    check_duration(a.duration, "--duration")  # before any kit is read: --duration 1e7 was numpy's MemoryError
     counts = collect(a.root, a.out, a.sample_rate, a.duration)
     print(f"{a.out}: {counts['written']} one-shots ({counts['silent']} silent, {counts['duplicates']} duplicate, "
           f"{counts['undecodable']} undecodable files left out)")  # fmt: skip

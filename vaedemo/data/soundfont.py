@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import os
 import re
 import shutil
@@ -54,6 +53,9 @@ GAP_S = 0.5  # between the end of one note's window and the next onset
 WINDOW_SLACK_S = 0.25  # extra audio cut after each onset, so trimming leading silence still leaves `duration`
 SILENCE_DBFS = -60.0
 FADE_S = 0.02
+# a one-shot's longest --duration: a render holds every note's window in memory and on disk (--duration 3000 took
+# 2.6 GB for one note, 100000 left a 13 GB temporary folder, 1e9 overflowed into "every note ... was silent")
+MAX_DURATION_S = 60.0
 MANIFEST_FIELDS = ["file", "kit", "program", "key", "velocity"]
 
 
@@ -274,9 +276,9 @@ def _check_settings(kind: str, velocities, pitches, programs, duration: float, g
         raise DataError(f"kind must be 'drums' or 'pitched', got '{kind}'.")
     midi_numbers = (*(pitches or ()), *(programs or ()))
     bad = [v for v in velocities if not 0 < v < 128] + [k for k in midi_numbers if not 0 <= k < 128]
-    if bad or not velocities or not 0 < duration < math.inf:
-        raise DataError(f"velocities must be 1..127, pitches and programs 0..127, duration > 0 and finite; "
-                        f"got {bad or duration}.")  # fmt: skip
+    if bad or not velocities:
+        raise DataError(f"velocities must be 1..127, pitches and programs 0..127; got {bad or 'no velocity'}.")
+    check_duration(duration, "the duration")
     if any(given is not None and len(given) == 0 for given in (pitches, programs)):  # None, not (), means "all"
         raise DataError("the pitches and programs, when given, must name at least one number.")
     if not 0 <= gain <= 10:
@@ -284,6 +286,13 @@ def _check_settings(kind: str, velocities, pitches, programs, duration: float, g
     for what, n in (("kits (--max-kits)", max_kits), ("fluidsynth processes (--jobs)", jobs)):
         if n is not None and n < 1:
             raise DataError(f"the number of {what} must be at least 1, got {n}.")
+
+
+def check_duration(duration: float, name: str) -> None:
+    """Refuse a one-shot's duration (``name``: how the caller's user calls it) that is not above 0 and at most
+    :data:`MAX_DURATION_S` (NaN included: it fails every comparison)."""
+    if not 0 < duration <= MAX_DURATION_S:
+        raise DataError(f"{name} must be above 0 and at most {MAX_DURATION_S:g} s (a one-shot), got {duration}.")
 
 
 def _choose_presets(
@@ -350,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=("drums", "pitched"), required=True)
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--sample-rate", type=int, default=44100)
-    ap.add_argument("--duration", type=float, default=1.0, help="seconds per one-shot")
+    ap.add_argument("--duration", type=float, default=1.0, help=f"seconds per one-shot (at most {MAX_DURATION_S:g})")
     ap.add_argument("--velocities", type=_int_list, default=DEFAULT_VELOCITIES)
     ap.add_argument("--programs", type=_int_list, default=None, help="kit / GM program numbers (default: all kits)")
     ap.add_argument("--pitches", type=_int_list, default=None, help="keys (default 35-81 drums, 36-84 pitched)")
