@@ -106,11 +106,14 @@ def check_channels(name: str, channels: int) -> None:
         raise AudioError(f"{name} has {channels} channels; vaedemo reads 1 to {MAX_CHANNELS}.")
 
 
+def is_number(value) -> bool:
+    """A real number as an argument: an int or a float, numpy's too; not a bool (True is 1 to Python) or a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _usable_rate(sr) -> bool:
-    # a real number, not a bool (True is 1 to Python) or a string; NaN fails every comparison, so it is tested
-    # by name: soxr given a NaN rate never returns
-    real = isinstance(sr, (int, float, np.integer, np.floating)) and not isinstance(sr, (bool, np.bool_))
-    return real and math.isfinite(sr) and MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE
+    # NaN fails every comparison, so it is tested by name: soxr given a NaN rate never returns
+    return is_number(sr) and math.isfinite(sr) and MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE
 
 
 def check_rate(name: str, sr) -> None:

@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import MAX_SECONDS_DEFAULT, as_samples, check_audio, check_channels, real_array, resample, to_channels
+from .audio import (
+    MAX_SECONDS_DEFAULT,
+    as_samples,
+    check_audio,
+    check_channels,
+    is_number,
+    real_array,
+    resample,
+    to_channels,
+)
 from .bundle import Bundle, load, torch_device
 from .errors import VaedemoError
 from .nn.blocks import keep_rows_weights
@@ -62,11 +71,6 @@ def check_refine_option(steps: int, flag: str = "--refine") -> None:
 def _whole(value) -> bool:
     """A whole number as an argument (an int or numpy integer; not a bool, a float or a string)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _number(value) -> bool:
-    """A real number as an argument (not a bool or a string)."""
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_refine(refine) -> None:
@@ -189,7 +193,7 @@ class Stream:
         do: each frame's latent times the scale (0: the prior's centre), plus Gaussian noise of that standard
         deviation drawn afresh for every value (from the stream's own generator, seeded 0 at its start)."""
         for name, value in (("latent_scale", latent_scale), ("latent_noise", latent_noise)):
-            if not _number(value) or not 0 <= value < math.inf:
+            if not is_number(value) or not 0 <= value < math.inf:
                 raise VaedemoError(f"{name} must be a number from 0 up, got {value!r}.")
         x = real_array(chunk, "a stream chunk")
         if not x.size:  # nothing in, nothing out (as_samples refuses it as empty), and the channel count stays open
@@ -220,7 +224,7 @@ def _check_engine_options(chunk_seconds, batch) -> None:
     torch.cat's errors), chunk_seconds=NaN too, and a negative one ran in chunks of one latent frame."""
     if not _whole(batch) or batch < 1:
         raise VaedemoError(f"batch must be a whole number of at least 1, got {batch!r}.")
-    if not _number(chunk_seconds) or not MIN_CHUNK_SECONDS <= chunk_seconds < math.inf:
+    if not is_number(chunk_seconds) or not MIN_CHUNK_SECONDS <= chunk_seconds < math.inf:
         raise VaedemoError(f"chunk_seconds must be a finite number of at least {MIN_CHUNK_SECONDS}, got {chunk_seconds!r}.")
 
 
@@ -501,7 +505,7 @@ class Engine:
         a posteriori search (:func:`vaedemo.refine.refine_latents`): latents meant for the latent space
         (interpolation, maps) stay where the prior has mass; an unweighted search leaves it."""
         _check_refine(refine)
-        if not _number(prior_weight) or not 0 <= prior_weight < math.inf:
+        if not is_number(prior_weight) or not 0 <= prior_weight < math.inf:
             raise VaedemoError(f"prior_weight must be a number from 0 up, got {prior_weight!r}.")
         x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
         if not refine:
@@ -582,11 +586,11 @@ class Engine:
         :data:`MAX_TOTAL_SECONDS` of audio in all."""
         if not _whole(n) or not 1 <= n <= MAX_SOUNDS:
             raise VaedemoError(f"the number of samples must be a whole number from 1 to {MAX_SOUNDS}, got {n!r}.")
-        if not _number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+        if not is_number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
             raise VaedemoError(f"the temperature must be a number from 0 to {MAX_TEMPERATURE:g}, got {temperature!r}.")
         if not _whole(seed) or not 0 <= seed < 2**64:
             raise VaedemoError(f"the seed must be a whole number from 0 to 2**64 - 1, got {seed!r}.")
-        if seconds is not None and (not _number(seconds) or not 0 < seconds <= MAX_SECONDS_DEFAULT):
+        if seconds is not None and (not is_number(seconds) or not 0 < seconds <= MAX_SECONDS_DEFAULT):
             raise VaedemoError(f"seconds must be a positive number up to {MAX_SECONDS_DEFAULT} (or None: one clip), "
                                f"got {seconds!r}.")  # fmt: skip
         shape = self.mode.prior_shape(int(n), round(seconds * self.sample_rate) if seconds is not None else None)
