@@ -619,7 +619,7 @@ def test_a_save_beside_a_folder_that_cannot_be_written_is_refused_before_any_wor
     no (as it does in /sys, root or not)."""
     import tempfile
 
-    from vaedemo.cli import check_writable
+    from vaedemo.cli import check_outputs, check_writable
     from vaedemo.errors import VaedemoError
 
     _, model = bundle_dir
@@ -631,4 +631,6 @@ def test_a_save_beside_a_folder_that_cannot_be_written_is_refused_before_any_wor
     with pytest.raises(VaedemoError, match=r"/sys/a/bundle cannot be saved: /sys is not writable"):
         save_bundle(model, Path("/sys/a/bundle"))
     check_writable(tmp_path / "new" / "deeper", "a test")  # a folder to be made: its parent is probed, nothing left
+    with pytest.raises(VaedemoError, match=r"--out /sys/report.md: /sys is not writable"):  # (the same probe)
+        check_outputs(out="/sys/report.md")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]

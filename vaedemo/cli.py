@@ -96,8 +96,7 @@ def check_outputs(reads: Sequence[str | None] = (), **paths: str | None) -> None
         parent = p.parent if str(p.parent) else Path(".")
         if not parent.is_dir():
             raise VaedemoError(f"{name} {path}: the folder {parent} does not exist.")
-        if not os.access(parent, os.W_OK):
-            raise VaedemoError(f"{name} {path}: the folder {parent} is not writable.")
+        check_writable(parent, f"{name} {path}")
         for written in (p, Path(os.path.realpath(p))):  # written through a link, a file is its target
             if _a_models_own_file(written):
                 raise VaedemoError(f"{name} {path} would replace a file of the model in {written.parent}; write it "

@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .cli import user_errors
+from .cli import check_writable, user_errors
 from .errors import VaedemoError
 from .training.precision import fast_cpu_kernels
 
@@ -440,14 +440,11 @@ def _warn_clipping_starts(checkpoint: dict, last: Path, grad_clip: float | None)
 def _check_run_dir(run_dir: Path) -> None:
     """A train.run_dir that cannot hold the run is one sentence before anything runs: it failed as a FileExistsError
     or NotADirectoryError traceback once the data had been read and the model built."""
-    import os
-
     existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), Path("."))
     if not existing.is_dir():
         what = "is a file" if existing == run_dir else f"lies under {existing}, which is a file"
         raise VaedemoError(f"train.run_dir {run_dir} {what}; set it to a folder.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise VaedemoError(f"train.run_dir {run_dir} cannot be written ({existing} is not writable).")
+    check_writable(existing, f"train.run_dir {run_dir} cannot be written")
 
 
 def _check_same_training_state(stored, asked) -> None:
