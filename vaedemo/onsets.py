@@ -41,22 +41,16 @@ def stft_size(sample_rate: int) -> tuple[int, int]:
 CHUNK_FRAMES = 4096  # STFT frames computed at a time (24 s at 44.1 kHz): the whole STFT of a 600 s input took 2.6 GB
 
 
-def magnitudes(x: np.ndarray, n_fft: int = N_FFT, hop: int = HOP) -> np.ndarray:
-    """|STFT| of ``x`` (samples,) or (samples, channels): (channels, bins, frames), frame k from sample k * hop (the
-    last frames zero-padded at the end)."""
-    channels = x.T if x.ndim == 2 else x[None]
-    return np.abs(stft(channels, nperseg=n_fft, noverlap=n_fft - hop, boundary=None, padded=True)[2])
-
-
 def frame_count(length: int, n_fft: int, hop: int) -> int:
-    """How many frames :func:`magnitudes` gives for ``length`` >= ``n_fft`` samples, and :func:`magnitude_chunks`
-    for any length (a shorter input padded to one frame; scipy refuses it)."""
+    """How many frames the STFT of ``length`` samples has, its end zero-padded to a whole frame (scipy's count with
+    ``padded=True``; an input shorter than a window, which scipy refuses, is one frame)."""
     return max(0, -(-(length - n_fft) // hop)) + 1
 
 
 def magnitude_chunks(x: np.ndarray, n_fft: int, hop: int, chunk: int | None = None):
-    """:func:`magnitudes` of ``x`` (samples, channels), ``chunk`` frames at a time (default :data:`CHUNK_FRAMES`;
-    the same values to FFT rounding, within a chunk's memory): yields (channels, bins, frames) blocks in order."""
+    """|STFT| of ``x`` (samples, channels), frame k from sample k * hop, the end zero-padded, ``chunk`` frames at a
+    time (default :data:`CHUNK_FRAMES`; what the whole STFT gives, to FFT rounding, within a chunk's memory): yields
+    (channels, bins, frames) blocks in order."""
     chunk = chunk or CHUNK_FRAMES  # (read at the call: a test makes chunks small)
     total = frame_count(len(x), n_fft, hop)
     for first in range(0, total, chunk):
@@ -67,13 +61,14 @@ def magnitude_chunks(x: np.ndarray, n_fft: int, hop: int, chunk: int | None = No
 
 
 def onset_features(x: np.ndarray, n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(:func:`spectral_flux`, :func:`band_powers`) of ``x`` (samples,) or (samples, channels), the STFT taken a
-    chunk at a time: what the detector reads of it is a few numbers a frame."""
+    """What the detector reads of ``x`` (samples,) or (samples, channels), a few numbers a frame, the STFT taken a
+    chunk at a time (:func:`magnitude_chunks`): the onset strength, the flux of log magnitudes per frame (its rises,
+    summed over bins and channels; (frames,) >= 0, frame 0 repeating frame 1's), and :func:`band_powers`."""
     x = x[:, None] if x.ndim == 1 else x
     flux, bands, previous = [], [], None
     for mag in magnitude_chunks(x, n_fft, hop):
         logmag = np.log1p(100.0 * mag)
-        joined = logmag if previous is None else np.concatenate([previous, logmag], axis=-1)
+        joined = logmag if previous is None else np.concatenate([previous, logmag], axis=-1)  # across the chunk edge
         flux.append(np.maximum(np.diff(joined, axis=-1), 0.0).sum(axis=(0, 1)))
         bands.append(band_powers(mag))
         previous = logmag[..., -1:]
@@ -81,17 +76,9 @@ def onset_features(x: np.ndarray, n_fft: int, hop: int) -> tuple[np.ndarray, np.
     return np.concatenate([[flux[0] if flux.size else 0.0], flux]), np.concatenate(bands, axis=-1)
 
 
-def spectral_flux(mag: np.ndarray) -> np.ndarray:
-    """Onset strength from :func:`magnitudes`: the flux of log magnitudes per frame, summed over bins and channels,
-    (frames,) >= 0 (frame 0 repeats frame 1's)."""
-    logmag = np.log1p(100.0 * mag)
-    flux = np.maximum(np.diff(logmag, axis=-1), 0.0).sum(axis=(0, 1))
-    return np.concatenate([[flux[0] if flux.size else 0.0], flux])
-
-
 def band_powers(mag: np.ndarray) -> np.ndarray:
-    """The power of :func:`magnitudes` (channels summed) in seven bands, (bands, frames): bins 1-7, then six of an
-    octave each from bin 8 (344 Hz at 44.1 kHz)."""
+    """The power of |STFT| magnitudes (channels, bins, frames), channels summed, in seven bands, (bands, frames): bins
+    1-7, then six of an octave each from bin 8 (344 Hz at 44.1 kHz)."""
     power = (mag**2).sum(axis=0)  # (bins, frames), channels summed
     edges = np.unique(np.concatenate([[1], np.geomspace(8, power.shape[0], 7).astype(int)]))
     return np.add.reduceat(power[: edges[-1]], edges[:-1], axis=0)
