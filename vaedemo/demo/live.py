@@ -334,8 +334,9 @@ def _in_real_time(listener: Listener, seconds: float) -> None:
 def check_playable(state: DemoState, path: str | None, label: str | None) -> None:
     """The first step of "play a file through the stream": a streaming model chosen and a file that decodes (kept
     decoded for the second step), or one sentence."""
-    if label not in live_models(state):
-        raise VaedemoError(NO_MODEL if not live_models(state) else "choose a streaming model first.")
+    labels = live_models(state)
+    if label not in labels:
+        raise VaedemoError("choose a streaming model first." if labels else NO_MODEL)
     state.load(path, "a sound to stream")
 
 
