@@ -4,7 +4,7 @@ import torch
 
 from vaedemo.bundle import load, save_bundle
 from vaedemo.errors import AudioError, VaedemoError
-from vaedemo.inference import MAX_SOUNDS, Engine, latents_between, path_positions, slerp
+from vaedemo.inference import MAX_SOUNDS, Engine, cost_batches, latents_between, path_positions, slerp
 from vaedemo.nn.vae import AudioVAE
 
 
@@ -396,3 +396,13 @@ def test_the_streaming_module_refuses_other_channel_counts_and_latent_sizes(tiny
         with pytest.raises(Exception, match=f"latents must be \\(batch, {eng.latent_size}, frames\\)"):
             vae.decode(torch.zeros(1, size, 2))
     assert vae.decode(torch.zeros(1, eng.latent_size, 2)).shape == (1, 1, 2 * eng.hop)
+
+
+def test_clips_run_in_batches_of_similar_cost():
+    """Every clip once, at most ``size`` a batch, the cheapest first: a batch runs as far as its longest clip."""
+    frames = np.array([86, 3, 40, 86, 12, 3, 60])
+    batches = cost_batches(frames, 3)
+    assert [len(rows) for rows in batches] == [3, 3, 1]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(frames)))
+    assert [frames[rows].tolist() for rows in batches] == [[3, 3, 12], [40, 60, 86], [86]]
+    assert cost_batches(np.array([], dtype=int), 4) == []

@@ -174,7 +174,7 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     block at a time or all at once; more hits than max_hits are refused before any is decoded."""
     from vaedemo import inference
     from vaedemo.bundle import save_bundle
-    from vaedemo.inference import Engine, TooManyHitsError
+    from vaedemo.inference import Engine, TooManyHitsError, cost_batches
     from vaedemo.nn.vae import AudioVAE
 
     cfg = tiny_config("twostage", model__channels=channels, model__noise_bands=5, model__noise_hop=2,
@@ -192,12 +192,12 @@ def test_a_loop_decoded_hit_by_hit_as_far_as_each_is_kept_equals_whole_clips_lai
     onsets = cover_long_gaps(detect_onsets(x, sr), x, length)
     segments = hit_segments(onsets, len(x), length)
     clips = [np.pad(x[s:e], ((0, length - (e - s)), (0, 0))) for s, e in segments]
-    # some batch of each side is cut short: the decode's (hits in order), the encoder's (hits sorted by length)
-    kept, ends = kept_lengths(onsets, len(x), length, sr), np.sort([e - s for s, e in segments])
+    # some batch of each side is cut short, as the Engine batches them (hits sorted by what each keeps, by length)
+    kept, ends = kept_lengths(onsets, len(x), length, sr), np.array([e - s for s, e in segments])
     assert len(clips) >= 8
-    assert min(kept[i : i + batch].max() for i in range(0, len(kept), batch)) + eng.decoder_lookahead_samples < length
+    assert min(kept[rows].max() for rows in cost_batches(kept, batch)) + eng.decoder_lookahead_samples < length
     reach = eng.encoder_reach_samples + eng.encoder_lookahead_frames * eng.hop
-    assert min(ends[i : i + batch].max() for i in range(0, len(ends), batch)) + reach < length
+    assert min(ends[rows].max() for rows in cost_batches(ends, batch)) + reach < length
     # the reference: the model's forward pass over every hit's whole clip, in the Engine's decode batches, each
     # channel group on its own
     groups = torch.from_numpy(np.stack([eng._groups(clip) for clip in clips], axis=1))  # (G, hits, C_model, clip)
