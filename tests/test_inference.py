@@ -68,6 +68,38 @@ def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal, upsampling
     assert chunked.shape == x.shape and np.allclose(chunked, whole, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_long_encodes_and_decodes_go_in_chunks_equal_to_the_whole_pass(tiny_config, tmp_path, monkeypatch, causal):
+    """Encode and decode a long time series in chunks, no forward longer than a chunk and its margins (in one pass,
+    30 minutes took GBs), and the same latents and audio as one pass over the whole (a causal model's delay too)."""
+    eng = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=causal, chunk_seconds=0.1, batch=2)
+    x = np.random.default_rng(1).standard_normal((20000, 1)).astype(np.float32) * 0.1
+    z = eng.sample_latents(3, seconds=1.3, seed=4)
+    with torch.no_grad():
+        whole_z = eng.model.encode(torch.from_numpy(x.T[None].copy()))[0].numpy().T
+        whole_y = eng.model.decode(torch.from_numpy(z.transpose(0, 2, 1).copy())).numpy().transpose(0, 2, 1)
+    longest, model = eng.chunk + 2 * eng.margin, eng.model
+    seen = []
+    monkeypatch.setattr(model, "encode", lambda x, *a: seen.append(x.shape[-1]) or type(model).encode(model, x, *a))
+    monkeypatch.setattr(model, "decode", lambda z, *a, **k: seen.append(z.shape[-1] * eng.hop)
+                        or type(model).decode(model, z, *a, **k))  # fmt: skip
+    assert np.allclose(eng.encode(x, 16000), whole_z, atol=1e-5) and len(whole_z) == -(-len(x) // eng.hop)
+    assert np.allclose(eng.sample(3, seconds=1.3, seed=4), whole_y, atol=1e-5)
+    assert np.allclose(eng.decode(z[1]), whole_y[1], atol=1e-5)
+    assert len(seen) > 6 and max(seen) <= longest < len(x)
+
+
+def test_a_one_vector_models_long_input_is_encoded_a_batch_of_clips_at_a_time(tiny_config, tmp_path, monkeypatch):
+    eng = _engine(tiny_config, tmp_path, "single", batch=3)
+    x = np.random.default_rng(1).standard_normal((eng.clip_length * 7 + 100, 1)).astype(np.float32) * 0.1
+    with torch.no_grad():
+        whole = eng.model.encode(torch.from_numpy(x.T[None].copy())).numpy()
+    model, seen = eng.model, []
+    monkeypatch.setattr(model, "encode", lambda x, *a: seen.append(x.shape[-1]) or type(model).encode(model, x, *a))
+    assert np.allclose(eng.encode(x, 16000), whole, atol=1e-5) and whole.shape[0] == 8
+    assert seen == [3 * eng.clip_length] * 2 + [eng.clip_length * 1 + 100]
+
+
 @pytest.mark.parametrize("rate", [22050, 48000])
 def test_audio_at_another_rate_comes_back_at_that_rate(tiny_config, tmp_path, rate):
     """The reconstruction of the same sound given at another rate is the model-rate reconstruction at that rate

@@ -372,15 +372,19 @@ def test_init_from_still_refuses_any_other_difference(tmp_path):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("relative", [False, True])
 def test_the_engine_in_chunks_equals_the_whole_pass(tmp_path, causal, relative):
-    """Each chunk draws its noise at its own position in the signal (its offset), as the whole pass does there."""
+    """Each chunk draws its noise at its own position in the signal (its offset), as the whole pass does there: in a
+    reconstruction and in a decode."""
     from vaedemo.inference import Engine
 
     model = _model(f"model.causal={causal}", *([RELATIVE] if relative else []), loud=True)
     engine = Engine(save_bundle(model, tmp_path / "noisy"), chunk_seconds=0.3)
     x = (0.1 * torch.randn(16000 * 2 + 123, 1)).numpy()
-    whole = engine.reconstruct(x, 16000)
+    z = engine.encode(x, 16000)
+    chunked, decoded = engine.reconstruct(x, 16000), engine.decode(z)
     engine.chunk = 10**9
-    assert np.abs(engine.reconstruct(x, 16000) - whole).max() < 1e-4 * np.abs(whole).max()
+    whole = engine.reconstruct(x, 16000)
+    assert np.abs(chunked - whole).max() < 1e-4 * np.abs(whole).max()
+    assert np.abs(decoded - engine.decode(z)).max() < 1e-4 * np.abs(decoded).max()
 
 
 def test_the_engine_reconstructs_a_noise_model_deterministically_at_exact_length(tmp_path):

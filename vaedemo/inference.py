@@ -315,15 +315,9 @@ class Engine:
         the whole signal's, not equal)."""
         t, lag = x.shape[-1], self.model.delay  # a causal model's output lags: run past the end, shift it back
         x = self.mode.pad(torch.nn.functional.pad(x, (0, lag)) if lag else x)
-        total = x.shape[-1]
-        if total <= self.chunk + 2 * self.margin:
-            return self._forward(x, refine)[..., lag : lag + t]
         out = torch.empty_like(x)
-        for s in range(0, total, self.chunk):
-            e = min(s + self.chunk, total)
-            a, b = max(0, s - self.margin), min(total, e + self.margin)
-            y = self._forward(x[..., a:b], refine, offset=a)
-            out[..., s:e] = y[..., s - a : e - a]
+        for s, e, a, b in self._chunks(x.shape[-1]):
+            out[..., s:e] = self._forward(x[..., a:b], refine, offset=a)[..., s - a : e - a]
         return out[..., lag : lag + t]
 
     def _reconstruct_channels(self, x: np.ndarray, refine: int = 0) -> np.ndarray:
@@ -530,7 +524,7 @@ class Engine:
             raise VaedemoError(f"prior_weight must be a number from 0 up, got {prior_weight!r}.")
         x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
         if not refine:
-            return self.mode.to_numpy(self.model.encode(x))
+            return self.mode.to_numpy(self._encode_in_pieces(x))
         if self.mode.per_clip:  # each clip searched against its own audio, as reconstruct searches it
             x = self.mode.fold(self.mode.pad(x))
         if not self.model.delay:
@@ -545,11 +539,42 @@ class Engine:
         return self.mode.to_numpy(z[..., :frames])
 
     @torch.inference_mode()
+    def _encode_in_pieces(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's latents of one input (1, C, T), as ``model.encode`` gives them, in pieces whose memory does not
+        grow with the input: a one-vector model's clips ``batch`` at a time, a time series in chunks whose margins
+        cover the encoder's reach (whole, 30 minutes took 3 GB)."""
+        if self.mode.per_clip:
+            step = self.batch * self.clip_length
+            return torch.cat([self.model.encode(x[..., s : s + step]) for s in range(0, x.shape[-1], step)])
+        x = self.mode.pad(x)
+        return torch.cat([self.model.encode(x[..., a:b])[..., (s - a) // self.hop : (e - a) // self.hop]
+                          for s, e, a, b in self._chunks(x.shape[-1])], dim=-1)  # fmt: skip
+
+    def _chunks(self, total: int) -> list[tuple[int, int, int, int]]:
+        """(start, end, start with margin, end with margin) of each chunk of a temporal model's signal of ``total``
+        samples; one chunk where the margins would cover it all."""
+        if total <= self.chunk + 2 * self.margin:
+            return [(0, total, 0, total)]
+        return [(s, min(s + self.chunk, total), max(0, s - self.margin), min(total, s + self.chunk + self.margin))
+                for s in range(0, total, self.chunk)]  # fmt: skip
+
+    def _decode_in_chunks(self, z: torch.Tensor) -> torch.Tensor:
+        """A time series' decode (B, D, frames) -> (B, C, frames * hop) in chunks whose margins make it the whole
+        series' decode (each chunk's noise drawn at its own offset), in memory that does not grow with the series
+        (whole, 16 sounds of 10 minutes took about 10 GB)."""
+        hop = self.hop
+        out = torch.empty(len(z), self.channels, z.shape[-1] * hop, dtype=z.dtype, device=z.device)
+        for s, e, a, b in self._chunks(out.shape[-1]):
+            out[..., s:e] = self.model.decode(z[..., a // hop : b // hop], offset=a)[..., s - a : e - a]
+        return out
+
+    @torch.inference_mode()
     def _decode_batches(self, z: np.ndarray, layout) -> torch.Tensor:
         """Latents at the numpy edge (checked) -> ``layout`` (the mode's decoder layout) -> audio (B', C, T),
-        ``batch`` rows per forward."""
+        ``batch`` rows per forward (a time series in chunks)."""
         t = self._tensor(layout(z))
-        y = torch.cat([self.model.decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
+        decode = self.model.decode if self.mode.per_clip else self._decode_in_chunks
+        y = torch.cat([decode(t[i : i + self.batch]) for i in range(0, len(t), self.batch)])
         # Finite latents far outside the model's space (1e30, a prior sample at temperature 1e20) decoded to NaN or
         # inf without a word. The audio itself is checked rather than a bound on |z|: where a decoder overflows
         # depends on the model (the shipped ones stay finite, if absurd, at 1e6), and finite audio is the contract.
