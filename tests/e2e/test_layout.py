@@ -62,6 +62,24 @@ def test_each_tab_shows_its_button_and_main_figure_on_the_first_screen(browser, 
     page.close()
 
 
+def test_every_button_of_the_interpolate_tabs_players_lies_inside_its_player(browser, server):
+    """At 1280 px the path's step players are about 200 px wide: the buttons beside play were pushed out of them (the
+    skip buttons, of little use in a one-second sound, are hidden there)."""
+    page = open_page(browser, server)
+    page.get_by_role("tab", name="Interpolate").click()
+    page.locator("#path-btn").click()
+    page.get_by_text("Step 5").wait_for(timeout=60000)
+    wait_idle(page)
+    outside = page.evaluate("""() => [...document.querySelectorAll('.compact-player')].filter((p) => p.offsetParent)
+        .flatMap((p) => { const box = p.getBoundingClientRect();
+            return [...p.querySelectorAll('button')].filter((b) => b.offsetParent).map((b) => b.getBoundingClientRect())
+                .filter((b) => b.width > 0 && (b.left < box.left - 1 || b.right > box.right + 1))
+                .map((b) => `${b.left}-${b.right} outside ${box.left}-${box.right}`); })""")
+    players = page.locator(".compact-player").evaluate_all("ps => ps.filter((p) => p.offsetParent).length")
+    assert players >= 7 and outside == []  # Sound A and B, five steps (the position's is drawn when it is moved)
+    page.close()
+
+
 def shown_errors(page) -> int:
     """Elements that show the word "Error" (Gradio's screen-reader announcement, .sr-only, is not shown)."""
     return page.evaluate("""() => [...document.querySelectorAll('body *')].filter((e) =>

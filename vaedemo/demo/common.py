@@ -26,8 +26,10 @@ THEME = gr.themes.Default(primary_hue="indigo", secondary_hue="amber", text_size
                           font_mono=MONO).set(block_label_text_size="*text_md", block_title_text_size="*text_md",
                                               block_info_text_size="*text_md")  # fmt: skip
 # Projector first: the whole width, a one-line header, and the first screen of every tab (1280x720) holds its
-# primary button and main figure. Plotly figures have transparent backgrounds (see `themed`); in the dark theme
-# their text and grid lines are lightened here.
+# primary button and main figure. The Interpolate tab's players are a few cm wide (at 1280 px): Gradio's skip buttons
+# (of little use in a one-second sound) pushed the buttons beside them out of the player, so they are hidden there.
+# Plotly figures have transparent backgrounds (see `themed`); in the dark theme their text and grid lines are
+# lightened here.
 CSS = """
 .gradio-container {max-width: 100% !important; padding: 0 12px !important}
 main.contain {padding-top: 4px !important}
@@ -43,6 +45,7 @@ main.contain {padding-top: 4px !important}
 #rec-metrics table {font-size: 0.95rem; margin: 0}
 #rec-metrics td, #rec-metrics th {padding: 4px 8px !important}
 #rec-metrics td:last-child {white-space: nowrap}
+.compact-player .rewind, .compact-player .skip {display: none !important}
 #browser-live-view {width: 100%; height: auto; display: block; border-radius: 4px; cursor: zoom-in}
 #browser-live-view:fullscreen {width: 100vw; height: 100vh; object-fit: contain; background: black; cursor: zoom-out}
 #browser-live-view-caption {font-size: 0.9rem; opacity: 0.8; margin-top: 4px}

@@ -170,7 +170,8 @@ def _source_column(name: str, example: str) -> tuple[list[gr.components.Componen
         kind = gr.Radio(KINDS, value=KINDS[0], label=f"Source {name}")
         first = EXAMPLES / example
         src = Audio(sources=["upload", "microphone"], type="filepath", label=f"Sound {name}", buttons=["download"],
-                    elem_id=f"sound-{name.lower()}", value=str(first) if first.is_file() else None)  # fmt: skip
+                    elem_id=f"sound-{name.lower()}", elem_classes="compact-player",
+                    value=str(first) if first.is_file() else None)  # fmt: skip
         with gr.Row(equal_height=True):
             src_seed = gr.Number(value=1 if name == "A" else 2, precision=0, label=f"Prior seed for {name}",
                                  min_width=120)  # fmt: skip
@@ -185,7 +186,7 @@ def _path_slots() -> tuple[list[gr.Column], list[gr.Audio]]:
     with gr.Row():
         for i in range(MAX_STEPS):
             with gr.Column(visible=False, min_width=150) as col:
-                path_audio.append(Audio(label=f"Step {i + 1}", **AUDIO_OUT))
+                path_audio.append(Audio(label=f"Step {i + 1}", elem_classes="compact-player", **AUDIO_OUT))
             path_slots.append(col)
     return path_slots, path_audio
 
@@ -216,7 +217,7 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
                 position = gr.Slider(0, 1, value=0.5, step=0.05, label="Position A → B (drag or use the arrow keys)")
                 with gr.Row():
                     pos_fig = gr.Plot(show_label=False, scale=2)
-                    pos_audio = Audio(label="Sound at this position", scale=1, **AUDIO_OUT)
+                    pos_audio = Audio(label="Sound at this position", scale=1, elem_classes="compact-player", **AUDIO_OUT)
 
     @for_chosen_model(state.chosen, model_at=8)  # the six sources' inputs, steps, method, model
     @gated(state.gate)
