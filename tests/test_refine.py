@@ -15,14 +15,14 @@ from vaedemo.nn.vae import AudioVAE
 from vaedemo.refine import SIZES, log_mels, prior_penalty, refine_latents, refined_reconstruction, spectral_distance
 
 
-def _engine(tiny_config, tmp_path, mode, causal=False):
+def _engine(tiny_config, tmp_path, mode, causal=False, **options):
     cfg = tiny_config(mode, flows=2, model__causal=causal)
     torch.manual_seed(0)
     model = AudioVAE(cfg.model)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return Engine(save_bundle(model, tmp_path / f"b-{mode}-{causal}"))
+    return Engine(save_bundle(model, tmp_path / f"b-{mode}-{causal}"), **options)
 
 
 def _noise(samples, channels=1, seed=0):
@@ -127,6 +127,41 @@ def test_a_causal_model_searches_the_whole_input_padded_by_its_lag_as_reconstruc
     padded = torch.from_numpy(np.pad(x, ((0, lag), (0, 0))).T[None].copy())
     expected = refine_latents(eng.model, padded, eng.model.encode(padded).detach(), 3)  # the same search, by hand
     np.testing.assert_allclose(searched, eng.mode.to_numpy(expected)[: len(plain)], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_long_time_series_is_searched_chunk_by_chunk_as_reconstruct_searches_it(tiny_config, tmp_path, monkeypatch,
+                                                                                  causal):  # fmt: skip
+    """A search of the whole input held its autograd graph (4.4 GB for 4 minutes): encode(refine=N) searches each
+    chunk with its margins, no search longer than a chunk and its margins, and each chunk's frames are those of the
+    search of that chunk, a causal model's input padded by its lag."""
+    from vaedemo import inference
+
+    eng = _engine(tiny_config, tmp_path, "temporal", causal=causal, chunk_seconds=0.1)
+    x, lag, hop = _noise(20000, seed=6), eng.model.delay, eng.hop
+    seen, search = [], inference.searched_latents
+    monkeypatch.setattr(inference, "searched_latents", lambda m, x, *a, **k: seen.append(x.shape[-1]) or search(m, x, *a, **k))
+    searched = eng.encode(x, eng.sample_rate, refine=2)
+    assert searched.shape == eng.encode(x, eng.sample_rate).shape
+    assert len(seen) >= 3 and max(seen) <= eng.chunk + 2 * eng.margin < len(x)
+    padded = torch.from_numpy(np.pad(x, ((0, lag), (0, 0))).T[None].copy())
+    s, e, a, b = eng._chunks(padded.shape[-1])[1]  # the second chunk, margins on both sides
+    assert 0 < a < s and e < b
+    by_hand = search(eng.model, padded[..., a:b], 2, offset=a)[0, :, (s - a) // hop : (e - a) // hop].T.numpy()
+    np.testing.assert_allclose(searched[s // hop : e // hop], by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_a_one_vector_models_clips_are_searched_a_batch_at_a_time(tiny_config, tmp_path, monkeypatch):
+    from vaedemo import inference
+
+    eng = _engine(tiny_config, tmp_path, "single", batch=2)
+    x = _noise(5 * eng.clip_length, seed=7)
+    seen, search = [], inference.searched_latents
+    monkeypatch.setattr(inference, "searched_latents", lambda m, x, *a, **k: seen.append(len(x)) or search(m, x, *a, **k))
+    clips = eng.mode.fold(torch.from_numpy(x.T[None].copy()))
+    all_at_once = refine_latents(eng.model, clips, eng.model.encode(clips).detach(), 3)
+    np.testing.assert_allclose(eng.encode(x, eng.sample_rate, refine=3), all_at_once.numpy(), rtol=1e-5, atol=1e-5)
+    assert seen == [2, 2, 1]
 
 
 def test_a_one_vector_model_searches_each_clip_on_its_own(tiny_config, tmp_path):

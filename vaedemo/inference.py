@@ -515,8 +515,8 @@ class Engine:
         """Posterior-mean latents of audio converted to the model's channels, in the mode's numpy layout:
         (clips, D) for one vector per clip_length samples, (frames, D) for a latent time series.
 
-        ``refine`` > 0: those latents searched for that many steps (as :meth:`reconstruct`'s), the whole input at
-        once: its memory grows with the input's length (the demo bounds it). ``prior_weight`` > 0 makes it a maximum
+        ``refine`` > 0: those latents searched for that many steps, as :meth:`reconstruct` searches them (clip by
+        clip, or a time series chunk by chunk). ``prior_weight`` > 0 makes it a maximum
         a posteriori search (:func:`vaedemo.refine.refine_latents`): latents meant for the latent space
         (interpolation, maps) stay where the prior has mass; an unweighted search leaves it."""
         _check_refine(refine)
@@ -525,18 +525,26 @@ class Engine:
         x = self._tensor(to_channels(self.prepare(audio, sr), self.channels).T[None])
         if not refine:
             return self.mode.to_numpy(self._encode_in_pieces(x))
-        if self.mode.per_clip:  # each clip searched against its own audio, as reconstruct searches it
-            x = self.mode.fold(self.mode.pad(x))
-        if not self.model.delay:
-            return self.mode.to_numpy(searched_latents(self.model, x, refine, prior_weight=prior_weight))
+        return self.mode.to_numpy(self._searched_in_pieces(x, refine, prior_weight))
+
+    def _searched_in_pieces(self, x: torch.Tensor, refine: int, prior_weight: float) -> torch.Tensor:
+        """The searched latents of one input (1, C, T), as reconstruct searches them: a one-vector model's clips each
+        against its own audio, ``batch`` at a time (the same latents as all at once); a time series chunk by chunk,
+        each chunk searched with its margins (close to a search of the whole, not equal). A search of the whole
+        input held its autograd graph: about 20 MB a second of audio (4.4 GB for 4 minutes)."""
+        if self.mode.per_clip:
+            clips = self.mode.fold(self.mode.pad(x))
+            return torch.cat([searched_latents(self.model, clips[i : i + self.batch], refine, prior_weight=prior_weight)
+                              for i in range(0, len(clips), self.batch)])  # fmt: skip
         # a causal model's decode lags its input: the search compares the input with the decode of the input padded by
         # the lag, as reconstruct's does (_run); unpadded, it compared only the first t - lag samples (none of a
         # short input: a reshape error). The frames past the input's own are left out, as encode without search has
         # none.
-        frames = -(-x.shape[-1] // self.hop)
-        z = searched_latents(self.model, torch.nn.functional.pad(x, (0, self.model.delay)), refine,
-                             prior_weight=prior_weight)  # fmt: skip
-        return self.mode.to_numpy(z[..., :frames])
+        frames, hop = -(-x.shape[-1] // self.hop), self.hop
+        x = torch.nn.functional.pad(x, (0, self.model.delay))  # (the last chunk's end: the input's, not a frame's)
+        z = [searched_latents(self.model, x[..., a:b], refine, prior_weight=prior_weight, offset=a)
+             [..., (s - a) // hop : -(-(e - a) // hop)] for s, e, a, b in self._chunks(x.shape[-1])]  # fmt: skip
+        return torch.cat(z, dim=-1)[..., :frames]
 
     @torch.inference_mode()
     def _encode_in_pieces(self, x: torch.Tensor) -> torch.Tensor:
