@@ -307,6 +307,36 @@ def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, cha
     assert np.allclose(stream.process(x[: 4 * eng.hop]), streamed[: 4 * eng.hop], atol=1e-6)  # reset starts afresh
 
 
+def test_a_long_stream_chunk_goes_through_in_pieces_with_the_output_of_one_pass(tiny_config, tmp_path, monkeypatch):
+    """A chunk of any length went through the model at once (60 s of mono: +1.3 GB): it goes STREAM_PIECE_HOPS hops
+    at a time, with the same output as one pass, the latents' noise too (drawn for the whole chunk at once)."""
+    from vaedemo import inference
+
+    eng = _engine(tiny_config, tmp_path, "temporal", channels=2, flows=2, causal=True)
+    x = np.random.default_rng(3).standard_normal((23 * eng.hop, 2)).astype(np.float32) * 0.1
+    bends = [{}, {"latent_scale": 0.7, "latent_noise": 0.3}]
+    whole = [eng.stream().process(x, **bend) for bend in bends]
+    monkeypatch.setattr(inference, "STREAM_PIECE_HOPS", 5)
+    class Recorder:  # a stream's scripted module, each call's length noted
+        def __init__(self, vae):
+            self.vae, self.seen = vae, []
+
+        def __call__(self, piece):
+            return self.seen.append(piece.shape[-1]) or self.vae(piece)
+
+        def encode(self, piece):
+            return self.seen.append(piece.shape[-1]) or self.vae.encode(piece)
+
+        def decode(self, z):
+            return self.vae.decode(z)
+
+    for bend, expected in zip(bends, whole):
+        stream = eng.stream()
+        stream._vae = recorder = Recorder(stream._vae)
+        np.testing.assert_allclose(stream.process(x, **bend), expected, atol=1e-6)
+        assert recorder.seen == [5 * eng.hop] * 4 + [3 * eng.hop]
+
+
 def test_a_non_finite_stream_chunk_is_refused_before_it_reaches_the_caches(tiny_config, tmp_path):
     """One NaN in a stream's caches made every later chunk NaN until reset(): it is refused in one sentence, and the
     stream goes on as if it had never come."""
