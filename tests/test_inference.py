@@ -89,6 +89,18 @@ def test_long_encodes_and_decodes_go_in_chunks_equal_to_the_whole_pass(tiny_conf
     assert len(seen) > 6 and max(seen) <= longest < len(x)
 
 
+def test_a_time_series_models_channels_go_through_the_chunks_one_group_at_a_time(tiny_config, tmp_path, monkeypatch):
+    """Each chunk's work held every channel group at once (16 channels of 60 s: +1.06 GB; one at a time +0.3 GB):
+    the groups go in turn, each reconstructed as it is alone."""
+    eng = _engine(tiny_config, tmp_path, "temporal", chunk_seconds=0.1)
+    x = np.random.default_rng(4).standard_normal((9000, 5)).astype(np.float32) * 0.1
+    alone = [eng.reconstruct(x[:, c], 16000)[:, 0] for c in range(5)]
+    run, seen = eng._run, []
+    monkeypatch.setattr(eng, "_run", lambda groups, *a: seen.append(len(groups)) or run(groups, *a))
+    y = eng.reconstruct(x, 16000)
+    assert seen == [1] * 5 and np.allclose(y, np.stack(alone, axis=1), atol=1e-6)
+
+
 def test_a_one_vector_models_long_input_is_encoded_a_batch_of_clips_at_a_time(tiny_config, tmp_path, monkeypatch):
     eng = _engine(tiny_config, tmp_path, "single", batch=3)
     x = np.random.default_rng(1).standard_normal((eng.clip_length * 7 + 100, 1)).astype(np.float32) * 0.1

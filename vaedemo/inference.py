@@ -338,8 +338,9 @@ class Engine:
             segments = [(s, min(s + length, len(x))) for s in range(0, len(x), length)]
             ends = np.array([e - s for s, e in segments])  # every clip whole but the last
             return np.concatenate(self._through_clips(self._clips(x, segments), ends, ends, refine))
-        groups = self._tensor(self._groups(x))
-        return self._ungroup(self._run(groups, refine).cpu().numpy(), x.shape[1])
+        groups = self._groups(x)  # one group at a time through the chunks: in a batch, each chunk's work held them all
+        return self._ungroup(np.concatenate([self._run(self._tensor(g[None]), refine).cpu().numpy() for g in groups]),
+                             x.shape[1])  # fmt: skip
 
     def _reconstruct_hits(self, x: np.ndarray, refine: int = 0, max_hits: int | None = None) -> tuple[np.ndarray, int]:
         """A one-shot model's reconstruction of a longer input, and into how many hits it was cut: cut at its onsets,
