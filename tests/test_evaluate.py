@@ -225,7 +225,7 @@ def test_scores_over_draws_average_every_number_and_keep_each_draws_kid():
         (["--samples", "-3"], "--samples must be 0 (as many as clips) or at least 2, got -3."),
         (["--seconds", "-1"], "--seconds must be a length above 0, got -1.0."),
         (["--seconds", "nan"], "--seconds must be a length above 0, got nan."),
-        (["--seconds", "1e9", "--max-clips", "2"], "--seconds is at most 60 (each metric holds a clip's spectra"),
+        (["--seconds", "1e9", "--max-clips", "2"], "--seconds is at most 165 for this model (each metric holds"),
         (["--seconds", "59", "--max-clips", "200"], "200 clips of 59 s are more audio than one evaluation holds"),
         (["--json", "{tmp}"], "--json {tmp} is a folder; give a file name."),
         (["--json", "{tmp}/missing/r.json"], "--json {tmp}/missing/r.json: the folder {tmp}/missing does not exist."),

@@ -87,18 +87,26 @@ def test_long_encodes_and_decodes_go_in_chunks_equal_to_the_whole_pass(tiny_conf
     assert np.allclose(eng.sample(3, seconds=1.3, seed=4), whole_y, atol=1e-5)
     assert np.allclose(eng.decode(z[1]), whole_y[1], atol=1e-5)
     assert len(seen) > 6 and max(seen) <= longest < len(x)
+    for out in (eng.encode(x, 16000), eng.decode(z[1]), eng.decode_many(z)):  # float32 in C order, however made
+        assert out.dtype == np.float32 and out.flags.c_contiguous
 
 
-def test_a_time_series_models_channels_go_through_the_chunks_one_group_at_a_time(tiny_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_time_series_models_channels_go_through_the_chunks_one_group_at_a_time(tiny_config, tmp_path, monkeypatch,
+                                                                                 channels):  # fmt: skip
     """Each chunk's work held every channel group at once (16 channels of 60 s: +1.06 GB; one at a time +0.3 GB):
-    the groups go in turn, each reconstructed as it is alone."""
-    eng = _engine(tiny_config, tmp_path, "temporal", chunk_seconds=0.1)
+    the groups go in turn, each reconstructed as it is alone (a stereo model's odd last channel as its pair)."""
+    eng = _engine(tiny_config, tmp_path, "temporal", channels=channels, chunk_seconds=0.1)
     x = np.random.default_rng(4).standard_normal((9000, 5)).astype(np.float32) * 0.1
-    alone = [eng.reconstruct(x[:, c], 16000)[:, 0] for c in range(5)]
+    if channels == 1:
+        alone = [eng.reconstruct(x[:, c], 16000) for c in range(5)]
+    else:
+        alone = [eng.reconstruct(x[:, :2], 16000), eng.reconstruct(x[:, 2:4], 16000),
+                 eng.reconstruct(np.repeat(x[:, 4:], 2, axis=1), 16000).mean(axis=1, keepdims=True)]  # fmt: skip
     run, seen = eng._run, []
     monkeypatch.setattr(eng, "_run", lambda groups, *a: seen.append(len(groups)) or run(groups, *a))
     y = eng.reconstruct(x, 16000)
-    assert seen == [1] * 5 and np.allclose(y, np.stack(alone, axis=1), atol=1e-6)
+    assert seen == [1] * len(alone) and np.allclose(y, np.concatenate(alone, axis=1), atol=1e-6)
 
 
 def test_a_one_vector_models_long_input_is_encoded_a_batch_of_clips_at_a_time(tiny_config, tmp_path, monkeypatch):
@@ -319,13 +327,16 @@ def test_stream_equals_offline_delayed_by_its_latency(tiny_config, tmp_path, cha
     assert np.allclose(stream.process(x[: 4 * eng.hop]), streamed[: 4 * eng.hop], atol=1e-6)  # reset starts afresh
 
 
-def test_a_long_stream_chunk_goes_through_in_pieces_with_the_output_of_one_pass(tiny_config, tmp_path, monkeypatch):
+@pytest.mark.parametrize("channels,inputs", [(2, 2), (1, 3)])
+def test_a_long_stream_chunk_goes_through_in_pieces_with_the_output_of_one_pass(tiny_config, tmp_path, monkeypatch,
+                                                                                 channels, inputs):  # fmt: skip
     """A chunk of any length went through the model at once (60 s of mono: +1.3 GB): it goes STREAM_PIECE_HOPS hops
-    at a time, with the same output as one pass, the latents' noise too (drawn for the whole chunk at once)."""
+    at a time, with the same output as one pass, the latents' noise too (drawn for the whole chunk at once, every
+    channel group's)."""
     from vaedemo import inference
 
-    eng = _engine(tiny_config, tmp_path, "temporal", channels=2, flows=2, causal=True)
-    x = np.random.default_rng(3).standard_normal((23 * eng.hop, 2)).astype(np.float32) * 0.1
+    eng = _engine(tiny_config, tmp_path, "temporal", channels=channels, flows=2, causal=True)
+    x = np.random.default_rng(3).standard_normal((23 * eng.hop, inputs)).astype(np.float32) * 0.1
     bends = [{}, {"latent_scale": 0.7, "latent_noise": 0.3}]
     whole = [eng.stream().process(x, **bend) for bend in bends]
     monkeypatch.setattr(inference, "STREAM_PIECE_HOPS", 5)

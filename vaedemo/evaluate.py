@@ -46,9 +46,10 @@ OPUS_BITRATES = (6, 12, 24)
 # as float32, 200 clips of 15 s mono. A long --seconds zero-pads every clip to it, so without a bound a typo (3600)
 # allocated tens of GiB before failing with a traceback.
 MAX_EVALUATED_VALUES = 128 * 1024 * 1024
-# A clip's metrics and features hold its spectra whole, about 5 MB a second of audio at 44.1 kHz (two clips of 240 s:
-# 2.2 GB): within the bound above, --seconds 1500 would have taken about 12 GB.
-MAX_SECONDS = 60
+# A clip's metrics and features hold its spectra whole, about 5 MB a second of mono audio at 44.1 kHz (two clips of
+# 240 s: 2.2 GB): within the bound above, --seconds 1500 would have taken about 12 GB. A clip holds at most a minute of
+# mono at 44.1 kHz (30 s of stereo).
+MAX_CLIP_VALUES = 60 * 44100
 # draws of prior samples averaged for each prior's row: one draw's KID moves from seed to seed (see scores_over_draws)
 DEFAULT_DRAWS = 5
 
@@ -244,9 +245,10 @@ def check_options(seconds: float, max_clips: int, samples: int, values_per_secon
     sample rate x channels, for the bound on what the clips hold."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise VaedemoError(f"--seconds must be a length above 0, got {seconds}.")
-    if seconds > MAX_SECONDS:
-        raise VaedemoError(f"--seconds is at most {MAX_SECONDS} (each metric holds a clip's spectra whole), got "
-                           f"{seconds:g}.")  # fmt: skip
+    if seconds * values_per_second > MAX_CLIP_VALUES:
+        most = MAX_CLIP_VALUES / values_per_second
+        raise VaedemoError(f"--seconds is at most {most:.3g} for this model (each metric holds a clip's spectra whole), "
+                           f"got {seconds:g}.")  # fmt: skip
     if max_clips < 2:
         raise VaedemoError(f"--max-clips must be at least 2 (KID and FD compare sets of clips), got {max_clips}.")
     if samples != 0 and samples < 2:
@@ -314,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="bundle folder or hf://org/repo")
     parser.add_argument("--data", action="append", required=True, help="folder of audio clips (repeatable)")
     parser.add_argument("--seconds", type=float, default=None,
-                        help="clip length for every metric, at most 60 (default: a one-vector model's own clip, 1 s "
-                        "otherwise)")
+                        help="clip length for every metric, at most 60 for a mono 44.1 kHz model (default: a one-vector "
+                        "model's own clip, 1 s otherwise)")
     parser.add_argument("--max-clips", type=int, default=200, help="clips per folder, spread over it (default 200)")
     parser.add_argument("--samples", type=int, default=0, help="prior samples a draw (default and most: as many as clips)")
     parser.add_argument("--no-opus", action="store_true", help="skip the Opus baselines")

@@ -94,8 +94,8 @@ class LatentMode:
 
     # ---------------------------------------------------------------------------------------------- numpy edge
     def to_numpy(self, z: torch.Tensor) -> np.ndarray:
-        """Latents of one sound, (1, D, frames) -> float32 (frames, D)."""
-        return z[0].T.cpu().numpy().astype(np.float32)
+        """Latents of one sound, (1, D, frames) -> float32 (frames, D), in C order whatever the tensor's strides."""
+        return np.ascontiguousarray(z[0].T.cpu().numpy(), dtype=np.float32)
 
     def batch_to_numpy(self, z: torch.Tensor) -> np.ndarray:
         """Latents of n sounds, (n, D, frames) -> float32 (n, frames, D)."""
