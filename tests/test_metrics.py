@@ -311,6 +311,20 @@ def test_clip_features_shapes_and_batching():
         M.clip_features(np.zeros((100, 1), np.float32), sr)
 
 
+def test_clip_features_of_long_clips_go_a_few_at_a_time(monkeypatch):
+    """32 clips of a minute went through one STFT call (about 5 GB): a call takes at most FEATURE_BATCH_SAMPLES
+    samples (and one clip at least), with the features of one call for all."""
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal((3000, 1)).astype(np.float32) * 0.1 for _ in range(7)]
+    together = M.clip_features(clips, 16000)
+    monkeypatch.setattr(M, "FEATURE_BATCH_SAMPLES", 7000)
+    batch, sizes = M._features_of_batch, []
+    monkeypatch.setattr(M, "_features_of_batch", lambda x, *a: sizes.append(len(x)) or batch(x, *a))
+    np.testing.assert_allclose(M.clip_features(clips, 16000), together, rtol=1e-6, atol=1e-9)
+    assert sizes == [2, 2, 2, 1]
+    assert M.feature_batch(10**9) == 1 and M.feature_batch(1) == 32
+
+
 def test_clip_features_tell_white_from_brown_noise():
     sr, rng = 16000, np.random.default_rng(0)
     white = lambda: rng.standard_normal((40, 4000, 1)).astype(np.float32) * 0.1

@@ -334,12 +334,23 @@ def clip_features(audio_batch, sample_rate: int, n_fft: int = 2048, hop: int = 5
     by_length: dict[int, list[int]] = {}
     for i, m in enumerate(mono):
         by_length.setdefault(m.shape[0], []).append(i)
-    for idx in by_length.values():
-        for start in range(0, len(idx), 32):  # bounded memory per STFT call
-            chunk = idx[start:start + 32]
+    for length, idx in by_length.items():
+        step = feature_batch(length)
+        for start in range(0, len(idx), step):
+            chunk = idx[start:start + step]
             x = torch.from_numpy(np.stack([mono[i] for i in chunk]))
             out[chunk] = _features_of_batch(x, int(sample_rate), n_fft, hop)
     return out
+
+
+FEATURE_BATCH_SAMPLES = 1 << 21  # what one STFT call of clip_features takes at most (beyond one clip): ~3 MB of
+# spectra and temporaries a second of audio, so 32 clips of a minute had taken 5 GB; 2**21 samples, about 150 MB
+
+
+def feature_batch(length: int) -> int:
+    """How many clips of ``length`` samples :func:`clip_features` takes per STFT call: at most 32, at most
+    :data:`FEATURE_BATCH_SAMPLES` samples, at least one clip."""
+    return max(1, min(32, FEATURE_BATCH_SAMPLES // max(length, 1)))
 
 
 def _as_features(f, name: str) -> np.ndarray:
