@@ -70,8 +70,9 @@ def test_temporal_chunks_have_no_seams(tiny_config, tmp_path, causal, upsampling
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_long_encodes_and_decodes_go_in_chunks_equal_to_the_whole_pass(tiny_config, tmp_path, monkeypatch, causal):
-    """Encode and decode a long time series in chunks, no forward longer than a chunk and its margins (in one pass,
-    30 minutes took GBs), and the same latents and audio as one pass over the whole (a causal model's delay too)."""
+    """Encode and decode a long time series in chunks, no forward longer than a chunk and its margins, nor a batch of
+    sounds with more audio than that (in one pass, 30 minutes took GBs; 16 long sounds at once, 16 chunks' work), and
+    the same latents and audio as one pass over the whole (a causal model's delay too)."""
     eng = _engine(tiny_config, tmp_path, "temporal", flows=0, causal=causal, chunk_seconds=0.1, batch=2)
     x = np.random.default_rng(1).standard_normal((20000, 1)).astype(np.float32) * 0.1
     z = eng.sample_latents(3, seconds=1.3, seed=4)
@@ -81,7 +82,7 @@ def test_long_encodes_and_decodes_go_in_chunks_equal_to_the_whole_pass(tiny_conf
     longest, model = eng.chunk + 2 * eng.margin, eng.model
     seen = []
     monkeypatch.setattr(model, "encode", lambda x, *a: seen.append(x.shape[-1]) or type(model).encode(model, x, *a))
-    monkeypatch.setattr(model, "decode", lambda z, *a, **k: seen.append(z.shape[-1] * eng.hop)
+    monkeypatch.setattr(model, "decode", lambda z, *a, **k: seen.append(len(z) * z.shape[-1] * eng.hop)
                         or type(model).decode(model, z, *a, **k))  # fmt: skip
     assert np.allclose(eng.encode(x, 16000), whole_z, atol=1e-5) and len(whole_z) == -(-len(x) // eng.hop)
     assert np.allclose(eng.sample(3, seconds=1.3, seed=4), whole_y, atol=1e-5)
