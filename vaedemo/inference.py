@@ -651,8 +651,8 @@ class Engine:
 
     def decode_many(self, z: np.ndarray) -> np.ndarray:
         """The latents of n sounds, (n, D) or (n, frames, D) as :meth:`sample_latents` gives them -> float32
-        (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time; within
-        :meth:`sample_latents`' bounds on n and length."""
+        (n, samples, channels), decoded ``batch`` sounds per forward instead of one at a time (long time series fewer,
+        see :meth:`_sounds_per_forward`); within :meth:`sample_latents`' bounds on n and length."""
         z = check_latents(z, self.latent_size, (2,) if self.mode.per_clip else (3,))
         self._check_amount(len(z), self._samples_of(z[0]) if z.ndim == 3 else self.clip_length)
         return self._decoded(z, self.mode.batch_from_numpy)
