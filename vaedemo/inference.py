@@ -393,8 +393,7 @@ class Engine:
         clips of similar lengths encoded together, each batch's map computed only as far as its longest signal
         reaches (:meth:`_map_of_silent_tails`); with ``refine``, searched from the whole clips' latents."""
         if refine:
-            return torch.cat([searched_latents(self.model, clips[i : i + self.batch], refine)
-                              for i in range(0, len(clips), self.batch)])  # fmt: skip
+            return self._searched_clips(clips, refine)
         batches = cost_batches(np.array([self._encoded_frames(int(end)) for end in ends]), self.batch)
         z = [self.model.encode(clips[torch.from_numpy(rows)], self._map_of_silent_tails(int(ends[rows].max())))
              for rows in batches]  # fmt: skip
@@ -545,18 +544,29 @@ class Engine:
         (a tiny model's test: 2.399 against 2.403), not the same latents. A search of the whole input held its
         autograd graph: 18-23 MB a second of audio (4.4 GB for 4 minutes)."""
         if self.mode.per_clip:
-            clips = self.mode.fold(self.mode.pad(x))
-            return torch.cat([searched_latents(self.model, clips[i : i + self.batch], refine, prior_weight=prior_weight)
-                              for i in range(0, len(clips), self.batch)])  # fmt: skip
+            return self._searched_clips(self.mode.fold(self.mode.pad(x)), refine, prior_weight)
         # a causal model's decode lags its input: the search compares the input with the decode of the input padded by
         # the lag, as reconstruct's does (_run); unpadded, it compared only the first t - lag samples (none of a
         # short input: a reshape error). The frames past the input's own are left out, as encode without search has
         # none.
-        frames, hop = -(-x.shape[-1] // self.hop), self.hop
+        frames = -(-x.shape[-1] // self.hop)
         x = torch.nn.functional.pad(x, (0, self.model.delay))  # (the last chunk's end: the input's, not a frame's)
-        z = [searched_latents(self.model, x[..., a:b], refine, prior_weight=prior_weight, offset=a)
-             [..., (s - a) // hop : -(-(e - a) // hop)] for s, e, a, b in self._chunks(x.shape[-1])]  # fmt: skip
-        return torch.cat(z, dim=-1)[..., :frames]
+        z = self._latents_in_chunks(x, lambda piece, offset: searched_latents(self.model, piece, refine,
+                                                                              prior_weight=prior_weight, offset=offset))
+        return z[..., :frames]
+
+    def _searched_clips(self, clips: torch.Tensor, refine: int, prior_weight: float = 0.0) -> torch.Tensor:
+        """The searched latents (clips, D) of one-shot clips (clips, C, clip_length), each against its own audio,
+        ``batch`` at a time (each clip's search is its own: the same latents as all at once)."""
+        return torch.cat([searched_latents(self.model, clips[i : i + self.batch], refine, prior_weight=prior_weight)
+                          for i in range(0, len(clips), self.batch)])  # fmt: skip
+
+    def _latents_in_chunks(self, x: torch.Tensor, latents_of: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+        """A time series' latents (1, D, frames) of audio (1, C, T), each chunk of :meth:`_chunks` given with its
+        margins to ``latents_of(piece, offset)`` and its own frames kept (the last chunk's partial frame too)."""
+        hop = self.hop
+        return torch.cat([latents_of(x[..., a:b], a)[..., (s - a) // hop : -(-(e - a) // hop)]
+                          for s, e, a, b in self._chunks(x.shape[-1])], dim=-1)  # fmt: skip
 
     @torch.inference_mode()
     def _encode_in_pieces(self, x: torch.Tensor) -> torch.Tensor:
@@ -566,9 +576,7 @@ class Engine:
         if self.mode.per_clip:
             step = self.batch * self.clip_length
             return torch.cat([self.model.encode(x[..., s : s + step]) for s in range(0, x.shape[-1], step)])
-        x = self.mode.pad(x)
-        return torch.cat([self.model.encode(x[..., a:b])[..., (s - a) // self.hop : (e - a) // self.hop]
-                          for s, e, a, b in self._chunks(x.shape[-1])], dim=-1)  # fmt: skip
+        return self._latents_in_chunks(self.mode.pad(x), lambda piece, offset: self.model.encode(piece))
 
     def _chunks(self, total: int) -> list[tuple[int, int, int, int]]:
         """(start, end, start with margin, end with margin) of each chunk of a temporal model's signal of ``total``
