@@ -20,6 +20,10 @@ def test_a_folder_that_is_not_a_bundle_is_refused_before_any_upload(tmp_path, ca
     assert "holds no config.json, so it is not a vaedemo bundle." in capsys.readouterr().err
     assert main([str(tmp_path / "notes"), "not a repo!!"]) == 2  # (an upload's failure, exit 1, after the bundle)
     assert "error: 'not a repo!!' is not a Hub repo id: org/name" in capsys.readouterr().err
+    # a Hub id is no folder of files to upload: named as given (as a path it read "hf:/org/src", not a bundle folder)
+    assert main(["hf://org/src", "org/repo"]) == 2
+    assert ("error: python -m vaedemo.push_to_hub uploads the files of a bundle folder, and hf://org/src is a Hub id: "
+            "download it to a folder (hf download org/src --local-dir DIR)") in capsys.readouterr().err
 
 
 def test_a_failed_upload_is_one_line_whatever_the_error_says(tiny_config, tmp_path, capsys, monkeypatch):

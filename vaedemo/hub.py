@@ -88,13 +88,14 @@ def resolve(source: str | Path) -> Path:
     return p
 
 
-def refuse_hub_id_for_writing(source: str, command: str) -> None:
+def refuse_hub_id_for_writing(source: str, command: str, does: str = "writes into the bundle's folder") -> None:
     """A command that writes into a bundle's folder is refused a Hub id: its folder is the Hugging Face cache's
-    snapshot, which would then disagree with the commit it is filed under."""
+    snapshot, which would then disagree with the commit it is filed under. ``does``: what the command does with the
+    folder, for one that needs a folder of the user's own for another reason (an upload: its files)."""
     if str(source).startswith("hf://"):
         repo, _ = parse_hub_id(str(source))
-        raise CheckpointError(f"{command} writes into the bundle's folder, and {str(source)[:80]} is a Hub id: download "
-                              f"it to a folder (hf download {repo} --local-dir DIR) and use that.")  # fmt: skip
+        raise CheckpointError(f"{command} {does}, and {str(source)[:80]} is a Hub id: download it to a folder (hf "
+                              f"download {repo} --local-dir DIR) and use that.")  # fmt: skip
 
 
 def weights_file(source: str | Path, folder: Path, limit: int) -> Path:

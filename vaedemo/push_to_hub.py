@@ -15,7 +15,7 @@ from .bundle import MAX_WEIGHT_BYTES, load
 from .cli import user_errors
 from .dataset_summary import read_summary
 from .errors import VaedemoError
-from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, bundle_file
+from .hub import BUNDLE_FILES, FILE_LIMITS, OPTIONAL_FILES, bundle_file, refuse_hub_id_for_writing
 
 
 def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
@@ -28,8 +28,9 @@ def push_to_hub(bundle_dir: str | Path, repo_id: str, private: bool = False, tok
     except HFValidationError:
         raise VaedemoError(f"{str(repo_id)[:96]!r} is not a Hub repo id: org/name (or name) of letters, digits, '-', "
                            "'_' and '.'.") from None  # fmt: skip
-    path = Path(bundle_dir)
-    files = bundle_files(path)
+    # (as a Path, hf://org/src read "hf:/org/src", which was then "not a bundle folder")
+    refuse_hub_id_for_writing(bundle_dir, "python -m vaedemo.push_to_hub", "uploads the files of a bundle folder")
+    files = bundle_files(Path(bundle_dir))
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
