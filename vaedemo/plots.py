@@ -93,10 +93,20 @@ def _heatmap(s: Spectrogram, zmin: float, zmax: float, colorbar: bool, name: str
     )  # fmt: skip
 
 
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+# tools nothing here needs: selections (nothing reads them), and zoom steps and autoscale beside the zoom box and reset
+TOOLS_LEFT_OUT = ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"]
+
+
+def _layout(fig: go.Figure, title: str, height: int, toolbar: str = "v") -> go.Figure:
+    """Title, size, margins and Plotly's toolbar (shown while the pointer is over the figure): upright at the right
+    edge (``toolbar`` "v") where titles run along the top, since lying along it (``"h"``) it covered a narrow figure's
+    title, the Interpolate tab's position and peak at 1280 px, which a presenter pointing at the figure wants read
+    (upright, it covers the colour bar's labels instead: room of its own beside them would narrow every spectrogram
+    by its width for a bar shown only while pointed at)."""
     fig.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 18}}, height=height, font=FONT,
         margin={"l": 60, "r": 10, "t": 44, "b": 44}, paper_bgcolor="white", plot_bgcolor="white",
+        modebar={"orientation": toolbar, "remove": TOOLS_LEFT_OUT},
     )  # fmt: skip
     return fig
 
@@ -241,4 +251,4 @@ def latent_map_figure(
     fig.update_layout(legend={"title": {"text": colour_name}, "x": 1.01, "y": 1, "yanchor": "top",
                               "itemclick": "toggle", "font": {"size": 15}},
                       clickmode="event", hovermode="closest")  # fmt: skip
-    return _layout(fig, "", height).update_layout(margin={"t": 20})
+    return _layout(fig, "", height, toolbar="h").update_layout(margin={"t": 20})  # (its legend at the right edge)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .screenshots import CHROMIUM, wait_idle
+from .screenshots import CHROMIUM, release_slider, wait_idle
 
 ROOT = Path(__file__).resolve().parents[2]
 W, H = 1280, 720
@@ -77,6 +77,35 @@ def test_every_button_of_the_interpolate_tabs_players_lies_inside_its_player(bro
                 .map((b) => `${b.left}-${b.right} outside ${box.left}-${box.right}`); })""")
     players = page.locator(".compact-player").evaluate_all("ps => ps.filter((p) => p.offsetParent).length")
     assert players >= 7 and outside == []  # Sound A and B, five steps (the position's is drawn when it is moved)
+    page.close()
+
+
+# the boxes of a figure's toolbar (Plotly's modebar, shown while the pointer is over the figure) that cover one of its
+# titles: the figure's own and its subplots'
+TOOLBAR_OVER_TITLES = """(figure) => {
+    const toolbar = figure.querySelector('.modebar').getBoundingClientRect();
+    return [...figure.querySelectorAll('.gtitle, .annotation-text')].map((t) => [t.textContent, t.getBoundingClientRect()])
+        .filter(([, b]) => b.width > 0 && b.right > toolbar.left && b.left < toolbar.right && b.bottom > toolbar.top &&
+                b.top < toolbar.bottom).map(([text]) => text); }"""
+
+
+def test_a_figures_toolbar_leaves_its_titles_readable(browser, server):
+    """At 1280 px the position's figure is about 410 px wide, its title ("Position 0.30 (prior) · peak -19 dBFS")
+    most of that: Plotly's toolbar, lying along the top while the figure is pointed at, covered it."""
+    page = open_page(browser, server)
+    page.get_by_role("tab", name="Interpolate").click()
+    page.locator("#path-btn").click()
+    page.get_by_text("Step 5").wait_for(timeout=60000)
+    wait_idle(page)
+    release_slider(page, "Position A", 0.3)
+    page.locator("#pos-fig .gtitle").wait_for(timeout=60000)
+    wait_idle(page)
+    for figure in ("#path-fig", "#pos-fig"):
+        page.locator(f"{figure} .js-plotly-plot").hover()
+        page.locator(f"{figure} .modebar").wait_for(state="visible")
+        titles = page.locator(f"{figure} .gtitle, {figure} .annotation-text").all_text_contents()
+        assert titles and page.locator(f"{figure} .js-plotly-plot").evaluate(TOOLBAR_OVER_TITLES) == [], figure
+    assert page.locator("#pos-fig .gtitle").text_content().startswith("Position 0.30")
     page.close()
 
 

@@ -216,7 +216,7 @@ def build(state: DemoState, model: gr.Dropdown) -> tuple[list, list]:
                 path_typical = gr.Markdown("", elem_id="path-typicality")
                 position = gr.Slider(0, 1, value=0.5, step=0.05, label="Position A → B (drag or use the arrow keys)")
                 with gr.Row():
-                    pos_fig = gr.Plot(show_label=False, scale=2)
+                    pos_fig = gr.Plot(show_label=False, scale=2, elem_id="pos-fig")
                     pos_audio = Audio(label="Sound at this position", scale=1, elem_classes="compact-player", **AUDIO_OUT)
 
     @for_chosen_model(state.chosen, model_at=8)  # the six sources' inputs, steps, method, model
