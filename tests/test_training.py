@@ -314,8 +314,10 @@ def test_a_run_killed_during_a_validation_validates_that_step_when_resumed(drum_
     run_dir = tmp_path / "run"
     common = ["train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
     assert _train_here(drum_folder, run_dir, "train.max_steps=2", *common) == 0
-    shutil.rmtree(run_dir / "bundle")  # as if killed during step 2's validation: its checkpoint saved, no bundle
+    # as if killed during step 2's validation: its checkpoint saved, no bundle of it; and the latest bundle's config
+    # emptied by a power cut (it stopped the resume: "not valid JSON"), which that validation's bundle replaces
     shutil.rmtree(run_dir / "bundles")
+    (run_dir / "bundle" / "config.json").write_text("")
     assert _train_here(drum_folder, run_dir, "train.max_steps=4", *common, resume=True) == 0
     assert sorted(p.name for p in (run_dir / "bundles").iterdir()) == ["step-0000002", "step-0000004"]
     assert json.loads((run_dir / "bundles" / "step-0000002" / "config.json").read_text())["meta"]["step"] == 2
@@ -398,6 +400,41 @@ def test_a_run_dir_that_cannot_hold_the_run_is_one_sentence_before_any_data_is_r
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: train.run_dir {run_dir} {says}") and "\n" not in err
+
+
+def test_a_run_folder_another_training_is_using_is_refused(drum_folder, tmp_path, capsys):
+    """Two trainings in one folder both wrote its last.ckpt (through one temporary file) and its bundles: the run's
+    checkpoint became the other's. The lock is the kernel's, so a killed training leaves none (the kill test resumes)."""
+    from vaedemo.training.run_lock import RunLock
+
+    run_dir = tmp_path / "run"
+    with RunLock(run_dir):  # another training's, as far as the kernel's locks go (an open file of its own)
+        assert _train_here(drum_folder, run_dir, "train.max_steps=1") == 2
+        assert _train_here(drum_folder, run_dir, "train.max_steps=1", resume=True) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"error: {run_dir} is in use by another training (process {os.getpid()}); wait for it") == 2
+    assert not (run_dir / "config.yaml").exists()
+    assert _train_here(drum_folder, run_dir, "train.max_steps=1") == 0  # released
+
+
+def test_a_run_folder_with_bundles_but_no_checkpoint_is_not_trained_over(drum_folder, tmp_path, capsys):
+    """A new run in a folder whose checkpoint is gone replaced its config and bundles silently; --resume in a folder
+    whose run stopped before it saved anything (a restart loop's command) starts it again."""
+    run_dir = tmp_path / "run"
+    common = ["train.val_every_n_steps=2", "train.checkpoint_every_n_steps=1"]
+    assert _train_here(drum_folder, run_dir, "train.max_steps=2", *common) == 0
+    (run_dir / "checkpoints" / "last.ckpt").unlink()
+    kept = (run_dir / "bundle" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert _train_here(drum_folder, run_dir, "train.max_steps=4", *common) == 2
+    assert (f"error: {run_dir} holds an earlier run's bundle and bundles but no checkpoint to continue it from"
+            in capsys.readouterr().err)  # fmt: skip
+    assert (run_dir / "bundle" / "model.safetensors").read_bytes() == kept
+    shutil.rmtree(run_dir / "bundle")
+    shutil.rmtree(run_dir / "bundles")  # now only its config.yaml, as a run killed before its first checkpoint
+    assert _train_here(drum_folder, run_dir, "train.max_steps=2", *common, resume=True) == 0
+    assert f"note: {run_dir} holds no checkpoint yet" in capsys.readouterr().err
+    assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
 
 
 def test_resume_without_checkpoint_is_a_clear_error(drum_folder, tmp_path):

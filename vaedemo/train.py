@@ -19,6 +19,7 @@ from pathlib import Path
 from .cli import check_writable, user_errors
 from .errors import VaedemoError
 from .training.precision import fast_cpu_kernels
+from .training.run_lock import RunLock
 
 
 class _LightningNoise(logging.Filter):
@@ -281,8 +282,22 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
     cfg = load_config(config_path, overrides)
     run_dir = Path(cfg.train.run_dir)
     _check_run_dir(run_dir)
+    with RunLock(run_dir):  # (before anything in the folder is read: another training may be writing it)
+        return _run_alone(cfg, config_path, overrides, resume, command)
+
+
+def _run_alone(cfg, config_path: str | None, overrides: list[str], resume: bool, command: str) -> Path:
+    """:func:`run` in a run folder no other training is using."""
+    from .config import load_config
+
+    run_dir = Path(cfg.train.run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
     stored = run_dir / "config.yaml"
+    earlier = [p.name for p in (run_dir / "bundle", run_dir / "bundles") if p.exists()]
+    if resume and not last.is_file() and stored.is_file() and not earlier:  # stopped before it saved anything
+        print(f"[vaedemo] note: {run_dir} holds no checkpoint yet (its run stopped before its first): it starts from "
+              "step 0 with its config.yaml and --set", file=sys.stderr)  # fmt: skip
+        cfg, resume = load_config(stored, overrides), False
     if resume:
         if not last.is_file():
             raise VaedemoError(f"nothing to resume: {last} does not exist (start the run without --resume).")
@@ -301,6 +316,9 @@ def run(config_path: str | None, overrides: list[str], resume: bool, command: st
         raise VaedemoError(
             f"{run_dir} already holds a training run; pass --resume to continue it or set another train.run_dir."
         )
+    elif earlier:  # a new run would replace them: an earlier run's results, its checkpoint deleted or never written
+        raise VaedemoError(f"{run_dir} holds an earlier run's {' and '.join(earlier)} but no checkpoint to continue it "
+                           f"from ({last}); set another train.run_dir, or move them away to start over here.")  # fmt: skip
     import lightning.pytorch as pl
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -405,7 +423,10 @@ def _missed_validation(last: Path, run_dir: Path, train) -> dict | None:
     if step < train.max_steps and step % train.val_every_n_steps:
         return None
     bundle = run_dir / "bundle"
-    done = read_bundle_config(bundle)[1].get("step", -1) if (bundle / "config.json").is_file() else -1
+    try:
+        done = read_bundle_config(bundle)[1].get("step", -1) if (bundle / "config.json").is_file() else -1
+    except VaedemoError:  # (a config.json a power cut emptied: the validation's bundle replaces it)
+        done = -1
     return checkpoint if done < step else None
 
 
