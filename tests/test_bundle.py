@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import vaedemo
-from vaedemo.bundle import save_bundle
+from vaedemo.bundle import load, save_bundle
 from vaedemo.card import parameter_table
 from vaedemo.errors import CheckpointError
 from vaedemo.hub import BUNDLE_FILES, OPTIONAL_FILES
@@ -547,6 +548,21 @@ def test_a_number_longer_than_python_reads_is_one_sentence(bundle_dir, tmp_path)
         vaedemo.load(path)
     shutil.copytree(path, shelf / "broken")
     assert [s.label for s in discover(shelf)[0]] == ["good"]  # the other skipped (it stopped the demo's start)
+
+
+def test_a_bundle_saved_as_dot_is_refused_in_one_sentence(bundle_dir, tmp_path, monkeypatch):
+    """``export RUN .`` in an empty folder, and ``evaluate --checkpoint . --update-card`` inside a bundle, were a
+    ValueError traceback ("PosixPath('.') has an empty name"), the latter after the whole evaluation; saved, the
+    folder a shell is in would be replaced under it."""
+    from vaedemo.evaluate import main as evaluate
+
+    path, model = bundle_dir
+    monkeypatch.chdir(path)
+    for name in (".", "..", "sub/.."):
+        with pytest.raises(CheckpointError, match=rf"{re.escape(name)} names a folder without its name; give it by name"):
+            save_bundle(model, name)
+    assert evaluate(["--checkpoint", ".", "--data", str(tmp_path / "none"), "--update-card"]) == 2  # before any work
+    load(path)
 
 
 def test_saving_over_anything_but_a_bundle_is_refused_and_it_stays(bundle_dir, tmp_path):

@@ -1,6 +1,8 @@
 """TorchScript export for real-time hosts (nn~): what torch.jit.load gives back streams like Engine.stream, carries
 nn~'s metadata, and the command line refuses what it cannot export with one sentence."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -94,10 +96,14 @@ def test_command_line_refusals_are_one_sentence(tiny_config, tmp_path, capsys):
     assert not list(tmp_path.glob("*.ts"))
 
 
-def test_the_run_to_bundle_form_is_unchanged(tmp_path, capsys):
+def test_the_run_to_bundle_form_is_unchanged(tmp_path, capsys, monkeypatch):
     """``RUN OUT`` still makes a bundle from a run (here: refused with its own sentence); mixing forms is an error."""
     assert main([str(tmp_path / "no_run"), str(tmp_path / "bundle")]) == USER_ERROR
     assert "checkpoints/last.ckpt" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # a Hub id is no folder to write (as a path it made the local folder hf:/a/b)
+    assert main([str(tmp_path / "no_run"), "hf://a/b"]) == USER_ERROR
+    assert "error: hf://a/b is a Hub id, and export writes a bundle folder" in capsys.readouterr().err
+    assert not (tmp_path / "hf:").exists()
     for argv in ([], ["--torchscript", "a", "b.ts", "run"], ["--torchscript", "a", "b.ts", "--name", "x"],
                  [str(tmp_path), "out", "--streaming"]):  # (--name named nothing of a TorchScript file: refused)
         with pytest.raises(SystemExit) as e:
@@ -118,10 +124,14 @@ def test_the_file_is_written_aside_and_never_over_the_bundle_or_a_folder(tiny_co
     (tmp_path / "folder.ts").mkdir()
     with pytest.raises(VaedemoError, match="is a folder"):
         export_torchscript(bundle, tmp_path / "folder.ts")
-    for inside in (bundle / "model.safetensors", bundle / "model.ts"):  # a new file there blocks the next save too
-        with pytest.raises(VaedemoError, match="lies inside the bundle's folder"):
+    other = tmp_path / "other"
+    shutil.copytree(bundle, other)
+    # a new file there blocks the next save too; another bundle's weights were replaced (found by a helper's audit)
+    for inside in (bundle / "model.safetensors", bundle / "model.ts", other / "model.safetensors"):
+        with pytest.raises(VaedemoError, match=f"lies inside the bundle folder {inside.parent}: it would replace"):
             export_torchscript(bundle, inside)
     load(bundle)  # intact
+    load(other)
     assert not (bundle / "model.ts").exists()
     precious = tmp_path / "precious.txt"
     precious.write_text("keep me")

@@ -437,6 +437,20 @@ def test_a_run_folder_with_bundles_but_no_checkpoint_is_not_trained_over(drum_fo
     assert _ckpt_step(run_dir / "checkpoints" / "last.ckpt") == 2
 
 
+def test_a_config_of_a_model_above_the_bundles_limit_is_one_sentence_before_it_is_built(tmp_path, capsys):
+    """model.capacity=4096 is 15 G parameters (62 GB): building it ran out of memory (a bundle's config is refused)."""
+    from vaedemo.summary import main as summary
+    from vaedemo.train import main as train
+
+    sets = ["--set", "model.capacity=4096", "--set", f"train.run_dir={tmp_path / 'run'}"]
+    assert train(["--config", "configs/drums_temporal.yaml", *sets]) == 2
+    assert summary(["--config", "configs/drums_temporal.yaml", *sets]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: configs/drums_temporal.yaml with overrides model.capacity=4096 train.run_dir=") == 2
+    assert "describes a model of 15442 M parameters, above the limit of 200 M" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_without_checkpoint_is_a_clear_error(drum_folder, tmp_path):
     res = subprocess.run(_train_cmd(drum_folder, tmp_path / "fresh", "train.max_steps=2") + ["--resume"], cwd=ROOT,
                          capture_output=True, text=True)

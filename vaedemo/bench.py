@@ -52,8 +52,8 @@ def _load(target: str, kind: str, overrides: list[str] | None = None):
     (untrained weights, seed 0)."""
     import torch
 
-    from .bundle import Bundle, load
-    from .config import config_from_dict, load_config
+    from .bundle import Bundle, check_model_size, load
+    from .config import config_from_dict, config_source, load_config
     from .inference import Engine
     from .nn.vae import AudioVAE
 
@@ -61,6 +61,7 @@ def _load(target: str, kind: str, overrides: list[str] | None = None):
         bundle = load(target)
         return Engine(bundle), config_from_dict({"model": bundle.config.to_dict()}, target)
     train_cfg = load_config(target, overrides)
+    check_model_size(train_cfg.model, config_source(target, overrides))
     torch.manual_seed(0)
     return Engine(Bundle(train_cfg.model, AudioVAE(train_cfg.model).eval(), {}, None, target)), train_cfg
 

@@ -71,6 +71,7 @@ def save_bundle(
     .DS_Store a file browser left, a bundle of a newer format, a config.json a power cut emptied); else only an empty
     folder or a bundle holding only a bundle's files is replaced (:func:`check_replaceable`)."""
     out = Path(out_dir)
+    check_named_folder(out)
     if not own_folder:
         check_replaceable(out)
     meta = dict(meta or {})
@@ -87,6 +88,14 @@ def save_bundle(
         for f in tmp.iterdir():
             as_user_file(f)
     return out
+
+
+def check_named_folder(out: Path) -> None:
+    """A bundle to save is named by its folder's name, not "." or "..": the save replaces the whole folder, so a
+    shell inside it would be left in a deleted one (and the save itself was a ValueError traceback, "empty name")."""
+    if Path(out).name in ("", ".."):
+        raise CheckpointError(f"{out} names a folder without its name; give it by name ({os.path.abspath(out)}): a "
+                              "save replaces the whole folder, and a shell inside it would be left in a deleted one.")
 
 
 @contextmanager
@@ -323,6 +332,12 @@ def expected_shapes(cfg: ModelConfig, where: Path) -> dict[str, tuple[int, ...]]
             f"{MAX_PARAMETERS / 1e6:.0f} M (check model.partials, model.bands, model.ratios)."
         )
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_model_size(cfg: ModelConfig, source: str) -> None:
+    """A config's model within the limits a bundle's is held to, before it is built: ``model.capacity=4096`` (15 G
+    parameters, 62 GB) ran out of memory building it. Raises :class:`CheckpointError` naming ``source``."""
+    expected_shapes(cfg, source)
 
 
 def _weights_limit(expected: dict[str, tuple[int, ...]]) -> int:

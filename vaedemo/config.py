@@ -372,9 +372,8 @@ def config_from_dict(values: dict[str, Any], source: str = "the config") -> Conf
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Load YAML (or start from defaults when ``path`` is None), apply ``key=value`` overrides, validate."""
     values: dict[str, Any] = {}
-    source = "the defaults"
+    source = config_source(path)
     if path is not None:
-        source = str(path)
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {source} does not exist.")
@@ -383,9 +382,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, trainer).")
     for item in overrides or []:
         _apply_override(values, item)
-    if overrides:
-        source = f"{source} with overrides {' '.join(overrides)}"
-    return config_from_dict(values, source)
+    return config_from_dict(values, config_source(path, overrides))
+
+
+def config_source(path: str | Path | None, overrides: list[str] | None = None) -> str:
+    """How messages name a config: its file (or the defaults) and the overrides applied to it."""
+    source = "the defaults" if path is None else str(path)
+    return f"{source} with overrides {' '.join(overrides)}" if overrides else source
 
 
 def _power_of_two(n: int) -> bool:

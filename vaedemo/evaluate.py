@@ -336,9 +336,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.update_card:
         refuse_hub_id_for_writing(args.checkpoint, "--update-card")
-        from .bundle import check_replaceable
+        from .bundle import check_named_folder, check_replaceable
 
-        check_replaceable(Path(args.checkpoint))  # before the evaluation, not after it
+        check_named_folder(Path(args.checkpoint))  # before the evaluation, not after it
+        check_replaceable(Path(args.checkpoint))
     check_outputs(args.data, out=args.out, json_path=args.json)  # before the work, not a traceback after it
     check_draws(args.draws)
     check_refine_option(args.refine)

@@ -44,6 +44,9 @@ def export(run: str | Path, out_dir: str | Path, name: str | None = None) -> Pat
     from .config import config_from_dict
     from .training.module import phase_reached
 
+    if str(out_dir).startswith("hf://"):  # (as a path, "hf://a/b" made a local folder hf:/a/b)
+        raise VaedemoError(f"{str(out_dir)[:80]} is a Hub id, and export writes a bundle folder: write it to a folder, "
+                           "then upload that with python -m vaedemo.push_to_hub FOLDER org/name.")  # fmt: skip
     path = Path(run)
     ckpt = path if path.is_file() else path / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -176,9 +179,12 @@ def export_torchscript(bundle: str | Path, out: str | Path, streaming: bool = Fa
         raise VaedemoError(f"{path.parent} is not a folder; create it first or choose another path for {path.name}.")
     if path.is_dir():
         raise VaedemoError(f"{path} is a folder; give the path of the TorchScript file to write, such as {path / 'model.ts'}.")
-    if b.path is not None and path.resolve().is_relative_to(b.path.resolve()):  # (as --onnx refuses it)
-        raise VaedemoError(f"{path} lies inside the bundle's folder {b.path}: a file there besides the bundle's own "
-                           "makes the next save to the bundle refuse to replace it; write it outside.")  # fmt: skip
+    # inside the exported bundle's folder (as --onnx refuses it) or another's, whose weights it replaced
+    inside = b.path if b.path is not None and path.resolve().is_relative_to(b.path.resolve()) else None
+    if inside is not None or (path.parent / "model.safetensors").exists():
+        raise VaedemoError(f"{path} lies inside the bundle folder {inside or path.parent}: it would replace the bundle's "
+                           "own file or, beside them, make the next save to the bundle refuse to replace it; write it "
+                           "outside.")  # fmt: skip
     module = HostModule(b.model.float().eval(), streaming)
     buffer = io.BytesIO()  # torch's own writer aborts the process on a full disk, half a file written over the old one
     torch.jit.save(script(module), buffer)

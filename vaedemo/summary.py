@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .bundle import check_model_size
 from .cli import user_errors
-from .config import load_config
+from .config import config_source, load_config
 
 
 @user_errors
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=2)
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
+    check_model_size(cfg.model, config_source(args.config, args.overrides))
     from lightning.pytorch.utilities.model_summary import summarize
 
     from .training.module import VAEModule

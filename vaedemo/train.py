@@ -277,9 +277,11 @@ def slow_cpu_discriminator(cfg) -> str | None:
 
 def run(config_path: str | None, overrides: list[str], resume: bool, command: str = "") -> Path:
     """Train (or resume) and return the run folder."""
-    from .config import load_config
+    from .bundle import check_model_size
+    from .config import config_source, load_config
 
     cfg = load_config(config_path, overrides)
+    check_model_size(cfg.model, config_source(config_path, overrides))
     run_dir = Path(cfg.train.run_dir)
     _check_run_dir(run_dir)
     with RunLock(run_dir):  # (before anything in the folder is read: another training may be writing it)
