@@ -190,6 +190,10 @@ def test_cli_renders_and_prints_a_summary(tmp_path, capsys):
     (["--gain", "nan"], "the gain must be 0..10 (fluidsynth's range), got nan."),
     (["--pitches", ","], "the pitches and programs, when given, must name at least one number."),
     (["--programs", ""], "the pitches and programs, when given, must name at least one number."),
+    # fluidsynth's own words named no option; under half a sample was a numpy traceback
+    (["--sample-rate", "1"], "the sample rate must be 8000..96000 Hz (fluidsynth's range), got 1."),
+    (["--sample-rate", "100000000"], "the sample rate must be 8000..96000 Hz (fluidsynth's range), got 100000000."),
+    (["--duration", "1e-9"], "the duration 1e-09 s is less than one sample at 44100 Hz."),
 ])  # fmt: skip
 def test_cli_settings_are_checked_in_one_sentence(tmp_path, capsys, args, sentence):
     out = tmp_path / "o"
@@ -197,13 +201,17 @@ def test_cli_settings_are_checked_in_one_sentence(tmp_path, capsys, args, senten
     assert capsys.readouterr().err == f"error: {sentence}\n" and not out.exists()
 
 
-def test_an_empty_range_is_refused_not_read_as_every_key(tmp_path, capsys):
+@pytest.mark.parametrize("flag,text,says", [
+    ("--pitches", "81-35", "a range goes from low to high, like 35-81, not '81-35'"),
+    # checked before it is expanded: 1-2000000000 took GBs, then a one-line error of every number
+    ("--velocities", "1-2000000000", "MIDI numbers are 0..127, so a range lies within them, not '1-2000000000'"),
+])  # fmt: skip
+def test_an_empty_or_huge_range_is_refused_not_read_as_every_key(tmp_path, capsys, flag, text, says):
     with pytest.raises(SystemExit) as exit_:
         main(["--soundfont", str(tiny_sf2(tmp_path / "t.sf2")), "--kind", "drums", "--out", str(tmp_path / "o"),
-              "--pitches", "81-35"])  # fmt: skip
+              flag, text])  # fmt: skip
     assert exit_.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
-        "python -m vaedemo.data.soundfont: error: argument --pitches: a range goes from low to high, like 35-81, "
-        "not '81-35'")
+        f"python -m vaedemo.data.soundfont: error: argument {flag}: {says}")
 
 
 def test_an_out_that_is_a_file_or_holds_other_files_is_refused_in_one_sentence(tmp_path, capsys):

@@ -251,6 +251,7 @@ def render_soundfont(
     t0 = time.perf_counter()
     soundfont, out = Path(soundfont), Path(out)
     _check_settings(kind, velocities, pitches, programs, duration, gain, max_kits, jobs)
+    _check_rate(sample_rate, duration)
     chosen, keys = _choose_presets(soundfont, kind, programs, pitches, max_kits)
     notes = [(k, v) for k in keys for v in velocities]
     seen: set[str] | None = None if keep_duplicates else set()
@@ -286,6 +287,19 @@ def _check_settings(kind: str, velocities, pitches, programs, duration: float, g
     for what, n in (("kits (--max-kits)", max_kits), ("fluidsynth processes (--jobs)", jobs)):
         if n is not None and n < 1:
             raise DataError(f"the number of {what} must be at least 1, got {n}.")
+
+
+FLUIDSYNTH_RATES = (8000, 96000)  # the sample rates fluidsynth renders at (synth.sample-rate)
+
+
+def _check_rate(sample_rate: int, duration: float) -> None:
+    """A rate fluidsynth renders at, and a duration of at least one sample at it: rates outside its range came back as
+    fluidsynth's own words, which named no option, and a duration under half a sample as a numpy traceback."""
+    lo, hi = FLUIDSYNTH_RATES
+    if not lo <= sample_rate <= hi:
+        raise DataError(f"the sample rate must be {lo}..{hi} Hz (fluidsynth's range), got {sample_rate}.")
+    if round(duration * sample_rate) < 1:
+        raise DataError(f"the duration {duration:g} s is less than one sample at {sample_rate} Hz.")
 
 
 def check_duration(duration: float, name: str) -> None:
@@ -346,6 +360,8 @@ def _int_list(text: str) -> tuple[int, ...]:
             lo, _, hi = part.partition("-")
             if hi and int(hi) < int(lo):  # an empty range would leave the list empty, read as "all keys"
                 raise argparse.ArgumentTypeError(f"a range goes from low to high, like 35-81, not '{part}'")
+            if hi and not 0 <= int(lo) <= int(hi) <= 127:  # checked before it is expanded: 1-2000000000 took GBs
+                raise argparse.ArgumentTypeError(f"MIDI numbers are 0..127, so a range lies within them, not '{part}'")
             values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers like 40,80 or ranges like 35-81, not '{text}'") from None
