@@ -205,11 +205,14 @@ def test_a_duration_no_one_shot_has_is_refused_before_any_kit_is_read(kits, tmp_
     """--duration 1e7 was numpy's MemoryError traceback in cut_oneshot, for every file of every kit."""
     for duration, sentence in [("1e7", "--duration must be above 0 and at most 60 s (a one-shot), got 10000000.0."),
                                ("61", "--duration must be above 0 and at most 60 s (a one-shot), got 61.0."),
-                               ("-1", "--duration must be above 0 and at most 60 s (a one-shot), got -1.0.")]:
+                               ("-1", "--duration must be above 0 and at most 60 s (a one-shot), got -1.0."),
+                               # empty files, then counted as duplicates
+                               ("1e-9", "--duration 1e-09 s is less than one sample at 44100 Hz.")]:
         assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--duration", duration]) == 2
         assert capsys.readouterr().err == f"error: {sentence}\n" and not (tmp_path / "o").exists()
-    assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--sample-rate", "0"]) == 2
-    assert capsys.readouterr().err == "error: --sample-rate must be positive, got 0.\n"
+    for rate in ("0", "1"):  # at 1 Hz every file failed to resample and was counted "undecodable"
+        assert main(["--root", str(kits), "--out", str(tmp_path / "o"), "--sample-rate", rate]) == 2
+        assert capsys.readouterr().err == f"error: --sample-rate must be 1000 to 192000 Hz, got {rate}.\n"
 
 
 def test_the_training_cache_name_is_the_datasets():

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load_audio
+from ..audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, load_audio
 from ..cli import user_errors
 from ..errors import AudioError, DataError
 from .oneshots import first_seen, replaced_folder, write_manifest, write_oneshot
@@ -176,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-rate", type=int, default=44100)
     ap.add_argument("--duration", type=float, default=1.0, help=f"seconds per one-shot (at most {MAX_DURATION_S:g})")
     a = ap.parse_args(argv)
-    if a.sample_rate <= 0:
-        raise DataError(f"--sample-rate must be positive, got {a.sample_rate}.")
+    if not MIN_SAMPLE_RATE <= a.sample_rate <= MAX_SAMPLE_RATE:  # (below, every file failed to resample: "undecodable")
+        raise DataError(f"--sample-rate must be {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, got {a.sample_rate}.")
     check_duration(a.duration, "--duration")  # before any kit is read: --duration 1e7 was numpy's MemoryError
+    if round(a.duration * a.sample_rate) < 1:  # (it wrote empty files, then counted them duplicates)
+        raise DataError(f"--duration {a.duration:g} s is less than one sample at {a.sample_rate} Hz.")
     counts = collect(a.root, a.out, a.sample_rate, a.duration)
     print(f"{a.out}: {counts['written']} one-shots ({counts['silent']} silent, {counts['duplicates']} duplicate, "
           f"{counts['undecodable']} undecodable files left out)")  # fmt: skip
