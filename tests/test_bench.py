@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from vaedemo.bench import COLUMNS, measure_inference, table
@@ -29,6 +30,19 @@ def test_refined_reconstruction_is_timed_only_when_asked(tiny_config, tmp_path):
     assert "refined x RT" not in alone[0] and alone[0].count("|") == rows[0].count("|") - 1
     full = table([{c[0]: 1.0 for c in COLUMNS}]).splitlines()  # every column measured: all of them shown
     assert full[0].count("|") == len(COLUMNS) + 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to stand for a full disk")
+def test_a_json_the_disk_cannot_hold_is_one_sentence(tiny_config, tmp_path, capsys):
+    """The rows were written with write_text: a full disk was an OSError traceback after the whole benchmark."""
+    from vaedemo.bench import main
+
+    cfg = tiny_config("temporal", flows=0)
+    torch.manual_seed(0)
+    bundle = save_bundle(AudioVAE(cfg.model), tmp_path / "b")
+    assert main(["--checkpoint", str(bundle), "--runs", "1", "--seconds", "0.25", "--train-steps", "0", "--json",
+                 "/dev/full"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.endswith("error: could not write /dev/full: No space left on device.\n")
 
 
 def test_odd_arguments_are_one_sentence_before_any_model_loads(tmp_path, capsys, monkeypatch):
@@ -85,6 +99,8 @@ def test_train_settings_are_one_sentence_before_any_training(tmp_path, capsys):
 
     root = Path(bench.__file__).resolve().parents[1]
     common = ["--train", "--runs", "1", "--vae-steps", "1", "--adv-steps", "1"]
+    (tmp_path / "bad.yaml").write_text("a: [")  # these two, and a --source that is no checkout, were tracebacks
+    (tmp_path / "list.yaml").write_text("- 1")
     for extra, message in [(["--config", str(tmp_path / "none.yaml")], f"--config {tmp_path / 'none.yaml'} does not "
                             "exist."),
                            (["--config", "configs"], f"--config configs (read from {root}) is a folder; give a YAML "
@@ -95,7 +111,13 @@ def test_train_settings_are_one_sentence_before_any_training(tmp_path, capsys):
                             "timed), got -3 and 1."),
                            (["--batch", "-1"], "--batch must be at least 1, got -1."),
                            (["--workers", "-1"], "--workers must be at least 0, got -1."),
-                           (["--threads", "0"], "--threads must be at least 1, got 0.")]:  # fmt: skip
+                           (["--threads", "0"], "--threads must be at least 1, got 0."),
+                           (["--config", str(tmp_path / "bad.yaml")], f"--config {tmp_path / 'bad.yaml'} is not valid "
+                            "YAML (while parsing a flow node)."),
+                           (["--config", str(tmp_path / "list.yaml")], f"--config {tmp_path / 'list.yaml'} is not a "
+                            "vaedemo config (a mapping of data, model, train and trainer sections)."),
+                           (["--source", str(tmp_path)], f"--source {tmp_path} is not a vaedemo checkout (it has no "
+                            "vaedemo/train.py).")]:  # fmt: skip
         assert bench.main(common + extra) == 2
         assert capsys.readouterr().err == f"error: {message}\n"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import MAX_SECONDS_DEFAULT
-from .cli import USER_ERROR, check_outputs, checked_device, user_errors
+from .cli import USER_ERROR, check_outputs, checked_device, user_errors, write_outputs
 from .errors import VaedemoError
 
 # --stream's bounds, checked before a model loads: --chunk 10**9 grew to 15 GB (a chunk is held whole, with every
@@ -176,7 +176,7 @@ def main_stream(args) -> int:
     print(f"\n1 torch thread; median of {args.chunks} chunks after 50 of warm-up; x RT = a chunk's duration over its "
           "compute time; latency: how far the output lags the input.")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        write_outputs({args.json: json.dumps(rows, indent=2)})  # (a full disk: one sentence, nothing half-written)
     return 0
 
 
@@ -315,7 +315,7 @@ def main_train(args) -> int:
                           "steps/s", file=sys.stderr)  # fmt: skip
     print(train_table(_medians(rows)))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        write_outputs({args.json: json.dumps(rows, indent=2)})  # (a full disk: one sentence, nothing half-written)
     return 0
 
 
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.runs} runs of {args.seconds:g} s after a warm-up; a one-shot model reconstructs one clip, and the "
           f"drum loop hit by hit)" + (f"; training steps: median of {args.train_steps}." if args.train_steps else "."))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        write_outputs({args.json: json.dumps(rows, indent=2)})  # (a full disk: one sentence, nothing half-written)
     return 0
 
 

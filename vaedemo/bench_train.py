@@ -27,6 +27,7 @@ import yaml
 
 from .cli import USER_ERROR
 from .errors import VaedemoError
+from .yamlfile import read_yaml
 
 PHASE_LINE = re.compile(r"\[vaedemo\] step (\d+): phase '(\w+)'")
 STOP_LINE = re.compile(r"\[vaedemo\] stopped at step (\d+)")
@@ -142,15 +143,21 @@ def checkout(source: Path | None) -> Path:
 
 
 def check_config(config: str, source: Path | None) -> None:
-    """Refuse, before any training starts, a config that is not a file of the checkout (it was a FileNotFoundError or
-    IsADirectoryError traceback)."""
+    """Refuse, before any training starts, a checkout that is none (its config was blamed) and a config that is not a
+    file of it (a FileNotFoundError or IsADirectoryError traceback) or not a config (a YAML or AttributeError one)."""
     root = checkout(source)
+    if not (root / "vaedemo" / "train.py").is_file():
+        raise VaedemoError(f"--source {source} is not a vaedemo checkout (it has no vaedemo/train.py).")
     path = root / config
     where = "" if Path(config).is_absolute() else f" (read from {root})"
     if path.is_dir():
         raise VaedemoError(f"--config {config}{where} is a folder; give a YAML config file.")
     if not path.is_file():
         raise VaedemoError(f"--config {config}{where} does not exist.")
+    doc = read_yaml(path, f"--config {config}{where}")
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k) or {}, dict) for k in ("data", "model", "train")):
+        raise VaedemoError(f"--config {config}{where} is not a vaedemo config (a mapping of data, model, train and "
+                           "trainer sections).")  # fmt: skip
 
 
 def _data_root(doc: dict, tmp: Path) -> Path:
