@@ -94,7 +94,7 @@ def test_the_command_writes_its_report_and_numbers(tmp_path, capsys):
     assert main(["--data", str(folder), "--seed", "-1"]) != 0
     assert "--seed must be a whole number" in capsys.readouterr().err
     assert main(["--data", str(tmp_path / "missing")]) != 0
-    assert "missing is not a folder." in capsys.readouterr().err
+    assert f"error: data folder {tmp_path / 'missing'} does not exist." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("hats", onset_eval.HAT_DIVISIONS)

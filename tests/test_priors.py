@@ -89,11 +89,19 @@ def test_priors_cli_compares_three_priors(tiny_config, drum_folder, tmp_path):
     assert "| flow matching |" in out.read_text() and "(RealNVP also at 0.5)" in out.read_text()
 
 
-def test_priors_cli_refuses_a_temperature_out_of_range(capsys):
-    assert priors_main(["--checkpoint", "unused", "--train-data", "x", "--data", "x", "--temperature", "0"]) != 0
+def test_priors_cli_refuses_a_temperature_out_of_range(capsys, tmp_path):
+    common = ["--checkpoint", "unused", "--train-data", str(tmp_path), "--data", str(tmp_path)]
+    assert priors_main([*common, "--temperature", "0"]) != 0
     assert "--temperature must be above 0 and at most 3, got [0.0]." in capsys.readouterr().err
-    assert priors_main(["--checkpoint", "unused", "--train-data", "x", "--data", "x", "--typical", "100"]) != 0
+    assert priors_main([*common, "--typical", "100"]) != 0
     assert "--typical must be a percentile above 0 and below 100, got [100.0]." in capsys.readouterr().err
+    # found after the prior's fit and every draw (minutes), or in Engine.sample's words, or never (10^9 ODE steps)
+    assert priors_main([*common, "--data", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == f"error: data folder {tmp_path / 'none'} does not exist.\n"
+    for flag, value in [("--samples", "20000"), ("--ode-steps", "1000000000"), ("--fm-steps", "-1")]:
+        assert priors_main([*common, flag, value]) == 2
+        assert "error: --samples must be 2 to 10000, --fm-steps 0 to 1000000 and --ode-steps 1 to 1000, got" in \
+            capsys.readouterr().err  # fmt: skip
 
 
 def test_typical_draws_keep_the_seeds_own_draws_above_the_floor(tiny_config, tmp_path):
@@ -172,9 +180,9 @@ def test_the_fitted_gaussian_draws_the_latents_mean_and_covariance():
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--samples", "1"], "--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got 1, "
+        (["--samples", "1"], "--samples must be 2 to 10000, --fm-steps 0 to 1000000 and --ode-steps 1 to 1000, got 1, "
                              "4000 and 8."),
-        (["--ode-steps", "0"], "--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got "
+        (["--ode-steps", "0"], "--samples must be 2 to 10000, --fm-steps 0 to 1000000 and --ode-steps 1 to 1000, got "
                                "200, 4000 and 0."),
         (["--json", "{tmp}"], "--json {tmp} is a folder; give a file name."),
         (["--seed", "-1"], "--seed must be a whole number from 0 to 2**63 - 1, got -1."),  # numpy's, after the fit

@@ -74,7 +74,12 @@ def check_outputs(reads: Sequence[str | None] = (), **paths: str | None) -> None
     that could not be written: one named twice (the second would silently replace the first), a folder, or a file in
     a folder that does not exist. Without this the error came as a traceback after the whole evaluation. Nor may one
     replace a file in the folders the command ``reads`` (its ``--data``): ``--json`` named one of the clips being
-    evaluated, and replaced it."""
+    evaluated, and replaced it. Each folder it reads must be one: a missing --data was found after the work on the
+    folders before it (priors: after the prior's fit and every draw, minutes)."""
+    for folder in filter(None, reads):
+        if not Path(folder).is_dir():
+            what = "is not a folder" if os.path.lexists(folder) else "does not exist"
+            raise VaedemoError(f"data folder {folder} {what}.")
     seen: dict[str, str] = {}
     read_roots = [Path(os.path.realpath(folder)) for folder in reads if folder]
     for flag, path in paths.items():

@@ -47,6 +47,7 @@ from .evaluate import (
     peaks_dbfs,
     scores_over_draws,
 )
+from .inference import MAX_SOUNDS
 from .metrics import clip_features, frechet_distance, kid, standardise
 from .nn.fm_prior import FlowMatchingPrior
 
@@ -292,6 +293,10 @@ def report(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+MAX_FM_STEPS = 1_000_000  # the flow-matching prior's training (4000 by default, ~a minute here)
+MAX_ODE_STEPS = 1000  # Euler steps of one sample (8 by default)
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vaedemo.priors", description=__doc__.split("\n\n")[0])
@@ -317,9 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     check_outputs([a.train_data, *a.data], out=a.out, json_path=a.json)  # before the work, not a traceback after it
     check_draws(a.draws)
     check_seed(a.seed)
-    if a.samples < 2 or a.fm_steps < 0 or a.ode_steps < 1:  # a sample alone has no KID; 0 Euler steps divided by 0
-        raise VaedemoError(f"--samples must be at least 2, --fm-steps not negative and --ode-steps at least 1, got "
-                           f"{a.samples}, {a.fm_steps} and {a.ode_steps}.")  # fmt: skip
+    # a sample alone has no KID; 0 Euler steps divided by 0; above the bounds, --samples failed after the fit (in
+    # Engine.sample's words, no flag named) and a billion ODE steps ran for ever
+    if not (2 <= a.samples <= MAX_SOUNDS and 0 <= a.fm_steps <= MAX_FM_STEPS and 1 <= a.ode_steps <= MAX_ODE_STEPS):
+        raise VaedemoError(f"--samples must be 2 to {MAX_SOUNDS}, --fm-steps 0 to {MAX_FM_STEPS} and --ode-steps 1 to "
+                           f"{MAX_ODE_STEPS}, got {a.samples}, {a.fm_steps} and {a.ode_steps}.")  # fmt: skip
     if any(not 0 < t <= 3 for t in a.temperature):  # the demo's API takes up to 3 as well
         raise VaedemoError(f"--temperature must be above 0 and at most 3, got {a.temperature}.")
     if any(not 0 < p < 100 for p in a.typical):
