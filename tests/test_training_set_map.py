@@ -83,6 +83,38 @@ def test_the_summary_command_writes_small_files_that_read_back_without_pickle(tr
     assert read_summary(data) is None  # a folder without a summary
 
 
+def test_a_summary_of_another_folder_than_the_training_one_or_of_an_unreadable_split_is_refused(trained, tmp_path,
+                                                                                               capsys):  # fmt: skip
+    """--data of another folder while the training one is there replaced the summary (8 clips) with one of that folder;
+    a bundle whose data.val_fraction is null was a TypeError traceback. Found by a helper's audit."""
+    import shutil
+
+    bundle, data = trained
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+
+    def trained_on(**data_keys):
+        doc = json.loads((copy / "config.json").read_text())
+        doc["training"]["data"] = {**(doc["training"].get("data") or {}), **data_keys}
+        (copy / "config.json").write_text(json.dumps(doc))
+
+    trained_on(root=str(data))
+    before = (copy / JSON_FILE).read_bytes() if (copy / JSON_FILE).exists() else None
+    assert main([str(copy), "--data", str(other)]) == 2
+    assert capsys.readouterr().err == (f"error: {copy} was trained on {data}, not {other}: the summary describes its "
+                                       "training set (its clips, their split, the typicality's reference); give --data "
+                                       f"{data}.\n")  # fmt: skip
+    assert ((copy / JSON_FILE).read_bytes() if (copy / JSON_FILE).exists() else None) == before
+    trained_on(root=str(tmp_path / "moved away"))  # its training folder gone: the folder given is taken
+    assert main([str(copy), "--data", str(other)]) == 0
+    trained_on(root=str(data), val_fraction=None)
+    assert main([str(copy), "--data", str(data)]) == 2
+    assert "training config has a data section this vaedemo cannot read (data.val_fraction, data.split_seed)" in \
+        capsys.readouterr().err  # fmt: skip
+
+
 def test_the_reference_is_the_training_clips_log_density(trained):
     from vaedemo.inference import Engine
 

@@ -90,7 +90,11 @@ def summarise(engine, data: str | Path, log=print) -> TrainingSetSummary:
     rows = read_manifest(root)
     train_cfg = engine.bundle.training.get("data") or {}
     rels = [p.relative_to(root).as_posix() for p in files]
-    _, val = split_files(rels, float(train_cfg.get("val_fraction", 0.0)), int(train_cfg.get("split_seed", 0)))
+    try:
+        _, val = split_files(rels, float(train_cfg.get("val_fraction", 0.0)), int(train_cfg.get("split_seed", 0)))
+    except (TypeError, ValueError):  # a bundle from elsewhere may say anything there (null was a TypeError traceback)
+        raise VaedemoError(f"{engine.bundle.path}'s training config has a data section this vaedemo cannot read "
+                           "(data.val_fraction, data.split_seed), so which clips it trained on is unknown.") from None
     val = set(val)
     latents, clips = [], []
     for path, rel in zip(files, rels):
@@ -194,6 +198,18 @@ def _typicality_reference(entry, folder: Path) -> np.ndarray | None:
     return np.sort(values)
 
 
+def check_training_folder(engine, data: Path) -> None:
+    """The summary describes the bundle's training set (its clips, their split, the typicality's reference): another
+    folder while the one it trained on is still there is a mistake, which replaced the summary with one of, say, 5
+    clips. A bundle whose training folder is gone (moved, another machine) takes the folder given."""
+    from .evaluate import is_training_folder
+
+    root = (engine.bundle.training.get("data") or {}).get("root")
+    if isinstance(root, str) and root and Path(root).is_dir() and not is_training_folder(data, Path(root)):
+        raise VaedemoError(f"{engine.bundle.path} was trained on {root}, not {data}: the summary describes its training "
+                           f"set (its clips, their split, the typicality's reference); give --data {root}.")  # fmt: skip
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m vaedemo.dataset_summary", description=__doc__.split("\n\n")[0])
@@ -209,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(args.bundle)
     check_writable(Path(args.bundle), "the summary is written into the bundle")  # before every clip is encoded
+    check_training_folder(engine, Path(args.data))
     summary = summarise(engine, args.data)
     for path in write_summary(summary, args.bundle):
         print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
