@@ -308,6 +308,26 @@ def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder
                                  "0.5 in the file); pass --set KEY=VALUE") in res.stderr  # fmt: skip
 
 
+def test_a_training_stopped_by_ctrl_c_says_where_it_saved(drum_folder, tmp_path):
+    """Ctrl-C saved the step but printed only Lightning's "Detected KeyboardInterrupt" and exited 1, as any error."""
+    run_dir = tmp_path / "run"
+    common = ["train.checkpoint_every_n_steps=100000", "train.val_every_n_steps=2", "train.vae_steps=100000"]
+    proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not (run_dir / "bundle" / "config.json").is_file():  # in its training loop, past its first validation
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("training never reached its first validation")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    saved = _ckpt_step(run_dir / "checkpoints" / "last.ckpt")
+    assert proc.returncode == 128 + signal.SIGINT and saved >= 2, err[-3000:]
+    assert f"stopped by Ctrl-C at step {saved}, saved in {run_dir / 'checkpoints' / 'last.ckpt'}; continue it with " \
+           "--resume" in err and "Traceback" not in err  # fmt: skip
+
+
 def test_a_run_killed_during_a_validation_validates_that_step_when_resumed(drum_folder, tmp_path):
     """Each step's checkpoint is saved before that step's validation: a run killed (or stopped by SIGTERM) during it
     resumes after the step, whose bundle would never be made."""
@@ -643,7 +663,8 @@ def test_a_checkpoint_cut_short_is_one_sentence_on_resume(drum_folder, tmp_path)
     load_config(None, overrides).dump_yaml(tmp_path / "run" / "config.yaml")
     (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(VaedemoError, match=r"last.ckpt is not a readable checkpoint \(RuntimeError\), so the run "
-                                           "cannot resume from it"):  # fmt: skip
+                                           "cannot resume from it; .* to go on from the latest, start a run in another "
+                                           rf"train.run_dir with --set train.init_from={tmp_path / 'run' / 'bundle'}."):
         run(None, overrides, resume=True)
 
 
@@ -690,6 +711,11 @@ def test_a_resume_says_what_else_it_changes_and_its_remedy_keeps_the_rate_where_
     phase, jump = resume_warnings(shipped, temporal("train.max_steps=20000"), 16000)
     assert "from train.vae_steps (16000) on train with the discriminator" in phase
     assert jump.startswith("the learning rate goes up at step 16000, from 0.0001 to 0.000272")
+    # a phase moved under the step resumed: an adversarial run went back to the VAE alone without a word
+    warmup = temporal("train.vae_steps=10", "train.discriminator_warmup_len=10")
+    (moved,) = resume_warnings(warmup, temporal("train.vae_steps=100", "train.discriminator_warmup_len=10"), 40)
+    assert moved == ("the settings put step 40 in the vae phase, where the run would be in the adversarial phase "
+                     "(train.vae_steps, train.discriminator_warmup_len): it goes on in that phase from here.")
     two = ["model.latent_mode=twostage", "model.prior_flow_layers=2"]  # stage two has no discriminator: no phase
     (jump,) = resume_warnings(temporal(*two), temporal(*two, "train.max_steps=20000"), 16000)  # warning, one jump
     assert "disc_lr" not in jump

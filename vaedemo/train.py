@@ -347,6 +347,12 @@ def _run_alone(cfg, config_path: str | None, overrides: list[str], resume: bool,
         print(f"[vaedemo] stopped by SIGTERM at step {int(module.step)}, saved in {last}; continue it with --resume",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(128 + signal.SIGTERM) from None
+    except SystemExit:  # Lightning's answer to Ctrl-C (exit 1, its own line alone), the step saved as for SIGTERM
+        if not trainer.interrupted:
+            raise
+        print(f"[vaedemo] stopped by Ctrl-C at step {int(module.step)}, saved in {last}; continue it with --resume",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(128 + signal.SIGINT) from None
     if trainer.is_global_zero:
         print(f"[vaedemo] stopped at step {int(module.step)}; bundle: {run_dir / 'bundle'}")
     return run_dir
@@ -368,6 +374,12 @@ def resume_warnings(trained, asked, step: int | None) -> list[str]:
         out.append(f"the run trained the VAE alone, and its steps from train.vae_steps ({asked.train.vae_steps}) on "
                    f"train with the discriminator (its warm-up, then adversarially); to train the VAE alone for longer, "
                    f"raise train.vae_steps with train.max_steps.")  # fmt: skip
+    now = phase_at(trained, step), phase_at(asked, step)
+    # --set train.vae_steps=100 at step 40 took an adversarial run back to the VAE alone without a word (past the run's
+    # own end, its next phase is no one's)
+    if step < trained.train.max_steps and now[0] != now[1]:
+        out.append(f"the settings put step {step} in the {now[1]} phase, where the run would be in the {now[0]} phase "
+                   "(train.vae_steps, train.discriminator_warmup_len): it goes on in that phase from here.")  # fmt: skip
     jump = _rate_jump(trained, asked, step)
     if jump:
         out.append(jump)
@@ -401,8 +413,11 @@ def _read_checkpoint(last: Path) -> dict:
     try:
         state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises several types for a damaged or foreign file
+        # (the way on: its latest bundle's weights, with fresh optimisers, in a folder of its own)
+        bundle = last.parent.parent / "bundle"
         raise VaedemoError(f"{last} is not a readable checkpoint ({type(e).__name__}), so the run cannot resume from "
-                           "it; its bundles hold the weights of its last validations.") from None  # fmt: skip
+                           f"it; its bundles hold the weights of its last validations: to go on from the latest, start "
+                           f"a run in another train.run_dir with --set train.init_from={bundle}.") from None  # fmt: skip
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
         raise VaedemoError(f"{last} is not a Lightning checkpoint of a training run (it has no state_dict).")
     return state
