@@ -173,6 +173,8 @@ def test_a_bad_port_in_the_environment_is_one_sentence_not_a_traceback_in_gradio
     "flags, sentence",
     [(["--device", "cuda:7"], "--device cuda:7"), (["--device", "gpu"], "must name a torch device"),
      (["--max-file-size", "50"], "whole number and a unit"), (["--port", "99999"], "--port must be from 1 to 65535"),
+     # overflowed the JSON Gradio sends the page, reported as "localhost is not accessible"
+     (["--max-file-size", "99999999999999999999gb"], "--max-file-size must be at most 1tb; got '99999999999999999999gb'."),
      (["--host", "999.1.1.1"], "--host 999.1.1.1 is not an address or a name of this machine"),
      (["--host", "192.0.2.1"], "cannot serve on 192.0.2.1:7860"), (["--threads", "0"], "--threads must be at least 1"),
      (["--data", "/nonexistent"], "--data /nonexistent is not a folder"),

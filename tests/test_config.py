@@ -103,6 +103,8 @@ def test_bands_power_of_two():
                                       "often: at most 16"),
     ("train.seed=-1", r"train.seed must be in \[0, 2\*\*32\), got -1"),
     ("train.run_dir=", "train.run_dir must name a folder"),  # the current folder, filled with the run's files
+    # as a path it read "hf:/a/b", which then did not exist
+    ("data.root=hf://a/b", "data.root must be a local folder of audio files .*, got the Hub id hf://a/b"),
 ])  # fmt: skip
 def test_values_that_cannot_train_are_one_sentence_before_anything_runs(override, message):
     """A sign or range that Adam, Lightning or a layer would refuse with a traceback minutes later (a negative lr), or

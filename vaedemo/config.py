@@ -513,6 +513,9 @@ def validate(cfg: Config, source: str = "the config") -> None:
 
     validate_model(cfg.model, source)
     need(d.mode in DATA_MODES, f"data.mode must be one of {DATA_MODES}, got '{d.mode}'")
+    # (as a path, hf://org/name read "hf:/org/name", which then did not exist)
+    need(not str(d.root).startswith("hf://"), f"data.root must be a local folder of audio files (nothing is downloaded "
+                                              f"for training), got the Hub id {str(d.root)[:80]}")  # fmt: skip
     need(0.0 <= d.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     a = d.augment
     need(0.0 <= a.gain_db <= 40.0, f"data.augment.gain_db must be in [0, 40], got {a.gain_db}")

@@ -220,17 +220,28 @@ _PAIR = re.compile(r"^([^:\s]+):(\S.*)$")
 FILE_SIZE = re.compile(r"\s*([1-9]\d*)\s*(b|kb|mb|gb|tb)\s*", re.IGNORECASE)  # what Gradio's max_file_size takes
 
 
+MAX_FILE_SIZE = "1tb"  # beyond any upload; 99999999999999999999gb overflowed the JSON Gradio sends the page (orjson's
+# 64-bit integers), which Gradio then reported as "localhost is not accessible"
+
+
 def file_size_bytes(size: str) -> int:
     """``--max-file-size`` in bytes, as Gradio reads it (each unit 1024 times the one before)."""
     check_file_size(size)
+    return _bytes(size)
+
+
+def _bytes(size: str) -> int:
     number, unit = FILE_SIZE.fullmatch(size).groups()
     return int(number) * 1024 ** ["b", "kb", "mb", "gb", "tb"].index(unit.lower())
 
 
 def check_file_size(size: str) -> None:
-    """``--max-file-size`` as Gradio reads it (a whole number and a unit), or one sentence saying what it takes."""
+    """``--max-file-size`` as Gradio reads it (a whole number and a unit) up to :data:`MAX_FILE_SIZE`, or one sentence
+    saying what it takes."""
     if not FILE_SIZE.fullmatch(size):
         raise VaedemoError(f"--max-file-size must be a whole number and a unit (b, kb, mb, gb), such as 50mb; got {size!r}.")
+    if _bytes(size) > _bytes(MAX_FILE_SIZE):
+        raise VaedemoError(f"--max-file-size must be at most {MAX_FILE_SIZE}; got {size[:40]!r}.")
 
 
 def parse_auth(pairs: list[str], env: str | None = None) -> list[tuple[str, str]]:
