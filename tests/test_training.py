@@ -276,22 +276,29 @@ def test_killed_training_resumes_where_it_stopped(drum_folder, tmp_path):
     assert meta["step"] == target
 
 
-def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder, tmp_path):
-    """SIGTERM (kill, docker stop, systemd, timeout) saves last.ckpt as Ctrl-C does, and the exit status says the
-    run did not finish (Lightning's SIGTERMException alone exits 0 with nothing saved)."""
-    run_dir = tmp_path / "run"
+def _signalled_after_its_first_validation(drum_folder, run_dir: Path, sig: int) -> tuple[int, str]:
+    """(exit status, stderr) of a training sent ``sig`` once past its first validation (step 2), with no periodic
+    checkpoint before step 100000: what it saved, it saved for the signal."""
     common = ["train.checkpoint_every_n_steps=100000", "train.val_every_n_steps=2", "train.vae_steps=100000"]
     proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 120
-    while not (run_dir / "bundle" / "config.json").is_file():  # past step 2; no periodic checkpoint until 100000
+    while not (run_dir / "bundle" / "config.json").is_file():
         if time.time() > deadline or proc.poll() is not None:
             proc.kill()
             pytest.fail("training never reached its first validation")
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    return proc.returncode, err
+
+
+def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder, tmp_path):
+    """SIGTERM (kill, docker stop, systemd, timeout) saves last.ckpt as Ctrl-C does, and the exit status says the
+    run did not finish (Lightning's SIGTERMException alone exits 0 with nothing saved)."""
+    run_dir = tmp_path / "run"
+    returncode, err = _signalled_after_its_first_validation(drum_folder, run_dir, signal.SIGTERM)
+    assert returncode == 128 + signal.SIGTERM, err[-3000:]
     last = run_dir / "checkpoints" / "last.ckpt"
     saved = _ckpt_step(last)
     assert saved >= 2 and f"stopped by SIGTERM at step {saved}" in err and "Traceback" not in err
@@ -311,19 +318,9 @@ def test_a_training_stopped_by_sigterm_saves_where_it_is_and_says_so(drum_folder
 def test_a_training_stopped_by_ctrl_c_says_where_it_saved(drum_folder, tmp_path):
     """Ctrl-C saved the step but printed only Lightning's "Detected KeyboardInterrupt" and exited 1, as any error."""
     run_dir = tmp_path / "run"
-    common = ["train.checkpoint_every_n_steps=100000", "train.val_every_n_steps=2", "train.vae_steps=100000"]
-    proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.time() + 120
-    while not (run_dir / "bundle" / "config.json").is_file():  # in its training loop, past its first validation
-        if time.time() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("training never reached its first validation")
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    returncode, err = _signalled_after_its_first_validation(drum_folder, run_dir, signal.SIGINT)
     saved = _ckpt_step(run_dir / "checkpoints" / "last.ckpt")
-    assert proc.returncode == 128 + signal.SIGINT and saved >= 2, err[-3000:]
+    assert returncode == 128 + signal.SIGINT and saved >= 2, err[-3000:]
     assert f"stopped by Ctrl-C at step {saved}, saved in {run_dir / 'checkpoints' / 'last.ckpt'}; continue it with " \
            "--resume" in err and "Traceback" not in err  # fmt: skip
 
