@@ -280,8 +280,11 @@ def _signalled_after_its_first_validation(drum_folder, run_dir: Path, sig: int) 
     """(exit status, stderr) of a training sent ``sig`` once past its first validation (step 2), with no periodic
     checkpoint before step 100000: what it saved, it saved for the signal."""
     common = ["train.checkpoint_every_n_steps=100000", "train.val_every_n_steps=2", "train.vae_steps=100000"]
+    # SIGINT as a terminal sends it: a shell's background job (CI's, say) starts with it ignored, and Python then
+    # installs no KeyboardInterrupt for it, so the training went on
     proc = subprocess.Popen(_train_cmd(drum_folder, run_dir, "train.max_steps=100000", *common), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 120
     while not (run_dir / "bundle" / "config.json").is_file():
         if time.time() > deadline or proc.poll() is not None:
