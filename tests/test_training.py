@@ -292,7 +292,11 @@ def _signalled_after_its_first_validation(drum_folder, run_dir: Path, sig: int) 
             pytest.fail("training never reached its first validation")
         time.sleep(0.2)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:  # a training that went on (the signal ignored) would train on past the test, for ever
+        proc.kill()
+        proc.wait()
     return proc.returncode, err
 
 
