@@ -250,8 +250,7 @@ def render_soundfont(
     """
     t0 = time.perf_counter()
     soundfont, out = Path(soundfont), Path(out)
-    _check_settings(kind, velocities, pitches, programs, duration, gain, max_kits, jobs)
-    _check_rate(sample_rate, duration)
+    _check_settings(kind, velocities, pitches, programs, duration, gain, max_kits, jobs, sample_rate)
     chosen, keys = _choose_presets(soundfont, kind, programs, pitches, max_kits)
     notes = [(k, v) for k in keys for v in velocities]
     seen: set[str] | None = None if keep_duplicates else set()
@@ -270,16 +269,24 @@ def render_soundfont(
     return summary
 
 
-def _check_settings(kind: str, velocities, pitches, programs, duration: float, gain: float, max_kits, jobs) -> None:
+FLUIDSYNTH_RATES = (8000, 96000)  # the sample rates fluidsynth renders at (synth.sample-rate)
+
+
+def _check_settings(kind: str, velocities, pitches, programs, duration: float, gain: float, max_kits, jobs,
+                    sample_rate: int) -> None:  # fmt: skip
     """Each setting a caller can get wrong as one sentence before anything is rendered (NaN fails every comparison,
-    so ``not 0 < x`` catches it where ``x <= 0`` would not)."""
+    so ``not 0 < x`` catches it where ``x <= 0`` would not). A rate outside fluidsynth's range came back in its own
+    words, which named no option."""
     if kind not in ("drums", "pitched"):
         raise DataError(f"kind must be 'drums' or 'pitched', got '{kind}'.")
     midi_numbers = (*(pitches or ()), *(programs or ()))
     bad = [v for v in velocities if not 0 < v < 128] + [k for k in midi_numbers if not 0 <= k < 128]
     if bad or not velocities:
         raise DataError(f"velocities must be 1..127, pitches and programs 0..127; got {bad or 'no velocity'}.")
-    check_duration(duration, "the duration")
+    lo, hi = FLUIDSYNTH_RATES
+    if not lo <= sample_rate <= hi:
+        raise DataError(f"the sample rate must be {lo}..{hi} Hz (fluidsynth's range), got {sample_rate}.")
+    check_duration(duration, "the duration", sample_rate)
     if any(given is not None and len(given) == 0 for given in (pitches, programs)):  # None, not (), means "all"
         raise DataError("the pitches and programs, when given, must name at least one number.")
     if not 0 <= gain <= 10:
@@ -289,24 +296,14 @@ def _check_settings(kind: str, velocities, pitches, programs, duration: float, g
             raise DataError(f"the number of {what} must be at least 1, got {n}.")
 
 
-FLUIDSYNTH_RATES = (8000, 96000)  # the sample rates fluidsynth renders at (synth.sample-rate)
-
-
-def _check_rate(sample_rate: int, duration: float) -> None:
-    """A rate fluidsynth renders at, and a duration of at least one sample at it: rates outside its range came back as
-    fluidsynth's own words, which named no option, and a duration under half a sample as a numpy traceback."""
-    lo, hi = FLUIDSYNTH_RATES
-    if not lo <= sample_rate <= hi:
-        raise DataError(f"the sample rate must be {lo}..{hi} Hz (fluidsynth's range), got {sample_rate}.")
-    if round(duration * sample_rate) < 1:
-        raise DataError(f"the duration {duration:g} s is less than one sample at {sample_rate} Hz.")
-
-
-def check_duration(duration: float, name: str) -> None:
+def check_duration(duration: float, name: str, sample_rate: int) -> None:
     """Refuse a one-shot's duration (``name``: how the caller's user calls it) that is not above 0 and at most
-    :data:`MAX_DURATION_S` (NaN included: it fails every comparison)."""
+    :data:`MAX_DURATION_S` (NaN included: it fails every comparison), or under one sample at ``sample_rate`` (a numpy
+    traceback, or empty files counted as duplicates)."""
     if not 0 < duration <= MAX_DURATION_S:
         raise DataError(f"{name} must be above 0 and at most {MAX_DURATION_S:g} s (a one-shot), got {duration}.")
+    if round(duration * sample_rate) < 1:
+        raise DataError(f"{name} {duration:g} s is less than one sample at {sample_rate} Hz.")
 
 
 def _choose_presets(
